@@ -1,0 +1,58 @@
+/**
+ * The configuration reference as Markdown tables, generated from the schema. README.md embeds
+ * the output between `<!-- config-reference:start -->` and `<!-- config-reference:end -->`;
+ * a test keeps the two in agreement. Regenerate with `bun config/reference.ts --write`.
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import { configJsonSchema } from "./load.ts";
+import { typeName, type SchemaNode } from "./describe.ts";
+
+export const START = "<!-- config-reference:start -->";
+export const END = "<!-- config-reference:end -->";
+
+function rows(node: SchemaNode, prefix: string): string[] {
+  const out: string[] = [];
+  for (const [key, child] of Object.entries(node.properties ?? {})) {
+    if (child.type === "object" && child.properties) {
+      out.push(...rows(child, `${prefix}${key}.`));
+      continue;
+    }
+    const dflt = child.default === undefined ? "—" : `\`${JSON.stringify(child.default)}\``;
+    out.push(`| \`${prefix}${key}\` | ${typeName(child)} | ${dflt} | ${child.description ?? ""} |`);
+  }
+  return out;
+}
+
+/** One table per top-level section, fault_tolerance first. */
+export function referenceMarkdown(): string {
+  const schema = configJsonSchema();
+  const sections = Object.keys(schema.properties ?? {}).sort((a, b) =>
+    a === "fault_tolerance" ? -1 : b === "fault_tolerance" ? 1 : 0);
+  const parts: string[] = [];
+  for (const section of sections) {
+    parts.push(`#### \`${section}\``, "", "| key | type | default | meaning |", "| --- | --- | --- | --- |");
+    parts.push(...rows(schema.properties![section]!, `${section}.`), "");
+  }
+  return parts.join("\n").trimEnd();
+}
+
+/** The README text between the markers, or undefined when the markers are missing. */
+export function embeddedReference(readme: string): string | undefined {
+  const a = readme.indexOf(START);
+  const b = readme.indexOf(END);
+  if (a < 0 || b < a) return undefined;
+  return readme.slice(a + START.length, b).trim();
+}
+
+if (import.meta.main) {
+  const path = new URL("../README.md", import.meta.url);
+  if (process.argv.includes("--write")) {
+    const readme = readFileSync(path, "utf8");
+    const a = readme.indexOf(START);
+    const b = readme.indexOf(END);
+    if (a < 0 || b < a) throw new Error(`README.md lacks ${START} ... ${END}`);
+    writeFileSync(path, `${readme.slice(0, a + START.length)}\n${referenceMarkdown()}\n${readme.slice(b)}`);
+  } else {
+    console.log(referenceMarkdown());
+  }
+}

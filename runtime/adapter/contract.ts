@@ -1,0 +1,78 @@
+/**
+ * The runtime contract: everything Revenant needs that Bun and Deno do differently. One small
+ * implementation per runtime (`bun.ts`, `deno.ts`), picked by feature detection in `index.ts`.
+ * Everything else in the codebase uses `node:` built-ins both runtimes share, or this contract.
+ */
+
+/** How a child process ended. */
+export interface ExitStatus {
+  /** Exit code, or null when a signal ended it. */
+  code: number | null;
+  /** Signal name (`SIGKILL`, ...) that ended it, or null. */
+  signal: string | null;
+}
+
+export interface SpawnOptions {
+  /** A module (TypeScript or JavaScript file) to run in a child of the same runtime. */
+  module: string;
+  args?: readonly string[];
+  /** The child's whole environment. */
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+/** A running child process. */
+export interface ChildProcess {
+  readonly pid: number;
+  readonly stdout: ReadableStream<Uint8Array>;
+  readonly stderr: ReadableStream<Uint8Array>;
+  /** Resolves once, when the process has ended. */
+  readonly exited: Promise<ExitStatus>;
+  /** Sends a signal; a process that already ended is ignored. */
+  kill(signal?: NodeJS.Signals): void;
+}
+
+/** A connected byte stream (Unix domain socket). */
+export interface Conn {
+  /** Queues bytes; order is kept and nothing is dropped while the peer reads. */
+  write(data: Uint8Array): void;
+  /** Bytes queued but not yet handed to the kernel. */
+  readonly pendingBytes: number;
+  close(): void;
+}
+
+export interface ConnHandlers {
+  data(bytes: Uint8Array): void;
+  /** Called once, when either side closes or the connection fails. */
+  close(error?: Error): void;
+}
+
+export interface SocketServer {
+  readonly path: string;
+  close(): void;
+}
+
+export interface HttpServer {
+  readonly hostname: string;
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+export interface ServeOptions {
+  fetch(request: Request): Response | Promise<Response>;
+  hostname?: string;
+  /** 0 picks a free port. */
+  port?: number;
+}
+
+export interface Runtime {
+  readonly name: "bun" | "deno";
+  readonly version: string;
+  /** Spawns a child of this same runtime running `module`. */
+  spawn(options: SpawnOptions): ChildProcess;
+  /** Listens on a Unix socket path; `accept` is called per connection and returns its handlers. */
+  listenUnix(path: string, accept: (conn: Conn) => ConnHandlers): Promise<SocketServer>;
+  /** Connects to a Unix socket path. */
+  connectUnix(path: string, handlers: ConnHandlers): Promise<Conn>;
+  serve(options: ServeOptions): Promise<HttpServer>;
+}

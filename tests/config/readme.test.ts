@@ -1,0 +1,34 @@
+/** README.md: the configuration reference matches the schema; the commands match CI. */
+import { expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { embeddedReference, referenceMarkdown } from "../../config/reference.ts";
+import { configJsonSchema } from "../../config/index.ts";
+
+const root = join(import.meta.dir, "..", "..");
+const readme = readFileSync(join(root, "README.md"), "utf8");
+
+test("the README's configuration reference is the one generated from the schema", () => {
+  const embedded = embeddedReference(readme);
+  expect(embedded).toBeDefined();
+  // On mismatch: run `bun config/reference.ts --write`.
+  expect(embedded).toBe(referenceMarkdown());
+});
+
+test("the README table lists every fault_tolerance key with its type and default", () => {
+  const ft = (configJsonSchema().properties!.fault_tolerance!.properties)!;
+  for (const [key, node] of Object.entries(ft)) {
+    const row = readme.split("\n").find((l) => l.startsWith(`| \`fault_tolerance.${key}\` |`));
+    expect(row).toBeDefined();
+    expect(row).toContain(`\`${JSON.stringify(node.default)}\``);
+  }
+});
+
+test("the README opens with the two commands, and CI runs the test command", () => {
+  const blocks = [...readme.matchAll(/```sh\n([^\n]+)\n```/g)].map((m) => m[1]!);
+  expect(blocks[0]).toContain("bun run train");
+  expect(blocks[1]).toContain("bun test");
+  const ci = readFileSync(join(root, ".ci", "run"), "utf8");
+  const testPart = blocks[1]!.split("bun install && ")[1]!.split(" && ");
+  for (const cmd of testPart) expect(ci).toContain(cmd);
+});
