@@ -1,0 +1,206 @@
+/**
+ * Wire frames between the coordinator and its actors.
+ *
+ *   offset 0   u32  magic "RVNT" (0x52564e54, little endian)
+ *          4   u16  protocol version (1)
+ *          6   u16  flags (0; anything else is rejected)
+ *          8   u32  msgpack body length
+ *         12   u32  payload area length
+ *         16        msgpack body
+ *                   zero padding to a multiple of 8
+ *                   payload area: the raw bytes of every typed array in the message, each 8-aligned
+ *
+ * Typed arrays (Float32Array, Float64Array, Int32Array, Uint8Array) are not msgpack-encoded: the
+ * body holds an extension (type 1: dtype u8, offset u32, length u32) pointing into the payload
+ * area. A received frame is copied once, from the socket's chunks into its own 8-aligned buffer,
+ * and every typed array in the decoded message is a view of that buffer: no further copy.
+ */
+import { Decoder, Encoder, ExtensionCodec } from "@msgpack/msgpack";
+
+export const MAGIC = 0x52564e54;
+export const VERSION = 1;
+export const HEADER_BYTES = 16;
+/** Default largest frame accepted (header, body and payloads together). */
+export const DEFAULT_MAX_FRAME_BYTES = 1 << 30;
+const TENSOR_EXT = 1;
+const ALIGN = 8;
+
+/** A frame that breaks the protocol; the connection it arrived on must be dropped. */
+export class ProtocolError extends Error {
+  override name = "ProtocolError";
+}
+
+type TypedArray = Float32Array | Float64Array | Int32Array | Uint8Array;
+const DTYPES = [Float32Array, Float64Array, Int32Array, Uint8Array] as const;
+const DTYPE_NAMES = ["float32", "float64", "int32", "uint8"];
+
+const align = (n: number) => (n + ALIGN - 1) & ~(ALIGN - 1);
+
+function dtypeOf(value: unknown): number {
+  // Exact class checks: a Buffer is a Uint8Array subclass and travels as one.
+  if (value instanceof Float32Array) return 0;
+  if (value instanceof Float64Array) return 1;
+  if (value instanceof Int32Array) return 2;
+  if (value instanceof Uint8Array) return 3;
+  return -1;
+}
+
+interface EncodeContext {
+  arrays: TypedArray[];
+  payloadBytes: number;
+}
+interface DecodeContext {
+  buffer: ArrayBuffer;
+  payloadStart: number;
+  payloadEnd: number;
+}
+
+const codec = new ExtensionCodec<EncodeContext | DecodeContext>();
+codec.register({
+  type: TENSOR_EXT,
+  encode(value, ctx) {
+    const dtype = dtypeOf(value);
+    if (dtype < 0) return null;
+    const array = value as TypedArray;
+    const c = ctx as EncodeContext;
+    const ref = new Uint8Array(9);
+    const view = new DataView(ref.buffer);
+    view.setUint8(0, dtype);
+    view.setUint32(1, c.payloadBytes, true);
+    view.setUint32(5, array.length, true);
+    c.arrays.push(array);
+    c.payloadBytes = align(c.payloadBytes + array.byteLength);
+    return ref;
+  },
+  decode(data, _type, ctx) {
+    const c = ctx as DecodeContext;
+    if (data.byteLength !== 9) throw new ProtocolError(`tensor reference of ${data.byteLength} bytes, expected 9`);
+    const view = new DataView(data.buffer, data.byteOffset, 9);
+    const dtype = view.getUint8(0);
+    const offset = view.getUint32(1, true);
+    const length = view.getUint32(5, true);
+    const Ctor = DTYPES[dtype];
+    if (!Ctor) throw new ProtocolError(`unknown tensor dtype ${dtype}; known: ${DTYPE_NAMES.join(", ")}`);
+    const start = c.payloadStart + offset;
+    const end = start + length * Ctor.BYTES_PER_ELEMENT;
+    if (offset % ALIGN !== 0 || end > c.payloadEnd) {
+      throw new ProtocolError(`tensor ${DTYPE_NAMES[dtype]}[${length}] at payload offset ${offset} is misaligned or outside the ${c.payloadEnd - c.payloadStart}-byte payload area`);
+    }
+    return new Ctor(c.buffer, start, length);
+  },
+});
+
+/** Encodes messages into frames; one per connection (it reuses its buffers). */
+export class FrameEncoder {
+  private readonly ctx: EncodeContext = { arrays: [], payloadBytes: 0 };
+  private readonly encoder = new Encoder({ extensionCodec: codec, context: this.ctx, ignoreUndefined: true });
+
+  constructor(private readonly maxFrameBytes = DEFAULT_MAX_FRAME_BYTES) {}
+
+  /**
+   * Returns the frame as a list of chunks to write in order: the header and body first, then
+   * each typed array's own bytes (not copied), with padding chunks between them.
+   */
+  encode(message: unknown): Uint8Array[] {
+    this.ctx.arrays = [];
+    this.ctx.payloadBytes = 0;
+    const body = this.encoder.encodeSharedRef(message);
+    const headLength = align(HEADER_BYTES + body.byteLength);
+    const total = headLength + this.ctx.payloadBytes;
+    if (total > this.maxFrameBytes) {
+      throw new RangeError(`message of ${total} bytes exceeds the ${this.maxFrameBytes}-byte frame limit`);
+    }
+    const head = new Uint8Array(headLength);
+    const view = new DataView(head.buffer);
+    view.setUint32(0, MAGIC, true);
+    view.setUint16(4, VERSION, true);
+    view.setUint16(6, 0, true);
+    view.setUint32(8, body.byteLength, true);
+    view.setUint32(12, this.ctx.payloadBytes, true);
+    head.set(body, HEADER_BYTES);
+    const chunks: Uint8Array[] = [head];
+    for (const array of this.ctx.arrays) {
+      const bytes = new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
+      if (bytes.byteLength > 0) chunks.push(bytes);
+      const pad = align(bytes.byteLength) - bytes.byteLength;
+      if (pad > 0) chunks.push(new Uint8Array(pad));
+    }
+    return chunks;
+  }
+}
+
+/**
+ * Reassembles frames from a byte stream. `push` returns the messages completed by a chunk and
+ * throws ProtocolError on the first bad header or undecodable body; after that the decoder is
+ * unusable, as the connection must be dropped.
+ */
+export class FrameDecoder {
+  private readonly ctx: DecodeContext = { buffer: new ArrayBuffer(0), payloadStart: 0, payloadEnd: 0 };
+  private readonly decoder = new Decoder({ extensionCodec: codec, context: this.ctx });
+  private header = new Uint8Array(HEADER_BYTES);
+  private headerFill = 0;
+  private frame: Uint8Array | undefined;
+  private frameFill = 0;
+  private bodyLength = 0;
+  private failed: ProtocolError | undefined;
+
+  constructor(private readonly maxFrameBytes = DEFAULT_MAX_FRAME_BYTES) {}
+
+  push(chunk: Uint8Array): unknown[] {
+    if (this.failed) throw this.failed;
+    const out: unknown[] = [];
+    try {
+      let pos = 0;
+      while (pos < chunk.byteLength) {
+        if (!this.frame) {
+          const take = Math.min(HEADER_BYTES - this.headerFill, chunk.byteLength - pos);
+          this.header.set(chunk.subarray(pos, pos + take), this.headerFill);
+          this.headerFill += take;
+          pos += take;
+          if (this.headerFill < HEADER_BYTES) break;
+          this.startFrame();
+          if (this.frameFill === this.frame!.byteLength) out.push(this.finishFrame());
+          continue;
+        }
+        const take = Math.min(this.frame.byteLength - this.frameFill, chunk.byteLength - pos);
+        this.frame.set(chunk.subarray(pos, pos + take), this.frameFill);
+        this.frameFill += take;
+        pos += take;
+        if (this.frameFill === this.frame.byteLength) out.push(this.finishFrame());
+      }
+    } catch (e) {
+      this.failed = e instanceof ProtocolError ? e : new ProtocolError(`undecodable frame body: ${(e as Error).message}`);
+      throw this.failed;
+    }
+    return out;
+  }
+
+  private startFrame(): void {
+    const view = new DataView(this.header.buffer);
+    const magic = view.getUint32(0, true);
+    if (magic !== MAGIC) throw new ProtocolError(`bad magic 0x${magic.toString(16).padStart(8, "0")}, expected 0x${MAGIC.toString(16)}`);
+    const version = view.getUint16(4, true);
+    if (version !== VERSION) throw new ProtocolError(`protocol version ${version}, this side speaks ${VERSION}`);
+    const flags = view.getUint16(6, true);
+    if (flags !== 0) throw new ProtocolError(`unknown frame flags 0x${flags.toString(16)}; none are defined`);
+    this.bodyLength = view.getUint32(8, true);
+    const payloadLength = view.getUint32(12, true);
+    if (this.bodyLength === 0) throw new ProtocolError("empty frame body");
+    if (payloadLength % ALIGN !== 0) throw new ProtocolError(`payload length ${payloadLength} is not a multiple of ${ALIGN}`);
+    const total = align(HEADER_BYTES + this.bodyLength) + payloadLength;
+    if (total > this.maxFrameBytes) throw new ProtocolError(`frame of ${total} bytes exceeds the ${this.maxFrameBytes}-byte limit`);
+    // The frame (less its header) gets a fresh buffer so payload views are 8-aligned and owned.
+    this.frame = new Uint8Array(total - HEADER_BYTES);
+    this.frameFill = 0;
+  }
+
+  private finishFrame(): unknown {
+    const frame = this.frame!;
+    this.frame = undefined;
+    this.headerFill = 0;
+    this.ctx.buffer = frame.buffer as ArrayBuffer;
+    this.ctx.payloadStart = align(HEADER_BYTES + this.bodyLength) - HEADER_BYTES;
+    this.ctx.payloadEnd = frame.byteLength;
+    return this.decoder.decode(frame.subarray(0, this.bodyLength));
+  }
+}
