@@ -35,6 +35,8 @@ export interface ActorHooks {
   died(actor: Actor, cause: DeathCause): void;
   /** A restarted incarnation has its state back and serves calls. */
   restored(actor: Actor, latencyMs: number): void;
+  /** An intended stop completed. */
+  stopped(actor: Actor, cause: DeathCause): void;
   /** A lost call is being sent again. */
   retried(actor: Actor, method: string, attempt: number): void;
 }
@@ -258,6 +260,7 @@ export class Actor {
     if (this.state === "stopping" || cause.kind === "stopped") {
       this.state = "stopped";
       this.rejectAll(`it was stopped`);
+      this.hooks.stopped(this, cause);
       for (const w of this.stopWaiters.splice(0)) w();
       return;
     }

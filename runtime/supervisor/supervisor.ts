@@ -142,7 +142,10 @@ export class Supervisor {
       died: (actor, cause) => this.onDeath(actor, cause),
       restored: (actor, latencyMs) => {
         this.metrics.recordRestart(actor.role, latencyMs);
-        this.events.emit({ type: "restart", actor: actor.id, role: actor.role, incarnation: actor.incarnation, latency_ms: Math.round(latencyMs * 100) / 100 });
+        this.events.emit({ type: "restart", actor: actor.id, role: actor.role, incarnation: actor.incarnation, pid: actor.current?.pid, latency_ms: Math.round(latencyMs * 100) / 100 });
+      },
+      stopped: (actor, cause) => {
+        this.events.emit({ type: "stopped", actor: actor.id, role: actor.role, incarnation: actor.incarnation, pid: actor.current?.pid, detail: cause.detail, code: cause.code, signal: cause.signal });
       },
       retried: (actor, method, attempt) => {
         this.metrics.recordRetry(actor.role);
@@ -179,7 +182,7 @@ export class Supervisor {
     const intended = cause.kind === "group";
     if (!intended) this.metrics.recordFailure(actor.role);
     this.events.emit({
-      type: "death", actor: actor.id, role: actor.role, incarnation: actor.incarnation, cause: cause.kind,
+      type: "death", actor: actor.id, role: actor.role, incarnation: actor.incarnation, pid: actor.current?.pid, cause: cause.kind,
       detail: cause.detail, code: cause.code, signal: cause.signal,
     });
     if (this.shuttingDown) return actor.fail("the supervisor is shutting down");
