@@ -1,0 +1,173 @@
+/**
+ * Durable checkpoints: `<dir>/step-<n>/` holds one file per actor state plus `manifest.json`
+ * with each file's size and SHA-256 and the trainer's own state (step, data position, seeds).
+ *
+ * Writing is crash-safe: everything goes into a temporary folder, each file is fsynced, the
+ * folder is renamed into place and its parent fsynced. A crash mid-write leaves the previous
+ * checkpoint whole. Loading verifies every checksum; a corrupt or torn checkpoint is skipped
+ * with a warning and the one before it is used. Only the last `keep` are kept.
+ *
+ * An actor state file is one IPC frame (magic, version, length, msgpack body, aligned typed
+ * array payloads), so large tensors are written and read without re-encoding.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { FrameDecoder, FrameEncoder } from "../ipc/frame.ts";
+
+export const MANIFEST = "manifest.json";
+const FORMAT = "revenant-checkpoint/1";
+
+export interface ManifestFile {
+  actor: string;
+  file: string;
+  bytes: number;
+  sha256: string;
+}
+
+export interface Manifest<T = unknown> {
+  format: typeof FORMAT;
+  step: number;
+  created: string;
+  files: ManifestFile[];
+  /** The trainer's own state: step, data position, seeds, metrics history, ... */
+  trainer: T;
+}
+
+export interface LoadedCheckpoint<T = unknown> {
+  step: number;
+  dir: string;
+  manifest: Manifest<T>;
+  states: Map<string, unknown>;
+}
+
+/** A checkpoint that cannot be used, and why. */
+export class CheckpointError extends Error {
+  override name = "CheckpointError";
+}
+
+const stepDir = (root: string, step: number) => join(root, `step-${step}`);
+const fileName = (actor: string) => `${actor.replace(/[^a-zA-Z0-9_-]/g, "_")}.state`;
+
+function writeDurably(path: string, chunks: Uint8Array[]): { bytes: number; sha256: string } {
+  const hash = createHash("sha256");
+  const fd = openSync(path, "w", 0o600);
+  let bytes = 0;
+  try {
+    for (const chunk of chunks) {
+      let off = 0;
+      while (off < chunk.byteLength) off += writeSync(fd, chunk, off, chunk.byteLength - off);
+      hash.update(chunk);
+      bytes += chunk.byteLength;
+    }
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  return { bytes, sha256: hash.digest("hex") };
+}
+
+function fsyncDir(path: string): void {
+  const fd = openSync(path, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export class CheckpointStore {
+  constructor(readonly root: string, private readonly keep: number, private readonly warn: (msg: string) => void = (m) => console.warn(m)) {}
+
+  /** Steps present on disk (complete or not), newest first. */
+  steps(): number[] {
+    if (!existsSync(this.root)) return [];
+    return readdirSync(this.root)
+      .map((name) => /^step-(\d+)$/.exec(name))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => Number(m[1]))
+      .sort((a, b) => b - a);
+  }
+
+  /** Writes a checkpoint atomically and prunes old ones; returns its folder. */
+  save<T>(step: number, states: Map<string, unknown>, trainer: T): string {
+    mkdirSync(this.root, { recursive: true });
+    const tmp = join(this.root, `.tmp-step-${step}-${randomBytes(4).toString("hex")}`);
+    mkdirSync(tmp);
+    try {
+      const encoder = new FrameEncoder();
+      const files: ManifestFile[] = [];
+      for (const [actor, state] of states) {
+        const file = fileName(actor);
+        const { bytes, sha256 } = writeDurably(join(tmp, file), encoder.encode({ actor, state }));
+        files.push({ actor, file, bytes, sha256 });
+      }
+      const manifest: Manifest<T> = { format: FORMAT, step, created: new Date().toISOString(), files, trainer };
+      writeDurably(join(tmp, MANIFEST), [new TextEncoder().encode(JSON.stringify(manifest, null, 1))]);
+      fsyncDir(tmp);
+      const final = stepDir(this.root, step);
+      rmSync(final, { recursive: true, force: true });
+      renameSync(tmp, final);
+      fsyncDir(this.root);
+      this.prune();
+      return final;
+    } catch (e) {
+      rmSync(tmp, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  private prune(): void {
+    for (const step of this.steps().slice(this.keep)) rmSync(stepDir(this.root, step), { recursive: true, force: true });
+    for (const name of readdirSync(this.root)) if (name.startsWith(".tmp-")) rmSync(join(this.root, name), { recursive: true, force: true });
+  }
+
+  /** Reads and verifies one checkpoint; throws CheckpointError naming what is wrong. */
+  load<T>(step: number): LoadedCheckpoint<T> {
+    const dir = stepDir(this.root, step);
+    let manifest: Manifest<T>;
+    try {
+      manifest = JSON.parse(readFileSync(join(dir, MANIFEST), "utf8")) as Manifest<T>;
+    } catch (e) {
+      throw new CheckpointError(`${dir}: manifest unreadable (${(e as Error).message})`);
+    }
+    if (manifest.format !== FORMAT) throw new CheckpointError(`${dir}: format ${JSON.stringify(manifest.format)}, expected ${FORMAT}`);
+    if (manifest.step !== step) throw new CheckpointError(`${dir}: manifest says step ${manifest.step}`);
+    if (!Array.isArray(manifest.files)) throw new CheckpointError(`${dir}: manifest has no file list`);
+    const states = new Map<string, unknown>();
+    for (const f of manifest.files) {
+      let bytes: Uint8Array;
+      try {
+        bytes = readFileSync(join(dir, f.file));
+      } catch (e) {
+        throw new CheckpointError(`${dir}/${f.file}: unreadable (${(e as Error).message})`);
+      }
+      const sha256 = createHash("sha256").update(bytes).digest("hex");
+      if (bytes.byteLength !== f.bytes || sha256 !== f.sha256) {
+        throw new CheckpointError(`${dir}/${f.file}: ${bytes.byteLength} bytes with sha256 ${sha256.slice(0, 12)}…, manifest says ${f.bytes} bytes, ${String(f.sha256).slice(0, 12)}…`);
+      }
+      let decoded: unknown[];
+      try {
+        decoded = new FrameDecoder().push(bytes);
+      } catch (e) {
+        throw new CheckpointError(`${dir}/${f.file}: not a state file (${(e as Error).message})`);
+      }
+      const record = decoded[0] as { actor?: unknown; state?: unknown } | undefined;
+      if (decoded.length !== 1 || record?.actor !== f.actor) throw new CheckpointError(`${dir}/${f.file}: does not hold the state of ${f.actor}`);
+      states.set(f.actor, record.state);
+    }
+    return { step, dir, manifest, states };
+  }
+
+  /** The newest checkpoint that verifies; corrupt ones are skipped with a warning. */
+  latest<T>(): LoadedCheckpoint<T> | undefined {
+    for (const step of this.steps()) {
+      try {
+        return this.load<T>(step);
+      } catch (e) {
+        this.warn(`warning: skipping checkpoint step ${step}: ${(e as Error).message}; trying the one before`);
+      }
+    }
+    return undefined;
+  }
+}
