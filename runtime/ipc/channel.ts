@@ -50,6 +50,11 @@ export class Channel {
     this.events = undefined;
   }
 
+  /** Raises (or lowers) the largest frame accepted from now on. */
+  setMaxFrameBytes(bytes: number): void {
+    this.decoder.setMaxFrameBytes(bytes);
+  }
+
   get isClosed(): boolean {
     return this.closed;
   }

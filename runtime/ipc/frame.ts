@@ -34,7 +34,10 @@ type TypedArray = Float32Array | Float64Array | Int32Array | Uint8Array;
 const DTYPES = [Float32Array, Float64Array, Int32Array, Uint8Array] as const;
 const DTYPE_NAMES = ["float32", "float64", "int32", "uint8"];
 
-const align = (n: number) => (n + ALIGN - 1) & ~(ALIGN - 1);
+/** Rounds up to a multiple of 8 in plain arithmetic: lengths reach past 2^31, where bit operators wrap. */
+const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
+/** Frames a connection may send before it has identified itself (hello) are at most this large. */
+export const HELLO_MAX_FRAME_BYTES = 4096;
 
 function dtypeOf(value: unknown): number {
   // Exact class checks: a Buffer is a Uint8Array subclass and travels as one.
@@ -144,7 +147,12 @@ export class FrameDecoder {
   private bodyLength = 0;
   private failed: ProtocolError | undefined;
 
-  constructor(private readonly maxFrameBytes = DEFAULT_MAX_FRAME_BYTES) {}
+  constructor(private maxFrameBytes = DEFAULT_MAX_FRAME_BYTES) {}
+
+  /** Changes the limit for frames not yet started (raised once a peer has authenticated). */
+  setMaxFrameBytes(bytes: number): void {
+    this.maxFrameBytes = bytes;
+  }
 
   push(chunk: Uint8Array): unknown[] {
     if (this.failed) throw this.failed;
@@ -186,6 +194,9 @@ export class FrameDecoder {
     this.bodyLength = view.getUint32(8, true);
     const payloadLength = view.getUint32(12, true);
     if (this.bodyLength === 0) throw new ProtocolError("empty frame body");
+    if (this.bodyLength > this.maxFrameBytes || payloadLength > this.maxFrameBytes) {
+      throw new ProtocolError(`frame of ${HEADER_BYTES + this.bodyLength + payloadLength} bytes exceeds the ${this.maxFrameBytes}-byte limit`);
+    }
     if (payloadLength % ALIGN !== 0) throw new ProtocolError(`payload length ${payloadLength} is not a multiple of ${ALIGN}`);
     const total = align(HEADER_BYTES + this.bodyLength) + payloadLength;
     if (total > this.maxFrameBytes) throw new ProtocolError(`frame of ${total} bytes exceeds the ${this.maxFrameBytes}-byte limit`);

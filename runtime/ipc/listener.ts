@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runtime, type SocketServer } from "../adapter/index.ts";
 import { Channel } from "./channel.ts";
+import { DEFAULT_MAX_FRAME_BYTES, HELLO_MAX_FRAME_BYTES } from "./frame.ts";
 import type { Message } from "./messages.ts";
 
 type Hello = Extract<Message, { t: "hello" }>;
@@ -40,7 +41,9 @@ export class ActorListener {
   static async open(options: ListenerOptions = {}): Promise<ActorListener> {
     const listener = new ActorListener(options);
     listener.server = await runtime.listenUnix(listener.path, (conn) => {
-      const channel = new Channel(options.maxFrameBytes);
+      // Until it has said hello with a valid token, a peer may only send hello-sized frames: an
+      // unauthenticated client cannot make the coordinator allocate a large buffer.
+      const channel = new Channel(HELLO_MAX_FRAME_BYTES);
       channel.attach(conn);
       listener.awaitHello(channel);
       return channel.connHandlers();
@@ -73,6 +76,7 @@ export class ActorListener {
         const want = this.expected.get(key);
         if (!want || !sameToken(want.token, m.token)) return reject(`hello from ${key} with an unknown or wrong token`);
         this.expected.delete(key);
+        channel.setMaxFrameBytes(this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
         channel.hold();
         want.resolve({ channel, hello: m });
       },

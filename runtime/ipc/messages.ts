@@ -39,8 +39,9 @@ const SHAPES: Record<Message["t"], Record<string, Kind>> = {
   chaos: { action: "string" },
 };
 
-function kindOf(v: unknown): Kind {
+function kindOf(v: unknown): Kind | "binary" {
   if (Array.isArray(v)) return "array";
+  if (ArrayBuffer.isView(v)) return "binary";
   if (v === null) return "any";
   const t = typeof v;
   return t === "string" || t === "number" || t === "boolean" || t === "object" ? t : "any";
@@ -48,7 +49,7 @@ function kindOf(v: unknown): Kind {
 
 /** Checks a decoded value is a well-formed message; throws ProtocolError naming what is wrong. */
 export function asMessage(value: unknown): Message {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+  if (typeof value !== "object" || value === null || Array.isArray(value) || ArrayBuffer.isView(value)) {
     throw new ProtocolError(`message must be a map, got ${kindOf(value)}`);
   }
   const t = (value as { t?: unknown }).t;
@@ -60,5 +61,10 @@ export function asMessage(value: unknown): Message {
       throw new ProtocolError(`${t}.${field} must be ${kind === "any" ? "present" : `a ${kind}`}, got ${kindOf(v)}`);
     }
   }
+  if (t === "chaos" && !CHAOS.includes((value as { action: string }).action)) {
+    throw new ProtocolError(`chaos.action must be one of ${CHAOS.join(", ")}, got ${JSON.stringify((value as { action: string }).action)}`);
+  }
   return value as Message;
 }
+
+const CHAOS = ["garble"];

@@ -15,7 +15,7 @@ export interface CallOptions {
   deadline?: number;
 }
 
-type Kind = "user" | "snapshot" | "restore";
+type Kind = "user" | "snapshot" | "load" | "restore";
 interface PendingCall {
   id: number;
   kind: Kind;
@@ -217,6 +217,12 @@ export class Actor {
         return;
       case "snapshot":
         this.snapshot = { state: value };
+        this.replay = [];
+        call.resolve(value);
+        return;
+      case "load":
+        // The snapshot is set here, in order, so a call after it is logged against it.
+        this.snapshot = { state: call.args[0] };
         this.replay = [];
         call.resolve(value);
         return;

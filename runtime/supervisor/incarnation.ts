@@ -198,8 +198,14 @@ export class Incarnation {
   }
 
   private startPings(): void {
+    let lastTick = Date.now();
     this.pingTimer = setInterval(() => {
-      if (Date.now() - this.lastSeen > this.o.pingTimeoutMs) {
+      const now = Date.now();
+      // If this timer itself ran late, the coordinator's event loop was blocked: answers may be
+      // waiting unread. Do not blame the actor for our own stall.
+      if (now - lastTick > 2 * this.o.pingIntervalMs) this.lastSeen = Math.max(this.lastSeen, now - this.o.pingIntervalMs);
+      lastTick = now;
+      if (now - this.lastSeen > this.o.pingTimeoutMs) {
         this.kill("hang", `no answer to pings for ${this.o.pingTimeoutMs} ms`);
         return;
       }

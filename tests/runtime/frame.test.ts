@@ -316,8 +316,7 @@ describe("asMessage", () => {
     expectProtocolError(() => asMessage(null), /message must be a map, got any/);
     expectProtocolError(() => asMessage(3), /message must be a map, got number/);
     expectProtocolError(() => asMessage("call"), /message must be a map, got string/);
-    // A typed array is an object to asMessage: rejected, though as a map without a type.
-    expectProtocolError(() => asMessage(new Float32Array(2)), /unknown message type undefined/);
+    expectProtocolError(() => asMessage(new Float32Array(2)), /message must be a map, got binary/);
   });
 
   test("rejects unknown and missing types", () => {
@@ -342,5 +341,20 @@ describe("asMessage", () => {
   test("decoded frames go through the same checks", () => {
     const [decoded] = new FrameDecoder().push(frameOf({ t: "call", id: 1, method: "m", args: "no", deadline: 1 }));
     expectProtocolError(() => asMessage(decoded), /call\.args must be a array, got string/);
+  });
+});
+
+// Lengths of 2^31 and more must not wrap around in the length arithmetic.
+describe("frame lengths of 2 GiB and more", () => {
+  test("a header claiming a 4 GiB body is rejected, not read as a 64-byte frame", () => {
+    // The body is 48 bytes and exactly fills the 64 bytes sent; the header claims 0xfffffff0.
+    const body = msgpackEncode({ t: "ping", id: 7, pad: "x".repeat(31) });
+    expect(body.byteLength).toBe(48);
+    const bytes = rawFrame({ body, bodyLength: 0xfffffff0, payloadLength: 64 }).subarray(0, HEADER_BYTES + 48);
+    expectProtocolError(() => new FrameDecoder().push(bytes), /exceeds/);
+  });
+
+  test("the encoder refuses a 2 GiB typed array over its 1 GiB limit", () => {
+    expect(() => new FrameEncoder().encode({ t: "result", id: 1, value: new Uint8Array(2 ** 31) })).toThrow(RangeError);
   });
 });
