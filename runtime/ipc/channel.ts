@@ -50,8 +50,8 @@ export class Channel {
     this.events = undefined;
   }
 
-  /** Raises (or lowers) the largest frame accepted from now on. */
-  setMaxFrameBytes(bytes: number): void {
+  /** Sets the largest incoming frame accepted from now on (outgoing frames keep their limit). */
+  limitIncoming(bytes: number): void {
     this.decoder.setMaxFrameBytes(bytes);
   }
 

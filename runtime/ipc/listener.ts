@@ -43,7 +43,8 @@ export class ActorListener {
     listener.server = await runtime.listenUnix(listener.path, (conn) => {
       // Until it has said hello with a valid token, a peer may only send hello-sized frames: an
       // unauthenticated client cannot make the coordinator allocate a large buffer.
-      const channel = new Channel(HELLO_MAX_FRAME_BYTES);
+      const channel = new Channel(options.maxFrameBytes);
+      channel.limitIncoming(HELLO_MAX_FRAME_BYTES);
       channel.attach(conn);
       listener.awaitHello(channel);
       return channel.connHandlers();
@@ -76,7 +77,7 @@ export class ActorListener {
         const want = this.expected.get(key);
         if (!want || !sameToken(want.token, m.token)) return reject(`hello from ${key} with an unknown or wrong token`);
         this.expected.delete(key);
-        channel.setMaxFrameBytes(this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
+        channel.limitIncoming(this.options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
         channel.hold();
         want.resolve({ channel, hello: m });
       },
