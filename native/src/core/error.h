@@ -9,7 +9,14 @@ namespace revenant {
 class Error : public std::runtime_error {
  public:
   Error(const std::string& op, const char* file, int line, const std::string& what)
-      : std::runtime_error(op + ": " + what + " (at " + file + ":" + std::to_string(line) + ")") {}
+      : std::runtime_error(op + ": " + what + " (at " + source_path(file) + ":" + std::to_string(line) + ")") {}
+
+  // The path from the repository root ("native/src/..."), whatever directory the build ran in.
+  static std::string source_path(const char* file) {
+    const std::string f = file;
+    const std::size_t at = f.rfind("native/src/");
+    return at == std::string::npos ? f : f.substr(at);
+  }
 };
 
 }  // namespace revenant
