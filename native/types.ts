@@ -189,6 +189,8 @@ export interface NativeAddon {
   deviceInfo(): DeviceInfo;
   /** Times C = op(A) op(B) with our kernel or OpenBLAS (null when the build has no BLAS). */
   benchMatmul(options: BenchMatmulOptions): BenchMatmulResult | null;
+  /** Core clock in GHz from a dependent-add chain (NaN where unsupported); for peak estimates. */
+  measureClockGHz(): number;
   PolicyModelNative: new (config: NativeModelConfig, device: "auto" | "cpu" | "cuda") => PolicyModelNative;
   abiVersion: number;
 }

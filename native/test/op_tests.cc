@@ -307,7 +307,8 @@ void sampling_check() {
 // with and without accumulation, on sizes that are not multiples of the tile.
 void gemm_check() {
   Rng rng(9);
-  const int M = 53, N = 70, K = 300;  // K > KC (256) exercises the K split
+  const int M = 53, K = 300;  // K > KC exercises the K split; M % 6 != 0 the packed edge rows
+  for (int N : {70, 13})       // two-vector and one-vector tile widths
   for (int ta = 0; ta < 2; ++ta)
     for (int tb = 0; tb < 2; ++tb)
       for (int acc = 0; acc < 2; ++acc) {
@@ -317,7 +318,8 @@ void gemm_check() {
         const std::vector<float> Af = cast<float>(A), Bf = cast<float>(B);
         std::vector<float> got = cast<float>(C0);
         cpu::sgemm_own(ta, tb, M, N, K, Af.data(), ta ? M : K, Bf.data(), tb ? K : N, acc, got.data(), N);
-        const std::string shape = std::string(ta ? "A^T" : "A") + (tb ? " B^T" : " B") + (acc ? " +=" : " =");
+        const std::string shape = std::string(ta ? "A^T" : "A") + (tb ? " B^T" : " B") + (acc ? " +=" : " =") +
+                                  " N=" + std::to_string(N);
         // 300-term float32 dot products of unit normals: error ~ sqrt(300) * 6e-8 * |terms| ~ 2e-5.
         check_close("sgemm_own " + shape + " vs float64", scaled_error(got, want), 1e-4);
         if (cpu::blas_available()) {

@@ -3,6 +3,7 @@
 #include <napi.h>
 
 #include <chrono>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -92,11 +93,32 @@ Napi::Value BenchMatmulJs(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// Benchmark hook: the core clock in GHz, measured with a chain of dependent integer adds (one
+// per cycle on every x86-64 and AArch64 core), so peak-FLOP estimates use the real (turbo) clock.
+// NaN on other architectures.
+Napi::Value MeasureClockJs(const Napi::CallbackInfo& info) {
+  constexpr long kBlocks = 2000000;
+  unsigned long x = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (long i = 0; i < kBlocks; ++i) {
+#if defined(__x86_64__)
+    asm volatile(".rept 100\n\tadd $1, %0\n\t.endr" : "+r"(x));
+#elif defined(__aarch64__)
+    asm volatile(".rept 100\n\tadd %0, %0, #1\n\t.endr" : "+r"(x));
+#else
+    return Napi::Number::New(info.Env(), NAN);
+#endif
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return Napi::Number::New(info.Env(), 100.0 * kBlocks / s / 1e9 + 0.0 * static_cast<double>(x));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("measureClockGHz", Napi::Function::New(env, MeasureClockJs, "measureClockGHz"));
   exports.Set("deviceInfo", Napi::Function::New(env, DeviceInfoJs, "deviceInfo"));
   exports.Set("benchMatmul", Napi::Function::New(env, BenchMatmulJs, "benchMatmul"));
   exports.Set("PolicyModelNative", revenant::addon::PolicyModelNative::Define(env));
-  exports.Set("abiVersion", Napi::Number::New(env, 2));
+  exports.Set("abiVersion", Napi::Number::New(env, 3));
   return exports;
 }
 

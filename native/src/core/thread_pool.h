@@ -1,7 +1,7 @@
 // A tiny fixed-size thread pool for the CPU backend.
-// Work is split into tasks 0..n-1 and each thread always takes the same contiguous range of task
-// indices, so which thread runs a task never changes the arithmetic: results are bit-identical
-// for every thread count as long as each task writes only its own outputs.
+// Work is split into tasks 0..n-1 that threads claim as they go. Callers make every task write
+// only its own outputs and compute them in a fixed order, so which thread runs a task never
+// changes the arithmetic: results are bit-identical for every thread count.
 #pragma once
 #include <functional>
 
