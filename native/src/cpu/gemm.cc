@@ -35,7 +35,14 @@ constexpr int MR = 6;        // rows per register tile: 6 x 2 vector accumulator
 constexpr int KC = 128;      // K chunk: a B panel stays in L1
 constexpr int MC = 8 * MR;   // rows per task
 
-std::atomic<int> g_impl{static_cast<int>(GemmImpl::Auto)};
+// REVENANT_GEMM=own|blas overrides the choice (Auto: BLAS when linked).
+GemmImpl impl_from_env() {
+  const char* e = std::getenv("REVENANT_GEMM");
+  if (e && std::strcmp(e, "own") == 0) return GemmImpl::Own;
+  if (e && std::strcmp(e, "blas") == 0) return GemmImpl::Blas;
+  return GemmImpl::Auto;
+}
+std::atomic<int> g_impl{static_cast<int>(impl_from_env())};
 
 // Packed-panel storage, 64-byte aligned for the micro-kernel's vector loads; grows, never shrinks.
 struct PackBuffer {
