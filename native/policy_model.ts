@@ -327,10 +327,16 @@ export class PolicyModel {
     );
   }
 
+  /** The shape a state's arrays belong to; states only load into models of the same layout. */
+  get layout(): string {
+    const c = this.config;
+    return `vocab=${c.vocab} context=${c.context} width=${c.width} layers=${c.layers} heads=${c.heads} valueHead=${c.valueHead}`;
+  }
+
   /** Copies of the weights, AdamW moments and step. `setState(getState())` is bit-exact. */
   getState(): ModelState {
     try {
-      return this.#native.getState();
+      return { ...this.#native.getState(), layout: this.layout };
     } catch (cause) {
       throw native(cause);
     }
@@ -340,6 +346,9 @@ export class PolicyModel {
   setState(state: ModelState): void {
     const c = new Check("setState");
     if (typeof state !== "object" || state === null) c.fail("state", state, "an object from getState()");
+    if (state.layout !== undefined && state.layout !== this.layout) {
+      c.fail("state.layout", state.layout, `"${this.layout}" (this model's layout)`);
+    }
     for (const key of ["params", "adamM", "adamV"] as const) {
       const v = state[key];
       if (!(v instanceof Float32Array) || v.length !== this.numParams) {

@@ -152,6 +152,11 @@ export interface ModelState {
   adamM: Float32Array;
   adamV: Float32Array;
   step: number;
+  /**
+   * The model shape the arrays belong to ("vocab=16 context=32 width=64 layers=2 heads=4
+   * valueHead=false"); PolicyModel adds it in getState() and checks it in setState() when present.
+   */
+  layout?: string;
 }
 
 /** The native model object. Slow methods return Promises resolved off the JS thread. */
