@@ -18,7 +18,7 @@ export type * from "./types.ts";
 
 /** The command that builds the addon, quoted in every load error. */
 export const BUILD_COMMAND = "bun install   (or: bun run build:native)";
-const EXPECTED_ABI = 1;
+const EXPECTED_ABI = 3;
 
 /** Thrown when the addon is missing, fails to load, or does not have the expected surface. */
 export class NativeAddonError extends Error {
@@ -59,7 +59,11 @@ export function loadNative(candidates?: string[]): NativeAddon {
     );
   }
   const addon = mod as Partial<NativeAddon>;
-  if (typeof addon.deviceInfo !== "function" || addon.abiVersion !== EXPECTED_ABI) {
+  if (
+    typeof addon.deviceInfo !== "function" ||
+    typeof addon.PolicyModelNative !== "function" ||
+    addon.abiVersion !== EXPECTED_ABI
+  ) {
     throw new NativeAddonError(
       `native addon at ${path} is stale (abiVersion ${String(addon.abiVersion)}, expected ${EXPECTED_ABI}). ` +
         `Rebuild it with: ${BUILD_COMMAND}`,

@@ -41,8 +41,161 @@ export interface DeviceInfo {
   hardwareThreads: number;
 }
 
+/** Model sizes as the native constructor takes them. */
+export interface NativeModelConfig {
+  vocab: number;
+  context: number;
+  width: number;
+  layers: number;
+  heads: number;
+  valueHead: boolean;
+  seed: number;
+}
+
+/** One parameter tensor's place in the flat parameter array of a state. */
+export interface TensorInfo {
+  name: string;
+  shape: number[];
+  offset: number;
+  size: number;
+}
+
+/** What `PolicyModelNative#info()` returns. */
+export interface NativeModelInfo {
+  backend: "cpu" | "cuda";
+  numParams: number;
+  step: number;
+  tensors: TensorInfo[];
+}
+
+/** Tokens [batch, seqLen] row-major, with a per-token loss weight (1 = response token). */
+export interface NativeTokenBatch {
+  tokens: Int32Array;
+  mask: Float32Array;
+  batch: number;
+  seqLen: number;
+}
+
+export interface NativePolicyBatch extends NativeTokenBatch {
+  advantages: Float32Array;
+  oldLogprobs: Float32Array;
+  refLogprobs?: Float32Array | null;
+}
+
+export interface NativeValueBatch extends NativeTokenBatch {
+  returns: Float32Array;
+  oldValues: Float32Array;
+}
+
+export interface NativeGenerateOptions {
+  maxNewTokens: number;
+  temperature: number;
+  seed: number;
+  /** -1: no end-of-sequence token. */
+  eosToken: number;
+}
+
+export interface NativeGenerateResult {
+  batch: number;
+  maxNewTokens: number;
+  /** [batch, maxNewTokens]; 0 after each row's length. */
+  tokens: Int32Array;
+  /** [batch, maxNewTokens]: log p of each sampled token under the model (temperature 1). */
+  logprobs: Float32Array;
+  /** [batch, maxNewTokens] when the model has a value head, else null. */
+  values: Float32Array | null;
+  /** [batch]: tokens generated per row, end-of-sequence token included. */
+  lengths: Int32Array;
+}
+
+export interface NativeOptimHyper {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** Global gradient-norm clip; <= 0 disables it. */
+  maxGradNorm: number;
+}
+
+export interface NativePolicyHyper extends NativeOptimHyper {
+  clipRatio: number;
+  klCoef: number;
+  entropyCoef: number;
+}
+
+export interface NativeValueHyper extends NativeOptimHyper {
+  /** Value clipping around oldValues; <= 0 disables it. */
+  clipRange: number;
+}
+
+export interface PolicyStepStats {
+  pgLoss: number;
+  klLoss: number;
+  entropy: number;
+  clipFrac: number;
+  approxKl: number;
+  gradNorm: number;
+  /** pgLoss + klCoef * klLoss - entropyCoef * entropy. */
+  loss: number;
+}
+
+export interface ValueStepStats {
+  vfLoss: number;
+  vfClipFrac: number;
+  gradNorm: number;
+}
+
+/** Weights, AdamW moments and step; every array holds numParams floats. */
+export interface ModelState {
+  params: Float32Array;
+  adamM: Float32Array;
+  adamV: Float32Array;
+  step: number;
+  /**
+   * The model shape the arrays belong to ("vocab=16 context=32 width=64 layers=2 heads=4
+   * valueHead=false"); PolicyModel adds it in getState() and checks it in setState() when present.
+   */
+  layout?: string;
+}
+
+/** The native model object. Slow methods return Promises resolved off the JS thread. */
+export interface PolicyModelNative {
+  info(): NativeModelInfo;
+  generate(prompts: Int32Array[], options: NativeGenerateOptions): Promise<NativeGenerateResult>;
+  logprobs(batch: NativeTokenBatch): Promise<Float32Array>;
+  values(batch: NativeTokenBatch): Promise<Float32Array>;
+  policyStep(batch: NativePolicyBatch, hyper: NativePolicyHyper): Promise<PolicyStepStats>;
+  valueStep(batch: NativeValueBatch, hyper: NativeValueHyper): Promise<ValueStepStats>;
+  getState(): ModelState;
+  setState(state: ModelState): void;
+  dispose(): void;
+}
+
+export interface BenchMatmulOptions {
+  m: number;
+  n: number;
+  k: number;
+  transA?: boolean;
+  transB?: boolean;
+  impl: "own" | "blas";
+  /** Time budget; default 0.3 s. */
+  seconds?: number;
+}
+
+export interface BenchMatmulResult {
+  gflops: number;
+  iterations: number;
+  kernel: string;
+}
+
 /** The raw addon module. */
 export interface NativeAddon {
   deviceInfo(): DeviceInfo;
+  /** Times C = op(A) op(B) with our kernel or OpenBLAS (null when the build has no BLAS). */
+  benchMatmul(options: BenchMatmulOptions): BenchMatmulResult | null;
+  /** Core clock in GHz from a dependent-add chain (NaN where unsupported); for peak estimates. */
+  measureClockGHz(): number;
+  PolicyModelNative: new (config: NativeModelConfig, device: "auto" | "cpu" | "cuda") => PolicyModelNative;
   abiVersion: number;
 }

@@ -1,0 +1,412 @@
+/**
+ * PolicyModel: the typed TypeScript face of the native transformer policy/critic.
+ *
+ * It mirrors `PolicyModelNative` (native/types.ts) method for method, fills in defaults, and
+ * validates every argument before it crosses into native code (dtype, shape, token id range,
+ * NaN), throwing an {@link InvalidArgumentError} that names the argument, the bad value and what
+ * is allowed. Errors raised inside the native compute arrive as {@link NativeComputeError},
+ * whose message names the op and the source file and line.
+ *
+ * Position convention: for tokens [batch, seqLen], entry t of logprobs/values/advantages/... is
+ * about token t and comes from the hidden state at t-1; entry 0 and entries with mask 0 are 0.
+ *
+ * @example
+ * ```ts
+ * import { PolicyModel } from "./native/policy_model.ts";
+ * const policy = new PolicyModel({ ...DEFAULT_MODEL_CONFIG, seed: 1 });
+ * const out = await policy.generate([[1, 2, 3]], { maxNewTokens: 4, seed: 7 });
+ * console.log(out.tokens, out.logprobs);
+ * ```
+ */
+import { loadNative } from "./loader.ts";
+import type {
+  ModelState,
+  NativeAddon,
+  NativeGenerateResult,
+  NativeModelConfig,
+  NativePolicyHyper,
+  NativeValueHyper,
+  PolicyModelNative,
+  PolicyStepStats,
+  TensorInfo,
+  ValueStepStats,
+} from "./types.ts";
+
+export type { ModelState, PolicyStepStats, TensorInfo, ValueStepStats } from "./types.ts";
+
+export type Device = "auto" | "cpu" | "cuda";
+
+/** Model sizes. `valueHead` adds the scalar critic head; `seed` fixes the initial weights. */
+export interface PolicyModelConfig {
+  vocab: number;
+  context: number;
+  width: number;
+  layers: number;
+  heads: number;
+  valueHead?: boolean;
+  seed?: number;
+}
+
+/** The default model: small enough to train digit reversal on two CPU cores in minutes. */
+export const DEFAULT_MODEL_CONFIG: Readonly<Required<PolicyModelConfig>> = Object.freeze({
+  vocab: 16,
+  context: 32,
+  width: 64,
+  layers: 2,
+  heads: 4,
+  valueHead: false,
+  seed: 0,
+});
+
+export interface GenerateOptions {
+  maxNewTokens: number;
+  /** 0 = greedy. Default 1. */
+  temperature?: number;
+  /** Sampling seed: same seed, same tokens, on any thread count. Default 0. */
+  seed?: number;
+  /** Stop a row after this token. Default: none. */
+  eosToken?: number;
+}
+
+export type GenerateResult = NativeGenerateResult;
+
+/** Tokens [batch, seqLen] row-major, and the loss weight of each token (1 = response token). */
+export interface TokenBatch {
+  tokens: Int32Array;
+  mask: Float32Array;
+  batch: number;
+  seqLen: number;
+}
+
+export interface PolicyBatch extends TokenBatch {
+  advantages: Float32Array;
+  oldLogprobs: Float32Array;
+  /** Log-probs of the reference policy; needed when klCoef != 0. */
+  refLogprobs?: Float32Array;
+}
+
+export interface ValueBatch extends TokenBatch {
+  returns: Float32Array;
+  oldValues: Float32Array;
+}
+
+export type PolicyHyper = NativePolicyHyper;
+export type ValueHyper = NativeValueHyper;
+
+export const DEFAULT_POLICY_HYPER: Readonly<PolicyHyper> = Object.freeze({
+  lr: 1e-3,
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  weightDecay: 0,
+  maxGradNorm: 1,
+  clipRatio: 0.2,
+  klCoef: 0,
+  entropyCoef: 0,
+});
+
+export const DEFAULT_VALUE_HYPER: Readonly<ValueHyper> = Object.freeze({
+  lr: 1e-3,
+  beta1: 0.9,
+  beta2: 0.999,
+  eps: 1e-8,
+  weightDecay: 0,
+  maxGradNorm: 1,
+  clipRange: 0.2,
+});
+
+/** A bad argument, caught before it reached native code. */
+export class InvalidArgumentError extends TypeError {
+  override name = "InvalidArgumentError";
+  constructor(
+    readonly method: string,
+    readonly argument: string,
+    readonly value: string,
+    readonly allowed: string,
+  ) {
+    super(`${method}: ${argument} is ${value}; expected ${allowed}`);
+  }
+}
+
+/** A failure inside the native compute (CUDA error, out of memory, ...); message names op, file, line. */
+export class NativeComputeError extends Error {
+  override name = "NativeComputeError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (ArrayBuffer.isView(v)) return `a ${v.constructor.name} of length ${(v as unknown as ArrayLike<number>).length}`;
+  if (Array.isArray(v)) return `an Array of length ${v.length}`;
+  if (typeof v === "number") return String(v);
+  if (typeof v === "string") return JSON.stringify(v);
+  return typeof v;
+}
+
+/** Argument checks for one method call; each failure names the method and the argument. */
+class Check {
+  constructor(readonly method: string) {}
+
+  fail(arg: string, value: unknown, allowed: string): never {
+    throw new InvalidArgumentError(this.method, arg, describe(value), allowed);
+  }
+
+  int(arg: string, v: unknown, min: number, max: number): number {
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+      this.fail(arg, v, `an integer in ${min}..${max}`);
+    }
+    return v;
+  }
+
+  num(arg: string, v: unknown, min: number, max = Number.POSITIVE_INFINITY): number {
+    if (typeof v !== "number" || !Number.isFinite(v) || v < min || v > max) {
+      this.fail(arg, v, `a finite number in [${min}, ${max === Number.POSITIVE_INFINITY ? "inf" : max}]`);
+    }
+    return v;
+  }
+
+  f32(arg: string, v: unknown, length: number): Float32Array {
+    if (!(v instanceof Float32Array) || v.length !== length) {
+      this.fail(arg, v, `a Float32Array of length ${length} (batch * seqLen)`);
+    }
+    for (let i = 0; i < v.length; i++) {
+      if (!Number.isFinite(v[i]!)) this.fail(`${arg}[${i}]`, v[i], "a finite number (no NaN or Infinity)");
+    }
+    return v;
+  }
+
+  tokens(arg: string, v: unknown, length: number | null, vocab: number): Int32Array {
+    if (!(v instanceof Int32Array) || (length !== null && v.length !== length)) {
+      this.fail(arg, v, length === null ? "an Int32Array" : `an Int32Array of length ${length} (batch * seqLen)`);
+    }
+    for (let i = 0; i < v.length; i++) {
+      const t = v[i]!;
+      if (t < 0 || t >= vocab) this.fail(`${arg}[${i}]`, t, `a token id in 0..${vocab - 1}`);
+    }
+    return v;
+  }
+}
+
+/**
+ * A transformer policy (and optional critic head) whose weights live in native memory.
+ * Calls on one model run one at a time, in the order made.
+ */
+export class PolicyModel {
+  readonly config: Readonly<Required<PolicyModelConfig>>;
+  readonly backend: "cpu" | "cuda";
+  readonly numParams: number;
+  readonly tensors: readonly TensorInfo[];
+  readonly #native: PolicyModelNative;
+
+  /**
+   * @param config model sizes; `width` must be a multiple of `heads`.
+   * @param options.device "auto" (CUDA when usable, else CPU; the default), "cpu", or "cuda"
+   *   (throws when no usable device).
+   */
+  constructor(config: PolicyModelConfig, options: { device?: Device; addon?: NativeAddon } = {}) {
+    const c = new Check("PolicyModel");
+    if (typeof config !== "object" || config === null) c.fail("config", config, "an object");
+    const cfg: Required<PolicyModelConfig> = {
+      vocab: c.int("config.vocab", config.vocab, 2, 1 << 20),
+      context: c.int("config.context", config.context, 2, 4096),
+      width: c.int("config.width", config.width, 1, 8192),
+      layers: c.int("config.layers", config.layers, 1, 64),
+      heads: c.int("config.heads", config.heads, 1, 8192),
+      valueHead: config.valueHead ?? false,
+      seed: c.int("config.seed", config.seed ?? 0, 0, Number.MAX_SAFE_INTEGER),
+    };
+    if (typeof cfg.valueHead !== "boolean") c.fail("config.valueHead", cfg.valueHead, "a boolean");
+    if (cfg.width % cfg.heads !== 0) c.fail("config.width", cfg.width, `a multiple of heads (${cfg.heads})`);
+    const device = options.device ?? "auto";
+    if (device !== "auto" && device !== "cpu" && device !== "cuda") {
+      c.fail("options.device", device, '"auto", "cpu" or "cuda"');
+    }
+    const addon = options.addon ?? loadNative();
+    try {
+      this.#native = new addon.PolicyModelNative(cfg as NativeModelConfig, device);
+    } catch (cause) {
+      throw native(cause);
+    }
+    this.config = Object.freeze(cfg);
+    const info = this.#native.info();
+    this.backend = info.backend;
+    this.numParams = info.numParams;
+    this.tensors = Object.freeze(info.tensors);
+  }
+
+  /** Optimizer steps taken so far (policyStep and valueStep both count). */
+  get step(): number {
+    return this.#native.info().step;
+  }
+
+  /**
+   * Samples up to `maxNewTokens` after each prompt, all rows in one batch with a KV cache. A row
+   * stops after `eosToken`. Same seed, same tokens, on every run and thread count.
+   */
+  async generate(prompts: ArrayLike<number>[] | Int32Array[], options: GenerateOptions): Promise<GenerateResult> {
+    const c = new Check("generate");
+    if (!Array.isArray(prompts) || prompts.length === 0) c.fail("prompts", prompts, "a non-empty array of token arrays");
+    const maxNew = c.int("options.maxNewTokens", options?.maxNewTokens, 1, this.config.context - 1);
+    const rows = prompts.map((p, i) => {
+      const row = p instanceof Int32Array ? p : Array.isArray(p) ? Int32Array.from(p) : c.fail(`prompts[${i}]`, p, "an Int32Array or number[]");
+      if (Array.isArray(p) && p.some((t) => !Number.isInteger(t))) c.fail(`prompts[${i}]`, p, "integer token ids");
+      c.tokens(`prompts[${i}]`, row, null, this.config.vocab);
+      if (row.length === 0 || row.length + maxNew > this.config.context) {
+        c.fail(`prompts[${i}].length`, row.length, `1..${this.config.context - maxNew} (context ${this.config.context} - maxNewTokens ${maxNew})`);
+      }
+      return row;
+    });
+    const opts = {
+      maxNewTokens: maxNew,
+      temperature: c.num("options.temperature", options.temperature ?? 1, 0, 1e6),
+      seed: c.int("options.seed", options.seed ?? 0, 0, Number.MAX_SAFE_INTEGER),
+      eosToken: options.eosToken === undefined ? -1 : c.int("options.eosToken", options.eosToken, 0, this.config.vocab - 1),
+    };
+    return call(this.#native.generate(rows, opts));
+  }
+
+  /** log p(token t | tokens < t) for every token with mask != 0; [batch * seqLen]. */
+  async logprobs(batch: TokenBatch): Promise<Float32Array> {
+    return call(this.#native.logprobs(this.#tokenBatch("logprobs", batch)));
+  }
+
+  /** The critic's value for every token with mask != 0; [batch * seqLen]. Needs valueHead. */
+  async values(batch: TokenBatch): Promise<Float32Array> {
+    this.#needValueHead("values");
+    return call(this.#native.values(this.#tokenBatch("values", batch)));
+  }
+
+  /**
+   * One PPO update: clipped-ratio loss on the masked tokens (token mean), plus klCoef times the
+   * k3 KL estimate to `refLogprobs`, minus entropyCoef times the entropy; backward, global
+   * gradient-norm clipping, AdamW (the value head is left untouched).
+   */
+  async policyStep(batch: PolicyBatch, hyper: Partial<PolicyHyper> = {}): Promise<PolicyStepStats> {
+    const c = new Check("policyStep");
+    const b = this.#tokenBatch("policyStep", batch);
+    const n = b.batch * b.seqLen;
+    const h = { ...DEFAULT_POLICY_HYPER, ...hyper };
+    this.#checkOptim(c, h);
+    c.num("hyper.clipRatio", h.clipRatio, 0, 10);
+    c.num("hyper.klCoef", h.klCoef, 0);
+    c.num("hyper.entropyCoef", h.entropyCoef, -1e6);
+    const ref = batch.refLogprobs === undefined ? null : c.f32("batch.refLogprobs", batch.refLogprobs, n);
+    if (h.klCoef !== 0 && ref === null) c.fail("batch.refLogprobs", undefined, "a Float32Array when hyper.klCoef != 0");
+    return call(
+      this.#native.policyStep(
+        {
+          ...b,
+          advantages: c.f32("batch.advantages", batch.advantages, n),
+          oldLogprobs: c.f32("batch.oldLogprobs", batch.oldLogprobs, n),
+          refLogprobs: ref,
+        },
+        h,
+      ),
+    );
+  }
+
+  /**
+   * One critic update: 0.5 * token mean of max((v - R)^2, (clip(v, old ± clipRange) - R)^2),
+   * backward, gradient clipping, AdamW (the LM head is left untouched). Needs valueHead.
+   */
+  async valueStep(batch: ValueBatch, hyper: Partial<ValueHyper> = {}): Promise<ValueStepStats> {
+    const c = new Check("valueStep");
+    this.#needValueHead("valueStep");
+    const b = this.#tokenBatch("valueStep", batch);
+    const n = b.batch * b.seqLen;
+    const h = { ...DEFAULT_VALUE_HYPER, ...hyper };
+    this.#checkOptim(c, h);
+    c.num("hyper.clipRange", h.clipRange, 0);
+    return call(
+      this.#native.valueStep(
+        { ...b, returns: c.f32("batch.returns", batch.returns, n), oldValues: c.f32("batch.oldValues", batch.oldValues, n) },
+        h,
+      ),
+    );
+  }
+
+  /** The shape a state's arrays belong to; states only load into models of the same layout. */
+  get layout(): string {
+    const c = this.config;
+    return `vocab=${c.vocab} context=${c.context} width=${c.width} layers=${c.layers} heads=${c.heads} valueHead=${c.valueHead}`;
+  }
+
+  /** Copies of the weights, AdamW moments and step. `setState(getState())` is bit-exact. */
+  getState(): ModelState {
+    try {
+      return { ...this.#native.getState(), layout: this.layout };
+    } catch (cause) {
+      throw native(cause);
+    }
+  }
+
+  /** Restores a state from getState() of a model with the same config. */
+  setState(state: ModelState): void {
+    const c = new Check("setState");
+    if (typeof state !== "object" || state === null) c.fail("state", state, "an object from getState()");
+    if (state.layout !== undefined && state.layout !== this.layout) {
+      c.fail("state.layout", state.layout, `"${this.layout}" (this model's layout)`);
+    }
+    for (const key of ["params", "adamM", "adamV"] as const) {
+      const v = state[key];
+      if (!(v instanceof Float32Array) || v.length !== this.numParams) {
+        c.fail(`state.${key}`, v, `a Float32Array of length ${this.numParams} (this config's parameter count)`);
+      }
+    }
+    c.int("state.step", state.step, 0, 2 ** 31 - 1);
+    try {
+      this.#native.setState(state);
+    } catch (cause) {
+      throw native(cause);
+    }
+  }
+
+  /** Frees the native memory now; the model cannot be used afterwards. */
+  dispose(): void {
+    this.#native.dispose();
+  }
+
+  #tokenBatch(method: string, batch: TokenBatch): TokenBatch {
+    const c = new Check(method);
+    if (typeof batch !== "object" || batch === null) c.fail("batch", batch, "an object {tokens, mask, batch, seqLen}");
+    const rows = c.int("batch.batch", batch.batch, 1, 1 << 20);
+    const seqLen = c.int("batch.seqLen", batch.seqLen, 2, this.config.context);
+    const n = rows * seqLen;
+    return {
+      tokens: c.tokens("batch.tokens", batch.tokens, n, this.config.vocab),
+      mask: c.f32("batch.mask", batch.mask, n),
+      batch: rows,
+      seqLen,
+    };
+  }
+
+  #checkOptim(c: Check, h: PolicyHyper | ValueHyper): void {
+    c.num("hyper.lr", h.lr, 0, 10);
+    c.num("hyper.beta1", h.beta1, 0, 0.999999);
+    c.num("hyper.beta2", h.beta2, 0, 0.999999999);
+    c.num("hyper.eps", h.eps, 0);
+    c.num("hyper.weightDecay", h.weightDecay, 0);
+    c.num("hyper.maxGradNorm", h.maxGradNorm, 0);
+  }
+
+  #needValueHead(method: string): void {
+    if (!this.config.valueHead) {
+      new Check(method).fail("model", "a model without a value head", "a model created with valueHead: true");
+    }
+  }
+}
+
+function native(cause: unknown): NativeComputeError {
+  const message = cause instanceof Error ? cause.message : String(cause);
+  return new NativeComputeError(message, { cause });
+}
+
+async function call<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (cause) {
+    throw native(cause);
+  }
+}

@@ -1,0 +1,285 @@
+// PolicyModelNative: the Node-API class that owns one revenant::Model. Slow calls (generate,
+// logprobs, values, policyStep, valueStep) copy their inputs on the JavaScript thread, compute on
+// a libuv worker (Napi::AsyncWorker) and resolve a Promise, so the event loop stays free. Calls on
+// one model are serialised by a mutex; the worker keeps the JavaScript object alive until done.
+#include "addon/policy_model.h"
+
+#include <functional>
+#include <memory>
+#include <mutex>
+
+#include "addon/convert.h"
+#include "core/model.h"
+
+namespace revenant::addon {
+namespace {
+
+struct Shared {
+  std::unique_ptr<Model> model;
+  std::mutex mu;
+};
+
+// Runs `work` off the JavaScript thread, then `done` on it to build the resolved value.
+class Job : public Napi::AsyncWorker {
+ public:
+  Job(Napi::Env env, Napi::Object owner, std::shared_ptr<Shared> shared, std::function<void(Model&)> work,
+      std::function<Napi::Value(Napi::Env)> done)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), shared_(std::move(shared)),
+        work_(std::move(work)), done_(std::move(done)) {
+    owner_ = Napi::Persistent(owner);
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    if (!shared_->model) throw std::runtime_error("model: this model was disposed");
+    work_(*shared_->model);
+  }
+  void OnOK() override { deferred_.Resolve(done_(Env())); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference owner_;
+  std::shared_ptr<Shared> shared_;
+  std::function<void(Model&)> work_;
+  std::function<Napi::Value(Napi::Env)> done_;
+};
+
+template <typename Batch>
+Batch read_token_batch(const Napi::Object& b) {
+  Batch batch;
+  batch.B = get_int(b, "batch");
+  batch.T = get_int(b, "seqLen");
+  batch.tokens = get_i32(b, "tokens");
+  batch.mask = get_f32(b, "mask");
+  return batch;
+}
+
+OptimConfig read_optim(const Napi::Object& h) {
+  OptimConfig o;
+  o.lr = static_cast<float>(get_number(h, "lr"));
+  o.beta1 = static_cast<float>(get_number(h, "beta1"));
+  o.beta2 = static_cast<float>(get_number(h, "beta2"));
+  o.eps = static_cast<float>(get_number(h, "eps"));
+  o.weight_decay = static_cast<float>(get_number(h, "weightDecay"));
+  o.max_grad_norm = static_cast<float>(get_number(h, "maxGradNorm"));
+  return o;
+}
+
+}  // namespace
+
+struct PolicyModelNative::Impl {
+  std::shared_ptr<Shared> shared = std::make_shared<Shared>();
+};
+
+Napi::Function PolicyModelNative::Define(Napi::Env env) {
+  return DefineClass(env, "PolicyModelNative",
+                     {InstanceMethod("info", &PolicyModelNative::Info),
+                      InstanceMethod("generate", &PolicyModelNative::Generate),
+                      InstanceMethod("logprobs", &PolicyModelNative::Logprobs),
+                      InstanceMethod("values", &PolicyModelNative::Values),
+                      InstanceMethod("policyStep", &PolicyModelNative::PolicyStep),
+                      InstanceMethod("valueStep", &PolicyModelNative::ValueStep),
+                      InstanceMethod("getState", &PolicyModelNative::GetState),
+                      InstanceMethod("setState", &PolicyModelNative::SetState),
+                      InstanceMethod("dispose", &PolicyModelNative::Dispose)});
+}
+
+// new PolicyModelNative({vocab, context, width, layers, heads, valueHead, seed}, device)
+PolicyModelNative::PolicyModelNative(const Napi::CallbackInfo& info)
+    : Napi::ObjectWrap<PolicyModelNative>(info), impl_(std::make_unique<Impl>()) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsString())
+    throw Napi::TypeError::New(env, "PolicyModelNative(config: object, device: string)");
+  const Napi::Object c = info[0].As<Napi::Object>();
+  ModelConfig cfg;
+  cfg.vocab = get_int(c, "vocab");
+  cfg.context = get_int(c, "context");
+  cfg.width = get_int(c, "width");
+  cfg.layers = get_int(c, "layers");
+  cfg.heads = get_int(c, "heads");
+  cfg.value_head = c.Get("valueHead").ToBoolean().Value();
+  cfg.seed = static_cast<uint64_t>(get_number(c, "seed"));
+  impl_->shared->model = std::make_unique<Model>(cfg, make_backend(info[1].As<Napi::String>().Utf8Value()));
+}
+
+PolicyModelNative::~PolicyModelNative() = default;
+
+Model& PolicyModelNative::model(Napi::Env env) {
+  if (!impl_->shared->model) throw Napi::Error::New(env, "model: this model was disposed");
+  return *impl_->shared->model;
+}
+
+Napi::Value PolicyModelNative::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::lock_guard<std::mutex> lock(impl_->shared->mu);
+  Model& m = model(env);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("backend", m.backend_name());
+  out.Set("numParams", static_cast<double>(m.num_params()));
+  out.Set("step", m.step());
+  Napi::Array tensors = Napi::Array::New(env, m.tensors().size());
+  for (std::size_t i = 0; i < m.tensors().size(); ++i) {
+    const TensorSpec& s = m.tensors()[i];
+    Napi::Object t = Napi::Object::New(env);
+    t.Set("name", s.name);
+    Napi::Array shape = Napi::Array::New(env, s.shape.size());
+    for (std::size_t d = 0; d < s.shape.size(); ++d) shape[d] = s.shape[d];
+    t.Set("shape", shape);
+    t.Set("offset", static_cast<double>(s.offset));
+    t.Set("size", static_cast<double>(s.size));
+    tensors[i] = t;
+  }
+  out.Set("tensors", tensors);
+  return out;
+}
+
+// generate(prompts: Int32Array[], {maxNewTokens, temperature, seed, eosToken})
+Napi::Value PolicyModelNative::Generate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsObject())
+    throw Napi::TypeError::New(env, "generate(prompts: Int32Array[], options: object)");
+  const Napi::Array arr = info[0].As<Napi::Array>();
+  std::vector<std::vector<int>> prompts(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); ++i)
+    prompts[i] = get_array<int32_t>(env, arr.Get(i), "prompts[" + std::to_string(i) + "]", napi_int32_array, "Int32Array");
+  const Napi::Object o = info[1].As<Napi::Object>();
+  GenerateOptions opt;
+  opt.max_new_tokens = get_int(o, "maxNewTokens");
+  opt.temperature = static_cast<float>(get_number(o, "temperature"));
+  opt.seed = static_cast<uint64_t>(get_number(o, "seed"));
+  opt.eos_token = static_cast<int>(get_number_or(o, "eosToken", -1));
+  auto result = std::make_shared<GenerateResult>();
+  auto* job = new Job(
+      env, Value(), impl_->shared, [=](Model& m) { *result = m.generate(prompts, opt); },
+      [result](Napi::Env env) {
+        Napi::Object out = Napi::Object::New(env);
+        out.Set("batch", result->batch);
+        out.Set("maxNewTokens", result->max_new_tokens);
+        out.Set("tokens", to_js<int32_t>(env, result->tokens));
+        out.Set("logprobs", to_js<float>(env, result->logprobs));
+        out.Set("values", result->values.empty() ? env.Null() : Napi::Value(to_js<float>(env, result->values)));
+        out.Set("lengths", to_js<int32_t>(env, result->lengths));
+        return out;
+      });
+  Napi::Promise p = job->promise();
+  job->Queue();
+  return p;
+}
+
+Napi::Value PolicyModelNative::Logprobs(const Napi::CallbackInfo& info) { return PerToken(info, false); }
+Napi::Value PolicyModelNative::Values(const Napi::CallbackInfo& info) { return PerToken(info, true); }
+
+// logprobs/values({tokens, mask, batch, seqLen}) -> Float32Array [batch * seqLen]
+Napi::Value PolicyModelNative::PerToken(const Napi::CallbackInfo& info, bool values) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject())
+    throw Napi::TypeError::New(env, std::string(values ? "values" : "logprobs") + "(batch: {tokens, mask, batch, seqLen})");
+  const TokenBatch batch = read_token_batch<TokenBatch>(info[0].As<Napi::Object>());
+  auto out = std::make_shared<std::vector<float>>();
+  auto* job = new Job(
+      env, Value(), impl_->shared, [=](Model& m) { *out = values ? m.values(batch) : m.logprobs(batch); },
+      [out](Napi::Env env) { return to_js<float>(env, *out); });
+  Napi::Promise p = job->promise();
+  job->Queue();
+  return p;
+}
+
+// policyStep({tokens, mask, advantages, oldLogprobs, refLogprobs?, batch, seqLen},
+//            {lr, clipRatio, klCoef, entropyCoef, maxGradNorm, weightDecay, beta1, beta2, eps})
+Napi::Value PolicyModelNative::PolicyStep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsObject())
+    throw Napi::TypeError::New(env, "policyStep(batch: object, hyper: object)");
+  const Napi::Object b = info[0].As<Napi::Object>(), h = info[1].As<Napi::Object>();
+  PolicyBatch batch = read_token_batch<PolicyBatch>(b);
+  batch.advantages = get_f32(b, "advantages");
+  batch.old_logprobs = get_f32(b, "oldLogprobs");
+  if (!b.Get("refLogprobs").IsUndefined() && !b.Get("refLogprobs").IsNull()) batch.ref_logprobs = get_f32(b, "refLogprobs");
+  PolicyLossConfig loss;
+  loss.clip_ratio = static_cast<float>(get_number(h, "clipRatio"));
+  loss.kl_coef = static_cast<float>(get_number(h, "klCoef"));
+  loss.entropy_coef = static_cast<float>(get_number(h, "entropyCoef"));
+  const OptimConfig optim = read_optim(h);
+  auto stats = std::make_shared<PolicyStats>();
+  auto* job = new Job(
+      env, Value(), impl_->shared, [=](Model& m) { *stats = m.policy_step(batch, loss, optim); },
+      [stats](Napi::Env env) {
+        Napi::Object out = Napi::Object::New(env);
+        out.Set("pgLoss", stats->pg_loss);
+        out.Set("klLoss", stats->kl_loss);
+        out.Set("entropy", stats->entropy);
+        out.Set("clipFrac", stats->clip_frac);
+        out.Set("approxKl", stats->approx_kl);
+        out.Set("gradNorm", stats->grad_norm);
+        out.Set("loss", stats->loss);
+        return out;
+      });
+  Napi::Promise p = job->promise();
+  job->Queue();
+  return p;
+}
+
+// valueStep({tokens, mask, returns, oldValues, batch, seqLen},
+//           {lr, clipRange, maxGradNorm, weightDecay, beta1, beta2, eps})
+Napi::Value PolicyModelNative::ValueStep(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsObject())
+    throw Napi::TypeError::New(env, "valueStep(batch: object, hyper: object)");
+  const Napi::Object b = info[0].As<Napi::Object>(), h = info[1].As<Napi::Object>();
+  ValueBatch batch = read_token_batch<ValueBatch>(b);
+  batch.returns = get_f32(b, "returns");
+  batch.old_values = get_f32(b, "oldValues");
+  const float clip = static_cast<float>(get_number(h, "clipRange"));
+  const OptimConfig optim = read_optim(h);
+  auto stats = std::make_shared<ValueStats>();
+  auto* job = new Job(
+      env, Value(), impl_->shared, [=](Model& m) { *stats = m.value_step(batch, clip, optim); },
+      [stats](Napi::Env env) {
+        Napi::Object out = Napi::Object::New(env);
+        out.Set("vfLoss", stats->vf_loss);
+        out.Set("vfClipFrac", stats->vf_clip_frac);
+        out.Set("gradNorm", stats->grad_norm);
+        return out;
+      });
+  Napi::Promise p = job->promise();
+  job->Queue();
+  return p;
+}
+
+// Synchronous: a state is a few copies of the weights, and callers (checkpointing) want it now.
+Napi::Value PolicyModelNative::GetState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::lock_guard<std::mutex> lock(impl_->shared->mu);
+  const ModelState s = model(env).get_state();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("params", to_js<float>(env, s.params));
+  out.Set("adamM", to_js<float>(env, s.adam_m));
+  out.Set("adamV", to_js<float>(env, s.adam_v));
+  out.Set("step", s.step);
+  return out;
+}
+
+Napi::Value PolicyModelNative::SetState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "setState(state: object)");
+  const Napi::Object o = info[0].As<Napi::Object>();
+  ModelState s;
+  s.params = get_f32(o, "params");
+  s.adam_m = get_f32(o, "adamM");
+  s.adam_v = get_f32(o, "adamV");
+  s.step = get_int(o, "step");
+  std::lock_guard<std::mutex> lock(impl_->shared->mu);
+  model(env).set_state(s);
+  return env.Undefined();
+}
+
+// Frees the weights now instead of at garbage collection; waits for a running call to finish.
+Napi::Value PolicyModelNative::Dispose(const Napi::CallbackInfo& info) {
+  std::lock_guard<std::mutex> lock(impl_->shared->mu);
+  impl_->shared->model.reset();
+  return info.Env().Undefined();
+}
+
+}  // namespace revenant::addon

@@ -1,0 +1,273 @@
+// Blocked single-precision matrix product (the no-BLAS path), plus the BLAS dispatch.
+//
+// Layout: the output is cut into tiles (MC rows x NR columns); for each K chunk of KC, a tile's
+// B panel is packed (zero-padded at the edge), A is read in place (only a ragged last block of
+// rows is packed), and an MR x NR register-tile micro-kernel walks k in order. Every output element is therefore computed by the same instruction sequence wherever it
+// sits (edge tiles included) and whichever thread runs it: results do not depend on threads.
+// The micro-kernel uses GCC/Clang vector extensions, which become AVX-512, AVX2 or NEON code.
+#include "cpu/gemm.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <vector>
+
+#include "core/thread_pool.h"
+
+#ifdef REVENANT_HAVE_BLAS
+#include <cblas.h>
+#endif
+
+namespace revenant::cpu {
+namespace {
+
+#if defined(__AVX512F__)
+constexpr int VW = 16;
+#elif defined(__AVX__)
+constexpr int VW = 8;
+#else
+constexpr int VW = 4;
+#endif
+typedef float vfloat __attribute__((vector_size(VW * sizeof(float))));
+
+constexpr int MR = 6;        // rows per register tile: 6 x 2 vector accumulators fit any ISA
+constexpr int KC = 128;      // K chunk: a B panel stays in L1
+constexpr int MC = 8 * MR;   // rows per task
+
+// REVENANT_GEMM=own|blas overrides the choice (Auto: BLAS when linked).
+GemmImpl impl_from_env() {
+  const char* e = std::getenv("REVENANT_GEMM");
+  if (e && std::strcmp(e, "own") == 0) return GemmImpl::Own;
+  if (e && std::strcmp(e, "blas") == 0) return GemmImpl::Blas;
+  return GemmImpl::Auto;
+}
+std::atomic<int> g_impl{static_cast<int>(impl_from_env())};
+
+// Packed-panel storage, 64-byte aligned for the micro-kernel's vector loads; grows, never shrinks.
+struct PackBuffer {
+  float* p = nullptr;
+  std::size_t cap = 0;
+  ~PackBuffer() { std::free(p); }
+  float* ensure(std::size_t n) {
+    if (n > cap) {
+      std::free(p);
+      p = static_cast<float*>(std::aligned_alloc(64, ((n * sizeof(float) + 63) / 64) * 64));
+      if (!p) throw std::bad_alloc();
+      cap = n;
+    }
+    return p;
+  }
+};
+
+inline float at(const float* X, int ld, bool trans, int r, int c) {
+  return trans ? X[static_cast<long>(c) * ld + r] : X[static_cast<long>(r) * ld + c];
+}
+
+// A rows [i0, i0+MR) x k [k0, k0+kc) -> dst[k*MR + i], zero rows past M.
+void pack_a(float* dst, const float* A, int lda, bool trans, int M, int i0, int k0, int kc) {
+  for (int k = 0; k < kc; ++k)
+    for (int i = 0; i < MR; ++i)
+      dst[k * MR + i] = (i0 + i < M) ? at(A, lda, trans, i0 + i, k0 + k) : 0.0f;
+}
+
+// B k [k0, k0+kc) x columns [j0, j0+nr) -> dst[k*nr + j], zero columns past N.
+void pack_b(float* dst, const float* B, int ldb, bool trans, int N, int j0, int k0, int kc, int nr) {
+  if (!trans && j0 + nr <= N) {
+    for (int k = 0; k < kc; ++k)
+      std::memcpy(dst + k * nr, B + static_cast<long>(k0 + k) * ldb + j0, nr * sizeof(float));
+    return;
+  }
+  if (trans && j0 + nr <= N) {  // read each stored row of B^T contiguously
+    for (int j = 0; j < nr; ++j) {
+      const float* src = B + static_cast<long>(j0 + j) * ldb + k0;
+      for (int k = 0; k < kc; ++k) dst[k * nr + j] = src[k];
+    }
+    return;
+  }
+  for (int k = 0; k < kc; ++k)
+    for (int j = 0; j < nr; ++j)
+      dst[k * nr + j] = (j0 + j < N) ? at(B, ldb, trans, k0 + k, j0 + j) : 0.0f;
+}
+
+// acc[MR][NV] = sum over k of A(i, k) * B(k, j), NV vectors (NV*VW columns) wide. A is read in
+// place: A(i, k) = a[i*rs + k*ks] (rows of A, of A^T, or of a packed edge block all fit); B is a
+// packed panel. NV = 1 serves matrices narrower than one vector pair (the LM head).
+template <int NV, bool RS_IS_ONE>
+inline void micro_kernel(int kc, const float* __restrict a, long rs, long ks, const float* __restrict b,
+                         vfloat (&c)[MR][NV]) {
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) c[i][v] = vfloat{};
+  for (int k = 0; k < kc; ++k) {
+    vfloat bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = *reinterpret_cast<const vfloat*>(b + (k * NV + v) * VW);
+    const float* ak = a + k * ks;
+    for (int i = 0; i < MR; ++i) {
+      const vfloat ai = vfloat{} + ak[RS_IS_ONE ? i : i * rs];
+      for (int v = 0; v < NV; ++v) c[i][v] += ai * bv[v];
+    }
+  }
+}
+
+// C tile (ni x nj valid) = (overwrite ? 0 : C) + acc: one float add per element on every path,
+// so edge tiles round exactly like full ones.
+template <int NV>
+inline void store_tile(const vfloat (&c)[MR][NV], float* C, int ldc, int ni, int nj, bool overwrite) {
+  constexpr int NR = NV * VW;
+  if (ni == MR && nj == NR) {
+    for (int i = 0; i < MR; ++i) {
+      float* row = C + static_cast<long>(i) * ldc;
+      for (int v = 0; v < NV; ++v) {
+        vfloat r = vfloat{};
+        if (!overwrite) std::memcpy(&r, row + v * VW, sizeof(vfloat));
+        r += c[i][v];
+        std::memcpy(row + v * VW, &r, sizeof(vfloat));
+      }
+    }
+    return;
+  }
+  alignas(64) float tile[MR * NR];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) std::memcpy(tile + i * NR + v * VW, &c[i][v], sizeof(vfloat));
+  for (int i = 0; i < ni; ++i) {
+    float* row = C + static_cast<long>(i) * ldc;
+    for (int j = 0; j < nj; ++j) row[j] = (overwrite ? 0.0f : row[j]) + tile[i * NR + j];
+  }
+}
+
+template <typename F>
+void run_tasks(int n, double flops, F&& fn) {
+  // Under ~4 MFLOP (tens of microseconds) waking the pool costs about as much as it saves.
+  if (n <= 1 || pool_threads() == 1 || flops < 4e6) {
+    for (int t = 0; t < n; ++t) fn(t);
+  } else {
+    parallel_for(n, fn);
+  }
+}
+
+// Two parallel loops: pack all of B (every K chunk of every column panel) once, then compute
+// the output tiles (row block x column panel), each task walking the K chunks in order. Two
+// fork/joins per product, whatever K is: on small, busy machines waking threads per chunk would
+// dominate.
+template <int NV>
+void sgemm_tiles(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda, const float* B,
+                 int ldb, bool accumulate, float* C, int ldc) {
+  constexpr int NR = NV * VW;
+  const int npanels = (N + NR - 1) / NR;
+  const int nchunks = (K + KC - 1) / KC;
+  const int mblocks = (M + MC - 1) / MC;
+  const double flops = 2.0 * M * N * K;
+  // Panel p, chunk q starts at (p * K + q * KC) * NR: chunks of one panel are contiguous.
+  thread_local PackBuffer bpack;  // per calling thread: models may compute concurrently
+  float* packed = bpack.ensure(static_cast<std::size_t>(npanels) * K * NR);
+  run_tasks(npanels * nchunks, flops, [&](int t) {
+    const int p = t / nchunks, k0 = (t % nchunks) * KC, kc = K - k0 < KC ? K - k0 : KC;
+    pack_b(packed + (static_cast<long>(p) * K + k0) * NR, B, ldb, trans_b, N, p * NR, k0, kc, NR);
+  });
+  const int full_rows = M - M % MR;  // rows past this are packed, zero-padded, per chunk
+  const long rs = trans_a ? 1 : lda, ks = trans_a ? lda : 1;
+  run_tasks(mblocks * npanels, flops, [&](int task) {
+    const int mb = task / npanels, p = task % npanels;
+    const int j0 = p * NR, nj = N - j0 < NR ? N - j0 : NR;
+    alignas(64) float edge[KC * MR];
+    vfloat acc[MR][NV];
+    for (int k0 = 0; k0 < K; k0 += KC) {
+      const int kc = K - k0 < KC ? K - k0 : KC;
+      const bool overwrite = !accumulate && k0 == 0;
+      const float* bp = packed + (static_cast<long>(p) * K + k0) * NR;
+      for (int i0 = mb * MC; i0 < M && i0 < (mb + 1) * MC; i0 += MR) {
+        if (i0 < full_rows) {
+          const float* a = A + i0 * rs + static_cast<long>(k0) * ks;
+          if (trans_a) micro_kernel<NV, true>(kc, a, rs, ks, bp, acc);
+          else micro_kernel<NV, false>(kc, a, rs, ks, bp, acc);
+        } else {
+          pack_a(edge, A, lda, trans_a, M, i0, k0, kc);
+          micro_kernel<NV, true>(kc, edge, 1, MR, bp, acc);  // packed: A(i, k) = edge[k*MR + i]
+        }
+        const int ni = M - i0 < MR ? M - i0 : MR;
+        store_tile<NV>(acc, C + static_cast<long>(i0) * ldc + j0, ldc, ni, nj, overwrite);
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void sgemm_own(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
+               const float* B, int ldb, bool accumulate, float* C, int ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    if (!accumulate)
+      for (int i = 0; i < M; ++i) std::memset(C + static_cast<long>(i) * ldc, 0, N * sizeof(float));
+    return;
+  }
+  // The tile width is a function of N alone, so a given element is always computed the same way.
+  if (N <= VW) sgemm_tiles<1>(trans_a, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc);
+  else sgemm_tiles<2>(trans_a, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc);
+}
+
+bool blas_available() {
+#ifdef REVENANT_HAVE_BLAS
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool sgemm_blas(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
+                const float* B, int ldb, bool accumulate, float* C, int ldc) {
+#ifdef REVENANT_HAVE_BLAS
+  static const bool threads_set = [] {
+    openblas_set_num_threads(pool_threads());
+    return true;
+  }();
+  (void)threads_set;
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+              M, N, K, 1.0f, A, lda, B, ldb, accumulate ? 1.0f : 0.0f, C, ldc);
+  return true;
+#else
+  (void)trans_a; (void)trans_b; (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)ldb;
+  (void)accumulate; (void)C; (void)ldc;
+  return false;
+#endif
+}
+
+void set_gemm_impl(GemmImpl impl) { g_impl.store(static_cast<int>(impl)); }
+GemmImpl gemm_impl() { return static_cast<GemmImpl>(g_impl.load()); }
+
+const char* own_kernel_description() {
+#if defined(__AVX512F__)
+  return "6x32 (6x16 when N <= 16) AVX-512 register tile";
+#elif defined(__AVX__)
+  return "6x16 (6x8 when N <= 8) AVX2 register tile";
+#else
+  return "6x8 (6x4 when N <= 4) 128-bit vector register tile";
+#endif
+}
+
+template <>
+void gemm<float>(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
+                 const float* B, int ldb, bool accumulate, float* C, int ldc) {
+  const GemmImpl impl = gemm_impl();
+  if (impl != GemmImpl::Own && sgemm_blas(trans_a, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc))
+    return;
+  sgemm_own(trans_a, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc);
+}
+
+template <>
+void gemm<double>(bool trans_a, bool trans_b, int M, int N, int K, const double* A, int lda,
+                  const double* B, int ldb, bool accumulate, double* C, int ldc) {
+  for (int i = 0; i < M; ++i)
+    for (int j = 0; j < N; ++j) {
+      double s = 0;
+      for (int k = 0; k < K; ++k) {
+        const double a = trans_a ? A[static_cast<long>(k) * lda + i] : A[static_cast<long>(i) * lda + k];
+        const double b = trans_b ? B[static_cast<long>(j) * ldb + k] : B[static_cast<long>(k) * ldb + j];
+        s += a * b;
+      }
+      double& c = C[static_cast<long>(i) * ldc + j];
+      c = accumulate ? c + s : s;
+    }
+}
+
+}  // namespace revenant::cpu

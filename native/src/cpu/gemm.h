@@ -1,0 +1,29 @@
+// General matrix product for the CPU backend, row-major:
+//   C[M,N] = (accumulate ? C : 0) + op(A)[M,K] @ op(B)[K,N]
+// where op(A) = A^T when trans_a (A stored [K,M]), likewise for B.
+// float goes to OpenBLAS when the build linked it, else to our blocked kernel; double (gradient
+// checks only) uses a plain triple loop.
+#pragma once
+
+namespace revenant::cpu {
+
+enum class GemmImpl { Auto, Own, Blas };
+
+template <typename T>
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, const T* A, int lda, const T* B, int ldb,
+          bool accumulate, T* C, int ldc);
+
+// Our blocked, multithreaded kernel, callable directly (benchmarks, tests).
+void sgemm_own(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
+               const float* B, int ldb, bool accumulate, float* C, int ldc);
+// OpenBLAS; returns false (and does nothing) when the build has no BLAS.
+bool sgemm_blas(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
+                const float* B, int ldb, bool accumulate, float* C, int ldc);
+bool blas_available();
+
+// Which float implementation gemm<float> uses (Auto = BLAS when linked). For benchmarks/tests.
+void set_gemm_impl(GemmImpl impl);
+GemmImpl gemm_impl();
+const char* own_kernel_description();
+
+}  // namespace revenant::cpu

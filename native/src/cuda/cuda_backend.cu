@@ -1,0 +1,102 @@
+// The CUDA backend: device memory through the statically linked runtime and the kernels of
+// native/src/cuda. Created only when cuda_status() reports a usable device.
+#include <string>
+
+#include "core/backend.h"
+#include "cuda/ops.cuh"
+
+namespace revenant {
+namespace {
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend() { RV_CUDA_CHECK(cudaSetDevice(0), "cuda backend"); }
+  std::string name() const override { return "cuda"; }
+
+  void* alloc(std::size_t bytes) override {
+    void* p = nullptr;
+    const cudaError_t e = cudaMalloc(&p, bytes == 0 ? 1 : bytes);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      RV_FAIL("alloc", "cudaMalloc of " + std::to_string(bytes) + " bytes failed: " + cudaGetErrorString(e) +
+                           " (device out of memory? use a smaller batch, or device \"cpu\")");
+    }
+    RV_CUDA_CHECK(cudaMemset(p, 0, bytes == 0 ? 1 : bytes), "alloc");
+    return p;
+  }
+  void release(void* p) override { cudaFree(p); }
+  void upload(void* dst, const void* src, std::size_t bytes) override {
+    RV_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "upload");
+  }
+  void download(void* dst, const void* src, std::size_t bytes) override {
+    RV_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "download");
+  }
+  void zero(void* p, std::size_t bytes) override { RV_CUDA_CHECK(cudaMemset(p, 0, bytes), "zero"); }
+  void copy(void* dst, const void* src, std::size_t bytes) override {
+    RV_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice), "copy");
+  }
+  void synchronize() override { RV_CUDA_CHECK(cudaDeviceSynchronize(), "synchronize"); }
+
+  void embedding_forward(float* out, const int* tokens, const float* wte, const float* wpe, int B, int T, int C,
+                         int pos0) override {
+    cuda::embedding_forward(out, tokens, wte, wpe, B, T, C, pos0);
+  }
+  void embedding_backward(float* dwte, float* dwpe, const float* dout, const int* tokens, int B, int T, int C,
+                          int pos0) override {
+    cuda::embedding_backward(dwte, dwpe, dout, tokens, B, T, C, pos0);
+  }
+  void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b, int N,
+                         int C) override {
+    cuda::layernorm_forward(out, mean, rstd, inp, w, b, N, C);
+  }
+  void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w,
+                          const float* mean, const float* rstd, int N, int C) override {
+    cuda::layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, C);
+  }
+  void matmul_forward(float* out, const float* inp, const float* w, const float* bias, int N, int C, int OC) override {
+    cuda::matmul_forward(out, inp, w, bias, N, C, OC);
+  }
+  void matmul_backward(float* dinp, float* dw, float* dbias, const float* dout, const float* inp, const float* w, int N,
+                       int C, int OC) override {
+    cuda::matmul_backward(dinp, dw, dbias, dout, inp, w, N, C, OC);
+  }
+  void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH) override {
+    cuda::attention_forward(out, att, qkv, B, T, C, NH);
+  }
+  void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C,
+                          int NH) override {
+    cuda::attention_backward(dqkv, dout, qkv, att, B, T, C, NH);
+  }
+  void attention_decode(float* out, float* kcache, float* vcache, const float* qkv, int B, int C, int NH, int pos,
+                        int Tmax) override {
+    cuda::attention_decode(out, kcache, vcache, qkv, B, C, NH, pos, Tmax);
+  }
+  void gelu_forward(float* out, const float* inp, int N) override { cuda::gelu_forward(out, inp, N); }
+  void gelu_backward(float* dinp, const float* inp, const float* dout, int N) override {
+    cuda::gelu_backward(dinp, inp, dout, N);
+  }
+  void residual_forward(float* out, const float* a, const float* b, int N) override { cuda::residual_forward(out, a, b, N); }
+  void residual_backward(float* da, float* db, const float* dout, int N) override { cuda::residual_backward(da, db, dout, N); }
+  void logprob_forward(float* lp, float* entropy, const float* logits, const int* targets, int N, int V) override {
+    cuda::logprob_forward(lp, entropy, logits, targets, N, V);
+  }
+  void logprob_backward(float* dlogits, const float* logits, const int* targets, const float* dlp, const float* dent,
+                        int N, int V) override {
+    cuda::logprob_backward(dlogits, logits, targets, dlp, dent, N, V);
+  }
+  void adamw_update(float* params, const float* grads, float* m, float* v, std::size_t n, float lr, float beta1,
+                    float beta2, float eps, float weight_decay, int step, float grad_scale) override {
+    cuda::adamw_update(params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, step, grad_scale);
+  }
+  void sampling_forward(int* out, const float* logits, int N, int V, float temperature, uint64_t seed,
+                        int step) override {
+    cuda::sampling_forward(out, logits, N, V, temperature, seed, step);
+  }
+  double sum_squares(const float* x, std::size_t n) override { return cuda::sum_squares(x, n); }
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend() { return std::make_unique<CudaBackend>(); }
+
+}  // namespace revenant

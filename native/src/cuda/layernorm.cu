@@ -1,0 +1,81 @@
+// layernorm: one warp per row with shuffle reductions (CUDA mirror of cpu/layernorm.cc).
+#include "cuda/ops.cuh"
+
+namespace revenant::cuda {
+
+__device__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+__global__ void layernorm_forward_kernel(float* out, float* mean, float* rstd, const float* inp, const float* w,
+                                         const float* b, int N, int C) {
+  const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= N) return;
+  const float* x = inp + static_cast<long>(row) * C;
+  float s = 0;
+  for (int c = lane; c < C; c += 32) s += x[c];
+  const float m = warp_sum(s) / C;
+  float v = 0;
+  for (int c = lane; c < C; c += 32) v += (x[c] - m) * (x[c] - m);
+  const float r = rsqrtf(warp_sum(v) / C + 1e-5f);
+  float* o = out + static_cast<long>(row) * C;
+  for (int c = lane; c < C; c += 32) o[c] = (x[c] - m) * r * w[c] + b[c];
+  if (lane == 0) {
+    mean[row] = m;
+    rstd[row] = r;
+  }
+}
+
+__global__ void layernorm_backward_input_kernel(float* dinp, const float* dout, const float* inp, const float* w,
+                                                const float* mean, const float* rstd, int N, int C) {
+  const int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= N) return;
+  const float* x = inp + static_cast<long>(row) * C;
+  const float* d = dout + static_cast<long>(row) * C;
+  const float m = mean[row], r = rstd[row];
+  float a = 0, bsum = 0;
+  for (int c = lane; c < C; c += 32) {
+    const float norm = (x[c] - m) * r;
+    a += d[c] * w[c];
+    bsum += d[c] * w[c] * norm;
+  }
+  const float dnorm_mean = warp_sum(a) / C, dnorm_norm_mean = warp_sum(bsum) / C;
+  float* di = dinp + static_cast<long>(row) * C;
+  for (int c = lane; c < C; c += 32) {
+    const float norm = (x[c] - m) * r;
+    di[c] += (d[c] * w[c] - dnorm_mean - norm * dnorm_norm_mean) * r;
+  }
+}
+
+// One thread per channel sums over rows in order (deterministic, no atomics).
+__global__ void layernorm_backward_weight_kernel(float* dw, float* db, const float* dout, const float* inp,
+                                                 const float* mean, const float* rstd, int N, int C) {
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  float gw = 0, gb = 0;
+  for (int n = 0; n < N; ++n) {
+    const float d = dout[static_cast<long>(n) * C + c];
+    gw += d * (inp[static_cast<long>(n) * C + c] - mean[n]) * rstd[n];
+    gb += d;
+  }
+  dw[c] += gw;
+  db[c] += gb;
+}
+
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b, int N, int C) {
+  layernorm_forward_kernel<<<blocks_for(N, 8), 256>>>(out, mean, rstd, inp, w, b, N, C);
+  RV_CUDA_LAUNCHED("layernorm_forward");
+}
+
+void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w,
+                        const float* mean, const float* rstd, int N, int C) {
+  layernorm_backward_input_kernel<<<blocks_for(N, 8), 256>>>(dinp, dout, inp, w, mean, rstd, N, C);
+  RV_CUDA_LAUNCHED("layernorm_backward");
+  layernorm_backward_weight_kernel<<<blocks_for(C, 64), 64>>>(dw, db, dout, inp, mean, rstd, N, C);
+  RV_CUDA_LAUNCHED("layernorm_backward");
+}
+
+}  // namespace revenant::cuda

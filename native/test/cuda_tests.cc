@@ -1,0 +1,209 @@
+// CUDA backend against the CPU reference: every op on the same random inputs through the Backend
+// interface, then a whole model. Skipped with the reason when no device is usable.
+// Tolerances: both backends compute in float32 but sum in different orders (warp shuffles,
+// tiles) and use different exp/tanh implementations (a few ulp), so results agree to ~1e-6
+// relative per op; 1e-5 scaled error leaves margin without hiding a wrong kernel (which is off by
+// O(1)). The whole model stacks ~30 ops, hence 1e-4 there.
+#include <cmath>
+#include <cstdio>
+#include <memory>
+
+#include "core/backend.h"
+#include "core/device_info.h"
+#include "core/model.h"
+#include "harness.h"
+
+namespace rvtest {
+using revenant::Backend;
+
+#ifdef REVENANT_HAVE_CUDA
+namespace {
+
+// One tensor held by both backends, filled from the same host values.
+template <typename T>
+class Twin {
+ public:
+  Twin(Backend& a, Backend& b, const std::vector<T>& host) : a_(a), b_(b), n_(host.size()) {
+    pa_ = static_cast<T*>(a.alloc(n_ * sizeof(T) + 1));
+    pb_ = static_cast<T*>(b.alloc(n_ * sizeof(T) + 1));
+    a.upload(pa_, host.data(), n_ * sizeof(T));
+    b.upload(pb_, host.data(), n_ * sizeof(T));
+  }
+  Twin(Backend& a, Backend& b, std::size_t n) : Twin(a, b, std::vector<T>(n)) {}
+  ~Twin() {
+    a_.release(pa_);
+    b_.release(pb_);
+  }
+  T* cpu() { return pa_; }
+  T* gpu() { return pb_; }
+  std::vector<T> host_cpu() { return fetch(a_, pa_); }
+  std::vector<T> host_gpu() { return fetch(b_, pb_); }
+  void compare(const std::string& name, double tol) { check_close(name + " cuda vs cpu", scaled_error(host_gpu(), host_cpu()), tol); }
+
+ private:
+  std::vector<T> fetch(Backend& be, T* p) {
+    std::vector<T> h(n_);
+    be.download(h.data(), p, n_ * sizeof(T));
+    return h;
+  }
+  Backend &a_, &b_;
+  std::size_t n_;
+  T *pa_, *pb_;
+};
+
+using F = Twin<float>;
+using I = Twin<int>;
+
+std::vector<float> normals(Rng& r, std::size_t n, double s = 1.0) { return cast<float>(r.normals(n, s)); }
+
+void compare_ops(Backend& c, Backend& g) {
+  Rng r(2024);
+  const int B = 3, T = 17, C = 48, NH = 4, V = 13, N = B * T, OC = 67;
+  const double tol = 1e-5;
+  std::vector<int> tok(N);
+  for (auto& t : tok) t = r.below(V);
+  std::vector<int> tgt = tok;
+  tgt[5] = -1;
+  I tokens(c, g, tok), targets(c, g, tgt);
+  // embedding
+  F wte(c, g, normals(r, V * C)), wpe(c, g, normals(r, T * C)), emb(c, g, N * C), dwte(c, g, V * C), dwpe(c, g, T * C);
+  F dout(c, g, normals(r, N * C));
+  for (auto* be : {&c, &g}) {
+    const bool gpu = be == &g;
+    be->embedding_forward(gpu ? emb.gpu() : emb.cpu(), gpu ? tokens.gpu() : tokens.cpu(), gpu ? wte.gpu() : wte.cpu(),
+                          gpu ? wpe.gpu() : wpe.cpu(), B, T, C, 0);
+    be->embedding_backward(gpu ? dwte.gpu() : dwte.cpu(), gpu ? dwpe.gpu() : dwpe.cpu(), gpu ? dout.gpu() : dout.cpu(),
+                           gpu ? tokens.gpu() : tokens.cpu(), B, T, C, 0);
+  }
+  emb.compare("embedding_forward", tol);
+  dwte.compare("embedding_backward dwte", tol);
+  dwpe.compare("embedding_backward dwpe", tol);
+  // layernorm
+  F x(c, g, normals(r, N * C, 2.0)), w(c, g, normals(r, C)), bb(c, g, normals(r, C)), ln(c, g, N * C), mean(c, g, N),
+      rstd(c, g, N), dx(c, g, N * C), dw(c, g, C), db(c, g, C);
+  c.layernorm_forward(ln.cpu(), mean.cpu(), rstd.cpu(), x.cpu(), w.cpu(), bb.cpu(), N, C);
+  g.layernorm_forward(ln.gpu(), mean.gpu(), rstd.gpu(), x.gpu(), w.gpu(), bb.gpu(), N, C);
+  c.layernorm_backward(dx.cpu(), dw.cpu(), db.cpu(), dout.cpu(), x.cpu(), w.cpu(), mean.cpu(), rstd.cpu(), N, C);
+  g.layernorm_backward(dx.gpu(), dw.gpu(), db.gpu(), dout.gpu(), x.gpu(), w.gpu(), mean.gpu(), rstd.gpu(), N, C);
+  ln.compare("layernorm_forward", tol);
+  dx.compare("layernorm_backward dinp", tol);
+  dw.compare("layernorm_backward dw", tol);
+  db.compare("layernorm_backward db", tol);
+  // matmul
+  F mw(c, g, normals(r, OC * C)), mb(c, g, normals(r, OC)), mo(c, g, N * OC), mdo(c, g, normals(r, N * OC)),
+      mdx(c, g, N * C), mdw(c, g, OC * C), mdb(c, g, OC);
+  c.matmul_forward(mo.cpu(), x.cpu(), mw.cpu(), mb.cpu(), N, C, OC);
+  g.matmul_forward(mo.gpu(), x.gpu(), mw.gpu(), mb.gpu(), N, C, OC);
+  c.matmul_backward(mdx.cpu(), mdw.cpu(), mdb.cpu(), mdo.cpu(), x.cpu(), mw.cpu(), N, C, OC);
+  g.matmul_backward(mdx.gpu(), mdw.gpu(), mdb.gpu(), mdo.gpu(), x.gpu(), mw.gpu(), N, C, OC);
+  mo.compare("matmul_forward", tol);
+  mdx.compare("matmul_backward dinp", tol);
+  mdw.compare("matmul_backward dw", tol);
+  mdb.compare("matmul_backward dbias", tol);
+  // attention
+  F qkv(c, g, normals(r, N * 3 * C)), ao(c, g, N * C), att(c, g, B * NH * T * T), dqkv(c, g, N * 3 * C);
+  c.attention_forward(ao.cpu(), att.cpu(), qkv.cpu(), B, T, C, NH);
+  g.attention_forward(ao.gpu(), att.gpu(), qkv.gpu(), B, T, C, NH);
+  c.attention_backward(dqkv.cpu(), dout.cpu(), qkv.cpu(), att.cpu(), B, T, C, NH);
+  g.attention_backward(dqkv.gpu(), dout.gpu(), qkv.gpu(), att.gpu(), B, T, C, NH);
+  ao.compare("attention_forward", tol);
+  att.compare("attention_forward att", tol);
+  dqkv.compare("attention_backward dqkv", tol);
+  F kc(c, g, B * T * C), vc(c, g, B * T * C), dec(c, g, B * C);
+  for (int pos = 0; pos < 5; ++pos) {
+    c.attention_decode(dec.cpu(), kc.cpu(), vc.cpu(), qkv.cpu() + pos * 3 * C, B, C, NH, pos, T);
+    g.attention_decode(dec.gpu(), kc.gpu(), vc.gpu(), qkv.gpu() + pos * 3 * C, B, C, NH, pos, T);
+  }
+  dec.compare("attention_decode", tol);
+  kc.compare("attention_decode kcache", 0.0);
+  // gelu, residual
+  F gi(c, g, normals(r, N * C, 2.0)), go(c, g, N * C), gd(c, g, N * C), ro(c, g, N * C), ra(c, g, N * C), rb(c, g, N * C);
+  c.gelu_forward(go.cpu(), gi.cpu(), N * C);
+  g.gelu_forward(go.gpu(), gi.gpu(), N * C);
+  c.gelu_backward(gd.cpu(), gi.cpu(), dout.cpu(), N * C);
+  g.gelu_backward(gd.gpu(), gi.gpu(), dout.gpu(), N * C);
+  c.residual_forward(ro.cpu(), gi.cpu(), x.cpu(), N * C);
+  g.residual_forward(ro.gpu(), gi.gpu(), x.gpu(), N * C);
+  c.residual_backward(ra.cpu(), rb.cpu(), dout.cpu(), N * C);
+  g.residual_backward(ra.gpu(), rb.gpu(), dout.gpu(), N * C);
+  go.compare("gelu_forward", tol);
+  gd.compare("gelu_backward", tol);
+  ro.compare("residual_forward", 0.0);
+  ra.compare("residual_backward", 0.0);
+  // logprob
+  F logits(c, g, normals(r, N * V, 2.0)), lp(c, g, N), ent(c, g, N), dlp(c, g, normals(r, N)), dent(c, g, normals(r, N)),
+      dlogits(c, g, N * V);
+  c.logprob_forward(lp.cpu(), ent.cpu(), logits.cpu(), targets.cpu(), N, V);
+  g.logprob_forward(lp.gpu(), ent.gpu(), logits.gpu(), targets.gpu(), N, V);
+  c.logprob_backward(dlogits.cpu(), logits.cpu(), targets.cpu(), dlp.cpu(), dent.cpu(), N, V);
+  g.logprob_backward(dlogits.gpu(), logits.gpu(), targets.gpu(), dlp.gpu(), dent.gpu(), N, V);
+  lp.compare("logprob_forward lp", tol);
+  ent.compare("logprob_forward entropy", tol);
+  dlogits.compare("logprob_backward", tol);
+  // adamw
+  F p(c, g, normals(r, 1000)), gr(c, g, normals(r, 1000)), m(c, g, 1000), v(c, g, 1000);
+  for (int step = 1; step <= 3; ++step) {
+    c.adamw_update(p.cpu(), gr.cpu(), m.cpu(), v.cpu(), 1000, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, step, 0.7f);
+    g.adamw_update(p.gpu(), gr.gpu(), m.gpu(), v.gpu(), 1000, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, step, 0.7f);
+  }
+  p.compare("adamw_update", tol);
+  const double sc = c.sum_squares(p.cpu(), 1000), sg = g.sum_squares(p.gpu(), 1000);
+  check_close("sum_squares cuda vs cpu", std::fabs(sc - sg) / sc, 1e-9);  // double accumulation
+  // sampling: greedy must agree exactly; at temperature 1 a draw can differ only when the uniform
+  // lands within rounding of a bucket edge, so allow 1% of rows.
+  I s_cpu(c, g, N), s_gpu(c, g, N);
+  c.sampling_forward(s_cpu.cpu(), logits.cpu(), N, V, 0.0f, 7, 3);
+  g.sampling_forward(s_gpu.gpu(), logits.gpu(), N, V, 0.0f, 7, 3);
+  check(s_cpu.host_cpu() == s_gpu.host_gpu(), "sampling_forward greedy cuda vs cpu", "");
+  c.sampling_forward(s_cpu.cpu(), logits.cpu(), N, V, 1.0f, 7, 3);
+  g.sampling_forward(s_gpu.gpu(), logits.gpu(), N, V, 1.0f, 7, 3);
+  const std::vector<int> a = s_cpu.host_cpu(), b = s_gpu.host_gpu();
+  int differ = 0;
+  for (int i = 0; i < N; ++i) differ += a[i] != b[i];
+  check(differ <= N / 100, "sampling_forward temperature 1 cuda vs cpu", std::to_string(differ) + " of " + std::to_string(N) + " rows differ");
+}
+
+void compare_models() {
+  using namespace revenant;
+  ModelConfig cfg;
+  cfg.value_head = true;
+  cfg.seed = 4;
+  Model mc(cfg, make_cpu_backend()), mg(cfg, make_cuda_backend());
+  Rng r(6);
+  PolicyBatch pb;
+  pb.B = 8;
+  pb.T = 24;
+  pb.tokens.resize(pb.B * pb.T);
+  pb.mask.assign(pb.B * pb.T, 1.0f);
+  for (auto& t : pb.tokens) t = r.below(cfg.vocab);
+  const std::vector<float> lc = mc.logprobs(pb), lg = mg.logprobs(pb);
+  check_close("model logprobs cuda vs cpu", scaled_error(lg, lc), 1e-4);
+  check_close("model values cuda vs cpu", scaled_error(mg.values(pb), mc.values(pb)), 1e-4);
+  pb.advantages.resize(lc.size());
+  for (auto& a : pb.advantages) a = static_cast<float>(r.normal());
+  pb.old_logprobs = lc;
+  const PolicyStats sc = mc.policy_step(pb, PolicyLossConfig{}, OptimConfig{});
+  const PolicyStats sg = mg.policy_step(pb, PolicyLossConfig{}, OptimConfig{});
+  check_close("model policy_step grad norm cuda vs cpu", std::fabs(sc.grad_norm - sg.grad_norm) / sc.grad_norm, 1e-4);
+  check_close("model weights after policy_step cuda vs cpu", scaled_error(mg.get_state().params, mc.get_state().params), 1e-4);
+}
+
+}  // namespace
+#endif
+
+void run_cuda_tests() {
+  std::printf("== cuda vs cpu\n");
+  const revenant::CudaStatus s = revenant::cuda_status();
+  if (!s.usable) {
+    std::printf("skipped: no CUDA device (%s)\n", s.reason.c_str());
+    return;
+  }
+#ifdef REVENANT_HAVE_CUDA
+  auto cpu = revenant::make_cpu_backend();
+  auto gpu = revenant::make_cuda_backend();
+  compare_ops(*cpu, *gpu);
+  compare_models();
+#endif
+}
+
+}  // namespace rvtest

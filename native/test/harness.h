@@ -1,0 +1,95 @@
+// Minimal test harness for the native test executable: pass/fail counting, seeded random
+// fixtures, tolerance comparisons and a timer. No dependencies, so it builds on any GPU node.
+#pragma once
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace rvtest {
+
+struct Counts {
+  int passed = 0, failed = 0;
+};
+Counts& counts();
+
+// Records one check; prints a line either way so a failure names what broke.
+void check(bool ok, const std::string& name, const std::string& detail);
+
+// Deterministic fixtures (splitmix64), independent of the library under test.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : s_(seed) {}
+  uint64_t next() {
+    uint64_t z = (s_ += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return (next() >> 11) * (1.0 / 9007199254740992.0); }
+  double normal() {
+    const double u1 = uniform() + 1e-300, u2 = uniform();
+    return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+  }
+  int below(int n) { return static_cast<int>(next() % static_cast<uint64_t>(n)); }
+  std::vector<double> normals(std::size_t n, double scale = 1.0) {
+    std::vector<double> v(n);
+    for (auto& x : v) x = normal() * scale;
+    return v;
+  }
+
+ private:
+  uint64_t s_;
+};
+
+template <typename To, typename From>
+std::vector<To> cast(const std::vector<From>& v) {
+  return std::vector<To>(v.begin(), v.end());
+}
+
+// max |a - b| / max(1, max |b|): error relative to the tensor's scale, so tiny entries of a large
+// tensor are not held to an impossible relative bound.
+template <typename A, typename B>
+double scaled_error(const std::vector<A>& a, const std::vector<B>& b) {
+  double maxb = 1.0, err = 0.0;
+  for (std::size_t i = 0; i < b.size(); ++i) maxb = std::fmax(maxb, std::fabs(double(b[i])));
+  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) err = std::fmax(err, std::fabs(double(a[i]) - double(b[i])));
+  if (a.size() != b.size()) return INFINITY;
+  return err / maxb;
+}
+
+void check_close(const std::string& name, double err, double tol);
+
+class Timer {
+ public:
+  Timer() : t0_(std::chrono::steady_clock::now()) {}
+  double seconds() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+  }
+
+ private:
+  std::chrono::steady_clock::time_point t0_;
+};
+
+// Runs fn repeatedly for about `budget` seconds (at least twice) and returns seconds per call.
+template <typename F>
+double time_per_call(F&& fn, double budget = 0.2) {
+  fn();  // warm up
+  Timer t;
+  int n = 0;
+  do {
+    fn();
+    ++n;
+  } while (t.seconds() < budget);
+  return t.seconds() / n;
+}
+
+// Sections, each defined in its own file.
+void run_op_tests();
+void run_model_tests();
+void run_cuda_tests();
+void run_bench();
+
+}  // namespace rvtest

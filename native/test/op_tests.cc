@@ -1,0 +1,344 @@
+// Op tests on the CPU reference: every backward op against central finite differences computed
+// in float64, then the float32 build of the same op against the float64 one, plus the forward-only
+// ops (KV-cache attention, sampling, AdamW) and the matrix-product kernels.
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <map>
+
+#include "core/philox.h"
+#include "cpu/gemm.h"
+#include "cpu/ops.h"
+#include "harness.h"
+
+namespace rvtest {
+namespace cpu = revenant::cpu;
+using Tensors64 = std::vector<std::vector<double>>;
+
+namespace {
+
+template <typename T>
+using Fwd = std::function<std::vector<T>(const std::vector<std::vector<T>>&)>;
+template <typename T>
+using Bwd = std::function<std::vector<std::vector<T>>(const std::vector<std::vector<T>>&, const std::vector<T>&)>;
+
+double dot(const std::vector<double>& a, const std::vector<double>& b) {
+  double s = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+// The loss is L = sum(out * R) with fixed random R, so dL/dout = R.
+// 1. float64 analytic gradients vs float64 central differences (h = 1e-6): truncation error is
+//    O(h^2) ~ 1e-12 and rounding ~ 1e-16 / h ~ 1e-10, so 1e-6 (scaled) leaves a wide margin
+//    while still catching any wrong term in the math.
+// 2. float32 forward and backward vs float64: float32 keeps ~7 digits, and these ops sum at most a
+//    few hundred terms, so errors stay near 1e-6; each op states its bound (tol32).
+struct OpCheck {
+  std::string name;
+  Tensors64 inputs;
+  std::vector<std::string> names;  // gradient outputs, one per input ("" = not differentiable)
+  double tol32 = 1e-5;
+  Fwd<double> fwd64;
+  Bwd<double> bwd64;
+  Fwd<float> fwd32;
+  Bwd<float> bwd32;
+};
+
+void run_check(const OpCheck& op, uint64_t seed) {
+  Rng rng(seed);
+  const std::vector<double> out = op.fwd64(op.inputs);
+  const std::vector<double> R = rng.normals(out.size());
+  const Tensors64 grads = op.bwd64(op.inputs, R);
+  for (std::size_t i = 0; i < op.inputs.size(); ++i) {
+    if (op.names[i].empty()) continue;
+    Tensors64 x = op.inputs;
+    std::vector<double> fd(x[i].size());
+    const double h = 1e-6;
+    for (std::size_t j = 0; j < x[i].size(); ++j) {
+      const double keep = x[i][j];
+      x[i][j] = keep + h;
+      const double up = dot(op.fwd64(x), R);
+      x[i][j] = keep - h;
+      const double down = dot(op.fwd64(x), R);
+      x[i][j] = keep;
+      fd[j] = (up - down) / (2 * h);
+    }
+    check_close(op.name + "_backward d" + op.names[i] + " vs float64 finite differences", scaled_error(grads[i], fd), 1e-6);
+  }
+  std::vector<std::vector<float>> in32;
+  for (const auto& t : op.inputs) in32.push_back(cast<float>(t));
+  const std::vector<float> out32 = op.fwd32(in32);
+  check_close(op.name + "_forward float32 vs float64", scaled_error(out32, out), op.tol32);
+  const auto grads32 = op.bwd32(in32, cast<float>(R));
+  for (std::size_t i = 0; i < op.inputs.size(); ++i) {
+    if (op.names[i].empty()) continue;
+    check_close(op.name + "_backward d" + op.names[i] + " float32 vs float64", scaled_error(grads32[i], grads[i]), op.tol32);
+  }
+}
+
+// Builds an OpCheck from one pair of generic lambdas, instantiated for float and double.
+template <typename F, typename G>
+void op_check(const std::string& name, Tensors64 inputs, std::vector<std::string> names, double tol32, F fwd,
+              G bwd, uint64_t seed) {
+  OpCheck c;
+  c.name = name;
+  c.inputs = std::move(inputs);
+  c.names = std::move(names);
+  c.tol32 = tol32;
+  c.fwd64 = [=](const std::vector<std::vector<double>>& x) { return fwd(x); };
+  c.fwd32 = [=](const std::vector<std::vector<float>>& x) { return fwd(x); };
+  c.bwd64 = [=](const std::vector<std::vector<double>>& x, const std::vector<double>& d) { return bwd(x, d); };
+  c.bwd32 = [=](const std::vector<std::vector<float>>& x, const std::vector<float>& d) { return bwd(x, d); };
+  run_check(c, seed);
+}
+
+template <typename V>
+using T_of = typename std::decay_t<V>::value_type::value_type;
+
+void gradient_checks() {
+  Rng rng(1234);
+  uint64_t seed = 1;
+
+  {  // embedding: B=2, T=3, C=4, V=5, repeated tokens so rows of dwte get several contributions
+    const int B = 2, T = 3, C = 4, V = 5;
+    const std::vector<int> tok = {1, 3, 1, 4, 1, 0};
+    op_check("embedding", (Tensors64{rng.normals(V * C), rng.normals(T * C)}), (std::vector<std::string>{"wte", "wpe"}),
+                1e-6,  // a single add per element: float32 rounding only
+                [=](const auto& x) {
+                  std::vector<T_of<decltype(x)>> out(B * T * C);
+                  cpu::embedding_forward(out.data(), tok.data(), x[0].data(), x[1].data(), B, T, C, 0);
+                  return out;
+                },
+                [=](const auto& x, const auto& d) {
+                  using E = T_of<decltype(x)>;
+                  std::vector<std::vector<E>> g = {std::vector<E>(V * C), std::vector<E>(T * C)};
+                  cpu::embedding_backward(g[0].data(), g[1].data(), d.data(), tok.data(), B, T, C, 0);
+                  return g;
+                },
+                seed++);
+  }
+  {  // layernorm: N=3 rows of C=8
+    const int N = 3, C = 8;
+    op_check("layernorm", (Tensors64{rng.normals(N * C, 2.0), rng.normals(C), rng.normals(C)}),
+                (std::vector<std::string>{"inp", "w", "b"}),
+                2e-5,  // normalisation divides by a float32 std; errors ~1e-6 relative per row
+                [=](const auto& x) {
+                  using E = T_of<decltype(x)>;
+                  std::vector<E> out(N * C), mean(N), rstd(N);
+                  cpu::layernorm_forward(out.data(), mean.data(), rstd.data(), x[0].data(), x[1].data(), x[2].data(), N, C);
+                  return out;
+                },
+                [=](const auto& x, const auto& d) {
+                  using E = T_of<decltype(x)>;
+                  std::vector<E> out(N * C), mean(N), rstd(N);
+                  cpu::layernorm_forward(out.data(), mean.data(), rstd.data(), x[0].data(), x[1].data(), x[2].data(), N, C);
+                  std::vector<std::vector<E>> g = {std::vector<E>(N * C), std::vector<E>(C), std::vector<E>(C)};
+                  cpu::layernorm_backward(g[0].data(), g[1].data(), g[2].data(), d.data(), x[0].data(), x[1].data(),
+                                          mean.data(), rstd.data(), N, C);
+                  return g;
+                },
+                seed++);
+  }
+  {  // matmul: odd sizes (N=7, C=9, OC=37) so every edge tile of the blocked kernel is exercised
+    const int N = 7, C = 9, OC = 37;
+    op_check("matmul", (Tensors64{rng.normals(N * C), rng.normals(OC * C), rng.normals(OC)}),
+                (std::vector<std::string>{"inp", "w", "bias"}),
+                1e-5,  // dot products of <= 37 float32 terms: ~1e-6 relative
+                [=](const auto& x) {
+                  std::vector<T_of<decltype(x)>> out(N * OC);
+                  cpu::matmul_forward(out.data(), x[0].data(), x[1].data(), x[2].data(), N, C, OC);
+                  return out;
+                },
+                [=](const auto& x, const auto& d) {
+                  using E = T_of<decltype(x)>;
+                  std::vector<std::vector<E>> g = {std::vector<E>(N * C), std::vector<E>(OC * C), std::vector<E>(OC)};
+                  cpu::matmul_backward(g[0].data(), g[1].data(), g[2].data(), d.data(), x[0].data(), x[1].data(), N, C, OC);
+                  return g;
+                },
+                seed++);
+  }
+  {  // attention: B=2, T=5, C=8, NH=2
+    const int B = 2, T = 5, C = 8, NH = 2;
+    op_check("attention", (Tensors64{rng.normals(B * T * 3 * C)}), (std::vector<std::string>{"qkv"}),
+                2e-5,  // softmax exp and sums over <= 5 keys: ~1e-6; margin for exp's float error
+                [=](const auto& x) {
+                  using E = T_of<decltype(x)>;
+                  std::vector<E> out(B * T * C), att(B * NH * T * T);
+                  cpu::attention_forward(out.data(), att.data(), x[0].data(), B, T, C, NH);
+                  return out;
+                },
+                [=](const auto& x, const auto& d) {
+                  using E = T_of<decltype(x)>;
+                  std::vector<E> out(B * T * C), att(B * NH * T * T);
+                  cpu::attention_forward(out.data(), att.data(), x[0].data(), B, T, C, NH);
+                  std::vector<std::vector<E>> g = {std::vector<E>(B * T * 3 * C)};
+                  cpu::attention_backward(g[0].data(), d.data(), x[0].data(), att.data(), B, T, C, NH);
+                  return g;
+                },
+                seed++);
+  }
+  {  // gelu over [-3, 3]
+    const int N = 24;
+    std::vector<double> x(N);
+    for (int i = 0; i < N; ++i) x[i] = -3.0 + 6.0 * i / (N - 1) + 0.01;
+    op_check("gelu", (Tensors64{x}), (std::vector<std::string>{"inp"}),
+                1e-6,  // elementwise tanh: float32 libm is within a few ulp
+                [=](const auto& x) {
+                  std::vector<T_of<decltype(x)>> out(N);
+                  cpu::gelu_forward(out.data(), x[0].data(), N);
+                  return out;
+                },
+                [=](const auto& x, const auto& d) {
+                  using E = T_of<decltype(x)>;
+                  std::vector<std::vector<E>> g = {std::vector<E>(N)};
+                  cpu::gelu_backward(g[0].data(), x[0].data(), d.data(), N);
+                  return g;
+                },
+                seed++);
+  }
+  {  // residual
+    const int N = 10;
+    op_check("residual", (Tensors64{rng.normals(N), rng.normals(N)}), (std::vector<std::string>{"a", "b"}),
+                1e-6,  // one add: float32 rounding only
+                [=](const auto& x) {
+                  std::vector<T_of<decltype(x)>> out(N);
+                  cpu::residual_forward(out.data(), x[0].data(), x[1].data(), N);
+                  return out;
+                },
+                [=](const auto& x, const auto& d) {
+                  using E = T_of<decltype(x)>;
+                  std::vector<std::vector<E>> g = {std::vector<E>(N), std::vector<E>(N)};
+                  cpu::residual_backward(g[0].data(), g[1].data(), d.data(), N);
+                  return g;
+                },
+                seed++);
+  }
+  {  // logprob: N=5 rows of V=7 logits, one row without a target; output = [lp..., entropy...]
+    const int N = 5, V = 7;
+    const std::vector<int> targets = {2, 0, -1, 6, 3};
+    op_check("logprob", (Tensors64{rng.normals(N * V, 2.0)}), (std::vector<std::string>{"logits"}),
+                1e-5,  // log-sum-exp over 7 terms; float32 exp/log within a few ulp
+                [=](const auto& x) {
+                  using E = T_of<decltype(x)>;
+                  std::vector<E> out(2 * N);
+                  cpu::logprob_forward(out.data(), out.data() + N, x[0].data(), targets.data(), N, V);
+                  return out;
+                },
+                [=](const auto& x, const auto& d) {
+                  using E = T_of<decltype(x)>;
+                  std::vector<std::vector<E>> g = {std::vector<E>(N * V)};
+                  cpu::logprob_backward(g[0].data(), x[0].data(), targets.data(), d.data(), d.data() + N, N, V);
+                  return g;
+                },
+                seed++);
+  }
+}
+
+// The cached single-step attention must give the same numbers as the full causal pass.
+void attention_decode_check() {
+  const int B = 3, T = 6, C = 16, NH = 4;
+  Rng rng(77);
+  const std::vector<float> qkv = cast<float>(rng.normals(B * T * 3 * C));
+  std::vector<float> full(B * T * C), att(B * NH * T * T), kc(B * T * C), vc(B * T * C), step(B * C), row(B * 3 * C);
+  cpu::attention_forward(full.data(), att.data(), qkv.data(), B, T, C, NH);
+  double err = 0;
+  for (int t = 0; t < T; ++t) {
+    for (int b = 0; b < B; ++b)
+      std::copy(qkv.begin() + (b * T + t) * 3 * C, qkv.begin() + (b * T + t + 1) * 3 * C, row.begin() + b * 3 * C);
+    cpu::attention_decode(step.data(), kc.data(), vc.data(), row.data(), B, C, NH, t, T);
+    for (int b = 0; b < B; ++b)
+      for (int c = 0; c < C; ++c) err = std::fmax(err, std::fabs(step[b * C + c] - full[(b * T + t) * C + c]));
+  }
+  // Same arithmetic in the same order: exactly equal.
+  check(err == 0.0, "attention_decode equals attention_forward row by row", "max diff " + std::to_string(err));
+}
+
+void adamw_check() {
+  Rng rng(5);
+  const int n = 50;
+  std::vector<float> p = cast<float>(rng.normals(n)), g = cast<float>(rng.normals(n)), m(n, 0.0f), v(n, 0.0f);
+  std::vector<double> p64(p.begin(), p.end()), m64(n, 0), v64(n, 0);
+  const float lr = 0.01f, b1 = 0.9f, b2 = 0.95f, eps = 1e-8f, wd = 0.1f, scale = 0.5f;
+  for (int step = 1; step <= 3; ++step) {
+    cpu::adamw_update(p.data(), g.data(), m.data(), v.data(), n, lr, b1, b2, eps, wd, step, scale);
+    for (int i = 0; i < n; ++i) {
+      const double gi = double(g[i]) * scale;
+      m64[i] = b1 * m64[i] + (1 - double(b1)) * gi;
+      v64[i] = b2 * v64[i] + (1 - double(b2)) * gi * gi;
+      const double mh = m64[i] / (1 - std::pow(double(b1), step)), vh = v64[i] / (1 - std::pow(double(b2), step));
+      p64[i] -= lr * (mh / (std::sqrt(vh) + eps) + wd * p64[i]);
+    }
+  }
+  // Three float32 updates of size ~lr: rounding ~1e-7 per step.
+  check_close("adamw_update float32 vs float64 formula (3 steps)", scaled_error(p, p64), 1e-6);
+}
+
+void sampling_check() {
+  const int V = 5, N = 4000;
+  std::vector<float> logits(static_cast<std::size_t>(N) * V);
+  const float row[V] = {0.5f, -1.0f, 2.0f, 0.0f, 1.0f};
+  for (int n = 0; n < N; ++n) std::copy(row, row + V, logits.begin() + n * V);
+  std::vector<int> a(N), b(N), c(N);
+  cpu::sampling_forward(a.data(), logits.data(), N, V, 1.0f, 42, 7);
+  cpu::sampling_forward(b.data(), logits.data(), N, V, 1.0f, 42, 7);
+  cpu::sampling_forward(c.data(), logits.data(), N, V, 1.0f, 43, 7);
+  check(a == b, "sampling_forward same seed and step give the same tokens", "");
+  check(a != c, "sampling_forward a different seed gives different tokens", "");
+  double z = 0;
+  for (float x : row) z += std::exp(double(x));
+  double worst = 0;
+  for (int j = 0; j < V; ++j) {
+    const double p = std::exp(double(row[j])) / z;
+    const double freq = std::count(a.begin(), a.end(), j) / double(N);
+    worst = std::fmax(worst, std::fabs(freq - p) / std::sqrt(p * (1 - p) / N));
+  }
+  // Frequencies within 5 standard errors of the softmax probabilities (fails by chance ~1e-6).
+  check(worst < 5.0, "sampling_forward frequencies match softmax", "worst z-score " + std::to_string(worst));
+  cpu::sampling_forward(a.data(), logits.data(), N, V, 0.0f, 42, 7);
+  check(std::all_of(a.begin(), a.end(), [](int t) { return t == 2; }), "sampling_forward temperature 0 is argmax", "");
+  // Known-answer test for Philox4x32-10 (Random123 test vector for counter 0, key 0).
+  const revenant::Philox4 r = revenant::philox4x32(0, 0, 0, 0, 0);
+  check(r.v[0] == 0x6627e8d5u && r.v[1] == 0xe169c58du && r.v[2] == 0xbc57ac4cu && r.v[3] == 0x9b00dbd8u,
+        "philox4x32-10 known-answer vector", "");
+}
+
+// Our blocked kernel and BLAS against a float64 product, over every transpose combination,
+// with and without accumulation, on sizes that are not multiples of the tile.
+void gemm_check() {
+  Rng rng(9);
+  const int M = 53, K = 300;  // K > KC exercises the K split; M % 6 != 0 the packed edge rows
+  for (int N : {70, 13})       // two-vector and one-vector tile widths
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb)
+      for (int acc = 0; acc < 2; ++acc) {
+        const std::vector<double> A = rng.normals(M * K), B = rng.normals(K * N), C0 = rng.normals(M * N);
+        std::vector<double> want = C0;
+        cpu::gemm<double>(ta, tb, M, N, K, A.data(), ta ? M : K, B.data(), tb ? K : N, acc, want.data(), N);
+        const std::vector<float> Af = cast<float>(A), Bf = cast<float>(B);
+        std::vector<float> got = cast<float>(C0);
+        cpu::sgemm_own(ta, tb, M, N, K, Af.data(), ta ? M : K, Bf.data(), tb ? K : N, acc, got.data(), N);
+        const std::string shape = std::string(ta ? "A^T" : "A") + (tb ? " B^T" : " B") + (acc ? " +=" : " =") +
+                                  " N=" + std::to_string(N);
+        // 300-term float32 dot products of unit normals: error ~ sqrt(300) * 6e-8 * |terms| ~ 2e-5.
+        check_close("sgemm_own " + shape + " vs float64", scaled_error(got, want), 1e-4);
+        if (cpu::blas_available()) {
+          std::vector<float> blas = cast<float>(C0);
+          cpu::sgemm_blas(ta, tb, M, N, K, Af.data(), ta ? M : K, Bf.data(), tb ? K : N, acc, blas.data(), N);
+          check_close("sgemm_blas " + shape + " vs float64", scaled_error(blas, want), 1e-4);
+        }
+      }
+}
+
+}  // namespace
+
+void run_op_tests() {
+  std::printf("== ops (cpu reference)\n");
+  gradient_checks();
+  attention_decode_check();
+  adamw_check();
+  sampling_check();
+  gemm_check();
+}
+
+}  // namespace rvtest

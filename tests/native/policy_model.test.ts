@@ -1,0 +1,214 @@
+/**
+ * PolicyModel on the CPU backend: learning (policyStep raises rewarded tokens, valueStep fits
+ * returns), reproducible sampling (per seed and across thread counts), exact state round trips
+ * and resumption, async behaviour, and the CUDA backend against the CPU one when a device exists.
+ */
+import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { loadNative } from "../../native/loader.ts";
+import { DEFAULT_MODEL_CONFIG, PolicyModel } from "../../native/policy_model.ts";
+import { fingerprint, model, SMALL, tokenBatch } from "./helpers.ts";
+
+describe("PolicyModel learning", () => {
+  test("policyStep on a fixed reward raises the probability of the rewarded token", async () => {
+    const m = model();
+    const REWARDED = 3;
+    const rows = 16, promptLen = 2, newTokens = 4, seqLen = promptLen + newTokens;
+    const prompts = Array.from({ length: rows }, (_, i) => Int32Array.from([i % 8, (i * 3) % 8]));
+    // Probe: the mean probability of REWARDED at every response position of a fixed batch.
+    const probe = tokenBatch(99, rows, seqLen, SMALL.vocab, promptLen);
+    probe.tokens.fill(REWARDED);
+    for (let b = 0; b < rows; b++) probe.tokens.set(prompts[b]!, b * seqLen);
+    const meanProb = async () => {
+      const lp = await m.logprobs(probe);
+      let s = 0, n = 0;
+      for (let i = 0; i < lp.length; i++) if (probe.mask[i]) (s += Math.exp(lp[i]!)), n++;
+      return s / n;
+    };
+    const before = await meanProb();
+    for (let step = 0; step < 25; step++) {
+      const g = await m.generate(prompts, { maxNewTokens: newTokens, temperature: 1, seed: 1000 + step });
+      const batch = { ...tokenBatch(0, rows, seqLen, SMALL.vocab, promptLen), advantages: new Float32Array(rows * seqLen), oldLogprobs: new Float32Array(rows * seqLen) };
+      for (let b = 0; b < rows; b++) {
+        batch.tokens.set(prompts[b]!, b * seqLen);
+        for (let i = 0; i < newTokens; i++) {
+          const t = b * seqLen + promptLen + i;
+          batch.tokens[t] = g.tokens[b * newTokens + i]!;
+          batch.oldLogprobs[t] = g.logprobs[b * newTokens + i]!;
+          batch.advantages[t] = batch.tokens[t] === REWARDED ? 1 : -0.1;
+        }
+      }
+      const stats = await m.policyStep(batch, { lr: 3e-3 });
+      expect(Number.isFinite(stats.pgLoss) && Number.isFinite(stats.gradNorm)).toBe(true);
+    }
+    const after = await meanProb();
+    console.log(`p(rewarded token): ${before.toFixed(4)} -> ${after.toFixed(4)}`);
+    expect(after).toBeGreaterThan(before * 3);
+    expect(after).toBeGreaterThan(0.4);
+  });
+
+  test("valueStep fits fixed returns (loss falls by 10x or more)", async () => {
+    const m = model({ valueHead: true });
+    const batch = tokenBatch(7, 8, 10, SMALL.vocab);
+    const returns = new Float32Array(batch.tokens.length).map((_, i) => (batch.mask[i] ? (batch.tokens[i]! % 3) - 1 + 0.5 : 0));
+    const oldValues = new Float32Array(returns.length);
+    let first = 0, last = 0;
+    for (let step = 0; step < 150; step++) {
+      const s = await m.valueStep({ ...batch, returns, oldValues }, { lr: 3e-3, clipRange: 0 });
+      if (step === 0) first = s.vfLoss;
+      last = s.vfLoss;
+    }
+    console.log(`value loss: ${first.toFixed(4)} -> ${last.toFixed(5)}`);
+    expect(first / last).toBeGreaterThanOrEqual(10);
+  });
+
+  test("policy and value steps report their statistics", async () => {
+    const m = model({ valueHead: true });
+    const b = tokenBatch(3, 4, 8, SMALL.vocab);
+    const lp = await m.logprobs(b);
+    const s = await m.policyStep(
+      { ...b, advantages: b.mask.map((x, i) => x * (i % 2 ? 1 : -1)), oldLogprobs: lp.map((x) => x - 0.5), refLogprobs: lp },
+      { klCoef: 0.1, entropyCoef: 0.01 },
+    );
+    for (const k of ["pgLoss", "klLoss", "entropy", "clipFrac", "approxKl", "gradNorm", "loss"] as const) {
+      expect(Number.isFinite(s[k])).toBe(true);
+    }
+    expect(s.clipFrac).toBeGreaterThan(0); // ratios of e^0.5 are outside 1 ± 0.2
+    expect(s.entropy).toBeGreaterThan(0);
+    expect(s.approxKl).toBeCloseTo(-0.5, 5);
+    const v = await m.valueStep({ ...b, returns: b.mask, oldValues: new Float32Array(b.mask.length) });
+    expect(Number.isFinite(v.vfLoss) && Number.isFinite(v.gradNorm)).toBe(true);
+    expect(m.step).toBe(2);
+  });
+});
+
+describe("PolicyModel reproducibility", () => {
+  test("generate is bit-identical for a seed and differs across seeds", async () => {
+    const m = model({ valueHead: true });
+    const prompts = [[1, 2], [3], [4, 5, 6]];
+    const a = await m.generate(prompts, { maxNewTokens: 6, seed: 11 });
+    const b = await m.generate(prompts, { maxNewTokens: 6, seed: 11 });
+    const c = await m.generate(prompts, { maxNewTokens: 6, seed: 12 });
+    expect(fingerprint(a.tokens, a.logprobs, a.values!, a.lengths)).toBe(fingerprint(b.tokens, b.logprobs, b.values!, b.lengths));
+    expect(fingerprint(a.tokens)).not.toBe(fingerprint(c.tokens));
+    expect(a.lengths).toEqual(new Int32Array([6, 6, 6]));
+  });
+
+  test("generated logprobs equal logprobs() of the same sequences", async () => {
+    const m = model();
+    const g = await m.generate([[1, 2, 3]], { maxNewTokens: 5, seed: 4 });
+    const tokens = Int32Array.from([1, 2, 3, ...g.tokens]);
+    const mask = Float32Array.from(tokens, (_, i) => (i >= 3 ? 1 : 0));
+    const lp = await m.logprobs({ tokens, mask, batch: 1, seqLen: tokens.length });
+    expect(Array.from(lp.subarray(3))).toEqual(Array.from(g.logprobs));
+  });
+
+  test("a row stops at eosToken", async () => {
+    const m = model();
+    const free = await m.generate([[1], [2]], { maxNewTokens: 8, seed: 9 });
+    const eos = free.tokens[2]!; // row 0's third token
+    const g = await m.generate([[1], [2]], { maxNewTokens: 8, seed: 9, eosToken: eos });
+    const firstEos = Array.from(free.tokens.subarray(0, 8)).indexOf(eos);
+    expect(g.lengths[0]).toBe(firstEos + 1);
+    expect(Array.from(g.tokens.subarray(g.lengths[0]!, 8)).every((t) => t === 0)).toBe(true);
+  });
+
+  test("generate and policyStep are bit-identical with 1 and 2 threads", () => {
+    const fixture = join(import.meta.dir, "fixtures", "determinism.ts");
+    const outputs = ["1", "2"].map((threads) => {
+      const run = Bun.spawnSync([process.execPath, fixture], { env: { ...process.env, REVENANT_NUM_THREADS: threads } });
+      if (run.exitCode !== 0) console.log(run.stderr.toString());
+      expect(run.exitCode).toBe(0);
+      return JSON.parse(run.stdout.toString().trim()) as { threads: number; generate: string; weights: string };
+    });
+    expect(outputs.map((o) => o.threads)).toEqual([1, 2]);
+    expect(outputs[0]!.generate).toBe(outputs[1]!.generate);
+    expect(outputs[0]!.weights).toBe(outputs[1]!.weights);
+  });
+});
+
+describe("PolicyModel state", () => {
+  const steps = async (m: PolicyModel, n: number) => {
+    const b = tokenBatch(21, 4, 8, SMALL.vocab);
+    const old = b.mask.map((x) => -2 * x); // fixed, so both histories see the same batches
+    for (let i = 0; i < n; i++) {
+      await m.policyStep({ ...b, advantages: b.mask.map((x, j) => x * ((j % 3) - 1)), oldLogprobs: old }, { weightDecay: 0.01 });
+      await m.valueStep({ ...b, returns: b.mask, oldValues: new Float32Array(b.mask.length) });
+    }
+  };
+
+  test("setState(getState()) round-trips bit-exactly", async () => {
+    const a = model({ valueHead: true });
+    await steps(a, 2);
+    const s = a.getState();
+    const b = model({ valueHead: true, seed: 999 });
+    b.setState(s);
+    const t = b.getState();
+    expect(t.step).toBe(s.step);
+    expect(fingerprint(t.params, t.adamM, t.adamV)).toBe(fingerprint(s.params, s.adamM, s.adamV));
+    expect(Buffer.from(t.params.buffer).equals(Buffer.from(s.params.buffer))).toBe(true);
+  });
+
+  test("a model restored from state trains to the same weights as one that never stopped", async () => {
+    const straight = model({ valueHead: true });
+    await steps(straight, 4);
+    const first = model({ valueHead: true });
+    await steps(first, 2);
+    const saved = first.getState();
+    first.dispose();
+    const resumed = model({ valueHead: true, seed: 12345 });
+    resumed.setState(saved);
+    await steps(resumed, 2);
+    const x = straight.getState(), y = resumed.getState();
+    expect(y.step).toBe(x.step);
+    expect(fingerprint(y.params, y.adamM, y.adamV)).toBe(fingerprint(x.params, x.adamM, x.adamV));
+  });
+});
+
+describe("PolicyModel async calls", () => {
+  test("slow calls return Promises and let the caller run before they resolve", async () => {
+    const m = new PolicyModel({ ...DEFAULT_MODEL_CONFIG, seed: 1 }, { device: "cpu" });
+    let afterCall = false;
+    const p = m.generate(Array.from({ length: 64 }, () => [1, 2]), { maxNewTokens: 20, seed: 1 });
+    expect(p).toBeInstanceOf(Promise);
+    afterCall = true;
+    const g = await p.then((r) => ({ r, sawAfterCall: afterCall }));
+    expect(g.sawAfterCall).toBe(true);
+    expect(g.r.tokens.length).toBe(64 * 20);
+  });
+
+  test("concurrent calls on one model are serialised and all resolve", async () => {
+    const m = model();
+    const b = tokenBatch(1, 2, 6, SMALL.vocab);
+    const results = await Promise.all([m.logprobs(b), m.generate([[1]], { maxNewTokens: 3 }), m.logprobs(b)]);
+    expect(fingerprint(results[0] as Float32Array)).toBe(fingerprint(results[2] as Float32Array));
+  });
+});
+
+describe("CUDA backend", () => {
+  const info = loadNative().deviceInfo();
+  const usable = info.cuda.usable;
+  if (!usable) console.log(`skipped: no CUDA device (${info.cuda.reason})`);
+
+  test.skipIf(!usable)("CUDA logprobs, values and a policy step match the CPU backend", async () => {
+    const cfg = { ...DEFAULT_MODEL_CONFIG, valueHead: true, seed: 2 };
+    const cpu = new PolicyModel(cfg, { device: "cpu" });
+    const gpu = new PolicyModel(cfg, { device: "cuda" });
+    expect(gpu.backend).toBe("cuda");
+    const b = tokenBatch(5, 8, 16, cfg.vocab);
+    const [lc, lg] = [await cpu.logprobs(b), await gpu.logprobs(b)];
+    // Different summation orders in float32: agreement to ~1e-5 on O(1) log-probs.
+    for (let i = 0; i < lc.length; i++) expect(Math.abs(lc[i]! - lg[i]!)).toBeLessThan(1e-4);
+    const batch = { ...b, advantages: b.mask, oldLogprobs: lc };
+    const [sc, sg] = [await cpu.policyStep(batch), await gpu.policyStep(batch)];
+    expect(Math.abs(sc.gradNorm - sg.gradNorm) / sc.gradNorm).toBeLessThan(1e-3);
+    const [pc, pg] = [cpu.getState().params, gpu.getState().params];
+    let worst = 0;
+    for (let i = 0; i < pc.length; i++) worst = Math.max(worst, Math.abs(pc[i]! - pg[i]!));
+    expect(worst).toBeLessThan(1e-4);
+  });
+
+  test.skipIf(usable)("device 'cuda' without a usable device throws a clear error", () => {
+    expect(() => new PolicyModel(SMALL, { device: "cuda" })).toThrow(/device "cuda" requested but CUDA is not usable/);
+  });
+});
