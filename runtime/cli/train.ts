@@ -2,16 +2,25 @@
  * `bun run train` / `deno task train`: resolves the configuration and runs a training job.
  *
  *   bun run train [--config file.yaml] [key.sub=value ...]
- *   bun run train --print-config [...]   the resolved configuration as YAML, then exit
- *   bun run train --print-schema         the configuration's JSON Schema, then exit
+ *   bun run train --resume runs/<job>          continue a stopped or killed job
+ *   bun run train --chaos 0.5 [...]            inject ~0.5 faults per second (seeded)
+ *   bun run train --print-config [...]         the resolved configuration as YAML, then exit
+ *   bun run train --print-schema               the configuration's JSON Schema, then exit
  */
 import { parseArgs } from "node:util";
 import { stringify } from "yaml";
 import { ConfigError, configJsonSchema, resolveConfig } from "../../config/index.ts";
+import type { Config } from "../../config/schema.ts";
 import { loadNative, NativeAddonError } from "../../native/loader.ts";
 import { formatDeviceInfo } from "../../native/device_report.ts";
+import { createJob, openJob, type JobPaths } from "../trainer/job.ts";
+import { Progress } from "../trainer/progress.ts";
+import { fit, TrainingFailedError, type FitResult } from "../trainer/trainer.ts";
 
-const USAGE = `usage: bun run train [--config file.yaml] [--print-config] [--print-schema] [key.sub=value ...]`;
+const USAGE = `usage: bun run train [--config file.yaml] [--resume runs/<job>] [--chaos rate] [--job name]
+                      [--print-config] [--print-schema] [--quiet] [key.sub=value ...]`;
+
+class UsageError extends Error {}
 
 function parseCommandLine(argv: string[]) {
   try {
@@ -21,8 +30,12 @@ function parseCommandLine(argv: string[]) {
       strict: true,
       options: {
         config: { type: "string" },
+        resume: { type: "string" },
+        chaos: { type: "string" },
+        job: { type: "string" },
         "print-config": { type: "boolean" },
         "print-schema": { type: "boolean" },
+        quiet: { type: "boolean", short: "q" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -31,9 +44,27 @@ function parseCommandLine(argv: string[]) {
   }
 }
 
-class UsageError extends Error {}
+function parseChaos(text: string | undefined): number {
+  if (text === undefined) return 0;
+  const rate = Number(text);
+  if (!Number.isFinite(rate) || rate < 0 || text.trim() === "") throw new UsageError(`--chaos ${JSON.stringify(text)}: expected a rate ≥ 0 (faults per second)`);
+  return rate;
+}
 
-export function main(argv: string[]): number {
+function summary(r: FitResult, job: JobPaths): string {
+  const before = r.initialValScore === undefined ? "?" : r.initialValScore.toFixed(3);
+  return [
+    `done: ${job.dir}`,
+    `  steps            ${r.startStep} → ${r.steps}`,
+    `  val reward       ${before} → ${r.finalValScore.toFixed(3)}`,
+    `  faults survived  ${r.failures} failures, ${r.restarts} restarts${r.chaosFaults ? ` (${r.chaosFaults} injected)` : ""}`,
+    `  wall time        ${r.wallS.toFixed(1)} s`,
+    `  throughput       ${Math.round(r.tokensPerS)} tokens/s`,
+    `  weights sha256   ${r.weightsSha256.slice(0, 16)}…`,
+  ].join("\n");
+}
+
+export async function main(argv: string[]): Promise<number> {
   try {
     const { values, positionals } = parseCommandLine(argv);
     if (values.help) {
@@ -44,27 +75,47 @@ export function main(argv: string[]): number {
       console.log(JSON.stringify(configJsonSchema(), null, 2));
       return 0;
     }
-    const { config } = resolveConfig({ file: values.config, args: positionals });
-    if (values["print-config"]) {
-      process.stdout.write(stringify(config));
-      return 0;
+    const chaosRate = parseChaos(values.chaos);
+    let config: Config;
+    let job: JobPaths;
+    if (values.resume) {
+      if (values.config || positionals.length) throw new UsageError("--resume takes the job's saved configuration; drop --config and key=value arguments");
+      ({ config, paths: job } = openJob(values.resume));
+    } else {
+      config = resolveConfig({ file: values.config, args: positionals }).config;
+      if (values["print-config"]) {
+        process.stdout.write(stringify(config));
+        return 0;
+      }
+      job = createJob(config, values.job);
     }
-    console.log("# resolved configuration");
-    process.stdout.write(stringify(config));
-    console.log("\n# device");
-    console.log(formatDeviceInfo(loadNative().deviceInfo()));
+    const progress = new Progress(process.stdout, !values.quiet);
+    progress.note(formatDeviceInfo(loadNative().deviceInfo()));
+    progress.note(`job ${job.id} (${config.data.task}, ${config.algorithm.adv_estimator}, ${config.trainer.total_steps} steps) → ${job.dir}`);
+    const result = await fit({
+      config, job, resume: Boolean(values.resume), chaosRate,
+      onStep: (step, m) => {
+        if (config.trainer.logger.includes("console") && !values.quiet) progress.step({ step, total: config.trainer.total_steps, metrics: m });
+      },
+      onNote: (line) => progress.note(line),
+    });
+    console.log(summary(result, job));
     return 0;
   } catch (e) {
-    if (e instanceof ConfigError || e instanceof NativeAddonError) {
+    if (e instanceof ConfigError || e instanceof NativeAddonError || e instanceof TrainingFailedError) {
       console.error(e.message);
-      return 2;
+      return e instanceof TrainingFailedError ? 1 : 2;
     }
     if (e instanceof UsageError) {
       console.error(`${e.message}\n${USAGE}`);
+      return 2;
+    }
+    if (e instanceof RangeError) {
+      console.error(`invalid configuration: ${e.message}`);
       return 2;
     }
     throw e;
   }
 }
 
-if (import.meta.main) process.exit(main(process.argv.slice(2)));
+if (import.meta.main) process.exit(await main(process.argv.slice(2)));

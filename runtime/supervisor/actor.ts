@@ -123,6 +123,15 @@ export class Actor {
     return this.enqueue("user", method, args, options.deadline ?? this.o.defaultDeadlineS) as Promise<T>;
   }
 
+  /**
+   * Loads a state from outside (a checkpoint on disk), in call order; it becomes the snapshot
+   * that later restarts restore.
+   */
+  async loadSnapshot(state: unknown): Promise<void> {
+    if (!this.info.stateful) throw new TypeError(`role ${this.role} of ${this.id} has no getState/loadState`);
+    await this.enqueue("load", "__loadState", [state], this.o.defaultDeadlineS);
+  }
+
   /** Takes a snapshot (getState) in call order; later restarts restore it, then replay calls after it. */
   async takeSnapshot(): Promise<unknown> {
     if (!this.info.stateful) return undefined;
