@@ -12,6 +12,7 @@
  * ```
  */
 import { createHash } from "node:crypto";
+import { writeFileSync } from "node:fs";
 import type { Config } from "../../config/schema.ts";
 import { SHIPPED_ROLES, type ModelRoleOptions, type UpdatePlan } from "../../roles/index.ts";
 import type { GenerateResult, ModelState } from "../../native/policy_model.ts";
@@ -38,6 +39,8 @@ export interface FitOptions {
   resume?: boolean;
   /** Faults per second injected by the seeded chaos monkey; 0 = none. */
   chaosRate?: number;
+  /** Seed of the chaos monkey; default derived from the job seed and the start step. */
+  chaosSeed?: number;
   /** Called after every step with its metrics. */
   onStep?(step: number, metrics: Record<string, number>): void;
   /** Human-readable notes (resume, checkpoint warnings, failures). */
@@ -188,7 +191,7 @@ export async function fit(o: FitOptions): Promise<FitResult> {
     if (state.initialValScore === undefined) state.initialValScore = await evaluate(plan, sup);
 
     if (o.chaosRate && o.chaosRate > 0) {
-      monkey = new ChaosMonkey(sup, { seed: plan.seed("chaos", startStep), meanIntervalS: 1 / o.chaosRate });
+      monkey = new ChaosMonkey(sup, { seed: o.chaosSeed ?? plan.seed("chaos", startStep), meanIntervalS: 1 / o.chaosRate });
       monkey.start();
     }
     const health = new HealthSchedule(config.fault_tolerance);
@@ -292,11 +295,13 @@ export async function fit(o: FitOptions): Promise<FitResult> {
       return acc.roles.has(a.role) ? acc : { roles: acc.roles.add(a.role), failures: acc.failures + t.failures, restarts: acc.restarts + t.restarts };
     }, { roles: new Set<string>(), failures: 0, restarts: 0 });
     const wallS = (performance.now() - started) / 1000;
-    return {
+    const result: FitResult = {
       job: job.id, steps: config.trainer.total_steps, startStep, initialValScore: state.initialValScore, finalValScore,
       failures: totals.failures, restarts: totals.restarts, wallS, tokensPerS: tokens / wallS, weightsSha256,
       chaosFaults: monkey?.ledger.length ?? 0,
     };
+    writeFileSync(job.summary, JSON.stringify(result, null, 2) + "\n");
+    return result;
   } catch (e) {
     if (failure && !(e instanceof TrainingFailedError)) throw new TrainingFailedError(failure, step);
     throw e;
