@@ -8,10 +8,10 @@
 namespace revenant::cpu {
 
 // exp for float written without branches or calls, so the compiler vectorises the loops using it
-// (glibc's expf is scalar). x = n ln2 + r
-// with |r| <= ln2/2, then a degree-7 Taylor polynomial (truncation < 1e-8 relative) scaled by
-// 2^n built in the exponent bits. n comes from the 1.5 * 2^23 rounding trick, which needs no
-// rounding instruction. Inputs are clamped to [-87, 88] (no overflow, no denormals).
+// (glibc's expf is scalar). x = n ln2 + r with |r| <= ln2/2, then a degree-7 Taylor polynomial
+// (truncation < 1e-8 relative) scaled by 2^n built in the exponent bits. n comes from the
+// 1.5 * 2^23 rounding trick, which needs no rounding instruction. Inputs are clamped to
+// [-87, 88] (no overflow, no denormals).
 inline float exp_branchless(float x) {
   x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
   const float shifter = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
