@@ -168,6 +168,8 @@ void state_checks() {
   Rng rng(8);
   const ModelConfig cfg = tiny_config();
   Model a(cfg, make_cpu_backend()), b(cfg, make_cpu_backend());
+  check(a.num_params() == count_params(cfg), "parameter layout matches count_params()",
+        std::to_string(a.num_params()) + " parameters");
   PolicyBatch pb;
   fill_tokens(pb, 2, cfg.context, cfg.vocab, rng);
   pb.advantages.assign(pb.tokens.size(), 1.0f);

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "core/philox.h"
+#include "cpu/fast_exp.h"
 #include "cpu/gemm.h"
 #include "cpu/ops.h"
 #include "harness.h"
@@ -274,6 +275,19 @@ void adamw_check() {
   check_close("adamw_update float32 vs float64 formula (3 steps)", scaled_error(p, p64), 1e-6);
 }
 
+// The vectorisable exp used by GELU and the attention softmax, against float64 exp over the range
+// the ops use. float32 expf itself is within ~1 ulp (6e-8); a 4-ulp bound (5e-7) still catches a
+// wrong coefficient or exponent, which are off by 1e-3 or more.
+void exp_check() {
+  double worst = 0;
+  for (int i = 0; i <= 200000; ++i) {
+    const double x = -87.0 + 175.0 * i / 200000.0;
+    const double want = std::exp(double(float(x)));
+    worst = std::fmax(worst, std::fabs(cpu::exp_branchless(float(x)) - want) / want);
+  }
+  check_close("exp_branchless vs float64 exp on [-87, 88] (relative)", worst, 5e-7);
+}
+
 void sampling_check() {
   const int V = 5, N = 4000;
   std::vector<float> logits(static_cast<std::size_t>(N) * V);
@@ -337,6 +351,7 @@ void run_op_tests() {
   gradient_checks();
   attention_decode_check();
   adamw_check();
+  exp_check();
   sampling_check();
   gemm_check();
 }
