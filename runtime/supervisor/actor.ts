@@ -77,6 +77,7 @@ export class Actor {
   private stopWaiters: (() => void)[] = [];
   private lastCause: DeathCause | undefined;
   private lastLines: string[] = [];
+  private aliveWaiters: { resolve(): void; reject(e: Error): void }[] = [];
   private markStarted!: () => void;
   private markStartFailed!: (e: Error) => void;
   private readonly started = new Promise<void>((resolve, reject) => {
@@ -108,6 +109,17 @@ export class Actor {
   /** The latest snapshot taken, if any. */
   get latestSnapshot(): unknown {
     return this.snapshot?.state;
+  }
+
+  /** Resolves once the actor serves calls (now, or after its current restart); rejects if it fails or stops. */
+  whenAlive(): Promise<void> {
+    if (this.state === "alive") return Promise.resolve();
+    if (this.state === "failed" || this.state === "stopped" || this.state === "stopping") return Promise.reject(this.diedError(`it is ${this.state}`));
+    return new Promise((resolve, reject) => this.aliveWaiters.push({ resolve, reject }));
+  }
+
+  private settleAliveWaiters(error?: Error): void {
+    for (const w of this.aliveWaiters.splice(0)) error ? w.reject(error) : w.resolve();
   }
 
   /** Calls queued or in flight. */
@@ -187,6 +199,7 @@ export class Actor {
     this.info = ready;
     if (number > 1) this.restore();
     else this.state = "alive";
+    if (this.state === "alive") this.settleAliveWaiters();
     this.markStarted();
     for (const call of this.queue) if (!call.sent) this.send(call);
     if (number > 1 && this.restoring === 0) this.hooks.restored(this, performance.now() - this.diedAt);
@@ -252,6 +265,7 @@ export class Actor {
 
   private finishRestore(): void {
     this.state = "alive";
+    this.settleAliveWaiters();
     this.hooks.restored(this, performance.now() - this.diedAt);
   }
 
@@ -331,6 +345,7 @@ export class Actor {
     this.queue = [];
     const err = error ?? this.diedError(why);
     for (const c of calls) c.reject(err);
+    this.settleAliveWaiters(err);
     this.markStartFailed(err);
     this.inc?.kill("stopped", why);
   }
@@ -376,6 +391,7 @@ export class Actor {
     const calls = this.queue;
     this.queue = [];
     for (const c of calls) c.reject(this.diedError(why));
+    this.settleAliveWaiters(this.diedError(why));
   }
 
   private diedError(why: string, cause?: DeathCause, lines?: string[]): ActorDiedError {

@@ -231,6 +231,11 @@ export class Supervisor {
     for (const l of this.failureListeners) l(report);
   }
 
+  /** Resolves once every actor serves calls (no restart in progress); rejects if one has failed. */
+  async settled(): Promise<void> {
+    await Promise.all(this.order.map((a) => a.whenAlive()));
+  }
+
   /** Snapshots every stateful actor (in call order for each); returns states by actor id. */
   async snapshotAll(): Promise<Map<string, unknown>> {
     const states = await Promise.all(this.order.map(async (a) => [a.id, await a.takeSnapshot()] as const));

@@ -288,6 +288,8 @@ export async function fit(o: FitOptions): Promise<FitResult> {
       o.onStep?.(step, m);
     }
     monkey?.stop();
+    // A fault injected at the very end is repaired before the job is declared done.
+    await sup.settled().catch(rethrowFailure);
     const finalValScore = (metricsFile.read().at(-1)?.["val/score"]) ?? await evaluate(plan, sup);
     const weightsSha256 = await weightsChecksum(sup);
     const totals = sup.actors().reduce((acc, a) => {
