@@ -101,6 +101,8 @@ export const ConfigSchema = z.strictObject({
     gamma: z.number().min(0).max(1).default(1.0).describe("discount factor"),
     lam: z.number().min(0).max(1).default(0.95).describe("GAE lambda"),
     kl_coef: z.number().min(0).default(0.001).describe("KL penalty coefficient against the reference policy"),
+    norm_adv_by_std_in_grpo: z.boolean().default(true)
+      .describe("GRPO: divide by the group's reward std (true) or only subtract its mean (false)"),
   }).prefault({}),
   worker: z.strictObject({
     actor: ActorWorkerSchema.prefault({}),

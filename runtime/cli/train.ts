@@ -13,7 +13,7 @@ import { ConfigError, configJsonSchema, resolveConfig } from "../../config/index
 import type { Config } from "../../config/schema.ts";
 import { loadNative, NativeAddonError } from "../../native/loader.ts";
 import { formatDeviceInfo } from "../../native/device_report.ts";
-import { createJob, openJob, type JobPaths } from "../trainer/job.ts";
+import { createJob, JobError, openJob, type JobPaths } from "../trainer/job.ts";
 import { Progress } from "../trainer/progress.ts";
 import { fit, TrainingFailedError, type FitResult } from "../trainer/trainer.ts";
 
@@ -102,7 +102,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(summary(result, job));
     return 0;
   } catch (e) {
-    if (e instanceof ConfigError || e instanceof NativeAddonError || e instanceof TrainingFailedError) {
+    if (e instanceof ConfigError || e instanceof NativeAddonError || e instanceof TrainingFailedError || e instanceof JobError) {
       console.error(e.message);
       return e instanceof TrainingFailedError ? 1 : 2;
     }

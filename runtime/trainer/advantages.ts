@@ -5,7 +5,8 @@
  * - GAE: the sequence score is the reward of the last response token; δ_t = r_t + γ·V_{t+1} − V_t;
  *   A_t = Σ (γλ)^k δ_{t+k}; returns R_t = A_t + V_t. Advantages are then whitened over the batch.
  * - GRPO: no critic; each response's score is normalised within its group of `groupSize`
- *   responses to one prompt, (s − mean) / (std + ε), and given to all of its tokens.
+ *   responses to one prompt, (s − mean) / (std + ε) (or s − mean alone, without the std), and
+ *   given to all of its tokens.
  */
 
 export interface TokenLayout {
@@ -48,7 +49,7 @@ export function gae(layout: TokenLayout, scores: ArrayLike<number>, values: Floa
   return { advantages: whiten(advantages, layout.mask), returns };
 }
 
-export function grpo(layout: TokenLayout, scores: ArrayLike<number>, groupSize: number, eps = 1e-6): Float32Array {
+export function grpo(layout: TokenLayout, scores: ArrayLike<number>, groupSize: number, normByStd = true, eps = 1e-6): Float32Array {
   if (layout.rows % groupSize !== 0) throw new RangeError(`grpo: ${layout.rows} rows do not split into groups of ${groupSize}`);
   const advantages = new Float32Array(layout.rows * layout.seqLen);
   for (let g = 0; g < layout.rows; g += groupSize) {
@@ -59,7 +60,7 @@ export function grpo(layout: TokenLayout, scores: ArrayLike<number>, groupSize: 
     for (let i = 0; i < groupSize; i++) varSum += (scores[g + i]! - mean) ** 2;
     const std = groupSize > 1 ? Math.sqrt(varSum / (groupSize - 1)) : 0;
     for (let i = 0; i < groupSize; i++) {
-      const a = (scores[g + i]! - mean) / (std + eps);
+      const a = normByStd ? (scores[g + i]! - mean) / (std + eps) : scores[g + i]! - mean;
       for (const t of responsePositions(layout, g + i)) advantages[t] = a;
     }
   }

@@ -9,6 +9,11 @@ import { join, resolve } from "node:path";
 import type { Config } from "../../config/schema.ts";
 import { validateConfig } from "../../config/load.ts";
 
+/** A job folder that cannot be used. */
+export class JobError extends Error {
+  override name = "JobError";
+}
+
 export interface JobPaths {
   id: string;
   dir: string;
@@ -44,12 +49,12 @@ export function createJob(config: Config, id?: string): JobPaths {
 /** Reopens a job folder for `--resume`: its saved config, validated again. */
 export function openJob(dir: string): { paths: JobPaths; config: Config } {
   const paths = jobPaths(dir);
-  if (!existsSync(paths.config)) throw new Error(`${dir} is not a job folder (no config.json); expected runs/<job>`);
+  if (!existsSync(paths.config)) throw new JobError(`${dir} is not a job folder (no config.json); expected runs/<job>`);
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(paths.config, "utf8"));
   } catch (e) {
-    throw new Error(`${paths.config}: unreadable (${(e as Error).message})`);
+    throw new JobError(`${paths.config}: unreadable (${(e as Error).message})`);
   }
   return { paths, config: validateConfig(raw as Record<string, unknown>, new Map([["", paths.config]])) };
 }

@@ -225,7 +225,7 @@ export async function fit(o: FitOptions): Promise<FitResult> {
       const layout = { rows: batch.batch, seqLen: batch.seqLen, mask: batch.mask };
       const { advantages, returns } = plan.useCritic
         ? gae(layout, scores, values!, config.algorithm.gamma, config.algorithm.lam)
-        : { advantages: grpo(layout, scores, plan.groupSize), returns: undefined };
+        : { advantages: grpo(layout, scores, plan.groupSize, config.algorithm.norm_adv_by_std_in_grpo), returns: undefined };
 
       const updatePlan = (role: string, w: { ppo_epochs: number; ppo_mini_batch_size: number }): UpdatePlan =>
         ({ epochs: w.ppo_epochs, miniBatchSize: w.ppo_mini_batch_size, seed: plan.seed(step, "update", role) });

@@ -1,5 +1,7 @@
 /** `bun run train`: prints the resolved config and the device report; bad config exits 2 with the reason. */
 import { expect, test } from "bun:test";
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const root = join(import.meta.dir, "..", "..");
@@ -33,9 +35,26 @@ test("an unknown flag exits 2 with the usage", () => {
   expect(r.err).toContain("usage: bun run train");
 });
 
-test("with no flags it prints the resolved config and the device report, exit 0", () => {
-  const r = train(["trainer.total_steps=1"]);
-  expect(r.code).toBe(0);
-  expect(r.out).toContain("total_steps: 1");
+test("a short training run prints the device report, progress and a summary, exit 0", () => {
+  const runDir = mkdtempSync(join(tmpdir(), "revenant-cli-"));
+  const r = train([`trainer.run_dir=${runDir}`, "--job", "tiny", "trainer.total_steps=2", "data.train_size=64", "data.val_size=16", "data.train_batch_size=8"]);
+  expect(r.code, r.err).toBe(0);
   expect(r.out).toMatch(/backends: cpu/);
+  expect(r.out).toContain("step 2/2 reward");
+  expect(r.out).toContain(`done: ${join(runDir, "tiny")}`);
+  expect(r.out).toMatch(/val reward\s+\d\.\d{3} → \d\.\d{3}/);
+  expect(existsSync(join(runDir, "tiny", "metrics.jsonl"))).toBe(true);
+  expect(existsSync(join(runDir, "tiny", "checkpoints", "step-2", "manifest.json"))).toBe(true);
+});
+
+test("--resume of a folder that is not a job exits 2 and says what it expected", () => {
+  const r = train(["--resume", tmpdir()]);
+  expect(r.code).toBe(2);
+  expect(r.err).toContain("is not a job folder (no config.json)");
+});
+
+test("a config that cannot fit the task is refused before anything starts", () => {
+  const r = train(["worker.actor.max_new_tokens=3"]);
+  expect(r.code).toBe(2);
+  expect(r.err).toContain("worker.actor.max_new_tokens=3 is too short");
 });
