@@ -48,6 +48,8 @@ export interface FitOptions {
   /** Actor output sink; default: stderr with the actor's prefix. */
   output?: OutputSink;
   roles?: Readonly<Record<string, RoleEntry>>;
+  /** Called once the supervisor exists (for fault injection and live views). */
+  onSupervisor?(supervisor: Supervisor): void;
 }
 
 export interface FitResult {
@@ -163,6 +165,7 @@ export async function fit(o: FitOptions): Promise<FitResult> {
   const sup = new Supervisor({ faultTolerance: config.fault_tolerance, roles: o.roles ?? SHIPPED_ROLES, metrics, events, output: o.output, name: job.id });
   let failure: FailureReport | undefined;
   sup.onFailure((r) => (failure ??= r));
+  o.onSupervisor?.(sup);
   let monkey: ChaosMonkey | undefined;
   let step = 0;
   let tokens = 0;
