@@ -1,0 +1,34 @@
+/**
+ * Training under Deno: a short job with faults injected ends with the same weights as the same
+ * job without them. Run with `deno test -A tests/deno/`.
+ */
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { resolveConfig } from "../../config/index.ts";
+import { createJob } from "../../runtime/trainer/job.ts";
+import { fit } from "../../runtime/trainer/trainer.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+Deno.test("a job with injected faults ends with the weights of the undisturbed job", opts, async () => {
+  const seed = Number(Deno.env.get("CHAOS_SEED") ?? 3);
+  const runDir = mkdtempSync(join(tmpdir(), "revenant-deno-train-"));
+  const config = resolveConfig({
+    file: null, env: {},
+    args: [
+      `trainer.run_dir=${runDir}`, "trainer.total_steps=12", "trainer.val_interval=6", "checkpoint.interval=4",
+      "data.train_size=128", "data.val_size=16", "data.train_batch_size=8", "worker.actor.ppo_mini_batch_size=4",
+      "worker.critic.ppo_mini_batch_size=4", "algorithm.kl_coef=0.01", "fault_tolerance.max_restarts=-1",
+      "fault_tolerance.max_task_retries=-1", "fault_tolerance.ping_interval_s=0.1", "fault_tolerance.ping_timeout_s=0.5",
+      "fault_tolerance.restart_intensity=1000",
+    ],
+  }).config;
+  const quiet = () => {};
+  const clean = await fit({ config, job: createJob(config, "clean"), output: quiet, onNote: quiet });
+  const faulty = await fit({ config, job: createJob(config, "faulty"), output: quiet, onNote: quiet, chaosRate: 8, chaosSeed: seed });
+  assert.ok(faulty.chaosFaults > 0, `seed ${seed} injected no fault`);
+  assert.equal(faulty.weightsSha256, clean.weightsSha256, `weights differ after ${faulty.chaosFaults} faults (CHAOS_SEED=${seed})`);
+  assert.equal(faulty.failures, faulty.chaosFaults);
+});
