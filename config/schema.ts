@@ -57,28 +57,29 @@ export const ModelSchema = z.strictObject({
   heads: z.number().int().min(1).max(64).default(4).describe("attention heads; must divide width"),
 }).refine((m) => m.width % m.heads === 0, { message: "heads must divide width", path: ["heads"] });
 
-const optimizer = {
-  lr: z.number().positive().max(1).default(3e-3).describe("AdamW learning rate"),
+const optimizer = (lr: number) => ({
+  lr: z.number().positive().max(1).default(lr).describe("AdamW learning rate"),
   weight_decay: z.number().min(0).default(0).describe("AdamW weight decay"),
   grad_clip: z.number().positive().default(1.0).describe("global gradient-norm clip"),
   ppo_epochs: z.number().int().min(1).default(1).describe("passes over each batch"),
-  ppo_mini_batch_size: z.number().int().min(1).default(64).describe("samples per optimizer step"),
+  ppo_mini_batch_size: z.number().int().min(1).default(128).describe("samples per optimizer step"),
   device,
-};
+});
 
 export const ActorWorkerSchema = z.strictObject({
   model: ModelSchema.prefault({}),
-  ...optimizer,
+  ...optimizer(1e-3),
   clip_ratio: z.number().positive().max(1).default(0.2).describe("PPO ratio clip epsilon"),
-  entropy_coeff: z.number().min(0).default(0).describe("entropy bonus coefficient"),
+  entropy_coeff: z.number().min(0).default(0.01).describe("entropy bonus coefficient"),
   temperature: z.number().positive().default(1.0).describe("rollout sampling temperature"),
-  max_new_tokens: z.number().int().min(1).default(8).describe("response length limit"),
+  max_new_tokens: z.number().int().min(1).default(5).describe("response length limit"),
   rollout_n: z.number().int().min(1).default(1).describe("responses sampled per prompt (GRPO group size)"),
 });
 
 export const CriticWorkerSchema = z.strictObject({
   model: ModelSchema.prefault({}),
-  ...optimizer,
+  // The critic starts from nothing and must track a moving policy: it learns faster.
+  ...optimizer(3e-3),
   cliprange_value: z.number().positive().default(0.5).describe("value clip range"),
 });
 
@@ -91,9 +92,9 @@ export const ConfigSchema = z.strictObject({
     seed: z.number().int().min(0).default(1).describe("seed of the generated data set"),
     train_size: z.number().int().min(1).default(4096).describe("training prompts"),
     val_size: z.number().int().min(1).default(256).describe("held-out evaluation prompts"),
-    min_digits: z.number().int().min(1).default(2).describe("shortest problem"),
+    min_digits: z.number().int().min(1).default(4).describe("shortest problem"),
     max_digits: z.number().int().min(1).default(4).describe("longest problem"),
-    train_batch_size: z.number().int().min(1).default(64).describe("prompts per training step"),
+    train_batch_size: z.number().int().min(1).default(128).describe("prompts per training step"),
   }).refine((d) => d.min_digits <= d.max_digits, { message: "min_digits must be ≤ max_digits", path: ["min_digits"] })
     .prefault({}),
   algorithm: z.strictObject({
@@ -110,14 +111,14 @@ export const ConfigSchema = z.strictObject({
     ref: RefWorkerSchema.prefault({}),
   }).prefault({}),
   trainer: z.strictObject({
-    total_steps: z.number().int().min(1).default(200).describe("training steps"),
+    total_steps: z.number().int().min(1).default(400).describe("training steps"),
     seed: z.number().int().min(0).default(42).describe("job seed; every stochastic operation derives its seed from it"),
     run_dir: z.string().min(1).default("runs/").describe("each job writes into its own folder under this"),
     logger: z.array(z.enum(["console", "jsonl"])).default(["console", "jsonl"]).describe("metric sinks"),
-    val_interval: z.number().int().min(0).default(20).describe("steps between evaluations; 0 = never"),
+    val_interval: z.number().int().min(0).default(50).describe("steps between evaluations; 0 = never"),
   }).prefault({}),
   checkpoint: z.strictObject({
-    interval: z.number().int().min(1).default(10).describe("steps between checkpoints"),
+    interval: z.number().int().min(1).default(50).describe("steps between checkpoints"),
     keep: z.number().int().min(1).default(3).describe("checkpoints kept on disk"),
   }).prefault({}),
   fault_tolerance: FaultToleranceSchema.prefault({}),
