@@ -50,6 +50,11 @@ export interface FitOptions {
   roles?: Readonly<Record<string, RoleEntry>>;
   /** Called once the supervisor exists (for fault injection and live views). */
   onSupervisor?(supervisor: Supervisor): void;
+  /**
+   * Cancels the job: checked at the top of each step; once aborted, a final checkpoint is saved
+   * and fit throws TrainingCancelledError (the abort reason is on its `reason`).
+   */
+  signal?: AbortSignal;
 }
 
 export interface FitResult {
@@ -72,6 +77,14 @@ export class TrainingFailedError extends Error {
   override name = "TrainingFailedError";
   constructor(readonly report: FailureReport, readonly step: number) {
     super(`training failed at step ${step}: ${report.offender} (role ${report.role}): ${report.reason}`);
+  }
+}
+
+/** The job was cancelled through `FitOptions.signal`; its last completed step is checkpointed. */
+export class TrainingCancelledError extends Error {
+  override name = "TrainingCancelledError";
+  constructor(readonly step: number, readonly reason: unknown) {
+    super(`training cancelled after step ${step}${typeof reason === "string" ? `: ${reason}` : ""}`);
   }
 }
 
@@ -203,6 +216,11 @@ export async function fit(o: FitOptions): Promise<FitResult> {
     };
 
     for (step = startStep + 1; step <= config.trainer.total_steps; step++) {
+      if (o.signal?.aborted) {
+        // state.step is the last completed step; keep it so a resume continues from exactly there.
+        if (state.step > 0 && store.steps()[0] !== state.step) await saveCheckpoint(sup, store, state.step, state);
+        throw new TrainingCancelledError(state.step, o.signal.reason);
+      }
       const t0 = performance.now();
       const m: Record<string, number> = {};
       const prompts = loader.next().flatMap((p) => Array<string>(plan.groupSize).fill(p));
