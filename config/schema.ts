@@ -44,6 +44,7 @@ export const FaultToleranceSchema = z.strictObject({
   ping_timeout_s: seconds(10, "an actor that answers no ping for this long is killed as hung"),
   health_check_timeout_s: seconds(10, "time an actor has to answer a health probe"),
   shutdown_grace_s: seconds(5, "time between SIGTERM and SIGKILL when stopping an actor"),
+  max_replay_s: seconds(0.1, "recovery budget: a stateful actor is snapshotted in memory whenever replaying its calls since the last snapshot would take longer"),
 });
 
 const device = z.enum(["auto", "cpu", "cuda"]).default("auto")

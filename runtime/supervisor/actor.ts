@@ -50,6 +50,8 @@ export interface ActorOptions {
   defaultDeadlineS: number;
   /** Replay log length that triggers an automatic snapshot (bounds memory). */
   autoSnapshotCalls: number;
+  /** Replay time (ms) that triggers an automatic snapshot (bounds recovery time). */
+  maxReplayMs: number;
   incarnation: Omit<IncarnationOptions, "number" | "actor" | "role" | "rank">;
 }
 
@@ -72,6 +74,10 @@ export class Actor {
   private replay: { method: string; args: unknown[] }[] = [];
   private deadlineTimer: ReturnType<typeof setTimeout> | undefined;
   private deadlineCall: number | undefined;
+  private headSince = 0;
+  private replayCostMs = 0;
+  private snapshotCostMs = 0;
+  private snapshotPending = false;
   private restoring = 0;
   private diedAt = 0;
   private stopWaiters: (() => void)[] = [];
@@ -183,6 +189,7 @@ export class Actor {
     const head = this.queue[0];
     if (!head || !head.sent) return;
     this.deadlineCall = head.id;
+    this.headSince = performance.now();
     this.deadlineTimer = setTimeout(() => {
       this.inc?.kill("deadline", `${head.method} ran past its ${head.deadlineS}s deadline`);
     }, head.deadlineS * 1000);
@@ -227,39 +234,41 @@ export class Actor {
       return;
     }
     this.queue.shift();
+    const ranMs = performance.now() - this.headSince;
     this.armDeadline();
-    if (m.t === "result") this.settleResult(head, m.value);
-    else this.settleError(head, m.name, m.message, m.stack);
+    if (m.t === "result") this.settleResult(head, m.value, ranMs);
+    else this.settleError(head, m.name, m.message, m.stack, ranMs);
   }
 
-  private settleResult(call: PendingCall, value: unknown): void {
+  private settleResult(call: PendingCall, value: unknown, ranMs: number): void {
     switch (call.kind) {
       case "restore":
         if (--this.restoring === 0) this.finishRestore();
         return;
       case "snapshot":
         this.snapshot = { state: value };
-        this.replay = [];
+        this.clearReplay();
+        this.snapshotCostMs = ranMs;
         call.resolve(value);
         return;
       case "load":
         // The snapshot is set here, in order, so a call after it is logged against it.
         this.snapshot = { state: call.args[0] };
-        this.replay = [];
+        this.clearReplay();
         call.resolve(value);
         return;
       case "user":
-        this.log(call);
+        this.log(call, ranMs);
         call.resolve(value);
     }
   }
 
-  private settleError(call: PendingCall, name: string, message: string, stack: string): void {
+  private settleError(call: PendingCall, name: string, message: string, stack: string, ranMs: number): void {
     if (call.kind === "restore") {
       this.inc?.kill("restore", `${call.method} failed while restoring state: ${name}: ${message}`);
       return;
     }
-    if (call.kind === "user") this.log(call);
+    if (call.kind === "user") this.log(call, ranMs);
     call.reject(new ActorCallError(this.id, call.method, name, message, stack));
   }
 
@@ -269,11 +278,25 @@ export class Actor {
     this.hooks.restored(this, performance.now() - this.diedAt);
   }
 
-  /** Records a completed call for replay, snapshotting when the log grows long. */
-  private log(call: PendingCall): void {
+  /**
+   * Records a completed call for replay. When replaying the log would take longer than the
+   * recovery budget (max_replay_s, or twice what a snapshot costs), or the log grows long, a
+   * snapshot is taken in call order, so recovery time and memory stay bounded.
+   */
+  private log(call: PendingCall, ranMs: number): void {
     if (!this.info.stateful || this.info.readOnly.includes(call.method)) return;
     this.replay.push({ method: call.method, args: call.args });
-    if (this.replay.length === this.o.autoSnapshotCalls) void this.takeSnapshot().catch(() => {});
+    this.replayCostMs += ranMs;
+    const budget = Math.max(this.o.maxReplayMs, 2 * this.snapshotCostMs);
+    if (!this.snapshotPending && (this.replayCostMs > budget || this.replay.length >= this.o.autoSnapshotCalls)) {
+      this.snapshotPending = true;
+      void this.takeSnapshot().catch(() => {}).finally(() => (this.snapshotPending = false));
+    }
+  }
+
+  private clearReplay(): void {
+    this.replay = [];
+    this.replayCostMs = 0;
   }
 
   private onDied(inc: Incarnation, cause: DeathCause): void {

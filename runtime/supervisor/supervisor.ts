@@ -127,6 +127,7 @@ export class Supervisor {
       maxTaskRetries: ft.enable_fault_tolerance ? ft.max_task_retries : 0,
       defaultDeadlineS: ft.call_deadline_s,
       autoSnapshotCalls: this.o.autoSnapshotCalls ?? 1000,
+      maxReplayMs: ft.max_replay_s * 1000,
       incarnation: {
         entry: this.o.roles[spec.role]!,
         options: spec.options,

@@ -225,6 +225,18 @@ describe("retries", () => {
   });
 });
 
+test("recovery time stays bounded: a snapshot is taken once replay would exceed max_replay_s", async () => {
+  const { sup } = harness({ max_restarts: -1, max_task_retries: -1, max_replay_s: 0.05 });
+  await sup.start([{ id: "c", role: "counter" }]);
+  const actor = sup.actor("c");
+  for (let i = 0; i < 4; i++) await actor.call("addSlowly", [1, 30]);
+  await actor.call("value"); // the automatic snapshot runs in call order, before this
+  // 30 ms calls: the second pushes the replay log past 50 ms, so a snapshot covers it.
+  expect((actor.latestSnapshot as { n: number }).n).toBeGreaterThanOrEqual(2);
+  killActor(actor);
+  expect(await actor.call("value")).toBe(4);
+});
+
 describe("hangs and deadlines", () => {
   test("a SIGSTOPped actor is found by missed pings, killed, restarted and its call retried", async () => {
     const { sup } = harness({ max_restarts: -1, max_task_retries: -1, ping_timeout_s: 0.4 });
