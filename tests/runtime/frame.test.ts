@@ -8,6 +8,7 @@ import { encode as msgpackEncode, ExtData } from "@msgpack/msgpack";
 import { FrameDecoder, FrameEncoder, HEADER_BYTES, MAGIC, ProtocolError, VERSION } from "../../runtime/ipc/frame.ts";
 import { asMessage } from "../../runtime/ipc/messages.ts";
 import { Rng } from "../../runtime/rng.ts";
+import { concat, frameOf } from "../helpers/frames.ts";
 
 const SEED = Number(process.env.REVENANT_TEST_SEED ?? 20261121);
 
@@ -21,17 +22,7 @@ function seeded(seed: number, body: (rng: Rng) => void): void {
   }
 }
 
-function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
-}
 
-const frameOf = (message: unknown) => concat(new FrameEncoder().encode(message));
 
 interface RawFrame {
   body: Uint8Array;

@@ -10,28 +10,20 @@ import { afterAll, describe, expect, test } from "bun:test";
 import type { FaultTolerance } from "../../config/schema.ts";
 import { runtime, type Conn } from "../../runtime/adapter/index.ts";
 import type { Channel } from "../../runtime/ipc/channel.ts";
-import { FrameDecoder, FrameEncoder, HEADER_BYTES, ProtocolError } from "../../runtime/ipc/frame.ts";
+import { FrameDecoder, HEADER_BYTES, ProtocolError } from "../../runtime/ipc/frame.ts";
 import type { ActorListener } from "../../runtime/ipc/listener.ts";
 import { asMessage } from "../../runtime/ipc/messages.ts";
 import { Rng } from "../../runtime/rng.ts";
 import type { Actor } from "../../runtime/supervisor/actor.ts";
 import type { Supervisor } from "../../runtime/supervisor/supervisor.ts";
 import { makeSupervisor, sleep, waitFor } from "../helpers/supervision.ts";
+import { concat, frameOf } from "../helpers/frames.ts";
 
 const SEED = Number(process.env.REVENANT_TEST_SEED ?? 0x5eed);
 
 const hex = (b: Uint8Array, max = 512) =>
   Buffer.from(b.subarray(0, max)).toString("hex") + (b.byteLength > max ? `... (${b.byteLength} bytes)` : "");
 
-function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
-}
 
 const randomBytes = (rng: Rng, n: number) => Uint8Array.from({ length: n }, () => rng.int(256));
 
@@ -63,8 +55,6 @@ function randomMessage(rng: Rng): Record<string, unknown> {
   return rng.pick(shapes)();
 }
 
-const encoder = new FrameEncoder();
-const frameOf = (m: unknown) => concat(encoder.encode(m));
 
 const EDGE_LENGTHS = [0, 1, 7, 8, 9, 0xff, 0x7fffffef, 0x7ffffff0, 0x7fffffff, 0x80000000, 0xfffffff0, 0xfffffff8, 0xffffffff];
 
