@@ -34,7 +34,7 @@ export const FaultToleranceSchema = z.strictObject({
     .describe("training steps between health probe rounds; below 1 means every step"),
   restart_strategy: z.enum(["one_for_one", "one_for_all"]).default("one_for_one")
     .describe("one_for_one restarts the dead rank alone; one_for_all restarts every rank of its group"),
-  restart_backoff_initial_s: seconds(0.01, "delay before the first restart of an actor"),
+  restart_backoff_initial_s: seconds(0.01, "delay before restarting an actor; doubles with each restart that made no progress (no call completed since the last)"),
   restart_backoff_max_s: seconds(5, "cap on the exponential restart delay"),
   restart_intensity: z.number().int().min(1).default(10)
     .describe("more than this many restarts of one actor within restart_period_s fails the job"),

@@ -65,6 +65,8 @@ export class Actor {
   restarts = 0;
   /** Times of recent restarts, for the intensity window. */
   readonly restartTimes: number[] = [];
+  /** Restarts since the actor last completed a call: the exponent of its restart backoff. */
+  consecutiveRestarts = 0;
   private inc: Incarnation | undefined;
   private incarnations = 0;
   private queue: PendingCall[] = [];
@@ -258,6 +260,8 @@ export class Actor {
         call.resolve(value);
         return;
       case "user":
+        // A completed call means the actor made progress: it is not in a crash loop.
+        this.consecutiveRestarts = 0;
         this.log(call, ranMs);
         call.resolve(value);
     }
@@ -353,6 +357,7 @@ export class Actor {
     this.state = "restarting";
     if (counted) {
       this.restarts++;
+      this.consecutiveRestarts++;
       this.restartTimes.push(Date.now());
     }
     setTimeout(() => {

@@ -216,8 +216,10 @@ export class Supervisor {
     if (this.ft.restart_strategy === "one_for_all" && !intended) {
       for (const sibling of this.group(actor.group)) if (sibling !== actor) sibling.killForGroup(actor.id);
     }
-    const n = restartsInWindow(actor.restartTimes, this.ft.restart_period_s) + 1;
-    actor.restartAfter(intended ? 0 : backoffMs(n, this.ft.restart_backoff_initial_s, this.ft.restart_backoff_max_s), !intended);
+    // Backoff grows with restarts that made no progress (no call completed in between), so a
+    // crash loop slows down while an actor killed now and then always comes back quickly.
+    const delay = backoffMs(actor.consecutiveRestarts + 1, this.ft.restart_backoff_initial_s, this.ft.restart_backoff_max_s);
+    actor.restartAfter(intended ? 0 : delay, !intended);
   }
 
   private giveUp(actor: Actor, context: FailureReport["context"], reason: string, error?: Error): void {

@@ -45,7 +45,7 @@ test("a short training run prints the device report, progress and a summary, exi
   expect(r.out).toMatch(/val reward\s+\d\.\d{3} → \d\.\d{3}/);
   expect(existsSync(join(runDir, "tiny", "metrics.jsonl"))).toBe(true);
   expect(existsSync(join(runDir, "tiny", "checkpoints", "step-2", "manifest.json"))).toBe(true);
-});
+}, 60_000);
 
 test("--resume of a folder that is not a job exits 2 and says what it expected", () => {
   const r = train(["--resume", tmpdir()]);
@@ -58,3 +58,19 @@ test("a config that cannot fit the task is refused before anything starts", () =
   expect(r.code).toBe(2);
   expect(r.err).toContain("worker.actor.max_new_tokens=3 is too short");
 });
+
+test("--chaos takes a rate ≥ 0 and refuses anything else", () => {
+  const r = train(["--chaos", "often"]);
+  expect(r.code).toBe(2);
+  expect(r.err).toContain(`--chaos "often": expected a rate ≥ 0 (faults per second)`);
+});
+
+test("a run with --chaos survives its faults and says so in the summary", () => {
+  const runDir = mkdtempSync(join(tmpdir(), "revenant-cli-chaos-"));
+  const r = train([`trainer.run_dir=${runDir}`, "--job", "chaotic", "--chaos", "4", "trainer.total_steps=30", "data.train_size=64",
+    "data.val_size=16", "data.train_batch_size=8", "worker.actor.ppo_mini_batch_size=8", "worker.critic.ppo_mini_batch_size=8",
+    "fault_tolerance.max_restarts=-1", "fault_tolerance.max_task_retries=-1", "fault_tolerance.ping_interval_s=0.1",
+    "fault_tolerance.ping_timeout_s=0.5", "fault_tolerance.restart_intensity=1000", "--quiet"]);
+  expect(r.code, r.err).toBe(0);
+  expect(r.out).toMatch(/faults survived\s+[1-9]\d* failures, [1-9]\d* restarts \([1-9]\d* injected\)/);
+}, 60_000);

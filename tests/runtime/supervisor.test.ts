@@ -136,16 +136,17 @@ describe("restarts", () => {
     expect(sup.events.count("restart")).toBe(0);
   });
 
-  test("restart backoff grows exponentially within the window", async () => {
+  test("restart backoff doubles while restarts make no progress, and resets once a call completes", async () => {
     const { sup } = harness({ max_restarts: -1, restart_backoff_initial_s: 0.05, restart_backoff_max_s: 0.2 });
     await sup.start([{ id: "c", role: "counter" }]);
     const actor = sup.actor("c");
     const gaps: number[] = [];
+    // Kill each new incarnation as soon as it is up, before it completes any call.
     for (let i = 0; i < 4; i++) {
-      await actor.call("value");
+      const before = actor.incarnation;
       const t = performance.now();
       killActor(actor);
-      await actor.call("value");
+      await waitFor(() => actor.incarnation === before + 1 && actor.state === "alive", "restart");
       gaps.push(performance.now() - t);
     }
     // Delays 50, 100, 200, 200 (capped) ms come on top of the restart itself.
@@ -153,6 +154,9 @@ describe("restarts", () => {
     expect(gaps[1]!).toBeGreaterThanOrEqual(100);
     expect(gaps[2]!).toBeGreaterThanOrEqual(200);
     expect(gaps[3]!).toBeGreaterThanOrEqual(200);
+    expect(actor.consecutiveRestarts).toBe(4);
+    await actor.call("value");
+    expect(actor.consecutiveRestarts).toBe(0);
   });
 });
 
