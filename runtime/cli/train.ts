@@ -15,7 +15,7 @@ import { loadNative, NativeAddonError } from "../../native/loader.ts";
 import { formatDeviceInfo } from "../../native/device_report.ts";
 import { createJob, JobError, openJob, type JobPaths } from "../trainer/job.ts";
 import { Progress } from "../trainer/progress.ts";
-import { fit, TrainingFailedError, type FitResult } from "../trainer/trainer.ts";
+import { fit, TrainingCancelledError, TrainingFailedError, type FitResult } from "../trainer/trainer.ts";
 
 const USAGE = `usage: bun run train [--config file.yaml] [--resume runs/<job>] [--chaos rate] [--job name]
                       [--print-config] [--print-schema] [--quiet] [key.sub=value ...]`;
@@ -65,6 +65,7 @@ function summary(r: FitResult, job: JobPaths): string {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  let resumeHint: string | undefined;
   try {
     const { values, positionals } = parseCommandLine(argv);
     if (values.help) {
@@ -89,11 +90,22 @@ export async function main(argv: string[]): Promise<number> {
       }
       job = createJob(config, values.job);
     }
+    resumeHint = job.dir;
     const progress = new Progress(process.stdout, !values.quiet);
     progress.note(formatDeviceInfo(loadNative().deviceInfo()));
     progress.note(`job ${job.id} (${config.data.task}, ${config.algorithm.adv_estimator}, ${config.trainer.total_steps} steps) → ${job.dir}`);
+    // Ctrl-C or SIGTERM: finish the step, checkpoint, stop the actors, say how to resume. A second
+    // signal exits at once (the actors notice the lost connection and exit too).
+    const cancel = new AbortController();
+    const onSignal = (signal: string) => {
+      if (cancel.signal.aborted) process.exit(130);
+      progress.note(`${signal}: stopping after this step (again to quit at once)`);
+      cancel.abort(signal);
+    };
+    process.on("SIGINT", () => onSignal("SIGINT"));
+    process.on("SIGTERM", () => onSignal("SIGTERM"));
     const result = await fit({
-      config, job, resume: Boolean(values.resume), chaosRate,
+      config, job, resume: Boolean(values.resume), chaosRate, signal: cancel.signal,
       onStep: (step, m) => {
         if (config.trainer.logger.includes("console") && !values.quiet) progress.step({ step, total: config.trainer.total_steps, metrics: m });
       },
@@ -102,6 +114,10 @@ export async function main(argv: string[]): Promise<number> {
     console.log(summary(result, job));
     return 0;
   } catch (e) {
+    if (e instanceof TrainingCancelledError) {
+      console.error(`${e.message}; continue with: bun run train --resume ${resumeHint ?? "runs/<job>"}`);
+      return 130;
+    }
     if (e instanceof ConfigError || e instanceof NativeAddonError || e instanceof TrainingFailedError || e instanceof JobError) {
       console.error(e.message);
       return e instanceof TrainingFailedError ? 1 : 2;

@@ -1,6 +1,6 @@
 /** `bun run train`: prints the resolved config and the device report; bad config exits 2 with the reason. */
 import { expect, test } from "bun:test";
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -74,3 +74,24 @@ test("a run with --chaos survives its faults and says so in the summary", () => 
   expect(r.code, r.err).toBe(0);
   expect(r.out).toMatch(/faults survived\s+[1-9]\d* failures, [1-9]\d* restarts \([1-9]\d* injected\)/);
 }, 60_000);
+
+test("SIGINT stops a run after its step with a checkpoint, and --resume finishes it", async () => {
+  const runDir = mkdtempSync(join(tmpdir(), "revenant-cli-int-"));
+  const args = [`trainer.run_dir=${runDir}`, "--job", "interrupted", "trainer.total_steps=400", "data.train_size=64", "data.val_size=16",
+    "data.train_batch_size=8", "worker.actor.ppo_mini_batch_size=8", "worker.critic.ppo_mini_batch_size=8", "--quiet"];
+  const proc = Bun.spawn([process.execPath, "runtime/cli/train.ts", ...args], { cwd: root, stdout: "pipe", stderr: "pipe" });
+  const metrics = join(runDir, "interrupted", "metrics.jsonl");
+  const until = Date.now() + 30_000;
+  while (!(existsSync(metrics) && readFileSync(metrics, "utf8").split("\n").length > 5) && Date.now() < until) await Bun.sleep(20);
+  proc.kill("SIGINT");
+  expect(await proc.exited).toBe(130);
+  const err = await new Response(proc.stderr).text();
+  expect(err).toMatch(/training cancelled after step (\d+): SIGINT; continue with: bun run train --resume .*interrupted/);
+  const stopped = Number(/after step (\d+)/.exec(err)![1]);
+  expect(existsSync(join(runDir, "interrupted", "checkpoints", `step-${stopped}`, "manifest.json"))).toBe(true);
+  const resumed = Bun.spawnSync([process.execPath, "runtime/cli/train.ts", "--resume", join(runDir, "interrupted"), "--quiet"], { cwd: root });
+  expect(resumed.exitCode, resumed.stderr.toString()).toBe(0);
+  expect(resumed.stdout.toString()).toContain(`resumed interrupted from checkpoint step ${stopped}`);
+  const steps = readFileSync(metrics, "utf8").trim().split("\n").map((l) => JSON.parse(l).step);
+  expect(steps).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
+}, 120_000);
