@@ -39,6 +39,9 @@ const SHAPES: Record<Message["t"], Record<string, Kind>> = {
   chaos: { action: "string" },
 };
 
+/** The shapes as entry lists, computed once: validation runs on every message. */
+const SHAPE_ENTRIES = Object.fromEntries(Object.entries(SHAPES).map(([t, shape]) => [t, Object.entries(shape)])) as Record<Message["t"], [string, Kind][]>;
+
 function kindOf(v: unknown): Kind | "binary" {
   if (Array.isArray(v)) return "array";
   if (ArrayBuffer.isView(v)) return "binary";
@@ -55,7 +58,7 @@ export function asMessage(value: unknown): Message {
   const t = (value as { t?: unknown }).t;
   const shape = typeof t === "string" && Object.hasOwn(SHAPES, t) ? SHAPES[t as Message["t"]] : undefined;
   if (!shape) throw new ProtocolError(`unknown message type ${JSON.stringify(t)}; known: ${Object.keys(SHAPES).join(", ")}`);
-  for (const [field, kind] of Object.entries(shape)) {
+  for (const [field, kind] of SHAPE_ENTRIES[t as Message["t"]]) {
     const v = (value as Record<string, unknown>)[field];
     if (kind === "any" ? v === undefined && field !== "value" : kindOf(v) !== kind) {
       throw new ProtocolError(`${t}.${field} must be ${kind === "any" ? "present" : `a ${kind}`}, got ${kindOf(v)}`);

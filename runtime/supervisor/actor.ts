@@ -77,6 +77,8 @@ export class Actor {
   private deadlineTimer: ReturnType<typeof setTimeout> | undefined;
   private deadlineCall: number | undefined;
   private headSince = 0;
+  private deadlineAt = 0;
+  private timerAt = 0;
   private replayCostMs = 0;
   private snapshotCostMs = 0;
   private snapshotPending = false;
@@ -184,17 +186,40 @@ export class Actor {
     if (this.deadlineCall === undefined) this.armDeadline();
   }
 
-  /** Starts the deadline of the call the actor is serving now: the first one sent. */
+  /**
+   * Starts the deadline of the call the actor is serving now: the first one sent. One timer is
+   * kept and re-aimed lazily (not cleared and set per call): small calls stay cheap.
+   */
   private armDeadline(): void {
-    clearTimeout(this.deadlineTimer);
     this.deadlineCall = undefined;
     const head = this.queue[0];
     if (!head || !head.sent) return;
     this.deadlineCall = head.id;
     this.headSince = performance.now();
-    this.deadlineTimer = setTimeout(() => {
+    this.deadlineAt = this.headSince + head.deadlineS * 1000;
+    if (this.deadlineTimer === undefined || this.deadlineAt < this.timerAt) this.aimTimer(this.deadlineAt);
+  }
+
+  private aimTimer(at: number): void {
+    clearTimeout(this.deadlineTimer);
+    this.timerAt = at;
+    this.deadlineTimer = setTimeout(() => this.checkDeadline(), Math.max(0, at - performance.now()));
+  }
+
+  private checkDeadline(): void {
+    this.deadlineTimer = undefined;
+    const head = this.queue[0];
+    if (this.deadlineCall === undefined || !head || head.id !== this.deadlineCall) return;
+    if (performance.now() >= this.deadlineAt) {
       this.inc?.kill("deadline", `${head.method} ran past its ${head.deadlineS}s deadline`);
-    }, head.deadlineS * 1000);
+    } else {
+      this.aimTimer(this.deadlineAt);
+    }
+  }
+
+  private stopDeadline(): void {
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = undefined;
   }
 
   private async spawn(): Promise<void> {
@@ -306,7 +331,7 @@ export class Actor {
   private onDied(inc: Incarnation, cause: DeathCause): void {
     if (inc !== this.inc) return;
     this.diedAt = performance.now();
-    clearTimeout(this.deadlineTimer);
+    this.stopDeadline();
     const deadlineCall = cause.kind === "deadline" ? this.deadlineCall : undefined;
     this.deadlineCall = undefined;
     this.lastCause = cause;
@@ -368,7 +393,7 @@ export class Actor {
   /** Supervisor decision: this actor is done for; every pending call gets `why`. */
   fail(why: string, error?: Error): void {
     this.state = "failed";
-    clearTimeout(this.deadlineTimer);
+    this.stopDeadline();
     const calls = this.queue;
     this.queue = [];
     const err = error ?? this.diedError(why);
