@@ -110,7 +110,7 @@ function sseData(e: JobEvent): { event: string; data: string } {
     case "step":
       return { event: "step", data: JSON.stringify({ step: e.step, metrics: e.metrics }) };
     case "actor":
-      return { event: "actor", data: JSON.stringify({ event: e.event, actors: e.actors }) };
+      return { event: "actor", data: JSON.stringify({ event: e.event, actors: e.actors, step: e.step }) };
   }
 }
 

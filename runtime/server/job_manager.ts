@@ -7,10 +7,9 @@
  *
  * @example
  * ```ts
- * const jobs = new JobManager({ runDir: "runs/" });
- * jobs.start();
- * const { id } = jobs.submit({ trainer: { total_steps: 20 } });
- * jobs.subscribe(id, (e) => console.log(e.type));
+ * const jobs = new JobManager({ runDir: "runs/" }).start();
+ * const job = jobs.submit({ trainer: { total_steps: 20 } });
+ * jobs.subscribe(job, (e) => console.log(e.type, jobs.view(job).step));
  * ```
  */
 import { randomBytes } from "node:crypto";
@@ -33,7 +32,8 @@ import type { ActorRow, JobStatus, JobView } from "./schemas.ts";
 export type JobEvent =
   | { type: "status"; job: JobView }
   | { type: "step"; step: number; metrics: Record<string, number> }
-  | { type: "actor"; event: RuntimeEvent; actors: ActorRow[] }
+  /** `step`: the last completed step when it happened (live events only). */
+  | { type: "actor"; event: RuntimeEvent; actors: ActorRow[]; step?: number }
   | { type: "end"; job: JobView };
 
 export interface JobManagerOptions {
@@ -196,6 +196,7 @@ export class JobManager {
     const config = parseJobConfig(body, this.store.root);
     const id = this.newId(config);
     const paths = createJob(config, id);
+    this.store.sync(paths.config);
     const record: JobRecord = {
       format: "revenant-job/1", id, seq: this.nextSeq++, status: "queued", submitted_at: new Date().toISOString(),
       started_at: null, finished_at: null, cancel_requested: false, error: null, runs: 0, result: null,
@@ -340,7 +341,7 @@ export class JobManager {
         onNote: (line) => this.log(`job ${job.id}: ${line}`),
         onSupervisor: (sup) => {
           job.supervisor = sup;
-          sup.events.subscribe((event) => job.emit({ type: "actor", event, actors: this.actorRows(job) }));
+          sup.events.subscribe((event) => job.emit({ type: "actor", event, actors: this.actorRows(job), step: job.step }));
         },
         onStep: (step, metrics) => {
           job.step = step;

@@ -68,6 +68,16 @@ export class JobStore {
     mkdirSync(this.root, { recursive: true });
   }
 
+  /** Flushes a file the trainer wrote (the job's config.json) to disk. */
+  sync(path: string): void {
+    const fd = openSync(path, "r");
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
   save(paths: JobPaths, record: JobRecord): void {
     writeFileDurably(join(paths.dir, RECORD_FILE), JSON.stringify(record, null, 1) + "\n");
   }
