@@ -15,7 +15,7 @@ import { z } from "zod";
 import { ConfigSchema, type Config, type ConfigInput } from "./schema.ts";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { describeAllowed, nodeAt, type SchemaNode } from "./describe.ts";
-import { argsLayer, emptyLayer, envLayer, getPath, mergeLayers, yamlLayer, type Layer, type Raw } from "./sources.ts";
+import { argsLayer, cloneRaw, emptyLayer, envLayer, getPath, mergeLayers, yamlLayer, type Layer, type Raw } from "./sources.ts";
 
 /** The YAML file used when none is named: the shipped `config/ppo.yaml`. */
 export const DEFAULT_CONFIG_FILE = join(dirname(fileURLToPath(import.meta.url)), "ppo.yaml");
@@ -64,7 +64,7 @@ function displayPath(file: string): string {
 function codeLayer(values: ConfigInput | undefined): Layer {
   const layer = emptyLayer();
   if (!values) return layer;
-  layer.values = structuredClone(values) as Raw;
+  layer.values = cloneRaw(values) as Raw;
   const visit = (v: unknown, path: string[]) => {
     if (path.length) layer.sources.set(path.join("."), "code");
     if (typeof v === "object" && v !== null && !Array.isArray(v)) {

@@ -25,7 +25,7 @@ const isPlainObject = (v: unknown): v is Raw => typeof v === "object" && v !== n
 export function getPath(values: unknown, path: readonly (string | number)[]): unknown {
   let cur = values;
   for (const key of path) {
-    if (typeof cur !== "object" || cur === null) return undefined;
+    if (typeof cur !== "object" || cur === null || !Object.hasOwn(cur, key)) return undefined;
     cur = (cur as Record<string | number, unknown>)[key];
   }
   return cur;
@@ -36,8 +36,8 @@ function setPath(layer: Layer, path: string[], value: unknown, source: string): 
   let obj = layer.values;
   for (let i = 0; i < path.length - 1; i++) {
     const key = path[i]!;
-    const next = obj[key];
-    if (next === undefined) obj[key] = {};
+    const next = ownValue(obj, key);
+    if (next === undefined) setOwn(obj, key, {});
     else if (!isPlainObject(next)) {
       return {
         path: path.slice(0, i + 1).join("."),
@@ -45,11 +45,33 @@ function setPath(layer: Layer, path: string[], value: unknown, source: string): 
         message: `conflicts with ${layer.sources.get(path.slice(0, i + 1).join("."))}: a key cannot be both a value and a section`,
       };
     }
-    obj = obj[key] as Raw;
+    obj = ownValue(obj, key) as Raw;
   }
-  obj[path[path.length - 1]!] = value;
+  setOwn(obj, path[path.length - 1]!, value);
   layer.sources.set(path.join("."), source);
   return undefined;
+}
+
+/**
+ * Own-property access only. Keys come from files, the environment, arguments and HTTP bodies:
+ * a key such as `__proto__` must become an ordinary (unknown, hence rejected) key, never a way
+ * to reach or change Object.prototype.
+ */
+function ownValue(obj: Raw, key: string): unknown {
+  return Object.hasOwn(obj, key) ? obj[key] : undefined;
+}
+
+function setOwn(obj: Raw, key: string, value: unknown): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+/** A deep copy of plain data made with own-property writes only. */
+export function cloneRaw(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(cloneRaw);
+  if (!isPlainObject(value)) return value;
+  const out: Raw = {};
+  for (const [k, v] of Object.entries(value)) setOwn(out, k, cloneRaw(v));
+  return out;
 }
 
 // ---- YAML ----------------------------------------------------------------------------------
@@ -90,10 +112,10 @@ export function yamlLayer(text: string, file: string): Layer {
       const value = pair.value as YamlNode | null;
       if (isMap(value)) {
         const child: Raw = {};
-        out[key] = child;
+        setOwn(out, key, child);
         walk(value, childPath, child);
       } else {
-        out[key] = value === null ? null : value.toJSON();
+        setOwn(out, key, value === null ? null : value.toJSON());
       }
     }
   };
@@ -210,9 +232,9 @@ export function mergeLayers(layers: readonly Layer[]): Layer {
   const out = emptyLayer();
   const merge = (into: Raw, from: Raw) => {
     for (const [key, value] of Object.entries(from)) {
-      const current = into[key];
+      const current = ownValue(into, key);
       if (isPlainObject(value) && isPlainObject(current)) merge(current, value);
-      else into[key] = isPlainObject(value) ? structuredClone(value) : value;
+      else setOwn(into, key, cloneRaw(value));
     }
   };
   for (const layer of layers) {

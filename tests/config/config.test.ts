@@ -238,3 +238,24 @@ describe("JSON Schema export", () => {
     for (const node of Object.values(ft)) expect(typeof node.description).toBe("string");
   });
 });
+
+describe("keys that name JavaScript internals", () => {
+  test("__proto__, constructor and prototype are unknown keys, never a way into Object.prototype", () => {
+    const file = join(dir, "proto.yaml");
+    writeFileSync(file, "__proto__:\n  polluted_yaml: 1\n");
+    const attempts: Array<() => unknown> = [
+      () => resolve({ values: JSON.parse('{"__proto__": {"polluted_values": 1}}') }),
+      () => resolve({ values: JSON.parse('{"trainer": {"__proto__": {"polluted_nested": 1}}}') }),
+      () => resolve({ args: ["__proto__.polluted_arg=1"] }),
+      () => resolve({ args: ["trainer.constructor.prototype.polluted_ctor=1"] }),
+      () => resolve({ env: { REVENANT___PROTO____POLLUTED_ENV: "1" } }),
+      () => resolve({ file }),
+    ];
+    for (const attempt of attempts) {
+      const e = problemsOf(attempt);
+      expect(e.problems.some((p) => p.message.startsWith("unknown key"))).toBe(true);
+    }
+    const probe = {} as Record<string, unknown>;
+    for (const k of ["polluted_values", "polluted_nested", "polluted_arg", "polluted_ctor", "polluted_env", "polluted_yaml"]) expect(probe[k]).toBeUndefined();
+  });
+});
