@@ -229,7 +229,12 @@ export class Actor {
     inc.onMessage = (m) => this.receive(inc, m);
     void inc.died.then((cause) => this.onDied(inc, cause));
     const ready = await Promise.race([inc.ready, inc.died.then(() => undefined)]);
-    if (!ready || this.inc !== inc || this.state === "stopping") return; // onDied handles it
+    if (!ready || this.inc !== inc) return; // onDied handles it
+    if (this.state === "stopping" || this.state === "stopped" || this.state === "failed") {
+      // Stopped or given up while this incarnation was starting: it must not come alive.
+      inc.kill("stopped", `actor is ${this.state}`);
+      return;
+    }
     this.info = ready;
     if (number > 1) this.restore();
     else this.state = "alive";
@@ -421,11 +426,12 @@ export class Actor {
   /** Intended stop: shutdown message and SIGTERM, then SIGKILL after the grace period. Never restarted. */
   async stop(graceMs: number): Promise<void> {
     if (this.state === "stopped" || this.state === "failed" || this.state === "stopping") return;
-    const wasRunning = this.state === "alive" || this.state === "restoring" || this.state === "starting";
     this.state = "stopping";
     this.markStartFailed(this.diedError("it was stopped before it started"));
     const inc = this.inc;
-    if (!inc || !wasRunning) {
+    // Any incarnation whose process has not ended is stopped politely and waited for,
+    // including one that is still starting after a restart.
+    if (!inc || inc.ended) {
       this.state = "stopped";
       this.rejectAll("it was stopped");
       return;

@@ -103,6 +103,11 @@ export class Incarnation {
     return this.child.pid;
   }
 
+  /** The process has ended (its exit status is known). */
+  get ended(): boolean {
+    return this.exited;
+  }
+
   /** The last lines this incarnation printed. */
   lastLines(): string[] {
     return [...this.tail];

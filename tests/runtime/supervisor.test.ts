@@ -428,6 +428,18 @@ describe("shutdown", () => {
     for (const pid of pids) expect(processRuns(pid)).toBe(false);
   });
 
+  test("an actor stopped in the middle of its restart does not come back, and leaves no process", async () => {
+    for (const waitMs of [0, 5, 15, 30]) {
+      const { sup } = makeSupervisor({ max_restarts: -1, restart_backoff_initial_s: 0.001 });
+      await sup.start([{ id: "c", role: "counter" }]);
+      killActor(sup.actor("c"));
+      await sleep(waitMs);
+      await sup.shutdown();
+      for (const pid of allPids(sup)) expect(processRuns(pid)).toBe(false);
+      expect(sup.actor("c").state).toBe("stopped");
+    }
+  });
+
   test("a SIGSTOPped actor is still stopped within its grace", async () => {
     const { sup } = harness({ ping_timeout_s: 30 });
     await sup.start([{ id: "c", role: "counter", shutdown_grace_s: 0.3 }]);
