@@ -23,7 +23,7 @@ import type { MetricsRegistry } from "../metrics/registry.ts";
 import type { OutputSink } from "../supervisor/incarnation.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
 import { createJob, type JobPaths } from "../trainer/job.ts";
-import { fit, TrainingCancelledError, type FitResult } from "../trainer/trainer.ts";
+import { checkJobConfig, fit, JobConfigError, TrainingCancelledError, type FitResult } from "../trainer/trainer.ts";
 import { HttpError, type Problem } from "./http_error.ts";
 import { JobStore, type JobRecord } from "./job_store.ts";
 import type { ActorRow, JobStatus, JobView } from "./schemas.ts";
@@ -136,8 +136,13 @@ export function parseJobConfig(body: unknown, runDir: string): Config {
     ? { ...raw, trainer: { ...(trainer as object | undefined), run_dir: runDir } }
     : raw;
   try {
-    return resolveConfig({ file: null, env: {}, values: values as ConfigInput }).config;
+    const config = resolveConfig({ file: null, env: {}, values: values as ConfigInput }).config;
+    checkJobConfig(config);
+    return config;
   } catch (e) {
+    if (e instanceof JobConfigError) {
+      throw new HttpError(400, "invalid_config", "invalid configuration", [{ path: e.path, source: "request", message: e.message }]);
+    }
     if (!(e instanceof ConfigError)) throw e;
     throw new HttpError(400, "invalid_config", "invalid configuration", e.problems.map((p) => ({
       path: p.path, message: p.message, source: p.source === "code" ? "request" : p.source, ...(p.value !== undefined ? { value: p.value } : {}),

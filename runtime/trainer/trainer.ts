@@ -88,6 +88,25 @@ export class TrainingCancelledError extends Error {
   }
 }
 
+/** A configuration that validates key by key but cannot run as a whole (shapes, data sizes). */
+export class JobConfigError extends RangeError {
+  override name = "JobConfigError";
+  constructor(readonly path: string, message: string) {
+    super(message);
+  }
+}
+
+/** Checks that a configuration can run (sizes fit the task) without starting anything. */
+export function checkJobConfig(config: Config): void {
+  let dataset: Dataset;
+  try {
+    dataset = makeDataset(config.data);
+  } catch (e) {
+    throw new JobConfigError("data", (e as Error).message);
+  }
+  new JobPlan(config, dataset);
+}
+
 interface TrainerState {
   step: number;
   data: LoaderPosition;
@@ -112,18 +131,18 @@ class JobPlan {
     this.seqLen = longestPrompt + this.maxNew;
     const needed = dataset.task.maxAnswerLength(config.data.max_digits) + 1;
     if (this.maxNew < needed) {
-      throw new RangeError(`worker.actor.max_new_tokens=${this.maxNew} is too short: ${config.data.task} answers of up to ` +
+      throw new JobConfigError("worker.actor.max_new_tokens", `worker.actor.max_new_tokens=${this.maxNew} is too short: ${config.data.task} answers of up to ` +
         `${config.data.max_digits} digits need ${needed} tokens with the end token`);
     }
     for (const role of ["actor", "critic"] as const) {
       const ctx = config.worker[role].model.context;
       if (ctx < this.seqLen) {
-        throw new RangeError(`worker.${role}.model.context=${ctx} is too short: prompts of up to ${longestPrompt} tokens plus ` +
+        throw new JobConfigError(`worker.${role}.model.context`, `worker.${role}.model.context=${ctx} is too short: prompts of up to ${longestPrompt} tokens plus ` +
           `max_new_tokens=${this.maxNew} need ${this.seqLen}`);
       }
     }
     if (config.algorithm.adv_estimator === "grpo" && this.groupSize < 2) {
-      throw new RangeError("algorithm.adv_estimator=grpo needs worker.actor.rollout_n ≥ 2 (responses per prompt to compare)");
+      throw new JobConfigError("worker.actor.rollout_n", "algorithm.adv_estimator=grpo needs worker.actor.rollout_n ≥ 2 (responses per prompt to compare)");
     }
   }
 
@@ -168,6 +187,7 @@ export async function fit(o: FitOptions): Promise<FitResult> {
   const started = performance.now();
   const { config, job } = o;
   const note = o.onNote ?? (() => {});
+  checkJobConfig(config);
   const dataset = makeDataset(config.data);
   const plan = new JobPlan(config, dataset);
   const metrics = new MetricsRegistry();

@@ -226,10 +226,12 @@ describe("DELETE /jobs/:id", () => {
 });
 
 describe("jobs beyond the happy path", () => {
-  test("a configuration that validates but cannot fit the task is accepted, then fails with the reason", async () => {
-    const { id } = (await (await post("/jobs", shortJob(4, { worker: { actor: { max_new_tokens: 3, ppo_mini_batch_size: 8 }, critic: { ppo_mini_batch_size: 8 } } }))).json()) as any;
-    await waitStatus(id, ["failed"]);
-    expect((await getJson(`/jobs/${id}`)).error).toContain("worker.actor.max_new_tokens=3 is too short");
+  test("a configuration whose keys are valid but cannot fit the task is refused with 400, naming the key", async () => {
+    const res = await post("/jobs", shortJob(4, { worker: { actor: { max_new_tokens: 3, ppo_mini_batch_size: 8 }, critic: { ppo_mini_batch_size: 8 } } }));
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as any;
+    expect(JSON.stringify(body)).toContain("worker.actor.max_new_tokens=3 is too short");
+    expect(JSON.stringify(body)).toContain('"path":"worker.actor.max_new_tokens"');
   });
 
   test("max_concurrent_jobs: 2 runs two jobs at once; the third waits its turn", async () => {
