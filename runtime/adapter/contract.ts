@@ -42,6 +42,7 @@ export interface Conn {
 }
 
 export interface ConnHandlers {
+  /** Received bytes. They are valid only during this call (the buffer may be reused): copy what you keep. */
   data(bytes: Uint8Array): void;
   /** Called once, when either side closes or the connection fails. */
   close(error?: Error): void;

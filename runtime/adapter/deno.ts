@@ -34,7 +34,8 @@ interface DenoGlobal {
 }
 
 const deno = (globalThis as unknown as { Deno: DenoGlobal }).Deno;
-const READ_CHUNK = 1 << 20;
+/** One read buffer per connection, reused: handlers copy what they keep (see ConnHandlers). */
+const READ_CHUNK = 1 << 18;
 
 /** Wraps a Deno connection: a read loop feeding `handlers`, writes through an ordered queue. */
 function wrap(conn: DenoConn, handlersFor: (c: Conn) => ConnHandlers): Conn {
@@ -63,8 +64,8 @@ function wrap(conn: DenoConn, handlersFor: (c: Conn) => ConnHandlers): Conn {
   handlers = handlersFor(wrapped);
   void (async () => {
     try {
+      const buf = new Uint8Array(READ_CHUNK);
       while (!closed) {
-        const buf = new Uint8Array(READ_CHUNK);
         const n = await conn.read(buf);
         if (n === null) break;
         handlers.data(buf.subarray(0, n));
