@@ -249,10 +249,7 @@ describe("hangs and deadlines", () => {
     await actor.call("add", [1]);
     const stoppedPid = actor.current!.pid;
     hangActor(actor);
-    const t = performance.now();
     expect(await actor.call("add", [1])).toBe(2);
-    const recovered = performance.now() - t;
-    expect(recovered).toBeGreaterThanOrEqual(400);
     const death = sup.events.events.find((e) => e.type === "death")!;
     expect(death.cause).toBe("hang");
     expect(death.signal).toBe("SIGKILL");
