@@ -93,27 +93,12 @@ export interface ValueBatch extends TokenBatch {
 export type PolicyHyper = NativePolicyHyper;
 export type ValueHyper = NativeValueHyper;
 
-export const DEFAULT_POLICY_HYPER: Readonly<PolicyHyper> = Object.freeze({
-  lr: 1e-3,
-  beta1: 0.9,
-  beta2: 0.999,
-  eps: 1e-8,
-  weightDecay: 0,
-  maxGradNorm: 1,
-  clipRatio: 0.2,
-  klCoef: 0,
-  entropyCoef: 0,
-});
+/** AdamW and clipping defaults shared by both updates. */
+const DEFAULT_OPTIM = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, maxGradNorm: 1 } as const;
 
-export const DEFAULT_VALUE_HYPER: Readonly<ValueHyper> = Object.freeze({
-  lr: 1e-3,
-  beta1: 0.9,
-  beta2: 0.999,
-  eps: 1e-8,
-  weightDecay: 0,
-  maxGradNorm: 1,
-  clipRange: 0.2,
-});
+export const DEFAULT_POLICY_HYPER: Readonly<PolicyHyper> = Object.freeze({ ...DEFAULT_OPTIM, clipRatio: 0.2, klCoef: 0, entropyCoef: 0 });
+
+export const DEFAULT_VALUE_HYPER: Readonly<ValueHyper> = Object.freeze({ ...DEFAULT_OPTIM, clipRange: 0.2 });
 
 /** A bad argument, caught before it reached native code. */
 export class InvalidArgumentError extends TypeError {
