@@ -1,15 +1,20 @@
 /**
  * Fault injection, for tests and for users who want to see recovery happen: kill an actor
  * (SIGKILL), hang it (SIGSTOP: it stops answering pings and is killed as hung), or corrupt its
- * channel (it writes bytes that are not a frame). The ChaosMonkey does these at random,
- * seeded intervals and keeps a ledger of what it did.
+ * channel (it writes bytes that are not a frame).
+ *
+ * Two schedulers:
+ * - `FaultPlan`: faults by count, never by time ("kill critic on its 2nd call of step 5").
+ *   The same plan strikes the same calls on every machine, fast or slow, so a test that says
+ *   "faults were injected" injects them everywhere. Seeded random plans come from `randomPlan`.
+ * - `ChaosMonkey`: faults at random, seeded wall-clock intervals (`--chaos <rate>`), for people
+ *   watching recovery happen. How many land depends on the machine's speed.
  *
  * @example
  * ```ts
- * const monkey = new ChaosMonkey(supervisor, { seed: 7, meanIntervalS: 0.5 });
- * monkey.start();  // ... run the job ...
- * monkey.stop();
- * console.log(monkey.ledger);
+ * const plan = FaultPlan.parse("critic@5:2=kill,actor_rollout@7:1=hang");
+ * await fit({ config, job, faultPlan: plan });
+ * console.log(plan.ledger);
  * ```
  */
 import type { Actor } from "./supervisor/actor.ts";
@@ -44,6 +49,7 @@ function signalActor(actor: Actor, signal: NodeJS.Signals): boolean {
   return true;
 }
 
+/** Injects one fault; false if the actor has no live process to strike. */
 export function injectFault(actor: Actor, action: ChaosAction): boolean {
   switch (action) {
     case "kill": return killActor(actor);
@@ -120,4 +126,124 @@ export class ChaosMonkey {
     this.ledger.push(record);
     return record;
   }
+}
+
+/** One planned fault: strike `actor` right after it is sent its `call`-th call (1-based) of `step`. */
+export interface PlannedFault {
+  actor: string;
+  step: number;
+  call: number;
+  action: ChaosAction;
+}
+
+/** A fault plan could not be read; the message names the entry and the allowed form. */
+export class FaultPlanError extends RangeError {
+  override name = "FaultPlanError";
+}
+
+const PLAN_ENTRY = /^([A-Za-z0-9_.-]+)@(\d+):(\d+)=([a-z]+)$/;
+const PLAN_FORM = "<actor>@<step>:<call>=<kill|hang|corrupt>, e.g. critic@5:2=kill";
+
+/**
+ * Faults scheduled by (actor, step, call number), never by elapsed time. The caller counts the
+ * calls it makes to each actor within a step and asks `take` after sending each one; a fault
+ * due there is removed from the plan and struck once the actor is alive (so a fault planned
+ * while the actor is still recovering from the previous one waits for it instead of vanishing).
+ */
+export class FaultPlan {
+  readonly ledger: ChaosRecord[] = [];
+  private readonly pending = new Map<string, PlannedFault>();
+  private readonly strikes = new Set<Promise<void>>();
+
+  constructor(faults: readonly PlannedFault[]) {
+    for (const f of faults) {
+      if (!Number.isInteger(f.step) || f.step < 0 || !Number.isInteger(f.call) || f.call < 1) {
+        throw new FaultPlanError(`fault ${JSON.stringify(f)}: step must be an integer ≥ 0 and call an integer ≥ 1`);
+      }
+      if (!CHAOS_ACTIONS.includes(f.action)) throw new FaultPlanError(`fault ${JSON.stringify(f)}: action must be one of ${CHAOS_ACTIONS.join(", ")}`);
+      const key = FaultPlan.key(f.actor, f.step, f.call);
+      if (this.pending.has(key)) throw new FaultPlanError(`fault plan strikes ${f.actor} at step ${f.step}, call ${f.call} twice`);
+      this.pending.set(key, { ...f });
+    }
+  }
+
+  /** Reads `critic@5:2=kill,actor_rollout@7:1=hang` (entries separated by commas or spaces). */
+  static parse(text: string): FaultPlan {
+    const entries = text.split(/[\s,]+/).filter(Boolean);
+    if (!entries.length) throw new FaultPlanError(`empty fault plan: expected ${PLAN_FORM}`);
+    return new FaultPlan(entries.map((entry) => {
+      const m = PLAN_ENTRY.exec(entry);
+      if (!m) throw new FaultPlanError(`fault plan entry ${JSON.stringify(entry)}: expected ${PLAN_FORM}`);
+      return { actor: m[1]!, step: Number(m[2]), call: Number(m[3]), action: m[4] as ChaosAction };
+    }));
+  }
+
+  private static key(actor: string, step: number, call: number): string {
+    return `${actor}@${step}:${call}`;
+  }
+
+  /** Faults not struck yet. */
+  get remaining(): PlannedFault[] {
+    return [...this.pending.values()];
+  }
+
+  /** Faults struck so far. */
+  get injected(): number {
+    return this.ledger.length;
+  }
+
+  /**
+   * Called right after `actor` was sent its `call`-th call of `step`: strikes if a fault is
+   * planned there. The strike happens before the actor can answer (no await in between) when it
+   * is alive, or as soon as it is alive again.
+   */
+  afterCall(actor: Actor, step: number, call: number): void {
+    const key = FaultPlan.key(actor.id, step, call);
+    const fault = this.pending.get(key);
+    if (!fault) return;
+    this.pending.delete(key);
+    if (this.strikeNow(actor, fault)) return;
+    const strike = actor.whenAlive().then(() => void this.strikeNow(actor, fault), () => {}).finally(() => this.strikes.delete(strike));
+    this.strikes.add(strike);
+  }
+
+  /** Resolves once every fault already taken has been struck (or its actor is gone). */
+  async settled(): Promise<void> {
+    while (this.strikes.size) await Promise.all([...this.strikes]);
+  }
+
+  private strikeNow(actor: Actor, fault: PlannedFault): boolean {
+    if (actor.state !== "alive" || !injectFault(actor, fault.action)) return false;
+    this.ledger.push({ at: Date.now(), actor: actor.id, role: actor.role, action: fault.action, incarnation: actor.incarnation });
+    return true;
+  }
+}
+
+export interface RandomPlanOptions {
+  seed: number;
+  /** Steps to strike in, inclusive. */
+  steps: readonly [number, number];
+  /** Each actor and the most calls it is sent per step (a fault picks a call in 1..n). */
+  calls: Readonly<Record<string, number>>;
+  /** Faults in all (at most one per actor, step and call). */
+  count: number;
+  actions?: readonly ChaosAction[];
+}
+
+/** A seeded random fault plan: the same seed gives the same plan on every machine. */
+export function randomPlan(o: RandomPlanOptions): FaultPlan {
+  const rng = new Rng(o.seed);
+  const actors = Object.keys(o.calls);
+  const [first, last] = o.steps;
+  const capacity = (last - first + 1) * actors.reduce((s, a) => s + o.calls[a]!, 0);
+  if (!actors.length || last < first || o.count > capacity) {
+    throw new FaultPlanError(`cannot place ${o.count} faults on ${actors.length} actors over steps ${first}..${last}`);
+  }
+  const faults = new Map<string, PlannedFault>();
+  while (faults.size < o.count) {
+    const actor = rng.pick(actors);
+    const fault = { actor, step: first + rng.int(last - first + 1), call: 1 + rng.int(o.calls[actor]!), action: rng.pick(o.actions ?? CHAOS_ACTIONS) };
+    faults.set(`${actor}@${fault.step}:${fault.call}`, fault);
+  }
+  return new FaultPlan([...faults.values()].sort((a, b) => a.step - b.step || a.call - b.call || a.actor.localeCompare(b.actor)));
 }

@@ -251,8 +251,9 @@ void attention_decode_check() {
     for (int b = 0; b < B; ++b)
       for (int c = 0; c < C; ++c) err = std::fmax(err, std::fabs(step[b * C + c] - full[(b * T + t) * C + c]));
   }
-  // Same arithmetic in the same order: exactly equal.
-  check(err == 0.0, "attention_decode equals attention_forward row by row", "max diff " + std::to_string(err));
+  // Same arithmetic in the same order, but the compiler may contract a*b+c into an FMA in one
+  // loop and not the other (-march=native, -ffp-contract=fast): equal to float32 rounding.
+  check(err <= 1e-6, "attention_decode equals attention_forward row by row", "max diff " + std::to_string(err));
 }
 
 void adamw_check() {

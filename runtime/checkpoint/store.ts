@@ -11,8 +11,9 @@
  * array payloads), so large tensors are written and read without re-encoding.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { fsyncDir, writeSynced, writing } from "../files.ts";
 import { FrameDecoder, FrameEncoder } from "../ipc/frame.ts";
 
 export const MANIFEST = "manifest.json";
@@ -51,29 +52,8 @@ const fileName = (actor: string) => `${actor.replace(/[^a-zA-Z0-9_-]/g, "_")}.st
 
 function writeDurably(path: string, chunks: Uint8Array[]): { bytes: number; sha256: string } {
   const hash = createHash("sha256");
-  const fd = openSync(path, "w", 0o600);
-  let bytes = 0;
-  try {
-    for (const chunk of chunks) {
-      let off = 0;
-      while (off < chunk.byteLength) off += writeSync(fd, chunk, off, chunk.byteLength - off);
-      hash.update(chunk);
-      bytes += chunk.byteLength;
-    }
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  const bytes = writeSynced(path, chunks, (c) => hash.update(c));
   return { bytes, sha256: hash.digest("hex") };
-}
-
-function fsyncDir(path: string): void {
-  const fd = openSync(path, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 export class CheckpointStore {
@@ -91,9 +71,11 @@ export class CheckpointStore {
 
   /** Writes a checkpoint atomically and prunes old ones; returns its folder. */
   save<T>(step: number, states: Map<string, unknown>, trainer: T): string {
-    mkdirSync(this.root, { recursive: true });
     const tmp = join(this.root, `.tmp-step-${step}-${randomBytes(4).toString("hex")}`);
-    mkdirSync(tmp);
+    writing(tmp, () => {
+      mkdirSync(this.root, { recursive: true });
+      mkdirSync(tmp);
+    });
     try {
       const encoder = new FrameEncoder();
       const files: ManifestFile[] = [];
@@ -106,13 +88,19 @@ export class CheckpointStore {
       writeDurably(join(tmp, MANIFEST), [new TextEncoder().encode(JSON.stringify(manifest, null, 1))]);
       fsyncDir(tmp);
       const final = stepDir(this.root, step);
-      rmSync(final, { recursive: true, force: true });
-      renameSync(tmp, final);
+      writing(final, () => {
+        rmSync(final, { recursive: true, force: true });
+        renameSync(tmp, final);
+      });
       fsyncDir(this.root);
-      this.prune();
+      writing(this.root, () => this.prune());
       return final;
     } catch (e) {
-      rmSync(tmp, { recursive: true, force: true });
+      try {
+        rmSync(tmp, { recursive: true, force: true });
+      } catch {
+        // the write error below is the one to report
+      }
       throw e;
     }
   }

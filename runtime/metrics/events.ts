@@ -2,8 +2,10 @@
  * The event log: every death (with its cause), restart (with its latency), retry, failure and
  * health change, as JSON lines in `events.jsonl` when a path is given, and to subscribers.
  */
-import { appendFileSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
+import { appendLine, WriteError, writing } from "../files.ts";
+import { repairJsonLines } from "./jsonl.ts";
 
 export interface RuntimeEvent {
   /** Milliseconds since the epoch. */
@@ -17,18 +19,43 @@ export interface RuntimeEvent {
 export class EventLog {
   readonly events: RuntimeEvent[] = [];
   private readonly listeners = new Set<(e: RuntimeEvent) => void>();
+  private readonly writeErrorListeners = new Set<(e: WriteError) => void>();
+  /** The first append that failed; later events stay in memory only. */
+  writeError: WriteError | undefined;
 
   /** `path`: the JSONL file to append to (its folder is created), or undefined for memory only. */
   constructor(private readonly path?: string) {
-    if (path) mkdirSync(dirname(path), { recursive: true });
+    if (!path) return;
+    writing(path, () => mkdirSync(dirname(path), { recursive: true }));
+    repairJsonLines(path); // a coordinator killed mid-append left a torn line: resume appends after it
   }
 
   emit(event: Omit<RuntimeEvent, "ts">): void {
     const e = { ts: Date.now(), ...event } as RuntimeEvent;
     this.events.push(e);
-    // Synchronous append: an event must be on disk even if the coordinator dies right after.
-    if (this.path) appendFileSync(this.path, JSON.stringify(e) + "\n");
+    this.persist(e);
     for (const l of this.listeners) l(e);
+  }
+
+  /**
+   * Synchronous append: an event must be on disk even if the coordinator dies right after.
+   * Events are emitted from supervision callbacks, where a throw would be lost; a failed write
+   * is kept and reported to `onWriteError` listeners (the trainer fails the job with it).
+   */
+  private persist(e: RuntimeEvent): void {
+    if (!this.path || this.writeError) return;
+    try {
+      appendLine(this.path, JSON.stringify(e));
+    } catch (err) {
+      this.writeError = err as WriteError;
+      for (const l of this.writeErrorListeners) l(this.writeError);
+    }
+  }
+
+  /** Called once, with the first failed append. */
+  onWriteError(listener: (e: WriteError) => void): () => void {
+    this.writeErrorListeners.add(listener);
+    return () => this.writeErrorListeners.delete(listener);
   }
 
   subscribe(listener: (e: RuntimeEvent) => void): () => void {

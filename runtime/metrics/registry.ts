@@ -20,6 +20,14 @@ export interface RoleTotals {
   retries: number;
 }
 
+/** What survives a resume: the cumulative counters, health and restart latencies (msgpack/JSON-safe). */
+export interface RegistryState {
+  roles: string[];
+  cumulative: Record<string, number>;
+  health: Record<string, number>;
+  restartLatenciesMs: number[];
+}
+
 export class MetricsRegistry {
   private readonly roles = new Set<string>();
   private readonly stepCounts = new Map<string, number>();
@@ -73,6 +81,27 @@ export class MetricsRegistry {
 
   healthOf(role: string): number | undefined {
     return this.health.get(role);
+  }
+
+  /**
+   * The counters to keep across a coordinator restart; saved with every checkpoint so
+   * `*_cumulative` metrics and Prometheus counters never go back to zero on `--resume`.
+   */
+  save(): RegistryState {
+    return {
+      roles: [...this.roles],
+      cumulative: Object.fromEntries(this.cumulative),
+      health: Object.fromEntries(this.health),
+      restartLatenciesMs: [...this.restartLatenciesMs],
+    };
+  }
+
+  /** Continues from a saved state (counts since then, made by this process, are added on top). */
+  restore(state: RegistryState): void {
+    for (const role of state.roles) this.roles.add(role);
+    for (const [key, n] of Object.entries(state.cumulative)) this.cumulative.set(key, (this.cumulative.get(key) ?? 0) + n);
+    for (const [role, h] of Object.entries(state.health)) if (!this.health.has(role)) this.health.set(role, h);
+    this.restartLatenciesMs.unshift(...state.restartLatenciesMs);
   }
 
   /** This step's metrics (reference names), then resets the per-step counts. */

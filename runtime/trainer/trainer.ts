@@ -12,14 +12,15 @@
  * ```
  */
 import { createHash } from "node:crypto";
-import { writeFileSync } from "node:fs";
 import type { Config } from "../../config/schema.ts";
 import { SHIPPED_ROLES, type ModelRoleOptions, type UpdatePlan } from "../../roles/index.ts";
 import type { GenerateResult, ModelState } from "../../native/policy_model.ts";
-import { ChaosMonkey } from "../chaos.ts";
+import { ChaosMonkey, type FaultPlan } from "../chaos.ts";
+import { writeFileDurably, type WriteError } from "../files.ts";
 import { CheckpointStore } from "../checkpoint/store.ts";
 import { EventLog } from "../metrics/events.ts";
-import { MetricsRegistry } from "../metrics/registry.ts";
+import { MetricsRegistry, type RegistryState } from "../metrics/registry.ts";
+import type { Actor } from "../supervisor/actor.ts";
 import { HealthSchedule } from "../supervisor/health.ts";
 import type { OutputSink } from "../supervisor/incarnation.ts";
 import type { RoleEntry } from "../supervisor/role.ts";
@@ -41,6 +42,12 @@ export interface FitOptions {
   chaosRate?: number;
   /** Seed of the chaos monkey; default derived from the job seed and the start step. */
   chaosSeed?: number;
+  /**
+   * Faults by step and call count (`FaultPlan`): the same faults on every machine. Counted are
+   * the trainer's calls to each actor within a step (generate, logprobs, values, update; the
+   * initial evaluation is step 0), in the order the trainer makes them.
+   */
+  faultPlan?: FaultPlan;
   /** Called after every step with its metrics. */
   onStep?(step: number, metrics: Record<string, number>): void;
   /** Human-readable notes (resume, checkpoint warnings, failures). */
@@ -111,6 +118,32 @@ interface TrainerState {
   step: number;
   data: LoaderPosition;
   initialValScore?: number;
+  /** Fault-tolerance counters, so cumulative metrics survive a resume. */
+  metrics?: RegistryState;
+}
+
+/**
+ * The trainer's calls to its actors, counted per step so a `FaultPlan` can strike "the 2nd call
+ * to critic in step 5" on every machine alike.
+ */
+class StepCalls {
+  private step = 0;
+  private readonly counts = new Map<string, number>();
+
+  constructor(private readonly plan: FaultPlan | undefined) {}
+
+  begin(step: number): void {
+    this.step = step;
+    this.counts.clear();
+  }
+
+  call<T>(actor: Actor, method: string, args: unknown[]): Promise<T> {
+    const n = (this.counts.get(actor.id) ?? 0) + 1;
+    this.counts.set(actor.id, n);
+    const result = actor.call<T>(method, args);
+    this.plan?.afterCall(actor, this.step, n);
+    return result;
+  }
 }
 
 /** Everything fixed for a job: shapes, seeds, the actors' options. */
@@ -198,6 +231,10 @@ export async function fit(o: FitOptions): Promise<FitResult> {
   const sup = new Supervisor({ faultTolerance: config.fault_tolerance, roles: o.roles ?? SHIPPED_ROLES, metrics, events, output: o.output, name: job.id });
   let failure: FailureReport | undefined;
   sup.onFailure((r) => (failure ??= r));
+  // An event that could not be written (disk full, read-only) fails the job with the path named.
+  let writeFailure: WriteError | undefined;
+  events.onWriteError((e) => (writeFailure ??= e));
+  const calls = new StepCalls(o.faultPlan);
   o.onSupervisor?.(sup);
   let monkey: ChaosMonkey | undefined;
   let step = 0;
@@ -215,6 +252,7 @@ export async function fit(o: FitOptions): Promise<FitResult> {
       if (ckpt) {
         for (const [id, s] of ckpt.states) await sup.actor(id).loadSnapshot(s);
         Object.assign(state, ckpt.manifest.trainer);
+        if (state.metrics) metrics.restore(state.metrics);
         loader.seek(state.data);
         metricsFile.truncateAfter(ckpt.step);
         note(`resumed ${job.id} from checkpoint step ${ckpt.step}`);
@@ -224,7 +262,7 @@ export async function fit(o: FitOptions): Promise<FitResult> {
       }
     }
     const startStep = state.step;
-    if (state.initialValScore === undefined) state.initialValScore = await evaluate(plan, sup);
+    if (state.initialValScore === undefined) state.initialValScore = await evaluate(plan, sup, calls);
 
     if (o.chaosRate && o.chaosRate > 0) {
       monkey = new ChaosMonkey(sup, { seed: o.chaosSeed ?? plan.seed("chaos", startStep), meanIntervalS: 1 / o.chaosRate });
@@ -233,6 +271,7 @@ export async function fit(o: FitOptions): Promise<FitResult> {
     const health = new HealthSchedule(config.fault_tolerance);
     const checkFailure = () => {
       if (failure) throw new TrainingFailedError(failure, step);
+      if (writeFailure) throw writeFailure;
     };
 
     for (step = startStep + 1; step <= config.trainer.total_steps; step++) {
@@ -242,12 +281,13 @@ export async function fit(o: FitOptions): Promise<FitResult> {
         throw new TrainingCancelledError(state.step, o.signal.reason);
       }
       const t0 = performance.now();
+      calls.begin(step);
       const m: Record<string, number> = {};
       const prompts = loader.next().flatMap((p) => Array<string>(plan.groupSize).fill(p));
       const promptToks = prompts.map((p) => Int32Array.from(promptTokens(p)));
 
       let t = performance.now();
-      const gen = await actor.call<GenerateResult>("generate", [promptToks, {
+      const gen = await calls.call<GenerateResult>(actor, "generate", [promptToks, {
         maxNewTokens: plan.maxNew, temperature: config.worker.actor.temperature, seed: plan.seed(step, "generate"), eosToken: EOS,
       }]).catch(rethrowFailure);
       m["timing_s/gen"] = (performance.now() - t) / 1000;
@@ -257,9 +297,9 @@ export async function fit(o: FitOptions): Promise<FitResult> {
 
       t = performance.now();
       const [oldLogprobs, refLogprobs, values] = await Promise.all([
-        actor.call<Float32Array>("logprobs", [tokenBatch]),
-        ref?.call<Float32Array>("logprobs", [tokenBatch]),
-        critic?.call<Float32Array>("values", [tokenBatch]),
+        calls.call<Float32Array>(actor, "logprobs", [tokenBatch]),
+        ref && calls.call<Float32Array>(ref, "logprobs", [tokenBatch]),
+        critic && calls.call<Float32Array>(critic, "values", [tokenBatch]),
       ]).catch(rethrowFailure);
       m["timing_s/old_log_prob"] = (performance.now() - t) / 1000;
 
@@ -272,12 +312,12 @@ export async function fit(o: FitOptions): Promise<FitResult> {
         ({ epochs: w.ppo_epochs, miniBatchSize: w.ppo_mini_batch_size, seed: plan.seed(step, "update", role) });
       t = performance.now();
       const [criticStats, actorStats] = await Promise.all([
-        critic?.call<Record<string, number>>("update", [
+        critic && calls.call<Record<string, number>>(critic, "update", [
           { ...tokenBatch, returns: returns!, oldValues: values! },
           { lr: config.worker.critic.lr, weightDecay: config.worker.critic.weight_decay, maxGradNorm: config.worker.critic.grad_clip, clipRange: config.worker.critic.cliprange_value },
           updatePlan("critic", config.worker.critic),
         ]),
-        actor.call<Record<string, number>>("update", [
+        calls.call<Record<string, number>>(actor, "update", [
           { ...tokenBatch, advantages, oldLogprobs, ...(refLogprobs ? { refLogprobs } : {}) },
           {
             lr: config.worker.actor.lr, weightDecay: config.worker.actor.weight_decay, maxGradNorm: config.worker.actor.grad_clip,
@@ -308,12 +348,13 @@ export async function fit(o: FitOptions): Promise<FitResult> {
 
       if (config.trainer.val_interval > 0 && step % config.trainer.val_interval === 0 || step === config.trainer.total_steps) {
         t = performance.now();
-        m["val/score"] = await evaluate(plan, sup);
+        m["val/score"] = await evaluate(plan, sup, calls);
         m["timing_s/testing"] = (performance.now() - t) / 1000;
       }
       if (health.due(step)) await sup.probeHealth();
       state.step = step;
       state.data = loader.state;
+      state.metrics = metrics.save();
       if (step % config.checkpoint.interval === 0 || step === config.trainer.total_steps) {
         t = performance.now();
         await saveCheckpoint(sup, store, step, state);
@@ -330,8 +371,10 @@ export async function fit(o: FitOptions): Promise<FitResult> {
     }
     monkey?.stop();
     // A fault injected at the very end is repaired before the job is declared done.
+    await o.faultPlan?.settled();
     await sup.settled().catch(rethrowFailure);
-    const finalValScore = (metricsFile.read().at(-1)?.["val/score"]) ?? await evaluate(plan, sup);
+    checkFailure();
+    const finalValScore = (metricsFile.read().at(-1)?.["val/score"]) ?? await evaluate(plan, sup, calls);
     const weightsSha256 = await weightsChecksum(sup);
     const totals = sup.actors().reduce((acc, a) => {
       const t = metrics.totals(a.role);
@@ -341,13 +384,13 @@ export async function fit(o: FitOptions): Promise<FitResult> {
     const result: FitResult = {
       job: job.id, steps: config.trainer.total_steps, startStep, initialValScore: state.initialValScore, finalValScore,
       failures: totals.failures, restarts: totals.restarts, wallS, tokensPerS: tokens / wallS, weightsSha256,
-      chaosFaults: monkey?.ledger.length ?? 0,
+      chaosFaults: (monkey?.ledger.length ?? 0) + (o.faultPlan?.injected ?? 0),
     };
-    writeFileSync(job.summary, JSON.stringify(result, null, 2) + "\n");
+    writeFileDurably(job.summary, JSON.stringify(result, null, 2) + "\n");
     return result;
   } catch (e) {
     if (failure && !(e instanceof TrainingFailedError)) throw new TrainingFailedError(failure, step);
-    throw e;
+    throw writeFailure ?? e;
   } finally {
     monkey?.stop();
     await sup.shutdown();
@@ -356,7 +399,7 @@ export async function fit(o: FitOptions): Promise<FitResult> {
   /** A call that failed because its actor could not be kept alive ends the job with the report. */
   function rethrowFailure(e: unknown): never {
     if (failure) throw new TrainingFailedError(failure, step);
-    throw e;
+    throw writeFailure ?? e;
   }
 }
 
@@ -371,13 +414,13 @@ function maskedMean(x: Float32Array, mask: Float32Array): number {
 }
 
 /** Greedy decoding on the held-out set; the mean reward. */
-async function evaluate(plan: JobPlan, sup: Supervisor): Promise<number> {
+async function evaluate(plan: JobPlan, sup: Supervisor, calls: StepCalls): Promise<number> {
   const actor = sup.actor("actor_rollout");
   const scores: number[] = [];
   const chunk = 256;
   for (let i = 0; i < plan.dataset.val.length; i += chunk) {
     const prompts = plan.dataset.val.slice(i, i + chunk);
-    const gen = await actor.call<GenerateResult>("generate", [prompts.map((p) => Int32Array.from(promptTokens(p))), {
+    const gen = await calls.call<GenerateResult>(actor, "generate", [prompts.map((p) => Int32Array.from(promptTokens(p))), {
       maxNewTokens: plan.maxNew, temperature: 0, seed: 0, eosToken: EOS,
     }]);
     scores.push(...scoreRollouts(plan, prompts, gen));

@@ -1,12 +1,14 @@
 /**
- * Training under Deno: a short job with faults injected ends with the same weights as the same
- * job without them. Run with `deno test -A tests/deno/`.
+ * Training under Deno: a short job with seeded faults (scheduled by step and call, so every
+ * machine injects them) ends with the same weights as the same job without them.
+ * Run with `deno test -A tests/deno/`.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { resolveConfig } from "../../config/index.ts";
+import { randomPlan } from "../../runtime/chaos.ts";
 import { createJob } from "../../runtime/trainer/job.ts";
 import { fit } from "../../runtime/trainer/trainer.ts";
 
@@ -27,8 +29,9 @@ Deno.test("a job with injected faults ends with the weights of the undisturbed j
   }).config;
   const quiet = () => {};
   const clean = await fit({ config, job: createJob(config, "clean"), output: quiet, onNote: quiet });
-  const faulty = await fit({ config, job: createJob(config, "faulty"), output: quiet, onNote: quiet, chaosRate: 8, chaosSeed: seed });
-  assert.ok(faulty.chaosFaults > 0, `seed ${seed} injected no fault`);
+  const plan = randomPlan({ seed, steps: [1, 12], calls: { actor_rollout: 3, ref_policy: 1 }, count: 4 });
+  const faulty = await fit({ config, job: createJob(config, "faulty"), output: quiet, onNote: quiet, faultPlan: plan });
+  assert.equal(faulty.chaosFaults, 4, `seed ${seed}: planned faults not all injected (${JSON.stringify(plan.remaining)})`);
   assert.equal(faulty.weightsSha256, clean.weightsSha256, `weights differ after ${faulty.chaosFaults} faults (CHAOS_SEED=${seed})`);
   assert.equal(faulty.failures, faulty.chaosFaults);
 });

@@ -1,19 +1,21 @@
 /**
  * Seeded chaos: random SIGKILLs, SIGSTOPs and corrupted frames against 8 actors serving 500
- * calls each. Every call must resolve exactly once with the right value, in order; metrics must
+ * calls each, struck at seeded call numbers (never by elapsed time, so every machine injects
+ * the same faults). Every call must resolve exactly once with the right value, in order; metrics must
  * equal the faults injected; no process may be left behind. A failure prints the seed:
  * rerun with CHAOS_SEED=<seed> bun test tests/runtime/chaos.test.ts
  */
 import { expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ChaosMonkey } from "../../runtime/chaos.ts";
+import { CHAOS_ACTIONS, randomPlan } from "../../runtime/chaos.ts";
 import { allPids, makeSupervisor, processRuns, waitFor } from "../helpers/supervision.ts";
 
 const SEED = Number(process.env.CHAOS_SEED ?? 20261121);
 const ACTORS = 8;
 const CALLS = 500;
 const WINDOW = 16; // calls in flight per actor
+const FAULTS = 24;
 
 /** Actor host processes whose parent is this test process. */
 function childHosts(): number[] {
@@ -36,8 +38,8 @@ test(`chaos: ${ACTORS} actors × ${CALLS} calls under random kill/hang/corrupt (
   const { sup } = makeSupervisor({ max_restarts: -1, max_task_retries: -1, ping_timeout_s: 0.4 });
   try {
     await sup.start(Array.from({ length: ACTORS }, (_, i) => ({ id: `a${i}`, role: "counter" })));
-    const monkey = new ChaosMonkey(sup, { seed: SEED, meanIntervalS: 0.02 });
-    monkey.start();
+    const calls = Object.fromEntries(sup.actors().map((a) => [a.id, CALLS]));
+    const plan = randomPlan({ seed: SEED, steps: [0, 0], calls, count: FAULTS });
 
     const results: number[][] = Array.from({ length: ACTORS }, () => []);
     const settled: number[][] = Array.from({ length: ACTORS }, () => new Array(CALLS).fill(0));
@@ -48,7 +50,9 @@ test(`chaos: ${ACTORS} actors × ${CALLS} calls under random kill/hang/corrupt (
         while (next < CALLS) {
           const k = next++;
           try {
-            const v = await actor.call<number>("add", [1]);
+            const pending = actor.call<number>("add", [1]);
+            plan.afterCall(actor, 0, k + 1);
+            const v = await pending;
             results[i]![k] = v;
           } catch (e) {
             errors.push(`${actor.id} call ${k}: ${(e as Error).message}`);
@@ -58,10 +62,11 @@ test(`chaos: ${ACTORS} actors × ${CALLS} calls under random kill/hang/corrupt (
       };
       await Promise.all(Array.from({ length: WINDOW }, worker));
     }));
-    monkey.stop();
+    await plan.settled();
+    expect(plan.injected).toBe(FAULTS);
 
     // Faults injected late are found after the calls finish (a hang needs its ping timeout).
-    await waitFor(() => sup.metrics.totals("counter").failures === monkey.ledger.length &&
+    await waitFor(() => sup.metrics.totals("counter").failures === plan.injected &&
       sup.actors().every((a) => a.state === "alive"), "every injected fault to be detected and repaired", 15_000);
 
     expect(errors).toEqual([]);
@@ -71,11 +76,10 @@ test(`chaos: ${ACTORS} actors × ${CALLS} calls under random kill/hang/corrupt (
       expect(await sup.actors()[i]!.call("value")).toBe(CALLS);
     }
     const totals = sup.metrics.totals("counter");
-    expect(monkey.ledger.length).toBeGreaterThanOrEqual(10);
-    expect(totals.failures).toBe(monkey.ledger.length);
-    expect(totals.restarts).toBe(monkey.ledger.length);
+    expect(totals.failures).toBe(plan.injected);
+    expect(totals.restarts).toBe(plan.injected);
     for (const actor of sup.actors()) {
-      const injected = monkey.ledger.filter((r) => r.actor === actor.id).length;
+      const injected = plan.ledger.filter((r) => r.actor === actor.id).length;
       expect(sup.events.events.filter((e) => e.type === "death" && e.actor === actor.id).length).toBe(injected);
       expect(actor.restarts).toBe(injected);
     }
@@ -85,7 +89,8 @@ test(`chaos: ${ACTORS} actors × ${CALLS} calls under random kill/hang/corrupt (
     await sup.shutdown();
     for (const pid of pids) expect(processRuns(pid)).toBe(false);
     expect(childHosts()).toEqual([]);
-    console.log(`chaos seed ${SEED}: ${monkey.count("kill")} kills, ${monkey.count("hang")} hangs, ${monkey.count("corrupt")} corruptions; all ${ACTORS * CALLS} calls exact`);
+    const counts = CHAOS_ACTIONS.map((a) => `${plan.ledger.filter((r) => r.action === a).length} ${a}`).join(", ");
+    console.log(`chaos seed ${SEED}: ${counts}; all ${ACTORS * CALLS} calls exact`);
   } catch (e) {
     console.error(`chaos test failed; reproduce with CHAOS_SEED=${SEED}`);
     await sup.shutdown();

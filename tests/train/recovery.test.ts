@@ -1,5 +1,6 @@
 /**
- * Exact recovery: a job hit by random SIGKILLs and SIGSTOPs across all three roles ends with the
+ * Exact recovery: a job hit by seeded random kills, hangs and corrupt frames across all three
+ * roles (scheduled by step and call, so every machine injects the same faults) ends with the
  * same weights and the same per-step training metrics as the undisturbed job; a coordinator
  * killed mid-run resumes from its last checkpoint to the same weights; a corrupt latest
  * checkpoint falls back to the previous one; with fault tolerance off, the first kill fails the
@@ -12,6 +13,7 @@ import { join } from "node:path";
 import { resolveConfig } from "../../config/index.ts";
 import type { Config } from "../../config/schema.ts";
 import { createJob, MetricsFile } from "../../runtime/trainer/job.ts";
+import { FaultPlan, randomPlan } from "../../runtime/chaos.ts";
 import { fit, TrainingFailedError, type FitResult } from "../../runtime/trainer/trainer.ts";
 import { processRuns, waitFor } from "../helpers/supervision.ts";
 
@@ -61,10 +63,13 @@ describe("exact recovery", () => {
     expect(baseline.result.failures).toBe(0);
   }, 120_000);
 
-  test(`random SIGKILL/SIGSTOP across all roles change nothing but the fault counters (seed ${SEED})`, async () => {
-    const faulty = await run(smallConfig(runDir), "faulty", { chaosRate: 6, chaosSeed: SEED });
+  test(`seeded kills, hangs and corruptions across all roles change nothing but the fault counters (seed ${SEED})`, async () => {
+    // Calls per step: actor_rollout generate, logprobs, update; critic values, update; ref logprobs.
+    const plan = randomPlan({ seed: SEED, steps: [1, 24], calls: { actor_rollout: 3, critic: 2, ref_policy: 1 }, count: 6 });
+    const faulty = await run(smallConfig(runDir), "faulty", { faultPlan: plan });
     try {
-      expect(faulty.result.chaosFaults).toBeGreaterThan(0);
+      expect(plan.remaining).toEqual([]);
+      expect(faulty.result.chaosFaults).toBe(6);
       expect(faulty.result.weightsSha256).toBe(baseline.result.weightsSha256);
       expect(trainingMetrics(faulty.metrics)).toEqual(trainingMetrics(baseline.metrics));
       // Every injected fault shows up as exactly one failure and one restart.
@@ -121,17 +126,17 @@ describe("exact recovery", () => {
 
 test("with fault tolerance off, the first kill fails the job naming actor and cause", async () => {
   const runDir = mkdtempSync(join(tmpdir(), "revenant-nofault-"));
-  const config = smallConfig(runDir, ["fault_tolerance.enable_fault_tolerance=false", "trainer.total_steps=200"]);
+  const config = smallConfig(runDir, ["fault_tolerance.enable_fault_tolerance=false"]);
   let err: unknown;
   try {
-    await run(config, "nofault", { chaosRate: 20 });
+    await run(config, "nofault", { faultPlan: FaultPlan.parse("critic@3:2=kill") });
   } catch (e) {
     err = e;
   }
   expect(err).toBeInstanceOf(TrainingFailedError);
   const message = (err as Error).message;
-  expect(message).toMatch(/training failed at step \d+: (actor_rollout|critic|ref_policy) \(role \w+\): fault tolerance is disabled/);
-  expect(message).toMatch(/signal SIGKILL|protocol|hang/);
+  expect(message).toMatch(/training failed at step 3: critic \(role critic\): fault tolerance is disabled/);
+  expect(message).toMatch(/signal SIGKILL/);
   const events = readFileSync(join(runDir, "nofault", "events.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
   expect(events.filter((e) => e.type === "restart")).toEqual([]);
   for (const pid of events.filter((e) => typeof e.pid === "number").map((e) => e.pid)) expect(processRuns(pid)).toBe(false);

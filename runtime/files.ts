@@ -1,0 +1,78 @@
+/**
+ * The one place Revenant writes files it must not lose: durable whole-file writes (temporary
+ * file, fsync, rename, fsync of the folder, so a crash leaves the old file or the new one, never
+ * a mix) and synchronous line appends. Every failure is a `WriteError` naming the path and the
+ * system error code (ENOSPC, EACCES, EROFS, ...), so a job that cannot write says why.
+ */
+import { appendFileSync, closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
+import { dirname } from "node:path";
+
+/** A file could not be written; `code` is the system error code when there is one. */
+export class WriteError extends Error {
+  override name = "WriteError";
+  readonly code: string | undefined;
+  constructor(readonly path: string, cause: unknown) {
+    const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+    super(`cannot write ${path}: ${code ?? "error"} (${(cause as Error)?.message ?? String(cause)})`, { cause });
+    this.code = code;
+  }
+}
+
+/** Runs `write`, turning any failure into a WriteError for `path` (one already named passes through). */
+export function writing<T>(path: string, write: () => T): T {
+  try {
+    return write();
+  } catch (e) {
+    throw e instanceof WriteError ? e : new WriteError(path, e);
+  }
+}
+
+/** Writes every byte of `chunks` to a new file and fsyncs it; `onChunk` sees each chunk (hashing). */
+export function writeSynced(path: string, chunks: readonly Uint8Array[], onChunk?: (c: Uint8Array) => void): number {
+  return writing(path, () => {
+    const fd = openSync(path, "w", 0o600);
+    let bytes = 0;
+    try {
+      for (const chunk of chunks) {
+        let off = 0;
+        while (off < chunk.byteLength) off += writeSync(fd, chunk, off, chunk.byteLength - off);
+        onChunk?.(chunk);
+        bytes += chunk.byteLength;
+      }
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    return bytes;
+  });
+}
+
+/** Flushes a folder's entries (a rename into it) to disk. */
+export function fsyncDir(path: string): void {
+  writing(path, () => {
+    const fd = openSync(path, "r");
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  });
+}
+
+/** Replaces `path` atomically and durably with `data`. */
+export function writeFileDurably(path: string, data: string | Uint8Array): void {
+  const tmp = `${path}.tmp`;
+  try {
+    writeSynced(tmp, [typeof data === "string" ? new TextEncoder().encode(data) : data]);
+    writing(path, () => renameSync(tmp, path));
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+  fsyncDir(dirname(path));
+}
+
+/** Appends one line (a newline is added) synchronously: on disk before the caller goes on. */
+export function appendLine(path: string, line: string): void {
+  writing(path, () => appendFileSync(path, line + "\n"));
+}
