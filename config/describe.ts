@@ -12,6 +12,7 @@ export interface SchemaNode {
   exclusiveMinimum?: number;
   exclusiveMaximum?: number;
   minLength?: number;
+  maxLength?: number;
   items?: SchemaNode;
   properties?: Record<string, SchemaNode>;
   default?: unknown;
@@ -24,9 +25,18 @@ function bounds(node: SchemaNode): string {
   const parts: string[] = [];
   if (node.minimum !== undefined && node.minimum > -SAFE_INT) parts.push(`≥ ${node.minimum}`);
   if (node.exclusiveMinimum !== undefined) parts.push(`> ${node.exclusiveMinimum}`);
-  if (node.maximum !== undefined && node.maximum < SAFE_INT) parts.push(`≤ ${node.maximum}`);
+  if (node.maximum !== undefined) parts.push(`≤ ${node.maximum}`);
   if (node.exclusiveMaximum !== undefined) parts.push(`< ${node.exclusiveMaximum}`);
   return parts.length ? " " + parts.join(" and ") : "";
+}
+
+function lengthBound(node: SchemaNode): string {
+  return node.maxLength === undefined ? "" : ` of at most ${node.maxLength} characters`;
+}
+
+/** Durations are described "... (seconds)" (schema.ts `seconds()`); errors then say the unit. */
+function secondsUnit(node: SchemaNode): string {
+  return node.description?.endsWith("(seconds)") ? " of seconds" : "";
 }
 
 /** "an integer ≥ -1", "a boolean (true or false)", "one of: gae, grpo", ... */
@@ -36,8 +46,8 @@ export function describeAllowed(node: SchemaNode | undefined): string {
   switch (node.type) {
     case "boolean": return "a boolean (true or false)";
     case "integer": return `an integer${bounds(node)}`;
-    case "number": return `a number${bounds(node)}`;
-    case "string": return node.minLength ? "a non-empty string" : "a string";
+    case "number": return `a number${secondsUnit(node)}${bounds(node)}`;
+    case "string": return `${node.minLength ? "a non-empty string" : "a string"}${lengthBound(node)}`;
     case "array": return `a list of ${describeAllowed(node.items).replace(/^(a|an) /, "")}`;
     case "object": return `a mapping with keys: ${Object.keys(node.properties ?? {}).join(", ")}`;
     default: return "a valid value";
@@ -48,6 +58,7 @@ export function describeAllowed(node: SchemaNode | undefined): string {
 export function typeName(node: SchemaNode): string {
   if (node.enum) return node.enum.map((v) => `\`${String(v)}\``).join(" \\| ");
   if (node.type === "array") return `list of ${typeName(node.items ?? {})}`;
+  if (node.type === "string") return `string${lengthBound(node)}`;
   return `${node.type ?? "any"}${bounds(node)}`;
 }
 

@@ -107,6 +107,10 @@ export function explainIssues(issues: readonly z.core.$ZodIssue[], raw: Raw, sou
       }
       continue;
     }
+    if (issue.code === "custom" && isComparison(issue.params)) {
+      problems.push(explainComparison(path, issue.params, raw, sources));
+      continue;
+    }
     const node = nodeAt(schema, path);
     const custom = issue.code === "custom";
     problems.push({
@@ -117,6 +121,32 @@ export function explainIssues(issues: readonly z.core.$ZodIssue[], raw: Raw, sou
     });
   }
   return problems;
+}
+
+/** What a cross-field rule (`greaterThan` in schema.ts) puts in its issue's params. */
+interface Comparison {
+  than: string;
+  thanValue: number;
+  value: number;
+  why: string;
+}
+
+function isComparison(params: unknown): params is Comparison {
+  return typeof params === "object" && params !== null && typeof (params as Comparison).than === "string";
+}
+
+/**
+ * A rule between two keys: both may come from different sources (one from a file, the other
+ * from the environment or a default), so the problem names the value and origin of each.
+ */
+function explainComparison(path: (string | number)[], c: Comparison, raw: Raw, sources: Map<string, string>): ConfigProblem {
+  const other = [...path.slice(0, -1), c.than];
+  return {
+    path: formatPath(path),
+    source: sourceOf(sources, path),
+    value: getPath(raw, path) ?? c.value,
+    message: `must be greater than ${formatPath(other)} = ${c.thanValue} (${sourceOf(sources, other)}): ${c.why}`,
+  };
 }
 
 /** Validates raw values against the schema, throwing a ConfigError that explains every problem. */

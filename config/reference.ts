@@ -10,17 +10,21 @@ import { typeName, type SchemaNode } from "./describe.ts";
 export const START = "<!-- config-reference:start -->";
 export const END = "<!-- config-reference:end -->";
 
-function rows(node: SchemaNode, prefix: string): string[] {
-  const out: string[] = [];
+/** Every leaf key under `node` (sections are walked into), as [dotted path, schema node]. */
+export function leafKeys(node: SchemaNode, prefix = ""): Array<[string, SchemaNode]> {
+  const out: Array<[string, SchemaNode]> = [];
   for (const [key, child] of Object.entries(node.properties ?? {})) {
-    if (child.type === "object" && child.properties) {
-      out.push(...rows(child, `${prefix}${key}.`));
-      continue;
-    }
-    const dflt = child.default === undefined ? "—" : `\`${JSON.stringify(child.default)}\``;
-    out.push(`| \`${prefix}${key}\` | ${typeName(child)} | ${dflt} | ${child.description ?? ""} |`);
+    if (child.type === "object" && child.properties) out.push(...leafKeys(child, `${prefix}${key}.`));
+    else out.push([`${prefix}${key}`, child]);
   }
   return out;
+}
+
+function rows(node: SchemaNode, prefix: string): string[] {
+  return leafKeys(node, prefix).map(([path, child]) => {
+    const dflt = child.default === undefined ? "—" : `\`${JSON.stringify(child.default)}\``;
+    return `| \`${path}\` | ${typeName(child)} | ${dflt} | ${child.description ?? ""} |`;
+  });
 }
 
 /** One table per top-level section, fault_tolerance first. */

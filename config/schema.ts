@@ -11,11 +11,60 @@
  */
 import { z } from "zod";
 
+/**
+ * Bounds, kept here once: the README's configuration reference and every error message are
+ * generated from the schema, so they always say what is enforced.
+ *
+ * Durations run from a timer's resolution (1 ms) to one week. The upper bound keeps every
+ * timer far below 2^31−1 ms (24.8 days), past which setTimeout overflows and fires at once.
+ */
+export const DURATION_S = { min: 0.001, max: 604_800 } as const;
+/** Steps, step intervals and restart/retry counts: more than a million is a typo, not a plan. */
+export const MAX_COUNT = 1_000_000;
+/**
+ * Sizes of work. A job generates its whole data set before it starts: at these bounds (110 000
+ * prompts of up to 64-digit operands) that is about a second on one core in the worst case
+ * (64-digit addition), 0.1 s at 8 digits. The coordinator's check of a POSTed config must not
+ * generate it on the request path. Model sizes are what the native addon accepts
+ * (native/policy_model.ts); batch sizes keep one step's rollout within reach of one machine.
+ */
+export const LIMITS = {
+  train_size: 100_000,
+  val_size: 10_000,
+  digits: 64,
+  batch: 8192,
+  mini_batch: 65_536,
+  rollout_n: 64,
+  ppo_epochs: 100,
+  context: 4096,
+  width: 8192,
+  layers: 64,
+  heads: 64,
+  keep: 1000,
+} as const;
+
+const int = (min: number, max: number) => z.number().int().min(min).max(max);
 /** −1 means "forever" for counts of restarts and retries. */
 const countOrForever = (dflt: number, what: string) =>
-  z.number().int().min(-1).default(dflt).describe(`${what}; -1 = unlimited, 0 = none`);
+  int(-1, MAX_COUNT).default(dflt).describe(`${what}; -1 = unlimited, 0 = none`);
 const seconds = (dflt: number, what: string) =>
-  z.number().positive().default(dflt).describe(`${what} (seconds)`);
+  z.number().min(DURATION_S.min).max(DURATION_S.max).default(dflt).describe(`${what} (seconds)`);
+
+/**
+ * A cross-field rule `high > low` between two keys of one section. The issue sits on `high` and
+ * names `low` in `params`, so config/load.ts can say where each of the two values came from.
+ */
+function greaterThan<K extends string>(high: K, low: K, why: string) {
+  return (v: Record<K, number>, ctx: z.RefinementCtx) => {
+    if (v[high] > v[low]) return;
+    ctx.addIssue({
+      code: "custom",
+      path: [high],
+      message: `must be greater than ${low} = ${v[low]}: ${why}`,
+      params: { than: low, thanValue: v[low], value: v[high], why },
+    });
+  };
+}
 
 /**
  * Fault tolerance. The first five keys are exactly the reference's
@@ -30,13 +79,13 @@ export const FaultToleranceSchema = z.strictObject({
   max_task_retries: countOrForever(2, "times a call lost to an actor death is retried"),
   enable_health_monitoring: z.boolean().default(true)
     .describe("run health probes and export actor_health/{role}"),
-  health_check_interval: z.number().positive().default(30.0)
+  health_check_interval: z.number().positive().max(MAX_COUNT).default(30.0)
     .describe("training steps between health probe rounds; below 1 means every step"),
   restart_strategy: z.enum(["one_for_one", "one_for_all"]).default("one_for_one")
     .describe("one_for_one restarts the dead rank alone; one_for_all restarts every rank of its group"),
   restart_backoff_initial_s: seconds(0.01, "delay before restarting an actor; doubles with each restart that made no progress (no call completed since the last)"),
   restart_backoff_max_s: seconds(5, "cap on the exponential restart delay"),
-  restart_intensity: z.number().int().min(1).default(10)
+  restart_intensity: int(1, MAX_COUNT).default(10)
     .describe("more than this many restarts of one actor within restart_period_s fails the job"),
   restart_period_s: seconds(60, "window for restart_intensity"),
   call_deadline_s: seconds(600, "default deadline of one actor call; past it the actor is killed as hung"),
@@ -45,25 +94,26 @@ export const FaultToleranceSchema = z.strictObject({
   health_check_timeout_s: seconds(10, "time an actor has to answer a health probe"),
   shutdown_grace_s: seconds(5, "time between SIGTERM and SIGKILL when stopping an actor"),
   max_replay_s: seconds(0.1, "recovery budget: a stateful actor is snapshotted in memory whenever replaying its calls since the last snapshot would take longer"),
-});
+}).superRefine(greaterThan("ping_timeout_s", "ping_interval_s",
+  "an actor answers one ping per interval, so a shorter timeout kills healthy actors; raise ping_timeout_s or lower ping_interval_s"));
 
 const device = z.enum(["auto", "cpu", "cuda"]).default("auto")
   .describe("compute device: auto uses CUDA when a usable device exists");
 
 /** Transformer sizes shared by the policy, critic and reference. */
 export const ModelSchema = z.strictObject({
-  context: z.number().int().min(4).max(4096).default(32).describe("maximum sequence length in tokens"),
-  width: z.number().int().min(8).max(8192).default(64).describe("model width (embedding size)"),
-  layers: z.number().int().min(1).max(64).default(2).describe("transformer blocks"),
-  heads: z.number().int().min(1).max(64).default(4).describe("attention heads; must divide width"),
+  context: int(4, LIMITS.context).default(32).describe("maximum sequence length in tokens"),
+  width: int(8, LIMITS.width).default(64).describe("model width (embedding size)"),
+  layers: int(1, LIMITS.layers).default(2).describe("transformer blocks"),
+  heads: int(1, LIMITS.heads).default(4).describe("attention heads; must divide width"),
 }).refine((m) => m.width % m.heads === 0, { message: "heads must divide width", path: ["heads"] });
 
 const optimizer = (lr: number) => ({
   lr: z.number().positive().max(1).default(lr).describe("AdamW learning rate"),
-  weight_decay: z.number().min(0).default(0).describe("AdamW weight decay"),
-  grad_clip: z.number().positive().default(1.0).describe("global gradient-norm clip"),
-  ppo_epochs: z.number().int().min(1).default(1).describe("passes over each batch"),
-  ppo_mini_batch_size: z.number().int().min(1).default(128).describe("samples per optimizer step"),
+  weight_decay: z.number().min(0).max(1).default(0).describe("AdamW weight decay"),
+  grad_clip: z.number().positive().max(10_000).default(1.0).describe("global gradient-norm clip"),
+  ppo_epochs: int(1, LIMITS.ppo_epochs).default(1).describe("passes over each batch"),
+  ppo_mini_batch_size: int(1, LIMITS.mini_batch).default(128).describe("samples per optimizer step"),
   device,
 });
 
@@ -71,17 +121,17 @@ export const ActorWorkerSchema = z.strictObject({
   model: ModelSchema.prefault({}),
   ...optimizer(1e-3),
   clip_ratio: z.number().positive().max(1).default(0.2).describe("PPO ratio clip epsilon"),
-  entropy_coeff: z.number().min(0).default(0.01).describe("entropy bonus coefficient"),
-  temperature: z.number().positive().default(1.0).describe("rollout sampling temperature"),
-  max_new_tokens: z.number().int().min(1).default(5).describe("response length limit"),
-  rollout_n: z.number().int().min(1).default(1).describe("responses sampled per prompt (GRPO group size)"),
+  entropy_coeff: z.number().min(0).max(100).default(0.03).describe("entropy bonus coefficient"),
+  temperature: z.number().positive().max(100).default(1.0).describe("rollout sampling temperature"),
+  max_new_tokens: int(1, LIMITS.context).default(5).describe("response length limit"),
+  rollout_n: int(1, LIMITS.rollout_n).default(1).describe("responses sampled per prompt (GRPO group size)"),
 });
 
 export const CriticWorkerSchema = z.strictObject({
   model: ModelSchema.prefault({}),
   // The critic starts from nothing and must track a moving policy: it learns faster.
   ...optimizer(3e-3),
-  cliprange_value: z.number().positive().default(0.5).describe("value clip range"),
+  cliprange_value: z.number().positive().max(10_000).default(0.5).describe("value clip range"),
 });
 
 export const RefWorkerSchema = z.strictObject({ device });
@@ -90,19 +140,20 @@ export const ConfigSchema = z.strictObject({
   data: z.strictObject({
     task: z.enum(["digit_reversal", "sorting", "addition"]).default("digit_reversal")
       .describe("shipped task with a verifiable reward"),
-    seed: z.number().int().min(0).default(1).describe("seed of the generated data set"),
-    train_size: z.number().int().min(1).default(4096).describe("training prompts"),
-    val_size: z.number().int().min(1).default(256).describe("held-out evaluation prompts"),
-    min_digits: z.number().int().min(1).default(4).describe("shortest problem"),
-    max_digits: z.number().int().min(1).default(4).describe("longest problem"),
-    train_batch_size: z.number().int().min(1).default(128).describe("prompts per training step"),
+    // The data generator's seed is 32 bits: larger seeds would silently alias smaller ones.
+    seed: int(0, 0xffff_ffff).default(1).describe("seed of the generated data set"),
+    train_size: int(1, LIMITS.train_size).default(4096).describe("training prompts"),
+    val_size: int(1, LIMITS.val_size).default(256).describe("held-out evaluation prompts"),
+    min_digits: int(1, LIMITS.digits).default(4).describe("shortest problem"),
+    max_digits: int(1, LIMITS.digits).default(4).describe("longest problem"),
+    train_batch_size: int(1, LIMITS.batch).default(128).describe("prompts per training step"),
   }).refine((d) => d.min_digits <= d.max_digits, { message: "min_digits must be ≤ max_digits", path: ["min_digits"] })
     .prefault({}),
   algorithm: z.strictObject({
     adv_estimator: z.enum(["gae", "grpo"]).default("gae").describe("advantage estimator"),
     gamma: z.number().min(0).max(1).default(1.0).describe("discount factor"),
     lam: z.number().min(0).max(1).default(0.95).describe("GAE lambda"),
-    kl_coef: z.number().min(0).default(0.001).describe("KL penalty coefficient against the reference policy"),
+    kl_coef: z.number().min(0).max(100).default(0.001).describe("KL penalty coefficient against the reference policy"),
     norm_adv_by_std_in_grpo: z.boolean().default(true)
       .describe("GRPO: divide by the group's reward std (true) or only subtract its mean (false)"),
   }).prefault({}),
@@ -112,15 +163,15 @@ export const ConfigSchema = z.strictObject({
     ref: RefWorkerSchema.prefault({}),
   }).prefault({}),
   trainer: z.strictObject({
-    total_steps: z.number().int().min(1).default(400).describe("training steps"),
+    total_steps: int(1, MAX_COUNT).default(400).describe("training steps"),
     seed: z.number().int().min(0).default(42).describe("job seed; every stochastic operation derives its seed from it"),
-    run_dir: z.string().min(1).default("runs/").describe("each job writes into its own folder under this"),
+    run_dir: z.string().min(1).max(4096).default("runs/").describe("each job writes into its own folder under this"),
     logger: z.array(z.enum(["console", "jsonl"])).default(["console", "jsonl"]).describe("metric sinks"),
-    val_interval: z.number().int().min(0).default(50).describe("steps between evaluations; 0 = never"),
+    val_interval: int(0, MAX_COUNT).default(50).describe("steps between evaluations; 0 = never"),
   }).prefault({}),
   checkpoint: z.strictObject({
-    interval: z.number().int().min(1).default(50).describe("steps between checkpoints"),
-    keep: z.number().int().min(1).default(3).describe("checkpoints kept on disk"),
+    interval: int(1, MAX_COUNT).default(50).describe("steps between checkpoints"),
+    keep: int(1, LIMITS.keep).default(3).describe("checkpoints kept on disk"),
   }).prefault({}),
   fault_tolerance: FaultToleranceSchema.prefault({}),
 });

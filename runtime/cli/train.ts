@@ -3,17 +3,19 @@
  *
  *   bun run train [--config file.yaml] [key.sub=value ...]
  *   bun run train --resume runs/<job>          continue a stopped or killed job
- *   bun run train --chaos 0.5 [...]            inject ~0.5 faults per second (seeded)
+ *   bun run train --chaos 0.5 [...]            inject ~0.5 faults per second (seeded; 0 or 0.0001 to 1000)
  *   bun run train --print-config [...]         the resolved configuration as YAML, then exit
  *   bun run train --print-schema               the configuration's JSON Schema, then exit
  */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { stringify } from "yaml";
 import { ConfigError, configJsonSchema, resolveConfig } from "../../config/index.ts";
 import type { Config } from "../../config/schema.ts";
 import { loadNative, NativeAddonError } from "../../native/loader.ts";
 import { formatDeviceInfo } from "../../native/device_report.ts";
-import { createJob, JobError, openJob, type JobPaths } from "../trainer/job.ts";
+import { createJob, JobError, JobExistsError, openJob, type JobPaths } from "../trainer/job.ts";
 import { Progress } from "../trainer/progress.ts";
 import { fit, TrainingCancelledError, TrainingFailedError, type FitResult } from "../trainer/trainer.ts";
 
@@ -44,11 +46,31 @@ function parseCommandLine(argv: string[]) {
   }
 }
 
+/**
+ * Chaos rates, in faults per second; 0 is off. The chaos monkey waits an exponential interval
+ * of mean 1/rate drawn from a 32-bit uniform, so its longest wait is about 22.2 × the mean: at
+ * the lowest rate (one fault per 10 000 s on average) that is 2.6 days, safely under the
+ * 24.8 days (2^31−1 ms) past which a timer overflows and fires at once. The highest rate puts
+ * faults 1 ms apart on average, a timer's resolution.
+ */
+export const CHAOS_RATE = { min: 1e-4, max: 1000 } as const;
+
 function parseChaos(text: string | undefined): number {
   if (text === undefined) return 0;
   const rate = Number(text);
-  if (!Number.isFinite(rate) || rate < 0 || text.trim() === "") throw new UsageError(`--chaos ${JSON.stringify(text)}: expected a rate ≥ 0 (faults per second)`);
+  const ok = text.trim() !== "" && (rate === 0 || (rate >= CHAOS_RATE.min && rate <= CHAOS_RATE.max));
+  if (!ok) {
+    throw new UsageError(`--chaos ${JSON.stringify(text)}: expected 0 (off) or a rate from ${CHAOS_RATE.min} to ${CHAOS_RATE.max} faults per second`);
+  }
   return rate;
+}
+
+/** A job folder that exists: continue it with --resume when it is a job, else pick another name. */
+function existsHint(e: JobExistsError): string {
+  const resumable = existsSync(join(e.dir, "config.json"));
+  return resumable
+    ? `${e.dir} already exists; continue it with bun run train --resume ${e.dir} or choose another --job`
+    : `${e.dir} already exists and is not a job folder; choose another --job`;
 }
 
 function summary(r: FitResult, job: JobPaths): string {
@@ -81,6 +103,7 @@ export async function main(argv: string[]): Promise<number> {
     let job: JobPaths;
     if (values.resume) {
       if (values.config || positionals.length) throw new UsageError("--resume takes the job's saved configuration; drop --config and key=value arguments");
+      if (values.job !== undefined) throw new UsageError("--resume continues the job in its own folder; drop --job");
       ({ config, paths: job } = openJob(values.resume));
     } else {
       config = resolveConfig({ file: values.config, args: positionals }).config;
@@ -117,6 +140,10 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof TrainingCancelledError) {
       console.error(`${e.message}; continue with: bun run train --resume ${resumeHint ?? "runs/<job>"}`);
       return 130;
+    }
+    if (e instanceof JobExistsError) {
+      console.error(existsHint(e));
+      return 2;
     }
     if (e instanceof ConfigError || e instanceof NativeAddonError || e instanceof TrainingFailedError || e instanceof JobError) {
       console.error(e.message);

@@ -1,13 +1,16 @@
 /** Configuration: defaults, precedence, every kind of bad input and its message. */
-import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  ConfigError, FaultToleranceConfig, PPOConfig, configJsonSchema, resolveConfig, DEFAULT_CONFIG_FILE,
+  ConfigError, DURATION_S, FaultToleranceConfig, FaultToleranceSchema, LIMITS, MAX_COUNT, PPOConfig, configJsonSchema, resolveConfig,
+  DEFAULT_CONFIG_FILE,
 } from "../../config/index.ts";
+import { leafKeys } from "../../config/reference.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "revenant-config-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function yamlFile(name: string, text: string): string {
   const path = join(dir, name);
   writeFileSync(path, text);
@@ -110,24 +113,24 @@ describe("bad input is rejected with path, source, value and what is allowed", (
   test("unparsable env value VERL_MAX_RESTARTS=abc", () => {
     const e = problemsOf(() => resolve({ env: { VERL_MAX_RESTARTS: "abc" } }));
     expect(e.problems).toEqual([{
-      path: "fault_tolerance.max_restarts", source: "env VERL_MAX_RESTARTS", value: "abc", message: "expected an integer ≥ -1",
+      path: "fault_tolerance.max_restarts", source: "env VERL_MAX_RESTARTS", value: "abc", message: "expected an integer ≥ -1 and ≤ 1000000",
     }]);
-    expect(e.message).toContain(`fault_tolerance.max_restarts = "abc" (env VERL_MAX_RESTARTS): expected an integer ≥ -1`);
+    expect(e.message).toContain(`fault_tolerance.max_restarts = "abc" (env VERL_MAX_RESTARTS): expected an integer ≥ -1 and ≤ 1000000`);
   });
 
   test("an empty env value is an error, not a silent default", () => {
     const e = problemsOf(() => resolve({ env: { VERL_HEALTH_CHECK_INTERVAL: "" } }));
-    expect(e.problems[0]).toMatchObject({ path: "fault_tolerance.health_check_interval", value: "", message: "expected a number > 0" });
+    expect(e.problems[0]).toMatchObject({ path: "fault_tolerance.health_check_interval", value: "", message: "expected a number > 0 and ≤ 1000000" });
   });
 
   test("a non-integer where an integer is wanted", () => {
     const e = problemsOf(() => resolve({ args: ["fault_tolerance.max_task_retries=1.5"] }));
-    expect(e.problems[0]).toMatchObject({ path: "fault_tolerance.max_task_retries", value: 1.5, message: "expected an integer ≥ -1" });
+    expect(e.problems[0]).toMatchObject({ path: "fault_tolerance.max_task_retries", value: 1.5, message: "expected an integer ≥ -1 and ≤ 1000000" });
   });
 
   test("out-of-range numbers", () => {
-    expect(problemsOf(() => resolve({ args: ["fault_tolerance.max_restarts=-2"] })).problems[0]!.message).toBe("expected an integer ≥ -1");
-    expect(problemsOf(() => resolve({ args: ["fault_tolerance.health_check_interval=0"] })).problems[0]!.message).toBe("expected a number > 0");
+    expect(problemsOf(() => resolve({ args: ["fault_tolerance.max_restarts=-2"] })).problems[0]!.message).toBe("expected an integer ≥ -1 and ≤ 1000000");
+    expect(problemsOf(() => resolve({ args: ["fault_tolerance.health_check_interval=0"] })).problems[0]!.message).toBe("expected a number > 0 and ≤ 1000000");
     expect(problemsOf(() => resolve({ args: ["algorithm.gamma=1.5"] })).problems[0]!.message).toBe("expected a number ≥ 0 and ≤ 1");
   });
 
@@ -221,7 +224,7 @@ describe("programmatic API mirrors the reference", () => {
 
   test("bad values in code are rejected with the key path", () => {
     const e = problemsOf(() => new FaultToleranceConfig({ max_restarts: -5 }));
-    expect(e.problems[0]).toMatchObject({ path: "fault_tolerance.max_restarts", source: "code", value: -5, message: "expected an integer ≥ -1" });
+    expect(e.problems[0]).toMatchObject({ path: "fault_tolerance.max_restarts", source: "code", value: -5, message: "expected an integer ≥ -1 and ≤ 1000000" });
     const c = new PPOConfig();
     (c.checkpoint as { keep: unknown }).keep = "three";
     expect(problemsOf(() => c.validate()).problems[0]).toMatchObject({ path: "checkpoint.keep", value: "three" });
@@ -233,8 +236,8 @@ describe("JSON Schema export", () => {
   test("describes every fault_tolerance key with type, default and meaning", () => {
     const schema = configJsonSchema() as { properties: Record<string, { properties: Record<string, Record<string, unknown>> }> };
     const ft = schema.properties.fault_tolerance!.properties;
-    expect(ft.max_restarts).toMatchObject({ type: "integer", minimum: -1, default: 3 });
-    expect(ft.health_check_interval).toMatchObject({ type: "number", exclusiveMinimum: 0, default: 30 });
+    expect(ft.max_restarts).toMatchObject({ type: "integer", minimum: -1, maximum: 1_000_000, default: 3 });
+    expect(ft.health_check_interval).toMatchObject({ type: "number", exclusiveMinimum: 0, maximum: 1_000_000, default: 30 });
     for (const node of Object.values(ft)) expect(typeof node.description).toBe("string");
   });
 });
@@ -257,5 +260,126 @@ describe("keys that name JavaScript internals", () => {
     }
     const probe = {} as Record<string, unknown>;
     for (const k of ["polluted_values", "polluted_nested", "polluted_arg", "polluted_ctor", "polluted_env", "polluted_yaml"]) expect(probe[k]).toBeUndefined();
+  });
+});
+
+describe("ping_timeout_s must exceed ping_interval_s", () => {
+  const rule = "an actor answers one ping per interval, so a shorter timeout kills healthy actors; raise ping_timeout_s or lower ping_interval_s";
+
+  test("from the command line: both keys, both values, both sources", () => {
+    const e = problemsOf(() => resolve({ args: ["fault_tolerance.ping_interval_s=2", "fault_tolerance.ping_timeout_s=1.5"] }));
+    expect(e.problems).toEqual([{
+      path: "fault_tolerance.ping_timeout_s",
+      source: "argument fault_tolerance.ping_timeout_s=1.5",
+      value: 1.5,
+      message: `must be greater than fault_tolerance.ping_interval_s = 2 (argument fault_tolerance.ping_interval_s=2): ${rule}`,
+    }]);
+    expect(e.message).toContain("fault_tolerance.ping_timeout_s = 1.5 (argument fault_tolerance.ping_timeout_s=1.5): must be greater than");
+  });
+
+  test("from a YAML file, with file:line:col; equal values are refused too", () => {
+    const file = yamlFile("ping.yaml", "fault_tolerance:\n  ping_interval_s: 3\n  ping_timeout_s: 3\n");
+    const e = problemsOf(() => resolve({ file }));
+    expect(e.problems[0]).toMatchObject({ path: "fault_tolerance.ping_timeout_s", source: `${file}:3:3`, value: 3 });
+    expect(e.problems[0]!.message).toStartWith(`must be greater than fault_tolerance.ping_interval_s = 3 (${file}:2:3)`);
+  });
+
+  test("from the environment, against a default: the default's value is shown and named as such", () => {
+    const e = problemsOf(() => resolve({ env: { REVENANT_FAULT_TOLERANCE__PING_INTERVAL_S: "20" } }));
+    expect(e.problems).toEqual([{
+      path: "fault_tolerance.ping_timeout_s",
+      source: "default",
+      value: 10,
+      message: `must be greater than fault_tolerance.ping_interval_s = 20 (env REVENANT_FAULT_TOLERANCE__PING_INTERVAL_S): ${rule}`,
+    }]);
+    expect(e.message).toContain("fault_tolerance.ping_timeout_s = 10 (default): must be greater than fault_tolerance.ping_interval_s = 20 (env");
+  });
+
+  test("sources mixed: timeout from a file, interval from an argument", () => {
+    const file = yamlFile("ping2.yaml", "fault_tolerance:\n  ping_timeout_s: 0.5\n");
+    const e = problemsOf(() => resolve({ file, args: ["fault_tolerance.ping_interval_s=0.5"] }));
+    expect(e.problems[0]).toMatchObject({ source: `${file}:2:3`, value: 0.5 });
+    expect(e.problems[0]!.message).toStartWith("must be greater than fault_tolerance.ping_interval_s = 0.5 (argument fault_tolerance.ping_interval_s=0.5)");
+  });
+
+  test("in code, and in the section schema alone", () => {
+    const e = problemsOf(() => new FaultToleranceConfig({ ping_interval_s: 5, ping_timeout_s: 4 }));
+    expect(e.problems[0]).toMatchObject({ path: "fault_tolerance.ping_timeout_s", source: "code", value: 4 });
+    expect(e.problems[0]!.message).toStartWith("must be greater than fault_tolerance.ping_interval_s = 5 (code)");
+    const direct = FaultToleranceSchema.safeParse({ ping_timeout_s: 0.5 });
+    expect(direct.success).toBe(false);
+    expect(direct.error!.issues[0]!.message).toStartWith("must be greater than ping_interval_s = 1: ");
+  });
+
+  test("a timeout above the interval is accepted", () => {
+    const ft = resolve({ args: ["fault_tolerance.ping_interval_s=0.1", "fault_tolerance.ping_timeout_s=0.2"] }).config.fault_tolerance;
+    expect([ft.ping_interval_s, ft.ping_timeout_s]).toEqual([0.1, 0.2]);
+  });
+});
+
+describe("bounds", () => {
+  const schema = configJsonSchema();
+  const durations = leafKeys(schema).filter(([path]) => path.endsWith("_s"));
+
+  test("every duration runs from 1 ms to one week, far below the 2^31-1 ms at which a timer overflows", () => {
+    expect(durations.map(([p]) => p)).toContain("fault_tolerance.call_deadline_s");
+    expect(durations.length).toBe(9);
+    for (const [path, node] of durations) {
+      expect({ path, min: node.minimum, max: node.maximum }).toEqual({ path, min: DURATION_S.min, max: DURATION_S.max });
+    }
+    expect(DURATION_S.max * 1000).toBeLessThan(2 ** 31 - 1);
+  });
+
+  test("call_deadline_s=1e300 is refused with the allowed range in seconds", () => {
+    const e = problemsOf(() => resolve({ args: ["fault_tolerance.call_deadline_s=1e300"] }));
+    expect(e.problems).toEqual([{
+      path: "fault_tolerance.call_deadline_s", source: "argument fault_tolerance.call_deadline_s=1e300", value: 1e300,
+      message: "expected a number of seconds ≥ 0.001 and ≤ 604800",
+    }]);
+  });
+
+  test("too short durations are refused; the bounds themselves are allowed", () => {
+    const e = problemsOf(() => resolve({ env: { REVENANT_FAULT_TOLERANCE__SHUTDOWN_GRACE_S: "0.0001" } }));
+    expect(e.problems[0]).toMatchObject({ path: "fault_tolerance.shutdown_grace_s", source: "env REVENANT_FAULT_TOLERANCE__SHUTDOWN_GRACE_S" });
+    const ft = resolve({ args: ["fault_tolerance.restart_backoff_initial_s=0.001", "fault_tolerance.call_deadline_s=604800"] }).config.fault_tolerance;
+    expect([ft.restart_backoff_initial_s, ft.call_deadline_s]).toEqual([0.001, 604800]);
+  });
+
+  test("every number in the configuration has an upper bound", () => {
+    for (const [path, node] of leafKeys(schema)) {
+      if (node.type !== "number" && node.type !== "integer") continue;
+      const max = node.maximum ?? node.exclusiveMaximum;
+      expect({ path, bounded: max !== undefined && Number.isFinite(max) }).toEqual({ path, bounded: true });
+    }
+  });
+
+  test("sizes of work stop at their documented limits", () => {
+    const cases: Array<[string, number]> = [
+      ["data.train_size", LIMITS.train_size], ["data.val_size", LIMITS.val_size], ["data.min_digits", LIMITS.digits],
+      ["data.max_digits", LIMITS.digits], ["data.train_batch_size", LIMITS.batch], ["worker.actor.ppo_mini_batch_size", LIMITS.mini_batch],
+      ["worker.critic.ppo_mini_batch_size", LIMITS.mini_batch], ["worker.actor.rollout_n", LIMITS.rollout_n],
+      ["worker.actor.max_new_tokens", LIMITS.context], ["worker.actor.model.layers", LIMITS.layers], ["worker.critic.model.heads", LIMITS.heads],
+      ["worker.actor.model.width", LIMITS.width], ["worker.critic.model.context", LIMITS.context], ["trainer.total_steps", MAX_COUNT],
+      ["checkpoint.keep", LIMITS.keep],
+    ];
+    for (const [key, limit] of cases) {
+      const e = problemsOf(() => resolve({ args: [`${key}=${limit + 1}`] }));
+      expect(e.problems[0]).toMatchObject({ path: key, value: limit + 1 });
+      expect(e.problems[0]!.message).toEndWith(`≤ ${limit}`);
+    }
+  });
+
+  test("the largest data set and the longest run allowed resolve", () => {
+    const { config } = resolve({
+      args: [`data.train_size=${LIMITS.train_size}`, `data.val_size=${LIMITS.val_size}`, `data.max_digits=${LIMITS.digits}`, `trainer.total_steps=${MAX_COUNT}`],
+    });
+    expect(config.data.train_size).toBe(LIMITS.train_size);
+    expect(config.trainer.total_steps).toBe(MAX_COUNT);
+  });
+
+  test("a huge value written in YAML is refused with its line", () => {
+    const file = yamlFile("huge.yaml", "data:\n  train_size: 1e12\n");
+    const e = problemsOf(() => resolve({ file }));
+    expect(e.problems[0]).toMatchObject({ path: "data.train_size", source: `${file}:2:3`, message: `expected an integer ≥ 1 and ≤ ${LIMITS.train_size}` });
   });
 });

@@ -2,7 +2,7 @@
 import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { embeddedReference, referenceMarkdown } from "../../config/reference.ts";
+import { embeddedReference, leafKeys, referenceMarkdown } from "../../config/reference.ts";
 import { configJsonSchema } from "../../config/index.ts";
 
 const root = join(import.meta.dir, "..", "..");
@@ -22,6 +22,23 @@ test("the README table lists every fault_tolerance key with its type and default
     expect(row).toBeDefined();
     expect(row).toContain(`\`${JSON.stringify(node.default)}\``);
   }
+});
+
+test("the README shows every number's bounds and every string's length limit, as the schema enforces them", () => {
+  const rowOf = (path: string) => readme.split("\n").find((l) => l.startsWith(`| \`${path}\` |`));
+  for (const [path, node] of leafKeys(configJsonSchema())) {
+    const row = rowOf(path);
+    expect(row, path).toBeDefined();
+    const type = row!.split(" | ")[1]!;
+    const wanted = [
+      node.minimum === undefined ? undefined : `≥ ${node.minimum}`,
+      node.exclusiveMinimum === undefined ? undefined : `> ${node.exclusiveMinimum}`,
+      node.maximum === undefined ? undefined : `≤ ${node.maximum}`,
+      node.maxLength === undefined ? undefined : `at most ${node.maxLength} characters`,
+    ].filter((w) => w !== undefined);
+    for (const w of wanted) expect(type, path).toContain(w);
+  }
+  expect(rowOf("fault_tolerance.call_deadline_s")).toContain("number ≥ 0.001 and ≤ 604800");
 });
 
 test("the README opens with the two commands, and CI runs the test command", () => {

@@ -136,7 +136,7 @@ describe("400: every problem named by its key path", () => {
 
   test("every problem at once, with the value and what is allowed", async () => {
     const error = await expectError(await post("/jobs", { trainer: { total_steps: 0 }, algorithm: { adv_estimator: "dpo" } }), 400, "invalid_config");
-    expect(error.problems).toContainEqual({ path: "trainer.total_steps", source: "request", value: 0, message: "expected an integer ≥ 1" });
+    expect(error.problems).toContainEqual({ path: "trainer.total_steps", source: "request", value: 0, message: "expected an integer ≥ 1 and ≤ 1000000" });
     expect(error.problems.find((p: any) => p.path === "algorithm.adv_estimator").message).toContain("gae");
   });
 
