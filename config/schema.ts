@@ -97,8 +97,8 @@ export const FaultToleranceSchema = z.strictObject({
 }).superRefine(greaterThan("ping_timeout_s", "ping_interval_s",
   "an actor answers one ping per interval, so a shorter timeout kills healthy actors; raise ping_timeout_s or lower ping_interval_s"));
 
-const device = z.enum(["auto", "cpu", "cuda"]).default("auto")
-  .describe("compute device: auto uses CUDA when a usable device exists");
+const device = z.enum(["auto", "cpu", "cuda", "null"]).default("auto")
+  .describe("compute device: auto uses CUDA when a usable device exists; null computes nothing real (tests without the native addon)");
 
 /** Transformer sizes shared by the policy, critic and reference. */
 export const ModelSchema = z.strictObject({

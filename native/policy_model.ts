@@ -19,6 +19,7 @@
  * ```
  */
 import { loadNative } from "./loader.ts";
+import { NULL_ADDON } from "./null_backend.ts";
 import type {
   ModelState,
   NativeAddon,
@@ -34,7 +35,8 @@ import type {
 
 export type { ModelState, PolicyStepStats, TensorInfo, ValueStepStats } from "./types.ts";
 
-export type Device = "auto" | "cpu" | "cuda";
+/** "null": no real compute (native/null_backend.ts), for tests on machines without the addon. */
+export type Device = "auto" | "cpu" | "cuda" | "null";
 
 /** Model sizes. `valueHead` adds the scalar critic head; `seed` fixes the initial weights. */
 export interface PolicyModelConfig {
@@ -180,7 +182,7 @@ class Check {
  */
 export class PolicyModel {
   readonly config: Readonly<Required<PolicyModelConfig>>;
-  readonly backend: "cpu" | "cuda";
+  readonly backend: "cpu" | "cuda" | "null";
   readonly numParams: number;
   readonly tensors: readonly TensorInfo[];
   readonly #native: PolicyModelNative;
@@ -205,12 +207,12 @@ export class PolicyModel {
     if (typeof cfg.valueHead !== "boolean") c.fail("config.valueHead", cfg.valueHead, "a boolean");
     if (cfg.width % cfg.heads !== 0) c.fail("config.width", cfg.width, `a multiple of heads (${cfg.heads})`);
     const device = options.device ?? "auto";
-    if (device !== "auto" && device !== "cpu" && device !== "cuda") {
-      c.fail("options.device", device, '"auto", "cpu" or "cuda"');
+    if (device !== "auto" && device !== "cpu" && device !== "cuda" && device !== "null") {
+      c.fail("options.device", device, '"auto", "cpu", "cuda" or "null"');
     }
-    const addon = options.addon ?? loadNative();
+    const addon = device === "null" ? NULL_ADDON : options.addon ?? loadNative();
     try {
-      this.#native = new addon.PolicyModelNative(cfg as NativeModelConfig, device);
+      this.#native = new addon.PolicyModelNative(cfg as NativeModelConfig, device === "null" ? "cpu" : device);
     } catch (cause) {
       throw native(cause);
     }

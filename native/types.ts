@@ -62,7 +62,8 @@ export interface TensorInfo {
 
 /** What `PolicyModelNative#info()` returns. */
 export interface NativeModelInfo {
-  backend: "cpu" | "cuda";
+  /** "null": the null backend (native/null_backend.ts), which computes nothing real. */
+  backend: "cpu" | "cuda" | "null";
   numParams: number;
   step: number;
   tensors: TensorInfo[];

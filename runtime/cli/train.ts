@@ -115,7 +115,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     resumeHint = job.dir;
     const progress = new Progress(process.stdout, !values.quiet);
-    progress.note(formatDeviceInfo(loadNative().deviceInfo()));
+    const devices = [config.worker.actor.device, config.worker.critic.device, config.worker.ref.device];
+    // The null backend needs no addon: a machine without the build can still run (and test) the runtime.
+    progress.note(devices.every((d) => d === "null") ? "device: null (no real compute; nothing is learned)" : formatDeviceInfo(loadNative().deviceInfo()));
     progress.note(`job ${job.id} (${config.data.task}, ${config.algorithm.adv_estimator}, ${config.trainer.total_steps} steps) → ${job.dir}`);
     // Ctrl-C or SIGTERM: finish the step, checkpoint, stop the actors, say how to resume. A second
     // signal exits at once (the actors notice the lost connection and exit too).
