@@ -58,11 +58,35 @@ test("a short training run prints the device report, progress and a summary, exi
   const r = train([`trainer.run_dir=${runDir}`, "--job", "tiny", "trainer.total_steps=2", "data.train_size=64", "data.val_size=16", "data.train_batch_size=8"]);
   expect(r.code, r.err).toBe(0);
   expect(r.out).toMatch(/backends: cpu/);
+  expect(r.out).toMatch(/device: actor_rollout (cpu|cuda) \(auto\), critic (cpu|cuda) \(auto\), ref_policy (cpu|cuda) \(auto\)/);
   expect(r.out).toContain("step 2/2 reward");
+  expect(r.out).toMatch(/step 2\/2 .* elapsed, ETA 0:00/);
   expect(r.out).toContain(`done: ${join(runDir, "tiny")}`);
   expect(r.out).toMatch(/val reward\s+\d\.\d{3} → \d\.\d{3}/);
   expect(existsSync(join(runDir, "tiny", "metrics.jsonl"))).toBe(true);
   expect(existsSync(join(runDir, "tiny", "checkpoints", "step-2", "manifest.json"))).toBe(true);
+}, 60_000);
+
+test("--help lists and explains every option and names the runtime", () => {
+  const r = train(["--help"]);
+  expect(r.code).toBe(0);
+  for (const flag of ["--config FILE", "key.sub=value", "--job NAME", "--resume DIR", "--chaos RATE", "--fault-plan PLAN", "--print-config", "--print-schema", "--quiet", "--help"]) {
+    expect(r.out).toContain(flag);
+  }
+  expect(r.out).toContain(`runtime: bun ${Bun.version}`);
+  expect(r.out).toContain("usage: bun run train");
+});
+
+test("--fault-plan injects exactly its faults, one console line per death and restart; a bad plan exits 2 with the form", () => {
+  const runDir = tempRun("plan");
+  const r = train([...tiny(runDir, "plan", 4), "--fault-plan", "critic@2:1=kill", "fault_tolerance.restart_backoff_initial_s=0.005"]);
+  expect(r.code, r.err).toBe(0);
+  expect(r.out).toMatch(/actor critic \(incarnation 1\) died: exit, signal SIGKILL/);
+  expect(r.out).toMatch(/actor critic restarted as incarnation 2 \([\d.]+ ms, state restored\)/);
+  expect(r.out).toContain("1 failures, 1 restarts (1 injected)");
+  const bad = train([...tiny(runDir, "plan2", 2), "--fault-plan", "critic@2=kill"]);
+  expect(bad.code).toBe(2);
+  expect(bad.err).toContain('--fault-plan: fault plan entry "critic@2=kill": expected <actor>@<step>:<call>=<kill|hang|corrupt>');
 }, 60_000);
 
 test("--resume of a folder that is not a job exits 2 and says what it expected", () => {
@@ -100,14 +124,20 @@ test("ping_timeout_s not above ping_interval_s is refused, naming both keys, val
     "must be greater than fault_tolerance.ping_interval_s = 2 (env REVENANT_FAULT_TOLERANCE__PING_INTERVAL_S)");
 });
 
-test("a run with --chaos survives its faults and says so in the summary", () => {
+// --chaos strikes at wall-clock times: how many land depends on the machine's speed (a fast one
+// may finish first), so this checks only that every fault it did inject was survived and
+// counted. Tests that need faults to happen use --fault-plan (above) or FaultPlan.
+test("a run with --chaos survives whatever faults it injected and counts each once", () => {
   const runDir = tempRun("chaos");
   const r = train([`trainer.run_dir=${runDir}`, "--job", "chaotic", "--chaos", "4", "trainer.total_steps=30", "data.train_size=64",
     "data.val_size=16", "data.train_batch_size=8", "worker.actor.ppo_mini_batch_size=8", "worker.critic.ppo_mini_batch_size=8",
     "fault_tolerance.max_restarts=-1", "fault_tolerance.max_task_retries=-1", "fault_tolerance.ping_interval_s=0.1",
     "fault_tolerance.ping_timeout_s=0.5", "fault_tolerance.restart_intensity=1000", "--quiet"]);
   expect(r.code, r.err).toBe(0);
-  expect(r.out).toMatch(/faults survived\s+[1-9]\d* failures, [1-9]\d* restarts \([1-9]\d* injected\)/);
+  const [, failures, restarts, injected] = /faults survived\s+(\d+) failures, (\d+) restarts(?: \((\d+) injected\))?/.exec(r.out) ?? [];
+  expect(failures).toBeDefined();
+  expect(restarts).toBe(failures);
+  expect(injected ?? "0").toBe(failures!);
 }, 60_000);
 
 test("SIGINT stops a run after its step with a checkpoint, and --resume finishes it", async () => {
