@@ -3,13 +3,18 @@
  * coordinator). It connects back to the coordinator's Unix socket, says hello with its per-spawn
  * token, instantiates its role, serves calls strictly in order, answers pings and health probes
  * at once even while a long call runs, and exits when told to, on SIGTERM, or when the
- * coordinator's connection is lost (so no actor outlives its coordinator).
+ * coordinator's connection is lost (so no actor outlives its coordinator). A watchdog thread
+ * covers the case where this JS thread is stuck and cannot notice: see orphan_watchdog.ts.
  */
 import { randomBytes } from "node:crypto";
 import { runtime } from "./adapter/index.ts";
 import { Channel } from "./ipc/channel.ts";
 import type { Message } from "./ipc/messages.ts";
+import type { WatchdogStart } from "./supervisor/orphan_watchdog.ts";
 import { EXIT, type Role, type RoleClass, type RoleContext, type SpawnSpec } from "./supervisor/role.ts";
+
+/** How often the watchdog thread checks that the parent process is still there. */
+const ORPHAN_CHECK_MS = 500;
 
 type Call = Extract<Message, { t: "call" }>;
 
@@ -156,8 +161,20 @@ class Host {
   }
 }
 
+/** Starts the orphan watchdog thread; an actor that cannot start one still runs (and says so). */
+function startWatchdog(): void {
+  try {
+    const worker = new Worker(new URL("./supervisor/orphan_watchdog.ts", import.meta.url).href, { type: "module" });
+    worker.postMessage({ parent: process.ppid, intervalMs: ORPHAN_CHECK_MS } satisfies WatchdogStart);
+    (worker as { unref?(): void }).unref?.(); // never what keeps the host alive
+  } catch (e) {
+    console.error(`revenant host: no orphan watchdog (${(e as Error).message}); the host still exits when its connection drops`);
+  }
+}
+
 async function main(): Promise<void> {
   const spec = readSpec();
+  startWatchdog();
   const channel = new Channel(spec.maxFrameBytes);
   let host: Host | undefined;
   channel.listen({

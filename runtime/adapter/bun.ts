@@ -25,7 +25,7 @@ interface BunSubprocess {
 }
 interface BunGlobal {
   version: string;
-  spawn(opts: { cmd: string[]; env?: Record<string, string>; cwd?: string; stdin: "ignore"; stdout: "pipe"; stderr: "pipe" }): BunSubprocess;
+  spawn(opts: { cmd: string[]; env?: Record<string, string>; cwd?: string; detached?: boolean; stdin: "ignore"; stdout: "pipe"; stderr: "pipe" }): BunSubprocess;
   listen(opts: { unix: string; socket: BunSocketHandlers }): { stop(closeActive?: boolean): void };
   connect(opts: { unix: string; socket: BunSocketHandlers }): Promise<BunSocket>;
   serve(opts: { fetch: ServeOptions["fetch"]; hostname: string; port: number }): { hostname: string; port: number; stop(force?: boolean): Promise<void> | void };
@@ -113,6 +113,8 @@ export const bunRuntime: Runtime = {
       cmd: [process.execPath, options.module, ...(options.args ?? [])],
       env: options.env,
       cwd: options.cwd,
+      // Bun's `detached` calls setsid() in the child: a new session and process group.
+      detached: options.newProcessGroup ?? false,
       stdin: "ignore",
       stdout: "pipe",
       stderr: "pipe",

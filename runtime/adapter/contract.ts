@@ -19,6 +19,11 @@ export interface SpawnOptions {
   /** The child's whole environment. */
   env?: Record<string, string>;
   cwd?: string;
+  /**
+   * Start the child in a new session and process group (setsid), so signals a terminal sends to
+   * its foreground group (Ctrl-C's SIGINT, SIGQUIT, SIGHUP) reach the parent only.
+   */
+  newProcessGroup?: boolean;
 }
 
 /** A running child process. */

@@ -22,7 +22,7 @@ interface DenoGlobal {
   version: { deno: string };
   execPath(): string;
   Command: new (cmd: string, opts: {
-    args: string[]; env?: Record<string, string>; clearEnv?: boolean; cwd?: string;
+    args: string[]; env?: Record<string, string>; clearEnv?: boolean; cwd?: string; detached?: boolean;
     stdin: "null"; stdout: "piped"; stderr: "piped";
   }) => { spawn(): DenoChild };
   listen(opts: { transport: "unix"; path: string }): DenoListener;
@@ -88,6 +88,8 @@ export const denoRuntime: Runtime = {
       env: options.env,
       clearEnv: options.env !== undefined,
       cwd: options.cwd,
+      // Deno's `detached` calls setsid() in the child on Unix: a new session and process group.
+      detached: options.newProcessGroup ?? false,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",

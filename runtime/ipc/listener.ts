@@ -8,6 +8,7 @@ import { timingSafeEqual } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runtime, type SocketServer } from "../adapter/index.ts";
+import { after } from "../timers.ts";
 import { Channel } from "./channel.ts";
 import { DEFAULT_MAX_FRAME_BYTES, HELLO_MAX_FRAME_BYTES } from "./frame.ts";
 import type { Message } from "./messages.ts";
@@ -64,14 +65,14 @@ export class ActorListener {
 
   private awaitHello(channel: Channel): void {
     const reject = (reason: string) => {
-      clearTimeout(timer);
+      timer.cancel();
       this.options.onReject?.(reason);
       channel.close();
     };
-    const timer = setTimeout(() => reject("no hello within the timeout"), this.options.helloTimeoutMs ?? 10_000);
+    const timer = after(this.options.helloTimeoutMs ?? 10_000, () => reject("no hello within the timeout"));
     channel.listen({
       message: (m) => {
-        clearTimeout(timer);
+        timer.cancel();
         if (m.t !== "hello") return reject(`first message was ${m.t}, expected hello`);
         const key = `${m.actor}#${m.incarnation}`;
         const want = this.expected.get(key);
@@ -82,7 +83,7 @@ export class ActorListener {
         want.resolve({ channel, hello: m });
       },
       close: (error) => {
-        clearTimeout(timer);
+        timer.cancel();
         if (error) this.options.onReject?.(`connection failed before hello: ${error.message}`);
       },
     });

@@ -5,7 +5,8 @@
  * to the Supervisor; the actor reports each death and does what it is told.
  */
 import type { Message } from "../ipc/messages.ts";
-import { ActorCallError, ActorDiedError, DeadlineExceededError, type DeathCause } from "./errors.ts";
+import { after, type Timer } from "../timers.ts";
+import { ActorCallError, ActorDiedError, ActorSpawnError, DeadlineExceededError, type DeathCause } from "./errors.ts";
 import { Incarnation, type IncarnationOptions, type ReadyInfo } from "./incarnation.ts";
 
 export type ActorState = "starting" | "alive" | "restoring" | "dead" | "restarting" | "failed" | "stopping" | "stopped";
@@ -74,7 +75,7 @@ export class Actor {
   private info: ReadyInfo = { methods: [], readOnly: [], stateful: false };
   private snapshot: { state: unknown } | undefined;
   private replay: { method: string; args: unknown[] }[] = [];
-  private deadlineTimer: ReturnType<typeof setTimeout> | undefined;
+  private deadlineTimer: Timer | undefined;
   private deadlineCall: number | undefined;
   private headSince = 0;
   private deadlineAt = 0;
@@ -201,9 +202,9 @@ export class Actor {
   }
 
   private aimTimer(at: number): void {
-    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer?.cancel();
     this.timerAt = at;
-    this.deadlineTimer = setTimeout(() => this.checkDeadline(), Math.max(0, at - performance.now()));
+    this.deadlineTimer = after(at - performance.now(), () => this.checkDeadline());
   }
 
   private checkDeadline(): void {
@@ -218,8 +219,15 @@ export class Actor {
   }
 
   private stopDeadline(): void {
-    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer?.cancel();
     this.deadlineTimer = undefined;
+  }
+
+  /** The call the actor is serving now, and for how long: recorded when it is killed as hung. */
+  get callInFlight(): { method: string; running_ms: number; deadline_s: number } | undefined {
+    const head = this.queue[0];
+    if (!head?.sent) return undefined;
+    return { method: head.method, running_ms: Math.round(performance.now() - this.headSince), deadline_s: head.deadlineS };
   }
 
   private async spawn(): Promise<void> {
@@ -390,13 +398,13 @@ export class Actor {
       this.consecutiveRestarts++;
       this.restartTimes.push(Date.now());
     }
-    setTimeout(() => {
+    after(delayMs, () => {
       if (this.state === "restarting") void this.spawn();
-    }, delayMs);
+    });
   }
 
-  /** Supervisor decision: this actor is done for; every pending call gets `why`. */
-  fail(why: string, error?: Error): void {
+  /** Supervisor decision: this actor is done for; every pending call gets `why`. Returns the error given. */
+  fail(why: string, error?: Error): Error {
     this.state = "failed";
     this.stopDeadline();
     const calls = this.queue;
@@ -406,6 +414,7 @@ export class Actor {
     this.settleAliveWaiters(err);
     this.markStartFailed(err);
     this.inc?.kill("stopped", why);
+    return err;
   }
 
   /** The error a role's failed constructor reported, if that is how the last incarnation ended. */
@@ -441,9 +450,9 @@ export class Actor {
     inc.send({ t: "shutdown" });
     inc.signal("SIGTERM");
     inc.signal("SIGCONT"); // a stopped (SIGSTOP) process must run to handle SIGTERM
-    const timer = setTimeout(() => inc.kill("stopped", "did not exit within its grace period"), graceMs);
+    const timer = after(graceMs, () => inc.kill("stopped", "did not exit within its grace period"));
     await done;
-    clearTimeout(timer);
+    timer.cancel();
   }
 
   private rejectAll(why: string): void {
@@ -455,6 +464,8 @@ export class Actor {
 
   private diedError(why: string, cause?: DeathCause, lines?: string[]): ActorDiedError {
     const c = cause ?? this.lastCause ?? { kind: "stopped" as const, detail: "not running", code: null, signal: null };
+    const spawnError = c.kind === "spawn" ? this.inc?.spawnError : undefined;
+    if (spawnError) return new ActorSpawnError(this.id, this.role, this.incarnations, c, spawnError, why);
     return new ActorDiedError(this.id, this.role, this.incarnations, c, lines ?? this.lastLines, why);
   }
 }

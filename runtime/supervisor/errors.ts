@@ -6,6 +6,8 @@
  * - DeadlineExceededError: the call outlived its deadline (the actor was killed as hung) and
  *   could not be retried.
  * - RoleStartError: the role's constructor threw; a configuration error, reported once.
+ * - ActorSpawnError (an ActorDiedError): the process could not even be started (EMFILE, EAGAIN,
+ *   ...) and the restart limits ran out; it names the launcher's error.
  */
 
 /** How an actor incarnation ended. */
@@ -13,11 +15,28 @@ export interface DeathCause {
   /** exit: the process ended; disconnect: its connection closed; protocol: it sent a bad frame;
    *  hang: it stopped answering pings; deadline: a call outlived its deadline; start: it never
    *  became ready; group: killed to restart its group (one_for_all); stopped: an intended stop;
-   *  restore: its state could not be restored. */
-  kind: "exit" | "disconnect" | "protocol" | "hang" | "deadline" | "start" | "group" | "stopped" | "restore";
+   *  restore: its state could not be restored; spawn: the launcher could not start the process. */
+  kind: "exit" | "disconnect" | "protocol" | "hang" | "deadline" | "start" | "group" | "stopped" | "restore" | "spawn";
   detail: string;
   code: number | null;
   signal: string | null;
+  /** For an actor killed as hung (hang, deadline): its state just before the kill. */
+  forensics?: Forensics;
+}
+
+/** What was recorded about a hung actor before it was killed. */
+export interface Forensics {
+  /** The last lines it printed (stdout, stderr, log), up to its death. */
+  last_lines: string[];
+  /** The launcher's view of the process (for a local one: /proc state, wchan, threads, kernel stack). */
+  process: Record<string, unknown>;
+}
+
+/** `EMFILE: too many open files`, from a spawn error, whatever its runtime's wording. */
+export function describeSpawnError(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  const code = (e as NodeJS.ErrnoException).code;
+  return code && !e.message.includes(code) ? `${code}: ${e.message}` : e.message;
 }
 
 export function describeCause(c: DeathCause): string {
@@ -46,6 +65,18 @@ export class ActorDiedError extends Error {
   }
   get signal(): string | null {
     return this.cause_.signal;
+  }
+}
+
+/** The actor could not be started at all, and restarts ran out: `spawnError` is the launcher's error. */
+export class ActorSpawnError extends ActorDiedError {
+  override name = "ActorSpawnError";
+  constructor(actor: string, role: string, incarnation: number, cause_: DeathCause, readonly spawnError: Error, why: string) {
+    super(actor, role, incarnation, cause_, [], why);
+  }
+  /** The error code (`EMFILE`, `EAGAIN`, ...), when the launcher's error had one. */
+  get errno(): string | undefined {
+    return (this.spawnError as NodeJS.ErrnoException).code;
   }
 }
 

@@ -1,15 +1,19 @@
 /**
- * One incarnation of an actor: a child process, its channel, its output, its liveness. It dies
- * exactly once, and `died` resolves with the first cause seen (exit, lost connection, protocol
- * error, missed pings, deadline, failed start) and the exit status, after the process has ended.
+ * One incarnation of an actor: a process started by a launcher, its channel, its output, its
+ * liveness. It dies exactly once, and `died` resolves with the first cause seen (exit, lost
+ * connection, protocol error, missed pings, deadline, failed start, failed spawn) and the exit
+ * status, after the process has ended. A launch that throws is a death too, at once: it never
+ * escapes as an exception, so a restart cannot be left half done.
  */
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
-import { runtime, type ChildProcess } from "../adapter/index.ts";
 import type { Channel } from "../ipc/channel.ts";
 import type { ActorListener } from "../ipc/listener.ts";
 import type { Message } from "../ipc/messages.ts";
-import type { DeathCause } from "./errors.ts";
+import { after, every, type Timer } from "../timers.ts";
+import { actorEnv } from "./env.ts";
+import { describeSpawnError, type DeathCause } from "./errors.ts";
+import type { ActorProcess, Launcher } from "./launcher.ts";
 import type { RoleEntry, SpawnSpec } from "./role.ts";
 
 const HOST_MODULE = fileURLToPath(new URL("../host.ts", import.meta.url));
@@ -31,8 +35,13 @@ export interface IncarnationOptions {
   pingTimeoutMs: number;
   startTimeoutMs: number;
   output: OutputSink;
+  /** Starts the process (local spawn by default; see launcher.ts). */
+  launcher: Launcher;
+  /** Extra environment, passed explicitly (the inherited one loses its secrets, see env.ts). */
   env?: Record<string, string>;
 }
+
+type Cause = Omit<DeathCause, "code" | "signal">;
 
 export interface ReadyInfo {
   methods: string[];
@@ -49,19 +58,23 @@ export interface FatalInfo {
 
 export class Incarnation {
   readonly number: number;
-  readonly child: ChildProcess;
   /** Resolves when the role is constructed and serving; never rejects (watch `died`). */
   readonly ready: Promise<ReadyInfo>;
   readonly died: Promise<DeathCause>;
   fatal: FatalInfo | undefined;
+  /** The launcher's error, when the process could not be started. */
+  spawnError: Error | undefined;
   alive = false;
+  private readonly proc: ActorProcess | undefined;
   private channel: Channel | undefined;
-  private cause: Omit<DeathCause, "code" | "signal"> | undefined;
+  private cause: Cause | undefined;
+  /** The launcher's view of the process, taken just before it was killed as hung. */
+  private inspected: Record<string, unknown> | undefined;
   private readonly tail: string[] = [];
   private lastSeen = Date.now();
-  private pingTimer: ReturnType<typeof setInterval> | undefined;
-  private startTimer: ReturnType<typeof setTimeout> | undefined;
-  private disconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private pingTimer: Timer | undefined;
+  private startTimer: Timer | undefined;
+  private disconnectTimer: Timer | undefined;
   private exited = false;
   private pingId = 0;
   private healthId = 0;
@@ -74,33 +87,63 @@ export class Incarnation {
     this.ready = new Promise((r) => (this.resolveReady = r));
     const token = randomBytes(16).toString("hex");
     const connected = o.listener.expect(o.actor, o.number, token);
-    const spec: SpawnSpec = {
-      socket: o.listener.path, actor: o.actor, role: o.role, rank: o.rank, incarnation: o.number, token,
-      module: o.entry.module, export: o.entry.export, options: o.options, maxFrameBytes: o.maxFrameBytes,
-    };
-    this.child = runtime.spawn({
-      module: HOST_MODULE,
-      env: { ...(process.env as Record<string, string>), ...o.env, REVENANT_ACTOR_SPEC: JSON.stringify(spec) },
-    });
-    const pumps = Promise.all([this.pump(this.child.stdout, "stdout"), this.pump(this.child.stderr, "stderr")]);
-    this.startTimer = setTimeout(() => this.kill("start", `not ready within ${o.startTimeoutMs} ms`), o.startTimeoutMs);
-    void connected.then(({ channel }) => this.attach(channel));
-    this.died = this.child.exited.then(async (status) => {
+    this.proc = this.launch(token);
+    if (!this.proc) {
+      o.listener.forget(o.actor, o.number);
       this.exited = true;
-      clearTimeout(this.disconnectTimer);
+      this.died = Promise.resolve({ ...this.cause!, code: null, signal: null });
+      return;
+    }
+    this.died = this.watch(this.proc);
+    void connected.then(({ channel }) => this.attach(channel));
+  }
+
+  /** Asks the launcher for the process; if it throws, that is the cause of this death. */
+  private launch(token: string): ActorProcess | undefined {
+    const o = this.o;
+    try {
+      const spec: SpawnSpec = {
+        socket: o.listener.path, actor: o.actor, role: o.role, rank: o.rank, incarnation: o.number, token,
+        module: o.entry.module, export: o.entry.export, options: o.options, maxFrameBytes: o.maxFrameBytes,
+      };
+      const env = actorEnv(process.env, o.env, { REVENANT_ACTOR_SPEC: JSON.stringify(spec) });
+      return o.launcher.launch({ actor: o.actor, role: o.role, rank: o.rank, incarnation: o.number, module: HOST_MODULE, env });
+    } catch (e) {
+      this.spawnError = e instanceof Error ? e : new Error(String(e));
+      this.cause = { kind: "spawn", detail: `the ${o.launcher.name} launcher could not start the process: ${describeSpawnError(e)}` };
+      return undefined;
+    }
+  }
+
+  /** Follows a started process to its end; resolves with the cause of death and exit status. */
+  private watch(proc: ActorProcess): Promise<DeathCause> {
+    const o = this.o;
+    const pumps = Promise.all([this.pump(proc.stdout, "stdout"), this.pump(proc.stderr, "stderr")]);
+    this.startTimer = after(o.startTimeoutMs, () => this.kill("start", `not ready within ${o.startTimeoutMs} ms`));
+    return proc.exited.then(async (status) => {
+      this.exited = true;
+      this.disconnectTimer?.cancel();
       // Let the pipes deliver the last lines (bounded: a grandchild may hold them open).
       await Promise.race([pumps, new Promise((r) => setTimeout(r, 200))]);
       this.stopTimers();
       this.alive = false;
       o.listener.forget(o.actor, o.number);
       this.channel?.close();
-      const cause = this.cause ?? { kind: "exit" as const, detail: "the process exited" };
-      return { ...cause, code: status.code, signal: status.signal };
+      return { ...this.finalCause(), code: status.code, signal: status.signal };
     });
   }
 
-  get pid(): number {
-    return this.child.pid;
+  /** The recorded cause; for a hung actor, with the forensics taken before the kill. */
+  private finalCause(): Cause {
+    const cause = this.cause ?? { kind: "exit" as const, detail: "the process exited" };
+    if (!this.inspected) return cause;
+    // The last lines are read now, after the pipes drained: what it printed just before hanging.
+    return { ...cause, forensics: { last_lines: this.lastLines(), process: this.inspected } };
+  }
+
+  /** The process id, when the launcher's process has one and it was started. */
+  get pid(): number | undefined {
+    return this.proc?.pid;
   }
 
   /** The process has ended (its exit status is known). */
@@ -125,11 +168,11 @@ export class Incarnation {
     const id = ++this.healthId;
     return new Promise((resolve) => {
       const done = (r: Record<string, unknown> | string) => {
-        clearTimeout(timer);
+        timer.cancel();
         this.healthWaiters.delete(id);
         resolve(r);
       };
-      const timer = setTimeout(() => done(`no health report within ${timeoutMs} ms`), timeoutMs);
+      const timer = after(timeoutMs, () => done(`no health report within ${timeoutMs} ms`));
       this.healthWaiters.set(id, done);
       void this.died.then(() => done("the actor died during the probe"));
       this.send({ t: "health", id });
@@ -141,17 +184,31 @@ export class Incarnation {
     this.channel?.send({ t: "chaos", action: "garble" });
   }
 
-  /** Kills the process (SIGKILL), recording why, unless it is already dying. */
+  /**
+   * Kills the process (SIGKILL), recording why, unless it is already dying. An actor killed as
+   * hung is inspected first: afterwards there is nothing left to look at.
+   */
   kill(kind: DeathCause["kind"], detail: string, signal: NodeJS.Signals = "SIGKILL"): void {
+    if (!this.cause && (kind === "hang" || kind === "deadline")) this.inspect();
     this.cause ??= { kind, detail };
     this.alive = false;
     this.stopTimers();
-    this.child.kill(signal);
+    this.proc?.kill(signal);
   }
 
   /** Sends a signal without recording a cause (SIGSTOP for chaos; SIGTERM for a polite stop). */
   signal(signal: NodeJS.Signals): void {
-    this.child.kill(signal);
+    this.proc?.kill(signal);
+  }
+
+  /** Records the launcher's view of the live process, for the forensics of its death. */
+  private inspect(): void {
+    if (!this.proc || this.exited) return;
+    try {
+      this.inspected = this.o.launcher.inspect?.(this.proc) ?? {};
+    } catch (e) {
+      this.inspected = { unavailable: `the ${this.o.launcher.name} launcher could not inspect it: ${(e as Error).message}` };
+    }
   }
 
   /** Marks the death as intended before stopping the process. */
@@ -169,8 +226,8 @@ export class Incarnation {
         if (error?.name === "ProtocolError") return this.kill("protocol", error.message);
         // A lost connection usually means the process is dying: give its exit status a moment
         // to arrive, so the recorded cause is the real one (a signal, an exit code).
-        this.disconnectTimer = setTimeout(
-          () => this.kill("disconnect", error?.message ?? "the actor closed its connection"), DISCONNECT_GRACE_MS);
+        this.disconnectTimer = after(DISCONNECT_GRACE_MS,
+          () => this.kill("disconnect", error?.message ?? "the actor closed its connection"));
       },
     });
   }
@@ -179,7 +236,7 @@ export class Incarnation {
     this.lastSeen = Date.now();
     switch (m.t) {
       case "ready":
-        clearTimeout(this.startTimer);
+        this.startTimer?.cancel();
         this.alive = true;
         this.startPings();
         this.resolveReady({ methods: m.methods, readOnly: m.readOnly, stateful: m.stateful });
@@ -204,7 +261,7 @@ export class Incarnation {
 
   private startPings(): void {
     let lastTick = Date.now();
-    this.pingTimer = setInterval(() => {
+    this.pingTimer = every(this.o.pingIntervalMs, () => {
       const now = Date.now();
       // If this timer itself ran late, the coordinator's event loop was blocked: answers may be
       // waiting unread. Do not blame the actor for our own stall.
@@ -215,12 +272,12 @@ export class Incarnation {
         return;
       }
       this.channel?.send({ t: "ping", id: ++this.pingId });
-    }, this.o.pingIntervalMs);
+    });
   }
 
   private stopTimers(): void {
-    clearInterval(this.pingTimer);
-    clearTimeout(this.startTimer);
+    this.pingTimer?.cancel();
+    this.startTimer?.cancel();
   }
 
   private remember(line: string): void {

@@ -20,8 +20,9 @@ import { EventLog } from "../metrics/events.ts";
 import { MetricsRegistry } from "../metrics/registry.ts";
 import { Actor } from "./actor.ts";
 import { backoffMs, restartsInWindow } from "./backoff.ts";
-import { ActorDiedError, RoleStartError, describeCause, type DeathCause } from "./errors.ts";
+import { RoleStartError, describeCause, type DeathCause } from "./errors.ts";
 import type { OutputSink } from "./incarnation.ts";
+import { localLauncher, type Launcher } from "./launcher.ts";
 import type { RoleEntry } from "./role.ts";
 import { parseChildSpecs, type ChildSpec, type ChildSpecInput } from "./spec.ts";
 
@@ -57,8 +58,13 @@ export interface SupervisorOptions {
   startTimeoutS?: number;
   /** Replay log length that triggers an automatic snapshot. */
   autoSnapshotCalls?: number;
-  /** Extra environment for actor processes. */
+  /**
+   * Extra environment for actor processes, passed as given. The inherited environment loses
+   * REVENANT_TOKEN and secret-looking variables first (see env.ts).
+   */
   env?: Record<string, string>;
+  /** Starts actor processes; default `localLauncher` (a child in its own process group). */
+  launcher?: Launcher;
 }
 
 const defaultOutput: OutputSink = (actor, inc, _stream, line) => process.stderr.write(`[${actor}#${inc}] ${line}\n`);
@@ -137,6 +143,7 @@ export class Supervisor {
         pingTimeoutMs: ft.ping_timeout_s * 1000,
         startTimeoutMs: (this.o.startTimeoutS ?? 30) * 1000,
         output: this.o.output ?? defaultOutput,
+        launcher: this.o.launcher ?? localLauncher,
         env: this.o.env,
       },
     }, {
@@ -185,8 +192,13 @@ export class Supervisor {
     this.events.emit({
       type: "death", actor: actor.id, role: actor.role, incarnation: actor.incarnation, pid: actor.current?.pid, cause: cause.kind,
       detail: cause.detail, code: cause.code, signal: cause.signal,
+      // A hung actor's last lines, process state and the call it was serving, read before the kill.
+      ...(cause.forensics && { forensics: { ...cause.forensics, call: actor.callInFlight } }),
     });
-    if (this.shuttingDown) return actor.fail("the supervisor is shutting down");
+    if (this.shuttingDown) {
+      actor.fail("the supervisor is shutting down");
+      return;
+    }
     const spec = this.specs.get(actor.group)!;
     const fatal = actor.startFatal;
     if (fatal) {
@@ -223,12 +235,9 @@ export class Supervisor {
   }
 
   private giveUp(actor: Actor, context: FailureReport["context"], reason: string, error?: Error): void {
-    actor.fail(reason, error);
-    const report: FailureReport = {
-      supervisor: this.name, context, reason, offender: actor.id, role: actor.role,
-      error: error ?? new ActorDiedError(actor.id, actor.role, actor.incarnation,
-        { kind: "exit", detail: reason, code: null, signal: null }, actor.output, reason),
-    };
+    // The actor's own error: an ActorDiedError with its real last cause (ActorSpawnError if it
+    // could not be started), the one its callers get.
+    const report: FailureReport = { supervisor: this.name, context, reason, offender: actor.id, role: actor.role, error: actor.fail(reason, error) };
     this.events.emit({ type: "failed", actor: actor.id, role: actor.role, context, reason });
     this.failure ??= report;
     for (const l of this.failureListeners) l(report);
@@ -283,17 +292,8 @@ export class Supervisor {
     live.delete(this);
   }
 
-  /** Synchronous last resort (process exit): SIGKILL every live actor process. */
+  /** Synchronous last resort (process exit): SIGKILL every live actor process, through its launcher. */
   killAllNow(): void {
-    for (const a of this.order) {
-      const pid = a.current?.pid;
-      if (pid) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {
-          // gone
-        }
-      }
-    }
+    for (const a of this.order) a.current?.signal("SIGKILL");
   }
 }

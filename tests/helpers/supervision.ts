@@ -1,6 +1,7 @@
 /** Shared set-up for supervision tests: quiet supervisors with fast failure detection. */
 import { existsSync, readFileSync } from "node:fs";
 import { FaultToleranceSchema, type FaultTolerance } from "../../config/schema.ts";
+import { localLauncher, type Launcher } from "../../runtime/supervisor/launcher.ts";
 import { Supervisor, type SupervisorOptions } from "../../runtime/supervisor/supervisor.ts";
 import { testRoles } from "../fixtures/registry.ts";
 
@@ -50,7 +51,7 @@ export function processRuns(pid: number): boolean {
 export function allPids(sup: Supervisor): number[] {
   const pids = new Set<number>();
   for (const e of sup.events.events) if (typeof e.pid === "number") pids.add(e.pid);
-  for (const a of sup.actors()) if (a.current) pids.add(a.current.pid);
+  for (const a of sup.actors()) if (a.current?.pid !== undefined) pids.add(a.current.pid);
   return [...pids];
 }
 
@@ -63,4 +64,37 @@ export async function waitFor(cond: () => boolean, what: string, timeoutMs = 10_
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await sleep(10);
   }
+}
+
+const ERRNO_TEXT: Record<string, string> = { EMFILE: "too many open files", EAGAIN: "resource temporarily unavailable" };
+
+/** An error shaped like the runtimes' spawn errors: `code`, `syscall`, the code in the message. */
+export function spawnError(code: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${code}: ${ERRNO_TEXT[code] ?? "spawn failed"}, posix_spawn`), { code, syscall: "posix_spawn" });
+}
+
+export interface FlakyLauncher extends Launcher {
+  /** Launches attempted so far. */
+  readonly attempts: number;
+}
+
+/**
+ * The local launcher, except that the launches numbered in `failing` (1-based, counted across
+ * all actors) throw a spawn error with `code`: faults by count, never by time. `failing` may
+ * also be a predicate over the attempt number.
+ */
+export function flakyLauncher(failing: readonly number[] | ((attempt: number) => boolean), code = "EMFILE"): FlakyLauncher {
+  const fails = typeof failing === "function" ? failing : (n: number) => failing.includes(n);
+  let attempts = 0;
+  return {
+    name: "flaky",
+    get attempts() {
+      return attempts;
+    },
+    launch(request) {
+      if (fails(++attempts)) throw spawnError(code);
+      return localLauncher.launch(request);
+    },
+    inspect: localLauncher.inspect,
+  };
 }

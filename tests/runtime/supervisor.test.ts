@@ -247,13 +247,17 @@ describe("hangs and deadlines", () => {
     await sup.start([{ id: "c", role: "counter" }]);
     const actor = sup.actor("c");
     await actor.call("add", [1]);
-    const stoppedPid = actor.current!.pid;
+    const stoppedPid = actor.current!.pid!;
     hangActor(actor);
     expect(await actor.call("add", [1])).toBe(2);
     const death = sup.events.events.find((e) => e.type === "death")!;
     expect(death.cause).toBe("hang");
     expect(death.signal).toBe("SIGKILL");
     expect(processRuns(stoppedPid)).toBe(false);
+    // Read before the kill: the kernel saw it stopped, and the call it was serving is named.
+    const forensics = death.forensics as { process: { state: string }; call: { method: string } };
+    if (process.platform === "linux") expect(forensics.process.state).toMatch(/^T/);
+    expect(forensics.call.method).toBe("add");
   });
 
   test("a call past its deadline kills the actor as hung; with retries spent → DeadlineExceededError", async () => {
@@ -263,7 +267,9 @@ describe("hangs and deadlines", () => {
     const err = await caught(actor.call("slow", [10_000], { deadline: 0.2 }));
     expect(err).toBeInstanceOf(DeadlineExceededError);
     expect(err.message).toContain("0.2s deadline (2 attempts)");
-    expect(sup.events.events.filter((e) => e.type === "death").map((e) => e.cause)).toEqual(["deadline", "deadline"]);
+    const deaths = sup.events.events.filter((e) => e.type === "death");
+    expect(deaths.map((e) => e.cause)).toEqual(["deadline", "deadline"]);
+    expect(deaths.map((e) => (e.forensics as { call: { method: string } }).call.method)).toEqual(["slow", "slow"]);
     expect(await actor.call("add", [3])).toBe(3);
   });
 
@@ -440,7 +446,7 @@ describe("shutdown", () => {
   test("a SIGSTOPped actor is still stopped within its grace", async () => {
     const { sup } = harness({ ping_timeout_s: 30 });
     await sup.start([{ id: "c", role: "counter", shutdown_grace_s: 0.3 }]);
-    const pid = sup.actor("c").current!.pid;
+    const pid = sup.actor("c").current!.pid!;
     hangActor(sup.actor("c"));
     await sup.shutdown();
     current = undefined;
