@@ -20,6 +20,7 @@
 import type { Actor } from "./supervisor/actor.ts";
 import type { Supervisor } from "./supervisor/supervisor.ts";
 import { Rng } from "./rng.ts";
+import { after, type Timer } from "./timers.ts";
 
 export type ChaosAction = "kill" | "hang" | "corrupt";
 export const CHAOS_ACTIONS: readonly ChaosAction[] = ["kill", "hang", "corrupt"];
@@ -80,7 +81,7 @@ export interface ChaosRecord {
 export class ChaosMonkey {
   readonly ledger: ChaosRecord[] = [];
   private readonly rng: Rng;
-  private timer: ReturnType<typeof setTimeout> | undefined;
+  private timer: Timer | undefined;
   private running = false;
   /** Incarnations already struck: one fault each, so injected faults and failures match. */
   private readonly struck = new Set<string>();
@@ -96,7 +97,7 @@ export class ChaosMonkey {
 
   stop(): void {
     this.running = false;
-    clearTimeout(this.timer);
+    this.timer?.cancel();
   }
 
   /** Faults injected, per action. */
@@ -106,10 +107,10 @@ export class ChaosMonkey {
 
   private schedule(): void {
     if (!this.running || (this.o.maxFaults !== undefined && this.ledger.length >= this.o.maxFaults)) return;
-    this.timer = setTimeout(() => {
+    this.timer = after(this.rng.exponential(this.o.meanIntervalS * 1000), () => {
       this.strike();
       this.schedule();
-    }, this.rng.exponential(this.o.meanIntervalS * 1000));
+    });
   }
 
   /** One fault on one alive actor, both chosen by the seeded generator. */

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { ActorDiedError, ActorSpawnError, DeadlineExceededError, type Forensics } from "../../runtime/supervisor/errors.ts";
-import { ChaosMonkey, hangActor, killActor } from "../../runtime/chaos.ts";
+import { hangActor, killActor, randomPlan } from "../../runtime/chaos.ts";
 import { MAX_TIMER_DELAY_MS } from "../../runtime/timers.ts";
 import { allPids, flakyLauncher, makeSupervisor, processRuns, testFt, waitFor } from "../helpers/supervision.ts";
 
@@ -56,22 +56,28 @@ Deno.test("fail fast and no restarts: enable_fault_tolerance false, max_restarts
   }
 });
 
-Deno.test("seeded chaos: 4 actors × 200 calls, every call exact, no process left", opts, async () => {
+Deno.test("seeded chaos (by call number): 4 actors × 200 calls, every call exact, no process left", opts, async () => {
   const seed = Number(Deno.env.get("CHAOS_SEED") ?? 7);
   const { sup } = makeSupervisor({ max_restarts: -1, max_task_retries: -1, ping_timeout_s: 0.5 });
   try {
     await sup.start(Array.from({ length: 4 }, (_, i) => ({ id: `a${i}`, role: "counter" })));
-    const monkey = new ChaosMonkey(sup, { seed, meanIntervalS: 0.05 });
-    monkey.start();
+    // Faults at seeded call numbers, never by elapsed time: every machine injects all of them.
+    const plan = randomPlan({ seed, steps: [0, 0], calls: Object.fromEntries(sup.actors().map((a) => [a.id, 200])), count: 8 });
     const results = await Promise.all(sup.actors().map(async (a) => {
       const out: number[] = [];
-      for (let k = 0; k < 200; k += 10) out.push(...await Promise.all(Array.from({ length: 10 }, () => a.call<number>("add", [1]))));
+      let n = 0;
+      const call = () => {
+        const p = a.call<number>("add", [1]);
+        plan.afterCall(a, 0, ++n);
+        return p;
+      };
+      for (let k = 0; k < 200; k += 10) out.push(...await Promise.all(Array.from({ length: 10 }, call)));
       return out;
     }));
-    monkey.stop();
-    assert.ok(monkey.ledger.length > 0, `seed ${seed} injected no fault`);
+    await plan.settled();
+    assert.equal(plan.injected, 8, `seed ${seed}: planned faults not all injected`);
     for (const r of results) assert.deepEqual(r, Array.from({ length: 200 }, (_, k) => k + 1), `seed ${seed}`);
-    await waitFor(() => sup.metrics.totals("counter").failures === monkey.ledger.length, "faults detected", 15_000);
+    await waitFor(() => sup.metrics.totals("counter").failures === plan.injected, "faults detected", 15_000);
     const pids = allPids(sup);
     await sup.shutdown();
     for (const pid of pids) assert.equal(processRuns(pid), false, `pid ${pid} outlived shutdown (seed ${seed})`);
