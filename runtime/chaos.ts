@@ -18,6 +18,7 @@
  * ```
  */
 import type { Actor } from "./supervisor/actor.ts";
+import type { Incarnation } from "./supervisor/incarnation.ts";
 import type { Supervisor } from "./supervisor/supervisor.ts";
 import { Rng } from "./rng.ts";
 import { after, type Timer } from "./timers.ts";
@@ -155,6 +156,8 @@ export class FaultPlan {
   readonly ledger: ChaosRecord[] = [];
   private readonly pending = new Map<string, PlannedFault>();
   private readonly strikes = new Set<Promise<void>>();
+  /** Incarnations struck already (weakly held: dead ones are collected). */
+  private readonly struck = new WeakSet<Incarnation>();
 
   constructor(faults: readonly PlannedFault[]) {
     for (const f of faults) {
@@ -204,7 +207,7 @@ export class FaultPlan {
     if (!fault) return;
     this.pending.delete(key);
     if (this.strikeNow(actor, fault)) return;
-    const strike = actor.whenAlive().then(() => void this.strikeNow(actor, fault), () => {}).finally(() => this.strikes.delete(strike));
+    const strike = this.strikeWhenFresh(actor, fault).finally(() => this.strikes.delete(strike));
     this.strikes.add(strike);
   }
 
@@ -213,8 +216,28 @@ export class FaultPlan {
     while (this.strikes.size) await Promise.all([...this.strikes]);
   }
 
+  /**
+   * Waits for an incarnation that was not struck yet and is alive, then strikes it. One fault per
+   * incarnation: a second strike on a process already dying (a corrupt frame not yet noticed)
+   * would be one death for two faults.
+   */
+  private async strikeWhenFresh(actor: Actor, fault: PlannedFault): Promise<void> {
+    for (;;) {
+      const inc = actor.current;
+      if (inc && this.struck.has(inc)) await inc.died;
+      try {
+        await actor.whenAlive();
+      } catch {
+        return; // the actor failed or stopped: nothing left to strike
+      }
+      if (this.strikeNow(actor, fault)) return;
+    }
+  }
+
   private strikeNow(actor: Actor, fault: PlannedFault): boolean {
-    if (actor.state !== "alive" || !injectFault(actor, fault.action)) return false;
+    const inc = actor.current;
+    if (actor.state !== "alive" || !inc || this.struck.has(inc) || !injectFault(actor, fault.action)) return false;
+    this.struck.add(inc);
     this.ledger.push({ at: Date.now(), actor: actor.id, role: actor.role, action: fault.action, incarnation: actor.incarnation });
     return true;
   }

@@ -4,12 +4,11 @@
  * Run with `deno test -A tests/deno/`.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError, FaultToleranceConfig, PPOConfig, resolveConfig } from "../../config/index.ts";
 import { loadNative } from "../../native/loader.ts";
 import { runtime } from "../../runtime/adapter/index.ts";
+import { tempDir } from "../helpers/tmp.ts";
 
 Deno.test("config: defaults, precedence and errors", () => {
   const { config } = resolveConfig({ env: { VERL_MAX_RESTARTS: "7" }, args: ["fault_tolerance.max_task_retries=-1"] });
@@ -35,7 +34,7 @@ Deno.test("native addon loads and reports its devices", () => {
 
 Deno.test("runtime adapter spawns a Deno child that talks back over a Unix socket", async () => {
   assert.equal(runtime.name, "deno");
-  const path = join(mkdtempSync(join(tmpdir(), "revenant-deno-")), "s.sock");
+  const path = join(tempDir("revenant-deno-"), "s.sock");
   let got = "";
   let resolveLine!: () => void;
   const line = new Promise<void>((r) => (resolveLine = r));

@@ -4,19 +4,18 @@
  * Run with `deno test -A tests/deno/`.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { resolveConfig } from "../../config/index.ts";
 import { randomPlan } from "../../runtime/chaos.ts";
 import { createJob } from "../../runtime/trainer/job.ts";
 import { fit } from "../../runtime/trainer/trainer.ts";
+import { tempDir } from "../helpers/tmp.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 Deno.test("a job with injected faults ends with the weights of the undisturbed job", opts, async () => {
   const seed = Number(Deno.env.get("CHAOS_SEED") ?? 3);
-  const runDir = mkdtempSync(join(tmpdir(), "revenant-deno-train-"));
+  const runDir = tempDir("revenant-deno-train-");
   const config = resolveConfig({
     file: null, env: {},
     args: [

@@ -1,11 +1,12 @@
 /**
- * Temporary folders for tests, removed when the test process exits (under Bun and Deno alike),
- * so no suite leaves runs, sockets or checkpoints behind in the system's temporary folder.
+ * Temporary folders for tests, removed when the test run ends, so no suite leaves runs, sockets
+ * or checkpoints behind in the system's temporary folder. Neither test runner fires
+ * `process.on("exit")`: under Bun the preload (tests/helpers/preload.ts) removes them in a
+ * global afterAll; under Deno the `unload` event does.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import process from "node:process";
 
 const made: string[] = [];
 let hooked = false;
@@ -14,9 +15,9 @@ let hooked = false;
 export function tempDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   made.push(dir);
-  if (!hooked) {
+  if (!hooked && "Deno" in globalThis) {
     hooked = true;
-    process.on("exit", removeTempDirs);
+    globalThis.addEventListener("unload", removeTempDirs);
   }
   return dir;
 }

@@ -1,10 +1,10 @@
 /** The addon loads in this runtime, reports what it has, and fails with a named, useful error. */
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BUILD_COMMAND, NativeAddonError, loadNative } from "../../native/loader.ts";
 import { formatDeviceInfo } from "../../native/device_report.ts";
+import { tempDir } from "../helpers/tmp.ts";
 
 describe("native addon", () => {
   test("deviceInfo reports backends, CUDA state, BLAS and threads", () => {
@@ -42,7 +42,7 @@ describe("native addon", () => {
   });
 
   test("a missing addon throws NativeAddonError naming the build command", () => {
-    const dir = mkdtempSync(join(tmpdir(), "revenant-addon-"));
+    const dir = tempDir("revenant-addon-");
     let err: unknown;
     try {
       loadNative([join(dir, "revenant.node")]);
@@ -56,7 +56,7 @@ describe("native addon", () => {
   });
 
   test("a broken addon file throws NativeAddonError with the cause", () => {
-    const dir = mkdtempSync(join(tmpdir(), "revenant-addon-"));
+    const dir = tempDir("revenant-addon-");
     const path = join(dir, "revenant.node");
     writeFileSync(path, "this is not a shared object");
     let err: unknown;

@@ -1,9 +1,8 @@
 /** The runtime adapter: spawning a child of this runtime, Unix sockets, HTTP. */
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runtime, type Conn } from "../../runtime/adapter/index.ts";
+import { tempDir } from "../helpers/tmp.ts";
 
 const CHILD = join(import.meta.dir, "..", "fixtures", "echo_child.ts");
 
@@ -17,7 +16,7 @@ describe(`runtime adapter (${runtime.name})`, () => {
   });
 
   test("spawns a child of the same runtime, which talks back over a Unix socket", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "revenant-adapter-"));
+    const dir = tempDir("revenant-adapter-");
     const path = join(dir, "s.sock");
     const received: string[] = [];
     let gotLine!: () => void;
@@ -44,7 +43,7 @@ describe(`runtime adapter (${runtime.name})`, () => {
   });
 
   test("large writes arrive whole and in order", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "revenant-adapter-"));
+    const dir = tempDir("revenant-adapter-");
     const path = join(dir, "big.sock");
     const total = 8 << 20;
     const payload = new Uint8Array(total);

@@ -10,6 +10,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { CHAOS_ACTIONS, randomPlan } from "../../runtime/chaos.ts";
 import { allPids, makeSupervisor, processRuns, waitFor } from "../helpers/supervision.ts";
+import { tempDir } from "../helpers/tmp.ts";
 
 const SEED = Number(process.env.CHAOS_SEED ?? 20261121);
 const ACTORS = 8;
@@ -99,7 +100,9 @@ test(`chaos: ${ACTORS} actors × ${CALLS} calls under random kill/hang/corrupt (
 }, 120_000);
 
 test("no actor outlives a coordinator killed with SIGKILL", async () => {
-  const coord = Bun.spawn([process.execPath, join(import.meta.dir, "..", "fixtures", "coordinator.ts")], { stdout: "pipe", stderr: "inherit" });
+  // A coordinator killed with SIGKILL cannot remove its socket folder: give it one we remove.
+  const env = { ...process.env, TMPDIR: tempDir("revenant-orphan-") };
+  const coord = Bun.spawn([process.execPath, join(import.meta.dir, "..", "fixtures", "coordinator.ts")], { stdout: "pipe", stderr: "inherit", env });
   const reader = coord.stdout.getReader();
   let text = "";
   while (!text.includes("\n")) {

@@ -1,13 +1,13 @@
 /** Small pieces: health schedule, backoff, intensity window, seeded RNG, event log, chaos ledger. */
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { HealthSchedule } from "../../runtime/supervisor/health.ts";
 import { backoffMs, restartsInWindow } from "../../runtime/supervisor/backoff.ts";
 import { Rng } from "../../runtime/rng.ts";
 import { EventLog } from "../../runtime/metrics/events.ts";
 import { MetricsRegistry } from "../../runtime/metrics/registry.ts";
+import { tempDir } from "../helpers/tmp.ts";
 
 describe("health schedule", () => {
   const steps = (s: HealthSchedule, n: number) => Array.from({ length: n }, (_, i) => i + 1).filter((k) => s.due(k));
@@ -57,7 +57,7 @@ describe("seeded RNG", () => {
 
 describe("event log and metrics registry", () => {
   test("events go to events.jsonl as they happen", () => {
-    const path = join(mkdtempSync(join(tmpdir(), "revenant-events-")), "job", "events.jsonl");
+    const path = join(tempDir("revenant-events-"), "job", "events.jsonl");
     const log = new EventLog(path);
     const seen: string[] = [];
     log.subscribe((e) => seen.push(e.type));

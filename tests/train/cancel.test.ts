@@ -4,19 +4,19 @@
  * resuming the cancelled job ends with exactly the weights of an uninterrupted run.
  */
 import { expect, test } from "bun:test";
-import { mkdtempSync, readdirSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { resolveConfig } from "../../config/index.ts";
 import { createJob, MetricsFile } from "../../runtime/trainer/job.ts";
 import { fit, TrainingCancelledError } from "../../runtime/trainer/trainer.ts";
 import type { Supervisor } from "../../runtime/supervisor/supervisor.ts";
 import { processRuns } from "../helpers/supervision.ts";
+import { tempDir } from "../helpers/tmp.ts";
 
 const quiet = () => {};
 
 test("an aborted signal checkpoints the last step, stops the actors, and the job resumes to the same weights", async () => {
-  const runDir = mkdtempSync(join(tmpdir(), "revenant-cancel-"));
+  const runDir = tempDir("revenant-cancel-");
   const config = resolveConfig({
     file: null, env: {},
     args: [

@@ -1,11 +1,11 @@
 /** Checkpoints: atomic, checksummed, pruned; corrupt or torn ones are skipped for the previous. */
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { CheckpointError, CheckpointStore } from "../../runtime/checkpoint/store.ts";
+import { tempDir } from "../helpers/tmp.ts";
 
-const fresh = () => mkdtempSync(join(tmpdir(), "revenant-ckpt-"));
+const fresh = () => tempDir("revenant-ckpt-");
 const states = (k: number) => new Map<string, unknown>([
   ["actor_rollout", { weights: new Float32Array([k, k + 0.5, -k]), step: k }],
   ["critic", { weights: new Float64Array([k * 2]), tokens: new Int32Array([1, 2, k]) }],

@@ -5,15 +5,14 @@
  * the shipped config's margin (1.0 by step 250 of 400) absorbs.
  */
 import { expect, test } from "bun:test";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { resolveConfig } from "../../config/index.ts";
 import { createJob, MetricsFile } from "../../runtime/trainer/job.ts";
 import { fit } from "../../runtime/trainer/trainer.ts";
+import { tempDir } from "../helpers/tmp.ts";
 
 test("the shipped config/ppo.yaml learns digit reversal to ≥ 0.9 held-out reward", async () => {
-  const runDir = mkdtempSync(join(tmpdir(), "revenant-learn-"));
+  const runDir = tempDir("revenant-learn-");
   const { config } = resolveConfig({ env: {}, args: [`trainer.run_dir=${runDir}`] });
   const job = createJob(config, "default");
   const result = await fit({ config, job, output: () => {}, onNote: () => {} });

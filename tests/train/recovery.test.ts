@@ -7,8 +7,7 @@
  * job with a message naming the actor and the cause. Seeded: CHAOS_SEED=<n> reproduces a run.
  */
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { resolveConfig } from "../../config/index.ts";
 import type { Config } from "../../config/schema.ts";
@@ -16,6 +15,7 @@ import { createJob, MetricsFile } from "../../runtime/trainer/job.ts";
 import { FaultPlan, randomPlan } from "../../runtime/chaos.ts";
 import { fit, TrainingFailedError, type FitResult } from "../../runtime/trainer/trainer.ts";
 import { processRuns, waitFor } from "../helpers/supervision.ts";
+import { tempDir } from "../helpers/tmp.ts";
 
 const SEED = Number(process.env.CHAOS_SEED ?? 11);
 const root = join(import.meta.dir, "..", "..");
@@ -54,7 +54,7 @@ async function run(config: Config, id: string, extra: Partial<Parameters<typeof 
 }
 
 describe("exact recovery", () => {
-  const runDir = mkdtempSync(join(tmpdir(), "revenant-recovery-"));
+  const runDir = tempDir("revenant-recovery-");
   let baseline: { result: FitResult; metrics: Array<Record<string, number>> };
 
   test("the undisturbed job", async () => {
@@ -125,7 +125,7 @@ describe("exact recovery", () => {
 });
 
 test("with fault tolerance off, the first kill fails the job naming actor and cause", async () => {
-  const runDir = mkdtempSync(join(tmpdir(), "revenant-nofault-"));
+  const runDir = tempDir("revenant-nofault-");
   const config = smallConfig(runDir, ["fault_tolerance.enable_fault_tolerance=false"]);
   let err: unknown;
   try {
