@@ -166,7 +166,11 @@ export const ConfigSchema = z.strictObject({
     total_steps: int(1, MAX_COUNT).default(400).describe("training steps"),
     seed: z.number().int().min(0).default(42).describe("job seed; every stochastic operation derives its seed from it"),
     run_dir: z.string().min(1).max(4096).default("runs/").describe("each job writes into its own folder under this"),
-    logger: z.array(z.enum(["console", "jsonl"])).default(["console", "jsonl"]).describe("metric sinks"),
+    logger: z.array(z.enum(["console", "jsonl", "tensorboard", "mlflow"])).default(["console", "jsonl"])
+      .describe("metric sinks: console, jsonl (metrics.jsonl), tensorboard (event files in <job>/tensorboard/), mlflow (trainer.mlflow_tracking_uri)"),
+    project_name: z.string().min(1).max(256).default("revenant").describe("project: the MLflow experiment the job's run is logged under"),
+    experiment_name: z.string().max(256).default("").describe("this run's name in MLflow; empty = the job id"),
+    mlflow_tracking_uri: z.string().max(4096).default("").describe("http(s) address of the MLflow tracking server (needed by the mlflow logger)"),
     val_interval: int(0, MAX_COUNT).default(50).describe("steps between evaluations; 0 = never"),
   }).prefault({}),
   checkpoint: z.strictObject({

@@ -8,6 +8,7 @@ import type { ActorRollout } from "../../roles/actor_rollout.ts";
 import type { Critic } from "../../roles/critic.ts";
 import type { UpdatePlan } from "../../roles/index.ts";
 import type { RefPolicy } from "../../roles/ref_policy.ts";
+import type { Sample } from "../rl/loggers/index.ts";
 import type { ActorRef } from "../supervisor/actor_ref.ts";
 import { reward } from "../tasks/tasks.ts";
 import { decode, EOS, promptTokens } from "../tasks/tokenizer.ts";
@@ -156,16 +157,28 @@ export function trainingMetrics(r: Rollout, scores: Float32Array, rv: ReferenceA
   return m;
 }
 
-/** validation: greedy decoding on the held-out set, in chunks; the mean reward. */
-export async function evaluate(plan: JobPlan, actors: JobActors): Promise<number> {
+export interface Validation {
+  /** Mean reward over the held-out set. */
+  score: number;
+  /** The first few generations, for a look at what the policy writes. */
+  samples: Sample[];
+}
+
+/** validation: greedy decoding on the held-out set, in chunks; the mean reward and a few samples. */
+export async function evaluate(plan: JobPlan, actors: JobActors, sampleCount = 4): Promise<Validation> {
   const scores: number[] = [];
+  const samples: Sample[] = [];
   const chunk = 256;
   for (let i = 0; i < plan.dataset.val.length; i += chunk) {
     const prompts = plan.dataset.val.slice(i, i + chunk);
     const gen = await actors.actor.call("generate", prompts.map((p) => Int32Array.from(promptTokens(p))), {
       maxNewTokens: plan.maxNew, temperature: 0, seed: 0, eosToken: EOS,
     });
-    scores.push(...score(plan, prompts, gen));
+    const rewards = score(plan, prompts, gen);
+    for (let r = 0; r < prompts.length && samples.length < sampleCount; r++) {
+      samples.push({ prompt: prompts[r]!, response: decode(gen.tokens.subarray(r * plan.maxNew, r * plan.maxNew + gen.lengths[r]!)).text, reward: rewards[r]! });
+    }
+    scores.push(...rewards);
   }
-  return mean(scores);
+  return { score: mean(scores), samples };
 }

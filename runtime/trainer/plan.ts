@@ -56,6 +56,9 @@ export class JobPlan {
           `max_new_tokens=${this.maxNew} need ${this.seqLen}`);
       }
     }
+    if (config.trainer.logger.includes("mlflow") && !/^https?:\/\/[^/]/.test(config.trainer.mlflow_tracking_uri)) {
+      throw new JobConfigError("trainer.mlflow_tracking_uri", `trainer.logger includes mlflow, so trainer.mlflow_tracking_uri must be the tracking server's http(s) address (got ${JSON.stringify(config.trainer.mlflow_tracking_uri)})`);
+    }
     if (config.algorithm.adv_estimator === "grpo" && this.groupSize < 2) {
       throw new JobConfigError("worker.actor.rollout_n", "algorithm.adv_estimator=grpo needs worker.actor.rollout_n ≥ 2 (responses per prompt to compare)");
     }

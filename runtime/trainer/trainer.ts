@@ -33,6 +33,8 @@ import { DataLoader, makeDataset, type LoaderPosition } from "../tasks/dataset.t
 import { MetricsFile, type JobPaths } from "./job.ts";
 import { advantages, evaluate, referenceAndValues, rollout, score, tokenBatch, trainingMetrics, update, type JobActors } from "./phases.ts";
 import { checkJobConfig, JobPlan } from "./plan.ts";
+import { JobLoggers } from "../rl/loggers/index.ts";
+import type { RunEndStatus } from "../rl/loggers/mlflow.ts";
 
 export interface FitOptions {
   config: Config;
@@ -181,6 +183,8 @@ export async function fit(o: FitOptions): Promise<FitResult> {
   const calls = new StepCalls(o.faultPlan);
   o.onSupervisor?.(sup);
   let monkey: ChaosMonkey | undefined;
+  let loggers: JobLoggers | undefined;
+  let ended: RunEndStatus = "FAILED";
   let step = 0;
   let tokens = 0;
   const state: TrainerState = { step: 0, data: loader.state };
@@ -190,7 +194,12 @@ export async function fit(o: FitOptions): Promise<FitResult> {
     const actors = jobActors(sup, plan, calls);
     if (o.resume) await resumeFromCheckpoint();
     const startStep = state.step;
-    if (state.initialValScore === undefined) state.initialValScore = await evaluate(plan, actors);
+    loggers = await JobLoggers.open(config, job, note);
+    if (state.initialValScore === undefined) {
+      const v = await evaluate(plan, actors);
+      state.initialValScore = v.score;
+      loggers.samples(0, v.samples);
+    }
 
     if (o.chaosRate && o.chaosRate > 0) {
       monkey = new ChaosMonkey(sup, { seed: o.chaosSeed ?? plan.seed("chaos", startStep), meanIntervalS: 1 / o.chaosRate });
@@ -208,7 +217,11 @@ export async function fit(o: FitOptions): Promise<FitResult> {
       const t0 = performance.now();
       calls.begin(step);
       const { metrics: m, tokens: stepTokens } = await trainStep(plan, actors, step, loader.next()).catch(rethrowFailure);
-      if (every(config.trainer.val_interval)) m["val/score"] = await timed(m, "timing_s/testing", () => evaluate(plan, actors));
+      if (every(config.trainer.val_interval)) {
+        const v = await timed(m, "timing_s/testing", () => evaluate(plan, actors));
+        m["val/score"] = v.score;
+        loggers.samples(step, v.samples);
+      }
       if (health.due(step)) await sup.probeHealth();
       Object.assign(state, { step, data: loader.state, metrics: metrics.save() });
       if (every(config.checkpoint.interval)) await timed(m, "timing_s/save_checkpoint", () => saveCheckpoint(sup, store, step, state));
@@ -218,6 +231,7 @@ export async function fit(o: FitOptions): Promise<FitResult> {
       m["perf/throughput"] = stepTokens / m["timing_s/step"];
       Object.assign(m, metrics.step());
       if (config.trainer.logger.includes("jsonl")) metricsFile.append(step, m);
+      await loggers.step(step, m);
       o.onStep?.(step, m);
     }
     monkey?.stop();
@@ -225,7 +239,7 @@ export async function fit(o: FitOptions): Promise<FitResult> {
     await o.faultPlan?.settled();
     await sup.settled().catch(rethrowFailure);
     checkFailure();
-    const finalValScore = (metricsFile.read().at(-1)?.["val/score"]) ?? await evaluate(plan, actors);
+    const finalValScore = (metricsFile.read().at(-1)?.["val/score"]) ?? (await evaluate(plan, actors)).score;
     const weightsSha256 = await weightsChecksum(sup);
     const totals = sup.actors().reduce((acc, a) => {
       const t = metrics.totals(a.role);
@@ -238,13 +252,16 @@ export async function fit(o: FitOptions): Promise<FitResult> {
       chaosFaults: (monkey?.ledger.length ?? 0) + (o.faultPlan?.injected ?? 0),
     };
     writeFileDurably(job.summary, JSON.stringify(result, null, 2) + "\n");
+    ended = "FINISHED";
     return result;
   } catch (e) {
+    if (e instanceof TrainingCancelledError) ended = "KILLED";
     if (failure && !(e instanceof TrainingFailedError)) throw new TrainingFailedError(failure, step);
     throw writeFailure ?? e;
   } finally {
     monkey?.stop();
     await sup.shutdown();
+    await loggers?.close(ended);
   }
 
   /** Loads the latest usable checkpoint into the actors and the trainer; drops metrics after it. */

@@ -131,8 +131,9 @@ describe("phases on the null backend, in-process", () => {
     expect(() => advantages(plan, r.batch, score(plan, r.prompts, r.gen), undefined)).toThrow("GAE needs the critic's values");
   });
 
-  test("validation scores the whole held-out set", async () => {
-    const v = await evaluate(plan, actors);
-    expect(v >= 0 && v <= 1).toBe(true);
+  test("validation scores the whole held-out set and keeps a few samples", async () => {
+    const v = await evaluate(plan, actors, 3);
+    expect(v.score >= 0 && v.score <= 1).toBe(true);
+    expect(v.samples.map((s) => s.prompt)).toEqual(plan.dataset.val.slice(0, 3));
   });
 });
