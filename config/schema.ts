@@ -10,6 +10,7 @@
  * ```
  */
 import { z } from "zod";
+import { MODEL_LIMITS, type ModelSize } from "../native/model_limits.ts";
 
 /**
  * Bounds, kept here once: the README's configuration reference and every error message are
@@ -25,8 +26,9 @@ export const MAX_COUNT = 1_000_000;
  * Sizes of work. A job generates its whole data set before it starts: at these bounds (110 000
  * prompts of up to 64-digit operands) that is about a second on one core in the worst case
  * (64-digit addition), 0.1 s at 8 digits. The coordinator's check of a POSTed config must not
- * generate it on the request path. Model sizes are what the native addon accepts
- * (native/policy_model.ts); batch sizes keep one step's rollout within reach of one machine.
+ * generate it on the request path. Model sizes come from native/model_limits.json, the file
+ * the addon's TypeScript and C++ checks read too. Batch sizes keep one step's rollout within
+ * reach of one machine.
  */
 export const LIMITS = {
   train_size: 100_000,
@@ -36,14 +38,12 @@ export const LIMITS = {
   mini_batch: 65_536,
   rollout_n: 64,
   ppo_epochs: 100,
-  context: 4096,
-  width: 8192,
-  layers: 64,
-  heads: 64,
   keep: 1000,
 } as const;
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
+/** A model size: bounds and default from native/model_limits.json, shared with the addon. */
+const modelSize = (key: ModelSize) => int(MODEL_LIMITS[key].min, MODEL_LIMITS[key].max).default(MODEL_LIMITS[key].default);
 /** −1 means "forever" for counts of restarts and retries. */
 const countOrForever = (dflt: number, what: string) =>
   int(-1, MAX_COUNT).default(dflt).describe(`${what}; -1 = unlimited, 0 = none`);
@@ -102,10 +102,10 @@ const device = z.enum(["auto", "cpu", "cuda", "null"]).default("auto")
 
 /** Transformer sizes shared by the policy, critic and reference. */
 export const ModelSchema = z.strictObject({
-  context: int(4, LIMITS.context).default(32).describe("maximum sequence length in tokens"),
-  width: int(8, LIMITS.width).default(64).describe("model width (embedding size)"),
-  layers: int(1, LIMITS.layers).default(2).describe("transformer blocks"),
-  heads: int(1, LIMITS.heads).default(4).describe("attention heads; must divide width"),
+  context: modelSize("context").describe("maximum sequence length in tokens"),
+  width: modelSize("width").describe("model width (embedding size)"),
+  layers: modelSize("layers").describe("transformer blocks"),
+  heads: modelSize("heads").describe("attention heads; must divide width"),
 }).refine((m) => m.width % m.heads === 0, { message: "heads must divide width", path: ["heads"] });
 
 const optimizer = (lr: number) => ({
@@ -123,7 +123,7 @@ export const ActorWorkerSchema = z.strictObject({
   clip_ratio: z.number().positive().max(1).default(0.2).describe("PPO ratio clip epsilon"),
   entropy_coeff: z.number().min(0).max(100).default(0.03).describe("entropy bonus coefficient"),
   temperature: z.number().positive().max(100).default(1.0).describe("rollout sampling temperature"),
-  max_new_tokens: int(1, LIMITS.context).default(5).describe("response length limit"),
+  max_new_tokens: int(1, MODEL_LIMITS.context.max).default(5).describe("response length limit"),
   rollout_n: int(1, LIMITS.rollout_n).default(1).describe("responses sampled per prompt (GRPO group size)"),
 });
 

@@ -19,6 +19,7 @@
  * ```
  */
 import { loadNative } from "./loader.ts";
+import { MODEL_LIMITS, type ModelSize } from "./model_limits.ts";
 import { NULL_ADDON } from "./null_backend.ts";
 import type {
   ModelState,
@@ -51,11 +52,11 @@ export interface PolicyModelConfig {
 
 /** The default model: small enough to train digit reversal on two CPU cores in minutes. */
 export const DEFAULT_MODEL_CONFIG: Readonly<Required<PolicyModelConfig>> = Object.freeze({
-  vocab: 16,
-  context: 32,
-  width: 64,
-  layers: 2,
-  heads: 4,
+  vocab: MODEL_LIMITS.vocab.default,
+  context: MODEL_LIMITS.context.default,
+  width: MODEL_LIMITS.width.default,
+  layers: MODEL_LIMITS.layers.default,
+  heads: MODEL_LIMITS.heads.default,
   valueHead: false,
   seed: 0,
 });
@@ -196,11 +197,11 @@ export class PolicyModel {
     const c = new Check("PolicyModel");
     if (typeof config !== "object" || config === null) c.fail("config", config, "an object");
     const cfg: Required<PolicyModelConfig> = {
-      vocab: c.int("config.vocab", config.vocab, 2, 1 << 20),
-      context: c.int("config.context", config.context, 2, 4096),
-      width: c.int("config.width", config.width, 1, 8192),
-      layers: c.int("config.layers", config.layers, 1, 64),
-      heads: c.int("config.heads", config.heads, 1, 8192),
+      vocab: size(c, "vocab", config.vocab),
+      context: size(c, "context", config.context),
+      width: size(c, "width", config.width),
+      layers: size(c, "layers", config.layers),
+      heads: size(c, "heads", config.heads),
       valueHead: config.valueHead ?? false,
       seed: c.int("config.seed", config.seed ?? 0, 0, Number.MAX_SAFE_INTEGER),
     };
@@ -383,6 +384,11 @@ export class PolicyModel {
       new Check(method).fail("model", "a model without a value head", "a model created with valueHead: true");
     }
   }
+}
+
+/** A model size checked against its bounds in native/model_limits.json. */
+function size(c: Check, key: ModelSize, v: unknown): number {
+  return c.int(`config.${key}`, v, MODEL_LIMITS[key].min, MODEL_LIMITS[key].max);
 }
 
 function native(cause: unknown): NativeComputeError {

@@ -8,6 +8,7 @@ import {
   DEFAULT_CONFIG_FILE,
 } from "../../config/index.ts";
 import { leafKeys } from "../../config/reference.ts";
+import { MODEL_LIMITS } from "../../native/model_limits.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "revenant-config-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -155,7 +156,7 @@ describe("bad input is rejected with path, source, value and what is allowed", (
 
   test("bad enum values list the allowed ones", () => {
     const e = problemsOf(() => resolve({ args: ["fault_tolerance.restart_strategy=rest_for_one", "worker.actor.device=gpu"] }));
-    expect(e.problems.map((p) => p.message).sort()).toEqual(["expected one of: auto, cpu, cuda", "expected one of: one_for_one, one_for_all"]);
+    expect(e.problems.map((p) => p.message).sort()).toEqual(["expected one of: auto, cpu, cuda, null", "expected one of: one_for_one, one_for_all"]);
   });
 
   test("malformed YAML names file, line and column", () => {
@@ -358,8 +359,9 @@ describe("bounds", () => {
       ["data.train_size", LIMITS.train_size], ["data.val_size", LIMITS.val_size], ["data.min_digits", LIMITS.digits],
       ["data.max_digits", LIMITS.digits], ["data.train_batch_size", LIMITS.batch], ["worker.actor.ppo_mini_batch_size", LIMITS.mini_batch],
       ["worker.critic.ppo_mini_batch_size", LIMITS.mini_batch], ["worker.actor.rollout_n", LIMITS.rollout_n],
-      ["worker.actor.max_new_tokens", LIMITS.context], ["worker.actor.model.layers", LIMITS.layers], ["worker.critic.model.heads", LIMITS.heads],
-      ["worker.actor.model.width", LIMITS.width], ["worker.critic.model.context", LIMITS.context], ["trainer.total_steps", MAX_COUNT],
+      ["worker.actor.max_new_tokens", MODEL_LIMITS.context.max], ["worker.actor.model.layers", MODEL_LIMITS.layers.max],
+      ["worker.critic.model.heads", MODEL_LIMITS.heads.max], ["worker.actor.model.width", MODEL_LIMITS.width.max],
+      ["worker.critic.model.context", MODEL_LIMITS.context.max], ["trainer.total_steps", MAX_COUNT],
       ["checkpoint.keep", LIMITS.keep],
     ];
     for (const [key, limit] of cases) {

@@ -1,6 +1,7 @@
 #include "core/device_info.h"
 
 #include "core/threads.h"
+#include "cpu/gemm.h"
 
 #ifdef REVENANT_HAVE_BLAS
 #include <cblas.h>
@@ -25,6 +26,7 @@ static BlasStatus blas_status() {
   b.vendor = "OpenBLAS";
   const char* cfg = openblas_get_config();
   b.config = cfg ? cfg : "";
+  cpu::blas_single_threaded();  // the threads reported are the ones products will use
   b.threads = openblas_get_num_threads();
 #else
   b.linked = false;

@@ -49,12 +49,16 @@ std::size_t count_params(const ModelConfig& c) {
 }
 
 Model::Model(const ModelConfig& cfg, std::unique_ptr<Backend> backend) : cfg_(cfg), be_(std::move(backend)) {
-  RV_CHECK(cfg.vocab >= 2 && cfg.vocab <= (1 << 20), kOp, "vocab must be in 2..1048576, got " + str(cfg.vocab));
-  RV_CHECK(cfg.context >= 2 && cfg.context <= 4096, kOp, "context must be in 2..4096, got " + str(cfg.context));
-  RV_CHECK(cfg.layers >= 1 && cfg.layers <= 64, kOp, "layers must be in 1..64, got " + str(cfg.layers));
-  RV_CHECK(cfg.heads >= 1 && cfg.width >= 1 && cfg.width % cfg.heads == 0 && cfg.width <= 8192, kOp,
-           "width must be a positive multiple of heads (<= 8192), got width " + str(cfg.width) +
-               ", heads " + str(cfg.heads));
+  // Bounds from native/model_limits.json (compile definitions), the same the config and TS use.
+  const auto in = [](int v, int lo, int hi) { return v >= lo && v <= hi; };
+  const auto range = [](int lo, int hi) { return " must be in " + str(lo) + ".." + str(hi) + ", got "; };
+  RV_CHECK(in(cfg.vocab, REVENANT_VOCAB_MIN, REVENANT_VOCAB_MAX), kOp, "vocab" + range(REVENANT_VOCAB_MIN, REVENANT_VOCAB_MAX) + str(cfg.vocab));
+  RV_CHECK(in(cfg.context, REVENANT_CONTEXT_MIN, REVENANT_CONTEXT_MAX), kOp, "context" + range(REVENANT_CONTEXT_MIN, REVENANT_CONTEXT_MAX) + str(cfg.context));
+  RV_CHECK(in(cfg.layers, REVENANT_LAYERS_MIN, REVENANT_LAYERS_MAX), kOp, "layers" + range(REVENANT_LAYERS_MIN, REVENANT_LAYERS_MAX) + str(cfg.layers));
+  RV_CHECK(in(cfg.heads, REVENANT_HEADS_MIN, REVENANT_HEADS_MAX), kOp, "heads" + range(REVENANT_HEADS_MIN, REVENANT_HEADS_MAX) + str(cfg.heads));
+  RV_CHECK(in(cfg.width, REVENANT_WIDTH_MIN, REVENANT_WIDTH_MAX) && cfg.width % cfg.heads == 0, kOp,
+           "width must be a multiple of heads in " + str(REVENANT_WIDTH_MIN) + ".." + str(REVENANT_WIDTH_MAX) + ", got width " +
+               str(cfg.width) + ", heads " + str(cfg.heads));
   build_specs();
   params_ = DeviceBuffer<float>(be_.get(), num_params_);
   grads_ = DeviceBuffer<float>(be_.get(), num_params_);

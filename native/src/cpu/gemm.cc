@@ -7,6 +7,7 @@
 // The micro-kernel uses GCC/Clang vector extensions, which become AVX-512, AVX2 or NEON code.
 #include "cpu/gemm.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -214,16 +215,32 @@ bool blas_available() {
 #endif
 }
 
+void blas_single_threaded() {
+#ifdef REVENANT_HAVE_BLAS
+  static const bool once = [] {
+    openblas_set_num_threads(1);
+    return true;
+  }();
+  (void)once;
+#endif
+}
+
 bool sgemm_blas(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
                 const float* B, int ldb, bool accumulate, float* C, int ldc) {
 #ifdef REVENANT_HAVE_BLAS
-  static const bool threads_set = [] {
-    openblas_set_num_threads(pool_threads());
-    return true;
-  }();
-  (void)threads_set;
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
-              M, N, K, 1.0f, A, lda, B, ldb, accumulate ? 1.0f : 0.0f, C, ldc);
+  // OpenBLAS runs single-threaded inside our pool: its own threads would oversubscribe the cores
+  // next to ours, and how it splits work depends on its thread count, which changed results
+  // between 1 and 2 threads. Fixed blocks of rows (never a function of the thread count) make
+  // every output element come from the same call, whichever thread runs it.
+  blas_single_threaded();
+  constexpr int kRows = 64;
+  const int blocks = (M + kRows - 1) / kRows;
+  run_tasks(blocks, 2.0 * M * N * K, [&](int b) {
+    const int i0 = b * kRows, rows = std::min(kRows, M - i0);
+    const float* a = trans_a ? A + i0 : A + static_cast<long>(i0) * lda;
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+                rows, N, K, 1.0f, a, lda, B, ldb, accumulate ? 1.0f : 0.0f, C + static_cast<long>(i0) * ldc, ldc);
+  });
   return true;
 #else
   (void)trans_a; (void)trans_b; (void)M; (void)N; (void)K; (void)A; (void)lda; (void)B; (void)ldb;

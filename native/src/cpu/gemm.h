@@ -20,6 +20,8 @@ void sgemm_own(bool trans_a, bool trans_b, int M, int N, int K, const float* A, 
 bool sgemm_blas(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
                 const float* B, int ldb, bool accumulate, float* C, int ldc);
 bool blas_available();
+// OpenBLAS with one thread of its own (our pool runs the row blocks); idempotent, no-op without BLAS.
+void blas_single_threaded();
 
 // Which float implementation gemm<float> uses (Auto = BLAS when linked). For benchmarks/tests.
 void set_gemm_impl(GemmImpl impl);

@@ -1,0 +1,17 @@
+/**
+ * Model sizes, defaults and bounds, from native/model_limits.json: the same numbers bound the
+ * configuration (config/schema.ts), the addon's TypeScript checks (policy_model.ts) and its C++
+ * checks (compile definitions made by CMakeLists.txt from the same file).
+ */
+import limits from "./model_limits.json" with { type: "json" };
+
+export type ModelSize = "vocab" | "context" | "width" | "layers" | "heads";
+export interface SizeLimit {
+  min: number;
+  max: number;
+  default: number;
+}
+
+export const MODEL_LIMITS: Readonly<Record<ModelSize, SizeLimit>> = Object.freeze({
+  vocab: limits.vocab, context: limits.context, width: limits.width, layers: limits.layers, heads: limits.heads,
+});
