@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { stringify } from "yaml";
 import { FaultPlan, FaultPlanError } from "../chaos.ts";
+import { LockedError } from "../checkpoint/lock.ts";
 import { runtime } from "../adapter/index.ts";
 import { ConfigError, configJsonSchema, resolveConfig } from "../../config/index.ts";
 import type { Config } from "../../config/schema.ts";
@@ -211,7 +212,7 @@ export async function main(argv: string[]): Promise<number> {
       console.error(existsHint(e));
       return 2;
     }
-    if (e instanceof ConfigError || e instanceof NativeAddonError || e instanceof TrainingFailedError || e instanceof JobError) {
+    if (e instanceof ConfigError || e instanceof NativeAddonError || e instanceof TrainingFailedError || e instanceof JobError || e instanceof LockedError) {
       console.error(e.message);
       return e instanceof TrainingFailedError ? 1 : 2;
     }

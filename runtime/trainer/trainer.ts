@@ -12,6 +12,7 @@
  * ```
  */
 import { createHash } from "node:crypto";
+import { join } from "node:path";
 import type { Config } from "../../config/schema.ts";
 import type { ModelState } from "../../native/policy_model.ts";
 import type { ActorRollout } from "../../roles/actor_rollout.ts";
@@ -19,6 +20,7 @@ import type { Critic } from "../../roles/critic.ts";
 import { SHIPPED_ROLES } from "../../roles/index.ts";
 import type { RefPolicy } from "../../roles/ref_policy.ts";
 import { ChaosMonkey, type FaultPlan } from "../chaos.ts";
+import { acquireLock } from "../checkpoint/lock.ts";
 import { CheckpointStore } from "../checkpoint/store.ts";
 import { writeFileDurably, type WriteError } from "../files.ts";
 import { EventLog } from "../metrics/events.ts";
@@ -162,11 +164,24 @@ async function trainStep(plan: JobPlan, actors: JobActors, step: number, prompts
 }
 
 
+/**
+ * Runs (or resumes) a job. One process drives a job folder at a time: `<job>/job.lock` refuses a
+ * second driver (a `train --resume` of a job the coordinator service runs, say) with LockedError.
+ */
 export async function fit(o: FitOptions): Promise<FitResult> {
+  checkJobConfig(o.config);
+  const lock = acquireLock(join(o.job.dir, "job.lock"), `job ${o.job.id}`, { log: o.onNote ?? (() => {}) });
+  try {
+    return await train(o);
+  } finally {
+    lock.release();
+  }
+}
+
+async function train(o: FitOptions): Promise<FitResult> {
   const started = performance.now();
   const { config, job } = o;
   const note = o.onNote ?? (() => {});
-  checkJobConfig(config);
   const dataset = makeDataset(config.data);
   const plan = new JobPlan(config, dataset);
   const metrics = new MetricsRegistry();

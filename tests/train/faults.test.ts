@@ -5,10 +5,11 @@
  * coordinator killed mid-append) does not stop a resume.
  */
 import { expect, test } from "bun:test";
-import { appendFileSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { resolveConfig } from "../../config/index.ts";
 import { FaultPlan } from "../../runtime/chaos.ts";
+import { LockedError } from "../../runtime/checkpoint/lock.ts";
 import { WriteError } from "../../runtime/files.ts";
 import { readJsonLines } from "../../runtime/metrics/jsonl.ts";
 import type { Supervisor } from "../../runtime/supervisor/supervisor.ts";
@@ -95,4 +96,22 @@ test("fault counters survive a resume, and torn last lines in metrics.jsonl and 
   }
   expect(readJsonLines<{ type: string }>(job.events).filter((e) => e.type === "death")).toHaveLength(2);
   rmSync(job.dir, { recursive: true });
+});
+
+test("one driver per job folder: a second fit of a running job is refused naming the holder; the lock goes with the job", async () => {
+  const c = config(tempDir("revenant-joblock-"), ["trainer.total_steps=3"]);
+  const job = createJob(c, "locked");
+  let second: unknown;
+  await fit({
+    config: c, job, output: quiet, onNote: quiet,
+    onStep: async (step) => {
+      if (step !== 1) return;
+      second = await fit({ config: c, job, resume: true, output: quiet, onNote: quiet }).catch((e) => e);
+    },
+  });
+  expect(second).toBeInstanceOf(LockedError);
+  expect((second as Error).message).toContain(`${join(job.dir, "job.lock")} is locked`);
+  expect((second as Error).message).toContain(`job locked`);
+  expect(existsSync(join(job.dir, "job.lock"))).toBe(false); // released at the end
+  await fit({ config: c, job, resume: true, output: quiet, onNote: quiet }); // and free again
 });
