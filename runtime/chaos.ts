@@ -1,7 +1,7 @@
 /**
  * Fault injection, for tests and for users who want to see recovery happen: kill an actor
  * (SIGKILL), hang it (SIGSTOP: it stops answering pings and is killed as hung), or corrupt its
- * channel (it writes bytes that are not a frame).
+ * channel (bytes that are not a frame arrive on it, as if the actor had written them).
  *
  * Two schedulers:
  * - `FaultPlan`: faults by count, never by time ("kill critic on its 2nd call of step 5").
@@ -36,11 +36,15 @@ export function hangActor(actor: Actor): boolean {
   return signalActor(actor, "SIGSTOP");
 }
 
-/** Makes the actor write garbage on its channel: a protocol error, handled as a failure. */
+/**
+ * Garbage arrives on the actor's channel, read by the coordinator as if the actor had written
+ * it: a protocol error, handled as a failure (cause `protocol`). Injected on the coordinator's
+ * side, so the wire protocol has no test hook.
+ */
 export function corruptActor(actor: Actor): boolean {
   const inc = actor.current;
   if (!inc?.alive) return false;
-  inc.garble();
+  inc.corrupt();
   return true;
 }
 

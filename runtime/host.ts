@@ -6,7 +6,6 @@
  * coordinator's connection is lost (so no actor outlives its coordinator). A watchdog thread
  * covers the case where this JS thread is stuck and cannot notice: see orphan_watchdog.ts.
  */
-import { randomBytes } from "node:crypto";
 import { runtime } from "./adapter/index.ts";
 import { Channel } from "./ipc/channel.ts";
 import type { Message } from "./ipc/messages.ts";
@@ -91,10 +90,6 @@ class Host {
         return;
       case "shutdown":
         void this.exit(EXIT.OK);
-        return;
-      case "chaos":
-        // Fault injection: put bytes on the wire that are not a frame.
-        this.channel.sendRaw(randomBytes(64));
         return;
       default:
         // Anything else from the coordinator is a protocol breach: stop.

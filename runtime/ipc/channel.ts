@@ -69,17 +69,25 @@ export class Channel {
     for (const chunk of this.encoder.encode(message)) this.conn.write(chunk);
   }
 
-  /** Writes raw bytes: only for fault injection. */
-  sendRaw(bytes: Uint8Array): void {
-    if (!this.closed) this.conn?.write(bytes);
-  }
-
   /** Feeds received bytes; a protocol error closes the channel. */
   receive(bytes: Uint8Array): void {
+    this.accept(bytes, false);
+  }
+
+  /**
+   * Fault injection on this side of the connection: reads `bytes` as if the peer had written
+   * them after its last whole frame (see FrameDecoder.interject). Bytes that are not a frame
+   * close the channel with a ProtocolError, exactly as if they had arrived from the peer.
+   */
+  inject(bytes: Uint8Array): void {
+    this.accept(bytes, true);
+  }
+
+  private accept(bytes: Uint8Array, interjected: boolean): void {
     if (this.closed) return;
     let messages: unknown[];
     try {
-      messages = this.decoder.push(bytes);
+      messages = interjected ? this.decoder.interject(bytes) : this.decoder.push(bytes);
       for (let i = 0; i < messages.length; i++) messages[i] = asMessage(messages[i]);
     } catch (e) {
       this.fail(e instanceof ProtocolError ? e : new ProtocolError(String((e as Error).message ?? e)));

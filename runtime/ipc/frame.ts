@@ -36,6 +36,15 @@ const DTYPE_NAMES = ["float32", "float64", "int32", "uint8"];
 
 /** Rounds up to a multiple of 8 in plain arithmetic: lengths reach past 2^31, where bit operators wrap. */
 const align = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
+
+/** `a` then `b`, in a new array (only interjected bytes are joined: never on the hot path). */
+function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.byteLength + b.byteLength);
+  out.set(a);
+  out.set(b, a.byteLength);
+  return out;
+}
+
 /** Frames a connection may send before it has identified itself (hello) are at most this large. */
 export const HELLO_MAX_FRAME_BYTES = 4096;
 
@@ -146,6 +155,8 @@ export class FrameDecoder {
   private frameFill = 0;
   private bodyLength = 0;
   private failed: ProtocolError | undefined;
+  /** Bytes to read right after the frame now partly read (see interject). */
+  private interjected: Uint8Array | undefined;
 
   constructor(private maxFrameBytes = DEFAULT_MAX_FRAME_BYTES) {}
 
@@ -155,32 +166,63 @@ export class FrameDecoder {
   }
 
   push(chunk: Uint8Array): unknown[] {
+    return this.decode(chunk);
+  }
+
+  /**
+   * Reads `bytes` as if the peer had sent them between two of its frames: now, when no frame is
+   * partly read, or else right after the frame being read completes (a peer writes whole frames,
+   * so bytes it wrote itself never land inside one). Fault injection on the receiving side
+   * uses it: garbage interjected is a ProtocolError exactly where the peer's garbage would be.
+   */
+  interject(bytes: Uint8Array): unknown[] {
+    if (this.frame || this.headerFill > 0) {
+      this.interjected = this.interjected ? concatBytes(this.interjected, bytes) : bytes;
+      return [];
+    }
+    return this.decode(bytes);
+  }
+
+  private decode(chunk: Uint8Array): unknown[] {
     if (this.failed) throw this.failed;
     const out: unknown[] = [];
     try {
-      let pos = 0;
-      while (pos < chunk.byteLength) {
-        if (!this.frame) {
-          const take = Math.min(HEADER_BYTES - this.headerFill, chunk.byteLength - pos);
-          this.header.set(chunk.subarray(pos, pos + take), this.headerFill);
-          this.headerFill += take;
-          pos += take;
-          if (this.headerFill < HEADER_BYTES) break;
-          this.startFrame();
-          if (this.frameFill === this.frame!.byteLength) out.push(this.finishFrame());
-          continue;
-        }
-        const take = Math.min(this.frame.byteLength - this.frameFill, chunk.byteLength - pos);
-        this.frame.set(chunk.subarray(pos, pos + take), this.frameFill);
-        this.frameFill += take;
-        pos += take;
-        if (this.frameFill === this.frame.byteLength) out.push(this.finishFrame());
-      }
+      this.read(chunk, out);
     } catch (e) {
       this.failed = e instanceof ProtocolError ? e : new ProtocolError(`undecodable frame body: ${(e as Error).message}`);
       throw this.failed;
     }
     return out;
+  }
+
+  private read(chunk: Uint8Array, out: unknown[]): void {
+    let pos = 0;
+    while (pos < chunk.byteLength) {
+      if (!this.frame) {
+        const take = Math.min(HEADER_BYTES - this.headerFill, chunk.byteLength - pos);
+        this.header.set(chunk.subarray(pos, pos + take), this.headerFill);
+        this.headerFill += take;
+        pos += take;
+        if (this.headerFill < HEADER_BYTES) break;
+        this.startFrame();
+        if (this.frameFill === this.frame!.byteLength) this.completeFrame(out);
+        continue;
+      }
+      const take = Math.min(this.frame.byteLength - this.frameFill, chunk.byteLength - pos);
+      this.frame.set(chunk.subarray(pos, pos + take), this.frameFill);
+      this.frameFill += take;
+      pos += take;
+      if (this.frameFill === this.frame.byteLength) this.completeFrame(out);
+    }
+  }
+
+  /** Decodes the frame just completed; interjected bytes come next, before the rest of the chunk. */
+  private completeFrame(out: unknown[]): void {
+    out.push(this.finishFrame());
+    const next = this.interjected;
+    if (!next) return;
+    this.interjected = undefined;
+    this.read(next, out);
   }
 
   private startFrame(): void {

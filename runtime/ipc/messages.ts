@@ -2,7 +2,7 @@
  * The messages that cross a channel, and their validation. A decoded frame whose message is not
  * one of these shapes is a protocol error, exactly like a bad header.
  *
- * Coordinator → actor: call, ping, health, shutdown, chaos.
+ * Coordinator → actor: call, ping, health, shutdown.
  * Actor → coordinator: hello, ready, fatal, result, error, pong, healthy, log.
  */
 import { ProtocolError } from "./frame.ts";
@@ -19,8 +19,7 @@ export type Message =
   | { t: "health"; id: number }
   | { t: "healthy"; id: number; report: Record<string, unknown> }
   | { t: "log"; level: string; line: string }
-  | { t: "shutdown" }
-  | { t: "chaos"; action: "garble" };
+  | { t: "shutdown" };
 
 type Kind = "string" | "number" | "boolean" | "array" | "object" | "any";
 const SHAPES: Record<Message["t"], Record<string, Kind>> = {
@@ -36,7 +35,6 @@ const SHAPES: Record<Message["t"], Record<string, Kind>> = {
   healthy: { id: "number", report: "object" },
   log: { level: "string", line: "string" },
   shutdown: {},
-  chaos: { action: "string" },
 };
 
 /** The shapes as entry lists, computed once: validation runs on every message. */
@@ -64,10 +62,5 @@ export function asMessage(value: unknown): Message {
       throw new ProtocolError(`${t}.${field} must be ${kind === "any" ? "present" : `a ${kind}`}, got ${kindOf(v)}`);
     }
   }
-  if (t === "chaos" && !CHAOS.includes((value as { action: string }).action)) {
-    throw new ProtocolError(`chaos.action must be one of ${CHAOS.join(", ")}, got ${JSON.stringify((value as { action: string }).action)}`);
-  }
   return value as Message;
 }
-
-const CHAOS = ["garble"];

@@ -1,33 +1,23 @@
 /**
- * A supervised actor: one role at one rank, across all its incarnations. It owns the call queue
- * (submission order, pipelined to the process), the deadline of the call being served, the
- * latest state snapshot and the replay log of calls since it. Policy (restart or fail) belongs
+ * A supervised actor: one role at one rank, across all its incarnations, and its life cycle
+ * (start, restore, death, restart, stop). It composes three parts: the call queue (submission
+ * order, pipelined to the process, lost calls retried), the deadline clock of the call being
+ * served, and the replay log (latest snapshot, calls since it). Policy (restart or fail) belongs
  * to the Supervisor; the actor reports each death and does what it is told.
  */
 import type { Message } from "../ipc/messages.ts";
-import { after, type Timer } from "../timers.ts";
+import { after } from "../timers.ts";
+import { CallQueue, type CallKind, type PendingCall } from "./call_queue.ts";
+import { DeadlineClock } from "./deadline_clock.ts";
 import { ActorCallError, ActorDiedError, ActorSpawnError, DeadlineExceededError, type DeathCause } from "./errors.ts";
 import { Incarnation, type IncarnationOptions, type ReadyInfo } from "./incarnation.ts";
+import { ReplayLog } from "./replay_log.ts";
 
 export type ActorState = "starting" | "alive" | "restoring" | "dead" | "restarting" | "failed" | "stopping" | "stopped";
 
 export interface CallOptions {
   /** Seconds this call may run once the actor starts on it; past that the actor is killed as hung. */
   deadline?: number;
-}
-
-type Kind = "user" | "snapshot" | "load" | "restore";
-interface PendingCall {
-  id: number;
-  kind: Kind;
-  method: string;
-  args: unknown[];
-  deadlineS: number;
-  /** Times this call was lost to a death. */
-  attempts: number;
-  sent: boolean;
-  resolve(value: unknown): void;
-  reject(error: Error): void;
 }
 
 /** What the supervisor gives each actor. */
@@ -70,19 +60,10 @@ export class Actor {
   consecutiveRestarts = 0;
   private inc: Incarnation | undefined;
   private incarnations = 0;
-  private queue: PendingCall[] = [];
-  private nextId = 1;
+  private readonly queue = new CallQueue((call) => this.transmit(call));
+  private readonly deadline = new DeadlineClock((callId) => this.deadlinePassed(callId));
+  private readonly replay: ReplayLog;
   private info: ReadyInfo = { methods: [], readOnly: [], stateful: false };
-  private snapshot: { state: unknown } | undefined;
-  private replay: { method: string; args: unknown[] }[] = [];
-  private deadlineTimer: Timer | undefined;
-  private deadlineCall: number | undefined;
-  private headSince = 0;
-  private deadlineAt = 0;
-  private timerAt = 0;
-  private replayCostMs = 0;
-  private snapshotCostMs = 0;
-  private snapshotPending = false;
   private restoring = 0;
   private diedAt = 0;
   private stopWaiters: (() => void)[] = [];
@@ -102,6 +83,7 @@ export class Actor {
     this.role = o.role;
     this.rank = o.rank;
     this.group = o.group;
+    this.replay = new ReplayLog(o, () => this.takeSnapshot());
   }
 
   get incarnation(): number {
@@ -119,7 +101,7 @@ export class Actor {
 
   /** The latest snapshot taken, if any. */
   get latestSnapshot(): unknown {
-    return this.snapshot?.state;
+    return this.replay.latestState;
   }
 
   /** Resolves once the actor serves calls (now, or after its current restart); rejects if it fails or stops. */
@@ -170,64 +152,39 @@ export class Actor {
     return this.started;
   }
 
-  private enqueue(kind: Kind, method: string, args: unknown[], deadlineS: number): Promise<unknown> {
+  private enqueue(kind: CallKind, method: string, args: unknown[], deadlineS: number): Promise<unknown> {
     if (this.state === "failed" || this.state === "stopped" || this.state === "stopping") {
       return Promise.reject(this.diedError(`it is ${this.state}; no call is accepted`));
     }
     return new Promise((resolve, reject) => {
-      const call: PendingCall = { id: this.nextId++, kind, method, args, deadlineS, attempts: 0, sent: false, resolve, reject };
-      this.queue.push(call);
-      if (this.state === "alive" || this.state === "restoring") this.send(call);
+      const call = this.queue.push(kind, method, args, deadlineS, { resolve, reject });
+      if (this.state === "alive" || this.state === "restoring") this.queue.send(call);
     });
   }
 
-  private send(call: PendingCall): void {
-    call.sent = true;
+  /** Puts a call on the wire; the first one sent to an idle actor starts its deadline. */
+  private transmit(call: PendingCall): void {
     this.inc!.send({ t: "call", id: call.id, method: call.method, args: call.args, deadline: call.deadlineS });
-    if (this.deadlineCall === undefined) this.armDeadline();
+    if (this.deadline.watching === undefined) this.watchServing();
   }
 
-  /**
-   * Starts the deadline of the call the actor is serving now: the first one sent. One timer is
-   * kept and re-aimed lazily (not cleared and set per call): small calls stay cheap.
-   */
-  private armDeadline(): void {
-    this.deadlineCall = undefined;
-    const head = this.queue[0];
-    if (!head || !head.sent) return;
-    this.deadlineCall = head.id;
-    this.headSince = performance.now();
-    this.deadlineAt = this.headSince + head.deadlineS * 1000;
-    if (this.deadlineTimer === undefined || this.deadlineAt < this.timerAt) this.aimTimer(this.deadlineAt);
+  /** Starts the deadline of the call the actor is serving now, if any. */
+  private watchServing(): void {
+    const call = this.queue.serving;
+    if (call) this.deadline.watch(call.id, call.deadlineS);
+    else this.deadline.unwatch();
   }
 
-  private aimTimer(at: number): void {
-    this.deadlineTimer?.cancel();
-    this.timerAt = at;
-    this.deadlineTimer = after(at - performance.now(), () => this.checkDeadline());
-  }
-
-  private checkDeadline(): void {
-    this.deadlineTimer = undefined;
-    const head = this.queue[0];
-    if (this.deadlineCall === undefined || !head || head.id !== this.deadlineCall) return;
-    if (performance.now() >= this.deadlineAt) {
-      this.inc?.kill("deadline", `${head.method} ran past its ${head.deadlineS}s deadline`);
-    } else {
-      this.aimTimer(this.deadlineAt);
-    }
-  }
-
-  private stopDeadline(): void {
-    this.deadlineTimer?.cancel();
-    this.deadlineTimer = undefined;
+  private deadlinePassed(callId: number): void {
+    const call = this.queue.serving;
+    if (call?.id === callId) this.inc?.kill("deadline", `${call.method} ran past its ${call.deadlineS}s deadline`);
   }
 
   /** The call the actor is serving now, and for how long: recorded when it is killed as hung. */
   get callInFlight(): { method: string; running_ms: number; deadline_s: number } | undefined {
-    const head = this.queue[0];
-    if (!head?.sent) return undefined;
-    return { method: head.method, running_ms: Math.round(performance.now() - this.headSince), deadline_s: head.deadlineS };
+    const call = this.queue.serving;
+    if (!call) return undefined;
+    return { method: call.method, running_ms: Math.round(this.deadline.runningMs()), deadline_s: call.deadlineS };
   }
 
   private async spawn(): Promise<void> {
@@ -248,36 +205,28 @@ export class Actor {
     else this.state = "alive";
     if (this.state === "alive") this.settleAliveWaiters();
     this.markStarted();
-    for (const call of this.queue) if (!call.sent) this.send(call);
+    this.queue.sendUnsent();
     if (number > 1 && this.restoring === 0) this.hooks.restored(this, performance.now() - this.diedAt);
   }
 
   /** Queues loadState(snapshot) and the replay log ahead of everything else. */
   private restore(): void {
-    const internal: PendingCall[] = [];
-    const add = (method: string, args: unknown[]) =>
-      internal.push({ id: this.nextId++, kind: "restore", method, args, deadlineS: this.o.defaultDeadlineS, attempts: 0, sent: false, resolve: () => {}, reject: () => {} });
-    if (this.info.stateful) {
-      if (this.snapshot) add("__loadState", [this.snapshot.state]);
-      for (const r of this.replay) add(r.method, r.args);
-    }
-    this.restoring = internal.length;
-    this.state = internal.length > 0 ? "restoring" : "alive";
-    this.queue = [...internal, ...this.queue];
+    const calls = this.info.stateful ? this.replay.restoreCalls() : [];
+    this.restoring = this.queue.prependRestore(calls, this.o.defaultDeadlineS);
+    this.state = this.restoring > 0 ? "restoring" : "alive";
   }
 
   private receive(inc: Incarnation, m: Message): void {
     if (inc !== this.inc || (m.t !== "result" && m.t !== "error")) return;
-    const head = this.queue[0];
-    if (!head || !head.sent || head.id !== m.id) {
-      inc.kill("protocol", `answer for call ${m.id} out of order (expected ${head?.id ?? "none"})`);
+    const ranMs = this.deadline.runningMs();
+    const call = this.queue.take(m.id);
+    if (!call) {
+      inc.kill("protocol", `answer for call ${m.id} out of order (expected ${this.queue.serving?.id ?? "none"})`);
       return;
     }
-    this.queue.shift();
-    const ranMs = performance.now() - this.headSince;
-    this.armDeadline();
-    if (m.t === "result") this.settleResult(head, m.value, ranMs);
-    else this.settleError(head, m.name, m.message, m.stack, ranMs);
+    this.watchServing();
+    if (m.t === "result") this.settleResult(call, m.value, ranMs);
+    else this.settleError(call, m.name, m.message, m.stack, ranMs);
   }
 
   private settleResult(call: PendingCall, value: unknown, ranMs: number): void {
@@ -286,15 +235,11 @@ export class Actor {
         if (--this.restoring === 0) this.finishRestore();
         return;
       case "snapshot":
-        this.snapshot = { state: value };
-        this.clearReplay();
-        this.snapshotCostMs = ranMs;
+        this.replay.snapshotTaken(value, ranMs);
         call.resolve(value);
         return;
       case "load":
-        // The snapshot is set here, in order, so a call after it is logged against it.
-        this.snapshot = { state: call.args[0] };
-        this.clearReplay();
+        this.replay.snapshotLoaded(call.args[0]);
         call.resolve(value);
         return;
       case "user":
@@ -320,33 +265,16 @@ export class Actor {
     this.hooks.restored(this, performance.now() - this.diedAt);
   }
 
-  /**
-   * Records a completed call for replay. When replaying the log would take longer than the
-   * recovery budget (max_replay_s, or twice what a snapshot costs), or the log grows long, a
-   * snapshot is taken in call order, so recovery time and memory stay bounded.
-   */
+  /** Logs a completed user call for replay, if it can have changed the role's state. */
   private log(call: PendingCall, ranMs: number): void {
-    if (!this.info.stateful || this.info.readOnly.includes(call.method)) return;
-    this.replay.push({ method: call.method, args: call.args });
-    this.replayCostMs += ranMs;
-    const budget = Math.max(this.o.maxReplayMs, 2 * this.snapshotCostMs);
-    if (!this.snapshotPending && (this.replayCostMs > budget || this.replay.length >= this.o.autoSnapshotCalls)) {
-      this.snapshotPending = true;
-      void this.takeSnapshot().catch(() => {}).finally(() => (this.snapshotPending = false));
-    }
-  }
-
-  private clearReplay(): void {
-    this.replay = [];
-    this.replayCostMs = 0;
+    if (this.info.stateful && !this.info.readOnly.includes(call.method)) this.replay.record(call.method, call.args, ranMs);
   }
 
   private onDied(inc: Incarnation, cause: DeathCause): void {
     if (inc !== this.inc) return;
     this.diedAt = performance.now();
-    this.stopDeadline();
-    const deadlineCall = cause.kind === "deadline" ? this.deadlineCall : undefined;
-    this.deadlineCall = undefined;
+    const watched = this.deadline.stop();
+    const deadlineCall = cause.kind === "deadline" ? watched : undefined;
     this.lastCause = cause;
     this.lastLines = inc.lastLines();
     this.restoring = 0;
@@ -367,24 +295,14 @@ export class Actor {
 
   /** Lost calls: internal ones are rebuilt on restore; user ones are retried or rejected. */
   private settleLostCalls(cause: DeathCause, deadlineCall: number | undefined): void {
-    const keep: PendingCall[] = [];
-    for (const call of this.queue) {
-      if (call.kind === "restore") continue;
-      if (call.sent) {
-        call.sent = false;
-        if (cause.kind !== "group") call.attempts++;
-        const limit = this.o.maxTaskRetries;
-        if (call.kind === "user" && limit !== -1 && call.attempts > limit) {
-          call.reject(call.id === deadlineCall
-            ? new DeadlineExceededError(this.id, call.method, call.deadlineS, call.attempts)
-            : this.diedError(`call ${call.method} was lost and max_task_retries=${limit} allows no further retry`, cause));
-          continue;
-        }
-        if (call.kind === "user") this.hooks.retried(this, call.method, call.attempts);
-      }
-      keep.push(call);
+    const limit = this.o.maxTaskRetries;
+    const { retried, exhausted } = this.queue.sortLost(cause.kind !== "group", limit);
+    for (const call of exhausted) {
+      call.reject(call.id === deadlineCall
+        ? new DeadlineExceededError(this.id, call.method, call.deadlineS, call.attempts)
+        : this.diedError(`call ${call.method} was lost and max_task_retries=${limit} allows no further retry`, cause));
     }
-    this.queue = keep;
+    for (const call of retried) this.hooks.retried(this, call.method, call.attempts);
   }
 
   /**
@@ -406,11 +324,9 @@ export class Actor {
   /** Supervisor decision: this actor is done for; every pending call gets `why`. Returns the error given. */
   fail(why: string, error?: Error): Error {
     this.state = "failed";
-    this.stopDeadline();
-    const calls = this.queue;
-    this.queue = [];
+    this.deadline.stop();
     const err = error ?? this.diedError(why);
-    for (const c of calls) c.reject(err);
+    for (const c of this.queue.drain()) c.reject(err);
     this.settleAliveWaiters(err);
     this.markStartFailed(err);
     this.inc?.kill("stopped", why);
@@ -456,9 +372,7 @@ export class Actor {
   }
 
   private rejectAll(why: string): void {
-    const calls = this.queue;
-    this.queue = [];
-    for (const c of calls) c.reject(this.diedError(why));
+    for (const c of this.queue.drain()) c.reject(this.diedError(why));
     this.settleAliveWaiters(this.diedError(why));
   }
 

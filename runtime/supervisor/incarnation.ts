@@ -19,6 +19,8 @@ import type { RoleEntry, SpawnSpec } from "./role.ts";
 const HOST_MODULE = fileURLToPath(new URL("../host.ts", import.meta.url));
 const TAIL_LINES = 20;
 const DISCONNECT_GRACE_MS = 100;
+/** What a corrupting actor might write: the first four bytes are not the frame magic. */
+const NOT_A_FRAME = new TextEncoder().encode("garbage, not a Revenant frame");
 
 export type OutputSink = (actor: string, incarnation: number, stream: "stdout" | "stderr" | "log", line: string) => void;
 
@@ -179,9 +181,13 @@ export class Incarnation {
     });
   }
 
-  /** Fault injection: ask the actor to put garbage on the wire. */
-  garble(): void {
-    this.channel?.send({ t: "chaos", action: "garble" });
+  /**
+   * Fault injection, on this side of the channel: bytes that are not a frame are read as if the
+   * actor had written them. The protocol error kills this incarnation like a real corrupt frame
+   * (cause `protocol`); the actor's process and the wire protocol take no part in it.
+   */
+  corrupt(): void {
+    this.channel?.inject(NOT_A_FRAME);
   }
 
   /**

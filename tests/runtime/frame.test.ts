@@ -5,6 +5,7 @@
  */
 import { describe, expect, test } from "bun:test";
 import { encode as msgpackEncode, ExtData } from "@msgpack/msgpack";
+import { Channel } from "../../runtime/ipc/channel.ts";
 import { FrameDecoder, FrameEncoder, HEADER_BYTES, MAGIC, ProtocolError, VERSION } from "../../runtime/ipc/frame.ts";
 import { asMessage } from "../../runtime/ipc/messages.ts";
 import { Rng } from "../../runtime/rng.ts";
@@ -281,6 +282,49 @@ describe("frame rejection", () => {
   });
 });
 
+// Fault injection on the receiving side: bytes read as if the peer had written them. A peer
+// writes whole frames, so its bytes never land inside one of its frames; interjected bytes don't either.
+describe("bytes interjected between frames", () => {
+  const NOT_A_FRAME = new TextEncoder().encode("garbage, not a frame");
+  const result = { t: "result", id: 1, value: Float32Array.from([1, 2, 3, 4, 5]) };
+  const frame = frameOf(result);
+
+  test("at a frame boundary, bytes that are not a frame are a protocol error at once", () => {
+    const decoder = new FrameDecoder();
+    expect(decoder.push(frame)).toEqual([result]);
+    expectProtocolError(() => decoder.interject(NOT_A_FRAME), /bad magic 0x62726167/);
+  });
+
+  test("inside a frame, at every split point, they are read right after it: the frame is intact", () => {
+    const ping = { t: "ping", id: 99 };
+    const next = { t: "pong", id: 2 };
+    for (let split = 1; split < frame.byteLength; split++) {
+      const decoder = new FrameDecoder();
+      expect(decoder.push(frame.subarray(0, split))).toEqual([]);
+      expect(decoder.interject(frameOf(ping))).toEqual([]);
+      expect(decoder.push(concat([frame.subarray(split), frameOf(next)])), `split at ${split}`).toEqual([result, ping, next]);
+    }
+  });
+
+  test("garbage interjected inside a frame fails the stream once that frame is read, not before", () => {
+    const decoder = new FrameDecoder();
+    decoder.push(frame.subarray(0, 20));
+    expect(decoder.interject(NOT_A_FRAME)).toEqual([]);
+    expectProtocolError(() => decoder.push(frame.subarray(20)), /bad magic 0x62726167/);
+  });
+
+  test("a channel they are injected into closes once, with the ProtocolError bytes from the peer would give", () => {
+    const channel = new Channel();
+    const closes: (Error | undefined)[] = [];
+    channel.listen({ message: () => {}, close: (e) => closes.push(e) });
+    channel.receive(frame);
+    channel.inject(NOT_A_FRAME);
+    channel.inject(NOT_A_FRAME); // a closed channel reads nothing more
+    expect(channel.isClosed).toBe(true);
+    expect(closes.map((e) => [e?.name, e?.message])).toEqual([["ProtocolError", "bad magic 0x62726167, expected 0x52564e54"]]);
+  });
+});
+
 describe("asMessage", () => {
   test("accepts every well-formed message type", () => {
     const good = [
@@ -297,7 +341,6 @@ describe("asMessage", () => {
       { t: "healthy", id: 1, report: {} },
       { t: "log", level: "info", line: "l" },
       { t: "shutdown" },
-      { t: "chaos", action: "garble" },
     ];
     for (const m of good) expect(asMessage(m)).toBe(m as never);
   });
@@ -316,6 +359,8 @@ describe("asMessage", () => {
     expectProtocolError(() => asMessage({ t: 1 }), /unknown message type 1/);
     expectProtocolError(() => asMessage({ t: "toString" }), /unknown message type "toString"/);
     expectProtocolError(() => asMessage({ t: "__proto__" }), /unknown message type "__proto__"/);
+    // Fault injection is no message: the wire protocol has no test hook.
+    expectProtocolError(() => asMessage({ t: "chaos", action: "garble" }), /unknown message type "chaos"/);
   });
 
   test("rejects missing and mistyped fields, naming them", () => {

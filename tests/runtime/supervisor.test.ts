@@ -282,7 +282,7 @@ describe("hangs and deadlines", () => {
 });
 
 describe("protocol errors", () => {
-  test("garbage on an actor's channel is a failure of that actor, repaired by restart", async () => {
+  test("garbage injected on an actor's channel (coordinator side) is a failure of that actor, repaired by restart", async () => {
     const { sup } = harness({ max_restarts: -1, max_task_retries: -1 });
     await sup.start([{ id: "c", role: "counter" }]);
     const actor = sup.actor("c");
@@ -293,6 +293,19 @@ describe("protocol errors", () => {
     const death = sup.events.events.find((e) => e.type === "death")!;
     expect(death.cause).toBe("protocol");
     expect(String(death.detail)).toContain("bad magic");
+  });
+
+  test("garbage written by the actor process itself is the same failure: the call is lost, the state restored", async () => {
+    const { sup } = harness({ max_restarts: -1, max_task_retries: 0 });
+    await sup.start([{ id: "c", role: "counter" }]);
+    const actor = sup.actor("c");
+    await actor.call("add", [7]);
+    const err = await caught(actor.call("writeGarbage"));
+    expect(err).toBeInstanceOf(ActorDiedError); // lost with its incarnation; max_task_retries=0
+    expect(err.message).toContain("protocol: bad magic 0x62726167");
+    expect(await actor.call("value")).toBe(7);
+    expect(actor.incarnation).toBe(2);
+    expect(sup.events.events.filter((e) => e.type === "death").map((e) => e.cause)).toEqual(["protocol"]);
   });
 });
 
