@@ -7,25 +7,8 @@ import { ActorCallError, ActorDiedError, DeadlineExceededError, RoleStartError, 
 import type { Supervisor } from "../../runtime/supervisor/supervisor.ts";
 import { killActor, hangActor, corruptActor } from "../../runtime/chaos.ts";
 import { allPids, makeSupervisor, processRuns, sleep, waitFor } from "../helpers/supervision.ts";
+import { caught, harness } from "../helpers/harness.ts";
 
-let current: Supervisor | undefined;
-afterEach(async () => {
-  await current?.shutdown();
-  current = undefined;
-});
-function harness(...args: Parameters<typeof makeSupervisor>) {
-  const h = makeSupervisor(...args);
-  current = h.sup;
-  return h;
-}
-async function caught(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error("expected the call to fail");
-}
 
 describe("the reference's acceptance test", () => {
   test("max_restarts 1, max_task_retries -1: SIGKILL with 100 calls queued → all 100 in order, state continues; a second kill → ActorDiedError", async () => {
@@ -435,7 +418,6 @@ describe("shutdown", () => {
     await sup.start([{ id: "first", role: "counter" }, { id: "second", role: "counter" }, { id: "third", role: "counter", ranks: 2 }]);
     const pids = allPids(sup);
     await sup.shutdown();
-    current = undefined;
     const stops = sup.events.events.filter((e) => e.type === "stopped").map((e) => e.actor);
     expect(stops).toEqual(["third/1", "third/0", "second", "first"]);
     expect(sup.events.count("death")).toBe(0);
@@ -462,7 +444,6 @@ describe("shutdown", () => {
     const pid = sup.actor("c").current!.pid!;
     hangActor(sup.actor("c"));
     await sup.shutdown();
-    current = undefined;
     expect(processRuns(pid)).toBe(false);
   });
 });

@@ -17,25 +17,8 @@ import type { Supervisor } from "../../runtime/supervisor/supervisor.ts";
 import { killActor } from "../../runtime/chaos.ts";
 import { after, every, MAX_TIMER_DELAY_MS } from "../../runtime/timers.ts";
 import { flakyLauncher, makeSupervisor, testFt } from "../helpers/supervision.ts";
+import { caught, harness } from "../helpers/harness.ts";
 
-let current: Supervisor | undefined;
-afterEach(async () => {
-  await current?.shutdown();
-  current = undefined;
-});
-function harness(...args: Parameters<typeof makeSupervisor>) {
-  const h = makeSupervisor(...args);
-  current = h.sup;
-  return h;
-}
-async function caught(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error("expected a failure");
-}
 const deathCauses = (sup: Supervisor) => sup.events.events.filter((e) => e.type === "death").map((e) => e.cause);
 
 describe("a failed spawn is a failed start: retried with backoff, counted, never stuck", () => {

@@ -46,6 +46,16 @@ class Job : public Napi::AsyncWorker {
   std::function<Napi::Value(Napi::Env)> done_;
 };
 
+// Runs `work` off the JS thread (in call order, under the model's lock); the promise resolves with
+// `done`'s value on the JS thread. The Job deletes itself once settled.
+Napi::Promise queue_job(Napi::Env env, Napi::Object owner, std::shared_ptr<Shared> shared, std::function<void(Model&)> work,
+                        std::function<Napi::Value(Napi::Env)> done) {
+  auto* job = new Job(env, owner, std::move(shared), std::move(work), std::move(done));
+  Napi::Promise p = job->promise();
+  job->Queue();
+  return p;
+}
+
 template <typename Batch>
 Batch read_token_batch(const Napi::Object& b) {
   Batch batch;
@@ -151,7 +161,7 @@ Napi::Value PolicyModelNative::Generate(const Napi::CallbackInfo& info) {
   opt.seed = static_cast<uint64_t>(get_number(o, "seed"));
   opt.eos_token = static_cast<int>(get_number_or(o, "eosToken", -1));
   auto result = std::make_shared<GenerateResult>();
-  auto* job = new Job(
+  return queue_job(
       env, Value(), impl_->shared, [=](Model& m) { *result = m.generate(prompts, opt); },
       [result](Napi::Env env) {
         Napi::Object out = Napi::Object::New(env);
@@ -163,9 +173,6 @@ Napi::Value PolicyModelNative::Generate(const Napi::CallbackInfo& info) {
         out.Set("lengths", to_js<int32_t>(env, result->lengths));
         return out;
       });
-  Napi::Promise p = job->promise();
-  job->Queue();
-  return p;
 }
 
 Napi::Value PolicyModelNative::Logprobs(const Napi::CallbackInfo& info) { return PerToken(info, false); }
@@ -178,12 +185,9 @@ Napi::Value PolicyModelNative::PerToken(const Napi::CallbackInfo& info, bool val
     throw Napi::TypeError::New(env, std::string(values ? "values" : "logprobs") + "(batch: {tokens, mask, batch, seqLen})");
   const TokenBatch batch = read_token_batch<TokenBatch>(info[0].As<Napi::Object>());
   auto out = std::make_shared<std::vector<float>>();
-  auto* job = new Job(
+  return queue_job(
       env, Value(), impl_->shared, [=](Model& m) { *out = values ? m.values(batch) : m.logprobs(batch); },
       [out](Napi::Env env) { return to_js<float>(env, *out); });
-  Napi::Promise p = job->promise();
-  job->Queue();
-  return p;
 }
 
 // policyStep({tokens, mask, advantages, oldLogprobs, refLogprobs?, batch, seqLen},
@@ -203,7 +207,7 @@ Napi::Value PolicyModelNative::PolicyStep(const Napi::CallbackInfo& info) {
   loss.entropy_coef = static_cast<float>(get_number(h, "entropyCoef"));
   const OptimConfig optim = read_optim(h);
   auto stats = std::make_shared<PolicyStats>();
-  auto* job = new Job(
+  return queue_job(
       env, Value(), impl_->shared, [=](Model& m) { *stats = m.policy_step(batch, loss, optim); },
       [stats](Napi::Env env) {
         Napi::Object out = Napi::Object::New(env);
@@ -216,9 +220,6 @@ Napi::Value PolicyModelNative::PolicyStep(const Napi::CallbackInfo& info) {
         out.Set("loss", stats->loss);
         return out;
       });
-  Napi::Promise p = job->promise();
-  job->Queue();
-  return p;
 }
 
 // valueStep({tokens, mask, returns, oldValues, batch, seqLen},
@@ -234,7 +235,7 @@ Napi::Value PolicyModelNative::ValueStep(const Napi::CallbackInfo& info) {
   const float clip = static_cast<float>(get_number(h, "clipRange"));
   const OptimConfig optim = read_optim(h);
   auto stats = std::make_shared<ValueStats>();
-  auto* job = new Job(
+  return queue_job(
       env, Value(), impl_->shared, [=](Model& m) { *stats = m.value_step(batch, clip, optim); },
       [stats](Napi::Env env) {
         Napi::Object out = Napi::Object::New(env);
@@ -243,9 +244,6 @@ Napi::Value PolicyModelNative::ValueStep(const Napi::CallbackInfo& info) {
         out.Set("gradNorm", stats->grad_norm);
         return out;
       });
-  Napi::Promise p = job->promise();
-  job->Queue();
-  return p;
 }
 
 // Synchronous: a state is a few copies of the weights, and callers (checkpointing) want it now.

@@ -417,21 +417,22 @@ void Model::optimizer_step(const OptimConfig& o, TensorSpec::Group skip, double 
   }
 }
 
+// A step whose loss or gradient is not finite is refused before the optimizer touches anything.
+void Model::step_if_finite(const char* op, double loss, double grad_norm, const OptimConfig& optim, TensorSpec::Group skip) {
+  RV_CHECK(std::isfinite(loss) && std::isfinite(grad_norm), op,
+           "loss or gradient is not finite (loss " + str(loss) + ", grad norm " + str(grad_norm) + "); weights left unchanged");
+  optimizer_step(optim, skip, grad_norm);
+}
+
 PolicyStats Model::policy_step(const PolicyBatch& batch, const PolicyLossConfig& loss, const OptimConfig& optim) {
   const PolicyStats s = policy_gradients(batch, loss);
-  RV_CHECK(std::isfinite(s.loss) && std::isfinite(s.grad_norm), "policyStep",
-           "loss or gradient is not finite (loss " + str(s.loss) + ", grad norm " + str(s.grad_norm) +
-               "); weights left unchanged");
-  optimizer_step(optim, TensorSpec::ValueHead, s.grad_norm);
+  step_if_finite("policyStep", s.loss, s.grad_norm, optim, TensorSpec::ValueHead);
   return s;
 }
 
 ValueStats Model::value_step(const ValueBatch& batch, float clip_range, const OptimConfig& optim) {
   const ValueStats s = value_gradients(batch, clip_range);
-  RV_CHECK(std::isfinite(s.vf_loss) && std::isfinite(s.grad_norm), "valueStep",
-           "loss or gradient is not finite (loss " + str(s.vf_loss) + ", grad norm " + str(s.grad_norm) +
-               "); weights left unchanged");
-  optimizer_step(optim, TensorSpec::LmHead, s.grad_norm);
+  step_if_finite("valueStep", s.vf_loss, s.grad_norm, optim, TensorSpec::LmHead);
   return s;
 }
 

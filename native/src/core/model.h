@@ -117,6 +117,7 @@ class Model {
   void forward(Acts& a, bool want_logits, bool want_values);
   void backward(Acts& a, bool with_logits, bool with_values);
   void optimizer_step(const OptimConfig& optim, TensorSpec::Group skip, double grad_norm);
+  void step_if_finite(const char* op, double loss, double grad_norm, const OptimConfig& optim, TensorSpec::Group skip);
   Layer layer(float* base, int l) const;
   std::vector<float> row_targets(const TokenBatch& batch, std::vector<int>& targets) const;
 
