@@ -11,7 +11,7 @@
  * Run: bun bench/server.ts [--submissions 400] [--concurrency 16] [--scrapes 300]
  *      deno run -A bench/server.ts [...]
  */
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -27,7 +27,11 @@ const CONCURRENCY = Number(values.concurrency);
 const SCRAPES = Number(values.scrapes);
 const JSON_TYPE = { "Content-Type": "application/json" };
 
-const jobs = new JobManager({ runDir: mkdtempSync(join(tmpdir(), "revenant-bench-server-")), log: () => {}, actorOutput: () => {} }).start();
+// Room for every submission in the queue and every cancelled one in memory (the defaults are 100 each).
+const runDir = mkdtempSync(join(tmpdir(), "revenant-bench-server-"));
+const jobs = new JobManager({
+  runDir, maxQueuedJobs: SUBMISSIONS, keepFinishedJobs: SUBMISSIONS + 1, log: () => {}, actorOutput: () => {},
+}).start();
 const server = await runtime.serve({ fetch: createApp({ jobs }).fetch, port: 0 });
 const base = `http://127.0.0.1:${server.port}`;
 
@@ -111,6 +115,7 @@ row(`GET /metrics, ${jobs.size} jobs known`, after.lat.length, quantile(after.la
 
 await jobs.close();
 await server.stop();
+rmSync(runDir, { recursive: true, force: true });
 
 console.log(`\nRevenant coordinator service on ${runtime.name} ${runtime.version} (latencies in ms)\n`);
 console.log("| what | requests | p50 | p99 | |");

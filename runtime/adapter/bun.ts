@@ -1,5 +1,6 @@
 /** The runtime contract on Bun: Bun.spawn, Bun.listen/connect for Unix sockets, Bun.serve. */
 import type { ChildProcess, Conn, ConnHandlers, HttpServer, Runtime, ServeOptions, SocketServer, SpawnOptions } from "./contract.ts";
+import { idleTimeoutOf, internalErrorResponse } from "./contract.ts";
 
 // The slice of Bun's API used here, typed locally so this file also type-checks under Deno.
 interface BunSocket {
@@ -28,7 +29,9 @@ interface BunGlobal {
   spawn(opts: { cmd: string[]; env?: Record<string, string>; cwd?: string; detached?: boolean; stdin: "ignore"; stdout: "pipe"; stderr: "pipe" }): BunSubprocess;
   listen(opts: { unix: string; socket: BunSocketHandlers }): { stop(closeActive?: boolean): void };
   connect(opts: { unix: string; socket: BunSocketHandlers }): Promise<BunSocket>;
-  serve(opts: { fetch: ServeOptions["fetch"]; hostname: string; port: number }): { hostname: string; port: number; stop(force?: boolean): Promise<void> | void };
+  serve(opts: {
+    fetch: ServeOptions["fetch"]; hostname: string; port: number; idleTimeout: number; development: boolean; error(e: unknown): Response;
+  }): { hostname: string; port: number; stop(force?: boolean): Promise<void> | void };
 }
 
 const bun = (globalThis as unknown as { Bun: BunGlobal }).Bun;
@@ -151,7 +154,12 @@ export const bunRuntime: Runtime = {
   },
 
   async serve(options): Promise<HttpServer> {
-    const server = bun.serve({ fetch: options.fetch, hostname: options.hostname ?? "127.0.0.1", port: options.port ?? 0 });
+    // development: false, or a fetch that throws (or a request Bun cannot turn into a URL) gets
+    // Bun's HTML debug page instead of the app's error.
+    const server = bun.serve({
+      fetch: options.fetch, hostname: options.hostname ?? "127.0.0.1", port: options.port ?? 0,
+      idleTimeout: idleTimeoutOf(options), development: false, error: options.onError ?? internalErrorResponse,
+    });
     return { hostname: server.hostname, port: server.port, stop: async () => void (await server.stop(true)) };
   },
 };

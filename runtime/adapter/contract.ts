@@ -69,6 +69,30 @@ export interface ServeOptions {
   hostname?: string;
   /** 0 picks a free port. */
   port?: number;
+  /**
+   * Seconds a connection may pass with no byte sent or received (a silent client, headers sent
+   * slowly, an idle keep-alive) before the server closes it; 1 to 255, default
+   * DEFAULT_IDLE_TIMEOUT_S. Long-lived responses (SSE) must send something more often.
+   */
+  idleTimeoutS?: number;
+  /** The response when `fetch` throws (it should not): never the runtime's debug page. */
+  onError?(error: unknown): Response;
+}
+
+/** Default `ServeOptions.idleTimeoutS`. */
+export const DEFAULT_IDLE_TIMEOUT_S = 30;
+
+/** `idleTimeoutS` checked: an integer from 1 to 255 (Bun's limit; both runtimes take the same). */
+export function idleTimeoutOf(options: ServeOptions): number {
+  const s = options.idleTimeoutS ?? DEFAULT_IDLE_TIMEOUT_S;
+  if (!Number.isInteger(s) || s < 1 || s > 255) throw new RangeError(`idleTimeoutS must be an integer from 1 to 255, got ${options.idleTimeoutS}`);
+  return s;
+}
+
+/** A 500 for a `fetch` that threw, when ServeOptions.onError is not given. */
+export function internalErrorResponse(): Response {
+  const body = { error: { status: 500, code: "internal", message: "internal error; see the server's log" } };
+  return new Response(JSON.stringify(body), { status: 500, headers: { "Content-Type": "application/json" } });
 }
 
 export interface Runtime {

@@ -1,5 +1,9 @@
-/** The runtime contract on Deno: Deno.Command, Deno.listen/connect (unix transport), Deno.serve. */
-import type { ChildProcess, Conn, ConnHandlers, HttpServer, Runtime, SocketServer, SpawnOptions } from "./contract.ts";
+/** The runtime contract on Deno: Deno.Command, Deno.listen/connect (unix transport), Deno.serve behind a TCP relay. */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ChildProcess, Conn, ConnHandlers, HttpServer, Runtime, ServeOptions, SocketServer, SpawnOptions } from "./contract.ts";
+import { idleTimeoutOf, internalErrorResponse } from "./contract.ts";
 import { WriteQueue } from "./streams.ts";
 
 // The slice of Deno's API used here, typed locally so this file also type-checks under Bun's tsc.
@@ -27,10 +31,6 @@ interface DenoGlobal {
   }) => { spawn(): DenoChild };
   listen(opts: { transport: "unix"; path: string }): DenoListener;
   connect(opts: { transport: "unix"; path: string }): Promise<DenoConn>;
-  serve(opts: { hostname: string; port: number; onListen?: (addr: { hostname: string; port: number }) => void }, fetch: (r: Request) => Response | Promise<Response>): {
-    addr: { hostname: string; port: number };
-    shutdown(): Promise<void>;
-  };
 }
 
 const deno = (globalThis as unknown as { Deno: DenoGlobal }).Deno;
@@ -76,6 +76,239 @@ function wrap(conn: DenoConn, handlersFor: (c: Conn) => ConnHandlers): Conn {
     }
   })();
   return wrapped;
+}
+
+// ---- HTTP serving --------------------------------------------------------------------------
+// Deno.serve has no idle timeout (a silent or slow client holds its connection forever), and a
+// failed accept (EMFILE: out of file descriptors) ends its accept loop for good. So the public
+// TCP socket is accepted here, where failures are retried and silence is timed, and each
+// connection is piped to Deno.serve listening on a private Unix socket (in a 0700 folder).
+// Out of descriptors, connections wait in the kernel's backlog, which costs none: the number
+// relayed at once shrinks to what the process could hold, and grows back as relays succeed.
+
+interface DenoTcpConn extends DenoConn {
+  closeWrite(): Promise<void>;
+}
+interface DenoTcpListener {
+  readonly addr: { hostname: string; port: number };
+  accept(): Promise<DenoTcpConn>;
+  close(): void;
+}
+interface DenoHttpServer {
+  finished: Promise<void>;
+  shutdown(): Promise<void>;
+}
+interface DenoServeApi {
+  listen(opts: { transport: "tcp"; hostname: string; port: number }): DenoTcpListener;
+  connect(opts: { transport: "unix"; path: string }): Promise<DenoTcpConn>;
+  serve(opts: { path: string; onListen(): void; onError(e: unknown): Response }, fetch: (r: Request) => Response | Promise<Response>): DenoHttpServer;
+}
+
+const denoHttp = (globalThis as unknown as { Deno: DenoServeApi }).Deno;
+/** Bytes read per chunk when piping a connection (the API's messages are small; SSE events smaller). */
+const PIPE_CHUNK = 1 << 14;
+/** Pause after a failed accept (doubling up to the cap) or server start, so a full descriptor table is not spun on. */
+const RETRY_MS = { first: 10, max: 1000 };
+/** Connections relayed at once when descriptors are plentiful. */
+const MAX_RELAYS = 4096;
+
+const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function quietly(f: () => unknown): void {
+  try {
+    const r = f();
+    if (r instanceof Promise) r.catch(() => {});
+  } catch {
+    // already closed
+  }
+}
+
+/**
+ * How many connections are relayed at once (each holds three descriptors: the client's, ours to
+ * the inner server, the inner server's). A descriptor shortage (a failed accept or connect, the
+ * inner server's loop ending) halves it, down to one; each relay that works raises it by one,
+ * up to MAX_RELAYS (additive increase, multiplicative decrease).
+ */
+class RelayBudget {
+  private cap = MAX_RELAYS;
+  private open = 0;
+  private waiting: Array<() => void> = [];
+
+  /** Resolves when one more relay fits. */
+  async take(): Promise<void> {
+    while (this.open >= this.cap) await new Promise<void>((r) => this.waiting.push(r));
+    this.open++;
+  }
+
+  giveBack(worked: boolean): void {
+    this.open--;
+    if (worked) this.cap = Math.min(MAX_RELAYS, this.cap + 1);
+    this.waiting.shift()?.();
+  }
+
+  /** Out of descriptors: half of what is open now (at least one, or nothing would move). */
+  shrink(): void {
+    this.cap = Math.max(1, Math.floor(Math.min(this.cap, this.open) / 2));
+  }
+
+  /** Wakes every waiter (the server is stopping). */
+  release(): void {
+    this.cap = Infinity;
+    for (const w of this.waiting.splice(0)) w();
+  }
+}
+
+/** Copies `from` to `to` until `from` ends ("eof") or either side fails ("error"). */
+async function pipe(from: DenoConn, to: DenoConn, touch: () => void): Promise<"eof" | "error"> {
+  const buf = new Uint8Array(PIPE_CHUNK);
+  try {
+    for (;;) {
+      const n = await from.read(buf);
+      if (n === null) return "eof";
+      touch();
+      for (let off = 0; off < n;) off += await to.write(buf.subarray(off, n));
+      touch();
+    }
+  } catch {
+    return "error";
+  }
+}
+
+/**
+ * Connects to the inner server, retrying for about a second: out of descriptors, or while the
+ * inner server starts again, the client waits a little rather than being dropped.
+ */
+async function connectInner(innerPath: string): Promise<DenoTcpConn | undefined> {
+  for (let pause = RETRY_MS.first; ; pause *= 2) {
+    try {
+      return await denoHttp.connect({ transport: "unix", path: innerPath });
+    } catch {
+      if (pause > RETRY_MS.max) return undefined;
+      await delay(pause);
+    }
+  }
+}
+
+/** One client connection piped to the inner server, closed after `idleMs` with no byte either way. True if it was relayed. */
+async function relay(client: DenoTcpConn, innerPath: string, idleMs: number, open: Set<() => void>): Promise<boolean> {
+  const upstream = await connectInner(innerPath);
+  if (!upstream) {
+    quietly(() => client.close());
+    return false;
+  }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const close = () => {
+    clearTimeout(timer);
+    open.delete(close);
+    quietly(() => client.close());
+    quietly(() => upstream.close());
+  };
+  const touch = () => {
+    clearTimeout(timer);
+    timer = setTimeout(close, idleMs);
+  };
+  open.add(close);
+  touch();
+  const down = pipe(upstream, client, touch);
+  // A client that has sent everything may half-close and still wait for the answer.
+  const up = pipe(client, upstream, touch).then((end) => (end === "eof" ? (quietly(() => upstream.closeWrite()), down) : end));
+  await Promise.race([down, up]);
+  close();
+  return true;
+}
+
+/**
+ * Accepts until the listener is closed, within the budget and while the inner server runs; a
+ * failed accept is logged once per episode and retried.
+ */
+async function acceptLoop(listener: DenoTcpListener, budget: RelayBudget, innerReady: () => Promise<void>, onConn: (c: DenoTcpConn) => void, isOpen: () => boolean): Promise<void> {
+  let pause = 0;
+  while (isOpen()) {
+    await budget.take();
+    await innerReady();
+    try {
+      onConn(await listener.accept());
+      if (pause) console.error("revenant http: accepting connections again");
+      pause = 0;
+    } catch (e) {
+      budget.giveBack(false);
+      if (!isOpen()) return;
+      budget.shrink();
+      if (!pause) console.error(`revenant http: accept failed (${(e as Error).message}); retrying, connections wait in the backlog`);
+      pause = Math.min(RETRY_MS.max, pause ? pause * 2 : RETRY_MS.first);
+      await delay(pause);
+    }
+  }
+}
+
+/**
+ * Deno.serve on a Unix socket, started again if its loop ever ends with an error (EMFILE). A
+ * start that fails is retried every RETRY_MS.first; `ready()` resolves while it runs, so the
+ * accept loop takes no new connection (and no descriptor) while it is down.
+ */
+function innerServer(path: string, options: ServeOptions, onDeath: () => void): { ready(): Promise<void>; stop(): Promise<void> } {
+  let server: DenoHttpServer | undefined;
+  let stopped = false;
+  let up!: () => void;
+  let ready = new Promise<void>((r) => (up = r));
+  const start = (firstTry: boolean) => {
+    if (stopped) return;
+    try {
+      rmSync(path, { force: true });
+      server = denoHttp.serve({ path, onListen: () => {}, onError: options.onError ?? internalErrorResponse }, options.fetch);
+      up();
+      server.finished.catch((e) => {
+        console.error(`revenant http: the server loop ended (${(e as Error).message}); starting it again`);
+        ready = new Promise<void>((r) => (up = r));
+        onDeath();
+        start(true);
+      });
+    } catch (e) {
+      if (firstTry) console.error(`revenant http: cannot start the server loop (${(e as Error).message}); retrying`);
+      void delay(RETRY_MS.first).then(() => start(false));
+    }
+  };
+  start(true);
+  return {
+    ready: () => ready,
+    async stop() {
+      stopped = true;
+      up(); // nothing waits for a stopped server
+      await server?.shutdown().catch(() => {});
+    },
+  };
+}
+
+async function serveHttp(options: ServeOptions): Promise<HttpServer> {
+  const idleMs = idleTimeoutOf(options) * 1000;
+  // Bound first: an address in use fails here, before anything needs cleaning up.
+  const listener = denoHttp.listen({ transport: "tcp", hostname: options.hostname ?? "127.0.0.1", port: options.port ?? 0 });
+  const dir = mkdtempSync(join(tmpdir(), "revenant-http-"));
+  const removeDir = () => rmSync(dir, { recursive: true, force: true });
+  process.on("exit", removeDir); // an exit without stop() (a shutdown past its grace) leaves nothing behind
+  const innerPath = join(dir, "http.sock");
+  const budget = new RelayBudget();
+  const inner = innerServer(innerPath, options, () => budget.shrink());
+  const open = new Set<() => void>();
+  let listening = true;
+  const onConn = (c: DenoTcpConn) => void relay(c, innerPath, idleMs, open).then((worked) => {
+    if (!worked) budget.shrink(); // no descriptor for the inner connection, or the inner server died of that
+    budget.giveBack(worked);
+  });
+  void acceptLoop(listener, budget, inner.ready, onConn, () => listening);
+  return {
+    hostname: listener.addr.hostname,
+    port: listener.addr.port,
+    async stop() {
+      listening = false;
+      budget.release();
+      quietly(() => listener.close());
+      for (const close of [...open]) close();
+      await inner.stop();
+      removeDir();
+      process.off("exit", removeDir);
+    },
+  };
 }
 
 export const denoRuntime: Runtime = {
@@ -133,11 +366,5 @@ export const denoRuntime: Runtime = {
     return wrap(conn, () => handlers);
   },
 
-  async serve(options): Promise<HttpServer> {
-    let ready!: (a: { hostname: string; port: number }) => void;
-    const listening = new Promise<{ hostname: string; port: number }>((r) => (ready = r));
-    const server = deno.serve({ hostname: options.hostname ?? "127.0.0.1", port: options.port ?? 0, onListen: ready }, options.fetch);
-    const addr = await listening;
-    return { hostname: addr.hostname, port: addr.port, stop: () => server.shutdown() };
-  },
+  serve: serveHttp,
 };

@@ -55,7 +55,7 @@ svg { width:100%; height:auto; display:block; }
 // The page's script. Plain DOM, no framework; every string from the server goes through textContent.
 const SCRIPT = String.raw`
 const CHAOS = __CHAOS__;
-const S = { jobs: [], sel: null, view: null, steps: [], events: [], actors: [], ctrl: null, dirty: false };
+const S = { jobs: [], sel: null, view: null, steps: [], events: [], actors: [], ctrl: null, dirty: false, lastEventId: null };
 const $ = (id) => document.getElementById(id);
 const NS = "http://www.w3.org/2000/svg";
 function el(tag, attrs, ...kids) {
@@ -114,14 +114,18 @@ async function killActor(actor) {
 
 function select(id) {
   if (S.ctrl) S.ctrl.abort();
-  Object.assign(S, { sel: id, view: null, steps: [], events: [], actors: [], ctrl: new AbortController() });
+  Object.assign(S, { sel: id, view: null, steps: [], events: [], actors: [], ctrl: new AbortController(), lastEventId: null });
   renderJobs(); schedule();
   follow(id, S.ctrl.signal);
 }
-/** Server-Sent Events over fetch (EventSource cannot send a bearer token). */
+/**
+ * Server-Sent Events over fetch (EventSource cannot send a bearer token). A dropped stream is
+ * followed again from the last event seen (Last-Event-ID), so nothing is fetched twice.
+ */
 async function follow(id, signal) {
   try {
-    const res = await fetch("/jobs/" + id + "/events", { headers: headers({ Accept: "text/event-stream" }), signal });
+    const resume = S.lastEventId === null ? {} : { "Last-Event-ID": S.lastEventId };
+    const res = await fetch("/jobs/" + id + "/events", { headers: headers(Object.assign({ Accept: "text/event-stream" }, resume)), signal });
     if (!res.ok) throw new Error("events: HTTP " + res.status);
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
     let buf = "";
@@ -136,12 +140,13 @@ async function follow(id, signal) {
         for (const line of block.split("\n")) {
           if (line.startsWith("event:")) event = line.slice(6).trim();
           else if (line.startsWith("data:")) data += line.slice(5).trimStart();
+          else if (line.startsWith("id:")) S.lastEventId = line.slice(3).trim();
         }
         if (data) onEvent(event, JSON.parse(data));
       }
     }
   } catch (e) { if (!signal.aborted) $("job-error").textContent = e.message; }
-  if (!signal.aborted && S.view && !["succeeded", "failed", "cancelled"].includes(S.view.status)) setTimeout(() => S.sel === id && select(id), 1000);
+  if (!signal.aborted && S.view && !["succeeded", "failed", "cancelled"].includes(S.view.status)) setTimeout(() => S.sel === id && !signal.aborted && follow(id, signal), 1000);
 }
 function onEvent(type, d) {
   if (type === "status" || type === "end") { S.view = d; if (d.actors.length) S.actors = d.actors; refreshJobs(); }

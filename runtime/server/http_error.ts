@@ -19,7 +19,7 @@ export interface Problem {
   value?: unknown;
 }
 
-export type HttpStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 421 | 500 | 503;
+export type HttpStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 421 | 500 | 503 | 507;
 
 export class HttpError extends Error {
   override name = "HttpError";

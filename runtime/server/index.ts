@@ -6,8 +6,11 @@
  *   deno serve -A --host 127.0.0.1 runtime/server/index.ts
  *
  * Environment: REVENANT_RUN_DIR (default runs/), REVENANT_MAX_CONCURRENT_JOBS (default 1),
- * REVENANT_CHAOS=1 (allow the kill route), REVENANT_TOKEN (bearer token). `bun run serve` /
- * `deno task serve` (runtime/cli/serve.ts) serve the same app with flags.
+ * REVENANT_CHAOS=1 (allow the kill route), REVENANT_TOKEN (bearer token); the other limits keep
+ * their defaults. `bun run serve` / `deno task serve` (runtime/cli/serve.ts) serve the same app
+ * with flags, and more: the idle timeout and descriptor-exhaustion handling of the runtime
+ * adapter (`deno serve` uses Deno.serve directly, which has neither), and a bounded shutdown on
+ * SIGINT/SIGTERM. Either way the first request locks the run dir (`coordinator.lock`).
  */
 import type { Hono } from "hono";
 import { createApp } from "./app.ts";

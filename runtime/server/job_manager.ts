@@ -5,6 +5,13 @@
  * running from their last checkpoints and keeps the queued ones queued. Listeners (the SSE
  * route, the dashboard) get steps, actor events and status changes as they happen.
  *
+ * Bounded: at most `maxQueuedJobs` wait (a submission beyond is refused with 503); a finished
+ * job keeps only plain data (its actor table and fault counters, frozen when it ends; the
+ * supervisor, actor snapshots and replay logs are dropped with the fit), and only the newest
+ * `keepFinishedJobs` finished jobs, none older than `keepFinishedS`, stay in memory. Older ones
+ * keep their folders: `get` reads them back from disk on each request, `list` leaves them out.
+ * One JobManager at a time drives a run dir (`coordinator.lock`, see checkpoint/lock.ts).
+ *
  * @example
  * ```ts
  * const jobs = new JobManager({ runDir: "runs/" }).start();
@@ -13,20 +20,22 @@
  * ```
  */
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, resolveConfig } from "../../config/index.ts";
 import type { Config, ConfigInput } from "../../config/schema.ts";
 import { hangActor, killActor } from "../chaos.ts";
+import { acquireLock, type Lock } from "../checkpoint/lock.ts";
 import type { RuntimeEvent } from "../metrics/events.ts";
-import type { MetricsRegistry } from "../metrics/registry.ts";
 import type { OutputSink } from "../supervisor/incarnation.ts";
 import type { Supervisor } from "../supervisor/supervisor.ts";
 import { createJob, type JobPaths } from "../trainer/job.ts";
-import { checkJobConfig, fit, JobConfigError, TrainingCancelledError, type FitResult } from "../trainer/trainer.ts";
+import { fit, JobConfigError, TrainingCancelledError, type FitResult } from "../trainer/trainer.ts";
 import { HttpError, type Problem } from "./http_error.ts";
-import { JobStore, type JobRecord } from "./job_store.ts";
-import type { ActorRow, JobStatus, JobView } from "./schemas.ts";
+import { checkJobFits } from "./job_check.ts";
+import { JobStore, type JobRecord, type StoredJob } from "./job_store.ts";
+import { faultSnapshot, type FaultSnapshot } from "./prometheus.ts";
+import { JobIdSchema, type ActorRow, type JobStatus, type JobView } from "./schemas.ts";
 
 /** What a job's listeners receive. */
 export type JobEvent =
@@ -41,11 +50,23 @@ export interface JobManagerOptions {
   runDir: string;
   /** Jobs training at once (default 1). */
   maxConcurrentJobs?: number;
+  /** Jobs waiting to run; a submission beyond is refused with 503 (default 100). */
+  maxQueuedJobs?: number;
+  /** Finished jobs kept in memory, newest first (default 100); older ones are read from disk when asked for. */
+  keepFinishedJobs?: number;
+  /** Seconds a finished job stays in memory after it ends (default 86400). */
+  keepFinishedS?: number;
   /** Coordinator log lines (job status changes, resume notes); default stderr. */
   log?: (line: string) => void;
   /** Actor output; default stderr prefixed with the job and actor. */
   actorOutput?: OutputSink;
+  /** The clock for the retention age (tests); default Date.now. */
+  now?: () => number;
 }
+
+export const JOB_MANAGER_DEFAULTS = { maxConcurrentJobs: 1, maxQueuedJobs: 100, keepFinishedJobs: 100, keepFinishedS: 86_400 } as const;
+/** The file that keeps a second coordinator off a run dir. */
+export const COORDINATOR_LOCK = "coordinator.lock";
 
 const TERMINAL: ReadonlySet<JobStatus> = new Set(["succeeded", "failed", "cancelled"]);
 /** Abort reasons: a user's cancel ends the job; a coordinator shutdown leaves it to resume. */
@@ -54,10 +75,16 @@ const SHUTDOWN = "coordinator shutting down";
 /** Keys that must never reach an object merge (prototype pollution). */
 const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
 const MAX_DEPTH = 8;
+/** Error codes that mean the disk (or quota) is full: 507 rather than 500. */
+const NO_SPACE = new Set(["ENOSPC", "EDQUOT"]);
 
 /** One job, live or loaded from its record. */
 export class ManagedJob {
+  /** The running fit's supervisor; dropped when the fit ends, with everything it holds. */
   supervisor: Supervisor | undefined;
+  /** The actor table and fault counters as they were when the last fit ended. */
+  finalActors: ActorRow[] = [];
+  finalFaults: FaultSnapshot | undefined;
   /** Last completed step and its metrics. */
   step = 0;
   latest: Record<string, number> | undefined;
@@ -78,8 +105,9 @@ export class ManagedJob {
     return this.record.id;
   }
 
-  get registry(): MetricsRegistry | undefined {
-    return this.supervisor?.metrics;
+  /** Fault counters: live while a fit runs, frozen after. */
+  get faults(): FaultSnapshot | undefined {
+    return this.supervisor ? faultSnapshot(this.supervisor.metrics) : this.finalFaults;
   }
 
   emit(e: JobEvent): void {
@@ -91,11 +119,20 @@ export class ManagedJob {
       }
     }
   }
+
+  /** Keeps the fit's actor table and counters as plain data and lets go of the supervisor. */
+  releaseFit(rows: ActorRow[]): void {
+    if (this.supervisor) this.finalFaults = faultSnapshot(this.supervisor.metrics);
+    this.finalActors = rows;
+    this.supervisor = undefined;
+    this.controller = undefined;
+  }
 }
 
 /** Reads a JSON-lines file, skipping a torn last line (a coordinator killed mid-append). */
 export function readJsonLines<T>(path: string): T[] {
-  if (!existsSync(path)) return [];
+  // Only regular files: a device or a pipe in a log's place would never end the read.
+  if (!existsSync(path) || !statSync(path).isFile()) return [];
   const rows: T[] = [];
   for (const line of readFileSync(path, "utf8").split("\n")) {
     if (!line.trim()) continue;
@@ -137,7 +174,7 @@ export function parseJobConfig(body: unknown, runDir: string): Config {
     : raw;
   try {
     const config = resolveConfig({ file: null, env: {}, values: values as ConfigInput }).config;
-    checkJobConfig(config);
+    checkJobFits(config); // arithmetic only: the data set is generated when the job starts, not here
     return config;
   } catch (e) {
     if (e instanceof JobConfigError) {
@@ -150,33 +187,58 @@ export function parseJobConfig(body: unknown, runDir: string): Config {
   }
 }
 
+/** An integer option within [min, max], or a RangeError naming it and what is allowed. */
+function intOption(name: string, value: number | undefined, dflt: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const v = value ?? dflt;
+  if (!Number.isInteger(v) || v < min || v > max) throw new RangeError(`${name} must be an integer from ${min} to ${max}, got ${value}`);
+  return v;
+}
+
+const errorMessage = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
 export class JobManager {
   readonly store: JobStore;
   readonly maxConcurrentJobs: number;
+  readonly maxQueuedJobs: number;
+  readonly keepFinishedJobs: number;
+  readonly keepFinishedS: number;
   private readonly jobs = new Map<string, ManagedJob>();
   private readonly queue: ManagedJob[] = [];
   private readonly running = new Set<ManagedJob>();
   private nextSeq = 0;
   private closing = false;
+  private lock: Lock | undefined;
   private readonly log: (line: string) => void;
   private readonly output: OutputSink;
+  private readonly now: () => number;
 
   constructor(private readonly o: JobManagerOptions) {
+    const d = JOB_MANAGER_DEFAULTS;
+    this.maxConcurrentJobs = intOption("maxConcurrentJobs", o.maxConcurrentJobs, d.maxConcurrentJobs, 1);
+    this.maxQueuedJobs = intOption("maxQueuedJobs", o.maxQueuedJobs, d.maxQueuedJobs, 0);
+    this.keepFinishedJobs = intOption("keepFinishedJobs", o.keepFinishedJobs, d.keepFinishedJobs, 0);
+    this.keepFinishedS = intOption("keepFinishedS", o.keepFinishedS, d.keepFinishedS, 0);
     this.log = o.log ?? ((line) => process.stderr.write(`${line}\n`));
     this.store = new JobStore(o.runDir, this.log);
-    this.maxConcurrentJobs = o.maxConcurrentJobs ?? 1;
-    if (!Number.isInteger(this.maxConcurrentJobs) || this.maxConcurrentJobs < 1) throw new RangeError(`maxConcurrentJobs must be an integer ≥ 1, got ${o.maxConcurrentJobs}`);
     this.output = o.actorOutput ?? ((actor, inc, _stream, line) => process.stderr.write(`[${actor}#${inc}] ${line}\n`));
+    this.now = o.now ?? Date.now;
   }
 
-  /** Loads the durable records: running jobs go back to the head of the queue (to resume), queued ones stay queued. */
+  /**
+   * Locks the run dir (LockedError if another coordinator drives it), then loads the durable
+   * records: running jobs go back to the head of the queue (to resume), queued ones stay queued,
+   * finished ones are kept within the retention limits.
+   */
   start(): this {
+    this.lock = acquireLock(join(this.store.root, COORDINATOR_LOCK), "coordinator", { log: this.log });
+    const cutoff = this.now() - this.keepFinishedS * 1000;
+    const { jobs, nextSeq } = this.store.load((r) => !TERMINAL.has(r.status) || finishedAt(r) >= cutoff);
+    this.nextSeq = nextSeq;
     const interrupted: ManagedJob[] = [];
     const queued: ManagedJob[] = [];
-    for (const { record, config, paths } of this.store.load()) {
+    for (const { record, config, paths } of jobs) {
       const job = new ManagedJob(record, config, paths);
       this.jobs.set(job.id, job);
-      this.nextSeq = Math.max(this.nextSeq, record.seq + 1);
       if (record.status === "running" && record.cancel_requested) {
         this.finish(job, "cancelled", "cancelled by request (the coordinator stopped before the cancel completed)");
       } else if (record.status === "running") {
@@ -186,27 +248,31 @@ export class JobManager {
         queued.push(job);
       }
     }
+    this.prune();
     this.queue.push(...interrupted, ...queued);
     this.pump();
     return this;
   }
 
+  /** Jobs in memory (queued, running, and the finished ones retained). */
   get size(): number {
     return this.jobs.size;
   }
 
   /** Accepts a partial configuration; the job is durably queued before this returns. */
   submit(body: unknown): ManagedJob {
-    if (this.closing) throw new HttpError(503, "shutting_down", "the coordinator is shutting down");
+    if (this.closing) throw new HttpError(503, "shutting_down", "the coordinator is shutting down", undefined, { "Retry-After": "30" });
+    if (this.queue.length >= this.maxQueuedJobs) {
+      throw new HttpError(503, "queue_full", `${this.queue.length} jobs are already waiting, the limit (--max-queued-jobs ${this.maxQueuedJobs}); ` +
+        "submit again when one has started", undefined, { "Retry-After": "30" });
+    }
     const config = parseJobConfig(body, this.store.root);
     const id = this.newId(config);
-    const paths = createJob(config, id);
-    this.store.sync(paths.config);
     const record: JobRecord = {
-      format: "revenant-job/1", id, seq: this.nextSeq++, status: "queued", submitted_at: new Date().toISOString(),
+      format: "revenant-job/1", id, seq: this.nextSeq++, status: "queued", submitted_at: new Date(this.now()).toISOString(),
       started_at: null, finished_at: null, cancel_requested: false, error: null, runs: 0, result: null,
     };
-    this.store.save(paths, record);
+    const paths = this.createDurably(config, record);
     const job = new ManagedJob(record, config, paths);
     this.jobs.set(id, job);
     this.queue.push(job);
@@ -215,26 +281,53 @@ export class JobManager {
     return job;
   }
 
+  /** The job's folder, config and record, on disk before the 202; a failed write is a 507 or 500 naming the file. */
+  private createDurably(config: Config, record: JobRecord): JobPaths {
+    let paths: JobPaths | undefined;
+    try {
+      paths = createJob(config, record.id);
+      this.store.sync(paths.config);
+      this.store.save(paths, record);
+      return paths;
+    } catch (e) {
+      // Without its record the folder is not a job: leave nothing half made behind.
+      if (paths) rmSync(paths.dir, { recursive: true, force: true });
+      const code = (e as NodeJS.ErrnoException).code;
+      this.log(`job ${record.id} refused: ${errorMessage(e)}`);
+      throw new HttpError(code && NO_SPACE.has(code) ? 507 : 500, "storage_error", `the job could not be stored: ${errorMessage(e)}`);
+    }
+  }
+
   private newId(config: Config): string {
-    const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\..*$/, "").replace("T", "-");
+    const stamp = new Date(this.now()).toISOString().replace(/[-:]/g, "").replace(/\..*$/, "").replace("T", "-");
     for (;;) {
       const id = `${config.data.task}-${stamp}-${randomBytes(4).toString("hex")}`;
       if (!this.jobs.has(id) && !existsSync(join(this.store.root, id))) return id;
     }
   }
 
-  /** The job, or a 404. */
+  /**
+   * The job, or a 404. A finished job no longer in memory is read back from its folder for this
+   * request only (not kept): its record, configuration and metrics, without an actor table.
+   */
   get(id: string): ManagedJob {
-    const job = this.jobs.get(id);
+    const job = this.jobs.get(id) ?? (JobIdSchema.safeParse(id).success ? this.fromDisk(this.store.loadOne(id)) : undefined);
     if (!job) throw new HttpError(404, "job_not_found", `no job ${JSON.stringify(id)}`);
     return job;
   }
 
+  private fromDisk(stored: StoredJob | undefined): ManagedJob | undefined {
+    return stored && new ManagedJob(stored.record, stored.config, stored.paths);
+  }
+
+  /** The jobs in memory, in submission order (finished ones past the retention limits are not listed). */
   list(): ManagedJob[] {
+    this.prune();
     return [...this.jobs.values()].sort((a, b) => a.record.seq - b.record.seq);
   }
 
   counts(): Record<JobStatus, number> {
+    this.prune();
     const out: Record<JobStatus, number> = { queued: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
     for (const j of this.jobs.values()) out[j.record.status]++;
     return out;
@@ -251,7 +344,7 @@ export class JobManager {
 
   actorRows(job: ManagedJob): ActorRow[] {
     const sup = job.supervisor;
-    if (!sup) return [];
+    if (!sup) return job.finalActors;
     return sup.actors().map((a) => ({
       id: a.id, role: a.role, rank: a.rank, incarnation: a.incarnation, pid: a.pid ?? null, state: a.state,
       health: sup.metrics.healthOf(a.role) ?? null, restarts: a.restarts, failures: sup.metrics.totals(a.role).failures,
@@ -286,7 +379,7 @@ export class JobManager {
     }
     if (job.record.cancel_requested) return;
     job.record.cancel_requested = true;
-    this.store.save(job.paths, job.record);
+    this.persist(job);
     job.controller?.abort(CANCEL);
     job.emit({ type: "status", job: this.view(job) });
   }
@@ -308,12 +401,29 @@ export class JobManager {
 
   /**
    * Stops taking jobs; running ones save a checkpoint and stop, their records left "running" so
-   * the next start resumes them.
+   * the next start resumes them. Resolves once every fit has ended, however it ended (a failed
+   * write included), then releases the run dir's lock.
    */
   async close(): Promise<void> {
     this.closing = true;
     for (const job of this.running) job.controller?.abort(SHUTDOWN);
-    await Promise.all([...this.running].map((j) => j.done));
+    await Promise.allSettled([...this.running].map((j) => j.done));
+    this.lock?.release();
+    this.lock = undefined;
+  }
+
+  /**
+   * The last resort when a shutdown's grace period is over: SIGKILL every actor of every
+   * running job, now. Their records stay "running", so the next start resumes them from their
+   * last checkpoints.
+   */
+  killActors(): void {
+    for (const job of this.running) job.supervisor?.killAllNow();
+  }
+
+  /** Jobs still running a fit (a shutdown waits for them). */
+  get runningCount(): number {
+    return this.running.size;
   }
 
   private pump(): void {
@@ -323,20 +433,20 @@ export class JobManager {
       this.running.add(job);
       job.done = this.run(job).finally(() => {
         this.running.delete(job);
-        job.controller = undefined;
         this.pump();
       });
     }
   }
 
+  /** Runs the job's fit; never rejects, whatever fails (a write, the fit, a listener). */
   private async run(job: ManagedJob): Promise<void> {
     const resume = job.record.runs > 0;
     const controller = new AbortController();
     job.controller = controller;
     job.record.status = "running";
-    job.record.started_at ??= new Date().toISOString();
+    job.record.started_at ??= new Date(this.now()).toISOString();
     job.record.runs++;
-    this.store.save(job.paths, job.record);
+    this.persist(job);
     this.log(`job ${job.id} ${resume ? "resuming" : "running"}`);
     job.emit({ type: "status", job: this.view(job) });
     try {
@@ -358,26 +468,57 @@ export class JobManager {
       this.finish(job, "succeeded", null, result);
     } catch (e) {
       if (e instanceof TrainingCancelledError && controller.signal.reason === SHUTDOWN) {
+        job.releaseFit(this.actorRows(job));
         this.log(`job ${job.id} stopped at step ${e.step} for the shutdown; it resumes on the next start`);
         return;
       }
       if (e instanceof TrainingCancelledError) this.finish(job, "cancelled", CANCEL);
-      else this.finish(job, "failed", e instanceof Error ? e.message : String(e));
+      else this.finish(job, "failed", errorMessage(e));
+    }
+  }
+
+  /** Saves the job's record; a failed write is logged, never thrown (the job goes on in memory). */
+  private persist(job: ManagedJob): boolean {
+    try {
+      this.store.save(job.paths, job.record);
+      return true;
+    } catch (e) {
+      this.log(`job ${job.id}: its record could not be saved (${job.record.status}): ${errorMessage(e)}`);
+      return false;
     }
   }
 
   private finish(job: ManagedJob, status: JobStatus, error: string | null, result?: FitResult): void {
     job.record.status = status;
     job.record.error = status === "succeeded" ? null : error;
-    job.record.finished_at = new Date().toISOString();
+    job.record.finished_at = new Date(this.now()).toISOString();
     if (result) {
       const { steps, startStep, initialValScore, finalValScore, failures, restarts, wallS, tokensPerS, weightsSha256 } = result;
       job.record.result = { steps, startStep, initialValScore: initialValScore ?? null, finalValScore, failures, restarts, wallS, tokensPerS, weightsSha256 };
     }
-    this.store.save(job.paths, job.record);
+    this.persist(job);
+    job.releaseFit(this.actorRows(job));
     this.log(`job ${job.id} ${status}${error && status !== "succeeded" ? `: ${error.split("\n")[0]}` : ""}`);
     const view = this.view(job);
     job.emit({ type: "status", job: view });
     job.emit({ type: "end", job: view });
+    job.listeners.clear(); // nothing follows an end
+    this.prune();
   }
+
+  /** Drops finished jobs past the retention limits from memory; their folders stay. */
+  private prune(): void {
+    const cutoff = this.now() - this.keepFinishedS * 1000;
+    const finished = [...this.jobs.values()].filter((j) => TERMINAL.has(j.record.status));
+    if (finished.length <= this.keepFinishedJobs && finished.every((j) => finishedAt(j.record) >= cutoff)) return;
+    finished.sort((a, b) => finishedAt(b.record) - finishedAt(a.record) || b.record.seq - a.record.seq);
+    finished.forEach((j, rank) => {
+      if (rank >= this.keepFinishedJobs || finishedAt(j.record) < cutoff) this.jobs.delete(j.id);
+    });
+  }
+}
+
+/** When a finished job ended (ms since the epoch); its submission time if the record lacks it. */
+function finishedAt(r: JobRecord): number {
+  return Date.parse(r.finished_at ?? r.submitted_at) || 0;
 }

@@ -45,6 +45,8 @@ const ERROR_TEXT: Record<number, string> = {
   409: "the job or actor is not in a state that allows this",
   413: "request body over the size limit",
   415: "the body must be application/json",
+  503: "over a limit (queue full: --max-queued-jobs; too many event streams: --max-event-streams) or shutting down; see Retry-After",
+  507: "the job could not be stored: the disk is full",
 };
 const idParam = { name: "id", in: "path", required: true, schema: jsonSchema(JobViewSchema.shape.id, "input") };
 
@@ -65,17 +67,25 @@ export function openApiDocument(bodyLimitBytes = 64 * 1024): Json {
     security: [{ bearer: [] }, {}],
     paths: {
       "/jobs": {
-        get: { summary: "list jobs", responses: { 200: json(ref("JobList"), "every job, in submission order"), ...errors(401) } },
+        get: {
+          summary: "list jobs",
+          description: "The jobs in memory, in submission order: queued, running, and finished ones within --keep-finished-jobs/--keep-finished-s. Older finished jobs are not listed; GET /jobs/{id} still reads them from disk.",
+          responses: { 200: json(ref("JobList"), "the jobs in memory"), ...errors(401) },
+        },
         post: {
           summary: "submit a training job",
           description: `The body is a partial configuration (the YAML's schema), merged over the defaults. \`trainer.run_dir\` is the server's. At most ${bodyLimitBytes} bytes.`,
           requestBody: { required: true, content: { "application/json": { schema: ref("Config") } } },
-          responses: { 202: json(ref("JobAccepted"), "queued"), ...errors(400, 401, 413, 415) },
+          responses: { 202: json(ref("JobAccepted"), "queued"), ...errors(400, 401, 413, 415, 503, 507) },
         },
       },
       "/jobs/{id}": {
         parameters: [idParam],
-        get: { summary: "a job's status, step, latest metrics and actor table", responses: { 200: json(ref("JobView"), "the job"), ...errors(401, 404) } },
+        get: {
+          summary: "a job's status, step, latest metrics and actor table",
+          description: "A finished job no longer in memory is read from its folder (its actor table is then empty).",
+          responses: { 200: json(ref("JobView"), "the job"), ...errors(401, 404) },
+        },
         delete: {
           summary: "cancel a job: queued ones at once, running ones at the next step after a final checkpoint",
           responses: { 202: json(ref("JobView"), "cancel accepted"), ...errors(401, 404, 409) },
@@ -89,8 +99,10 @@ export function openApiDocument(bodyLimitBytes = 64 * 1024): Json {
         parameters: [idParam],
         get: {
           summary: "Server-Sent Events: the job's history, then steps, actor events and status changes as they happen",
-          description: "Events: `status` (data: JobView), `step` ({step, metrics}), `actor` ({event, actors}), `end` (JobView, then the stream closes).",
-          responses: { 200: { description: "an event stream", content: { "text/event-stream": { schema: { type: "string" } } } }, ...errors(401, 404) },
+          description: "Events: `status` (data: JobView), `step` ({step, metrics}), `actor` ({event, actors}), `end` (JobView, then the stream closes). " +
+            "Every event has an `id` (`<step>.<actor events>`); a reconnect with `Last-Event-ID` gets only what came after it.",
+          parameters: [{ name: "Last-Event-ID", in: "header", required: false, schema: { type: "string", pattern: "^\\d+\\.\\d+$" } }],
+          responses: { 200: { description: "an event stream", content: { "text/event-stream": { schema: { type: "string" } } } }, ...errors(400, 401, 404, 503) },
         },
       },
       "/jobs/{id}/actors/{actor}/kill": {

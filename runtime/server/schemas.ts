@@ -88,7 +88,7 @@ export const HealthSchema = z.object({
   runtime: z.string(),
   uptime_s: z.number(),
   chaos: z.boolean().describe("whether POST /jobs/:id/actors/:actor/kill is enabled"),
-  jobs: z.record(JobStatusSchema, z.number().int()),
+  jobs: z.record(JobStatusSchema, z.number().int()).describe("jobs in memory by status (finished ones past the retention limits are not counted)"),
 });
 
 export const ProblemSchema = z.object({

@@ -19,6 +19,17 @@ export interface Task {
   answer(prompt: string): string;
   /** Longest correct answer for prompts of up to `maxDigits` digits (EOS not included). */
   maxAnswerLength(maxDigits: number): number;
+  /** Longest prompt text (characters, "=" included) `makePrompt` can make with up to `maxDigits` digits. */
+  maxPromptLength(maxDigits: number): number;
+  /** How many distinct prompts `makePrompt` can make (may be Infinity): bounds a data set without generating it. */
+  distinctPrompts(minDigits: number, maxDigits: number): number;
+}
+
+/** Strings of minDigits..maxDigits digits, `first` choices for the leading one and 10 for the others. */
+function numbersOfLength(minDigits: number, maxDigits: number, first: number): number {
+  let n = 0;
+  for (let d = minDigits; d <= maxDigits && Number.isFinite(n); d++) n += first * 10 ** (d - 1);
+  return n;
 }
 
 function digits(rng: Rng, n: number): string {
@@ -36,12 +47,16 @@ export const TASKS: Record<TaskName, Task> = {
     makePrompt: (rng, min, max) => `${digits(rng, lengthIn(rng, min, max))}=`,
     answer: (p) => [...operand(p)].reverse().join(""),
     maxAnswerLength: (max) => max,
+    maxPromptLength: (max) => max + 1,
+    distinctPrompts: (min, max) => numbersOfLength(min, max, 10),
   },
   sorting: {
     name: "sorting",
     makePrompt: (rng, min, max) => `${digits(rng, lengthIn(rng, min, max))}=`,
     answer: (p) => [...operand(p)].sort().join(""),
     maxAnswerLength: (max) => max,
+    maxPromptLength: (max) => max + 1,
+    distinctPrompts: (min, max) => numbersOfLength(min, max, 10),
   },
   addition: {
     name: "addition",
@@ -58,6 +73,8 @@ export const TASKS: Record<TaskName, Task> = {
       return String(BigInt(a!) + BigInt(b!));
     },
     maxAnswerLength: (max) => max + 1,
+    maxPromptLength: (max) => 2 * max + 2,
+    distinctPrompts: (min, max) => numbersOfLength(min, max, 9) ** 2,
   },
 };
 

@@ -2,12 +2,17 @@
  * The coordinator service under Deno: the same Hono app served by Deno.serve (through the
  * runtime adapter) takes a short job over HTTP, streams it over SSE to the end, exports
  * /metrics that promtool accepts, kills and restarts an actor through the chaos route; and
- * `deno task serve` (runtime/cli/serve.ts) starts and answers. Run with `deno test -A tests/deno/`.
+ * `deno task serve` (runtime/cli/serve.ts) starts and answers; at the socket level, a request
+ * without Host gets a 400 problem, silent, slow and idle connections are closed (Deno.serve
+ * alone never closes them), and running out of file descriptors (which ends Deno.serve's
+ * accept loop for good) does not stop the coordinator. Run with `deno test -A tests/deno/`.
  */
 import assert from "node:assert/strict";
 import { runtime } from "../../runtime/adapter/index.ts";
 import { createApp } from "../../runtime/server/app.ts";
-import { promtoolCheck, quietManager, readSse, shortJob, startServe, tempDir } from "../server/helpers.ts";
+import {
+  closedByServer, exhaustDescriptors, prlimitPath, promtoolCheck, quietManager, rawHttp, readSse, removeTempDirs, shortJob, startServe, tempDir,
+} from "../server/helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const JSON_TYPE = { "Content-Type": "application/json" };
@@ -36,7 +41,7 @@ Deno.test("coordinator over HTTP under Deno: submit, SSE to the end, kill an act
     assert.equal(events.at(-1)!.data.status, "succeeded");
 
     const text = await (await fetch(`${base}/metrics`)).text();
-    assert.ok(text.includes(`revenant_actor_restarts_total{job="${id}",role="actor_rollout"} 1`), text);
+    assert.ok(text.includes(`revenant_actor_restarts_total{job_id="${id}",role="actor_rollout"} 1`), text);
     assert.ok(text.includes(`revenant_build_info{runtime="deno"`));
     const check = promtoolCheck(text);
     if (check) assert.equal(check.code, 0, check.output);
@@ -47,6 +52,7 @@ Deno.test("coordinator over HTTP under Deno: submit, SSE to the end, kill an act
   } finally {
     await jobs.close();
     await server.stop();
+    removeTempDirs();
   }
 });
 
@@ -63,5 +69,43 @@ Deno.test("deno task serve starts the coordinator and stops on SIGTERM", opts, a
     // that handled it and exited 0; the Bun durability test checks the 0.)
     await child.exited;
     assert.match(child.output(), /SIGTERM: checkpointing running jobs and stopping/);
+    removeTempDirs();
+  }
+});
+
+Deno.test("no Host header: 400 problem; silent, slow and idle connections are closed by the server", opts, async () => {
+  const jobs = quietManager(tempDir("deno-conn")).start();
+  const server = await runtime.serve({ fetch: createApp({ jobs }).fetch, port: 0, idleTimeoutS: 1 });
+  try {
+    for (const request of ["GET /healthz HTTP/1.0\r\n\r\n", "GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"]) {
+      const res = await rawHttp(server.port, request);
+      assert.equal(res.status, 400);
+      assert.equal(JSON.parse(res.body).error.code, "missing_host");
+    }
+    const [silent, partial, keepAlive] = await Promise.all([
+      closedByServer(server.port, ""),
+      closedByServer(server.port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"),
+      closedByServer(server.port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+    ]);
+    assert.equal(silent, "");
+    assert.equal(partial, "");
+    assert.match(keepAlive, /^HTTP\/1\.1 200/);
+  } finally {
+    await jobs.close();
+    await server.stop();
+    removeTempDirs();
+  }
+});
+
+Deno.test({ name: "out of file descriptors: deno task serve survives a connection flood and answers after it", ...opts, ignore: !prlimitPath() }, async () => {
+  const coordinator = await startServe(["--run-dir", tempDir("deno-emfile"), "--quiet"]);
+  try {
+    const health = await exhaustDescriptors(coordinator, prlimitPath()!);
+    assert.equal(health.status, 200);
+    assert.equal((await health.json()).status, "ok");
+  } finally {
+    coordinator.kill("SIGTERM");
+    await coordinator.exited;
+    removeTempDirs();
   }
 });

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { runtime } from "../../runtime/adapter/index.ts";
 import { createApp } from "../../runtime/server/app.ts";
-import { quietManager, shortJob, tempDir } from "./helpers.ts";
+import { quietManager, removeTempDirs, shortJob, tempDir } from "./helpers.ts";
 
 /** Page-side predicates run in the browser; this suite's TypeScript has no DOM types. (Functions, not strings: the page's CSP forbids eval.) */
 declare const document: { querySelector(selector: string): { textContent: string | null; getAttribute(name: string): string | null } | null };
@@ -26,6 +26,7 @@ const base = `http://127.0.0.1:${server.port}`;
 afterAll(async () => {
   await jobs.close();
   await server.stop();
+  removeTempDirs();
 });
 
 test.skipIf(!haveChromium)("submit a job, watch the chart, kill an actor, see the restart; screenshot", async () => {

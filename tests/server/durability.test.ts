@@ -5,13 +5,15 @@
  * queued one queued until its turn; both complete, no step is lost or repeated (metrics.jsonl
  * has every step once), and the resumed job ends with the weights of an uninterrupted run.
  */
-import { expect, test } from "bun:test";
+import { afterAll, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { resolveConfig } from "../../config/index.ts";
 import { createJob, MetricsFile } from "../../runtime/trainer/job.ts";
 import { fit } from "../../runtime/trainer/trainer.ts";
-import { processRuns, shortJob, startServe, tempDir, until } from "./helpers.ts";
+import { processRuns, removeTempDirs, shortJob, startServe, tempDir, until } from "./helpers.ts";
+
+afterAll(removeTempDirs);
 
 const JSON_TYPE = { "Content-Type": "application/json" };
 

@@ -7,11 +7,11 @@
  * FUZZ_SEED=<n> reproduces a run.
  */
 import { afterAll, expect, test } from "bun:test";
-import { resolveConfig } from "../../config/index.ts";
+import { configJsonSchema, resolveConfig } from "../../config/index.ts";
 import { runtime } from "../../runtime/adapter/index.ts";
 import { Rng } from "../../runtime/rng.ts";
 import { createApp } from "../../runtime/server/app.ts";
-import { quietManager, readSse, shortJob, tempDir } from "./helpers.ts";
+import { quietManager, readSse, removeTempDirs, shortJob, tempDir } from "./helpers.ts";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 2026);
 const REQUESTS = 3000;
@@ -21,6 +21,7 @@ const base = `http://127.0.0.1:${server.port}`;
 afterAll(async () => {
   await jobs.close();
   await server.stop();
+  removeTempDirs();
 });
 
 /** Every leaf of the default configuration, with its default value (for its type). */
@@ -29,6 +30,13 @@ function leaves(obj: Record<string, unknown>, path: string[] = []): Array<[strin
     typeof v === "object" && v !== null && !Array.isArray(v) ? leaves(v as Record<string, unknown>, [...path, k]) : [[[...path, k], v] as [string[], unknown]]);
 }
 const LEAVES = leaves(resolveConfig({ file: null, env: {} }).config as unknown as Record<string, unknown>).filter(([p]) => p.join(".") !== "trainer.run_dir");
+/** A leaf's JSON schema: tells a choice (enum) from free text, which takes any string. */
+const SCHEMA = configJsonSchema() as unknown as { properties?: Record<string, unknown> };
+function leafSchema(path: string[]): { enum?: unknown[] } {
+  let node = SCHEMA as { properties?: Record<string, unknown> } | undefined;
+  for (const k of path) node = node?.properties?.[k] as typeof node;
+  return (node ?? {}) as { enum?: unknown[] };
+}
 
 interface FuzzRequest {
   kind: string;
@@ -45,13 +53,13 @@ function setPath(obj: Record<string, any>, path: string[], value: unknown): void
   Object.defineProperty(cur, path.at(-1)!, { value, enumerable: true, configurable: true, writable: true });
 }
 
-/** A value of the wrong type (or out of range) for a leaf whose default is `dflt`. */
-function wrongValue(rng: Rng, dflt: unknown): unknown {
+/** A value of the wrong type (or out of range) for a leaf whose default is `dflt` (`choice`: an enum, so a stray string is wrong too). */
+function wrongValue(rng: Rng, dflt: unknown, choice: boolean): unknown {
   const strings = ["", "x", "../../etc/passwd", "rm -rf /", "1e9999", "NaN", "<script>alert(1)</script>", "\u0000", "é".repeat(50)];
   const others: unknown[] = [null, [], [1, "a"], {}, { nested: true }, rng.pick(strings)];
   if (typeof dflt === "number") return rng.pick([...others, true, false, -5, -1e12, "12"]);
   if (typeof dflt === "boolean") return rng.pick([...others, 0, 1, -5, "true", "yes"]);
-  if (typeof dflt === "string") return rng.pick([...others, 7, true, "not_a_choice", "CPU", "Digit_Reversal"]);
+  if (typeof dflt === "string") return choice ? rng.pick([...others, 7, true, "not_a_choice", "CPU", "Digit_Reversal"]) : rng.pick([null, [], {}, 7, true]);
   return rng.pick([null, 5, "console", { a: 1 }, ["console", "stdout"], [7]]); // arrays (trainer.logger)
 }
 
@@ -64,7 +72,7 @@ function makeRequest(rng: Rng): FuzzRequest {
       const body = structuredClone(valid) as Record<string, any>;
       for (let n = 1 + rng.int(3); n > 0; n--) {
         const [path, dflt] = rng.pick(LEAVES);
-        setPath(body, path, wrongValue(rng, dflt));
+        setPath(body, path, wrongValue(rng, dflt, leafSchema(path).enum !== undefined));
       }
       return { kind: "wrong-type", method: "POST", path: "/jobs", headers: JSON_TYPE, body: JSON.stringify(body) };
     }

@@ -7,13 +7,18 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { createApp } from "../../runtime/server/app.ts";
-import { quietManager, readSse, shortJob, tempDir, until } from "./helpers.ts";
+import { quietManager, readSse, removeTempDirs, shortJob, tempDir, until } from "./helpers.ts";
 
 const runDir = tempDir("routes");
 const jobs = quietManager(runDir).start();
-const app = createApp({ jobs });
-const chaosApp = createApp({ jobs, chaos: true });
-afterAll(() => jobs.close());
+// In-process requests (app.request) carry no Host header; the URL's host stands in for it here.
+// (A request with no Host header over a socket is refused: connections.test.ts.)
+const app = createApp({ jobs, requireHostHeader: false });
+const chaosApp = createApp({ jobs, chaos: true, requireHostHeader: false });
+afterAll(async () => {
+  await jobs.close();
+  removeTempDirs();
+});
 
 const JSON_HEADERS = { "Content-Type": "application/json" };
 const post = (path: string, body: unknown, headers: Record<string, string> = JSON_HEADERS, via = app) =>
@@ -57,7 +62,7 @@ describe("200: read-only routes", () => {
     expect(doc.components.schemas.Config.properties.fault_tolerance.properties.max_restarts.default).toBe(3);
     expect(doc.components.schemas.JobView.properties.status.enum).toEqual(["queued", "running", "succeeded", "failed", "cancelled"]);
     expect(doc.components.schemas.KillRequest.properties.signal.enum).toEqual(["SIGKILL", "SIGSTOP"]);
-    expect(Object.keys(doc.paths["/jobs"].post.responses).sort()).toEqual(["202", "400", "401", "413", "415"]);
+    expect(Object.keys(doc.paths["/jobs"].post.responses).sort()).toEqual(["202", "400", "401", "413", "415", "503", "507"]);
   });
 
   test("GET /metrics is Prometheus text", async () => {
@@ -176,7 +181,7 @@ describe("404, 413, 415, 401, 403, 421", () => {
   });
 
   test("401: with a token, every route but /healthz needs it", async () => {
-    const secured = createApp({ jobs, token: "s3cret-token" });
+    const secured = createApp({ jobs, token: "s3cret-token", requireHostHeader: false });
     expect((await secured.request("/healthz")).status).toBe(200);
     for (const path of ["/", "/jobs", "/metrics", "/openapi.json", "/jobs/nope"]) {
       const res = await secured.request(path);
@@ -249,9 +254,10 @@ describe("jobs beyond the happy path", () => {
     process.env.REVENANT_RUN_DIR = tempDir("edge");
     const edge = (await import("../../runtime/server/index.ts")).default;
     expect(edge.hostname).toBe("127.0.0.1");
-    const res = await edge.fetch(new Request("http://localhost/healthz"));
+    const host = { Host: "localhost" };
+    const res = await edge.fetch(new Request("http://localhost/healthz", { headers: host }));
     expect(res.status).toBe(200);
     expect(((await res.json()) as any).status).toBe("ok");
-    expect((await edge.fetch(new Request("http://localhost/jobs"))).status).toBe(200);
+    expect((await edge.fetch(new Request("http://localhost/jobs", { headers: host }))).status).toBe(200);
   });
 });

@@ -10,7 +10,7 @@ import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { runtime } from "../../runtime/adapter/index.ts";
 import { createApp } from "../../runtime/server/app.ts";
-import { promtoolCheck, quietManager, readSse, shortJob, tempDir } from "./helpers.ts";
+import { promtoolCheck, quietManager, readSse, removeTempDirs, shortJob, tempDir } from "./helpers.ts";
 
 const root = join(import.meta.dir, "..", "..");
 const jobs = quietManager(tempDir("server")).start();
@@ -19,6 +19,7 @@ const base = `http://127.0.0.1:${server.port}`;
 afterAll(async () => {
   await jobs.close();
   await server.stop();
+  removeTempDirs();
 });
 
 async function submit(body: unknown): Promise<string> {
@@ -48,10 +49,12 @@ describe(`coordinator over HTTP (${runtime.name})`, () => {
     expect(events.find((e) => e.event === "step")!.data.metrics["critic/score/mean"]).toBeNumber();
     expect(events.at(-1)).toMatchObject({ event: "end", data: { id, status: "succeeded", step: 6 } });
     const text = await scrape();
-    expect(text).toContain(`revenant_job_step{job="${id}"} 6`);
-    expect(text).toContain(`revenant_actor_failures_total{job="${id}",role="critic"} 0`);
-    expect(text).toMatch(new RegExp(`revenant_actor_health\\{job="${id}",role="actor_rollout"\\} 1`));
-    expect(text).toMatch(new RegExp(`revenant_job_reward\\{job="${id}"\\} [0-9.e-]+`));
+    expect(text).toContain(`revenant_job_step{job_id="${id}"} 6`);
+    expect(text).toContain(`revenant_actor_failures_total{job_id="${id}",role="critic"} 0`);
+    expect(text).toMatch(new RegExp(`revenant_actor_health\\{job_id="${id}",role="actor_rollout"\\} 1`));
+    expect(text).toMatch(new RegExp(`revenant_job_reward\\{job_id="${id}"\\} [0-9.e-]+`));
+    // Prometheus overwrites a target's `job` label on scrape: jobs are `job_id`, never `job`.
+    expect(text).not.toMatch(/[{,]job="/);
     expectPromtoolAccepts(text);
   });
 
@@ -76,10 +79,10 @@ describe(`coordinator over HTTP (${runtime.name})`, () => {
     expect(critic).toMatchObject({ incarnation: 2, restarts: 1, failures: 1 });
 
     const text = await scrape();
-    expect(text).toContain(`revenant_actor_failures_total{job="${id}",role="critic"} 1`);
-    expect(text).toContain(`revenant_actor_restarts_total{job="${id}",role="critic"} 1`);
-    expect(text).toContain(`revenant_actor_restart_latency_seconds_count{job="${id}"} 1`);
-    expect(text).toContain(`revenant_actor_restart_latency_seconds_bucket{job="${id}",le="+Inf"} 1`);
+    expect(text).toContain(`revenant_actor_failures_total{job_id="${id}",role="critic"} 1`);
+    expect(text).toContain(`revenant_actor_restarts_total{job_id="${id}",role="critic"} 1`);
+    expect(text).toContain(`revenant_actor_restart_latency_seconds_count{job_id="${id}"} 1`);
+    expect(text).toContain(`revenant_actor_restart_latency_seconds_bucket{job_id="${id}",le="+Inf"} 1`);
     expectPromtoolAccepts(text);
   });
 
