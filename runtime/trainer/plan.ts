@@ -17,15 +17,15 @@ export class JobConfigError extends RangeError {
   }
 }
 
-/** Checks that a configuration can run (sizes fit the task) without starting anything. */
-export function checkJobConfig(config: Config): void {
+/** Checks that a configuration can run (sizes fit the task) without starting anything; the plan it made. */
+export function checkJobConfig(config: Config): JobPlan {
   let dataset: Dataset;
   try {
     dataset = makeDataset(config.data);
   } catch (e) {
     throw new JobConfigError("data", (e as Error).message);
   }
-  new JobPlan(config, dataset);
+  return new JobPlan(config, dataset);
 }
 
 /** Everything fixed for a job: shapes, seeds, the actors' options. */

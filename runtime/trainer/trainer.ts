@@ -31,7 +31,7 @@ import { HealthSchedule } from "../supervisor/health.ts";
 import type { OutputSink } from "../supervisor/incarnation.ts";
 import type { RoleEntry } from "../supervisor/role.ts";
 import { Supervisor, type FailureReport } from "../supervisor/supervisor.ts";
-import { DataLoader, makeDataset, type LoaderPosition } from "../tasks/dataset.ts";
+import { DataLoader, type LoaderPosition } from "../tasks/dataset.ts";
 import { MetricsFile, type JobPaths } from "./job.ts";
 import { advantages, evaluate, referenceAndValues, rollout, score, tokenBatch, trainingMetrics, update, type JobActors } from "./phases.ts";
 import { checkJobConfig, JobPlan } from "./plan.ts";
@@ -169,21 +169,21 @@ async function trainStep(plan: JobPlan, actors: JobActors, step: number, prompts
  * second driver (a `train --resume` of a job the coordinator service runs, say) with LockedError.
  */
 export async function fit(o: FitOptions): Promise<FitResult> {
-  checkJobConfig(o.config);
+  // Generates the data set once (it is the slow part of the check) and hands the plan on.
+  const plan = checkJobConfig(o.config);
   const lock = acquireLock(join(o.job.dir, "job.lock"), `job ${o.job.id}`, { log: o.onNote ?? (() => {}) });
   try {
-    return await train(o);
+    return await train(o, plan);
   } finally {
     lock.release();
   }
 }
 
-async function train(o: FitOptions): Promise<FitResult> {
+async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
   const started = performance.now();
   const { config, job } = o;
   const note = o.onNote ?? (() => {});
-  const dataset = makeDataset(config.data);
-  const plan = new JobPlan(config, dataset);
+  const dataset = plan.dataset;
   const metrics = new MetricsRegistry();
   const events = new EventLog(job.events);
   const store = new CheckpointStore(job.checkpoints, config.checkpoint.keep, note);
