@@ -19,8 +19,8 @@ import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { cpus, platform, release } from "node:os";
 import { fileURLToPath } from "node:url";
-import { runtime, type Conn } from "../runtime/adapter/index.ts";
-import type { Actor } from "../runtime/supervisor/actor.ts";
+import { runtime, type Conn } from "../runtime/core/adapter/index.ts";
+import type { Actor } from "../runtime/core/supervisor/actor.ts";
 import { makeSupervisor, sleep } from "../tests/helpers/supervision.ts";
 
 const QUICK = process.env.BENCH_QUICK === "1";

@@ -15,9 +15,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { runtime } from "../runtime/adapter/index.ts";
-import { createApp } from "../runtime/server/app.ts";
-import { JobManager } from "../runtime/server/job_manager.ts";
+import { runtime } from "../runtime/core/adapter/index.ts";
+import { createApp } from "../runtime/service/server/app.ts";
+import { JobManager } from "../runtime/service/server/job_manager.ts";
 
 const { values } = parseArgs({
   options: { submissions: { type: "string", default: "400" }, concurrency: { type: "string", default: "16" }, scrapes: { type: "string", default: "300" } },

@@ -17,12 +17,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { resolveConfig } from "../config/index.ts";
-import { runtime } from "../runtime/adapter/index.ts";
-import { createApp } from "../runtime/server/app.ts";
-import { checkJobFits } from "../runtime/server/job_check.ts";
-import { JobManager } from "../runtime/server/job_manager.ts";
-import { checkJobConfig } from "../runtime/trainer/trainer.ts";
-import { WORST_BODY } from "../tests/server/helpers.ts";
+import { runtime } from "../runtime/core/adapter/index.ts";
+import { createApp } from "../runtime/service/server/app.ts";
+import { checkJobFits } from "../runtime/service/server/job_check.ts";
+import { JobManager } from "../runtime/service/server/job_manager.ts";
+import { checkJobConfig } from "../runtime/rl/trainer/trainer.ts";
+import { WORST_BODY } from "../tests/service/helpers.ts";
 
 const { values } = parseArgs({
   options: { posts: { type: "string", default: "200" }, clients: { type: "string", default: "4" }, probes: { type: "string", default: "300" } },

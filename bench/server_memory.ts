@@ -13,9 +13,9 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { runtime } from "../runtime/adapter/index.ts";
-import { createApp } from "../runtime/server/app.ts";
-import { JobManager, type ManagedJob } from "../runtime/server/job_manager.ts";
+import { runtime } from "../runtime/core/adapter/index.ts";
+import { createApp } from "../runtime/service/server/app.ts";
+import { JobManager, type ManagedJob } from "../runtime/service/server/job_manager.ts";
 
 const { values } = parseArgs({
   options: { jobs: { type: "string", default: "1000" }, concurrency: { type: "string", default: "2" }, warmup: { type: "string", default: "20" } },

@@ -1,6 +1,6 @@
 // Baseline child for bench/ipc.ts: raw bytes over the runtime adapter's Unix socket, no framing.
 // Reads argv[2] (socket path) and argv[3] (bytes per message); answers one byte per message.
-import { runtime } from "../runtime/adapter/index.ts";
+import { runtime } from "../runtime/core/adapter/index.ts";
 
 const [path, size] = process.argv.slice(2);
 const perMessage = Number(size);

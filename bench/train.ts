@@ -14,11 +14,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { resolveConfig } from "../config/index.ts";
-import { runtime } from "../runtime/adapter/index.ts";
-import { killActor } from "../runtime/chaos.ts";
-import { createJob, MetricsFile } from "../runtime/trainer/job.ts";
-import { fit } from "../runtime/trainer/trainer.ts";
-import type { Supervisor } from "../runtime/supervisor/supervisor.ts";
+import { runtime } from "../runtime/core/adapter/index.ts";
+import { killActor } from "../runtime/core/chaos.ts";
+import { createJob, MetricsFile } from "../runtime/rl/trainer/job.ts";
+import { fit } from "../runtime/rl/trainer/trainer.ts";
+import type { Supervisor } from "../runtime/core/supervisor/supervisor.ts";
 
 const { values } = parseArgs({ options: { steps: { type: "string", default: "60" }, rounds: { type: "string", default: "3" } } });
 const steps = Number(values.steps);

@@ -4,7 +4,7 @@
  * trainer, so the role has no hidden random state and replays are exact.
  */
 import type { GenerateOptions, GenerateResult, PolicyBatch, PolicyHyper, PolicyStepStats, TokenBatch } from "../native/policy_model.ts";
-import type { RoleContext } from "../runtime/supervisor/role.ts";
+import type { RoleContext } from "../runtime/core/host/role.ts";
 import { TrainedModelRole } from "./model_role.ts";
 import type { ModelRoleOptions, UpdatePlan } from "./model_options.ts";
 

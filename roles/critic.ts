@@ -3,7 +3,7 @@
  * them to returns with a clipped value loss.
  */
 import type { TokenBatch, ValueBatch, ValueHyper, ValueStepStats } from "../native/policy_model.ts";
-import type { RoleContext } from "../runtime/supervisor/role.ts";
+import type { RoleContext } from "../runtime/core/host/role.ts";
 import { TrainedModelRole } from "./model_role.ts";
 import type { ModelRoleOptions, UpdatePlan } from "./model_options.ts";
 

@@ -3,7 +3,7 @@
  * request is ever loaded.
  */
 import { fileURLToPath } from "node:url";
-import type { RoleEntry } from "../runtime/supervisor/role.ts";
+import type { RoleEntry } from "../runtime/core/host/role.ts";
 
 const at = (file: string, name: string): RoleEntry => ({ module: fileURLToPath(new URL(file, import.meta.url)), export: name });
 

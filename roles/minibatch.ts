@@ -2,8 +2,8 @@
  * Mini-batch iteration shared by the policy and value updates: each epoch is a permutation of
  * the rows drawn from (plan seed, epoch), so a replayed update takes exactly the same steps.
  */
-import { Rng } from "../runtime/rng.ts";
-import { takeRows } from "../runtime/trainer/batch.ts";
+import { Rng } from "../runtime/core/rng.ts";
+import { takeRows } from "../runtime/rl/trainer/batch.ts";
 import type { UpdatePlan } from "./model_options.ts";
 
 /** A batch of rows: every typed array field is [batch, seqLen]. */

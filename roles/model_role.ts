@@ -3,7 +3,7 @@
  * and, for the trained roles, the state hooks and the mini-batch update loop.
  */
 import { PolicyModel, type ModelState } from "../native/policy_model.ts";
-import type { Role } from "../runtime/supervisor/role.ts";
+import type { Role } from "../runtime/core/host/role.ts";
 import { meanStats, miniBatches, type RowBatch } from "./minibatch.ts";
 import type { ModelRoleOptions, UpdatePlan } from "./model_options.ts";
 

@@ -4,7 +4,7 @@
  * a restarted reference is rebuilt from its seed.
  */
 import type { TokenBatch } from "../native/policy_model.ts";
-import type { RoleContext } from "../runtime/supervisor/role.ts";
+import type { RoleContext } from "../runtime/core/host/role.ts";
 import { ModelRole } from "./model_role.ts";
 import type { ModelRoleOptions } from "./model_options.ts";
 

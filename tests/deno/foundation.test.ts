@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ConfigError, FaultToleranceConfig, PPOConfig, resolveConfig } from "../../config/index.ts";
 import { loadNative } from "../../native/loader.ts";
-import { runtime } from "../../runtime/adapter/index.ts";
+import { runtime } from "../../runtime/core/adapter/index.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 Deno.test("config: defaults, precedence and errors", () => {

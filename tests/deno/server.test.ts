@@ -2,17 +2,17 @@
  * The coordinator service under Deno: the same Hono app served by Deno.serve (through the
  * runtime adapter) takes a short job over HTTP, streams it over SSE to the end, exports
  * /metrics that promtool accepts, kills and restarts an actor through the chaos route; and
- * `deno task serve` (runtime/cli/serve.ts) starts and answers; at the socket level, a request
+ * `deno task serve` (runtime/service/cli/serve.ts) starts and answers; at the socket level, a request
  * without Host gets a 400 problem, silent, slow and idle connections are closed (Deno.serve
  * alone never closes them), and running out of file descriptors (which ends Deno.serve's
  * accept loop for good) does not stop the coordinator. Run with `deno test -A tests/deno/`.
  */
 import assert from "node:assert/strict";
-import { runtime } from "../../runtime/adapter/index.ts";
-import { createApp } from "../../runtime/server/app.ts";
+import { runtime } from "../../runtime/core/adapter/index.ts";
+import { createApp } from "../../runtime/service/server/app.ts";
 import {
   closedByServer, exhaustDescriptors, prlimitPath, promtoolCheck, quietManager, rawHttp, readSse, removeTempDirs, shortJob, startServe, tempDir,
-} from "../server/helpers.ts";
+} from "../service/helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 const JSON_TYPE = { "Content-Type": "application/json" };

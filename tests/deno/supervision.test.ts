@@ -3,9 +3,9 @@
  * Run with `deno test -A tests/deno/`.
  */
 import assert from "node:assert/strict";
-import { ActorDiedError, ActorSpawnError, DeadlineExceededError, type Forensics } from "../../runtime/supervisor/errors.ts";
-import { hangActor, killActor, randomPlan } from "../../runtime/chaos.ts";
-import { MAX_TIMER_DELAY_MS } from "../../runtime/timers.ts";
+import { ActorDiedError, ActorSpawnError, DeadlineExceededError, type Forensics } from "../../runtime/core/supervisor/errors.ts";
+import { hangActor, killActor, randomPlan } from "../../runtime/core/chaos.ts";
+import { MAX_TIMER_DELAY_MS } from "../../runtime/core/timers.ts";
 import { allPids, flakyLauncher, makeSupervisor, processRuns, testFt, waitFor } from "../helpers/supervision.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };

@@ -6,9 +6,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { resolveConfig } from "../../config/index.ts";
-import { randomPlan } from "../../runtime/chaos.ts";
-import { createJob } from "../../runtime/trainer/job.ts";
-import { fit } from "../../runtime/trainer/trainer.ts";
+import { randomPlan } from "../../runtime/core/chaos.ts";
+import { createJob } from "../../runtime/rl/trainer/job.ts";
+import { fit } from "../../runtime/rl/trainer/trainer.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };

@@ -14,8 +14,8 @@ import { dirname, join, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { validateConfig } from "../../config/load.ts";
 import { SHIPPED_ROLES } from "../../roles/index.ts";
-import { MetricsRegistry } from "../../runtime/metrics/registry.ts";
-import { faultSnapshot, renderPrometheus } from "../../runtime/server/prometheus.ts";
+import { MetricsRegistry } from "../../runtime/core/metrics/registry.ts";
+import { faultSnapshot, renderPrometheus } from "../../runtime/service/server/prometheus.ts";
 import { removeTempDirs, tempDir } from "../helpers/tmp.ts";
 
 afterAll(removeTempDirs);

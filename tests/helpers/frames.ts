@@ -1,5 +1,5 @@
 /** Byte helpers for frame tests. */
-import { FrameEncoder } from "../../runtime/ipc/frame.ts";
+import { FrameEncoder } from "../../runtime/core/ipc/frame.ts";
 
 /** The chunks of one frame as a single byte array. */
 export function concat(chunks: readonly Uint8Array[]): Uint8Array {

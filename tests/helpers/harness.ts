@@ -3,7 +3,7 @@
  * that is shut down after each test, so a failing test never leaves actor processes behind.
  */
 import { afterEach } from "bun:test";
-import type { Supervisor } from "../../runtime/supervisor/supervisor.ts";
+import type { Supervisor } from "../../runtime/core/supervisor/supervisor.ts";
 import { makeSupervisor } from "./supervision.ts";
 
 let current: Supervisor | undefined;

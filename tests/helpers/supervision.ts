@@ -1,8 +1,8 @@
 /** Shared set-up for supervision tests: quiet supervisors with fast failure detection. */
 import { existsSync, readFileSync } from "node:fs";
 import { FaultToleranceSchema, type FaultTolerance } from "../../config/schema.ts";
-import { localLauncher, type Launcher } from "../../runtime/supervisor/launcher.ts";
-import { Supervisor, type SupervisorOptions } from "../../runtime/supervisor/supervisor.ts";
+import { localLauncher, type Launcher } from "../../runtime/core/supervisor/launcher.ts";
+import { Supervisor, type SupervisorOptions } from "../../runtime/core/supervisor/supervisor.ts";
 import { testRoles } from "../fixtures/registry.ts";
 
 /** Fault-tolerance settings tuned for tests: hangs found in ~0.5 s, restarts quick. */

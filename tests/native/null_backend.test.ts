@@ -6,9 +6,9 @@
 import { expect, test } from "bun:test";
 import { resolveConfig } from "../../config/index.ts";
 import { PolicyModel } from "../../native/policy_model.ts";
-import { randomPlan } from "../../runtime/chaos.ts";
-import { createJob } from "../../runtime/trainer/job.ts";
-import { fit } from "../../runtime/trainer/trainer.ts";
+import { randomPlan } from "../../runtime/core/chaos.ts";
+import { createJob } from "../../runtime/rl/trainer/job.ts";
+import { fit } from "../../runtime/rl/trainer/trainer.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 const config = { vocab: 16, context: 12, width: 8, layers: 1, heads: 2, seed: 3 };

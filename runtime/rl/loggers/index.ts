@@ -9,8 +9,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../../../config/schema.ts";
-import { writeFileDurably } from "../../files.ts";
-import type { JobPaths } from "../../trainer/job.ts";
+import { writeFileDurably } from "../../core/files.ts";
+import type { JobPaths } from "../trainer/job.ts";
 import { MlflowLogger, type RunEndStatus } from "./mlflow.ts";
 import { TensorBoardLogger } from "./tensorboard.ts";
 

@@ -1,0 +1,144 @@
+/**
+ * A job's folder under `trainer.run_dir`: `config.json` (the resolved config), `metrics.jsonl`
+ * (one line per step), `events.jsonl` (deaths, restarts, retries), `checkpoints/`, and
+ * `summary.json` when it ends.
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { Config } from "../../../config/schema.ts";
+import { validateConfig } from "../../../config/load.ts";
+import { appendLine, writeFileDurably } from "../../core/files.ts";
+import { readJsonLines } from "../../core/metrics/jsonl.ts";
+
+/** A job folder that cannot be used. */
+export class JobError extends Error {
+  override name = "JobError";
+}
+
+export interface JobPaths {
+  id: string;
+  dir: string;
+  config: string;
+  metrics: string;
+  events: string;
+  checkpoints: string;
+  summary: string;
+}
+
+export function jobPaths(dir: string): JobPaths {
+  const abs = resolve(dir);
+  return {
+    id: abs.split("/").pop()!,
+    dir: abs,
+    config: join(abs, "config.json"),
+    metrics: join(abs, "metrics.jsonl"),
+    events: join(abs, "events.jsonl"),
+    checkpoints: join(abs, "checkpoints"),
+    summary: join(abs, "summary.json"),
+  };
+}
+
+/** A job folder that exists already: a new job never reuses one (`--resume` continues it). */
+export class JobExistsError extends JobError {
+  override name = "JobExistsError";
+  constructor(readonly dir: string) {
+    super(`${dir} already exists; a new job needs a folder of its own`);
+  }
+}
+
+/** What a job name may be; said in every refusal. */
+export const JOB_NAME_RULE = "a job name is 1-128 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit";
+const JOB_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** Why `name` cannot be a job folder's name, or undefined when it can. */
+export function jobNameProblem(name: string): string | undefined {
+  if (JOB_NAME.test(name)) return undefined;
+  if (name === "") return "it is empty";
+  if (/[/\\]/.test(name)) return "it contains a path separator";
+  if (name === "." || name === "..") return "it would name the run folder itself or its parent";
+  // deno-lint-ignore no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(name)) return "it contains a control character";
+  if (name.length > 128) return `it is ${name.length} characters long`;
+  return /^[.-]/.test(name) ? `it starts with ${JSON.stringify(name[0])}` : "it contains a character outside the allowed set";
+}
+
+/**
+ * Refuses a name that could escape `run_dir` (`..`, `a/b`), hide (`.x`), read as a flag (`-x`)
+ * or garble a terminal or log line (control characters).
+ */
+export function checkJobName(name: string): void {
+  const problem = jobNameProblem(name);
+  if (problem) throw new JobError(`invalid job name ${JSON.stringify(name)}: ${problem}; ${JOB_NAME_RULE}`);
+}
+
+const defaultJobName = (config: Config): string => {
+  const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\..*$/, "").replace("T", "-");
+  return `${config.data.task}-${stamp}-${randomBytes(2).toString("hex")}`;
+};
+
+/**
+ * Makes the job folder itself with a plain (non-recursive) mkdir: the one atomic step that
+ * decides who owns the name, so two jobs racing for one name never share a folder.
+ */
+function makeJobDir(dir: string): boolean {
+  try {
+    mkdirSync(dir);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw e;
+  }
+}
+
+/**
+ * A new job folder, with the config saved in it. `id` names it (checked by `checkJobName`; an
+ * existing folder is a JobExistsError); without one it is `<task>-<UTC time>-<random>`, drawn
+ * again on the rare collision.
+ */
+export function createJob(config: Config, id?: string): JobPaths {
+  if (id !== undefined) checkJobName(id);
+  mkdirSync(config.trainer.run_dir, { recursive: true });
+  let name = id ?? defaultJobName(config);
+  while (!makeJobDir(join(config.trainer.run_dir, name))) {
+    if (id !== undefined) throw new JobExistsError(join(config.trainer.run_dir, name));
+    name = defaultJobName(config);
+  }
+  const paths = jobPaths(join(config.trainer.run_dir, name));
+  // Durable and atomic: a job folder either has its whole config.json or none.
+  writeFileDurably(paths.config, JSON.stringify(config, null, 2) + "\n");
+  return paths;
+}
+
+/** Reopens a job folder for `--resume`: its saved config, validated again. */
+export function openJob(dir: string): { paths: JobPaths; config: Config } {
+  const paths = jobPaths(dir);
+  if (!existsSync(paths.config)) throw new JobError(`${dir} is not a job folder (no config.json); expected runs/<job>`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(paths.config, "utf8"));
+  } catch (e) {
+    throw new JobError(`${paths.config}: unreadable (${(e as Error).message})`);
+  }
+  return { paths, config: validateConfig(raw as Record<string, unknown>, new Map([["", paths.config]])) };
+}
+
+/** Per-step metrics: appended one JSON line per step. */
+export class MetricsFile {
+  constructor(private readonly path: string) {}
+
+  append(step: number, metrics: Record<string, number>): void {
+    appendLine(this.path, JSON.stringify({ step, ...metrics }));
+  }
+
+  /** Every line so far; a torn last line (a coordinator killed mid-append) is left out. */
+  read(): Array<Record<string, number>> {
+    return readJsonLines<Record<string, number>>(this.path);
+  }
+
+  /** Drops lines after `step` (they will be produced again by a resumed run), and a torn last line. */
+  truncateAfter(step: number): void {
+    const keep = this.read().filter((m) => m.step! <= step);
+    writeFileDurably(this.path, keep.map((m) => JSON.stringify(m) + "\n").join(""));
+  }
+}

@@ -1,0 +1,324 @@
+/**
+ * The training loop (PPO or GRPO) in the coordinator. Each step runs the phases of phases.ts:
+ * rollout, score, reference/values, advantages (GAE or GRPO), update (critic and policy);
+ * then validation every `val_interval`, health probes every `health_check_interval` steps and a
+ * checkpoint every `checkpoint.interval`. All compute happens in the supervised
+ * role actors; a fault in one of them is repaired underneath this loop, which simply awaits.
+ *
+ * @example
+ * ```ts
+ * const result = await fit({ config, job: createJob(config) });
+ * console.log(result.finalValScore, result.weightsSha256);
+ * ```
+ */
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import type { Config } from "../../../config/schema.ts";
+import type { ModelState } from "../../../native/policy_model.ts";
+import type { ActorRollout } from "../../../roles/actor_rollout.ts";
+import type { Critic } from "../../../roles/critic.ts";
+import { SHIPPED_ROLES } from "../../../roles/index.ts";
+import type { RefPolicy } from "../../../roles/ref_policy.ts";
+import { ChaosMonkey, type FaultPlan } from "../../core/chaos.ts";
+import { acquireLock } from "../../core/checkpoint/lock.ts";
+import { CheckpointStore } from "../../core/checkpoint/store.ts";
+import { writeFileDurably, type WriteError } from "../../core/files.ts";
+import { EventLog } from "../../core/metrics/events.ts";
+import { MetricsRegistry, type RegistryState } from "../../core/metrics/registry.ts";
+import type { Actor } from "../../core/supervisor/actor.ts";
+import { ActorRef } from "../../core/supervisor/actor_ref.ts";
+import { HealthSchedule } from "../../core/supervisor/health.ts";
+import type { OutputSink } from "../../core/supervisor/incarnation.ts";
+import type { RoleEntry } from "../../core/host/role.ts";
+import { Supervisor, type FailureReport } from "../../core/supervisor/supervisor.ts";
+import { DataLoader, type LoaderPosition } from "../tasks/dataset.ts";
+import { MetricsFile, type JobPaths } from "./job.ts";
+import { advantages, evaluate, referenceAndValues, rollout, score, tokenBatch, trainingMetrics, update, type JobActors } from "./phases.ts";
+import { checkJobConfig, JobPlan } from "./plan.ts";
+import { JobLoggers } from "../loggers/index.ts";
+import type { RunEndStatus } from "../loggers/mlflow.ts";
+
+export interface FitOptions {
+  config: Config;
+  job: JobPaths;
+  /** Continue from the job's last durable checkpoint. */
+  resume?: boolean;
+  /** Faults per second injected by the seeded chaos monkey; 0 = none. */
+  chaosRate?: number;
+  /** Seed of the chaos monkey; default derived from the job seed and the start step. */
+  chaosSeed?: number;
+  /**
+   * Faults by step and call count (`FaultPlan`): the same faults on every machine. Counted are
+   * the trainer's calls to each actor within a step (generate, logprobs, values, update; the
+   * initial evaluation is step 0), in the order the trainer makes them.
+   */
+  faultPlan?: FaultPlan;
+  /** Called after every step with its metrics. */
+  onStep?(step: number, metrics: Record<string, number>): void;
+  /** Human-readable notes (resume, checkpoint warnings, failures). */
+  onNote?(line: string): void;
+  /** Actor output sink; default: stderr with the actor's prefix. */
+  output?: OutputSink;
+  roles?: Readonly<Record<string, RoleEntry>>;
+  /** Called once the supervisor exists (for fault injection and live views). */
+  onSupervisor?(supervisor: Supervisor): void;
+  /**
+   * Cancels the job: checked at the top of each step; once aborted, a final checkpoint is saved
+   * and fit throws TrainingCancelledError (the abort reason is on its `reason`).
+   */
+  signal?: AbortSignal;
+}
+
+export interface FitResult {
+  job: string;
+  steps: number;
+  startStep: number;
+  initialValScore: number | undefined;
+  finalValScore: number;
+  failures: number;
+  restarts: number;
+  wallS: number;
+  tokensPerS: number;
+  /** SHA-256 of the final policy (and critic) weights. */
+  weightsSha256: string;
+  chaosFaults: number;
+}
+
+/** The job failed: an actor could not be kept alive (or fault tolerance is off). */
+export class TrainingFailedError extends Error {
+  override name = "TrainingFailedError";
+  constructor(readonly report: FailureReport, readonly step: number) {
+    super(`training failed at step ${step}: ${report.offender} (role ${report.role}): ${report.reason}`);
+  }
+}
+
+/** The job was cancelled through `FitOptions.signal`; its last completed step is checkpointed. */
+export class TrainingCancelledError extends Error {
+  override name = "TrainingCancelledError";
+  constructor(readonly step: number, readonly reason: unknown) {
+    super(`training cancelled after step ${step}${typeof reason === "string" ? `: ${reason}` : ""}`);
+  }
+}
+
+export { checkJobConfig, JobConfigError } from "./plan.ts";
+
+interface TrainerState {
+  step: number;
+  data: LoaderPosition;
+  initialValScore?: number;
+  /** Fault-tolerance counters, so cumulative metrics survive a resume. */
+  metrics?: RegistryState;
+}
+
+/**
+ * The trainer's calls to its actors, counted per step so a `FaultPlan` can strike "the 2nd call
+ * to critic in step 5" on every machine alike.
+ */
+class StepCalls {
+  private step = 0;
+  private readonly counts = new Map<string, number>();
+
+  constructor(private readonly plan: FaultPlan | undefined) {}
+
+  begin(step: number): void {
+    this.step = step;
+    this.counts.clear();
+  }
+
+  /** The `ActorRef` hook: runs right after each call is handed to its actor. */
+  readonly afterSend = (actor: Actor): void => {
+    const n = (this.counts.get(actor.id) ?? 0) + 1;
+    this.counts.set(actor.id, n);
+    this.plan?.afterCall(actor, this.step, n);
+  };
+}
+
+/** The job's actors, typed against their role classes, their calls counted for the fault plan. */
+function jobActors(sup: Supervisor, plan: JobPlan, calls: StepCalls): JobActors {
+  const ref = <R>(id: string) => new ActorRef<R>(sup.actor(id), calls.afterSend);
+  return {
+    actor: ref<ActorRollout>("actor_rollout"),
+    ...(plan.useCritic ? { critic: ref<Critic>("critic") } : {}),
+    ...(plan.useRef ? { ref: ref<RefPolicy>("ref_policy") } : {}),
+  };
+}
+
+/** Runs `phase`, recording its wall time in seconds under `key`. */
+async function timed<T>(m: Record<string, number>, key: string, phase: () => Promise<T>): Promise<T> {
+  const t = performance.now();
+  const out = await phase();
+  m[key] = (performance.now() - t) / 1000;
+  return out;
+}
+
+/** One training step's phases; its metrics and the tokens it processed. */
+async function trainStep(plan: JobPlan, actors: JobActors, step: number, prompts: readonly string[]): Promise<{ metrics: Record<string, number>; tokens: number }> {
+  const m: Record<string, number> = {};
+  const r = await timed(m, "timing_s/gen", () => rollout(plan, actors, step, prompts));
+  const scores = score(plan, r.prompts, r.gen);
+  const batch = tokenBatch(r.batch);
+  const rv = await timed(m, "timing_s/old_log_prob", () => referenceAndValues(actors, batch));
+  const adv = advantages(plan, r.batch, scores, rv.values);
+  const stats = await timed(m, "timing_s/update", () => update(plan, actors, step, batch, rv, adv));
+  return { metrics: Object.assign(m, trainingMetrics(r, scores, rv, adv, stats)), tokens: r.batch.batch * r.batch.seqLen };
+}
+
+
+/**
+ * Runs (or resumes) a job. One process drives a job folder at a time: `<job>/job.lock` refuses a
+ * second driver (a `train --resume` of a job the coordinator service runs, say) with LockedError.
+ */
+export async function fit(o: FitOptions): Promise<FitResult> {
+  // Generates the data set once (it is the slow part of the check) and hands the plan on.
+  const plan = checkJobConfig(o.config);
+  const lock = acquireLock(join(o.job.dir, "job.lock"), `job ${o.job.id}`, { log: o.onNote ?? (() => {}) });
+  try {
+    return await train(o, plan);
+  } finally {
+    lock.release();
+  }
+}
+
+async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
+  const started = performance.now();
+  const { config, job } = o;
+  const note = o.onNote ?? (() => {});
+  const dataset = plan.dataset;
+  const metrics = new MetricsRegistry();
+  const events = new EventLog(job.events);
+  const store = new CheckpointStore(job.checkpoints, config.checkpoint.keep, note);
+  const metricsFile = new MetricsFile(job.metrics);
+  const loader = new DataLoader(dataset.train, config.data.train_batch_size, plan.seed("data"));
+  const sup = new Supervisor({ faultTolerance: config.fault_tolerance, roles: o.roles ?? SHIPPED_ROLES, metrics, events, output: o.output, name: job.id });
+  let failure: FailureReport | undefined;
+  sup.onFailure((r) => (failure ??= r));
+  // An event that could not be written (disk full, read-only) fails the job with the path named.
+  let writeFailure: WriteError | undefined;
+  events.onWriteError((e) => (writeFailure ??= e));
+  const calls = new StepCalls(o.faultPlan);
+  o.onSupervisor?.(sup);
+  let monkey: ChaosMonkey | undefined;
+  let loggers: JobLoggers | undefined;
+  let ended: RunEndStatus = "FAILED";
+  let step = 0;
+  let tokens = 0;
+  const state: TrainerState = { step: 0, data: loader.state };
+
+  try {
+    await sup.start(plan.childSpecs());
+    const actors = jobActors(sup, plan, calls);
+    if (o.resume) await resumeFromCheckpoint();
+    const startStep = state.step;
+    loggers = await JobLoggers.open(config, job, note);
+    if (state.initialValScore === undefined) {
+      const v = await evaluate(plan, actors);
+      state.initialValScore = v.score;
+      loggers.samples(0, v.samples);
+    }
+
+    if (o.chaosRate && o.chaosRate > 0) {
+      monkey = new ChaosMonkey(sup, { seed: o.chaosSeed ?? plan.seed("chaos", startStep), meanIntervalS: 1 / o.chaosRate });
+      monkey.start();
+    }
+    const health = new HealthSchedule(config.fault_tolerance);
+    const every = (n: number) => (n > 0 && step % n === 0) || step === config.trainer.total_steps;
+
+    for (step = startStep + 1; step <= config.trainer.total_steps; step++) {
+      if (o.signal?.aborted) {
+        // state.step is the last completed step; keep it so a resume continues from exactly there.
+        if (state.step > 0 && store.steps()[0] !== state.step) await saveCheckpoint(sup, store, state.step, state);
+        throw new TrainingCancelledError(state.step, o.signal.reason);
+      }
+      const t0 = performance.now();
+      calls.begin(step);
+      const { metrics: m, tokens: stepTokens } = await trainStep(plan, actors, step, loader.next()).catch(rethrowFailure);
+      if (every(config.trainer.val_interval)) {
+        const v = await timed(m, "timing_s/testing", () => evaluate(plan, actors));
+        m["val/score"] = v.score;
+        loggers.samples(step, v.samples);
+      }
+      if (health.due(step)) await sup.probeHealth();
+      Object.assign(state, { step, data: loader.state, metrics: metrics.save() });
+      if (every(config.checkpoint.interval)) await timed(m, "timing_s/save_checkpoint", () => saveCheckpoint(sup, store, step, state));
+      checkFailure();
+      tokens += stepTokens;
+      m["timing_s/step"] = (performance.now() - t0) / 1000;
+      m["perf/throughput"] = stepTokens / m["timing_s/step"];
+      Object.assign(m, metrics.step());
+      if (config.trainer.logger.includes("jsonl")) metricsFile.append(step, m);
+      await loggers.step(step, m);
+      o.onStep?.(step, m);
+    }
+    monkey?.stop();
+    // A fault injected at the very end is repaired before the job is declared done.
+    await o.faultPlan?.settled();
+    await sup.settled().catch(rethrowFailure);
+    checkFailure();
+    const finalValScore = (metricsFile.read().at(-1)?.["val/score"]) ?? (await evaluate(plan, actors)).score;
+    const weightsSha256 = await weightsChecksum(sup);
+    const totals = sup.actors().reduce((acc, a) => {
+      const t = metrics.totals(a.role);
+      return acc.roles.has(a.role) ? acc : { roles: acc.roles.add(a.role), failures: acc.failures + t.failures, restarts: acc.restarts + t.restarts };
+    }, { roles: new Set<string>(), failures: 0, restarts: 0 });
+    const wallS = (performance.now() - started) / 1000;
+    const result: FitResult = {
+      job: job.id, steps: config.trainer.total_steps, startStep, initialValScore: state.initialValScore, finalValScore,
+      failures: totals.failures, restarts: totals.restarts, wallS, tokensPerS: tokens / wallS, weightsSha256,
+      chaosFaults: (monkey?.ledger.length ?? 0) + (o.faultPlan?.injected ?? 0),
+    };
+    writeFileDurably(job.summary, JSON.stringify(result, null, 2) + "\n");
+    ended = "FINISHED";
+    return result;
+  } catch (e) {
+    if (e instanceof TrainingCancelledError) ended = "KILLED";
+    if (failure && !(e instanceof TrainingFailedError)) throw new TrainingFailedError(failure, step);
+    throw writeFailure ?? e;
+  } finally {
+    monkey?.stop();
+    await sup.shutdown();
+    await loggers?.close(ended);
+  }
+
+  /** Loads the latest usable checkpoint into the actors and the trainer; drops metrics after it. */
+  async function resumeFromCheckpoint(): Promise<void> {
+    const ckpt = store.latest<TrainerState>();
+    if (!ckpt) {
+      metricsFile.truncateAfter(0);
+      note(`no usable checkpoint in ${job.checkpoints}; starting ${job.id} from step 0`);
+      return;
+    }
+    for (const [id, s] of ckpt.states) await sup.actor(id).loadSnapshot(s);
+    Object.assign(state, ckpt.manifest.trainer);
+    if (state.metrics) metrics.restore(state.metrics);
+    loader.seek(state.data);
+    metricsFile.truncateAfter(ckpt.step);
+    note(`resumed ${job.id} from checkpoint step ${ckpt.step}`);
+  }
+
+  function checkFailure(): void {
+    if (failure) throw new TrainingFailedError(failure, step);
+    if (writeFailure) throw writeFailure;
+  }
+
+  /** A call that failed because its actor could not be kept alive ends the job with the report. */
+  function rethrowFailure(e: unknown): never {
+    if (failure) throw new TrainingFailedError(failure, step);
+    throw writeFailure ?? e;
+  }
+}
+
+async function saveCheckpoint(sup: Supervisor, store: CheckpointStore, step: number, state: TrainerState): Promise<void> {
+  const snapshots = await sup.snapshotAll();
+  const states = new Map([...snapshots].filter(([, s]) => s !== undefined));
+  store.save(step, states, { ...state });
+}
+
+/** SHA-256 over the stateful actors' weights, in actor order: the run's fingerprint. */
+async function weightsChecksum(sup: Supervisor): Promise<string> {
+  const hash = createHash("sha256");
+  for (const a of sup.actors()) {
+    const s = (await a.takeSnapshot()) as { model?: ModelState } | undefined;
+    if (s?.model) hash.update(new Uint8Array(s.model.params.buffer, s.model.params.byteOffset, s.model.params.byteLength));
+  }
+  return hash.digest("hex");
+}

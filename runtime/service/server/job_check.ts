@@ -1,0 +1,75 @@
+/**
+ * The fit check of POST /jobs, computed from the configuration alone: the same limits the
+ * trainer's JobPlan enforces (response budget, context length, GRPO group size, data set size),
+ * without generating the data set. Generating it (`checkJobConfig`) costs time in proportion to
+ * `data.train_size` on the event loop; this costs a few arithmetic operations, so a request
+ * never holds the coordinator up however large the sizes it asks for.
+ *
+ * Bounds instead of samples: the longest prompt is the longest the task can make, not the
+ * longest one drawn, so a context that fits only because no longest prompt happened to be drawn
+ * is refused here (the trainer would accept it). A data set is refused when the task cannot
+ * make that many distinct held-out prompts, or when so few prompts remain outside them that the
+ * trainer's generator would run out of attempts on average; a borderline one it accepts can
+ * still fail when the job starts, with the generator's message.
+ *
+ * @example
+ * ```ts
+ * checkJobFits(config); // throws JobConfigError naming the key, like the trainer
+ * ```
+ */
+import type { Config } from "../../../config/schema.ts";
+import { TASKS } from "../../rl/tasks/tasks.ts";
+import { promptTokens } from "../../rl/tasks/tokenizer.ts";
+import { JobConfigError } from "../../rl/trainer/plan.ts";
+
+/** Tokens a prompt gets besides its text (the BOS token). */
+const PROMPT_EXTRA_TOKENS = promptTokens("").length;
+/** makeDataset draws at most this many prompts per prompt wanted (runtime/tasks/dataset.ts). */
+const ATTEMPTS_PER_PROMPT = 50;
+
+/** Throws JobConfigError (path and message) if the configuration cannot run; never generates data. */
+export function checkJobFits(config: Config): void {
+  checkDataSize(config);
+  checkShapes(config);
+}
+
+function checkDataSize(config: Config): void {
+  const d = config.data;
+  const task = TASKS[d.task];
+  const distinct = task.distinctPrompts(d.min_digits, d.max_digits);
+  const what = `${d.task} with ${d.min_digits}-${d.max_digits} digits has ${distinct} distinct prompts`;
+  if (d.val_size >= distinct) {
+    throw new JobConfigError("data.val_size", `data: cannot make ${d.val_size} held-out prompts and training prompts outside them: ${what}; ` +
+      "lower data.val_size or raise data.max_digits");
+  }
+  // Each training draw lands outside the held-out set with probability (distinct - val) / distinct.
+  const expectedTrain = (ATTEMPTS_PER_PROMPT * (d.val_size + d.train_size) * (distinct - d.val_size)) / distinct;
+  if (expectedTrain < d.train_size) {
+    throw new JobConfigError("data.train_size", `data: cannot draw ${d.train_size} training prompts outside ${d.val_size} held-out ones: ${what}; ` +
+      "lower data.train_size/data.val_size or raise data.max_digits");
+  }
+}
+
+/** The limits of the trainer's JobPlan, with the task's longest prompt instead of the drawn one. */
+function checkShapes(config: Config): void {
+  const { data, worker, algorithm } = config;
+  const task = TASKS[data.task];
+  const maxNew = worker.actor.max_new_tokens;
+  const needed = task.maxAnswerLength(data.max_digits) + 1;
+  if (maxNew < needed) {
+    throw new JobConfigError("worker.actor.max_new_tokens", `worker.actor.max_new_tokens=${maxNew} is too short: ${data.task} answers of up to ` +
+      `${data.max_digits} digits need ${needed} tokens with the end token`);
+  }
+  const longestPrompt = task.maxPromptLength(data.max_digits) + PROMPT_EXTRA_TOKENS;
+  const seqLen = longestPrompt + maxNew;
+  for (const role of ["actor", "critic"] as const) {
+    const ctx = worker[role].model.context;
+    if (ctx < seqLen) {
+      throw new JobConfigError(`worker.${role}.model.context`, `worker.${role}.model.context=${ctx} is too short: prompts of up to ${longestPrompt} tokens plus ` +
+        `max_new_tokens=${maxNew} need ${seqLen}`);
+    }
+  }
+  if (algorithm.adv_estimator === "grpo" && worker.actor.rollout_n < 2) {
+    throw new JobConfigError("worker.actor.rollout_n", "algorithm.adv_estimator=grpo needs worker.actor.rollout_n ≥ 2 (responses per prompt to compare)");
+  }
+}

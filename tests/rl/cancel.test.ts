@@ -1,0 +1,55 @@
+/**
+ * Cancelling a job (`FitOptions.signal`): fit stops at the top of the next step, keeps a final
+ * checkpoint of the last completed step, stops every actor, and throws TrainingCancelledError;
+ * resuming the cancelled job ends with exactly the weights of an uninterrupted run.
+ */
+import { expect, test } from "bun:test";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { resolveConfig } from "../../config/index.ts";
+import { createJob, MetricsFile } from "../../runtime/rl/trainer/job.ts";
+import { fit, TrainingCancelledError } from "../../runtime/rl/trainer/trainer.ts";
+import type { Supervisor } from "../../runtime/core/supervisor/supervisor.ts";
+import { processRuns } from "../helpers/supervision.ts";
+import { tempDir } from "../helpers/tmp.ts";
+
+const quiet = () => {};
+
+test("an aborted signal checkpoints the last step, stops the actors, and the job resumes to the same weights", async () => {
+  const runDir = tempDir("revenant-cancel-");
+  const config = resolveConfig({
+    file: null, env: {},
+    args: [
+      `trainer.run_dir=${runDir}`, "trainer.total_steps=8", "trainer.val_interval=4", "checkpoint.interval=4",
+      "data.train_size=64", "data.val_size=16", "data.train_batch_size=8",
+      "worker.actor.ppo_mini_batch_size=8", "worker.critic.ppo_mini_batch_size=8",
+    ],
+  }).config;
+  const clean = await fit({ config, job: createJob(config, "clean"), output: quiet, onNote: quiet });
+
+  const job = createJob(config, "cancelled");
+  const controller = new AbortController();
+  let sup: Supervisor | undefined;
+  let err: unknown;
+  try {
+    await fit({
+      config, job, output: quiet, onNote: quiet, signal: controller.signal,
+      onSupervisor: (s) => (sup = s),
+      onStep: (step) => step === 3 && controller.abort("test"),
+    });
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(TrainingCancelledError);
+  expect((err as TrainingCancelledError).step).toBe(3);
+  expect((err as Error).message).toBe("training cancelled after step 3: test");
+  // Step 3 is not a checkpoint interval: the cancel saved it.
+  expect(readdirSync(job.checkpoints).sort()).toEqual(["step-3"]);
+  expect(sup!.actors().every((a) => a.state === "stopped")).toBe(true);
+  for (const e of sup!.events.events) if (typeof e.pid === "number") expect(processRuns(e.pid)).toBe(false);
+
+  const resumed = await fit({ config, job, resume: true, output: quiet, onNote: quiet });
+  expect(resumed.startStep).toBe(3);
+  expect(resumed.weightsSha256).toBe(clean.weightsSha256);
+  expect(new MetricsFile(job.metrics).read().map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+}, 60_000);

@@ -1,0 +1,77 @@
+/** Checkpoints: atomic, checksummed, pruned; corrupt or torn ones are skipped for the previous. */
+import { describe, expect, test } from "bun:test";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { CheckpointError, CheckpointStore } from "../../runtime/core/checkpoint/store.ts";
+import { tempDir } from "../helpers/tmp.ts";
+
+const fresh = () => tempDir("revenant-ckpt-");
+const states = (k: number) => new Map<string, unknown>([
+  ["actor_rollout", { weights: new Float32Array([k, k + 0.5, -k]), step: k }],
+  ["critic", { weights: new Float64Array([k * 2]), tokens: new Int32Array([1, 2, k]) }],
+]);
+
+describe("checkpoint store", () => {
+  test("round-trips actor states (typed arrays included) and trainer state", () => {
+    const store = new CheckpointStore(fresh(), 3);
+    store.save(10, states(10), { step: 10, data: { epoch: 1, offset: 7 } });
+    const got = store.latest<{ step: number; data: { epoch: number; offset: number } }>()!;
+    expect(got.step).toBe(10);
+    expect(got.manifest.trainer).toEqual({ step: 10, data: { epoch: 1, offset: 7 } });
+    expect(got.states.get("actor_rollout")).toEqual({ weights: new Float32Array([10, 10.5, -10]), step: 10 });
+    expect(got.states.get("critic")).toEqual({ weights: new Float64Array([20]), tokens: new Int32Array([1, 2, 10]) });
+    expect(got.manifest.files.map((f) => f.sha256.length)).toEqual([64, 64]);
+  });
+
+  test("keeps the last K and leaves no temporary folder", () => {
+    const root = fresh();
+    const store = new CheckpointStore(root, 2);
+    for (const s of [5, 10, 15, 20]) store.save(s, states(s), { step: s });
+    expect(store.steps()).toEqual([20, 15]);
+    expect(readdirSync(root).sort()).toEqual(["step-15", "step-20"]);
+  });
+
+  test("a corrupted latest checkpoint is detected and the previous one used, with a warning", () => {
+    const root = fresh();
+    const warnings: string[] = [];
+    const store = new CheckpointStore(root, 3, (m) => warnings.push(m));
+    store.save(1, states(1), { step: 1 });
+    store.save(2, states(2), { step: 2 });
+    const file = join(root, "step-2", "critic.state");
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 3]! ^= 0xff;
+    writeFileSync(file, bytes);
+    expect(store.latest()!.step).toBe(1);
+    expect(warnings[0]).toContain("skipping checkpoint step 2");
+    expect(warnings[0]).toContain("critic.state");
+    expect(() => store.load(2)).toThrow(CheckpointError);
+  });
+
+  test("a torn checkpoint (missing file, truncated manifest) is skipped", () => {
+    const root = fresh();
+    const warnings: string[] = [];
+    const store = new CheckpointStore(root, 5, (m) => warnings.push(m));
+    store.save(1, states(1), { step: 1 });
+    store.save(2, states(2), { step: 2 });
+    store.save(3, states(3), { step: 3 });
+    rmSync(join(root, "step-3", "actor_rollout.state"));
+    writeFileSync(join(root, "step-2", "manifest.json"), '{"format": "revenant-checkpo');
+    expect(store.latest()!.step).toBe(1);
+    expect(warnings).toHaveLength(2);
+    expect(warnings[1]).toContain("manifest unreadable");
+  });
+
+  test("no checkpoint at all gives undefined", () => {
+    expect(new CheckpointStore(join(fresh(), "none"), 2).latest()).toBeUndefined();
+  });
+
+  test("a failed save leaves the previous checkpoint and no debris", () => {
+    const root = fresh();
+    const store = new CheckpointStore(root, 3);
+    store.save(1, states(1), { step: 1 });
+    const bad = new Map<string, unknown>([["x", { f: () => 1 }]]);
+    expect(() => store.save(2, bad, {})).toThrow();
+    expect(readdirSync(root)).toEqual(["step-1"]);
+    expect(existsSync(join(root, "step-1", "manifest.json"))).toBe(true);
+  });
+});

@@ -1,0 +1,139 @@
+/**
+ * The trainer's pure math and its phases, one by one: GAE, GRPO, whitening, batch building,
+ * mini-batching and seed derivation against hand-worked numbers; the phases (rollout, score,
+ * reference/values, advantages, update, metrics, validation) with the shipped role classes run
+ * in-process on the null backend — no processes, no addon.
+ */
+import { describe, expect, test } from "bun:test";
+import { resolveConfig } from "../../config/index.ts";
+import { ActorRollout } from "../../roles/actor_rollout.ts";
+import { Critic } from "../../roles/critic.ts";
+import { miniBatches } from "../../roles/minibatch.ts";
+import { RefPolicy } from "../../roles/ref_policy.ts";
+import type { ActorRef } from "../../runtime/core/supervisor/actor_ref.ts";
+import type { RoleContext } from "../../runtime/core/host/role.ts";
+import { makeDataset } from "../../runtime/rl/tasks/dataset.ts";
+import { gae, grpo, whiten } from "../../runtime/rl/trainer/advantages.ts";
+import { buildBatch } from "../../runtime/rl/trainer/batch.ts";
+import { advantages, evaluate, referenceAndValues, rollout, score, tokenBatch, trainingMetrics, update, type JobActors } from "../../runtime/rl/trainer/phases.ts";
+import { JobPlan } from "../../runtime/rl/trainer/plan.ts";
+import { deriveSeed } from "../../runtime/rl/trainer/seeds.ts";
+
+const close = (a: ArrayLike<number>, b: number[]) => b.forEach((v, i) => expect(a[i]!).toBeCloseTo(v, 5));
+
+describe("advantage math", () => {
+  // One row, seqLen 4: a prompt token, then three response tokens.
+  const layout = { rows: 1, seqLen: 4, mask: Float32Array.of(0, 1, 1, 1) };
+
+  test("GAE: δ_t = r_t + γV_{t+1} − V_t, A_t = Σ(γλ)^k δ_{t+k}, R = A + V, then whitened", () => {
+    const values = Float32Array.of(9, 0.5, 0.25, 0.125);
+    const { advantages: a, returns } = gae(layout, [1], values, 1, 0.5);
+    // δ3 = 1 − 0.125 = 0.875; δ2 = 0.125 − 0.25 = −0.125; δ1 = 0.25 − 0.5 = −0.25
+    // A3 = 0.875; A2 = −0.125 + 0.5·0.875 = 0.3125; A1 = −0.25 + 0.5·0.3125 = −0.09375
+    close(returns, [0, 0.40625, 0.5625, 1]);
+    const raw = Float32Array.of(0, -0.09375, 0.3125, 0.875);
+    close(a, [...whiten(raw, layout.mask)]);
+    expect(a[0]).toBe(0);
+  });
+
+  test("whitening: zero mean, unit (sample) variance over masked entries only", () => {
+    const w = whiten(Float32Array.of(100, 1, 2, 3), layout.mask);
+    expect(w[0]).toBe(0);
+    close(w, [0, -1, 0, 1]);
+    expect(whiten(Float32Array.of(5, 7), Float32Array.of(0, 1))).toEqual(Float32Array.of(5, 7)); // < 2 entries: unchanged
+  });
+
+  test("GRPO: scores normalised within each group, given to every response token", () => {
+    const two = { rows: 4, seqLen: 2, mask: Float32Array.of(0, 1, 0, 1, 0, 1, 0, 1) };
+    const a = grpo(two, [1, 0, 0.5, 0.5], 2);
+    // group 1: mean 0.5, std √0.5 → ±0.7071; group 2: identical scores → 0
+    close(a, [0, Math.SQRT1_2, 0, -Math.SQRT1_2, 0, 0, 0, 0]);
+    close(grpo(two, [1, 0, 0.5, 0.5], 2, false), [0, 0.5, 0, -0.5, 0, 0, 0, 0]);
+    expect(() => grpo(two, [1, 0, 1, 0], 3)).toThrow("4 rows do not split into groups of 3");
+  });
+});
+
+describe("batches and seeds", () => {
+  test("buildBatch pads after each sequence and masks exactly the response tokens", () => {
+    const b = buildBatch([[1, 2], [3]], Int32Array.of(7, 8, 9, 4, 0, 0), Int32Array.of(3, 1), 3, 5);
+    expect([...b.tokens.subarray(0, 5)]).toEqual([1, 2, 7, 8, 9]);
+    expect([...b.mask.subarray(0, 5)]).toEqual([0, 0, 1, 1, 1]);
+    expect([...b.mask.subarray(5)]).toEqual([0, 1, 0, 0, 0]);
+    expect(() => buildBatch([[1, 2, 3]], Int32Array.of(1, 2, 3), Int32Array.of(3), 3, 5)).toThrow("exceed seqLen 5");
+  });
+
+  test("mini-batches cover every row once per epoch, in a seeded order", () => {
+    const full = { batch: 6, seqLen: 1, x: Float32Array.of(0, 1, 2, 3, 4, 5) };
+    const plan = { epochs: 2, miniBatchSize: 2, seed: 3 };
+    const mbs = [...miniBatches(full, plan)];
+    expect(mbs).toHaveLength(6);
+    for (const epoch of [0, 1]) expect(mbs.slice(epoch * 3, epoch * 3 + 3).flatMap((m) => [...m.x]).sort()).toEqual([0, 1, 2, 3, 4, 5]);
+    expect([...miniBatches(full, plan)]).toEqual(mbs);
+    expect([...miniBatches(full, { ...plan, seed: 4 })]).not.toEqual(mbs);
+  });
+
+  test("seeds derive from (job seed, tags): stable, and different for any different tag", () => {
+    expect(deriveSeed(1, 5, "generate")).toBe(deriveSeed(1, 5, "generate"));
+    const seen = new Set([deriveSeed(1, 5, "generate"), deriveSeed(2, 5, "generate"), deriveSeed(1, 6, "generate"), deriveSeed(1, 5, "update"), deriveSeed(1, "5", "generate")]);
+    expect(seen.size).toBe(5);
+    for (const s of seen) expect(Number.isSafeInteger(s) && s >= 0).toBe(true);
+  });
+});
+
+describe("phases on the null backend, in-process", () => {
+  const config = resolveConfig({
+    file: null, env: {},
+    args: ["data.train_size=32", "data.val_size=8", "data.train_batch_size=4", "worker.actor.rollout_n=2",
+      "worker.actor.ppo_mini_batch_size=4", "worker.critic.ppo_mini_batch_size=4", "algorithm.kl_coef=0.01"],
+  }).config;
+  const plan = new JobPlan(config, makeDataset(config.data));
+  const ctx: RoleContext = { actor: "a", role: "r", rank: 0, incarnation: 1, log: () => {} };
+  /** The role object itself behind the ActorRef interface: what the actor host would call. */
+  const local = <R extends object>(role: R) => ({ id: "local", call: async (m: keyof R, ...args: unknown[]) => (role[m] as (...a: unknown[]) => unknown)(...args) }) as unknown as ActorRef<R>;
+  const opts = (r: "actor" | "critic" | "ref") => ({ ...plan.roleOptions(r), device: "null" as const });
+  const actors: JobActors = {
+    actor: local(new ActorRollout(opts("actor"), ctx)),
+    critic: local(new Critic(opts("critic"), ctx)),
+    ref: local(new RefPolicy(opts("ref"), ctx)),
+  };
+
+  test("rollout → score → reference/values → advantages → update → metrics", async () => {
+    const prompts = plan.dataset.train.slice(0, 4);
+    const r = await rollout(plan, actors, 1, prompts);
+    expect(r.prompts).toEqual(prompts.flatMap((p) => [p, p])); // rollout_n = 2
+    expect(r.batch.batch).toBe(8);
+    expect(r.batch.seqLen).toBe(plan.seqLen);
+    const scores = score(plan, r.prompts, r.gen);
+    expect(scores).toHaveLength(8);
+    for (const s of scores) expect(s >= 0 && s <= 1).toBe(true);
+    const rv = await referenceAndValues(actors, tokenBatch(r.batch));
+    expect(rv.oldLogprobs).toHaveLength(8 * plan.seqLen);
+    expect(rv.refLogprobs).toHaveLength(8 * plan.seqLen);
+    expect(rv.values).toHaveLength(8 * plan.seqLen);
+    const adv = advantages(plan, r.batch, scores, rv.values);
+    expect(adv.returns).toHaveLength(8 * plan.seqLen);
+    const stats = await update(plan, actors, 1, tokenBatch(r.batch), rv, adv);
+    expect(stats.critic).toBeDefined();
+    const m = trainingMetrics(r, scores, rv, adv, stats);
+    expect(Object.keys(m)).toEqual(expect.arrayContaining(["critic/score/mean", "actor/pg_loss", "actor/entropy", "critic/vf_loss", "critic/values/mean", "actor/advantages/mean"]));
+    expect(m["critic/score/mean"]).toBeCloseTo(scores.reduce((a, b) => a + b, 0) / 8, 6);
+  });
+
+  test("the same step twice gives the same numbers (every seed comes from the step)", async () => {
+    const prompts = plan.dataset.train.slice(0, 4);
+    const [a, b] = [await rollout(plan, actors, 7, prompts), await rollout(plan, actors, 7, prompts)];
+    expect(a.gen.tokens).toEqual(b.gen.tokens);
+    expect((await rollout(plan, actors, 8, prompts)).gen.tokens).not.toEqual(a.gen.tokens);
+  });
+
+  test("GRPO needs no critic; GAE without values is refused", async () => {
+    const r = await rollout(plan, actors, 2, plan.dataset.train.slice(0, 4));
+    expect(() => advantages(plan, r.batch, score(plan, r.prompts, r.gen), undefined)).toThrow("GAE needs the critic's values");
+  });
+
+  test("validation scores the whole held-out set and keeps a few samples", async () => {
+    const v = await evaluate(plan, actors, 3);
+    expect(v.score >= 0 && v.score <= 1).toBe(true);
+    expect(v.samples.map((s) => s.prompt)).toEqual(plan.dataset.val.slice(0, 3));
+  });
+});
