@@ -1,5 +1,5 @@
 /**
- * /healthz latency while the worst job body the schema allows (tests/server/helpers.ts
+ * /healthz latency while the worst job body the schema allows (tests/service/helpers.ts
  * WORST_BODY: the largest data set of 64-digit additions) is POSTed back to back, over real
  * HTTP on this runtime. A job holds the only training slot, so the submitted jobs queue and
  * only their checks run. Also: what the check used to cost on the event loop (the trainer's

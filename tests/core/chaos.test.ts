@@ -3,7 +3,7 @@
  * calls each, struck at seeded call numbers (never by elapsed time, so every machine injects
  * the same faults). Every call must resolve exactly once with the right value, in order; metrics must
  * equal the faults injected; no process may be left behind. A failure prints the seed:
- * rerun with CHAOS_SEED=<seed> bun test tests/runtime/chaos.test.ts
+ * rerun with CHAOS_SEED=<seed> bun test tests/core/chaos.test.ts
  */
 import { expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
