@@ -348,7 +348,9 @@ describe("child specs", () => {
 
 describe("state", () => {
   test("state with tens of MB of typed arrays is snapshotted and restored exactly", async () => {
-    const { sup } = harness({ max_restarts: -1, max_task_retries: -1 });
+    // Loading 32 MiB keeps the actor's JS thread busy; on a loaded machine that can outlast the
+    // suite's 0.5 s ping timeout and count as a hang. Hang detection is tested elsewhere.
+    const { sup } = harness({ max_restarts: -1, max_task_retries: -1, ping_timeout_s: 60 });
     const size = 8 * 1024 * 1024; // 32 MiB of float32
     await sup.start([{ id: "acc", role: "accumulator", options: { size } }]);
     const actor = sup.actor("acc");

@@ -6,7 +6,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { createApp } from "../../runtime/service/server/app.ts";
+import { hc } from "hono/client";
+import { createApp, type AppType } from "../../runtime/service/server/app.ts";
 import { quietManager, readSse, removeTempDirs, shortJob, tempDir, until } from "./helpers.ts";
 
 const runDir = tempDir("routes");
@@ -15,6 +16,8 @@ const jobs = quietManager(runDir).start();
 // (A request with no Host header over a socket is refused: connections.test.ts.)
 const app = createApp({ jobs, requireHostHeader: false });
 const chaosApp = createApp({ jobs, chaos: true, requireHostHeader: false });
+// The typed client over the same in-process app: the main job routes (submit, list, get, cancel).
+const client = hc<AppType>("http://127.0.0.1", { fetch: (input: Parameters<typeof fetch>[0], init?: RequestInit) => app.request(input instanceof Request ? input : String(input), init) });
 afterAll(async () => {
   await jobs.close();
   removeTempDirs();
@@ -27,7 +30,7 @@ const getJson = async (path: string) => (await app.request(path)).json() as Prom
 const waitStatus = (id: string, statuses: string[], timeoutMs = 60_000) =>
   until(async () => statuses.includes((await getJson(`/jobs/${id}`)).status), `job ${id} to be ${statuses.join("|")}`, timeoutMs);
 
-async function expectError(res: Response, status: number, code: string) {
+async function expectError(res: { status: number; json(): Promise<unknown> }, status: number, code: string) {
   expect(res.status).toBe(status);
   const body = (await res.json()) as any;
   expect(body.error.status).toBe(status);
@@ -76,14 +79,14 @@ describe("200: read-only routes", () => {
 describe("202: a job submitted, run, and read back", () => {
   let id = "";
   test("POST /jobs → 202 {id}; it runs to succeeded", async () => {
-    const res = await post("/jobs", shortJob(6));
+    const res = await client.jobs.$post({ json: shortJob(6) } as never);
     expect(res.status).toBe(202);
-    const body = (await res.json()) as any;
+    const body = (await res.json()) as { id: string };
     id = body.id;
     expect(id).toMatch(/^digit_reversal-\d{8}-\d{6}-[0-9a-f]{8}$/);
     expect(res.headers.get("location")).toBe(`/jobs/${id}`);
     await waitStatus(id, ["succeeded"]);
-    const view = await getJson(`/jobs/${id}`);
+    const view = (await (await client.jobs[":id"].$get({ param: { id } })).json()) as any;
     expect(view).toMatchObject({ id, status: "succeeded", step: 6, total_steps: 6, runs: 1, error: null });
     expect(view.result.weightsSha256).toMatch(/^[0-9a-f]{64}$/);
     expect(view.actors.map((a: any) => a.role).sort()).toEqual(["actor_rollout", "critic", "ref_policy"]);
@@ -93,7 +96,9 @@ describe("202: a job submitted, run, and read back", () => {
   });
 
   test("GET /jobs lists it; GET /jobs/:id/metrics has every step once; ?since filters", async () => {
-    expect(((await getJson("/jobs")).jobs as any[]).map((j) => j.id)).toContain(id);
+    const list = await client.jobs.$get();
+    expect(list.status).toBe(200);
+    expect(((await list.json()) as { jobs: Array<{ id: string }> }).jobs.map((j) => j.id)).toContain(id);
     const all = await getJson(`/jobs/${id}/metrics`);
     expect(all.steps.map((m: any) => m.step)).toEqual([1, 2, 3, 4, 5, 6]);
     expect((await getJson(`/jobs/${id}/metrics?since=4`)).steps.map((m: any) => m.step)).toEqual([5, 6]);
@@ -110,7 +115,7 @@ describe("202: a job submitted, run, and read back", () => {
   });
 
   test("409: cancelling a finished job, or killing an actor of a job that is not running", async () => {
-    await expectError(await app.request(`/jobs/${id}`, { method: "DELETE" }), 409, "job_finished");
+    await expectError(await client.jobs[":id"].$delete({ param: { id } }), 409, "job_finished");
     await expectError(await post(`/jobs/${id}/actors/critic/kill`, { signal: "SIGKILL" }, JSON_HEADERS, chaosApp), 409, "job_not_running");
   });
 });
@@ -212,7 +217,7 @@ describe("DELETE /jobs/:id", () => {
     expect((await getJson(`/jobs/${queued}`)).status).toBe("queued");
     await expectError(await post(`/jobs/${queued}/actors/critic/kill`, {}, JSON_HEADERS, chaosApp), 409, "job_not_running");
 
-    const q = await app.request(`/jobs/${queued}`, { method: "DELETE" });
+    const q = await client.jobs[":id"].$delete({ param: { id: queued } });
     expect(q.status).toBe(202);
     expect(await q.json()).toMatchObject({ status: "cancelled", cancel_requested: true });
 

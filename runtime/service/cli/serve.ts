@@ -17,6 +17,7 @@ import { LockedError } from "../../core/checkpoint/lock.ts";
 import { createApp, DEFAULT_MAX_EVENT_STREAMS, DEFAULT_SSE_HEARTBEAT_MS } from "../server/app.ts";
 import { JOB_MANAGER_DEFAULTS, JobManager } from "../server/job_manager.ts";
 import { DEFAULT_MAX_SERIES } from "../server/prometheus.ts";
+import { LOOPBACK_HOSTS } from "../server/schemas.ts";
 
 export const DEFAULT_PORT = 8321;
 export const DEFAULT_GRACE_S = 30;
@@ -42,7 +43,6 @@ const USAGE = `usage: bun run serve [options]      (deno task serve [options])
   --quiet, -q               no log lines or actor output
   --help, -h                this text`;
 
-const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
 const SIGNAL_NUMBERS: Record<string, number> = { SIGINT: 2, SIGTERM: 15 };
 
 class UsageError extends Error {}
@@ -124,7 +124,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const token = process.env.REVENANT_TOKEN || undefined;
-  if (!LOOPBACK.has(s.hostname) && !token) {
+  if (!LOOPBACK_HOSTS.has(s.hostname) && !token) {
     console.error(`refusing to bind ${s.hostname} without a token: set REVENANT_TOKEN (clients then send Authorization: Bearer <token>), or bind 127.0.0.1`);
     return 2;
   }

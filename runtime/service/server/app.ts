@@ -1,8 +1,10 @@
 /**
  * The coordinator's HTTP API as a Hono app: jobs (submit, list, status, cancel, metrics history,
  * Server-Sent Events, chaos kill), `/metrics` for Prometheus, `/healthz`, `/openapi.json` and
- * the dashboard at `/`. Every bad request is a 4xx with a JSON body naming what was wrong; the
- * one typed error (HttpError) is mapped in the one `onError`.
+ * the dashboard at `/`, defined with @hono/zod-openapi (openapi.ts). Every bad request is a 4xx
+ * with a JSON body naming what was wrong: HttpError (this layer), the job queue's domain errors
+ * (job_errors.ts) and hono's own HTTPExceptions (bodyLimit, bearerAuth, validators) are all
+ * mapped in the one `onError`. `AppType` types a `hono/client` (`hc<AppType>`).
  *
  * Security: with a token every route but `/healthz` needs `Authorization: Bearer <token>`;
  * without one (loopback only, enforced by the CLI) the Host header must be a loopback name, so
@@ -21,23 +23,30 @@
  * const res = await app.request("/healthz", { headers: { Host: "127.0.0.1" } });
  * ```
  */
-import { createHash, timingSafeEqual } from "node:crypto";
-import { Hono, type Context } from "hono";
+import { OpenAPIHono, type z } from "@hono/zod-openapi";
+import type { Context, MiddlewareHandler } from "hono";
+import { bearerAuth } from "hono/bearer-auth";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import { secureHeaders } from "hono/secure-headers";
 import { streamSSE, type SSEStreamingApi } from "hono/streaming";
-import type { z } from "zod";
+import { configJsonSchema } from "../../../config/index.ts";
 import { runtime } from "../../core/adapter/index.ts";
 import { dashboardHtml } from "./dashboard.ts";
-import { HttpError, type Problem } from "./http_error.ts";
+import { externalRunsApp } from "./external_runs.ts";
+import { HttpError, type HttpStatus, type Problem } from "./http_error.ts";
+import {
+  ActorNotAlive, ActorNotFound, InvalidConfig, JobNotCancellable, JobNotFound, JobNotRunning, JobQueueError, QueueFull, ShuttingDown, StorageError,
+} from "./job_errors.ts";
 import type { JobEvent, JobManager, ManagedJob } from "./job_manager.ts";
-import { openApiDocument } from "./openapi.ts";
+import { openApiInfo, openApiRoute, routes } from "./openapi.ts";
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "./prometheus.ts";
-import { JobIdSchema, KillRequestSchema, MetricsQuerySchema } from "./schemas.ts";
+import { JobIdSchema, LOOPBACK_HOSTS, TERMINAL_STATUSES } from "./schemas.ts";
 
 export const DEFAULT_BODY_LIMIT_BYTES = 64 * 1024;
 export const DEFAULT_MAX_EVENT_STREAMS = 32;
 /** SSE comment interval: keeps idle streams (a queued job) open through proxies and server idle timeouts. */
 export const DEFAULT_SSE_HEARTBEAT_MS = 5_000;
-const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
 
 export interface AppOptions {
   jobs: JobManager;
@@ -61,50 +70,61 @@ export interface AppOptions {
   sseHeartbeatMs?: number;
 }
 
-const digest = (s: string) => createHash("sha256").update(s).digest();
-
 function zodProblems(error: z.ZodError, where: string): Problem[] {
   return error.issues.map((i) => ({ path: i.path.length ? i.path.map(String).join(".") : where, message: i.message }));
 }
 
-/** Reads the body as text, refusing more than `limit` bytes whatever Content-Length claims. */
-async function readBody(req: Request, limit: number): Promise<string> {
-  const declared = Number(req.headers.get("content-length") ?? "0");
-  if (declared > limit) throw new HttpError(413, "body_too_large", `request body over the ${limit}-byte limit`);
-  if (!req.body) return "";
-  const reader = req.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      void reader.cancel().catch(() => {});
-      throw new HttpError(413, "body_too_large", `request body over the ${limit}-byte limit`);
-    }
-    chunks.push(value);
+/** Each job-queue refusal's HTTP status, code and headers. */
+const DOMAIN_ERRORS: Array<[new (...a: never[]) => JobQueueError, HttpStatus, string, Record<string, string>?]> = [
+  [InvalidConfig, 400, "invalid_config"],
+  [JobNotFound, 404, "job_not_found"],
+  [ActorNotFound, 404, "actor_not_found"],
+  [JobNotCancellable, 409, "job_finished"],
+  [JobNotRunning, 409, "job_not_running"],
+  [ActorNotAlive, 409, "actor_not_alive"],
+  [QueueFull, 503, "queue_full", { "Retry-After": "30" }],
+  [ShuttingDown, 503, "shutting_down", { "Retry-After": "30" }],
+];
+
+/** Any error a route or middleware throws, as the HttpError the client gets; undefined for a bug (500). */
+function toHttpError(err: unknown, limit: number): HttpError | undefined {
+  if (err instanceof HttpError) return err;
+  if (err instanceof StorageError) return new HttpError(err.noSpace ? 507 : 500, "storage_error", err.message);
+  if (err instanceof JobQueueError) {
+    const hit = DOMAIN_ERRORS.find(([type]) => err instanceof type);
+    return hit && new HttpError(hit[1], hit[2], err.message, err.problems, hit[3]);
   }
-  const bytes = new Uint8Array(size);
-  let off = 0;
-  for (const c of chunks) {
-    bytes.set(c, off);
-    off += c.byteLength;
+  if (!(err instanceof HTTPException)) return undefined;
+  // bearerAuth answers 401, or 400 for a malformed header; both carry WWW-Authenticate.
+  const challenge = err.res?.headers.get("www-authenticate");
+  if (challenge) {
+    return new HttpError(401, "unauthorized", "missing or wrong bearer token (Authorization: Bearer $REVENANT_TOKEN)", undefined, { "WWW-Authenticate": 'Bearer realm="revenant"' });
   }
+  if (err.status === 413) return new HttpError(413, "body_too_large", `request body over the ${limit}-byte limit`);
+  if (err.status === 415) return unsupportedMediaType("(none)");
+  if (err.status === 400) return new HttpError(400, "invalid_json", "the body is not valid JSON", [{ path: "(body)", message: err.message.slice(0, 200) }]);
+  return undefined;
+}
+
+const unsupportedMediaType = (type: string) =>
+  new HttpError(415, "unsupported_media_type", `expected Content-Type: application/json, got ${JSON.stringify(type || "(none)")}`);
+
+/** POST bodies: 415 unless application/json (checked before the size and the parse). */
+const requireJson: MiddlewareHandler = async (c, next) => {
+  const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
+  if (type !== "application/json") throw unsupportedMediaType(type);
+  await next();
+};
+
+/** The JSON body (bodyLimit has already bounded it): 400 unless valid UTF-8 and valid JSON. */
+async function jsonBody(c: Context): Promise<unknown> {
+  const bytes = new Uint8Array(await c.req.arrayBuffer());
+  let text: string;
   try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
     throw new HttpError(400, "invalid_json", "the body is not valid UTF-8", [{ path: "(body)", message: "invalid UTF-8" }]);
   }
-}
-
-/** The JSON body of a POST: 415 unless application/json, 413 over the limit, 400 unless valid JSON. */
-async function jsonBody(c: Context, limit: number): Promise<unknown> {
-  const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim().toLowerCase();
-  if (type !== "application/json") {
-    throw new HttpError(415, "unsupported_media_type", `expected Content-Type: application/json, got ${JSON.stringify(type || "(none)")}`);
-  }
-  const text = await readBody(c.req.raw, limit);
   try {
     return JSON.parse(text);
   } catch (e) {
@@ -114,7 +134,7 @@ async function jsonBody(c: Context, limit: number): Promise<unknown> {
 
 /** Looks a job up by its id; anything that is not a server-made id is simply not found. */
 function findJob(jobs: JobManager, id: string): ManagedJob {
-  if (!JobIdSchema.safeParse(id).success) throw new HttpError(404, "job_not_found", `no job ${JSON.stringify(id.slice(0, 100))}`);
+  if (!JobIdSchema.safeParse(id).success) throw new JobNotFound(`no job ${JSON.stringify(id.slice(0, 100))}`);
   return jobs.get(id);
 }
 
@@ -202,7 +222,6 @@ function sseEvent(e: JobEvent, cursor: Cursor): { event: string; data: string; i
   }
 }
 
-const TERMINAL_STATUSES = new Set(["succeeded", "failed", "cancelled"]);
 
 /**
  * Replays the job's history after `from` (all of it for a first connection), then streams its
@@ -254,110 +273,119 @@ async function streamJob(stream: SSEStreamingApi, jobs: JobManager, job: Managed
   }
 }
 
+const DASHBOARD_CSP = {
+  defaultSrc: ["'none'"], scriptSrc: ["'unsafe-inline'"], styleSrc: ["'unsafe-inline'"], connectSrc: ["'self'"], imgSrc: ["data:"],
+  baseUri: ["'none'"], formAction: ["'none'"], frameAncestors: ["'none'"],
+};
+
 /** The coordinator app. `app.fetch` serves it on Bun, Deno or any fetch-style host. */
-export function createApp(o: AppOptions): Hono {
+export function createApp(o: AppOptions) {
   const { jobs } = o;
   const limit = o.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
-  const tokenDigest = o.token ? digest(o.token) : undefined;
   const loopbackOnly = o.loopbackHostOnly ?? !o.token;
   const requireHost = o.requireHostHeader ?? true;
   const streams = new StreamSlots(o.maxEventStreams ?? DEFAULT_MAX_EVENT_STREAMS);
   const heartbeatMs = o.sseHeartbeatMs ?? DEFAULT_SSE_HEARTBEAT_MS;
   const started = Date.now();
-  const app = new Hono();
+  const app = new OpenAPIHono({
+    // A param, query or body that fails its zod schema: 400 naming each problem.
+    defaultHook: (result) => {
+      if (result.success) return;
+      const query = result.target === "query";
+      throw new HttpError(400, query ? "invalid_query" : "invalid_request", query ? "invalid query" : "invalid request", zodProblems(result.error, `(${result.target})`));
+    },
+  });
+  const postBody = [requireJson, bodyLimit({ maxSize: limit, onError: () => { throw new HttpError(413, "body_too_large", `request body over the ${limit}-byte limit`); } })];
 
   app.onError((err, c) => {
-    if (err instanceof HttpError) return c.json(err.toBody(), err.status, err.headers);
+    const http = toHttpError(err, limit);
+    if (http) return c.json(http.toBody(), http.status, http.headers);
     console.error(`revenant server: internal error on ${c.req.method} ${c.req.path}:`, err);
     return c.json(new HttpError(500, "internal", "internal error; see the coordinator's log").toBody(), 500);
   });
   app.notFound((c) => c.json(new HttpError(404, "not_found", `no route ${c.req.method} ${c.req.path}`).toBody(), 404));
 
+  app.use("*", secureHeaders());
   app.use("*", async (c, next) => {
     const host = requestHost(c.req.raw, requireHost);
     if (loopbackOnly && !LOOPBACK_HOSTS.has(host)) {
       throw new HttpError(421, "host_not_allowed", `Host ${JSON.stringify(host)} is not a loopback name; set REVENANT_TOKEN to serve other hosts`);
     }
-    if (tokenDigest && c.req.path !== "/healthz") {
-      const header = c.req.header("authorization") ?? "";
-      const m = /^Bearer\s+(.+)$/i.exec(header);
-      if (!m || !timingSafeEqual(digest(m[1]!.trim()), tokenDigest)) {
-        throw new HttpError(401, "unauthorized", "missing or wrong bearer token (Authorization: Bearer $REVENANT_TOKEN)", undefined, { "WWW-Authenticate": 'Bearer realm="revenant"' });
-      }
-    }
     await next();
-    c.header("X-Content-Type-Options", "nosniff");
   });
+  if (o.token) {
+    const auth = bearerAuth({ token: o.token, realm: "revenant" });
+    app.use("*", (c, next) => (c.req.path === "/healthz" ? next() : auth(c, next)));
+  }
+  app.use("/", secureHeaders({ contentSecurityPolicy: DASHBOARD_CSP }));
 
-  app.get("/healthz", (c) => c.json({ status: "ok" as const, runtime: runtime.name, uptime_s: (Date.now() - started) / 1000, chaos: Boolean(o.chaos), jobs: jobs.counts() }));
+  app.openAPIRegistry.registerComponent("schemas", "Config", configJsonSchema() as never);
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
+  app.openAPIRegistry.registerPath(openApiRoute);
+  app.doc31("/openapi.json", openApiInfo(limit));
 
-  app.get("/", (c) => {
-    c.header("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
-    return c.html(dashboardHtml({ chaos: Boolean(o.chaos) }));
-  });
-
-  app.get("/openapi.json", (c) => c.json(openApiDocument(limit)));
-
-  app.get("/metrics", (c) => {
-    const text = renderPrometheus({
-      runtime: runtime.name, version: runtime.version, counts: jobs.counts(), maxSeries: o.maxMetricSeries,
-      jobs: byMetricsPriority(jobs.list()).map((j) => ({
-        id: j.id, step: j.step, totalSteps: j.config.trainer.total_steps, latest: j.latest, valScore: j.valScore, faults: j.faults,
-      })).filter((j) => j.faults || j.latest),
+  const typed = app
+    .openapi(routes.health, (c) => c.json({ status: "ok" as const, runtime: runtime.name, uptime_s: (Date.now() - started) / 1000, chaos: Boolean(o.chaos), jobs: jobs.counts() }, 200))
+    .openapi(routes.dashboard, (c) => c.html(dashboardHtml({ chaos: Boolean(o.chaos) }), 200))
+    .openapi(routes.metrics, (c) => {
+      const text = renderPrometheus({
+        runtime: runtime.name, version: runtime.version, counts: jobs.counts(), maxSeries: o.maxMetricSeries,
+        jobs: byMetricsPriority(jobs.list()).map((j) => ({
+          id: j.id, step: j.step, totalSteps: j.config.trainer.total_steps, latest: j.latest, valScore: j.valScore, faults: j.faults,
+        })).filter((j) => j.faults || j.latest),
+      });
+      return c.body(text, 200, { "Content-Type": PROMETHEUS_CONTENT_TYPE });
+    })
+    .openapi(routes.listJobs, (c) => c.json({ jobs: jobs.list().map((j) => jobs.view(j)) }, 200))
+    .openapi({ ...routes.submitJob, middleware: postBody }, async (c) => {
+      const job = jobs.submit(await jsonBody(c));
+      c.header("Location", `/jobs/${job.id}`);
+      return c.json({ id: job.id, status: job.record.status }, 202);
+    })
+    .openapi(routes.getJob, (c) => c.json(jobs.view(findJob(jobs, c.req.valid("param").id)), 200))
+    .openapi(routes.cancelJob, (c) => {
+      const job = findJob(jobs, c.req.valid("param").id);
+      jobs.cancel(job);
+      return c.json(jobs.view(job), 202);
+    })
+    .openapi(routes.jobMetrics, (c) => {
+      const job = findJob(jobs, c.req.valid("param").id);
+      return c.json({ id: job.id, steps: jobs.history(job, c.req.valid("query").since ?? 0) }, 200);
+    })
+    .openapi(routes.jobEvents, (c) => {
+      const job = findJob(jobs, c.req.valid("param").id);
+      const from = parseLastEventId(c.req.header("last-event-id"));
+      const release = streams.take();
+      c.header("X-Accel-Buffering", "no");
+      return streamSSE(c, async (stream) => {
+        try {
+          await streamJob(stream, jobs, job, from, heartbeatMs);
+        } finally {
+          release();
+        }
+      }, async (err) => {
+        console.error(`revenant server: event stream of ${job.id} failed:`, err);
+      }) as never;
+    })
+    .openapi({ ...routes.killActor, middleware: [chaosOnly(Boolean(o.chaos)), ...postBody] }, (c) => {
+      const { id, actor } = c.req.valid("param");
+      const job = findJob(jobs, id);
+      const { signal } = c.req.valid("json");
+      const { pid, incarnation } = jobs.signalActor(job, actor, signal);
+      return c.json({ job: job.id, actor, signal, pid, incarnation }, 202);
     });
-    return c.body(text, 200, { "Content-Type": PROMETHEUS_CONTENT_TYPE });
-  });
-
-  app.get("/jobs", (c) => c.json({ jobs: jobs.list().map((j) => jobs.view(j)) }));
-
-  app.post("/jobs", async (c) => {
-    const body = await jsonBody(c, limit);
-    const job = jobs.submit(body);
-    c.header("Location", `/jobs/${job.id}`);
-    return c.json({ id: job.id, status: job.record.status }, 202);
-  });
-
-  app.get("/jobs/:id", (c) => c.json(jobs.view(findJob(jobs, c.req.param("id")))));
-
-  app.delete("/jobs/:id", (c) => {
-    const job = findJob(jobs, c.req.param("id"));
-    jobs.cancel(job);
-    return c.json(jobs.view(job), 202);
-  });
-
-  app.get("/jobs/:id/metrics", (c) => {
-    const job = findJob(jobs, c.req.param("id"));
-    const query = MetricsQuerySchema.safeParse(c.req.query());
-    if (!query.success) throw new HttpError(400, "invalid_query", "invalid query", zodProblems(query.error, "(query)"));
-    return c.json({ id: job.id, steps: jobs.history(job, query.data.since ?? 0) });
-  });
-
-  app.get("/jobs/:id/events", (c) => {
-    const job = findJob(jobs, c.req.param("id"));
-    const from = parseLastEventId(c.req.header("last-event-id"));
-    const release = streams.take();
-    c.header("X-Accel-Buffering", "no");
-    return streamSSE(c, async (stream) => {
-      try {
-        await streamJob(stream, jobs, job, from, heartbeatMs);
-      } finally {
-        release();
-      }
-    }, async (err) => {
-      console.error(`revenant server: event stream of ${job.id} failed:`, err);
-    });
-  });
-
-  app.post("/jobs/:id/actors/:actor/kill", async (c) => {
-    if (!o.chaos) throw new HttpError(403, "chaos_disabled", "killing actors needs a server started with --chaos");
-    const job = findJob(jobs, c.req.param("id"));
-    const body = await jsonBody(c, limit);
-    const parsed = KillRequestSchema.safeParse(body ?? {});
-    if (!parsed.success) throw new HttpError(400, "invalid_request", "invalid kill request", zodProblems(parsed.error, "(body)"));
-    const actor = c.req.param("actor");
-    const { pid, incarnation } = jobs.signalActor(job, actor, parsed.data.signal);
-    return c.json({ job: job.id, actor, signal: parsed.data.signal, pid, incarnation }, 202);
-  });
-
-  return app;
+  // Read-only: runs a `bun run train` wrote into the same run dir (no job.json); see external_runs.ts.
+  app.route("/external-runs", externalRunsApp(jobs.store.root));
+  return typed;
 }
+
+/** 403 unless the server was started with --chaos (before the body is read). */
+function chaosOnly(enabled: boolean): MiddlewareHandler {
+  return async (_c, next) => {
+    if (!enabled) throw new HttpError(403, "chaos_disabled", "killing actors needs a server started with --chaos");
+    await next();
+  };
+}
+
+/** The app's type, for a typed client: `hc<AppType>(base)`. */
+export type AppType = ReturnType<typeof createApp>;

@@ -1,6 +1,6 @@
 /**
- * The one HTTP error type of the coordinator's API. Routes throw it; the app's single `onError`
- * turns it into `{ error: { status, code, message, problems? } }`. Anything else that escapes a
+ * The HTTP error type of the coordinator's API: the app's routes and middleware throw it (the job
+ * queue throws domain errors, job_errors.ts); the app's single `onError` turns both into `{ error: { status, code, message, problems? } }`. Anything else that escapes a
  * route is a bug and becomes a 500 without internals.
  *
  * @example
@@ -9,15 +9,9 @@
  * ```
  */
 
-/** One thing wrong with a request: where (a key path) and what. */
-export interface Problem {
-  /** Dotted key path in the body or query (`trainer.total_steps`), or `(body)`, `(query)`. */
-  path: string;
-  message: string;
-  /** Where the value came from (for configuration problems). */
-  source?: string;
-  value?: unknown;
-}
+import type { Problem } from "./job_errors.ts";
+
+export type { Problem };
 
 export type HttpStatus = 400 | 401 | 403 | 404 | 409 | 413 | 415 | 421 | 500 | 503 | 507;
 

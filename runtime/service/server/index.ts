@@ -12,13 +12,12 @@
  * adapter (`deno serve` uses Deno.serve directly, which has neither), and a bounded shutdown on
  * SIGINT/SIGTERM. Either way the first request locks the run dir (`coordinator.lock`).
  */
-import type { Hono } from "hono";
-import { createApp } from "./app.ts";
+import { createApp, type AppType } from "./app.ts";
 import { JobManager } from "./job_manager.ts";
 
-let app: Hono | undefined;
+let app: AppType | undefined;
 
-function build(): Hono {
+function build(): AppType {
   const env = process.env;
   const jobs = new JobManager({
     runDir: env.REVENANT_RUN_DIR ?? "runs/",

@@ -5,7 +5,7 @@
  * running from their last checkpoints and keeps the queued ones queued. Listeners (the SSE
  * route, the dashboard) get steps, actor events and status changes as they happen.
  *
- * Bounded: at most `maxQueuedJobs` wait (a submission beyond is refused with 503); a finished
+ * Bounded: at most `maxQueuedJobs` wait (a submission beyond is refused: QueueFull); a finished
  * job keeps only plain data (its actor table and fault counters, frozen when it ends; the
  * supervisor, actor snapshots and replay logs are dropped with the fit), and only the newest
  * `keepFinishedJobs` finished jobs, none older than `keepFinishedS`, stay in memory. Older ones
@@ -19,23 +19,26 @@
  * jobs.subscribe(job, (e) => console.log(e.type, jobs.view(job).step));
  * ```
  */
-import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, resolveConfig } from "../../../config/index.ts";
 import type { Config, ConfigInput } from "../../../config/schema.ts";
 import { hangActor, killActor } from "../../core/chaos.ts";
 import { acquireLock, type Lock } from "../../core/checkpoint/lock.ts";
 import type { RuntimeEvent } from "../../core/metrics/events.ts";
+import { JsonLinesError, readJsonLines } from "../../core/metrics/jsonl.ts";
 import type { OutputSink } from "../../core/supervisor/incarnation.ts";
 import type { Supervisor } from "../../core/supervisor/supervisor.ts";
 import { createJob, type JobPaths } from "../../rl/trainer/job.ts";
 import { fit, JobConfigError, TrainingCancelledError, type FitResult } from "../../rl/trainer/trainer.ts";
-import { HttpError, type Problem } from "./http_error.ts";
+import {
+  ActorNotAlive, ActorNotFound, InvalidConfig, JobNotCancellable, JobNotFound, JobNotRunning, QueueFull, ShuttingDown, StorageError,
+  type Problem,
+} from "./job_errors.ts";
 import { checkJobFits } from "./job_check.ts";
 import { JobStore, type JobRecord, type StoredJob } from "./job_store.ts";
 import { faultSnapshot, type FaultSnapshot } from "./prometheus.ts";
-import { JobIdSchema, type ActorRow, type JobStatus, type JobView } from "./schemas.ts";
+import { JobIdSchema, newJobId, TERMINAL_STATUSES, type ActorRow, type JobStatus, type JobView } from "./schemas.ts";
 
 /** What a job's listeners receive. */
 export type JobEvent =
@@ -50,7 +53,7 @@ export interface JobManagerOptions {
   runDir: string;
   /** Jobs training at once (default 1). */
   maxConcurrentJobs?: number;
-  /** Jobs waiting to run; a submission beyond is refused with 503 (default 100). */
+  /** Jobs waiting to run; a submission beyond is refused with QueueFull (default 100). */
   maxQueuedJobs?: number;
   /** Finished jobs kept in memory, newest first (default 100); older ones are read from disk when asked for. */
   keepFinishedJobs?: number;
@@ -68,14 +71,13 @@ export const JOB_MANAGER_DEFAULTS = { maxConcurrentJobs: 1, maxQueuedJobs: 100, 
 /** The file that keeps a second coordinator off a run dir. */
 export const COORDINATOR_LOCK = "coordinator.lock";
 
-const TERMINAL: ReadonlySet<JobStatus> = new Set(["succeeded", "failed", "cancelled"]);
 /** Abort reasons: a user's cancel ends the job; a coordinator shutdown leaves it to resume. */
 const CANCEL = "cancelled by request";
 const SHUTDOWN = "coordinator shutting down";
 /** Keys that must never reach an object merge (prototype pollution). */
 const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
 const MAX_DEPTH = 8;
-/** Error codes that mean the disk (or quota) is full: 507 rather than 500. */
+/** Error codes that mean the disk (or quota) is full. */
 const NO_SPACE = new Set(["ENOSPC", "EDQUOT"]);
 
 /** One job, live or loaded from its record. */
@@ -95,7 +97,7 @@ export class ManagedJob {
   readonly listeners = new Set<(e: JobEvent) => void>();
 
   constructor(public record: JobRecord, readonly config: Config, readonly paths: JobPaths) {
-    const last = readJsonLines<Record<string, number>>(paths.metrics);
+    const last = readLog<Record<string, number>>(paths.metrics);
     this.step = last.at(-1)?.step ?? 0;
     this.latest = last.at(-1);
     this.valScore = last.findLast((m) => m["val/score"] !== undefined)?.["val/score"];
@@ -129,26 +131,26 @@ export class ManagedJob {
   }
 }
 
-/** Reads a JSON-lines file, skipping a torn last line (a coordinator killed mid-append). */
-export function readJsonLines<T>(path: string): T[] {
-  // Only regular files: a device or a pipe in a log's place would never end the read.
+/**
+ * A job's log (metrics.jsonl, events.jsonl) through the shared reader, for listing and views:
+ * a torn last line is dropped; a log that is not a regular file (a device or a pipe would never
+ * end the read) or is corrupt before its last line reads as empty rather than failing the
+ * request (the job's own run reports the corruption).
+ */
+function readLog<T>(path: string): T[] {
   if (!existsSync(path) || !statSync(path).isFile()) return [];
-  const rows: T[] = [];
-  for (const line of readFileSync(path, "utf8").split("\n")) {
-    if (!line.trim()) continue;
-    try {
-      rows.push(JSON.parse(line) as T);
-    } catch {
-      // torn line
-    }
+  try {
+    return readJsonLines<T>(path);
+  } catch (e) {
+    if (e instanceof JsonLinesError) return [];
+    throw e;
   }
-  return rows;
 }
 
-/** Validates a request body as a partial job configuration; 400 with every problem otherwise. */
+/** Validates a request body as a partial job configuration; InvalidConfig with every problem otherwise. */
 export function parseJobConfig(body: unknown, runDir: string): Config {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new HttpError(400, "invalid_config", "the body must be a JSON object: a (partial) training configuration", [{ path: "(body)", message: "expected an object" }]);
+    throw new InvalidConfig("the body must be a JSON object: a (partial) training configuration", [{ path: "(body)", message: "expected an object" }]);
   }
   const unsafe: Problem[] = [];
   const visit = (v: unknown, path: string[]) => {
@@ -163,11 +165,11 @@ export function parseJobConfig(body: unknown, runDir: string): Config {
     }
   };
   visit(body, []);
-  if (unsafe.length) throw new HttpError(400, "invalid_config", "invalid configuration", unsafe);
+  if (unsafe.length) throw new InvalidConfig("invalid configuration", unsafe);
   const raw = body as Record<string, unknown>;
   const trainer = raw.trainer;
   if (typeof trainer === "object" && trainer !== null && !Array.isArray(trainer) && "run_dir" in trainer) {
-    throw new HttpError(400, "invalid_config", "invalid configuration", [{ path: "trainer.run_dir", source: "request", value: (trainer as Record<string, unknown>).run_dir, message: "set by the server (--run-dir); a request cannot choose a path" }]);
+    throw new InvalidConfig("invalid configuration", [{ path: "trainer.run_dir", source: "request", value: (trainer as Record<string, unknown>).run_dir, message: "set by the server (--run-dir); a request cannot choose a path" }]);
   }
   const values = trainer === undefined || (typeof trainer === "object" && trainer !== null && !Array.isArray(trainer))
     ? { ...raw, trainer: { ...(trainer as object | undefined), run_dir: runDir } }
@@ -178,10 +180,10 @@ export function parseJobConfig(body: unknown, runDir: string): Config {
     return config;
   } catch (e) {
     if (e instanceof JobConfigError) {
-      throw new HttpError(400, "invalid_config", "invalid configuration", [{ path: e.path, source: "request", message: e.message }]);
+      throw new InvalidConfig("invalid configuration", [{ path: e.path, source: "request", message: e.message }]);
     }
     if (!(e instanceof ConfigError)) throw e;
-    throw new HttpError(400, "invalid_config", "invalid configuration", e.problems.map((p) => ({
+    throw new InvalidConfig("invalid configuration", e.problems.map((p) => ({
       path: p.path, message: p.message, source: p.source === "code" ? "request" : p.source, ...(p.value !== undefined ? { value: p.value } : {}),
     })));
   }
@@ -232,7 +234,7 @@ export class JobManager {
   start(): this {
     this.lock = acquireLock(join(this.store.root, COORDINATOR_LOCK), "coordinator", { log: this.log });
     const cutoff = this.now() - this.keepFinishedS * 1000;
-    const { jobs, nextSeq } = this.store.load((r) => !TERMINAL.has(r.status) || finishedAt(r) >= cutoff);
+    const { jobs, nextSeq } = this.store.load((r) => !TERMINAL_STATUSES.has(r.status) || finishedAt(r) >= cutoff);
     this.nextSeq = nextSeq;
     const interrupted: ManagedJob[] = [];
     const queued: ManagedJob[] = [];
@@ -261,10 +263,9 @@ export class JobManager {
 
   /** Accepts a partial configuration; the job is durably queued before this returns. */
   submit(body: unknown): ManagedJob {
-    if (this.closing) throw new HttpError(503, "shutting_down", "the coordinator is shutting down", undefined, { "Retry-After": "30" });
+    if (this.closing) throw new ShuttingDown("the coordinator is shutting down");
     if (this.queue.length >= this.maxQueuedJobs) {
-      throw new HttpError(503, "queue_full", `${this.queue.length} jobs are already waiting, the limit (--max-queued-jobs ${this.maxQueuedJobs}); ` +
-        "submit again when one has started", undefined, { "Retry-After": "30" });
+      throw new QueueFull(`${this.queue.length} jobs are already waiting, the limit (--max-queued-jobs ${this.maxQueuedJobs}); submit again when one has started`);
     }
     const config = parseJobConfig(body, this.store.root);
     const id = this.newId(config);
@@ -281,7 +282,7 @@ export class JobManager {
     return job;
   }
 
-  /** The job's folder, config and record, on disk before the 202; a failed write is a 507 or 500 naming the file. */
+  /** The job's folder, config and record, on disk before submit returns; a failed write is a StorageError naming the file. */
   private createDurably(config: Config, record: JobRecord): JobPaths {
     let paths: JobPaths | undefined;
     try {
@@ -294,25 +295,24 @@ export class JobManager {
       if (paths) rmSync(paths.dir, { recursive: true, force: true });
       const code = (e as NodeJS.ErrnoException).code;
       this.log(`job ${record.id} refused: ${errorMessage(e)}`);
-      throw new HttpError(code && NO_SPACE.has(code) ? 507 : 500, "storage_error", `the job could not be stored: ${errorMessage(e)}`);
+      throw new StorageError(`the job could not be stored: ${errorMessage(e)}`, Boolean(code && NO_SPACE.has(code)));
     }
   }
 
   private newId(config: Config): string {
-    const stamp = new Date(this.now()).toISOString().replace(/[-:]/g, "").replace(/\..*$/, "").replace("T", "-");
     for (;;) {
-      const id = `${config.data.task}-${stamp}-${randomBytes(4).toString("hex")}`;
+      const id = newJobId(config.data.task, this.now());
       if (!this.jobs.has(id) && !existsSync(join(this.store.root, id))) return id;
     }
   }
 
   /**
-   * The job, or a 404. A finished job no longer in memory is read back from its folder for this
+   * The job, or JobNotFound. A finished job no longer in memory is read back from its folder for this
    * request only (not kept): its record, configuration and metrics, without an actor table.
    */
   get(id: string): ManagedJob {
     const job = this.jobs.get(id) ?? (JobIdSchema.safeParse(id).success ? this.fromDisk(this.store.loadOne(id)) : undefined);
-    if (!job) throw new HttpError(404, "job_not_found", `no job ${JSON.stringify(id)}`);
+    if (!job) throw new JobNotFound(`no job ${JSON.stringify(id.slice(0, 100))}`);
     return job;
   }
 
@@ -353,12 +353,12 @@ export class JobManager {
 
   /** Per-step metrics from the job's metrics.jsonl, after step `since`. */
   history(job: ManagedJob, since = 0): Array<Record<string, number>> {
-    return readJsonLines<Record<string, number>>(job.paths.metrics).filter((m) => (m.step ?? 0) > since);
+    return readLog<Record<string, number>>(job.paths.metrics).filter((m) => (m.step ?? 0) > since);
   }
 
   /** Every actor event of the job so far (all its runs), from events.jsonl. */
   actorEvents(job: ManagedJob): RuntimeEvent[] {
-    return readJsonLines<RuntimeEvent>(job.paths.events);
+    return readLog<RuntimeEvent>(job.paths.events);
   }
 
   subscribe(job: ManagedJob, listener: (e: JobEvent) => void): () => void {
@@ -369,7 +369,7 @@ export class JobManager {
   /** Cancels a queued job at once, a running one at its next step (after a final checkpoint). */
   cancel(job: ManagedJob): void {
     const status = job.record.status;
-    if (TERMINAL.has(status)) throw new HttpError(409, "job_finished", `job ${job.id} is already ${status}`);
+    if (TERMINAL_STATUSES.has(status)) throw new JobNotCancellable(`job ${job.id} is already ${status}`);
     if (status === "queued") {
       const at = this.queue.indexOf(job);
       if (at >= 0) this.queue.splice(at, 1);
@@ -387,14 +387,14 @@ export class JobManager {
   /** Chaos from outside: SIGKILL or SIGSTOP one actor of a running job. */
   signalActor(job: ManagedJob, actorId: string, signal: "SIGKILL" | "SIGSTOP"): { pid: number; incarnation: number } {
     const sup = job.supervisor;
-    if (job.record.status !== "running" || !sup) throw new HttpError(409, "job_not_running", `job ${job.id} is ${job.record.status}; only a running job's actors can be signalled`);
+    if (job.record.status !== "running" || !sup) throw new JobNotRunning(`job ${job.id} is ${job.record.status}; only a running job's actors can be signalled`);
     const actor = sup.actors().find((a) => a.id === actorId);
-    if (!actor) throw new HttpError(404, "actor_not_found", `job ${job.id} has no actor ${JSON.stringify(actorId)}; actors: ${sup.actors().map((a) => a.id).join(", ")}`);
+    if (!actor) throw new ActorNotFound(`job ${job.id} has no actor ${JSON.stringify(actorId)}; actors: ${sup.actors().map((a) => a.id).join(", ")}`);
     const pid = actor.current?.pid;
     const incarnation = actor.incarnation;
-    if (actor.state !== "alive" || pid === undefined) throw new HttpError(409, "actor_not_alive", `actor ${actorId} is ${actor.state}`);
+    if (actor.state !== "alive" || pid === undefined) throw new ActorNotAlive(`actor ${actorId} is ${actor.state}`);
     const sent = signal === "SIGKILL" ? killActor(actor) : hangActor(actor);
-    if (!sent) throw new HttpError(409, "actor_not_alive", `actor ${actorId} has no live process`);
+    if (!sent) throw new ActorNotAlive(`actor ${actorId} has no live process`);
     this.log(`job ${job.id}: ${signal} sent to ${actorId} (pid ${pid}, incarnation ${incarnation}) through the API`);
     return { pid, incarnation };
   }
@@ -509,7 +509,7 @@ export class JobManager {
   /** Drops finished jobs past the retention limits from memory; their folders stay. */
   private prune(): void {
     const cutoff = this.now() - this.keepFinishedS * 1000;
-    const finished = [...this.jobs.values()].filter((j) => TERMINAL.has(j.record.status));
+    const finished = [...this.jobs.values()].filter((j) => TERMINAL_STATUSES.has(j.record.status));
     if (finished.length <= this.keepFinishedJobs && finished.every((j) => finishedAt(j.record) >= cutoff)) return;
     finished.sort((a, b) => finishedAt(b.record) - finishedAt(a.record) || b.record.seq - a.record.seq);
     finished.forEach((j, rank) => {

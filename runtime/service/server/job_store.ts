@@ -10,11 +10,11 @@
  * for (const { record } of store.load().jobs) console.log(record.id, record.status);
  * ```
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import type { Config } from "../../../config/schema.ts";
-import { writeFileDurably, writing } from "../../core/files.ts";
+import { writeFileDurably } from "../../core/files.ts";
 import { openJob, type JobPaths } from "../../rl/trainer/job.ts";
 import { JobIdSchema, JobResultSchema, JobStatusSchema } from "./schemas.ts";
 
@@ -50,16 +50,9 @@ export class JobStore {
     mkdirSync(this.root, { recursive: true });
   }
 
-  /** Flushes a file the trainer wrote (the job's config.json) to disk. */
+  /** Makes a file the trainer wrote (the job's config.json) durable: rewritten through files.ts. */
   sync(path: string): void {
-    writing(path, () => {
-      const fd = openSync(path, "r");
-      try {
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-    });
+    writeFileDurably(path, readFileSync(path));
   }
 
   save(paths: JobPaths, record: JobRecord): void {
