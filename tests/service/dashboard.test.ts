@@ -7,12 +7,12 @@
  * docs/dashboard.png (shown by the README). Skips, saying why, when Chromium is absent. Every wait
  * is on the page's state, never on a clock.
  */
-import { afterAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { existsSync, mkdirSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runtime } from "../../runtime/core/adapter/index.ts";
-import { createApp } from "../../runtime/service/server/app.ts";
-import { quietManager, removeTempDirs, shortJob, tempDir } from "./helpers.ts";
+import { quietManager, shortJob, tempDir } from "./helpers.ts";
+import { serveTestApp } from "./serve_app.ts";
 
 /** Page-side predicates run in the browser; this suite's TypeScript has no DOM types. (Functions, not strings: the page's CSP forbids eval.) */
 declare const document: { querySelector(selector: string): { textContent: string | null; getAttribute(name: string): string | null } | null };
@@ -38,14 +38,7 @@ function cliRun(name: string, steps: number, o: { summary?: boolean; mtime?: Dat
 cliRun("addition-20260101-000000-cafe", 16, { summary: true });
 cliRun("addition-20000101-000000-dead", 8, { mtime: new Date("2000-01-01T00:00:00Z") }); // no step for years: stopped
 
-const jobs = quietManager(runDir).start();
-const server = await runtime.serve({ fetch: createApp({ jobs, chaos: true }).fetch, port: 0 });
-const base = `http://127.0.0.1:${server.port}`;
-afterAll(async () => {
-  await jobs.close();
-  await server.stop();
-  removeTempDirs();
-});
+const { jobs, base } = await serveTestApp(runDir);
 
 test.skipIf(!haveChromium)("submit a job, watch the chart, kill an actor, see the restart; screenshot", async () => {
   const { chromium } = await import("playwright-core");

@@ -6,23 +6,16 @@
  * server must stay up, and a valid job submitted afterwards must run to the end.
  * FUZZ_SEED=<n> reproduces a run.
  */
-import { afterAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { configJsonSchema, resolveConfig } from "../../config/index.ts";
 import { runtime } from "../../runtime/core/adapter/index.ts";
 import { Rng } from "../../runtime/core/rng.ts";
-import { createApp } from "../../runtime/service/server/app.ts";
-import { quietManager, readSse, removeTempDirs, shortJob, tempDir } from "./helpers.ts";
+import { quietManager, readSse, shortJob, tempDir } from "./helpers.ts";
+import { serveTestApp } from "./serve_app.ts";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 2026);
 const REQUESTS = 3000;
-const jobs = quietManager(tempDir("fuzz")).start();
-const server = await runtime.serve({ fetch: createApp({ jobs, chaos: true }).fetch, port: 0 });
-const base = `http://127.0.0.1:${server.port}`;
-afterAll(async () => {
-  await jobs.close();
-  await server.stop();
-  removeTempDirs();
-});
+const { jobs, base } = await serveTestApp(tempDir("fuzz"));
 
 /** Every leaf of the default configuration, with its default value (for its type). */
 function leaves(obj: Record<string, unknown>, path: string[] = []): Array<[string[], unknown]> {

@@ -5,22 +5,15 @@
  * `promtool check metrics` (skipped with the reason when promtool is absent). And `bun run
  * serve` refuses to bind a non-loopback address without REVENANT_TOKEN.
  */
-import { afterAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { runtime } from "../../runtime/core/adapter/index.ts";
-import { createApp } from "../../runtime/service/server/app.ts";
-import { promtoolCheck, quietManager, readSse, removeTempDirs, shortJob, tempDir } from "./helpers.ts";
+import { promtoolCheck, quietManager, readSse, shortJob, tempDir } from "./helpers.ts";
+import { serveTestApp } from "./serve_app.ts";
 
 const root = join(import.meta.dir, "..", "..");
-const jobs = quietManager(tempDir("server")).start();
-const server = await runtime.serve({ fetch: createApp({ jobs, chaos: true }).fetch, port: 0 });
-const base = `http://127.0.0.1:${server.port}`;
-afterAll(async () => {
-  await jobs.close();
-  await server.stop();
-  removeTempDirs();
-});
+const { jobs, base } = await serveTestApp(tempDir("server"));
 
 async function submit(body: unknown): Promise<string> {
   const res = await fetch(`${base}/jobs`, { method: "POST", body: JSON.stringify(body), headers: { "Content-Type": "application/json" } });
