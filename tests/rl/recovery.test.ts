@@ -92,7 +92,9 @@ describe("exact recovery", () => {
     const config = smallConfig(runDir);
     const job = createJob(config, "killed");
     const cli = join(root, "runtime", "service", "cli", "train.ts");
-    const first = Bun.spawn([process.execPath, cli, "--resume", job.dir, "--quiet"], { cwd: root, stdout: "pipe", stderr: "pipe" });
+    // Killed with SIGKILL, it cannot remove its socket folder: give it one the test removes.
+    const env = { ...process.env, TMPDIR: tempDir("revenant-killed-") };
+    const first = Bun.spawn([process.execPath, cli, "--resume", job.dir, "--quiet"], { cwd: root, stdout: "pipe", stderr: "pipe", env });
     // Kill it once it is past the first checkpoint (step 6) and mid-way to the next.
     await waitFor(() => existsSync(job.metrics) && new MetricsFile(job.metrics).read().length >= 9, "the first run to pass step 9", 60_000);
     first.kill("SIGKILL");

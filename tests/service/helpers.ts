@@ -4,9 +4,9 @@
  * Runtime-neutral (Bun and Deno).
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { removeTempDirs, tempDir as makeTempDir } from "../helpers/tmp.ts";
 import { LIMITS } from "../../config/schema.ts";
 import { MODEL_LIMITS } from "../../native/model_limits.ts";
 import { JobManager, type JobManagerOptions } from "../../runtime/service/server/job_manager.ts";
@@ -36,19 +36,12 @@ export const WORST_BODY = {
   },
 };
 
-const tempDirs: string[] = [];
-
-/** A new temporary folder, removed by removeTempDirs(). */
+/** A new temporary folder `revenant-<tag>-XXXXXX`, removed by removeTempDirs() (and at the end of the run). */
 export function tempDir(tag: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `revenant-${tag}-`));
-  tempDirs.push(dir);
-  return dir;
+  return makeTempDir(`revenant-${tag}-`);
 }
 
-/** Removes every folder tempDir() made so far (for afterAll, once the file's servers are closed). */
-export function removeTempDirs(): void {
-  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-}
+export { removeTempDirs };
 
 /** A job manager that prints nothing. */
 export function quietManager(runDir: string, maxConcurrentJobs = 1, options: Partial<JobManagerOptions> = {}): JobManager {
@@ -148,7 +141,10 @@ export async function startServe(args: string[], env: Record<string, string> = {
   const root = join(import.meta.dirname!, "..", "..");
   const isDeno = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined";
   const cmd = isDeno ? ["run", "-A", "runtime/service/cli/serve.ts"] : ["runtime/service/cli/serve.ts"];
-  const child = spawn(process.execPath, [...cmd, "--port", "0", ...args], { cwd: root, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  // Its socket folder goes under a temporary folder the tests remove: a coordinator killed with
+  // SIGKILL cannot remove it itself.
+  const tmp = { TMPDIR: tempDir("serve") };
+  const child = spawn(process.execPath, [...cmd, "--port", "0", ...args], { cwd: root, env: { ...process.env, ...tmp, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   child.stdout!.on("data", (b: Buffer) => (out += b.toString()));
   child.stderr!.on("data", (b: Buffer) => (out += b.toString()));

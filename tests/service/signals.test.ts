@@ -113,7 +113,7 @@ describe("one coordinator per run dir", () => {
   test("a second one exits 2 naming the first; once the first stops, the run dir is free", async () => {
     const dir = runDir("locked");
     const first = await serve(["--run-dir", dir, "--quiet"]);
-    const second = spawnSync(serveCommand()[0]!, [...serveCommand().slice(1), "--port", "0", "--run-dir", dir], { cwd: repoRoot, encoding: "utf8" });
+    const second = spawnSync(serveCommand()[0]!, [...serveCommand().slice(1), "--port", "0", "--run-dir", dir], { cwd: repoRoot, encoding: "utf8", env: { ...process.env, TMPDIR: tempDir("serve") } });
     expect(second.status).toBe(2);
     expect(second.stderr).toContain(`revenant serve: ${join(dir, "coordinator.lock")} is locked: held by coordinator (pid ${first.pid}, since `);
     first.kill("SIGTERM");
@@ -127,7 +127,7 @@ describe("one coordinator per run dir", () => {
   test("bad flags are refused with exit 2, naming the flag and what is allowed", () => {
     for (const [flag, value, allowed] of [["grace-s", "-1", "a number from 0 to 3600"], ["idle-timeout-s", "0", "an integer from 1 to 255"],
       ["max-queued-jobs", "x", "an integer from 0 to 100000"], ["max-event-streams", "1.5", "an integer from 0 to 10000"]] as const) {
-      const r = spawnSync(serveCommand()[0]!, [...serveCommand().slice(1), `--${flag}=${value}`], { cwd: repoRoot, encoding: "utf8" });
+      const r = spawnSync(serveCommand()[0]!, [...serveCommand().slice(1), `--${flag}=${value}`], { cwd: repoRoot, encoding: "utf8", env: { ...process.env, TMPDIR: tempDir("serve") } });
       expect(r.status).toBe(2);
       expect(r.stderr).toContain(`--${flag} "${value}": expected ${allowed}`);
     }
