@@ -271,5 +271,21 @@ export async function exhaustDescriptors(server: ServeProcess, prlimit: string, 
   } finally {
     for (const s of sockets) s.destroy();
   }
-  return await fetch(`${server.base}/healthz`);
+  return await answerAfterFlood(server);
+}
+
+/**
+ * The first request after a flood may still be dropped: the coordinator first works through the
+ * flood's connections left in the kernel's backlog (their clients gone), and a connection it
+ * accepts while its descriptors are still short is closed unanswered. What must hold is that it
+ * stays up and answers again once they are drained: each attempt waits for the previous to end.
+ */
+async function answerAfterFlood(server: ServeProcess, attempts = 20): Promise<Response> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fetch(`${server.base}/healthz`);
+    } catch (e) {
+      if (i >= attempts || !processRuns(server.pid)) throw new Error(`no answer after the flood (attempt ${i}): ${(e as Error).message}\n${server.output()}`);
+    }
+  }
 }
