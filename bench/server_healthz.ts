@@ -21,7 +21,7 @@ import { runtime } from "../runtime/core/adapter/index.ts";
 import { createApp } from "../runtime/service/server/app.ts";
 import { checkJobFits } from "../runtime/service/server/job_check.ts";
 import { JobManager } from "../runtime/service/server/job_manager.ts";
-import { checkJobConfig } from "../runtime/rl/trainer/trainer.ts";
+import { checkTaskJobConfig } from "../runtime/rl/trainer/trainer.ts";
 import { WORST_BODY } from "../tests/service/helpers.ts";
 
 const { values } = parseArgs({
@@ -69,7 +69,7 @@ const checkMs = (check: () => void) => {
   }
   return quantile(lat, 0.5);
 };
-const oldCheckMs = checkMs(() => checkJobConfig(worstConfig));
+const oldCheckMs = checkMs(() => checkTaskJobConfig(worstConfig));
 const newCheckMs = checkMs(() => checkJobFits(worstConfig));
 
 // Idle baseline, after a warm-up.

@@ -42,6 +42,10 @@ export const LIMITS = {
 } as const;
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
+/** A file path or a list of them (at most 1024); always a list once parsed. */
+const paths = (what: string) =>
+  z.union([z.string().min(1).max(4096), z.array(z.string().min(1).max(4096)).max(1024)])
+    .transform((v) => (typeof v === "string" ? [v] : v)).default([]).describe(what);
 /** A model size: bounds and default from native/model_limits.json, shared with the addon. */
 const modelSize = (key: ModelSize) => int(MODEL_LIMITS[key].min, MODEL_LIMITS[key].max).default(MODEL_LIMITS[key].default);
 /** −1 means "forever" for counts of restarts and retries. */
@@ -100,20 +104,34 @@ export const FaultToleranceSchema = z.strictObject({
 const device = z.enum(["auto", "cpu", "cuda", "null"]).default("auto")
   .describe("compute device: auto uses CUDA when a usable device exists; null computes nothing real (tests without the native addon)");
 
-/** Transformer sizes shared by the policy, critic and reference. */
+/**
+ * The model of a role: a Hugging Face folder (`path`), or one built from scratch with these sizes.
+ * With `path`, architecture and sizes come from its config.json and the keys below are ignored.
+ */
 export const ModelSchema = z.strictObject({
+  path: z.string().max(4096).default("")
+    .describe("Hugging Face model folder (config.json + model.safetensors or its sharded index): Llama, Qwen2 or Mistral; empty = a new model with the sizes below"),
+  arch: z.enum(["gpt2", "llama"]).default("gpt2")
+    .describe("architecture of a new model: gpt2 (LayerNorm, learned positions, GELU) or llama (RMSNorm, rotary positions, SwiGLU, grouped-query attention)"),
   context: modelSize("context").describe("maximum sequence length in tokens"),
   width: modelSize("width").describe("model width (embedding size)"),
   layers: modelSize("layers").describe("transformer blocks"),
   heads: modelSize("heads").describe("attention heads; must divide width"),
-}).refine((m) => m.width % m.heads === 0, { message: "heads must divide width", path: ["heads"] });
+  kv_heads: int(0, MODEL_LIMITS.heads.max).default(0).describe("llama: key/value heads (grouped-query attention), dividing heads; 0 = heads"),
+  intermediate: int(0, 65_536).default(0).describe("llama: SwiGLU hidden size; 0 = 8/3 of width, rounded up to a multiple of 8"),
+  rope_theta: z.number().positive().max(1e9).default(10_000).describe("llama: rotary embedding base"),
+  norm_eps: z.number().positive().max(1).default(1e-5).describe("llama: RMSNorm epsilon"),
+  tied_embeddings: z.boolean().default(false).describe("llama: the output layer shares the token embedding"),
+  attention_bias: z.boolean().default(false).describe("llama: biases on the q, k and v projections (Qwen2)"),
+}).refine((m) => m.width % m.heads === 0, { message: "heads must divide width", path: ["heads"] })
+  .refine((m) => m.kv_heads === 0 || m.heads % m.kv_heads === 0, { message: "kv_heads must divide heads", path: ["kv_heads"] });
 
 const optimizer = (lr: number) => ({
   lr: z.number().positive().max(1).default(lr).describe("AdamW learning rate"),
   weight_decay: z.number().min(0).max(1).default(0).describe("AdamW weight decay"),
   grad_clip: z.number().positive().max(10_000).default(1.0).describe("global gradient-norm clip"),
   ppo_epochs: int(1, LIMITS.ppo_epochs).default(1).describe("passes over each batch"),
-  ppo_mini_batch_size: int(1, LIMITS.mini_batch).default(128).describe("samples per optimizer step"),
+  ppo_mini_batch_size: int(1, LIMITS.mini_batch).default(32).describe("samples per optimizer step; below the batch's size, several steps per batch (PPO proper)"),
   device,
 });
 
@@ -123,7 +141,7 @@ export const ActorWorkerSchema = z.strictObject({
   clip_ratio: z.number().positive().max(1).default(0.2).describe("PPO ratio clip epsilon"),
   entropy_coeff: z.number().min(0).max(100).default(0.03).describe("entropy bonus coefficient"),
   temperature: z.number().positive().max(100).default(1.0).describe("rollout sampling temperature"),
-  max_new_tokens: int(1, MODEL_LIMITS.context.max).default(5).describe("response length limit"),
+  max_new_tokens: int(1, MODEL_LIMITS.context.max).default(6).describe("response length limit"),
   rollout_n: int(1, LIMITS.rollout_n).default(1).describe("responses sampled per prompt (GRPO group size)"),
 });
 
@@ -139,7 +157,20 @@ export const RefWorkerSchema = z.strictObject({ device });
 export const ConfigSchema = z.strictObject({
   data: z.strictObject({
     task: z.enum(["digit_reversal", "sorting", "addition"]).default("digit_reversal")
-      .describe("shipped task with a verifiable reward"),
+      .describe("shipped task with a verifiable reward (used when data.train_files is empty)"),
+    train_files: paths("JSONL or Parquet files of training rows; empty = the shipped task"),
+    val_files: paths("JSONL or Parquet files of held-out rows (needed with train_files)"),
+    prompt_key: z.string().min(1).max(256).default("prompt").describe("row key of the prompt: a string, or a list of chat messages {role, content}"),
+    answer_key: z.string().min(1).max(256).default("answer").describe("row key of the reference answer the reward compares with"),
+    tokenizer: z.string().max(4096).default("")
+      .describe("folder with tokenizer.json (and tokenizer_config.json); empty = worker.actor.model.path"),
+    chat_template: z.boolean().default(false)
+      .describe("render string prompts as one user message through the tokenizer's chat template (message lists always are)"),
+    max_prompt_length: int(1, MODEL_LIMITS.context.max).default(512).describe("longest prompt in tokens"),
+    truncation: z.enum(["error", "left", "right"]).default("error")
+      .describe("a prompt over max_prompt_length: error names the row; left/right cut tokens from that side"),
+    filter_overlong_prompts: z.boolean().default(false)
+      .describe("drop prompts over max_prompt_length (counted in the job's notes) instead of applying truncation"),
     // The data generator's seed is 32 bits: larger seeds would silently alias smaller ones.
     seed: int(0, 0xffff_ffff).default(1).describe("seed of the generated data set"),
     train_size: int(1, LIMITS.train_size).default(4096).describe("training prompts"),
@@ -149,11 +180,20 @@ export const ConfigSchema = z.strictObject({
     train_batch_size: int(1, LIMITS.batch).default(128).describe("prompts per training step"),
   }).refine((d) => d.min_digits <= d.max_digits, { message: "min_digits must be ≤ max_digits", path: ["min_digits"] })
     .prefault({}),
+  reward: z.strictObject({
+    name: z.enum(["task", "math", "exact_match"]).default("task")
+      .describe("built-in reward: task (the shipped task's, with partial credit), math (final number: GSM8K ####, \\boxed{}, or the last number) or exact_match"),
+    module: z.string().max(4096).default("")
+      .describe("a module exporting score(prompt, response, answer) → number, run in its own supervised reward actor; overrides name"),
+    call_deadline_s: seconds(60, "deadline of one reward call (a batch); past it the reward actor is restarted and the call retried"),
+  }).prefault({}),
   algorithm: z.strictObject({
     adv_estimator: z.enum(["gae", "grpo"]).default("gae").describe("advantage estimator"),
     gamma: z.number().min(0).max(1).default(1.0).describe("discount factor"),
     lam: z.number().min(0).max(1).default(0.95).describe("GAE lambda"),
-    kl_coef: z.number().min(0).max(100).default(0.001).describe("KL penalty coefficient against the reference policy"),
+    kl_coef: z.number().min(0).max(100).default(0.001).describe("KL penalty coefficient against the reference policy; 0 = no reference actor"),
+    use_kl_in_reward: z.boolean().default(false)
+      .describe("charge the KL penalty in the reward of each response token (GAE only; metric actor/reward_kl_penalty) instead of in the policy loss (actor/kl_loss)"),
     norm_adv_by_std_in_grpo: z.boolean().default(true)
       .describe("GRPO: divide by the group's reward std (true) or only subtract its mean (false)"),
   }).prefault({}),
@@ -176,6 +216,8 @@ export const ConfigSchema = z.strictObject({
   checkpoint: z.strictObject({
     interval: int(1, MAX_COUNT).default(50).describe("steps between checkpoints"),
     keep: int(1, LIMITS.keep).default(3).describe("checkpoints kept on disk"),
+    save_hf_model: z.enum(["final", "every_checkpoint", "never"]).default("final")
+      .describe("llama-family policies: write the trained policy as a Hugging Face folder (<job>/hf_model at the end; with every_checkpoint also <job>/hf_checkpoints/step-<n>, the last `keep` kept)"),
   }).prefault({}),
   fault_tolerance: FaultToleranceSchema.prefault({}),
 });

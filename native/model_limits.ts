@@ -5,7 +5,8 @@
  */
 import limits from "./model_limits.json" with { type: "json" };
 
-export type ModelSize = "vocab" | "context" | "width" | "layers" | "heads";
+/** kvHeads and intermediate size arch llama models only (kvHeads is further bounded by heads). */
+export type ModelSize = "vocab" | "context" | "width" | "layers" | "heads" | "kvHeads" | "intermediate";
 export interface SizeLimit {
   min: number;
   max: number;
@@ -14,4 +15,5 @@ export interface SizeLimit {
 
 export const MODEL_LIMITS: Readonly<Record<ModelSize, SizeLimit>> = Object.freeze({
   vocab: limits.vocab, context: limits.context, width: limits.width, layers: limits.layers, heads: limits.heads,
+  kvHeads: limits.kvHeads, intermediate: limits.intermediate,
 });

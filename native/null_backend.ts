@@ -4,11 +4,65 @@
  * weights, same numbers), state that changes with each update and round-trips bit-exactly — so
  * the trainer and the actor runtime can be tested end to end, exact recovery included, on a
  * machine where the addon is not built. It learns nothing; never use it for training.
+ *
+ * For arch "llama" it reports the native model's exact tensor list (Hugging Face names, shapes,
+ * offsets; see {@link llamaTensors}) and holds that many parameters, so code that fills a state by
+ * tensor name (a checkpoint loader) can be tested on it too. Arch "gpt2" keeps one stand-in tensor.
  */
 import type {
   ModelState, NativeAddon, NativeGenerateOptions, NativeGenerateResult, NativeModelConfig, NativeModelInfo, NativePolicyBatch,
-  NativePolicyHyper, NativeTokenBatch, NativeValueBatch, NativeValueHyper, PolicyModelNative, PolicyStepStats, ValueStepStats,
+  NativePolicyHyper, NativeTokenBatch, NativeValueBatch, NativeValueHyper, PolicyModelNative, PolicyStepStats, TensorInfo,
+  ValueStepStats,
 } from "./types.ts";
+
+/**
+ * The parameter tensors of an arch "llama" model, in the order and at the offsets of the native
+ * model's flat parameter array (native/src/core/model.cc, build_llama_specs): q/k/v weights (and
+ * biases) back to back, gate/up back to back, then the final norm, lm_head (unless tied) and the
+ * value head. tests/native/llama.test.ts checks it against the addon.
+ *
+ * @example
+ * ```ts
+ * llamaTensors({ vocab: 8, width: 4, layers: 1, heads: 2 }).map((t) => t.name);
+ * // ["model.embed_tokens.weight", "model.layers.0.input_layernorm.weight", ..., "lm_head.weight"]
+ * ```
+ */
+export function llamaTensors(config: Pick<NativeModelConfig, "vocab" | "width" | "layers" | "heads"> & Partial<NativeModelConfig>): TensorInfo[] {
+  const C = config.width, V = config.vocab, hd = C / config.heads;
+  const kv = (config.kvHeads ?? config.heads) * hd, I = config.intermediate ?? 8 * Math.ceil(C / 3);
+  const out: TensorInfo[] = [];
+  let offset = 0;
+  const add = (name: string, shape: number[]) => {
+    const size = shape.reduce((a, b) => a * b, 1);
+    out.push({ name, shape, offset, size });
+    offset += size;
+  };
+  add("model.embed_tokens.weight", [V, C]);
+  for (let l = 0; l < config.layers; l++) {
+    const p = `model.layers.${l}.`;
+    add(`${p}input_layernorm.weight`, [C]);
+    add(`${p}self_attn.q_proj.weight`, [C, C]);
+    add(`${p}self_attn.k_proj.weight`, [kv, C]);
+    add(`${p}self_attn.v_proj.weight`, [kv, C]);
+    if (config.attentionBias) {
+      add(`${p}self_attn.q_proj.bias`, [C]);
+      add(`${p}self_attn.k_proj.bias`, [kv]);
+      add(`${p}self_attn.v_proj.bias`, [kv]);
+    }
+    add(`${p}self_attn.o_proj.weight`, [C, C]);
+    add(`${p}post_attention_layernorm.weight`, [C]);
+    add(`${p}mlp.gate_proj.weight`, [I, C]);
+    add(`${p}mlp.up_proj.weight`, [I, C]);
+    add(`${p}mlp.down_proj.weight`, [C, I]);
+  }
+  add("model.norm.weight", [C]);
+  if (!config.tiedEmbeddings) add("lm_head.weight", [V, C]);
+  if (config.valueHead) {
+    add("value_head.w", [1, C]);
+    add("value_head.b", [1]);
+  }
+  return out;
+}
 
 /** A 32-bit hash step (FNV-1a over the bits of a number): cheap, deterministic, order-sensitive. */
 function mix(h: number, x: number): number {
@@ -25,9 +79,15 @@ class NullModel implements PolicyModelNative {
   private adamV: Float32Array;
   private step = 0;
 
+  private readonly tensors: TensorInfo[];
+
   constructor(private readonly config: NativeModelConfig) {
-    // One tensor per embedding row is plenty: sizes scale with the model like the real ones do.
-    const n = config.vocab * config.width + (config.valueHead ? config.width : 0);
+    // GPT-2: one tensor per embedding row is plenty (sizes scale with the model like the real ones
+    // do). Llama: the real layout, for loaders that fill tensors by name.
+    const gpt2Size = config.vocab * config.width + (config.valueHead ? config.width : 0);
+    this.tensors = config.arch === "llama" ? llamaTensors(config) : [{ name: "null.params", shape: [gpt2Size], offset: 0, size: gpt2Size }];
+    const last = this.tensors[this.tensors.length - 1]!;
+    const n = last.offset + last.size;
     this.params = new Float32Array(n);
     let h = mix(0x811c9dc5, config.seed);
     for (let i = 0; i < n; i++) this.params[i] = unit((h = mix(h, i))) - 0.5;
@@ -36,8 +96,7 @@ class NullModel implements PolicyModelNative {
   }
 
   info(): NativeModelInfo {
-    const n = this.params.length;
-    return { backend: "null", numParams: n, step: this.step, tensors: [{ name: "null.params", shape: [n], offset: 0, size: n }] };
+    return { backend: "null", numParams: this.params.length, step: this.step, tensors: this.tensors.map((t) => ({ ...t, shape: [...t.shape] })) };
   }
 
   /** A fingerprint of the weights: every output depends on it, so a wrong restore shows. */

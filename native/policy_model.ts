@@ -9,6 +9,8 @@
  *
  * Position convention: for tokens [batch, seqLen], entry t of logprobs/values/advantages/... is
  * about token t and comes from the hidden state at t-1; entry 0 and entries with mask 0 are 0.
+ * Prompts are left-aligned rows starting at position 0 (for arch llama, the RoPE position of token
+ * t is t).
  *
  * @example
  * ```ts
@@ -16,12 +18,18 @@
  * const policy = new PolicyModel({ ...DEFAULT_MODEL_CONFIG, seed: 1 });
  * const out = await policy.generate([[1, 2, 3]], { maxNewTokens: 4, seed: 7 });
  * console.log(out.tokens, out.logprobs);
+ *
+ * // A Llama-family model (Llama 3, Qwen2/2.5, SmolLM shapes) with grouped-query attention:
+ * const llama = new PolicyModel({ vocab: 256, context: 64, width: 64, layers: 2, heads: 4, arch: "llama", kvHeads: 2,
+ *   intermediate: 172, ropeTheta: 500000, normEps: 1e-5, tiedEmbeddings: true });
+ * llama.tensors[0]; // { name: "model.embed_tokens.weight", shape: [256, 64], offset: 0, size: 16384 }
  * ```
  */
 import { loadNative } from "./loader.ts";
 import { MODEL_LIMITS, type ModelSize } from "./model_limits.ts";
 import { NULL_ADDON } from "./null_backend.ts";
 import type {
+  ModelArch,
   ModelState,
   NativeAddon,
   NativeGenerateResult,
@@ -34,12 +42,24 @@ import type {
   ValueStepStats,
 } from "./types.ts";
 
-export type { ModelState, PolicyStepStats, TensorInfo, ValueStepStats } from "./types.ts";
+export type { ModelArch, ModelState, PolicyStepStats, TensorInfo, ValueStepStats } from "./types.ts";
 
 /** "null": no real compute (native/null_backend.ts), for tests on machines without the addon. */
 export type Device = "auto" | "cpu" | "cuda" | "null";
 
-/** Model sizes. `valueHead` adds the scalar critic head; `seed` fixes the initial weights. */
+/**
+ * Model sizes and architecture. `valueHead` adds the scalar critic head (on the final norm's
+ * output, for either architecture); `seed` fixes the initial weights.
+ *
+ * `arch` picks the block: "gpt2" (the default: learned position table, LayerNorm, GELU MLP of
+ * 4 * width, biases everywhere) or "llama" (Llama 3, Qwen2/2.5, SmolLM: rotary positions,
+ * RMSNorm, SwiGLU MLP, grouped-query attention, no biases unless `attentionBias`). The keys after
+ * `arch` shape llama models; an arch "gpt2" model accepts each only at the value GPT-2 implies
+ * (kvHeads = heads, intermediate = 4 * width, ropeTheta 10000, normEps 1e-5, both flags false).
+ * For llama, `tensors` carry Hugging Face's names and [out, in] shapes
+ * (`model.layers.0.self_attn.q_proj.weight`, ...), so a checkpoint loads by name; with
+ * `tiedEmbeddings` there is no `lm_head.weight`.
+ */
 export interface PolicyModelConfig {
   vocab: number;
   context: number;
@@ -48,10 +68,33 @@ export interface PolicyModelConfig {
   heads: number;
   valueHead?: boolean;
   seed?: number;
+  /** "gpt2" (default) or "llama". */
+  arch?: ModelArch;
+  /** llama: key/value heads (grouped-query attention; `num_key_value_heads`). Must divide heads. Default: heads. */
+  kvHeads?: number;
+  /**
+   * llama: MLP hidden size (`intermediate_size`), 1..65536 (native/model_limits.json). Default:
+   * 8 * ceil(width / 3) (SwiGLU at GPT-2's MLP parameter count, a multiple of 8).
+   */
+  intermediate?: number;
+  /** llama: RoPE base (`rope_theta`), a finite number > 0. Default 10000. */
+  ropeTheta?: number;
+  /** llama: RMSNorm epsilon (`rms_norm_eps`), a finite number > 0. Default 1e-5. */
+  normEps?: number;
+  /** llama: the LM head is the token embedding (`tie_word_embeddings`); no `lm_head.weight`. Default false. */
+  tiedEmbeddings?: boolean;
+  /** llama: biases on the q, k and v projections, none on o_proj (Qwen2). Default false. */
+  attentionBias?: boolean;
 }
 
-/** The default model: small enough to train digit reversal on two CPU cores in minutes. */
-export const DEFAULT_MODEL_CONFIG: Readonly<Required<PolicyModelConfig>> = Object.freeze({
+/** The config keys that shape only arch "llama" models. */
+export type LlamaOnlyKey = "kvHeads" | "intermediate" | "ropeTheta" | "normEps" | "tiedEmbeddings" | "attentionBias";
+
+/**
+ * The default model: small enough to train digit reversal on two CPU cores in minutes. GPT-2
+ * style; it leaves the llama-only keys out, so `{ ...DEFAULT_MODEL_CONFIG, heads: 2 }` stays valid.
+ */
+export const DEFAULT_MODEL_CONFIG: Readonly<Required<Omit<PolicyModelConfig, LlamaOnlyKey>>> = Object.freeze({
   vocab: MODEL_LIMITS.vocab.default,
   context: MODEL_LIMITS.context.default,
   width: MODEL_LIMITS.width.default,
@@ -59,6 +102,7 @@ export const DEFAULT_MODEL_CONFIG: Readonly<Required<PolicyModelConfig>> = Objec
   heads: MODEL_LIMITS.heads.default,
   valueHead: false,
   seed: 0,
+  arch: "gpt2",
 });
 
 export interface GenerateOptions {
@@ -128,7 +172,7 @@ function describe(v: unknown): string {
   if (v === null) return "null";
   if (ArrayBuffer.isView(v)) return `a ${v.constructor.name} of length ${(v as unknown as ArrayLike<number>).length}`;
   if (Array.isArray(v)) return `an Array of length ${v.length}`;
-  if (typeof v === "number") return String(v);
+  if (typeof v === "number" || typeof v === "boolean") return String(v);
   if (typeof v === "string") return JSON.stringify(v);
   return typeof v;
 }
@@ -189,24 +233,15 @@ export class PolicyModel {
   readonly #native: PolicyModelNative;
 
   /**
-   * @param config model sizes; `width` must be a multiple of `heads`.
+   * @param config model sizes and architecture; `width` must be a multiple of `heads` (for llama,
+   *   of 2 * heads) and `kvHeads` must divide `heads`.
    * @param options.device "auto" (CUDA when usable, else CPU; the default), "cpu", or "cuda"
    *   (throws when no usable device).
    */
   constructor(config: PolicyModelConfig, options: { device?: Device; addon?: NativeAddon } = {}) {
     const c = new Check("PolicyModel");
     if (typeof config !== "object" || config === null) c.fail("config", config, "an object");
-    const cfg: Required<PolicyModelConfig> = {
-      vocab: size(c, "vocab", config.vocab),
-      context: size(c, "context", config.context),
-      width: size(c, "width", config.width),
-      layers: size(c, "layers", config.layers),
-      heads: size(c, "heads", config.heads),
-      valueHead: config.valueHead ?? false,
-      seed: c.int("config.seed", config.seed ?? 0, 0, Number.MAX_SAFE_INTEGER),
-    };
-    if (typeof cfg.valueHead !== "boolean") c.fail("config.valueHead", cfg.valueHead, "a boolean");
-    if (cfg.width % cfg.heads !== 0) c.fail("config.width", cfg.width, `a multiple of heads (${cfg.heads})`);
+    const cfg = resolveConfig(c, config);
     const device = options.device ?? "auto";
     if (device !== "auto" && device !== "cpu" && device !== "cuda" && device !== "null") {
       c.fail("options.device", device, '"auto", "cpu", "cuda" or "null"');
@@ -219,6 +254,13 @@ export class PolicyModel {
     }
     this.config = Object.freeze(cfg);
     const info = this.#native.info();
+    if (cfg.arch === "llama" && info.tensors[0]?.name !== "model.embed_tokens.weight") {
+      this.#native.dispose();
+      throw new NativeComputeError(
+        `PolicyModel: the native addon does not know arch "llama" (it built tensors ${JSON.stringify(info.tensors[0]?.name)}, ...); ` +
+          "rebuild it with `bun run build:native`",
+      );
+    }
     this.backend = info.backend;
     this.numParams = info.numParams;
     this.tensors = Object.freeze(info.tensors);
@@ -318,7 +360,9 @@ export class PolicyModel {
   /** The shape a state's arrays belong to; states only load into models of the same layout. */
   get layout(): string {
     const c = this.config;
-    return `vocab=${c.vocab} context=${c.context} width=${c.width} layers=${c.layers} heads=${c.heads} valueHead=${c.valueHead}`;
+    const base = `vocab=${c.vocab} context=${c.context} width=${c.width} layers=${c.layers} heads=${c.heads} valueHead=${c.valueHead}`;
+    if (c.arch === "gpt2") return base; // unchanged from before arch existed, so saved states still load
+    return `${base} arch=${c.arch} kvHeads=${c.kvHeads} intermediate=${c.intermediate} tiedEmbeddings=${c.tiedEmbeddings} attentionBias=${c.attentionBias}`;
   }
 
   /** Copies of the weights, AdamW moments and step. `setState(getState())` is bit-exact. */
@@ -389,6 +433,60 @@ export class PolicyModel {
 /** A model size checked against its bounds in native/model_limits.json. */
 function size(c: Check, key: ModelSize, v: unknown): number {
   return c.int(`config.${key}`, v, MODEL_LIMITS[key].min, MODEL_LIMITS[key].max);
+}
+
+/** gpt2: 4 * width. llama: 8 * ceil(width / 3), as native/src/core/model.cc and config/ have it. */
+export function defaultIntermediate(arch: ModelArch, width: number): number {
+  return arch === "llama" ? 8 * Math.ceil(width / 3) : 4 * width;
+}
+
+function positive(c: Check, arg: string, v: unknown): number {
+  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) c.fail(arg, v, "a finite number > 0");
+  return v;
+}
+
+function flag(c: Check, arg: string, v: unknown): boolean {
+  if (typeof v !== "boolean") c.fail(arg, v, "a boolean");
+  return v;
+}
+
+/** Checks a config and fills in every default (the llama keys too, at what each arch implies). */
+function resolveConfig(c: Check, config: PolicyModelConfig): Required<PolicyModelConfig> {
+  const arch = config.arch ?? "gpt2";
+  if (arch !== "gpt2" && arch !== "llama") c.fail("config.arch", arch, '"gpt2" or "llama"');
+  const heads = size(c, "heads", config.heads);
+  const width = size(c, "width", config.width);
+  const kvHeads = c.int("config.kvHeads", config.kvHeads ?? heads, MODEL_LIMITS.kvHeads.min, Math.min(MODEL_LIMITS.kvHeads.max, heads));
+  const cfg: Required<PolicyModelConfig> = {
+    vocab: size(c, "vocab", config.vocab),
+    context: size(c, "context", config.context),
+    width,
+    layers: size(c, "layers", config.layers),
+    heads,
+    valueHead: flag(c, "config.valueHead", config.valueHead ?? false),
+    seed: c.int("config.seed", config.seed ?? 0, 0, Number.MAX_SAFE_INTEGER),
+    arch,
+    kvHeads,
+    intermediate: size(c, "intermediate", config.intermediate ?? defaultIntermediate(arch, width)),
+    ropeTheta: positive(c, "config.ropeTheta", config.ropeTheta ?? 10000),
+    normEps: positive(c, "config.normEps", config.normEps ?? 1e-5),
+    tiedEmbeddings: flag(c, "config.tiedEmbeddings", config.tiedEmbeddings ?? false),
+    attentionBias: flag(c, "config.attentionBias", config.attentionBias ?? false),
+  };
+  if (cfg.width % cfg.heads !== 0) c.fail("config.width", cfg.width, `a multiple of heads (${cfg.heads})`);
+  if (arch === "gpt2") {
+    // GPT-2 has one shape per size: a llama-only key set otherwise is a mistake, not a no-op.
+    const implied = { kvHeads: heads, intermediate: 4 * width, ropeTheta: 10000, normEps: 1e-5, tiedEmbeddings: false, attentionBias: false };
+    for (const [key, value] of Object.entries(implied) as [LlamaOnlyKey, number | boolean][]) {
+      if (cfg[key] !== value) c.fail(`config.${key}`, cfg[key], `${value} for arch "gpt2" (only arch "llama" takes ${key})`);
+    }
+    return cfg;
+  }
+  if (heads % kvHeads !== 0) c.fail("config.kvHeads", kvHeads, `a divisor of heads (${heads})`);
+  if ((width / heads) % 2 !== 0) {
+    c.fail("config.width", width, `a multiple of 2 * heads (${2 * heads}) for arch "llama": rotary embeddings need an even head size`);
+  }
+  return cfg;
 }
 
 function native(cause: unknown): NativeComputeError {

@@ -41,7 +41,13 @@ export interface DeviceInfo {
   hardwareThreads: number;
 }
 
-/** Model sizes as the native constructor takes them. */
+/** "gpt2": learned positions, LayerNorm, GELU MLP. "llama": RoPE, RMSNorm, SwiGLU, grouped-query attention. */
+export type ModelArch = "gpt2" | "llama";
+
+/**
+ * Model sizes as the native constructor takes them. The llama keys are optional there (absent:
+ * the default); PolicyModel always passes them resolved.
+ */
 export interface NativeModelConfig {
   vocab: number;
   context: number;
@@ -50,9 +56,20 @@ export interface NativeModelConfig {
   heads: number;
   valueHead: boolean;
   seed: number;
+  arch?: ModelArch;
+  kvHeads?: number;
+  intermediate?: number;
+  ropeTheta?: number;
+  normEps?: number;
+  tiedEmbeddings?: boolean;
+  attentionBias?: boolean;
 }
 
-/** One parameter tensor's place in the flat parameter array of a state. */
+/**
+ * One parameter tensor's place in the flat parameter array of a state. Arch llama uses Hugging
+ * Face's names and [out, in] shapes ("model.layers.0.self_attn.q_proj.weight", ...), so a
+ * checkpoint's tensors can be copied in by name.
+ */
 export interface TensorInfo {
   name: string;
   shape: number[];
@@ -155,7 +172,9 @@ export interface ModelState {
   step: number;
   /**
    * The model shape the arrays belong to ("vocab=16 context=32 width=64 layers=2 heads=4
-   * valueHead=false"); PolicyModel adds it in getState() and checks it in setState() when present.
+   * valueHead=false", with " arch=llama kvHeads=... intermediate=... tiedEmbeddings=...
+   * attentionBias=..." appended for llama); PolicyModel adds it in getState() and checks it in
+   * setState() when present.
    */
   layout?: string;
 }

@@ -9,7 +9,7 @@ import { TrainedModelRole } from "./model_role.ts";
 import type { ModelRoleOptions, UpdatePlan } from "./model_options.ts";
 
 export class ActorRollout extends TrainedModelRole {
-  static readOnly = ["generate", "logprobs", "info"];
+  static readOnly = ["generate", "logprobs", "info", "exportHf"];
 
   constructor(options: ModelRoleOptions, _ctx: RoleContext) {
     super(options, false);

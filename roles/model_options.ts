@@ -4,8 +4,17 @@
  */
 import type { Device, PolicyModelConfig } from "../native/policy_model.ts";
 
+/** A role's model: its architecture and sizes, and the Hugging Face folder its weights come from (none: a new model). */
+export interface RoleModel {
+  config: Omit<PolicyModelConfig, "valueHead" | "seed">;
+  path?: string;
+}
+
 export interface ModelRoleOptions {
-  model: Required<Omit<PolicyModelConfig, "valueHead">>;
+  /** Architecture and sizes; `seed` makes the initial weights (of the value head only, for a loaded model). */
+  model: Omit<PolicyModelConfig, "valueHead"> & { seed: number };
+  /** Hugging Face model folder to load the weights from (config.json must agree with `model`). */
+  path?: string;
   device: Device;
 }
 

@@ -2,6 +2,10 @@
  * What every model-backed role shares: a PolicyModel in native memory, its facts and health,
  * and, for the trained roles, the state hooks and the mini-batch update loop.
  */
+import { copyFileSync, existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { LlamaModelConfig } from "../native/hf/config.ts";
+import { isValueHeadTensor, loadHfModel, paramsFromTensors, saveHfModel } from "../native/hf/model_folder.ts";
 import { PolicyModel, type ModelState } from "../native/policy_model.ts";
 import type { Role } from "../runtime/core/host/role.ts";
 import { meanStats, miniBatches, type RowBatch } from "./minibatch.ts";
@@ -12,6 +16,7 @@ export class ModelRole implements Role {
 
   constructor(options: ModelRoleOptions, valueHead: boolean) {
     this.model = new PolicyModel({ ...options.model, valueHead }, { device: options.device });
+    if (options.path) loadWeights(this.model, options.path, options.model.context, valueHead);
   }
 
   info() {
@@ -23,8 +28,59 @@ export class ModelRole implements Role {
   }
 }
 
+/**
+ * Puts a Hugging Face folder's weights into `model` (built from the same config.json), with fresh
+ * optimizer moments. A value head the folder lacks (a policy checkpoint under a critic) keeps the
+ * model's own seeded initialisation; every other tensor must be there with its exact shape.
+ */
+function loadWeights(model: PolicyModel, path: string, context: number, valueHead: boolean): void {
+  const hf = loadHfModel(path, { context, valueHead });
+  const params = paramsFromTensors(model.tensors, hf.tensors, {
+    tied: hf.config.tiedEmbeddings, optional: isValueHeadTensor, fallback: model.getState().params,
+  });
+  const n = params.length;
+  model.setState({ ...model.getState(), params, adamM: new Float32Array(n), adamV: new Float32Array(n), step: 0 });
+}
+
+/** What goes into an exported Hugging Face folder besides the weights. */
+export interface HfExport {
+  /** The folder to write (made if missing; its files replaced). */
+  dir: string;
+  /** A tokenizer folder whose files are copied along, so the export loads on its own. */
+  tokenizerDir?: string;
+  bosTokenId?: number;
+  eosTokenId?: number;
+  padTokenId?: number;
+  dtype?: "F32" | "BF16";
+}
+
+/** Tokenizer files transformers reads; those present are copied into an export. */
+const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "chat_template.jinja"];
+
 /** A role whose weights train: restorable, and updated over shuffled mini-batches. */
 export class TrainedModelRole extends ModelRole {
+  /**
+   * Writes the current weights as a Hugging Face folder (config.json, model.safetensors, the
+   * tokenizer's files) that transformers, vLLM and llama.cpp's converter load. Llama-family
+   * models only: the GPT-2-style model has no Hugging Face counterpart with its names.
+   */
+  exportHf(o: HfExport): { dir: string; files: number } {
+    const cfg = this.model.config;
+    if (cfg.arch !== "llama") throw new TypeError(`exportHf: only arch "llama" models export to Hugging Face folders (this one is arch ${JSON.stringify(cfg.arch)})`);
+    mkdirSync(o.dir, { recursive: true });
+    saveHfModel(o.dir, cfg as LlamaModelConfig, this.model.tensors, this.model.getState().params, {
+      dtype: o.dtype ?? "F32", bosTokenId: o.bosTokenId, eosTokenId: o.eosTokenId, padTokenId: o.padTokenId,
+    });
+    let files = 0;
+    for (const f of TOKENIZER_FILES) {
+      if (o.tokenizerDir && existsSync(join(o.tokenizerDir, f))) {
+        copyFileSync(join(o.tokenizerDir, f), join(o.dir, f));
+        files++;
+      }
+    }
+    return { dir: o.dir, files };
+  }
+
   getState(): { model: ModelState } {
     return { model: this.model.getState() };
   }

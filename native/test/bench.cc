@@ -67,10 +67,16 @@ std::vector<std::pair<std::string, double>> time_ops(Backend& be) {
   t.push_back({"embedding_backward", ms(be, [&] { be.embedding_backward(wte, wpe, d, tok, B, T, C, 0); })});
   t.push_back({"layernorm_forward", ms(be, [&] { be.layernorm_forward(y, mean, rstd, x, w, bias, N, C); })});
   t.push_back({"layernorm_backward", ms(be, [&] { be.layernorm_backward(y, gw, gb, d, x, w, mean, rstd, N, C); })});
+  t.push_back({"rmsnorm_forward", ms(be, [&] { be.rmsnorm_forward(y, rstd, x, w, N, C, 1e-5f); })});
+  t.push_back({"rmsnorm_backward", ms(be, [&] { be.rmsnorm_backward(y, gw, d, x, w, rstd, N, C); })});
   t.push_back({"matmul_forward (fc 64->256)", ms(be, [&] { be.matmul_forward(h, x, w, bias, N, C, 4 * C); })});
   t.push_back({"matmul_backward (fc 64->256)", ms(be, [&] { be.matmul_backward(y, gw, gb, dh, x, w, N, C, 4 * C); })});
-  t.push_back({"attention_forward", ms(be, [&] { be.attention_forward(y, att, qkv, B, T, C, NH); })});
-  t.push_back({"attention_backward", ms(be, [&] { be.attention_backward(dqkv, d, qkv, att, B, T, C, NH); })});
+  t.push_back({"attention_forward", ms(be, [&] { be.attention_forward(y, att, qkv, B, T, C, NH, NH); })});
+  t.push_back({"attention_backward", ms(be, [&] { be.attention_backward(dqkv, d, qkv, att, B, T, C, NH, NH); })});
+  t.push_back({"rope_forward (q, k)", ms(be, [&] { be.rope_forward(qkv, B, T, 2 * NH, C / NH, 3 * C, 0, 10000.0f); })});
+  t.push_back({"rope_backward (q, k)", ms(be, [&] { be.rope_backward(dqkv, B, T, 2 * NH, C / NH, 3 * C, 0, 10000.0f); })});
+  t.push_back({"swiglu_forward (2x128)", ms(be, [&] { be.swiglu_forward(dh, h, N, 2 * C); })});
+  t.push_back({"swiglu_backward (2x128)", ms(be, [&] { be.swiglu_backward(h, dh, dh, N, 2 * C); })});
   t.push_back({"gelu_forward", ms(be, [&] { be.gelu_forward(dh, h, N * 4 * C); })});
   t.push_back({"gelu_backward", ms(be, [&] { be.gelu_backward(dh, h, h, N * 4 * C); })});
   t.push_back({"residual_forward", ms(be, [&] { be.residual_forward(y, x, d, N * C); })});

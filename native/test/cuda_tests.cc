@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <memory>
+#include <string>
 
 #include "core/backend.h"
 #include "core/device_info.h"
@@ -100,22 +101,64 @@ void compare_ops(Backend& c, Backend& g) {
   mdx.compare("matmul_backward dinp", tol);
   mdw.compare("matmul_backward dw", tol);
   mdb.compare("matmul_backward dbias", tol);
-  // attention
-  F qkv(c, g, normals(r, N * 3 * C)), ao(c, g, N * C), att(c, g, B * NH * T * T), dqkv(c, g, N * 3 * C);
-  c.attention_forward(ao.cpu(), att.cpu(), qkv.cpu(), B, T, C, NH);
-  g.attention_forward(ao.gpu(), att.gpu(), qkv.gpu(), B, T, C, NH);
-  c.attention_backward(dqkv.cpu(), dout.cpu(), qkv.cpu(), att.cpu(), B, T, C, NH);
-  g.attention_backward(dqkv.gpu(), dout.gpu(), qkv.gpu(), att.gpu(), B, T, C, NH);
-  ao.compare("attention_forward", tol);
-  att.compare("attention_forward att", tol);
-  dqkv.compare("attention_backward dqkv", tol);
-  F kc(c, g, B * T * C), vc(c, g, B * T * C), dec(c, g, B * C);
-  for (int pos = 0; pos < 5; ++pos) {
-    c.attention_decode(dec.cpu(), kc.cpu(), vc.cpu(), qkv.cpu() + pos * 3 * C, B, C, NH, pos, T);
-    g.attention_decode(dec.gpu(), kc.gpu(), vc.gpu(), qkv.gpu() + pos * 3 * C, B, C, NH, pos, T);
+  // attention, plain (NKV == NH) and grouped (NKV = 2 and 1 kv heads for 4 query heads)
+  for (const int NKV : {NH, 2, 1}) {
+    const int QKV = C + 2 * NKV * (C / NH);
+    const std::string tag = NKV == NH ? "" : " (NKV " + std::to_string(NKV) + ")";
+    F qkv(c, g, normals(r, N * QKV)), ao(c, g, N * C), att(c, g, B * NH * T * T), dqkv(c, g, N * QKV);
+    c.attention_forward(ao.cpu(), att.cpu(), qkv.cpu(), B, T, C, NH, NKV);
+    g.attention_forward(ao.gpu(), att.gpu(), qkv.gpu(), B, T, C, NH, NKV);
+    c.attention_backward(dqkv.cpu(), dout.cpu(), qkv.cpu(), att.cpu(), B, T, C, NH, NKV);
+    g.attention_backward(dqkv.gpu(), dout.gpu(), qkv.gpu(), att.gpu(), B, T, C, NH, NKV);
+    ao.compare("attention_forward" + tag, tol);
+    att.compare("attention_forward att" + tag, tol);
+    dqkv.compare("attention_backward dqkv" + tag, tol);
+    const int kvC = NKV * (C / NH);
+    F kc(c, g, B * T * kvC), vc(c, g, B * T * kvC), dec(c, g, B * C);
+    for (int pos = 0; pos < 5; ++pos) {  // rows b of the first T positions of batch row 0 act as B rows
+      c.attention_decode(dec.cpu(), kc.cpu(), vc.cpu(), qkv.cpu() + pos * QKV, B, C, NH, NKV, pos, T);
+      g.attention_decode(dec.gpu(), kc.gpu(), vc.gpu(), qkv.gpu() + pos * QKV, B, C, NH, NKV, pos, T);
+    }
+    dec.compare("attention_decode" + tag, tol);
+    kc.compare("attention_decode kcache" + tag, 0.0);
   }
-  dec.compare("attention_decode", tol);
-  kc.compare("attention_decode kcache", 0.0);
+  // rmsnorm
+  F rn(c, g, N * C), rr(c, g, N), rdx(c, g, N * C), rdw(c, g, C);
+  c.rmsnorm_forward(rn.cpu(), rr.cpu(), x.cpu(), w.cpu(), N, C, 1e-5f);
+  g.rmsnorm_forward(rn.gpu(), rr.gpu(), x.gpu(), w.gpu(), N, C, 1e-5f);
+  c.rmsnorm_backward(rdx.cpu(), rdw.cpu(), dout.cpu(), x.cpu(), w.cpu(), rr.cpu(), N, C);
+  g.rmsnorm_backward(rdx.gpu(), rdw.gpu(), dout.gpu(), x.gpu(), w.gpu(), rr.gpu(), N, C);
+  rn.compare("rmsnorm_forward", tol);
+  rdx.compare("rmsnorm_backward dinp", tol);
+  rdw.compare("rmsnorm_backward dw", tol);
+  // rope on the q and k heads of packed rows (NH 4, NKV 2, hd 12) from position 3, theta 10000:
+  // angles up to ~20 rad, where float32 cos/sin of CPU libm and CUDA agree to a few ulp.
+  {
+    const int hd = C / NH, QKV = C + 2 * 2 * hd;
+    F rx(c, g, normals(r, N * QKV)), rd(c, g, normals(r, N * QKV));
+    c.rope_forward(rx.cpu(), B, T, NH + 2, hd, QKV, 3, 10000.0f);
+    g.rope_forward(rx.gpu(), B, T, NH + 2, hd, QKV, 3, 10000.0f);
+    c.rope_backward(rd.cpu(), B, T, NH + 2, hd, QKV, 3, 10000.0f);
+    g.rope_backward(rd.gpu(), B, T, NH + 2, hd, QKV, 3, 10000.0f);
+    rx.compare("rope_forward", tol);
+    rd.compare("rope_backward", tol);
+  }
+  // swiglu: rows of gate | up with I = C
+  F si(c, g, normals(r, N * 2 * C, 2.0)), so(c, g, N * C), sd(c, g, N * 2 * C);
+  c.swiglu_forward(so.cpu(), si.cpu(), N, C);
+  g.swiglu_forward(so.gpu(), si.gpu(), N, C);
+  c.swiglu_backward(sd.cpu(), si.cpu(), dout.cpu(), N, C);
+  g.swiglu_backward(sd.gpu(), si.gpu(), dout.gpu(), N, C);
+  so.compare("swiglu_forward", tol);
+  sd.compare("swiglu_backward", tol);
+  // embedding without a position table
+  F emb0(c, g, N * C), dwte0(c, g, V * C);
+  c.embedding_forward(emb0.cpu(), tokens.cpu(), wte.cpu(), nullptr, B, T, C, 0);
+  g.embedding_forward(emb0.gpu(), tokens.gpu(), wte.gpu(), nullptr, B, T, C, 0);
+  c.embedding_backward(dwte0.cpu(), nullptr, dout.cpu(), tokens.cpu(), B, T, C, 0);
+  g.embedding_backward(dwte0.gpu(), nullptr, dout.gpu(), tokens.gpu(), B, T, C, 0);
+  emb0.compare("embedding_forward (no position table)", 0.0);
+  dwte0.compare("embedding_backward (no position table)", tol);
   // gelu, residual
   F gi(c, g, normals(r, N * C, 2.0)), go(c, g, N * C), gd(c, g, N * C), ro(c, g, N * C), ra(c, g, N * C), rb(c, g, N * C);
   c.gelu_forward(go.cpu(), gi.cpu(), N * C);
@@ -163,11 +206,8 @@ void compare_ops(Backend& c, Backend& g) {
   check(differ <= N / 100, "sampling_forward temperature 1 cuda vs cpu", std::to_string(differ) + " of " + std::to_string(N) + " rows differ");
 }
 
-void compare_models() {
+void compare_model(const std::string& label, const revenant::ModelConfig& cfg) {
   using namespace revenant;
-  ModelConfig cfg;
-  cfg.value_head = true;
-  cfg.seed = 4;
   Model mc(cfg, make_cpu_backend()), mg(cfg, make_cuda_backend());
   Rng r(6);
   PolicyBatch pb;
@@ -177,15 +217,39 @@ void compare_models() {
   pb.mask.assign(pb.B * pb.T, 1.0f);
   for (auto& t : pb.tokens) t = r.below(cfg.vocab);
   const std::vector<float> lc = mc.logprobs(pb), lg = mg.logprobs(pb);
-  check_close("model logprobs cuda vs cpu", scaled_error(lg, lc), 1e-4);
-  check_close("model values cuda vs cpu", scaled_error(mg.values(pb), mc.values(pb)), 1e-4);
+  check_close("model logprobs cuda vs cpu" + label, scaled_error(lg, lc), 1e-4);
+  check_close("model values cuda vs cpu" + label, scaled_error(mg.values(pb), mc.values(pb)), 1e-4);
   pb.advantages.resize(lc.size());
   for (auto& a : pb.advantages) a = static_cast<float>(r.normal());
   pb.old_logprobs = lc;
   const PolicyStats sc = mc.policy_step(pb, PolicyLossConfig{}, OptimConfig{});
   const PolicyStats sg = mg.policy_step(pb, PolicyLossConfig{}, OptimConfig{});
-  check_close("model policy_step grad norm cuda vs cpu", std::fabs(sc.grad_norm - sg.grad_norm) / sc.grad_norm, 1e-4);
-  check_close("model weights after policy_step cuda vs cpu", scaled_error(mg.get_state().params, mc.get_state().params), 1e-4);
+  check_close("model policy_step grad norm cuda vs cpu" + label, std::fabs(sc.grad_norm - sg.grad_norm) / sc.grad_norm, 1e-4);
+  check_close("model weights after policy_step cuda vs cpu" + label, scaled_error(mg.get_state().params, mc.get_state().params), 1e-4);
+  // Greedy decoding takes the same path on both while no two logits are within rounding.
+  GenerateOptions opt;
+  opt.max_new_tokens = 6;
+  opt.temperature = 0.0f;
+  const GenerateResult gc = mc.generate({{1, 2, 3}, {4}}, opt), gg = mg.generate({{1, 2, 3}, {4}}, opt);
+  check(gc.tokens == gg.tokens, "model greedy generate cuda vs cpu" + label, "");
+  check_close("model generate logprobs cuda vs cpu" + label, scaled_error(gg.logprobs, gc.logprobs), 1e-4);
+}
+
+void compare_models() {
+  revenant::ModelConfig cfg;
+  cfg.value_head = true;
+  cfg.seed = 4;
+  compare_model("", cfg);
+  revenant::ModelConfig llama = cfg;  // GQA 4/2 with q/k/v biases, then tied with one kv head
+  llama.arch = revenant::Arch::Llama;
+  llama.kv_heads = 2;
+  llama.intermediate = 96;
+  llama.attention_bias = true;
+  compare_model(" [llama, GQA 4/2, q/k/v bias]", llama);
+  llama.kv_heads = 1;
+  llama.attention_bias = false;
+  llama.tied_embeddings = true;
+  compare_model(" [llama, tied, 1 kv head]", llama);
 }
 
 }  // namespace

@@ -1,8 +1,13 @@
-// Whole-model tests on the CPU backend: gradient check of the PPO policy and value losses through
-// every layer against finite differences, KV-cache generation against a full forward pass,
-// sampling reproducibility, and state round trips.
+// Whole-model tests on the CPU backend, for the GPT-2 architecture and for tiny Llama ones
+// (grouped-query attention with q/k/v biases, untied; tied with one kv head): gradient check of the
+// PPO policy and value losses through every layer against finite differences, KV-cache generation
+// against a full forward pass, sampling reproducibility, and state round trips. Plus the Llama
+// tensor layout (Hugging Face names and shapes) and config validation.
 #include <algorithm>
 #include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "core/backend.h"
 #include "core/error.h"
@@ -24,6 +29,36 @@ ModelConfig tiny_config() {
   c.value_head = true;
   c.seed = 11;
   return c;
+}
+
+// Heads of size 4 (RoPE needs an even size), theta 100 so six positions turn the pairs a lot.
+ModelConfig tiny_llama_gqa_bias() {
+  ModelConfig c = tiny_config();
+  c.arch = Arch::Llama;
+  c.width = 16;
+  c.heads = 4;
+  c.kv_heads = 2;
+  c.intermediate = 12;
+  c.rope_theta = 100.0f;
+  c.attention_bias = true;
+  return c;
+}
+
+ModelConfig tiny_llama_tied() {
+  ModelConfig c = tiny_llama_gqa_bias();
+  c.kv_heads = 1;
+  c.attention_bias = false;
+  c.tied_embeddings = true;
+  c.norm_eps = 1e-6f;
+  c.seed = 12;
+  return c;
+}
+
+// The configs every whole-model check runs on; GPT-2's checks keep their plain names.
+std::vector<std::pair<std::string, ModelConfig>> model_configs() {
+  return {{"", tiny_config()},
+          {" [llama, GQA 4/2, q/k/v bias]", tiny_llama_gqa_bias()},
+          {" [llama, tied, 1 kv head]", tiny_llama_tied()}};
 }
 
 template <typename Batch>
@@ -50,11 +85,14 @@ std::vector<std::size_t> probe_indices(const Model& m, const std::vector<float>&
   return idx;
 }
 
-// Central differences in float32 on the whole model with h = 1e-2. The loss is O(1) and its
-// float32 evaluation carries ~1e-6 absolute noise, so the difference quotient has ~1e-4 noise;
-// curvature over h adds ~1e-4 * |g''| more. Accept |fd - g| <= 1e-3 + 2e-2 |g|.
+// Central differences in float32 on the whole model with step h (1e-2 for GPT-2). The loss is
+// O(1) and its float32 evaluation carries ~1e-6 absolute noise, so the difference quotient has
+// ~1e-6 / h noise; curvature over h adds ~h^2 |g'''|/6 more. Accept |fd - g| <= 1e-3 + 2e-2 |g|.
+// Llama's first RMSNorm sees the raw token embeddings (rms ~0.02, no position table added), so a
+// 1e-2 step is half its input's scale and curvature dominates (measured: the error shrinks 4x per
+// halving of h); 2.5e-3 cuts that 16x while the noise (~4e-4) stays under the 1e-3 floor.
 template <typename LossFn>
-void model_grad_check(const std::string& name, Model& m, LossFn loss, Rng& rng) {
+void model_grad_check(const std::string& name, Model& m, LossFn loss, Rng& rng, float step) {
   loss();
   const std::vector<float> g = m.gradients();
   ModelState st = m.get_state();
@@ -62,7 +100,7 @@ void model_grad_check(const std::string& name, Model& m, LossFn loss, Rng& rng) 
   int bad = 0, probed = 0;
   double worst = 0;
   for (std::size_t i : probe_indices(m, g, rng)) {
-    const float h = 1e-2f;
+    const float h = step;
     st.params = base;
     st.params[i] = base[i] + h;
     m.set_state(st);
@@ -84,9 +122,9 @@ void model_grad_check(const std::string& name, Model& m, LossFn loss, Rng& rng) 
   check(bad == 0, name, std::to_string(probed) + " parameters probed, worst error/tolerance " + std::to_string(worst));
 }
 
-void whole_model_gradients() {
+void whole_model_gradients(const std::string& label, const ModelConfig& cfg) {
   Rng rng(21);
-  const ModelConfig cfg = tiny_config();
+  const float step = cfg.arch == Arch::Llama ? 2.5e-3f : 1e-2f;
   Model m(cfg, make_cpu_backend());
   PolicyBatch pb;
   fill_tokens(pb, 3, cfg.context, cfg.vocab, rng);
@@ -104,20 +142,18 @@ void whole_model_gradients() {
   lc.clip_ratio = 0.2f;
   lc.kl_coef = 0.5f;
   lc.entropy_coef = 0.1f;
-  model_grad_check("whole-model gradient: PPO loss (clip, KL, entropy)", m,
-                   [&] { return m.policy_gradients(pb, lc).loss; }, rng);
+  model_grad_check("whole-model gradient: PPO loss (clip, KL, entropy)" + label, m,
+                   [&] { return m.policy_gradients(pb, lc).loss; }, rng, step);
 
   ValueBatch vb;
   fill_tokens(vb, 3, cfg.context, cfg.vocab, rng);
   vb.returns.resize(vb.tokens.size());
   vb.old_values.assign(vb.tokens.size(), 0.0f);
   for (auto& r : vb.returns) r = static_cast<float>(rng.normal());
-  model_grad_check("whole-model gradient: value loss", m, [&] { return m.value_gradients(vb, 0.0f).vf_loss; }, rng);
+  model_grad_check("whole-model gradient: value loss" + label, m, [&] { return m.value_gradients(vb, 0.0f).vf_loss; }, rng, step);
 }
 
-void generation_checks() {
-  Rng rng(3);
-  ModelConfig cfg = tiny_config();
+void generation_checks(const std::string& label, ModelConfig cfg) {
   cfg.context = 16;
   Model m(cfg, make_cpu_backend());
   const std::vector<std::vector<int>> prompts = {{1, 2, 3}, {4}, {5, 6}};
@@ -127,9 +163,9 @@ void generation_checks() {
   const GenerateResult a = m.generate(prompts, opt);
   const GenerateResult b = m.generate(prompts, opt);
   check(a.tokens == b.tokens && a.logprobs == b.logprobs && a.values == b.values,
-        "generate: same seed, bit-identical tokens, logprobs and values", "");
+        "generate: same seed, bit-identical tokens, logprobs and values" + label, "");
   opt.seed = 100;
-  check(m.generate(prompts, opt).tokens != a.tokens, "generate: another seed, other tokens", "");
+  check(m.generate(prompts, opt).tokens != a.tokens, "generate: another seed, other tokens" + label, "");
 
   // Cached decoding must agree with a full forward pass over the finished sequences.
   double err = 0, verr = 0;
@@ -149,26 +185,25 @@ void generation_checks() {
     }
   }
   // Same ops, different matrix shapes (B rows vs B*T rows): float32 rounding may differ slightly.
-  check_close("generate: cached logprobs match logprobs()", err, 1e-5);
-  check_close("generate: cached values match values()", verr, 1e-5);
+  check_close("generate: cached logprobs match logprobs()" + label, err, 1e-5);
+  check_close("generate: cached values match values()" + label, verr, 1e-5);
 
   opt.eos_token = a.tokens[0];
   const GenerateResult e = m.generate(prompts, GenerateOptions{6, 1.0f, 99, a.tokens[0]});
-  check(e.lengths[0] == 1, "generate: a row stops at its end-of-sequence token", "");
+  check(e.lengths[0] == 1, "generate: a row stops at its end-of-sequence token" + label, "");
   bool threw = false;
   try {
     m.generate({{1, 2, 99}}, opt);
   } catch (const Error& ex) {
     threw = std::string(ex.what()).find("99") != std::string::npos;
   }
-  check(threw, "generate: out-of-range token id throws an error naming it", "");
+  check(threw, "generate: out-of-range token id throws an error naming it" + label, "");
 }
 
-void state_checks() {
+void state_checks(const std::string& label, const ModelConfig& cfg) {
   Rng rng(8);
-  const ModelConfig cfg = tiny_config();
   Model a(cfg, make_cpu_backend()), b(cfg, make_cpu_backend());
-  check(a.num_params() == count_params(cfg), "parameter layout matches count_params()",
+  check(a.num_params() == count_params(cfg), "parameter layout matches count_params()" + label,
         std::to_string(a.num_params()) + " parameters");
   PolicyBatch pb;
   fill_tokens(pb, 2, cfg.context, cfg.vocab, rng);
@@ -179,21 +214,119 @@ void state_checks() {
   b.set_state(a.get_state());
   const ModelState sa = a.get_state(), sb = b.get_state();
   check(sa.params == sb.params && sa.adam_m == sb.adam_m && sa.adam_v == sb.adam_v && sa.step == sb.step,
-        "setState(getState()) round-trips bit-exactly", "");
+        "setState(getState()) round-trips bit-exactly" + label, "");
   for (int i = 0; i < 3; ++i) {
     a.policy_step(pb, PolicyLossConfig{}, oc);
     b.policy_step(pb, PolicyLossConfig{}, oc);
   }
-  check(a.get_state().params == b.get_state().params, "restored model trains to the same weights", "");
+  check(a.get_state().params == b.get_state().params, "restored model trains to the same weights" + label, "");
+}
+
+// Hugging Face names and [out, in] shapes, in an order where the q/k/v (and gate/up) tensors are
+// contiguous, so the packed products read them as one matrix.
+void llama_layout_checks() {
+  ModelConfig cfg = tiny_llama_gqa_bias();
+  cfg.layers = 1;
+  Model m(cfg, make_cpu_backend());
+  const int C = 16, KV = 8, I = 12, V = 7;
+  const std::vector<std::pair<std::string, std::vector<int>>> want = {
+      {"model.embed_tokens.weight", {V, C}},
+      {"model.layers.0.input_layernorm.weight", {C}},
+      {"model.layers.0.self_attn.q_proj.weight", {C, C}},
+      {"model.layers.0.self_attn.k_proj.weight", {KV, C}},
+      {"model.layers.0.self_attn.v_proj.weight", {KV, C}},
+      {"model.layers.0.self_attn.q_proj.bias", {C}},
+      {"model.layers.0.self_attn.k_proj.bias", {KV}},
+      {"model.layers.0.self_attn.v_proj.bias", {KV}},
+      {"model.layers.0.self_attn.o_proj.weight", {C, C}},
+      {"model.layers.0.post_attention_layernorm.weight", {C}},
+      {"model.layers.0.mlp.gate_proj.weight", {I, C}},
+      {"model.layers.0.mlp.up_proj.weight", {I, C}},
+      {"model.layers.0.mlp.down_proj.weight", {C, I}},
+      {"model.norm.weight", {C}},
+      {"lm_head.weight", {V, C}},
+      {"value_head.w", {1, C}},
+      {"value_head.b", {1}}};
+  bool same = m.tensors().size() == want.size();
+  std::size_t next = 0;
+  for (std::size_t i = 0; same && i < want.size(); ++i) {
+    const TensorSpec& s = m.tensors()[i];
+    same = s.name == want[i].first && s.shape == want[i].second && s.offset == next;
+    if (!same) std::printf("     tensor %zu: %s at %zu\n", i, s.name.c_str(), s.offset);
+    next = s.offset + s.size;
+  }
+  check(same && next == m.num_params(), "llama tensors: Hugging Face names and shapes, contiguous", "");
+  check(m.num_params() == count_params(cfg), "llama parameter layout matches count_params()", std::to_string(m.num_params()));
+  cfg.tied_embeddings = true;
+  cfg.attention_bias = false;
+  Model tied(cfg, make_cpu_backend());
+  bool no_head = true;
+  for (const TensorSpec& s : tied.tensors()) no_head &= s.name != "lm_head.weight" && s.name.find("bias") == std::string::npos;
+  check(no_head && tied.num_params() == count_params(cfg), "llama tied, no bias: no lm_head.weight and no bias tensors", "");
+  // Norm scales start at 1, biases at 0.
+  const ModelState st = m.get_state();
+  bool init_ok = true;
+  for (const TensorSpec& s : m.tensors())
+    for (std::size_t i = s.offset; i < s.offset + s.size; ++i) {
+      if (s.name.find("norm") != std::string::npos) init_ok &= st.params[i] == 1.0f;
+      if (s.name.find("bias") != std::string::npos || s.name == "value_head.b") init_ok &= st.params[i] == 0.0f;
+    }
+  check(init_ok, "llama init: norm weights 1, biases 0", "");
+}
+
+bool throws_with(const ModelConfig& cfg, const std::string& text) {
+  try {
+    Model m(cfg, make_cpu_backend());
+  } catch (const Error& e) {
+    if (std::string(e.what()).find(text) != std::string::npos) return true;
+    std::printf("     message: %s\n", e.what());
+  }
+  return false;
+}
+
+void llama_config_checks() {
+  ModelConfig c = tiny_llama_gqa_bias();
+  c.kv_heads = 3;
+  check(throws_with(c, "kvHeads must divide heads (4), got 3"), "llama config: kvHeads not dividing heads is refused", "");
+  c = tiny_llama_gqa_bias();
+  c.norm_eps = 0;
+  check(throws_with(c, "normEps must be a finite number > 0, got 0"), "llama config: normEps 0 is refused", "");
+  c = tiny_llama_gqa_bias();
+  c.heads = 16;  // head size 16 / 16 = 1
+  c.kv_heads = 16;
+  check(throws_with(c, "must be even for rotary embeddings"), "llama config: odd head size is refused", "");
+  c = tiny_llama_gqa_bias();
+  c.intermediate = REVENANT_INTERMEDIATE_MAX + 1;
+  check(throws_with(c, "intermediate must be in"), "llama config: intermediate above its bound is refused", "");
+  c = tiny_config();
+  c.kv_heads = 1;
+  check(throws_with(c, "only arch \"llama\" takes it"), "gpt2 config: a llama-only setting is refused", "");
+  ModelConfig d;
+  d.width = 64;
+  d.arch = Arch::Llama;
+  const ModelConfig r = resolve_config(d);
+  check(r.kv_heads == d.heads && r.intermediate == 176 && resolve_config(tiny_config()).intermediate == 32,
+        "config defaults: kvHeads = heads; intermediate 8 * ceil(width / 3) for llama, 4 * width for gpt2", "");
+  bool threw = false;
+  try {
+    parse_arch("mamba");
+  } catch (const Error& e) {
+    threw = std::string(e.what()).find("\"mamba\"") != std::string::npos;
+  }
+  check(threw, "parse_arch names an unknown architecture", "");
 }
 
 }  // namespace
 
 void run_model_tests() {
   std::printf("== model (cpu)\n");
-  whole_model_gradients();
-  generation_checks();
-  state_checks();
+  for (const auto& [label, cfg] : model_configs()) {
+    whole_model_gradients(label, cfg);
+    generation_checks(label, cfg);
+    state_checks(label, cfg);
+  }
+  llama_layout_checks();
+  llama_config_checks();
 }
 
 }  // namespace rvtest

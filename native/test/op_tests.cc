@@ -5,6 +5,8 @@
 #include <cmath>
 #include <functional>
 #include <map>
+#include <string>
+#include <utility>
 
 #include "core/philox.h"
 #include "cpu/fast_exp.h"
@@ -159,22 +161,100 @@ void gradient_checks() {
                 },
                 seed++);
   }
-  {  // attention: B=2, T=5, C=8, NH=2
-    const int B = 2, T = 5, C = 8, NH = 2;
-    op_check("attention", (Tensors64{rng.normals(B * T * 3 * C)}), (std::vector<std::string>{"qkv"}),
+  // attention: B=2, T=5, C=8; NH=2 plain multi-head, then NH=4 over NKV=2 and NKV=1 kv heads
+  // (grouped-query: several query heads add into one kv head's gradient).
+  for (const std::pair<int, int> heads : {std::pair{2, 2}, std::pair{4, 2}, std::pair{4, 1}}) {
+    const int NH = heads.first, NKV = heads.second;  // plain ints: lambdas below capture them
+    const int B = 2, T = 5, C = 8, QKV = C + 2 * NKV * (C / NH);
+    const std::string name = NH == NKV ? "attention" : "attention (NH " + std::to_string(NH) + ", NKV " + std::to_string(NKV) + ")";
+    op_check(name, (Tensors64{rng.normals(B * T * QKV)}), (std::vector<std::string>{"qkv"}),
                 2e-5,  // softmax exp and sums over <= 5 keys: ~1e-6; margin for exp's float error
                 [=](const auto& x) {
                   using E = T_of<decltype(x)>;
                   std::vector<E> out(B * T * C), att(B * NH * T * T);
-                  cpu::attention_forward(out.data(), att.data(), x[0].data(), B, T, C, NH);
+                  cpu::attention_forward(out.data(), att.data(), x[0].data(), B, T, C, NH, NKV);
                   return out;
                 },
                 [=](const auto& x, const auto& d) {
                   using E = T_of<decltype(x)>;
                   std::vector<E> out(B * T * C), att(B * NH * T * T);
-                  cpu::attention_forward(out.data(), att.data(), x[0].data(), B, T, C, NH);
-                  std::vector<std::vector<E>> g = {std::vector<E>(B * T * 3 * C)};
-                  cpu::attention_backward(g[0].data(), d.data(), x[0].data(), att.data(), B, T, C, NH);
+                  cpu::attention_forward(out.data(), att.data(), x[0].data(), B, T, C, NH, NKV);
+                  std::vector<std::vector<E>> g = {std::vector<E>(B * T * QKV)};
+                  cpu::attention_backward(g[0].data(), d.data(), x[0].data(), att.data(), B, T, C, NH, NKV);
+                  return g;
+                },
+                seed++);
+  }
+  {  // rmsnorm: N=3 rows of C=8, eps 1e-5
+    const int N = 3, C = 8;
+    op_check("rmsnorm", (Tensors64{rng.normals(N * C, 2.0), rng.normals(C)}), (std::vector<std::string>{"inp", "w"}),
+                2e-5,  // normalisation divides by a float32 rms; errors ~1e-6 relative per row
+                [=](const auto& x) {
+                  using E = T_of<decltype(x)>;
+                  std::vector<E> out(N * C), rstd(N);
+                  cpu::rmsnorm_forward(out.data(), rstd.data(), x[0].data(), x[1].data(), N, C, 1e-5f);
+                  return out;
+                },
+                [=](const auto& x, const auto& d) {
+                  using E = T_of<decltype(x)>;
+                  std::vector<E> out(N * C), rstd(N);
+                  cpu::rmsnorm_forward(out.data(), rstd.data(), x[0].data(), x[1].data(), N, C, 1e-5f);
+                  std::vector<std::vector<E>> g = {std::vector<E>(N * C), std::vector<E>(C)};
+                  cpu::rmsnorm_backward(g[0].data(), g[1].data(), d.data(), x[0].data(), x[1].data(), rstd.data(), N, C);
+                  return g;
+                },
+                seed++);
+  }
+  {  // rope: B=2, T=4 from position 3, three heads of hd=6 in rows of stride 22 (the last 4
+     // columns, like a v part, must come through untouched), theta 500 so angles vary a lot
+    const int B = 2, T = 4, heads = 3, hd = 6, stride = 22, pos0 = 3;
+    const float theta = 500.0f;
+    op_check("rope", (Tensors64{rng.normals(B * T * stride)}), (std::vector<std::string>{"x"}),
+                1e-5,  // one rotation per pair: float32 cos/sin of angles < 10 and a 2-term sum
+                [=](const auto& x) {
+                  auto out = x[0];
+                  cpu::rope_forward(out.data(), B, T, heads, hd, stride, pos0, theta);
+                  return out;
+                },
+                [=](const auto&, const auto& d) {
+                  auto g = d;  // the untouched columns pass their gradient through as is
+                  cpu::rope_backward(g.data(), B, T, heads, hd, stride, pos0, theta);
+                  return std::vector<std::decay_t<decltype(d)>>{g};
+                },
+                seed++);
+  }
+  {  // swiglu: N=3 rows of gate|up with I=5, inputs over [-4, 4] so silu's curved part is covered
+    const int N = 3, I = 5;
+    op_check("swiglu", (Tensors64{rng.normals(N * 2 * I, 2.0)}), (std::vector<std::string>{"inp"}),
+                1e-5,  // elementwise sigmoid through the fast exp (a few ulp) times a product
+                [=](const auto& x) {
+                  std::vector<T_of<decltype(x)>> out(N * I);
+                  cpu::swiglu_forward(out.data(), x[0].data(), N, I);
+                  return out;
+                },
+                [=](const auto& x, const auto& d) {
+                  using E = T_of<decltype(x)>;
+                  std::vector<std::vector<E>> g = {std::vector<E>(N * 2 * I)};
+                  cpu::swiglu_backward(g[0].data(), x[0].data(), d.data(), N, I);
+                  return g;
+                },
+                seed++);
+  }
+  {  // embedding without a position table (llama): only wte is read and gets gradient
+    const int B = 2, T = 3, C = 4, V = 5;
+    const std::vector<int> tok = {1, 3, 1, 4, 1, 0};
+    op_check("embedding (no position table)", (Tensors64{rng.normals(V * C)}), (std::vector<std::string>{"wte"}),
+                1e-6,  // a copy per element: exact in float32
+                [=](const auto& x) {
+                  using E = T_of<decltype(x)>;
+                  std::vector<E> out(B * T * C);
+                  cpu::embedding_forward(out.data(), tok.data(), x[0].data(), static_cast<const E*>(nullptr), B, T, C, 0);
+                  return out;
+                },
+                [=](const auto& x, const auto& d) {
+                  using E = T_of<decltype(x)>;
+                  std::vector<std::vector<E>> g = {std::vector<E>(V * C)};
+                  cpu::embedding_backward(g[0].data(), static_cast<E*>(nullptr), d.data(), tok.data(), B, T, C, 0);
                   return g;
                 },
                 seed++);
@@ -236,24 +316,59 @@ void gradient_checks() {
   }
 }
 
-// The cached single-step attention must give the same numbers as the full causal pass.
+// The cached single-step attention must give the same numbers as the full causal pass, with and
+// without grouped kv heads.
 void attention_decode_check() {
-  const int B = 3, T = 6, C = 16, NH = 4;
-  Rng rng(77);
-  const std::vector<float> qkv = cast<float>(rng.normals(B * T * 3 * C));
-  std::vector<float> full(B * T * C), att(B * NH * T * T), kc(B * T * C), vc(B * T * C), step(B * C), row(B * 3 * C);
-  cpu::attention_forward(full.data(), att.data(), qkv.data(), B, T, C, NH);
-  double err = 0;
-  for (int t = 0; t < T; ++t) {
-    for (int b = 0; b < B; ++b)
-      std::copy(qkv.begin() + (b * T + t) * 3 * C, qkv.begin() + (b * T + t + 1) * 3 * C, row.begin() + b * 3 * C);
-    cpu::attention_decode(step.data(), kc.data(), vc.data(), row.data(), B, C, NH, t, T);
-    for (int b = 0; b < B; ++b)
-      for (int c = 0; c < C; ++c) err = std::fmax(err, std::fabs(step[b * C + c] - full[(b * T + t) * C + c]));
+  for (const std::pair<int, int> heads : {std::pair{4, 4}, std::pair{4, 2}, std::pair{4, 1}}) {
+    const int NH = heads.first, NKV = heads.second;
+    const int B = 3, T = 6, C = 16, kvC = NKV * (C / NH), QKV = C + 2 * kvC;
+    Rng rng(77);
+    const std::vector<float> qkv = cast<float>(rng.normals(B * T * QKV));
+    std::vector<float> full(B * T * C), att(B * NH * T * T), kc(B * T * kvC), vc(B * T * kvC), step(B * C), row(B * QKV);
+    cpu::attention_forward(full.data(), att.data(), qkv.data(), B, T, C, NH, NKV);
+    double err = 0;
+    for (int t = 0; t < T; ++t) {
+      for (int b = 0; b < B; ++b)
+        std::copy(qkv.begin() + (b * T + t) * QKV, qkv.begin() + (b * T + t + 1) * QKV, row.begin() + b * QKV);
+      cpu::attention_decode(step.data(), kc.data(), vc.data(), row.data(), B, C, NH, NKV, t, T);
+      for (int b = 0; b < B; ++b)
+        for (int c = 0; c < C; ++c) err = std::fmax(err, std::fabs(step[b * C + c] - full[(b * T + t) * C + c]));
+    }
+    // Same arithmetic in the same order, but the compiler may contract a*b+c into an FMA in one
+    // loop and not the other (-march=native, -ffp-contract=fast): equal to float32 rounding.
+    check(err <= 1e-6, "attention_decode equals attention_forward row by row (NH " + std::to_string(NH) + ", NKV " +
+                           std::to_string(NKV) + ")", "max diff " + std::to_string(err));
   }
-  // Same arithmetic in the same order, but the compiler may contract a*b+c into an FMA in one
-  // loop and not the other (-march=native, -ffp-contract=fast): equal to float32 rounding.
-  check(err <= 1e-6, "attention_decode equals attention_forward row by row", "max diff " + std::to_string(err));
+}
+
+// RoPE against Hugging Face's formula written out directly (rotate_half: pairs i and i + hd/2,
+// inv_freq[i] = theta^(-2i/hd)) in float64, and decoding at position p equal to row p of a full pass.
+void rope_reference_check() {
+  const int T = 7, hd = 8, heads = 2, stride = heads * hd;
+  const double theta = 10000.0;
+  Rng rng(31);
+  const std::vector<double> x = rng.normals(T * stride);
+  std::vector<double> got = x, want(x.size());
+  cpu::rope_forward(got.data(), 1, T, heads, hd, stride, 0, float(theta));
+  for (int t = 0; t < T; ++t)
+    for (int h = 0; h < heads; ++h)
+      for (int j = 0; j < hd; ++j) {
+        const int i = j % (hd / 2);
+        const double angle = t * std::pow(theta, -2.0 * i / hd);
+        const double* v = x.data() + t * stride + h * hd;
+        const double rotated = j < hd / 2 ? -v[j + hd / 2] : v[j - hd / 2];  // rotate_half
+        want[t * stride + h * hd + j] = v[j] * std::cos(angle) + rotated * std::sin(angle);
+      }
+  check_close("rope_forward vs the rotate_half formula (float64)", scaled_error(got, want), 1e-12);
+  std::vector<float> full = cast<float>(x), one(stride);
+  cpu::rope_forward(full.data(), 1, T, heads, hd, stride, 0, float(theta));
+  double err = 0;
+  for (int p = 0; p < T; ++p) {
+    std::copy(x.begin() + p * stride, x.begin() + (p + 1) * stride, one.begin());
+    cpu::rope_forward(one.data(), 1, 1, heads, hd, stride, p, float(theta));
+    for (int c = 0; c < stride; ++c) err = std::fmax(err, std::fabs(one[c] - full[p * stride + c]));
+  }
+  check(err == 0, "rope_forward at pos0 = p equals row p of a full pass", "max diff " + std::to_string(err));
 }
 
 void adamw_check() {
@@ -351,6 +466,7 @@ void run_op_tests() {
   std::printf("== ops (cpu reference)\n");
   gradient_checks();
   attention_decode_check();
+  rope_reference_check();
   adamw_check();
   exp_check();
   sampling_check();

@@ -2,7 +2,8 @@
  * The three rooms, checked: imports run one way, service → RL → runtime core → adapter. The
  * runtime core never imports the RL application, the service, the roles or the native addon;
  * the RL application never imports the service; nothing outside roles/ loads the addon's compute
- * (type imports, the device report and the null backend's types aside).
+ * (type imports, the device report, the null backend's types and the Hugging Face file formats
+ * of native/hf aside).
  */
 import { expect, test } from "bun:test";
 import { readdirSync, readFileSync, statSync } from "node:fs";
@@ -37,7 +38,16 @@ test("the RL application imports nothing from the service", () => {
   expect(violations("runtime/rl", ["runtime/service/"])).toEqual([]);
 });
 
+/** Files under native/ that hold file formats and limits, not compute: anyone may read them. */
+const NATIVE_FORMATS = ["native/hf/", "native/model_limits.ts"];
+
 test("the native addon's compute is loaded by the roles (and the CLI's device report) only", () => {
-  const users = [...violations("runtime/rl", ["native/"]), ...violations("runtime/service/server", ["native/"])];
+  const users = [...violations("runtime/rl", ["native/"]), ...violations("runtime/service/server", ["native/"])]
+    .filter((v) => !NATIVE_FORMATS.some((p) => v.split(" → ")[1]!.startsWith(p)));
   expect(users).toEqual([]);
+});
+
+test("the Hugging Face format readers load no compute", () => {
+  const compute = ["native/policy_model.ts", "native/loader.ts", "native/null_backend.ts"];
+  expect(violations("native/hf", compute)).toEqual([]);
 });

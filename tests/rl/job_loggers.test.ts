@@ -9,7 +9,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { resolveConfig } from "../../config/index.ts";
 import { createJob } from "../../runtime/rl/trainer/job.ts";
-import { checkJobConfig, fit, JobConfigError, TrainingCancelledError } from "../../runtime/rl/trainer/trainer.ts";
+import { checkTaskJobConfig, fit, JobConfigError, TrainingCancelledError } from "../../runtime/rl/trainer/trainer.ts";
 import { FakeMlflow } from "../helpers/fake_mlflow.ts";
 import { eventFiles, readEvents } from "../helpers/tfevents.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -71,6 +71,6 @@ test("a cancelled job's run ends KILLED and its resume reattaches to the same ru
 
 test("the mlflow logger without a tracking URI is refused before anything starts, naming the key", () => {
   const c = config(tempDir("revenant-loggers-bad-"), "");
-  expect(() => checkJobConfig(c)).toThrow(JobConfigError);
-  expect(() => checkJobConfig(c)).toThrow("trainer.mlflow_tracking_uri must be the tracking server's http(s) address");
+  expect(() => checkTaskJobConfig(c)).toThrow(JobConfigError);
+  expect(() => checkTaskJobConfig(c)).toThrow("trainer.mlflow_tracking_uri must be the tracking server's http(s) address");
 });

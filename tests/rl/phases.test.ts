@@ -12,10 +12,10 @@ import { miniBatches } from "../../roles/minibatch.ts";
 import { RefPolicy } from "../../roles/ref_policy.ts";
 import type { ActorRef } from "../../runtime/core/supervisor/actor_ref.ts";
 import type { RoleContext } from "../../runtime/core/host/role.ts";
-import { makeDataset } from "../../runtime/rl/tasks/dataset.ts";
+import { taskData } from "../../runtime/rl/trainer/job_data.ts";
 import { gae, grpo, whiten } from "../../runtime/rl/trainer/advantages.ts";
 import { buildBatch } from "../../runtime/rl/trainer/batch.ts";
-import { advantages, evaluate, referenceAndValues, rollout, score, tokenBatch, trainingMetrics, update, type JobActors } from "../../runtime/rl/trainer/phases.ts";
+import { advantages, evaluate, klPenalty, referenceAndValues, rollout, score, tokenBatch, trainingMetrics, update, type JobActors } from "../../runtime/rl/trainer/phases.ts";
 import { JobPlan } from "../../runtime/rl/trainer/plan.ts";
 import { deriveSeed } from "../../runtime/rl/trainer/seeds.ts";
 
@@ -86,7 +86,7 @@ describe("phases on the null backend, in-process", () => {
     args: ["data.train_size=32", "data.val_size=8", "data.train_batch_size=4", "worker.actor.rollout_n=2",
       "worker.actor.ppo_mini_batch_size=4", "worker.critic.ppo_mini_batch_size=4", "algorithm.kl_coef=0.01"],
   }).config;
-  const plan = new JobPlan(config, makeDataset(config.data));
+  const plan = new JobPlan(config, taskData(config));
   const ctx: RoleContext = { actor: "a", role: "r", rank: 0, incarnation: 1, log: () => {} };
   /** The role object itself behind the ActorRef interface: what the actor host would call. */
   const local = <R extends object>(role: R) => ({ id: "local", call: async (m: keyof R, ...args: unknown[]) => (role[m] as (...a: unknown[]) => unknown)(...args) }) as unknown as ActorRef<R>;
@@ -98,14 +98,16 @@ describe("phases on the null backend, in-process", () => {
   };
 
   test("rollout → score → reference/values → advantages → update → metrics", async () => {
-    const prompts = plan.dataset.train.slice(0, 4);
+    const prompts = plan.data.train.slice(0, 4);
     const r = await rollout(plan, actors, 1, prompts);
     expect(r.prompts).toEqual(prompts.flatMap((p) => [p, p])); // rollout_n = 2
     expect(r.batch.batch).toBe(8);
     expect(r.batch.seqLen).toBe(plan.seqLen);
-    const scores = score(plan, r.prompts, r.gen);
+    const sc = await score(plan, actors, r.prompts, r.gen);
+    const scores = sc.scores;
     expect(scores).toHaveLength(8);
     for (const s of scores) expect(s >= 0 && s <= 1).toBe(true);
+    expect(sc.errors).toEqual([]);
     const rv = await referenceAndValues(actors, tokenBatch(r.batch));
     expect(rv.oldLogprobs).toHaveLength(8 * plan.seqLen);
     expect(rv.refLogprobs).toHaveLength(8 * plan.seqLen);
@@ -114,26 +116,65 @@ describe("phases on the null backend, in-process", () => {
     expect(adv.returns).toHaveLength(8 * plan.seqLen);
     const stats = await update(plan, actors, 1, tokenBatch(r.batch), rv, adv);
     expect(stats.critic).toBeDefined();
-    const m = trainingMetrics(r, scores, rv, adv, stats);
-    expect(Object.keys(m)).toEqual(expect.arrayContaining(["critic/score/mean", "actor/pg_loss", "actor/entropy", "critic/vf_loss", "critic/values/mean", "actor/advantages/mean"]));
+    const m = trainingMetrics(plan, r, sc, rv, adv, stats);
+    expect(Object.keys(m).sort()).toEqual([
+      "actor/entropy", "actor/grad_norm", "actor/kl_coef", "actor/kl_loss", "actor/lr", "actor/pg_clipfrac", "actor/pg_loss", "actor/ppo_kl",
+      "critic/advantages/mean", "critic/grad_norm", "critic/returns/mean", "critic/score/max", "critic/score/mean", "critic/score/min",
+      "critic/values/mean", "critic/vf_clipfrac", "critic/vf_loss", "response_length/mean", "reward/failures", "timing_s/update_actor", "timing_s/update_critic",
+    ]);
+    expect(Object.keys(rv.timing).sort()).toEqual(["timing_s/old_log_prob", "timing_s/ref", "timing_s/values"]);
     expect(m["critic/score/mean"]).toBeCloseTo(scores.reduce((a, b) => a + b, 0) / 8, 6);
   });
 
+  test("KL in the reward: −kl_coef·(log π_old − log π_ref) on each response token, none in the loss", async () => {
+    const inReward = new JobPlan({ ...config, algorithm: { ...config.algorithm, use_kl_in_reward: true } }, plan.data);
+    const r = await rollout(inReward, actors, 3, inReward.data.train.slice(0, 4));
+    const rv = await referenceAndValues(actors, tokenBatch(r.batch));
+    // Pin the reference half a nat below the policy on every token to see the charge.
+    const shifted = { ...rv, refLogprobs: rv.oldLogprobs.map((x, i) => (r.batch.mask[i] ? x - 0.5 : x)) };
+    const pen = klPenalty(inReward, r.batch, shifted)!;
+    for (let i = 0; i < pen.length; i++) expect(pen[i]).toBeCloseTo(r.batch.mask[i] ? -0.01 * 0.5 : 0, 6);
+    expect(klPenalty(plan, r.batch, shifted)).toBeUndefined(); // KL in the loss: no token rewards
+    const sc = await score(inReward, actors, r.prompts, r.gen);
+    const adv = advantages(inReward, r.batch, sc.scores, shifted.values, pen);
+    expect(adv.returns).not.toEqual(advantages(inReward, r.batch, sc.scores, shifted.values).returns);
+    const m = trainingMetrics(inReward, r, sc, shifted, adv, await update(inReward, actors, 3, tokenBatch(r.batch), shifted, adv));
+    expect(m["actor/reward_kl_penalty"]).toBeCloseTo(0.5, 6);
+    expect(m["actor/reward_kl_penalty_coeff"]).toBe(0.01);
+    expect(m["actor/kl_loss"]).toBeUndefined();
+  });
+
+  test("KL in the reward needs GAE", () => {
+    const grpoCfg = { ...config, algorithm: { ...config.algorithm, adv_estimator: "grpo" as const, use_kl_in_reward: true } };
+    expect(() => new JobPlan(grpoCfg, plan.data)).toThrow("algorithm.use_kl_in_reward=true charges the KL per token in GAE's rewards");
+  });
+
   test("the same step twice gives the same numbers (every seed comes from the step)", async () => {
-    const prompts = plan.dataset.train.slice(0, 4);
+    const prompts = plan.data.train.slice(0, 4);
     const [a, b] = [await rollout(plan, actors, 7, prompts), await rollout(plan, actors, 7, prompts)];
     expect(a.gen.tokens).toEqual(b.gen.tokens);
     expect((await rollout(plan, actors, 8, prompts)).gen.tokens).not.toEqual(a.gen.tokens);
   });
 
   test("GRPO needs no critic; GAE without values is refused", async () => {
-    const r = await rollout(plan, actors, 2, plan.dataset.train.slice(0, 4));
-    expect(() => advantages(plan, r.batch, score(plan, r.prompts, r.gen), undefined)).toThrow("GAE needs the critic's values");
+    const r = await rollout(plan, actors, 2, plan.data.train.slice(0, 4));
+    expect(() => advantages(plan, r.batch, new Float32Array(r.batch.batch), undefined)).toThrow("GAE needs the critic's values");
   });
 
   test("validation scores the whole held-out set and keeps a few samples", async () => {
     const v = await evaluate(plan, actors, 3);
     expect(v.score >= 0 && v.score <= 1).toBe(true);
-    expect(v.samples.map((s) => s.prompt)).toEqual(plan.dataset.val.slice(0, 3));
+    expect(v.samples.map((s) => s.prompt)).toEqual(plan.data.val.slice(0, 3).map((p) => p.text));
+    expect(v.failures).toBe(0);
+  });
+});
+
+describe("GAE with token rewards", () => {
+  test("a per-token reward enters δ_t at its own position", () => {
+    const layout = { rows: 1, seqLen: 3, mask: Float32Array.of(0, 1, 1) };
+    const values = Float32Array.of(0, 0, 0);
+    // γ = λ = 1, V = 0: R_t = Σ_{k≥t} r_k; the score lands on the last token.
+    const { returns } = gae(layout, [1], values, 1, 1, Float32Array.of(0, -0.25, -0.5));
+    close(returns, [0, 0.25, 0.5]);
   });
 });

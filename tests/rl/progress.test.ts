@@ -11,7 +11,7 @@ function sink(isTTY: boolean, columns = 80) {
   return { chunks, out: { isTTY, columns, write: (s: string) => chunks.push(s) } as unknown as NodeJS.WriteStream };
 }
 
-const metrics = { "critic/score/mean": 0.5, "val/score": 0.25, "actor/kl": 0.01, "actor/entropy": 1.5, "response_length/mean": 4, "timing_s/step": 2 };
+const metrics = { "critic/score/mean": 0.5, "val/score": 0.25, "actor/ppo_kl": 0.01, "actor/entropy": 1.5, "response_length/mean": 4, "timing_s/step": 2 };
 
 test("clock formats minutes and hours", () => {
   expect(clock(0)).toBe("0:00");

@@ -95,10 +95,13 @@ test("--resume of a folder that is not a job exits 2 and says what it expected",
   expect(r.err).toContain("is not a job folder (no config.json)");
 });
 
-test("a config that cannot fit the task is refused before anything starts", () => {
-  const r = train(["worker.actor.max_new_tokens=3"]);
+test("a config that cannot fit the task is refused before anything starts, its job folder included", () => {
+  const runDir = mkdtempSync(join(tmpdir(), "revenant-cli-fit-"));
+  const r = train([`trainer.run_dir=${runDir}`, "worker.actor.max_new_tokens=3"]);
   expect(r.code).toBe(2);
   expect(r.err).toContain("worker.actor.max_new_tokens=3 is too short");
+  expect(readdirSync(runDir)).toEqual([]);
+  rmSync(runDir, { recursive: true, force: true });
 });
 
 test("--chaos takes 0 or a rate whose intervals fit a timer, and refuses anything else with the range", () => {

@@ -30,7 +30,7 @@ function cliRun(name: string, steps: number, o: { summary?: boolean; mtime?: Dat
   const dir = join(runDir, name);
   mkdirSync(dir);
   writeFileSync(join(dir, "config.json"), JSON.stringify({ data: { task: "addition" }, trainer: { total_steps: steps } }));
-  const line = (s: number) => JSON.stringify({ step: s, "critic/score/mean": s / steps, "actor/entropy": 2.5 - s / steps, "actor/kl": s / 1000, ...(s % 4 === 0 ? { "val/score": s / steps } : {}) });
+  const line = (s: number) => JSON.stringify({ step: s, "critic/score/mean": s / steps, "actor/entropy": 2.5 - s / steps, "actor/ppo_kl": s / 1000, ...(s % 4 === 0 ? { "val/score": s / steps } : {}) });
   writeFileSync(join(dir, "metrics.jsonl"), Array.from({ length: steps }, (_, i) => line(i + 1)).join("\n") + "\n");
   if (o.summary) writeFileSync(join(dir, "summary.json"), "{}\n");
   if (o.mtime) utimesSync(join(dir, "metrics.jsonl"), o.mtime, o.mtime);
@@ -66,7 +66,7 @@ test.skipIf(!haveChromium)("submit a job, watch the chart, kill an actor, see th
     await page.waitForFunction(() => Number(document.querySelector("#entropy-chart")?.getAttribute("data-points")) >= 8 &&
       Number(document.querySelector("#kl-chart")?.getAttribute("data-points")) >= 8, null, { timeout: 30_000 });
     expect(await page.locator('#entropy-chart polyline[data-series="actor/entropy"]').count()).toBe(1);
-    expect(await page.locator('#kl-chart polyline[data-series="actor/kl"]').count()).toBe(1);
+    expect(await page.locator('#kl-chart polyline[data-series="actor/ppo_kl"]').count()).toBe(1);
     expect(await page.locator("#loss-chart").count()).toBe(0);
     expect(await page.locator("#entropy-chart .x-tick-label").allTextContents()).toEqual(["0", "20", "40", "60", "80", "100", "120"]);
 

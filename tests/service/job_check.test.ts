@@ -14,7 +14,7 @@ import { checkJobFits } from "../../runtime/service/server/job_check.ts";
 import { makeDataset } from "../../runtime/rl/tasks/dataset.ts";
 import { TASKS, type TaskName } from "../../runtime/rl/tasks/tasks.ts";
 import { promptTokens } from "../../runtime/rl/tasks/tokenizer.ts";
-import { checkJobConfig, JobConfigError } from "../../runtime/rl/trainer/trainer.ts";
+import { checkTaskJobConfig, JobConfigError } from "../../runtime/rl/trainer/trainer.ts";
 import { quietManager, rawHttpInTwoParts, shortJob, tempDir, WORST_BODY } from "./helpers.ts";
 
 const runDir = tempDir("check");
@@ -74,7 +74,7 @@ describe("the analytical check agrees with the trainer's", () => {
   ];
   for (const [what, values] of cases) {
     test(what, () => {
-      const trainer = verdict(checkJobConfig, values);
+      const trainer = verdict(checkTaskJobConfig, values);
       const server = verdict(checkJobFits, values);
       // The trainer names the data section; the server the key within it.
       expect(server.startsWith(trainer)).toBe(true);
@@ -89,7 +89,7 @@ describe("the analytical check agrees with the trainer's", () => {
     expect(drawn).toBeLessThan(10);
     const context = drawn + 9;
     const withContext = { ...values, worker: { actor: { max_new_tokens: 9, model: { context } }, critic: { model: { context } } } };
-    expect(verdict(checkJobConfig, withContext)).toBe("ok");
+    expect(verdict(checkTaskJobConfig, withContext)).toBe("ok");
     expect(verdict(checkJobFits, withContext)).toBe("worker.actor.model.context");
   });
 });

@@ -118,7 +118,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("deviceInfo", Napi::Function::New(env, DeviceInfoJs, "deviceInfo"));
   exports.Set("benchMatmul", Napi::Function::New(env, BenchMatmulJs, "benchMatmul"));
   exports.Set("PolicyModelNative", revenant::addon::PolicyModelNative::Define(env));
-  exports.Set("abiVersion", Napi::Number::New(env, 3));
+  exports.Set("abiVersion", Napi::Number::New(env, 4));
   return exports;
 }
 

@@ -77,6 +77,46 @@ OptimConfig read_optim(const Napi::Object& h) {
   return o;
 }
 
+// Optional config keys: absent (or undefined/null) means the default.
+bool get_bool_or(const Napi::Object& o, const char* key, bool fallback) {
+  const Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsBoolean()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+std::string get_string_or(const Napi::Object& o, const char* key, const std::string& fallback) {
+  const Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsString()) throw Napi::TypeError::New(o.Env(), std::string(key) + " must be a string");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+int get_int_or(const Napi::Object& o, const char* key, int fallback) {
+  const Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  return get_int(o, key);
+}
+
+ModelConfig read_config(const Napi::Object& c) {
+  ModelConfig cfg;
+  cfg.vocab = get_int(c, "vocab");
+  cfg.context = get_int(c, "context");
+  cfg.width = get_int(c, "width");
+  cfg.layers = get_int(c, "layers");
+  cfg.heads = get_int(c, "heads");
+  cfg.value_head = c.Get("valueHead").ToBoolean().Value();
+  cfg.seed = static_cast<uint64_t>(get_number(c, "seed"));
+  cfg.arch = parse_arch(get_string_or(c, "arch", "gpt2"));
+  cfg.kv_heads = get_int_or(c, "kvHeads", 0);
+  cfg.intermediate = get_int_or(c, "intermediate", 0);
+  cfg.rope_theta = static_cast<float>(get_number_or(c, "ropeTheta", cfg.rope_theta));
+  cfg.norm_eps = static_cast<float>(get_number_or(c, "normEps", cfg.norm_eps));
+  cfg.tied_embeddings = get_bool_or(c, "tiedEmbeddings", false);
+  cfg.attention_bias = get_bool_or(c, "attentionBias", false);
+  return cfg;
+}
+
 }  // namespace
 
 struct PolicyModelNative::Impl {
@@ -96,21 +136,14 @@ Napi::Function PolicyModelNative::Define(Napi::Env env) {
                       InstanceMethod("dispose", &PolicyModelNative::Dispose)});
 }
 
-// new PolicyModelNative({vocab, context, width, layers, heads, valueHead, seed}, device)
+// new PolicyModelNative({vocab, context, width, layers, heads, valueHead, seed, arch?, kvHeads?,
+//                        intermediate?, ropeTheta?, normEps?, tiedEmbeddings?, attentionBias?}, device)
 PolicyModelNative::PolicyModelNative(const Napi::CallbackInfo& info)
     : Napi::ObjectWrap<PolicyModelNative>(info), impl_(std::make_unique<Impl>()) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsString())
     throw Napi::TypeError::New(env, "PolicyModelNative(config: object, device: string)");
-  const Napi::Object c = info[0].As<Napi::Object>();
-  ModelConfig cfg;
-  cfg.vocab = get_int(c, "vocab");
-  cfg.context = get_int(c, "context");
-  cfg.width = get_int(c, "width");
-  cfg.layers = get_int(c, "layers");
-  cfg.heads = get_int(c, "heads");
-  cfg.value_head = c.Get("valueHead").ToBoolean().Value();
-  cfg.seed = static_cast<uint64_t>(get_number(c, "seed"));
+  const ModelConfig cfg = read_config(info[0].As<Napi::Object>());
   impl_->shared->model = std::make_unique<Model>(cfg, make_backend(info[1].As<Napi::String>().Utf8Value()));
 }
 

@@ -27,7 +27,7 @@ class Backend {
   virtual void synchronize() = 0;
 
   // ---- ops ----
-  // out[b,t,:] = wte[tokens[b,t],:] + wpe[pos0 + t,:]
+  // out[b,t,:] = wte[tokens[b,t],:] + wpe[pos0 + t,:]; wpe (and dwpe) null: no position table.
   virtual void embedding_forward(float* out, const int* tokens, const float* wte, const float* wpe,
                                  int B, int T, int C, int pos0) = 0;
   virtual void embedding_backward(float* dwte, float* dwpe, const float* dout, const int* tokens,
@@ -38,21 +38,40 @@ class Backend {
   virtual void layernorm_backward(float* dinp, float* dw, float* db, const float* dout,
                                   const float* inp, const float* w, const float* mean,
                                   const float* rstd, int N, int C) = 0;
+  // out = inp * rstd * w, rstd = 1 / sqrt(mean(inp^2) + eps), per row; rstd saved for backward.
+  virtual void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* w, int N,
+                               int C, float eps) = 0;
+  virtual void rmsnorm_backward(float* dinp, float* dw, const float* dout, const float* inp,
+                                const float* w, const float* rstd, int N, int C) = 0;
   // out[N,OC] = inp[N,C] @ w[OC,C]^T + bias[OC] (bias may be null).
   virtual void matmul_forward(float* out, const float* inp, const float* w, const float* bias,
                               int N, int C, int OC) = 0;
   // dinp may be null (no gradient wanted); dbias may be null (no bias).
   virtual void matmul_backward(float* dinp, float* dw, float* dbias, const float* dout,
                                const float* inp, const float* w, int N, int C, int OC) = 0;
-  // Causal multi-head attention. qkv[B,T,3C] -> out[B,T,C]; att[B,NH,T,T] saved softmax.
+  // Causal attention with NH query heads and NKV key/value heads (NH % NKV == 0; query head h
+  // reads kv head h / (NH / NKV); NKV == NH is plain multi-head attention). Head size hs = C / NH.
+  // qkv[B,T,C + 2*NKV*hs] rows are q | k | v -> out[B,T,C]; att[B,NH,T,T] saved softmax.
   virtual void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C,
-                                 int NH) = 0;
+                                 int NH, int NKV) = 0;
   virtual void attention_backward(float* dqkv, const float* dout, const float* qkv,
-                                  const float* att, int B, int T, int C, int NH) = 0;
-  // One decoding step with a KV cache: stores k,v of qkv[B,3C] at position pos of
-  // kcache/vcache[B,Tmax,C], then attends the query over positions 0..pos.
+                                  const float* att, int B, int T, int C, int NH, int NKV) = 0;
+  // One decoding step with a KV cache: stores k,v of qkv[B, C + 2*NKV*hs] at position pos of
+  // kcache/vcache[B,Tmax,NKV*hs], then attends the query over positions 0..pos.
   virtual void attention_decode(float* out, float* kcache, float* vcache, const float* qkv, int B,
-                                int C, int NH, int pos, int Tmax) = 0;
+                                int C, int NH, int NKV, int pos, int Tmax) = 0;
+  // Rotary position embeddings (Hugging Face "rotate_half" pairs i, i + hd/2; angle
+  // pos * theta^(-2i/hd)) applied IN PLACE to the first `heads` heads of width hd of each of the
+  // B*T rows of x (rows `stride` floats apart; row (b,t) at position pos0 + t). The backward
+  // rotates the gradient back in place: the one backward op that overwrites instead of adding,
+  // since a rotation's input gradient is its output gradient turned back.
+  virtual void rope_forward(float* x, int B, int T, int heads, int hd, int stride, int pos0,
+                            float theta) = 0;
+  virtual void rope_backward(float* dx, int B, int T, int heads, int hd, int stride, int pos0,
+                             float theta) = 0;
+  // SwiGLU: inp[N, 2I] rows are gate | up; out[N, I] = silu(gate) * up.
+  virtual void swiglu_forward(float* out, const float* inp, int N, int I) = 0;
+  virtual void swiglu_backward(float* dinp, const float* inp, const float* dout, int N, int I) = 0;
   virtual void gelu_forward(float* out, const float* inp, int N) = 0;
   virtual void gelu_backward(float* dinp, const float* inp, const float* dout, int N) = 0;
   virtual void residual_forward(float* out, const float* a, const float* b, int N) = 0;

@@ -1,4 +1,12 @@
 // Model: parameter layout, initialisation, forward/backward, sampling loop, PPO steps, state.
+//
+// Both architectures run the same pre-norm block, written once (block_forward) for the full
+// forward pass and for cached decoding:
+//   x2 = x + proj(attention(qkv(norm1(x))))      llama: RoPE on q and k, grouped kv heads
+//   x3 = x2 + down(act(up(norm2(x2))))            gpt2: GELU of one [4C] product;
+//                                                 llama: SwiGLU of a packed gate|up product
+// and differ only in the pieces: the norm (LayerNorm / RMSNorm), the MLP activation, RoPE, and
+// which tensors exist (gpt2 biases and position table; llama's optional q/k/v biases).
 #include "core/model.h"
 
 #include <algorithm>
@@ -10,9 +18,17 @@
 
 namespace revenant {
 
-// Pointers to one block's parameters (or gradients: same layout, different base).
+// Pointers to one block's parameters (or gradients: same layout, different base); null for a
+// tensor the architecture does not have.
 struct Model::Layer {
   float *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
+};
+
+// Where one block's activations go. forward() points these at per-layer buffers kept for
+// backward; generate() points them at shared scratch, with the residual stream updated in place.
+struct Model::BlockIO {
+  float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *attproj, *res2, *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_act,
+      *fcproj, *res3;
 };
 
 // Activations for one (B, T) shape, plus the gradient scratch the backward pass reuses per layer.
@@ -23,6 +39,11 @@ struct Model::Acts {
   struct PerLayer {
     DeviceBuffer<float> ln1, ln1_mean, ln1_rstd, qkv, atty, att, attproj, res2, ln2, ln2_mean,
         ln2_rstd, fch, fch_gelu, fcproj, res3;
+    BlockIO io() const {
+      return BlockIO{ln1.get(), ln1_mean.get(), ln1_rstd.get(), qkv.get(),  att.get(),      atty.get(),
+                     attproj.get(), res2.get(), ln2.get(),      ln2_mean.get(), ln2_rstd.get(), fch.get(),
+                     fch_gelu.get(), fcproj.get(), res3.get()};
+    }
   };
   std::vector<PerLayer> layers;
   DeviceBuffer<float> lnf, lnf_mean, lnf_rstd, logits, values, lp, entropy;
@@ -39,26 +60,48 @@ std::string str(const T& v) { return std::to_string(v); }
 
 }  // namespace
 
-std::size_t count_params(const ModelConfig& c) {
+Arch parse_arch(const std::string& name) {
+  if (name == "gpt2") return Arch::Gpt2;
+  if (name == "llama") return Arch::Llama;
+  RV_FAIL(kOp, "arch must be \"gpt2\" or \"llama\", got \"" + name + "\"");
+}
+
+const char* arch_name(Arch arch) { return arch == Arch::Llama ? "llama" : "gpt2"; }
+
+int default_intermediate(Arch arch, int width) { return arch == Arch::Llama ? 8 * ((width + 2) / 3) : 4 * width; }
+
+ModelConfig resolve_config(ModelConfig c) {
+  if (c.kv_heads == 0) c.kv_heads = c.heads;
+  if (c.intermediate == 0) c.intermediate = default_intermediate(c.arch, c.width);
+  return c;
+}
+
+std::size_t count_params(const ModelConfig& config) {
+  const ModelConfig c = resolve_config(config);
   const std::size_t C = c.width, V = c.vocab, T = c.context, L = c.layers;
-  std::size_t n = V * C + T * C;
-  n += L * (2 * C + 3 * C * C + 3 * C + C * C + C + 2 * C + 4 * C * C + 4 * C + 4 * C * C + C);
-  n += 2 * C + V * C;
+  std::size_t n = 0;
+  if (c.arch == Arch::Gpt2) {
+    n = V * C + T * C;
+    n += L * (2 * C + 3 * C * C + 3 * C + C * C + C + 2 * C + 4 * C * C + 4 * C + 4 * C * C + C);
+    n += 2 * C + V * C;
+  } else {
+    const std::size_t kvC = C / c.heads * c.kv_heads, I = c.intermediate;
+    const std::size_t qkv = C + 2 * kvC;
+    n = V * C;
+    n += L * (C + qkv * C + (c.attention_bias ? qkv : 0) + C * C + C + 3 * I * C);
+    n += C + (c.tied_embeddings ? 0 : V * C);
+  }
   if (c.value_head) n += C + 1;
   return n;
 }
 
-Model::Model(const ModelConfig& cfg, std::unique_ptr<Backend> backend) : cfg_(cfg), be_(std::move(backend)) {
-  // Bounds from native/model_limits.json (compile definitions), the same the config and TS use.
-  const auto in = [](int v, int lo, int hi) { return v >= lo && v <= hi; };
-  const auto range = [](int lo, int hi) { return " must be in " + str(lo) + ".." + str(hi) + ", got "; };
-  RV_CHECK(in(cfg.vocab, REVENANT_VOCAB_MIN, REVENANT_VOCAB_MAX), kOp, "vocab" + range(REVENANT_VOCAB_MIN, REVENANT_VOCAB_MAX) + str(cfg.vocab));
-  RV_CHECK(in(cfg.context, REVENANT_CONTEXT_MIN, REVENANT_CONTEXT_MAX), kOp, "context" + range(REVENANT_CONTEXT_MIN, REVENANT_CONTEXT_MAX) + str(cfg.context));
-  RV_CHECK(in(cfg.layers, REVENANT_LAYERS_MIN, REVENANT_LAYERS_MAX), kOp, "layers" + range(REVENANT_LAYERS_MIN, REVENANT_LAYERS_MAX) + str(cfg.layers));
-  RV_CHECK(in(cfg.heads, REVENANT_HEADS_MIN, REVENANT_HEADS_MAX), kOp, "heads" + range(REVENANT_HEADS_MIN, REVENANT_HEADS_MAX) + str(cfg.heads));
-  RV_CHECK(in(cfg.width, REVENANT_WIDTH_MIN, REVENANT_WIDTH_MAX) && cfg.width % cfg.heads == 0, kOp,
-           "width must be a multiple of heads in " + str(REVENANT_WIDTH_MIN) + ".." + str(REVENANT_WIDTH_MAX) + ", got width " +
-               str(cfg.width) + ", heads " + str(cfg.heads));
+Model::Model(const ModelConfig& cfg, std::unique_ptr<Backend> backend)
+    : cfg_(resolve_config(cfg)), be_(std::move(backend)) {
+  check_config();
+  const int C = cfg_.width, NH = cfg_.heads, NKV = cfg_.kv_heads, hd = C / NH;
+  const bool gpt2 = cfg_.arch == Arch::Gpt2;
+  d_ = Dims{C, cfg_.vocab, NH, NKV, hd, NKV * hd, C + 2 * NKV * hd, gpt2 ? 4 * C : 2 * cfg_.intermediate,
+            gpt2 ? 4 * C : cfg_.intermediate};
   build_specs();
   params_ = DeviceBuffer<float>(be_.get(), num_params_);
   grads_ = DeviceBuffer<float>(be_.get(), num_params_);
@@ -69,60 +112,140 @@ Model::Model(const ModelConfig& cfg, std::unique_ptr<Backend> backend) : cfg_(cf
 
 Model::~Model() = default;
 
-void Model::build_specs() {
-  const int C = cfg_.width, V = cfg_.vocab;
-  auto add = [&](const std::string& name, std::vector<int> shape, TensorSpec::Group g) {
-    TensorSpec s;
-    s.name = name;
-    s.shape = shape;
-    s.size = 1;
-    for (int d : shape) s.size *= static_cast<std::size_t>(d);
-    s.offset = num_params_;
-    s.group = g;
-    s.decay = shape.size() == 2;
-    num_params_ += s.size;
-    specs_.push_back(s);
-  };
-  add("wte", {V, C}, TensorSpec::Trunk);
-  add("wpe", {cfg_.context, C}, TensorSpec::Trunk);
-  for (int l = 0; l < cfg_.layers; ++l) {
-    const std::string p = "h" + std::to_string(l) + ".";
-    add(p + "ln1.w", {C}, TensorSpec::Trunk);
-    add(p + "ln1.b", {C}, TensorSpec::Trunk);
-    add(p + "attn.qkv.w", {3 * C, C}, TensorSpec::Trunk);
-    add(p + "attn.qkv.b", {3 * C}, TensorSpec::Trunk);
-    add(p + "attn.proj.w", {C, C}, TensorSpec::Trunk);
-    add(p + "attn.proj.b", {C}, TensorSpec::Trunk);
-    add(p + "ln2.w", {C}, TensorSpec::Trunk);
-    add(p + "ln2.b", {C}, TensorSpec::Trunk);
-    add(p + "mlp.fc.w", {4 * C, C}, TensorSpec::Trunk);
-    add(p + "mlp.fc.b", {4 * C}, TensorSpec::Trunk);
-    add(p + "mlp.proj.w", {C, 4 * C}, TensorSpec::Trunk);
-    add(p + "mlp.proj.b", {C}, TensorSpec::Trunk);
+// Bounds from native/model_limits.json (compile definitions), the same the config and TS use.
+void Model::check_config() const {
+  const ModelConfig& c = cfg_;
+  const auto in = [](int v, int lo, int hi) { return v >= lo && v <= hi; };
+  const auto range = [](int lo, int hi) { return " must be in " + str(lo) + ".." + str(hi) + ", got "; };
+  RV_CHECK(in(c.vocab, REVENANT_VOCAB_MIN, REVENANT_VOCAB_MAX), kOp, "vocab" + range(REVENANT_VOCAB_MIN, REVENANT_VOCAB_MAX) + str(c.vocab));
+  RV_CHECK(in(c.context, REVENANT_CONTEXT_MIN, REVENANT_CONTEXT_MAX), kOp, "context" + range(REVENANT_CONTEXT_MIN, REVENANT_CONTEXT_MAX) + str(c.context));
+  RV_CHECK(in(c.layers, REVENANT_LAYERS_MIN, REVENANT_LAYERS_MAX), kOp, "layers" + range(REVENANT_LAYERS_MIN, REVENANT_LAYERS_MAX) + str(c.layers));
+  RV_CHECK(in(c.heads, REVENANT_HEADS_MIN, REVENANT_HEADS_MAX), kOp, "heads" + range(REVENANT_HEADS_MIN, REVENANT_HEADS_MAX) + str(c.heads));
+  RV_CHECK(in(c.width, REVENANT_WIDTH_MIN, REVENANT_WIDTH_MAX) && c.width % c.heads == 0, kOp,
+           "width must be a multiple of heads in " + str(REVENANT_WIDTH_MIN) + ".." + str(REVENANT_WIDTH_MAX) + ", got width " +
+               str(c.width) + ", heads " + str(c.heads));
+  RV_CHECK(in(c.kv_heads, REVENANT_KVHEADS_MIN, std::min(REVENANT_KVHEADS_MAX, c.heads)) && c.heads % c.kv_heads == 0, kOp,
+           "kvHeads must divide heads (" + str(c.heads) + "), got " + str(c.kv_heads));
+  RV_CHECK(in(c.intermediate, REVENANT_INTERMEDIATE_MIN, REVENANT_INTERMEDIATE_MAX), kOp,
+           "intermediate" + range(REVENANT_INTERMEDIATE_MIN, REVENANT_INTERMEDIATE_MAX) + str(c.intermediate));
+  if (c.arch == Arch::Gpt2) {
+    // GPT-2 has exactly one shape per size; a llama-only setting here is a mistake, not a no-op.
+    const auto only_llama = [](const std::string& what) { return what + " (only arch \"llama\" takes it)"; };
+    RV_CHECK(c.kv_heads == c.heads, kOp, only_llama("kvHeads must equal heads for arch \"gpt2\", got " + str(c.kv_heads)));
+    RV_CHECK(c.intermediate == 4 * c.width, kOp,
+             only_llama("intermediate must be 4 * width (" + str(4 * c.width) + ") for arch \"gpt2\", got " + str(c.intermediate)));
+    RV_CHECK(!c.tied_embeddings && !c.attention_bias, kOp, only_llama("tiedEmbeddings and attentionBias must be false for arch \"gpt2\""));
+    RV_CHECK(c.norm_eps == 1e-5f && c.rope_theta == 10000.0f, kOp,
+             only_llama("normEps must be 1e-5 and ropeTheta 10000 for arch \"gpt2\", got " + str(c.norm_eps) + " and " + str(c.rope_theta)));
+    return;
   }
-  add("lnf.w", {C}, TensorSpec::Trunk);
-  add("lnf.b", {C}, TensorSpec::Trunk);
-  add("lm_head.w", {V, C}, TensorSpec::LmHead);
+  RV_CHECK(std::isfinite(c.norm_eps) && c.norm_eps > 0, kOp, "normEps must be a finite number > 0, got " + str(c.norm_eps));
+  RV_CHECK(std::isfinite(c.rope_theta) && c.rope_theta > 0, kOp, "ropeTheta must be a finite number > 0, got " + str(c.rope_theta));
+  RV_CHECK((c.width / c.heads) % 2 == 0, kOp,
+           "width / heads (the head size, " + str(c.width / c.heads) + ") must be even for rotary embeddings");
+}
+
+Model::Layer Model::layer(float* base, int l) const {
+  const LayerSlots& s = layer_slots_[l];
+  return Layer{at(base, s.ln1w),     at(base, s.ln1b),     at(base, s.qkvw), at(base, s.qkvb),
+               at(base, s.attprojw), at(base, s.attprojb), at(base, s.ln2w), at(base, s.ln2b),
+               at(base, s.fcw),      at(base, s.fcb),      at(base, s.fcprojw), at(base, s.fcprojb)};
+}
+
+std::size_t Model::add_spec(const std::string& name, std::vector<int> shape, TensorSpec::Group group,
+                            TensorSpec::Init init) {
+  TensorSpec s;
+  s.name = name;
+  s.shape = std::move(shape);
+  s.size = 1;
+  for (int d : s.shape) s.size *= static_cast<std::size_t>(d);
+  s.offset = num_params_;
+  s.group = group;
+  s.decay = s.shape.size() == 2;
+  s.init = init;
+  num_params_ += s.size;
+  specs_.push_back(s);
+  return s.offset;
+}
+
+void Model::build_specs() {
+  layer_slots_.assign(cfg_.layers, LayerSlots{});
+  if (cfg_.arch == Arch::Llama) build_llama_specs();
+  else build_gpt2_specs();
+  // The critic head sits on the final norm's output in both architectures.
   if (cfg_.value_head) {
-    add("value_head.w", {1, C}, TensorSpec::ValueHead);
-    add("value_head.b", {1}, TensorSpec::ValueHead);
+    slots_.vhw = add_spec("value_head.w", {1, d_.C}, TensorSpec::ValueHead, TensorSpec::Normal);
+    slots_.vhb = add_spec("value_head.b", {1}, TensorSpec::ValueHead, TensorSpec::Zeros);
   }
 }
 
-// GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2L), norms at 1,
-// biases at 0. Normals come from Philox(seed, index) so the weights are the same on any backend.
+void Model::build_gpt2_specs() {
+  using G = TensorSpec;
+  const int C = cfg_.width, V = cfg_.vocab;
+  slots_.wte = add_spec("wte", {V, C}, G::Trunk, G::Normal);
+  slots_.wpe = add_spec("wpe", {cfg_.context, C}, G::Trunk, G::Normal);
+  for (int l = 0; l < cfg_.layers; ++l) {
+    const std::string p = "h" + std::to_string(l) + ".";
+    LayerSlots& s = layer_slots_[l];
+    s.ln1w = add_spec(p + "ln1.w", {C}, G::Trunk, G::Ones);
+    s.ln1b = add_spec(p + "ln1.b", {C}, G::Trunk, G::Zeros);
+    s.qkvw = add_spec(p + "attn.qkv.w", {3 * C, C}, G::Trunk, G::Normal);
+    s.qkvb = add_spec(p + "attn.qkv.b", {3 * C}, G::Trunk, G::Zeros);
+    s.attprojw = add_spec(p + "attn.proj.w", {C, C}, G::Trunk, G::NormalResidual);
+    s.attprojb = add_spec(p + "attn.proj.b", {C}, G::Trunk, G::Zeros);
+    s.ln2w = add_spec(p + "ln2.w", {C}, G::Trunk, G::Ones);
+    s.ln2b = add_spec(p + "ln2.b", {C}, G::Trunk, G::Zeros);
+    s.fcw = add_spec(p + "mlp.fc.w", {4 * C, C}, G::Trunk, G::Normal);
+    s.fcb = add_spec(p + "mlp.fc.b", {4 * C}, G::Trunk, G::Zeros);
+    s.fcprojw = add_spec(p + "mlp.proj.w", {C, 4 * C}, G::Trunk, G::NormalResidual);
+    s.fcprojb = add_spec(p + "mlp.proj.b", {C}, G::Trunk, G::Zeros);
+  }
+  slots_.lnfw = add_spec("lnf.w", {C}, G::Trunk, G::Ones);
+  slots_.lnfb = add_spec("lnf.b", {C}, G::Trunk, G::Zeros);
+  slots_.lm_head = add_spec("lm_head.w", {V, C}, G::LmHead, G::Normal);
+}
+
+// Hugging Face's names and [out, in] shapes, so a checkpoint loads by name. q/k/v (weights, and
+// biases) and gate/up are laid out back to back so one product with the packed
+// [(NH + 2 NKV) hd, C] or [2I, C] matrix computes them all.
+void Model::build_llama_specs() {
+  using G = TensorSpec;
+  const int C = d_.C, V = d_.V, kvC = d_.kvC, I = cfg_.intermediate;
+  slots_.wte = add_spec("model.embed_tokens.weight", {V, C}, G::Trunk, G::Normal);
+  for (int l = 0; l < cfg_.layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    LayerSlots& s = layer_slots_[l];
+    s.ln1w = add_spec(p + "input_layernorm.weight", {C}, G::Trunk, G::Ones);
+    s.qkvw = add_spec(p + "self_attn.q_proj.weight", {C, C}, G::Trunk, G::Normal);
+    add_spec(p + "self_attn.k_proj.weight", {kvC, C}, G::Trunk, G::Normal);
+    add_spec(p + "self_attn.v_proj.weight", {kvC, C}, G::Trunk, G::Normal);
+    if (cfg_.attention_bias) {
+      s.qkvb = add_spec(p + "self_attn.q_proj.bias", {C}, G::Trunk, G::Zeros);
+      add_spec(p + "self_attn.k_proj.bias", {kvC}, G::Trunk, G::Zeros);
+      add_spec(p + "self_attn.v_proj.bias", {kvC}, G::Trunk, G::Zeros);
+    }
+    s.attprojw = add_spec(p + "self_attn.o_proj.weight", {C, C}, G::Trunk, G::NormalResidual);
+    s.ln2w = add_spec(p + "post_attention_layernorm.weight", {C}, G::Trunk, G::Ones);
+    s.fcw = add_spec(p + "mlp.gate_proj.weight", {I, C}, G::Trunk, G::Normal);
+    add_spec(p + "mlp.up_proj.weight", {I, C}, G::Trunk, G::Normal);
+    s.fcprojw = add_spec(p + "mlp.down_proj.weight", {C, I}, G::Trunk, G::NormalResidual);
+  }
+  slots_.lnfw = add_spec("model.norm.weight", {C}, G::Trunk, G::Ones);
+  // Tied: the LM head reads (and its gradient adds into) the token embedding.
+  slots_.lm_head = cfg_.tied_embeddings ? slots_.wte : add_spec("lm_head.weight", {V, C}, G::LmHead, G::Normal);
+}
+
+// GPT-2 initialisation for both architectures: N(0, 0.02), residual projections scaled by
+// 1/sqrt(2L) (so the residual stream's variance does not grow with depth), norms at 1, biases at
+// 0. Normals come from Philox(seed, index) so the weights are the same on any backend.
 void Model::init_weights() {
   std::vector<float> host(num_params_, 0.0f);
   const double resid_scale = 1.0 / std::sqrt(2.0 * cfg_.layers);
   for (const TensorSpec& s : specs_) {
-    const bool is_norm_w = s.name.find("ln") != std::string::npos && s.name.back() == 'w';
-    if (is_norm_w) {
-      std::fill(host.begin() + s.offset, host.begin() + s.offset + s.size, 1.0f);
-      continue;
-    }
-    if (s.shape.size() != 2) continue;  // biases stay 0
+    if (s.init == TensorSpec::Ones) std::fill(host.begin() + s.offset, host.begin() + s.offset + s.size, 1.0f);
+    if (s.init != TensorSpec::Normal && s.init != TensorSpec::NormalResidual) continue;
     double std = 0.02;
-    if (s.name.find("proj.w") != std::string::npos) std *= resid_scale;
+    if (s.init == TensorSpec::NormalResidual) std *= resid_scale;
     for (std::size_t i = 0; i < s.size; ++i) {
       const std::size_t idx = s.offset + i;
       const Philox4 r = philox4x32(cfg_.seed, static_cast<uint32_t>(idx), static_cast<uint32_t>(idx >> 32), 0x1A17u, 0);
@@ -135,19 +258,13 @@ void Model::init_weights() {
   be_->upload(params_.get(), host.data(), num_params_ * sizeof(float));
 }
 
-Model::Layer Model::layer(float* base, int l) const {
-  const std::size_t first = 2 + static_cast<std::size_t>(l) * 12;
-  auto p = [&](int i) { return base + specs_[first + i].offset; };
-  return Layer{p(0), p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10), p(11)};
-}
-
 Model::Acts& Model::acts_for(int B, int T) {
   if (acts_ && acts_->B == B && acts_->T == T) return *acts_;
   acts_.reset();  // free the old shape before allocating the new one
   auto a = std::make_unique<Acts>();
   Backend* be = be_.get();
-  const std::size_t BT = static_cast<std::size_t>(B) * T, C = cfg_.width, V = cfg_.vocab;
-  const std::size_t NH = cfg_.heads;
+  const std::size_t BT = static_cast<std::size_t>(B) * T, C = d_.C, V = d_.V, NH = d_.NH;
+  const std::size_t QKV = d_.qkv, MI = d_.mlp_in, MH = d_.mlp_hidden;
   a->B = B;
   a->T = T;
   a->tokens = DeviceBuffer<int>(be, BT);
@@ -158,7 +275,7 @@ Model::Acts& Model::acts_for(int B, int T) {
     l.ln1 = DeviceBuffer<float>(be, BT * C);
     l.ln1_mean = DeviceBuffer<float>(be, BT);
     l.ln1_rstd = DeviceBuffer<float>(be, BT);
-    l.qkv = DeviceBuffer<float>(be, BT * 3 * C);
+    l.qkv = DeviceBuffer<float>(be, BT * QKV);
     l.atty = DeviceBuffer<float>(be, BT * C);
     l.att = DeviceBuffer<float>(be, B * NH * T * T);
     l.attproj = DeviceBuffer<float>(be, BT * C);
@@ -166,8 +283,8 @@ Model::Acts& Model::acts_for(int B, int T) {
     l.ln2 = DeviceBuffer<float>(be, BT * C);
     l.ln2_mean = DeviceBuffer<float>(be, BT);
     l.ln2_rstd = DeviceBuffer<float>(be, BT);
-    l.fch = DeviceBuffer<float>(be, BT * 4 * C);
-    l.fch_gelu = DeviceBuffer<float>(be, BT * 4 * C);
+    l.fch = DeviceBuffer<float>(be, BT * MI);
+    l.fch_gelu = DeviceBuffer<float>(be, BT * MH);
     l.fcproj = DeviceBuffer<float>(be, BT * C);
     l.res3 = DeviceBuffer<float>(be, BT * C);
   }
@@ -180,10 +297,10 @@ Model::Acts& Model::acts_for(int B, int T) {
   a->entropy = DeviceBuffer<float>(be, BT);
   a->dres = DeviceBuffer<float>(be, BT * C);
   a->dln = DeviceBuffer<float>(be, BT * C);
-  a->dqkv = DeviceBuffer<float>(be, BT * 3 * C);
+  a->dqkv = DeviceBuffer<float>(be, BT * QKV);
   a->datty = DeviceBuffer<float>(be, BT * C);
-  a->dfch = DeviceBuffer<float>(be, BT * 4 * C);
-  a->dfch_gelu = DeviceBuffer<float>(be, BT * 4 * C);
+  a->dfch = DeviceBuffer<float>(be, BT * MI);
+  a->dfch_gelu = DeviceBuffer<float>(be, BT * MH);
   a->dlogits = DeviceBuffer<float>(be, BT * V);
   a->dvalues = DeviceBuffer<float>(be, BT);
   a->dlp = DeviceBuffer<float>(be, BT);
@@ -193,82 +310,131 @@ Model::Acts& Model::acts_for(int B, int T) {
   return *acts_;
 }
 
-void Model::forward(Acts& a, bool want_logits, bool want_values) {
+// ---- the architecture-dependent pieces ----
+
+void Model::norm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b, int N) {
+  if (cfg_.arch == Arch::Llama) be_->rmsnorm_forward(out, rstd, inp, w, N, d_.C, cfg_.norm_eps);
+  else be_->layernorm_forward(out, mean, rstd, inp, w, b, N, d_.C);
+}
+
+void Model::norm_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w,
+                          const float* mean, const float* rstd, int N) {
+  if (cfg_.arch == Arch::Llama) be_->rmsnorm_backward(dinp, dw, dout, inp, w, rstd, N, d_.C);
+  else be_->layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, d_.C);
+}
+
+// N rows of mlp_in -> N rows of mlp_hidden.
+void Model::mlp_act_forward(float* out, const float* inp, int N) {
+  if (cfg_.arch == Arch::Llama) be_->swiglu_forward(out, inp, N, cfg_.intermediate);
+  else be_->gelu_forward(out, inp, N * d_.mlp_in);
+}
+
+void Model::mlp_act_backward(float* dinp, const float* inp, const float* dout, int N) {
+  if (cfg_.arch == Arch::Llama) be_->swiglu_backward(dinp, inp, dout, N, cfg_.intermediate);
+  else be_->gelu_backward(dinp, inp, dout, N * d_.mlp_in);
+}
+
+// ---- forward and backward ----
+
+// One block on B rows of T positions starting at position pos0. With kcache/vcache (T == 1) the
+// attention is one cached decoding step; otherwise the full causal pass over the T positions.
+void Model::block_forward(const Layer& w, const BlockIO& x, const float* residual, int B, int T, int pos0,
+                          float* kcache, float* vcache) {
   Backend& be = *be_;
-  const int B = a.B, T = a.T, C = cfg_.width, V = cfg_.vocab, NH = cfg_.heads, BT = B * T;
+  const Dims& d = d_;
+  const int N = B * T;
+  norm_forward(x.ln1, x.ln1_mean, x.ln1_rstd, residual, w.ln1w, w.ln1b, N);
+  be.matmul_forward(x.qkv, x.ln1, w.qkvw, w.qkvb, N, d.C, d.qkv);
+  if (cfg_.arch == Arch::Llama)  // q and k heads sit side by side at the start of each row
+    be.rope_forward(x.qkv, B, T, d.NH + d.NKV, d.hd, d.qkv, pos0, cfg_.rope_theta);
+  if (kcache) be.attention_decode(x.atty, kcache, vcache, x.qkv, B, d.C, d.NH, d.NKV, pos0, cfg_.context);
+  else be.attention_forward(x.atty, x.att, x.qkv, B, T, d.C, d.NH, d.NKV);
+  be.matmul_forward(x.attproj, x.atty, w.attprojw, w.attprojb, N, d.C, d.C);
+  be.residual_forward(x.res2, residual, x.attproj, N * d.C);
+  norm_forward(x.ln2, x.ln2_mean, x.ln2_rstd, x.res2, w.ln2w, w.ln2b, N);
+  be.matmul_forward(x.fch, x.ln2, w.fcw, w.fcb, N, d.C, d.mlp_in);
+  mlp_act_forward(x.fch_act, x.fch, N);
+  be.matmul_forward(x.fcproj, x.fch_act, w.fcprojw, w.fcprojb, N, d.mlp_hidden, d.C);
+  be.residual_forward(x.res3, x.res2, x.fcproj, N * d.C);
+}
+
+// Final norm, then the LM head (logits) and/or the value head (values), either may be null.
+void Model::head_forward(float* lnf, float* lnf_mean, float* lnf_rstd, const float* residual, float* logits,
+                         float* values, int N) {
   float* P = params_.get();
-  be.embedding_forward(a.encoded.get(), a.tokens.get(), P + specs_[0].offset, P + specs_[1].offset, B, T, C, 0);
-  const float* residual = a.encoded.get();
-  for (int l = 0; l < cfg_.layers; ++l) {
-    const Layer w = layer(P, l);
-    Acts::PerLayer& x = a.layers[l];
-    be.layernorm_forward(x.ln1.get(), x.ln1_mean.get(), x.ln1_rstd.get(), residual, w.ln1w, w.ln1b, BT, C);
-    be.matmul_forward(x.qkv.get(), x.ln1.get(), w.qkvw, w.qkvb, BT, C, 3 * C);
-    be.attention_forward(x.atty.get(), x.att.get(), x.qkv.get(), B, T, C, NH);
-    be.matmul_forward(x.attproj.get(), x.atty.get(), w.attprojw, w.attprojb, BT, C, C);
-    be.residual_forward(x.res2.get(), residual, x.attproj.get(), BT * C);
-    be.layernorm_forward(x.ln2.get(), x.ln2_mean.get(), x.ln2_rstd.get(), x.res2.get(), w.ln2w, w.ln2b, BT, C);
-    be.matmul_forward(x.fch.get(), x.ln2.get(), w.fcw, w.fcb, BT, C, 4 * C);
-    be.gelu_forward(x.fch_gelu.get(), x.fch.get(), BT * 4 * C);
-    be.matmul_forward(x.fcproj.get(), x.fch_gelu.get(), w.fcprojw, w.fcprojb, BT, 4 * C, C);
-    be.residual_forward(x.res3.get(), x.res2.get(), x.fcproj.get(), BT * C);
-    residual = x.res3.get();
-  }
-  const std::size_t lnf = 2 + static_cast<std::size_t>(cfg_.layers) * 12;
-  be.layernorm_forward(a.lnf.get(), a.lnf_mean.get(), a.lnf_rstd.get(), residual, P + specs_[lnf].offset,
-                       P + specs_[lnf + 1].offset, BT, C);
-  if (want_logits) be.matmul_forward(a.logits.get(), a.lnf.get(), P + specs_[lnf + 2].offset, nullptr, BT, C, V);
-  if (want_values) {
+  norm_forward(lnf, lnf_mean, lnf_rstd, residual, at(P, slots_.lnfw), at(P, slots_.lnfb), N);
+  if (logits) be_->matmul_forward(logits, lnf, at(P, slots_.lm_head), nullptr, N, d_.C, d_.V);
+  if (values) {
     RV_CHECK(cfg_.value_head, kOp, "this model has no value head (create it with valueHead: true)");
-    be.matmul_forward(a.values.get(), a.lnf.get(), P + specs_[lnf + 3].offset, P + specs_[lnf + 4].offset, BT, C, 1);
+    be_->matmul_forward(values, lnf, at(P, slots_.vhw), at(P, slots_.vhb), N, d_.C, 1);
   }
 }
 
-// Backward from dlogits and/or dvalues (already in a). The residual stream's gradient is kept in
-// one buffer (dres): a residual add passes its gradient through unchanged, so each block's
-// branches accumulate into dres in place, which is residual_backward without the copies.
+void Model::forward(Acts& a, bool want_logits, bool want_values) {
+  const int B = a.B, T = a.T;
+  float* P = params_.get();
+  be_->embedding_forward(a.encoded.get(), a.tokens.get(), at(P, slots_.wte), at(P, slots_.wpe), B, T, d_.C, 0);
+  const float* residual = a.encoded.get();
+  for (int l = 0; l < cfg_.layers; ++l) {
+    block_forward(layer(P, l), a.layers[l].io(), residual, B, T, 0, nullptr, nullptr);
+    residual = a.layers[l].res3.get();
+  }
+  head_forward(a.lnf.get(), a.lnf_mean.get(), a.lnf_rstd.get(), residual, want_logits ? a.logits.get() : nullptr,
+               want_values ? a.values.get() : nullptr, B * T);
+}
+
+// Block l's backward: a.dres holds the gradient of its output (res3) and leaves holding that of
+// its input. A residual add passes its gradient through unchanged, so each branch accumulates
+// into dres in place, which is residual_backward without the copies.
+void Model::block_backward(Acts& a, const Layer& w, const Layer& g, int l, const float* residual) {
+  Backend& be = *be_;
+  const Dims& d = d_;
+  const int B = a.B, T = a.T, N = B * T;
+  const std::size_t rows = static_cast<std::size_t>(N) * sizeof(float);
+  Acts::PerLayer& x = a.layers[l];
+  // MLP branch: res3 = res2 + down(act(up(norm2(res2))))
+  be.zero(a.dfch_gelu.get(), rows * d.mlp_hidden);
+  be.matmul_backward(a.dfch_gelu.get(), g.fcprojw, g.fcprojb, a.dres.get(), x.fch_gelu.get(), w.fcprojw, N, d.mlp_hidden, d.C);
+  be.zero(a.dfch.get(), rows * d.mlp_in);
+  mlp_act_backward(a.dfch.get(), x.fch.get(), a.dfch_gelu.get(), N);
+  be.zero(a.dln.get(), rows * d.C);
+  be.matmul_backward(a.dln.get(), g.fcw, g.fcb, a.dfch.get(), x.ln2.get(), w.fcw, N, d.C, d.mlp_in);
+  norm_backward(a.dres.get(), g.ln2w, g.ln2b, a.dln.get(), x.res2.get(), w.ln2w, x.ln2_mean.get(), x.ln2_rstd.get(), N);
+  // Attention branch: res2 = residual + proj(attention(qkv(norm1(residual))))
+  be.zero(a.datty.get(), rows * d.C);
+  be.matmul_backward(a.datty.get(), g.attprojw, g.attprojb, a.dres.get(), x.atty.get(), w.attprojw, N, d.C, d.C);
+  be.zero(a.dqkv.get(), rows * d.qkv);
+  be.attention_backward(a.dqkv.get(), a.datty.get(), x.qkv.get(), x.att.get(), B, T, d.C, d.NH, d.NKV);
+  if (cfg_.arch == Arch::Llama)  // gradient of the rotated q, k -> gradient of the projections' output
+    be.rope_backward(a.dqkv.get(), B, T, d.NH + d.NKV, d.hd, d.qkv, 0, cfg_.rope_theta);
+  be.zero(a.dln.get(), rows * d.C);
+  be.matmul_backward(a.dln.get(), g.qkvw, g.qkvb, a.dqkv.get(), x.ln1.get(), w.qkvw, N, d.C, d.qkv);
+  norm_backward(a.dres.get(), g.ln1w, g.ln1b, a.dln.get(), residual, w.ln1w, x.ln1_mean.get(), x.ln1_rstd.get(), N);
+}
+
+// Backward from dlogits and/or dvalues (already in a).
 void Model::backward(Acts& a, bool with_logits, bool with_values) {
   Backend& be = *be_;
-  const int B = a.B, T = a.T, C = cfg_.width, V = cfg_.vocab, NH = cfg_.heads, BT = B * T;
+  const int B = a.B, T = a.T, C = d_.C, BT = B * T;
   const std::size_t bytes = static_cast<std::size_t>(BT) * C * sizeof(float);
   float* P = params_.get();
   float* G = grads_.get();
-  const std::size_t lnf = 2 + static_cast<std::size_t>(cfg_.layers) * 12;
   be.zero(a.dlnf.get(), bytes);
   be.zero(a.dres.get(), bytes);
   if (with_logits)
-    be.matmul_backward(a.dlnf.get(), G + specs_[lnf + 2].offset, nullptr, a.dlogits.get(), a.lnf.get(),
-                       P + specs_[lnf + 2].offset, BT, C, V);
+    be.matmul_backward(a.dlnf.get(), at(G, slots_.lm_head), nullptr, a.dlogits.get(), a.lnf.get(), at(P, slots_.lm_head),
+                       BT, C, d_.V);
   if (with_values)
-    be.matmul_backward(a.dlnf.get(), G + specs_[lnf + 3].offset, G + specs_[lnf + 4].offset, a.dvalues.get(),
-                       a.lnf.get(), P + specs_[lnf + 3].offset, BT, C, 1);
+    be.matmul_backward(a.dlnf.get(), at(G, slots_.vhw), at(G, slots_.vhb), a.dvalues.get(), a.lnf.get(), at(P, slots_.vhw),
+                       BT, C, 1);
   const float* last = cfg_.layers > 0 ? a.layers.back().res3.get() : a.encoded.get();
-  be.layernorm_backward(a.dres.get(), G + specs_[lnf].offset, G + specs_[lnf + 1].offset, a.dlnf.get(), last,
-                        P + specs_[lnf].offset, a.lnf_mean.get(), a.lnf_rstd.get(), BT, C);
+  norm_backward(a.dres.get(), at(G, slots_.lnfw), at(G, slots_.lnfb), a.dlnf.get(), last, at(P, slots_.lnfw),
+                a.lnf_mean.get(), a.lnf_rstd.get(), BT);
   for (int l = cfg_.layers - 1; l >= 0; --l) {
-    const Layer w = layer(P, l), g = layer(G, l);
-    Acts::PerLayer& x = a.layers[l];
     const float* residual = l == 0 ? a.encoded.get() : a.layers[l - 1].res3.get();
-    // MLP branch: res3 = res2 + fcproj(gelu(fc(ln2(res2))))
-    be.zero(a.dfch_gelu.get(), bytes * 4);
-    be.matmul_backward(a.dfch_gelu.get(), g.fcprojw, g.fcprojb, a.dres.get(), x.fch_gelu.get(), w.fcprojw, BT, 4 * C, C);
-    be.zero(a.dfch.get(), bytes * 4);
-    be.gelu_backward(a.dfch.get(), x.fch.get(), a.dfch_gelu.get(), BT * 4 * C);
-    be.zero(a.dln.get(), bytes);
-    be.matmul_backward(a.dln.get(), g.fcw, g.fcb, a.dfch.get(), x.ln2.get(), w.fcw, BT, C, 4 * C);
-    be.layernorm_backward(a.dres.get(), g.ln2w, g.ln2b, a.dln.get(), x.res2.get(), w.ln2w, x.ln2_mean.get(),
-                          x.ln2_rstd.get(), BT, C);
-    // Attention branch: res2 = residual + proj(attention(qkv(ln1(residual))))
-    be.zero(a.datty.get(), bytes);
-    be.matmul_backward(a.datty.get(), g.attprojw, g.attprojb, a.dres.get(), x.atty.get(), w.attprojw, BT, C, C);
-    be.zero(a.dqkv.get(), bytes * 3);
-    be.attention_backward(a.dqkv.get(), a.datty.get(), x.qkv.get(), x.att.get(), B, T, C, NH);
-    be.zero(a.dln.get(), bytes);
-    be.matmul_backward(a.dln.get(), g.qkvw, g.qkvb, a.dqkv.get(), x.ln1.get(), w.qkvw, BT, C, 3 * C);
-    be.layernorm_backward(a.dres.get(), g.ln1w, g.ln1b, a.dln.get(), residual, w.ln1w, x.ln1_mean.get(),
-                          x.ln1_rstd.get(), BT, C);
+    block_backward(a, layer(P, l), layer(G, l), l, residual);
   }
-  be.embedding_backward(G + specs_[0].offset, G + specs_[1].offset, a.dres.get(), a.tokens.get(), B, T, C, 0);
+  be.embedding_backward(at(G, slots_.wte), at(G, slots_.wpe), a.dres.get(), a.tokens.get(), B, T, C, 0);
 }
 
 void Model::validate(const TokenBatch& batch, const char* op) const {
@@ -467,6 +633,7 @@ void Model::set_state(const ModelState& s) {
 }
 
 // Batched sampling with a KV cache. All rows advance one position per step in lockstep; a row
+// Batched sampling with a KV cache. All rows advance one position per step in lockstep; a row
 // still reading its prompt is fed the prompt token, afterwards its own last sample. Rows that
 // are finished keep computing (cheap at these sizes) but nothing more is recorded for them.
 GenerateResult Model::generate(const std::vector<std::vector<int>>& prompts, const GenerateOptions& opt) {
@@ -487,16 +654,19 @@ GenerateResult Model::generate(const std::vector<std::vector<int>>& prompts, con
                "token id " + str(t) + " in prompt " + str(b) + " is outside 0.." + str(cfg_.vocab - 1));
   }
   Backend& be = *be_;
-  const int C = cfg_.width, V = cfg_.vocab, NH = cfg_.heads, Tmax = cfg_.context, L = cfg_.layers;
-  const std::size_t uB = B, uC = C;
-  DeviceBuffer<float> x(&be, uB * C), ln(&be, uB * C), mean(&be, uB), rstd(&be, uB), qkv(&be, uB * 3 * C),
-      atty(&be, uB * C), tmp(&be, uB * C), fch(&be, uB * 4 * C), fchg(&be, uB * 4 * C), logits(&be, uB * V),
+  const int C = d_.C, V = d_.V, Tmax = cfg_.context, L = cfg_.layers;
+  const std::size_t uB = B;
+  DeviceBuffer<float> x(&be, uB * C), ln(&be, uB * C), mean(&be, uB), rstd(&be, uB), qkv(&be, uB * d_.qkv),
+      atty(&be, uB * C), tmp(&be, uB * C), fch(&be, uB * d_.mlp_in), fchg(&be, uB * d_.mlp_hidden), logits(&be, uB * V),
       vals(&be, uB), lp(&be, uB), ent(&be, uB);
-  DeviceBuffer<float> kcache(&be, static_cast<std::size_t>(L) * B * Tmax * uC),
-      vcache(&be, static_cast<std::size_t>(L) * B * Tmax * uC);
+  // The caches hold the kv heads only: NKV * hd per position.
+  const std::size_t cache_per_layer = uB * Tmax * static_cast<std::size_t>(d_.kvC);
+  DeviceBuffer<float> kcache(&be, L * cache_per_layer), vcache(&be, L * cache_per_layer);
   DeviceBuffer<int> tok(&be, uB), next(&be, uB);
   float* P = params_.get();
-  const std::size_t lnf = 2 + static_cast<std::size_t>(L) * 12;
+  // The residual stream x is updated in place; norms, projections and the MLP share scratch.
+  const BlockIO io{ln.get(),   mean.get(), rstd.get(), qkv.get(), nullptr,   atty.get(), tmp.get(), x.get(),
+                   ln.get(),   mean.get(), rstd.get(), fch.get(), fchg.get(), tmp.get(),  x.get()};
 
   GenerateResult r;
   r.batch = B;
@@ -517,35 +687,19 @@ GenerateResult Model::generate(const std::vector<std::vector<int>>& prompts, con
       else host_tok[b] = 0;  // row finished: its input no longer matters
     }
     be.upload(tok.get(), host_tok.data(), uB * sizeof(int));
-    be.embedding_forward(x.get(), tok.get(), P + specs_[0].offset, P + specs_[1].offset, B, 1, C, pos);
-    for (int l = 0; l < L; ++l) {
-      const Layer w = layer(P, l);
-      float* kc = kcache.get() + static_cast<std::size_t>(l) * B * Tmax * C;
-      float* vc = vcache.get() + static_cast<std::size_t>(l) * B * Tmax * C;
-      be.layernorm_forward(ln.get(), mean.get(), rstd.get(), x.get(), w.ln1w, w.ln1b, B, C);
-      be.matmul_forward(qkv.get(), ln.get(), w.qkvw, w.qkvb, B, C, 3 * C);
-      be.attention_decode(atty.get(), kc, vc, qkv.get(), B, C, NH, pos, Tmax);
-      be.matmul_forward(tmp.get(), atty.get(), w.attprojw, w.attprojb, B, C, C);
-      be.residual_forward(x.get(), x.get(), tmp.get(), B * C);
-      be.layernorm_forward(ln.get(), mean.get(), rstd.get(), x.get(), w.ln2w, w.ln2b, B, C);
-      be.matmul_forward(fch.get(), ln.get(), w.fcw, w.fcb, B, C, 4 * C);
-      be.gelu_forward(fchg.get(), fch.get(), B * 4 * C);
-      be.matmul_forward(tmp.get(), fchg.get(), w.fcprojw, w.fcprojb, B, 4 * C, C);
-      be.residual_forward(x.get(), x.get(), tmp.get(), B * C);
-    }
+    be.embedding_forward(x.get(), tok.get(), at(P, slots_.wte), at(P, slots_.wpe), B, 1, C, pos);
+    for (int l = 0; l < L; ++l)
+      block_forward(layer(P, l), io, x.get(), B, 1, pos, kcache.get() + l * cache_per_layer,
+                    vcache.get() + l * cache_per_layer);
     bool sampling = false;
     for (int b = 0; b < B; ++b) sampling |= !done[b] && pos + 1 >= static_cast<int>(prompts[b].size());
     if (!sampling) continue;  // every row is still reading its prompt
-    be.layernorm_forward(ln.get(), mean.get(), rstd.get(), x.get(), P + specs_[lnf].offset, P + specs_[lnf + 1].offset, B, C);
-    be.matmul_forward(logits.get(), ln.get(), P + specs_[lnf + 2].offset, nullptr, B, C, V);
+    head_forward(ln.get(), mean.get(), rstd.get(), x.get(), logits.get(), cfg_.value_head ? vals.get() : nullptr, B);
     be.sampling_forward(next.get(), logits.get(), B, V, opt.temperature, opt.seed, pos);
     be.logprob_forward(lp.get(), ent.get(), logits.get(), next.get(), B, V);
     be.download(host_next.data(), next.get(), uB * sizeof(int));
     be.download(host_lp.data(), lp.get(), uB * sizeof(float));
-    if (cfg_.value_head) {
-      be.matmul_forward(vals.get(), ln.get(), P + specs_[lnf + 3].offset, P + specs_[lnf + 4].offset, B, C, 1);
-      be.download(host_val.data(), vals.get(), uB * sizeof(float));
-    }
+    if (cfg_.value_head) be.download(host_val.data(), vals.get(), uB * sizeof(float));
     bool all_done = true;
     for (int b = 0; b < B; ++b) {
       if (!done[b] && pos + 1 >= static_cast<int>(prompts[b].size())) {

@@ -1,6 +1,7 @@
-// The policy/critic model: a GPT-2-style decoder-only transformer whose weights, gradients,
-// optimizer moments and activations live in one Backend's memory for the object's life.
-// Written once against the Backend op list, so the CPU and CUDA paths run the same model code.
+// The policy/critic model: a decoder-only transformer, GPT-2 style or Llama style (Llama 3,
+// Qwen2/2.5, SmolLM), whose weights, gradients, optimizer moments and activations live in one
+// Backend's memory for the object's life. Written once against the Backend op list, so the CPU
+// and CUDA paths run the same model code.
 //
 // Position convention shared by logprobs(), values(), policy_step() and value_step(): for a row
 // of tokens [B, T], entry t (t >= 1) belongs to token t and is computed from the hidden state at
@@ -16,6 +17,15 @@
 
 namespace revenant {
 
+// gpt2: learned position table, LayerNorm, GELU MLP of 4 * width, biases everywhere.
+// llama: rotary positions, RMSNorm, SwiGLU MLP, grouped-query attention, no biases (optionally on
+// the q, k, v projections, as Qwen2 has), optionally tied embeddings.
+enum class Arch { Gpt2, Llama };
+
+// "gpt2" or "llama"; throws revenant::Error naming the value otherwise.
+Arch parse_arch(const std::string& name);
+const char* arch_name(Arch arch);
+
 struct ModelConfig {
   int vocab = 16;
   int context = 32;
@@ -24,7 +34,25 @@ struct ModelConfig {
   int heads = 4;
   bool value_head = false;
   uint64_t seed = 0;
+  Arch arch = Arch::Gpt2;
+  // The keys below shape a llama model; a gpt2 model takes each one only at the value GPT-2 itself
+  // implies (kv_heads = heads, intermediate = 4 * width, norm_eps = 1e-5, rope_theta = 10000, no
+  // tying, attention_bias false: its biases are not optional).
+  int kv_heads = 0;              // key/value heads, dividing heads; 0: heads (no grouping)
+  int intermediate = 0;          // MLP hidden size; 0: default_intermediate(arch, width)
+  float rope_theta = 10000.0f;   // RoPE base
+  float norm_eps = 1e-5f;        // RMSNorm epsilon, > 0
+  bool tied_embeddings = false;  // the LM head is the token embedding (no lm_head tensor)
+  bool attention_bias = false;   // biases on the q, k and v projections (none on o_proj)
 };
+
+// The MLP hidden size when none is given: 4 * width for gpt2; for llama 8 * ceil(width / 3), the
+// 8/3 * width that gives SwiGLU's three matrices GPT-2's MLP parameter count, rounded up to a
+// multiple of 8 (the rule config/ uses too).
+int default_intermediate(Arch arch, int width);
+
+// The config with its derived defaults filled in (kv_heads, intermediate); nothing is checked.
+ModelConfig resolve_config(ModelConfig cfg);
 
 struct TensorSpec {
   std::string name;
@@ -32,6 +60,9 @@ struct TensorSpec {
   std::size_t offset = 0, size = 0;
   enum Group { Trunk, LmHead, ValueHead } group = Trunk;
   bool decay = false;  // weight decay applies to matrices only, not to biases and norms
+  // Initial values: 0 (biases), 1 (norm scales), N(0, 0.02), or N(0, 0.02 / sqrt(2 * layers)) for
+  // the projections that write into the residual stream.
+  enum Init { Zeros, Ones, Normal, NormalResidual } init = Zeros;
 };
 
 struct OptimConfig {
@@ -86,6 +117,7 @@ class Model {
   Model(const ModelConfig& cfg, std::unique_ptr<Backend> backend);
   ~Model();
 
+  // The resolved config (kv_heads and intermediate filled in).
   const ModelConfig& config() const { return cfg_; }
   const std::vector<TensorSpec>& tensors() const { return specs_; }
   std::size_t num_params() const { return num_params_; }
@@ -110,20 +142,58 @@ class Model {
  private:
   struct Acts;
   struct Layer;
+  struct BlockIO;
+  // Widths that follow from the config: attention width C = NH * hd, packed qkv rows of
+  // C + 2 * NKV * hd, MLP input rows (gpt2: 4C; llama: gate | up = 2I) and hidden rows (4C; I).
+  struct Dims {
+    int C, V, NH, NKV, hd, kvC, qkv, mlp_in, mlp_hidden;
+  };
+  // Offsets of each parameter by its role; kAbsent when the architecture has no such tensor.
+  // Packed roles (qkv, gate|up) point at the first of their contiguous tensors.
+  static constexpr std::size_t kAbsent = static_cast<std::size_t>(-1);
+  struct LayerSlots {
+    std::size_t ln1w = kAbsent, ln1b = kAbsent, qkvw = kAbsent, qkvb = kAbsent, attprojw = kAbsent,
+                attprojb = kAbsent, ln2w = kAbsent, ln2b = kAbsent, fcw = kAbsent, fcb = kAbsent,
+                fcprojw = kAbsent, fcprojb = kAbsent;
+  };
+  struct GlobalSlots {
+    std::size_t wte = kAbsent, wpe = kAbsent, lnfw = kAbsent, lnfb = kAbsent, lm_head = kAbsent,
+                vhw = kAbsent, vhb = kAbsent;
+  };
+  void check_config() const;
+  std::size_t add_spec(const std::string& name, std::vector<int> shape, TensorSpec::Group group,
+                       TensorSpec::Init init);
   void build_specs();
+  void build_gpt2_specs();
+  void build_llama_specs();
   void init_weights();
   void validate(const TokenBatch& batch, const char* op) const;
   Acts& acts_for(int B, int T);
   void forward(Acts& a, bool want_logits, bool want_values);
   void backward(Acts& a, bool with_logits, bool with_values);
+  void block_forward(const Layer& w, const BlockIO& x, const float* residual, int B, int T, int pos0,
+                     float* kcache, float* vcache);
+  void block_backward(Acts& a, const Layer& w, const Layer& g, int l, const float* residual);
+  void head_forward(float* lnf, float* lnf_mean, float* lnf_rstd, const float* residual,
+                    float* logits, float* values, int N);
+  void norm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w,
+                    const float* b, int N);
+  void norm_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp,
+                     const float* w, const float* mean, const float* rstd, int N);
+  void mlp_act_forward(float* out, const float* inp, int N);
+  void mlp_act_backward(float* dinp, const float* inp, const float* dout, int N);
+  float* at(float* base, std::size_t slot) const { return slot == kAbsent ? nullptr : base + slot; }
   void optimizer_step(const OptimConfig& optim, TensorSpec::Group skip, double grad_norm);
   void step_if_finite(const char* op, double loss, double grad_norm, const OptimConfig& optim, TensorSpec::Group skip);
   Layer layer(float* base, int l) const;
   std::vector<float> row_targets(const TokenBatch& batch, std::vector<int>& targets) const;
 
   ModelConfig cfg_;
+  Dims d_{};
   std::unique_ptr<Backend> be_;
   std::vector<TensorSpec> specs_;
+  std::vector<LayerSlots> layer_slots_;
+  GlobalSlots slots_;
   std::size_t num_params_ = 0;
   DeviceBuffer<float> params_, grads_, m_, v_;
   std::unique_ptr<Acts> acts_;

@@ -1,6 +1,9 @@
-// attention: causal multi-head self-attention over a packed qkv tensor [B,T,3C] (q | k | v).
-// Work is split by (batch, head): every output and every gradient of one head belongs to one
-// task, so there are no races and no order-dependent sums.
+// attention: causal self-attention over a packed qkv tensor [B,T,C + 2*NKV*hs] (q | k | v), with
+// grouped-query attention when NKV < NH (query head h reads kv head h / (NH / NKV)).
+// Forward work is split by (batch, query head); backward by (batch, kv head), one task walking the
+// query heads of its group in order, since they all add into the same dk/dv rows. Either way every
+// output belongs to one task: no races and no order-dependent sums. With NKV == NH the arithmetic
+// is exactly that of plain multi-head attention.
 #include <cmath>
 #include <vector>
 
@@ -9,13 +12,28 @@
 
 namespace revenant::cpu {
 
-// Copies head h of the k (which = 1) or v (which = 2) part of qkv for batch row b, transposed to
-// [hs][T], so score loops run over contiguous keys (and vectorise) while each score still sums
-// over i in order: the arithmetic is that of a plain dot product.
+namespace {
+
+// Column offsets of one row of the packed qkv tensor.
+struct QkvLayout {
+  int C, NH, NKV, hs, kvC, stride;
+  QkvLayout(int C_, int NH_, int NKV_)
+      : C(C_), NH(NH_), NKV(NKV_), hs(C_ / NH_), kvC(NKV_ * (C_ / NH_)), stride(C_ + 2 * NKV_ * (C_ / NH_)) {}
+  int group(int h) const { return h / (NH / NKV); }
+  long q(long row, int h) const { return row * stride + h * hs; }
+  long k(long row, int g) const { return row * stride + C + g * hs; }
+  long v(long row, int g) const { return row * stride + C + kvC + g * hs; }
+};
+
+}  // namespace
+
+// Copies hs columns starting at `col` of rows row0..row0+Tn-1 of qkv, transposed to [hs][T], so
+// score loops run over contiguous keys (and vectorise) while each score still sums over i in
+// order: the arithmetic is that of a plain dot product.
 template <typename T>
-static void gather_transposed(T* dst, const T* qkv, int b, int h, int which, int Tn, int C, int hs) {
+static void gather_transposed(T* dst, const T* qkv, long row0, long col, int Tn, int stride, int hs) {
   for (int t2 = 0; t2 < Tn; ++t2) {
-    const T* src = qkv + (static_cast<long>(b) * Tn + t2) * 3 * C + which * C + h * hs;
+    const T* src = qkv + (row0 + t2) * stride + col;
     for (int i = 0; i < hs; ++i) dst[i * Tn + t2] = src[i];
   }
 }
@@ -32,16 +50,18 @@ static void dot_rows(T* __restrict scores, const T* __restrict q, const T* __res
 }
 
 template <typename T>
-void attention_forward(T* out, T* att, const T* qkv, int B, int Tn, int C, int NH) {
-  const int hs = C / NH;
+void attention_forward(T* out, T* att, const T* qkv, int B, int Tn, int C, int NH, int NKV) {
+  const QkvLayout L(C, NH, NKV);
+  const int hs = L.hs;
   const T scale = T(1) / std::sqrt(T(hs));
   for_chunks(B * NH, double(B) * NH * Tn * Tn * hs * 2, [&](int begin, int end) {
     std::vector<T> kt(static_cast<std::size_t>(hs) * Tn);
     for (int bh = begin; bh < end; ++bh) {
-      const int b = bh / NH, h = bh % NH;
-      gather_transposed(kt.data(), qkv, b, h, 1, Tn, C, hs);
+      const int b = bh / NH, h = bh % NH, g = L.group(h);
+      const long row0 = static_cast<long>(b) * Tn;
+      gather_transposed(kt.data(), qkv, row0, L.k(0, g), Tn, L.stride, hs);
       for (int t = 0; t < Tn; ++t) {
-        const T* q = qkv + (static_cast<long>(b) * Tn + t) * 3 * C + h * hs;
+        const T* q = qkv + L.q(row0 + t, h);
         T* a = att + (static_cast<long>(bh) * Tn + t) * Tn;
         dot_rows(a, q, kt.data(), t + 1, Tn, hs);
         T maxv = -INFINITY;
@@ -56,10 +76,10 @@ void attention_forward(T* out, T* att, const T* qkv, int B, int Tn, int C, int N
         }
         for (int t2 = 0; t2 <= t; ++t2) a[t2] /= sum;
         for (int t2 = t + 1; t2 < Tn; ++t2) a[t2] = 0;
-        T* o = out + (static_cast<long>(b) * Tn + t) * C + h * hs;
+        T* o = out + (row0 + t) * C + h * hs;
         for (int i = 0; i < hs; ++i) o[i] = 0;
         for (int t2 = 0; t2 <= t; ++t2) {
-          const T* v = qkv + (static_cast<long>(b) * Tn + t2) * 3 * C + 2 * C + h * hs;
+          const T* v = qkv + L.v(row0 + t2, g);
           for (int i = 0; i < hs; ++i) o[i] += a[t2] * v[i];
         }
       }
@@ -69,37 +89,41 @@ void attention_forward(T* out, T* att, const T* qkv, int B, int Tn, int C, int N
 
 template <typename T>
 void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* att, int B, int Tn, int C,
-                        int NH) {
-  const int hs = C / NH;
+                        int NH, int NKV) {
+  const QkvLayout L(C, NH, NKV);
+  const int hs = L.hs, per_group = NH / NKV;
   const T scale = T(1) / std::sqrt(T(hs));
-  for_chunks(B * NH, double(B) * NH * Tn * Tn * hs * 4, [&](int begin, int end) {
+  for_chunks(B * NKV, double(B) * NH * Tn * Tn * hs * 4, [&](int begin, int end) {
     std::vector<T> datt(Tn), vt(static_cast<std::size_t>(hs) * Tn);
-    for (int bh = begin; bh < end; ++bh) {
-      const int b = bh / NH, h = bh % NH;
-      gather_transposed(vt.data(), qkv, b, h, 2, Tn, C, hs);
-      for (int t = 0; t < Tn; ++t) {
-        const long row = static_cast<long>(b) * Tn + t;
-        const T* q = qkv + row * 3 * C + h * hs;
-        T* dq = dqkv + row * 3 * C + h * hs;
-        const T* a = att + (static_cast<long>(bh) * Tn + t) * Tn;
-        const T* d = dout + row * C + h * hs;
-        // Through out = sum att * v: datt[t2] = v[t2] . d, dv[t2] += att[t2] * d.
-        dot_rows(datt.data(), d, vt.data(), t + 1, Tn, hs);
-        for (int t2 = 0; t2 <= t; ++t2) {
-          T* dv = dqkv + (static_cast<long>(b) * Tn + t2) * 3 * C + 2 * C + h * hs;
-          for (int i = 0; i < hs; ++i) dv[i] += a[t2] * d[i];
-        }
-        // Through the softmax: dpre = att * (datt - sum(att * datt)).
-        T dot = 0;
-        for (int t2 = 0; t2 <= t; ++t2) dot += a[t2] * datt[t2];
-        for (int t2 = 0; t2 <= t; ++t2) {
-          const T dpre = a[t2] * (datt[t2] - dot) * scale;
-          const long r2 = static_cast<long>(b) * Tn + t2;
-          const T* k = qkv + r2 * 3 * C + C + h * hs;
-          T* dk = dqkv + r2 * 3 * C + C + h * hs;
-          for (int i = 0; i < hs; ++i) {
-            dq[i] += dpre * k[i];
-            dk[i] += dpre * q[i];
+    for (int bg = begin; bg < end; ++bg) {
+      const int b = bg / NKV, g = bg % NKV;
+      const long row0 = static_cast<long>(b) * Tn;
+      gather_transposed(vt.data(), qkv, row0, L.v(0, g), Tn, L.stride, hs);
+      for (int h = g * per_group; h < (g + 1) * per_group; ++h) {
+        const long bh = static_cast<long>(b) * NH + h;
+        for (int t = 0; t < Tn; ++t) {
+          const long row = row0 + t;
+          const T* q = qkv + L.q(row, h);
+          T* dq = dqkv + L.q(row, h);
+          const T* a = att + (bh * Tn + t) * Tn;
+          const T* d = dout + row * C + h * hs;
+          // Through out = sum att * v: datt[t2] = v[t2] . d, dv[t2] += att[t2] * d.
+          dot_rows(datt.data(), d, vt.data(), t + 1, Tn, hs);
+          for (int t2 = 0; t2 <= t; ++t2) {
+            T* dv = dqkv + L.v(row0 + t2, g);
+            for (int i = 0; i < hs; ++i) dv[i] += a[t2] * d[i];
+          }
+          // Through the softmax: dpre = att * (datt - sum(att * datt)).
+          T dot = 0;
+          for (int t2 = 0; t2 <= t; ++t2) dot += a[t2] * datt[t2];
+          for (int t2 = 0; t2 <= t; ++t2) {
+            const T dpre = a[t2] * (datt[t2] - dot) * scale;
+            const T* k = qkv + L.k(row0 + t2, g);
+            T* dk = dqkv + L.k(row0 + t2, g);
+            for (int i = 0; i < hs; ++i) {
+              dq[i] += dpre * k[i];
+              dk[i] += dpre * q[i];
+            }
           }
         }
       }
@@ -108,29 +132,31 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* att, int 
 }
 
 // Same arithmetic, in the same order, as one row of attention_forward, so a cached decode gives
-// the same numbers as a full forward pass.
+// the same numbers as a full forward pass. The caches hold the kv heads only: [B, Tmax, NKV*hs].
 template <typename T>
-void attention_decode(T* out, T* kcache, T* vcache, const T* qkv, int B, int C, int NH, int pos,
-                      int Tmax) {
-  const int hs = C / NH;
+void attention_decode(T* out, T* kcache, T* vcache, const T* qkv, int B, int C, int NH, int NKV,
+                      int pos, int Tmax) {
+  const QkvLayout L(C, NH, NKV);
+  const int hs = L.hs, kvC = L.kvC;
   const T scale = T(1) / std::sqrt(T(hs));
   for (int b = 0; b < B; ++b) {
-    const T* src = qkv + static_cast<long>(b) * 3 * C;
-    T* kc = kcache + (static_cast<long>(b) * Tmax + pos) * C;
-    T* vc = vcache + (static_cast<long>(b) * Tmax + pos) * C;
-    for (int c = 0; c < C; ++c) {
-      kc[c] = src[C + c];
-      vc[c] = src[2 * C + c];
+    const T* k = qkv + L.k(b, 0);
+    const T* v = qkv + L.v(b, 0);
+    T* kc = kcache + (static_cast<long>(b) * Tmax + pos) * kvC;
+    T* vc = vcache + (static_cast<long>(b) * Tmax + pos) * kvC;
+    for (int c = 0; c < kvC; ++c) {
+      kc[c] = k[c];
+      vc[c] = v[c];
     }
   }
   for_chunks(B * NH, double(B) * NH * (pos + 1) * hs * 4, [&](int begin, int end) {
     std::vector<T> a(pos + 1);
     for (int bh = begin; bh < end; ++bh) {
-      const int b = bh / NH, h = bh % NH;
-      const T* q = qkv + static_cast<long>(b) * 3 * C + h * hs;
+      const int b = bh / NH, h = bh % NH, g = L.group(h);
+      const T* q = qkv + L.q(b, h);
       T maxv = -INFINITY;
       for (int t2 = 0; t2 <= pos; ++t2) {
-        const T* k = kcache + (static_cast<long>(b) * Tmax + t2) * C + h * hs;
+        const T* k = kcache + (static_cast<long>(b) * Tmax + t2) * kvC + g * hs;
         T dot = 0;
         for (int i = 0; i < hs; ++i) dot += q[i] * k[i];
         a[t2] = dot * scale;
@@ -145,18 +171,18 @@ void attention_decode(T* out, T* kcache, T* vcache, const T* qkv, int B, int C, 
       T* o = out + static_cast<long>(b) * C + h * hs;
       for (int i = 0; i < hs; ++i) o[i] = 0;
       for (int t2 = 0; t2 <= pos; ++t2) {
-        const T* v = vcache + (static_cast<long>(b) * Tmax + t2) * C + h * hs;
+        const T* v = vcache + (static_cast<long>(b) * Tmax + t2) * kvC + g * hs;
         for (int i = 0; i < hs; ++i) o[i] += a[t2] * v[i];
       }
     }
   });
 }
 
-template void attention_forward<float>(float*, float*, const float*, int, int, int, int);
-template void attention_forward<double>(double*, double*, const double*, int, int, int, int);
-template void attention_backward<float>(float*, const float*, const float*, const float*, int, int, int, int);
-template void attention_backward<double>(double*, const double*, const double*, const double*, int, int, int, int);
-template void attention_decode<float>(float*, float*, float*, const float*, int, int, int, int, int);
-template void attention_decode<double>(double*, double*, double*, const double*, int, int, int, int, int);
+template void attention_forward<float>(float*, float*, const float*, int, int, int, int, int);
+template void attention_forward<double>(double*, double*, const double*, int, int, int, int, int);
+template void attention_backward<float>(float*, const float*, const float*, const float*, int, int, int, int, int);
+template void attention_backward<double>(double*, const double*, const double*, const double*, int, int, int, int, int);
+template void attention_decode<float>(float*, float*, float*, const float*, int, int, int, int, int, int);
+template void attention_decode<double>(double*, double*, double*, const double*, int, int, int, int, int, int);
 
 }  // namespace revenant::cpu

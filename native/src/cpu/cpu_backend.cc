@@ -51,17 +51,39 @@ class CpuBackend final : public Backend {
                        const float* w, int N, int C, int OC) override {
     cpu::matmul_backward(dinp, dw, dbias, dout, inp, w, N, C, OC);
   }
-  void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C,
-                         int NH) override {
-    cpu::attention_forward(out, att, qkv, B, T, C, NH);
+  void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* w, int N, int C,
+                       float eps) override {
+    cpu::rmsnorm_forward(out, rstd, inp, w, N, C, eps);
+  }
+  void rmsnorm_backward(float* dinp, float* dw, const float* dout, const float* inp, const float* w,
+                        const float* rstd, int N, int C) override {
+    cpu::rmsnorm_backward(dinp, dw, dout, inp, w, rstd, N, C);
+  }
+  void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH,
+                         int NKV) override {
+    cpu::attention_forward(out, att, qkv, B, T, C, NH, NKV);
   }
   void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B,
-                          int T, int C, int NH) override {
-    cpu::attention_backward(dqkv, dout, qkv, att, B, T, C, NH);
+                          int T, int C, int NH, int NKV) override {
+    cpu::attention_backward(dqkv, dout, qkv, att, B, T, C, NH, NKV);
   }
   void attention_decode(float* out, float* kcache, float* vcache, const float* qkv, int B, int C,
-                        int NH, int pos, int Tmax) override {
-    cpu::attention_decode(out, kcache, vcache, qkv, B, C, NH, pos, Tmax);
+                        int NH, int NKV, int pos, int Tmax) override {
+    cpu::attention_decode(out, kcache, vcache, qkv, B, C, NH, NKV, pos, Tmax);
+  }
+  void rope_forward(float* x, int B, int T, int heads, int hd, int stride, int pos0,
+                    float theta) override {
+    cpu::rope_forward(x, B, T, heads, hd, stride, pos0, theta);
+  }
+  void rope_backward(float* dx, int B, int T, int heads, int hd, int stride, int pos0,
+                     float theta) override {
+    cpu::rope_backward(dx, B, T, heads, hd, stride, pos0, theta);
+  }
+  void swiglu_forward(float* out, const float* inp, int N, int I) override {
+    cpu::swiglu_forward(out, inp, N, I);
+  }
+  void swiglu_backward(float* dinp, const float* inp, const float* dout, int N, int I) override {
+    cpu::swiglu_backward(dinp, inp, dout, N, I);
   }
   void gelu_forward(float* out, const float* inp, int N) override { cpu::gelu_forward(out, inp, N); }
   void gelu_backward(float* dinp, const float* inp, const float* dout, int N) override {

@@ -1,4 +1,5 @@
-// embedding: token plus position embeddings.
+// embedding: token plus position embeddings; wpe null means no position table (Llama, whose
+// positions come from rotary embeddings inside attention).
 #include "cpu/ops.h"
 
 namespace revenant::cpu {
@@ -9,8 +10,12 @@ void embedding_forward(T* out, const int* tokens, const T* wte, const T* wpe, in
   for_chunks(B * Tn, double(B) * Tn * C, [&](int begin, int end) {
     for (int bt = begin; bt < end; ++bt) {
       const T* te = wte + static_cast<long>(tokens[bt]) * C;
-      const T* pe = wpe + static_cast<long>(pos0 + bt % Tn) * C;
       T* o = out + static_cast<long>(bt) * C;
+      if (!wpe) {
+        for (int c = 0; c < C; ++c) o[c] = te[c];
+        continue;
+      }
+      const T* pe = wpe + static_cast<long>(pos0 + bt % Tn) * C;
       for (int c = 0; c < C; ++c) o[c] = te[c] + pe[c];
     }
   });
@@ -25,11 +30,10 @@ void embedding_backward(T* dwte, T* dwpe, const T* dout, const int* tokens, int 
     for (int bt = 0; bt < B * Tn; ++bt) {
       const T* d = dout + static_cast<long>(bt) * C;
       T* te = dwte + static_cast<long>(tokens[bt]) * C;
+      for (int c = c0; c < c1; ++c) te[c] += d[c];
+      if (!dwpe) continue;
       T* pe = dwpe + static_cast<long>(pos0 + bt % Tn) * C;
-      for (int c = c0; c < c1; ++c) {
-        te[c] += d[c];
-        pe[c] += d[c];
-      }
+      for (int c = c0; c < c1; ++c) pe[c] += d[c];
     }
   });
 }

@@ -24,14 +24,32 @@ void matmul_forward(T* out, const T* inp, const T* w, const T* bias, int N, int 
 template <typename T>
 void matmul_backward(T* dinp, T* dw, T* dbias, const T* dout, const T* inp, const T* w, int N,
                      int C, int OC);
+// Attention over a packed qkv tensor whose rows are [q: NH heads | k: NKV heads | v: NKV heads],
+// each head hs = C / NH wide (row stride C + 2 * NKV * hs). Query head h reads kv head
+// h / (NH / NKV) (grouped-query attention; NKV == NH is plain multi-head attention).
 template <typename T>
-void attention_forward(T* out, T* att, const T* qkv, int B, int Tn, int C, int NH);
+void attention_forward(T* out, T* att, const T* qkv, int B, int Tn, int C, int NH, int NKV);
 template <typename T>
 void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* att, int B, int Tn, int C,
-                        int NH);
+                        int NH, int NKV);
 template <typename T>
-void attention_decode(T* out, T* kcache, T* vcache, const T* qkv, int B, int C, int NH, int pos,
-                      int Tmax);
+void attention_decode(T* out, T* kcache, T* vcache, const T* qkv, int B, int C, int NH, int NKV,
+                      int pos, int Tmax);
+template <typename T>
+void rmsnorm_forward(T* out, T* rstd, const T* inp, const T* w, int N, int C, float eps);
+template <typename T>
+void rmsnorm_backward(T* dinp, T* dw, const T* dout, const T* inp, const T* w, const T* rstd, int N,
+                      int C);
+// Rotary embeddings, in place on `heads` heads of width hd at the start of each row (stride
+// apart); row (b, t) is at position pos0 + t. Backward rotates a gradient back, also in place.
+template <typename T>
+void rope_forward(T* x, int B, int Tn, int heads, int hd, int stride, int pos0, float theta);
+template <typename T>
+void rope_backward(T* dx, int B, int Tn, int heads, int hd, int stride, int pos0, float theta);
+template <typename T>
+void swiglu_forward(T* out, const T* inp, int N, int I);
+template <typename T>
+void swiglu_backward(T* dinp, const T* inp, const T* dout, int N, int I);
 template <typename T>
 void gelu_forward(T* out, const T* inp, int N);
 template <typename T>

@@ -1,21 +1,39 @@
-// attention: causal multi-head attention (CUDA mirror of cpu/attention.cc). Forward: one thread
-// per (batch, head, query) row with a fused score/softmax/weighted-sum. Backward: one thread per
-// (batch, head), walking queries in order so the shared dk/dv rows need no atomics.
+// attention: causal attention with grouped kv heads (CUDA mirror of cpu/attention.cc). qkv rows
+// are [q: NH heads | k: NKV heads | v: NKV heads] of hs = C / NH; query head h reads kv head
+// h / (NH / NKV). Forward: one thread per (batch, head, query) row with a fused
+// score/softmax/weighted-sum. Backward: one thread per (batch, kv head), walking the query heads of
+// its group and their queries in order, so the shared dk/dv rows need no atomics.
 #include "cuda/ops.cuh"
 
 namespace revenant::cuda {
 
-__global__ void attention_forward_kernel(float* out, float* att, const float* qkv, int B, int T, int C, int NH) {
+namespace {
+
+// Column offsets of one row of the packed qkv tensor.
+struct QkvLayout {
+  int C, NH, NKV, hs, kvC, stride;
+  __host__ __device__ QkvLayout(int C_, int NH_, int NKV_)
+      : C(C_), NH(NH_), NKV(NKV_), hs(C_ / NH_), kvC(NKV_ * (C_ / NH_)), stride(C_ + 2 * NKV_ * (C_ / NH_)) {}
+  __device__ int group(int h) const { return h / (NH / NKV); }
+  __device__ long q(long row, int h) const { return row * stride + h * hs; }
+  __device__ long k(long row, int g) const { return row * stride + C + g * hs; }
+  __device__ long v(long row, int g) const { return row * stride + C + kvC + g * hs; }
+};
+
+}  // namespace
+
+__global__ void attention_forward_kernel(float* out, float* att, const float* qkv, int B, int T, int C, int NH, int NKV) {
   const int idx = blockIdx.x * blockDim.x + threadIdx.x;
   if (idx >= B * NH * T) return;
-  const int t = idx % T, bh = idx / T, h = bh % NH, b = bh / NH;
-  const int hs = C / NH;
+  const QkvLayout L(C, NH, NKV);
+  const int t = idx % T, bh = idx / T, h = bh % NH, b = bh / NH, g = L.group(h), hs = L.hs;
+  const long row0 = static_cast<long>(b) * T;
   const float scale = rsqrtf(static_cast<float>(hs));
-  const float* q = qkv + (static_cast<long>(b) * T + t) * 3 * C + h * hs;
+  const float* q = qkv + L.q(row0 + t, h);
   float* a = att + (static_cast<long>(bh) * T + t) * T;
   float maxv = -INFINITY;
   for (int t2 = 0; t2 <= t; ++t2) {
-    const float* k = qkv + (static_cast<long>(b) * T + t2) * 3 * C + C + h * hs;
+    const float* k = qkv + L.k(row0 + t2, g);
     float dot = 0;
     for (int i = 0; i < hs; ++i) dot += q[i] * k[i];
     a[t2] = dot * scale;
@@ -28,74 +46,81 @@ __global__ void attention_forward_kernel(float* out, float* att, const float* qk
   }
   for (int t2 = 0; t2 <= t; ++t2) a[t2] /= sum;
   for (int t2 = t + 1; t2 < T; ++t2) a[t2] = 0;
-  float* o = out + (static_cast<long>(b) * T + t) * C + h * hs;
+  float* o = out + (row0 + t) * C + h * hs;
   for (int i = 0; i < hs; ++i) {
     float s = 0;
-    for (int t2 = 0; t2 <= t; ++t2) s += a[t2] * qkv[(static_cast<long>(b) * T + t2) * 3 * C + 2 * C + h * hs + i];
+    for (int t2 = 0; t2 <= t; ++t2) s += a[t2] * qkv[L.v(row0 + t2, g) + i];
     o[i] = s;
   }
 }
 
 __global__ void attention_backward_kernel(float* dqkv, const float* dout, const float* qkv, const float* att, int B,
-                                          int T, int C, int NH) {
-  const int bh = blockIdx.x * blockDim.x + threadIdx.x;
-  if (bh >= B * NH) return;
-  const int h = bh % NH, b = bh / NH, hs = C / NH;
+                                          int T, int C, int NH, int NKV) {
+  const int bg = blockIdx.x * blockDim.x + threadIdx.x;
+  if (bg >= B * NKV) return;
+  const QkvLayout L(C, NH, NKV);
+  const int g = bg % NKV, b = bg / NKV, hs = L.hs, per_group = NH / NKV;
+  const long row0 = static_cast<long>(b) * T;
   const float scale = rsqrtf(static_cast<float>(hs));
-  for (int t = 0; t < T; ++t) {
-    const long row = static_cast<long>(b) * T + t;
-    const float* q = qkv + row * 3 * C + h * hs;
-    float* dq = dqkv + row * 3 * C + h * hs;
-    const float* a = att + (static_cast<long>(bh) * T + t) * T;
-    const float* d = dout + row * C + h * hs;
-    float dot = 0;  // sum att * datt, datt[t2] = v[t2] . d
-    for (int t2 = 0; t2 <= t; ++t2) {
-      const long r2 = static_cast<long>(b) * T + t2;
-      const float* v = qkv + r2 * 3 * C + 2 * C + h * hs;
-      float* dv = dqkv + r2 * 3 * C + 2 * C + h * hs;
-      float s = 0;
-      for (int i = 0; i < hs; ++i) {
-        s += v[i] * d[i];
-        dv[i] += a[t2] * d[i];
+  for (int h = g * per_group; h < (g + 1) * per_group; ++h) {
+    const long bh = static_cast<long>(b) * NH + h;
+    for (int t = 0; t < T; ++t) {
+      const long row = row0 + t;
+      const float* q = qkv + L.q(row, h);
+      float* dq = dqkv + L.q(row, h);
+      const float* a = att + (bh * T + t) * T;
+      const float* d = dout + row * C + h * hs;
+      float dot = 0;  // sum att * datt, datt[t2] = v[t2] . d
+      for (int t2 = 0; t2 <= t; ++t2) {
+        const float* v = qkv + L.v(row0 + t2, g);
+        float* dv = dqkv + L.v(row0 + t2, g);
+        float s = 0;
+        for (int i = 0; i < hs; ++i) {
+          s += v[i] * d[i];
+          dv[i] += a[t2] * d[i];
+        }
+        dot += a[t2] * s;
       }
-      dot += a[t2] * s;
-    }
-    for (int t2 = 0; t2 <= t; ++t2) {
-      const long r2 = static_cast<long>(b) * T + t2;
-      const float* v = qkv + r2 * 3 * C + 2 * C + h * hs;
-      float datt = 0;
-      for (int i = 0; i < hs; ++i) datt += v[i] * d[i];
-      const float dpre = a[t2] * (datt - dot) * scale;
-      const float* k = qkv + r2 * 3 * C + C + h * hs;
-      float* dk = dqkv + r2 * 3 * C + C + h * hs;
-      for (int i = 0; i < hs; ++i) {
-        dq[i] += dpre * k[i];
-        dk[i] += dpre * q[i];
+      for (int t2 = 0; t2 <= t; ++t2) {
+        const float* v = qkv + L.v(row0 + t2, g);
+        float datt = 0;
+        for (int i = 0; i < hs; ++i) datt += v[i] * d[i];
+        const float dpre = a[t2] * (datt - dot) * scale;
+        const float* k = qkv + L.k(row0 + t2, g);
+        float* dk = dqkv + L.k(row0 + t2, g);
+        for (int i = 0; i < hs; ++i) {
+          dq[i] += dpre * k[i];
+          dk[i] += dpre * q[i];
+        }
       }
     }
   }
 }
 
-__global__ void kv_store_kernel(float* kcache, float* vcache, const float* qkv, int B, int C, int pos, int Tmax) {
+// The caches hold the kv heads only: [B, Tmax, NKV * hs].
+__global__ void kv_store_kernel(float* kcache, float* vcache, const float* qkv, int B, int C, int NH, int NKV, int pos,
+                                int Tmax) {
+  const QkvLayout L(C, NH, NKV);
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= B * C) return;
-  const int b = i / C, c = i % C;
-  const long dst = (static_cast<long>(b) * Tmax + pos) * C + c;
-  kcache[dst] = qkv[static_cast<long>(b) * 3 * C + C + c];
-  vcache[dst] = qkv[static_cast<long>(b) * 3 * C + 2 * C + c];
+  if (i >= B * L.kvC) return;
+  const int b = i / L.kvC, c = i % L.kvC;
+  const long dst = (static_cast<long>(b) * Tmax + pos) * L.kvC + c;
+  kcache[dst] = qkv[L.k(b, 0) + c];
+  vcache[dst] = qkv[L.v(b, 0) + c];
 }
 
 // One thread per (batch, head): max, normaliser, then the weighted sum, recomputing the scores
 // instead of keeping a per-thread array of up to Tmax floats.
 __global__ void attention_decode_kernel(float* out, const float* kcache, const float* vcache, const float* qkv, int B,
-                                        int C, int NH, int pos, int Tmax) {
+                                        int C, int NH, int NKV, int pos, int Tmax) {
   const int bh = blockIdx.x * blockDim.x + threadIdx.x;
   if (bh >= B * NH) return;
-  const int h = bh % NH, b = bh / NH, hs = C / NH;
+  const QkvLayout L(C, NH, NKV);
+  const int h = bh % NH, b = bh / NH, g = L.group(h), hs = L.hs, kvC = L.kvC;
   const float scale = rsqrtf(static_cast<float>(hs));
-  const float* q = qkv + static_cast<long>(b) * 3 * C + h * hs;
+  const float* q = qkv + L.q(b, h);
   auto score = [&](int t2) {
-    const float* k = kcache + (static_cast<long>(b) * Tmax + t2) * C + h * hs;
+    const float* k = kcache + (static_cast<long>(b) * Tmax + t2) * kvC + g * hs;
     float dot = 0;
     for (int i = 0; i < hs; ++i) dot += q[i] * k[i];
     return dot * scale;
@@ -108,25 +133,29 @@ __global__ void attention_decode_kernel(float* out, const float* kcache, const f
   for (int i = 0; i < hs; ++i) o[i] = 0;
   for (int t2 = 0; t2 <= pos; ++t2) {
     const float a = expf(score(t2) - maxv) / sum;
-    const float* v = vcache + (static_cast<long>(b) * Tmax + t2) * C + h * hs;
+    const float* v = vcache + (static_cast<long>(b) * Tmax + t2) * kvC + g * hs;
     for (int i = 0; i < hs; ++i) o[i] += a * v[i];
   }
 }
 
-void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH) {
-  attention_forward_kernel<<<blocks_for(static_cast<long>(B) * NH * T, 128), 128>>>(out, att, qkv, B, T, C, NH);
+void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH, int NKV) {
+  attention_forward_kernel<<<blocks_for(static_cast<long>(B) * NH * T, 128), 128>>>(out, att, qkv, B, T, C, NH, NKV);
   RV_CUDA_LAUNCHED("attention_forward");
 }
 
-void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C, int NH) {
-  attention_backward_kernel<<<blocks_for(static_cast<long>(B) * NH, 64), 64>>>(dqkv, dout, qkv, att, B, T, C, NH);
+void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C, int NH,
+                        int NKV) {
+  attention_backward_kernel<<<blocks_for(static_cast<long>(B) * NKV, 64), 64>>>(dqkv, dout, qkv, att, B, T, C, NH, NKV);
   RV_CUDA_LAUNCHED("attention_backward");
 }
 
-void attention_decode(float* out, float* kcache, float* vcache, const float* qkv, int B, int C, int NH, int pos, int Tmax) {
-  kv_store_kernel<<<blocks_for(static_cast<long>(B) * C, 256), 256>>>(kcache, vcache, qkv, B, C, pos, Tmax);
+void attention_decode(float* out, float* kcache, float* vcache, const float* qkv, int B, int C, int NH, int NKV, int pos,
+                      int Tmax) {
+  const long kv = static_cast<long>(B) * NKV * (C / NH);
+  kv_store_kernel<<<blocks_for(kv, 256), 256>>>(kcache, vcache, qkv, B, C, NH, NKV, pos, Tmax);
   RV_CUDA_LAUNCHED("attention_decode");
-  attention_decode_kernel<<<blocks_for(static_cast<long>(B) * NH, 64), 64>>>(out, kcache, vcache, qkv, B, C, NH, pos, Tmax);
+  attention_decode_kernel<<<blocks_for(static_cast<long>(B) * NH, 64), 64>>>(out, kcache, vcache, qkv, B, C, NH, NKV, pos,
+                                                                            Tmax);
   RV_CUDA_LAUNCHED("attention_decode");
 }
 

@@ -60,16 +60,33 @@ class CudaBackend final : public Backend {
                        int C, int OC) override {
     cuda::matmul_backward(dinp, dw, dbias, dout, inp, w, N, C, OC);
   }
-  void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH) override {
-    cuda::attention_forward(out, att, qkv, B, T, C, NH);
+  void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* w, int N, int C, float eps) override {
+    cuda::rmsnorm_forward(out, rstd, inp, w, N, C, eps);
   }
-  void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C,
-                          int NH) override {
-    cuda::attention_backward(dqkv, dout, qkv, att, B, T, C, NH);
+  void rmsnorm_backward(float* dinp, float* dw, const float* dout, const float* inp, const float* w, const float* rstd,
+                        int N, int C) override {
+    cuda::rmsnorm_backward(dinp, dw, dout, inp, w, rstd, N, C);
   }
-  void attention_decode(float* out, float* kcache, float* vcache, const float* qkv, int B, int C, int NH, int pos,
+  void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH, int NKV) override {
+    cuda::attention_forward(out, att, qkv, B, T, C, NH, NKV);
+  }
+  void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C, int NH,
+                          int NKV) override {
+    cuda::attention_backward(dqkv, dout, qkv, att, B, T, C, NH, NKV);
+  }
+  void attention_decode(float* out, float* kcache, float* vcache, const float* qkv, int B, int C, int NH, int NKV, int pos,
                         int Tmax) override {
-    cuda::attention_decode(out, kcache, vcache, qkv, B, C, NH, pos, Tmax);
+    cuda::attention_decode(out, kcache, vcache, qkv, B, C, NH, NKV, pos, Tmax);
+  }
+  void rope_forward(float* x, int B, int T, int heads, int hd, int stride, int pos0, float theta) override {
+    cuda::rope_forward(x, B, T, heads, hd, stride, pos0, theta);
+  }
+  void rope_backward(float* dx, int B, int T, int heads, int hd, int stride, int pos0, float theta) override {
+    cuda::rope_backward(dx, B, T, heads, hd, stride, pos0, theta);
+  }
+  void swiglu_forward(float* out, const float* inp, int N, int I) override { cuda::swiglu_forward(out, inp, N, I); }
+  void swiglu_backward(float* dinp, const float* inp, const float* dout, int N, int I) override {
+    cuda::swiglu_backward(dinp, inp, dout, N, I);
   }
   void gelu_forward(float* out, const float* inp, int N) override { cuda::gelu_forward(out, inp, N); }
   void gelu_backward(float* dinp, const float* inp, const float* dout, int N) override {

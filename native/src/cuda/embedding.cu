@@ -1,4 +1,5 @@
-// embedding: token plus position embeddings (CUDA mirror of cpu/embedding.cc).
+// embedding: token plus position embeddings; wpe null means no position table (CUDA mirror of
+// cpu/embedding.cc).
 #include "cuda/ops.cuh"
 
 namespace revenant::cuda {
@@ -10,7 +11,8 @@ __global__ void embedding_forward_kernel(float* out, const int* tokens, const fl
   const int c = i % C;
   const long bt = i / C;
   const int t = bt % T;
-  out[i] = wte[static_cast<long>(tokens[bt]) * C + c] + wpe[static_cast<long>(pos0 + t) * C + c];
+  const float te = wte[static_cast<long>(tokens[bt]) * C + c];
+  out[i] = wpe ? te + wpe[static_cast<long>(pos0 + t) * C + c] : te;
 }
 
 // One thread per channel walks the positions in order: shared token rows without atomics.
@@ -21,7 +23,7 @@ __global__ void embedding_backward_kernel(float* dwte, float* dwpe, const float*
   for (long bt = 0; bt < static_cast<long>(B) * T; ++bt) {
     const float d = dout[bt * C + c];
     dwte[static_cast<long>(tokens[bt]) * C + c] += d;
-    dwpe[static_cast<long>(pos0 + bt % T) * C + c] += d;
+    if (dwpe) dwpe[static_cast<long>(pos0 + bt % T) * C + c] += d;
   }
 }
 

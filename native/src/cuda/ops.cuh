@@ -33,9 +33,18 @@ void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, co
 void matmul_forward(float* out, const float* inp, const float* w, const float* bias, int N, int C, int OC);
 void matmul_backward(float* dinp, float* dw, float* dbias, const float* dout, const float* inp, const float* w, int N,
                      int C, int OC);
-void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH);
-void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C, int NH);
-void attention_decode(float* out, float* kcache, float* vcache, const float* qkv, int B, int C, int NH, int pos, int Tmax);
+void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* w, int N, int C, float eps);
+void rmsnorm_backward(float* dinp, float* dw, const float* dout, const float* inp, const float* w, const float* rstd,
+                      int N, int C);
+void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH, int NKV);
+void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C, int NH,
+                        int NKV);
+void attention_decode(float* out, float* kcache, float* vcache, const float* qkv, int B, int C, int NH, int NKV, int pos,
+                      int Tmax);
+void rope_forward(float* x, int B, int T, int heads, int hd, int stride, int pos0, float theta);
+void rope_backward(float* dx, int B, int T, int heads, int hd, int stride, int pos0, float theta);
+void swiglu_forward(float* out, const float* inp, int N, int I);
+void swiglu_backward(float* dinp, const float* inp, const float* dout, int N, int I);
 void gelu_forward(float* out, const float* inp, int N);
 void gelu_backward(float* dinp, const float* inp, const float* dout, int N);
 void residual_forward(float* out, const float* a, const float* b, int N);

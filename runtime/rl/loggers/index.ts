@@ -18,7 +18,8 @@ import { TensorBoardLogger } from "./tensorboard.ts";
 export interface Sample {
   prompt: string;
   response: string;
-  reward: number;
+  /** null: the reward failed on this response. */
+  reward: number | null;
 }
 
 /** `{ a: { b: 1 } }` → `{ "a.b": "1" }`: a config as MLflow params. */
@@ -34,7 +35,7 @@ export function flatten(value: unknown, prefix = "", out: Record<string, string>
 /** Samples as a markdown table (cells escaped so a `|` in a response cannot break the table). */
 export function samplesMarkdown(samples: readonly Sample[]): string {
   const cell = (s: string) => (s === "" ? "(empty)" : s.replace(/\\/g, "\\\\").replace(/\|/g, "\\|").replace(/\n/g, " "));
-  return ["| prompt | response | reward |", "|---|---|---|", ...samples.map((s) => `| ${cell(s.prompt)} | ${cell(s.response)} | ${s.reward.toFixed(3)} |`)].join("\n");
+  return ["| prompt | response | reward |", "|---|---|---|", ...samples.map((s) => `| ${cell(s.prompt)} | ${cell(s.response)} | ${s.reward === null ? "failed" : s.reward.toFixed(3)} |`)].join("\n");
 }
 
 export class JobLoggers {

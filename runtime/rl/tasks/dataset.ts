@@ -48,11 +48,11 @@ export interface LoaderPosition {
 }
 
 /** Batches of training prompts; each epoch is a fresh permutation seeded by (seed, epoch). */
-export class DataLoader {
+export class DataLoader<T> {
   private order: number[] = [];
   private position: LoaderPosition = { epoch: 0, offset: 0 };
 
-  constructor(private readonly prompts: readonly string[], private readonly batchSize: number, private readonly seed: number) {
+  constructor(private readonly prompts: readonly T[], private readonly batchSize: number, private readonly seed: number) {
     this.seek({ epoch: 0, offset: 0 });
   }
 
@@ -67,8 +67,8 @@ export class DataLoader {
   }
 
   /** The next batch, wrapping into a new epoch when this one runs out. */
-  next(): string[] {
-    const out: string[] = [];
+  next(): T[] {
+    const out: T[] = [];
     while (out.length < this.batchSize) {
       if (this.position.offset >= this.order.length) this.seek({ epoch: this.position.epoch + 1, offset: 0 });
       out.push(this.prompts[this.order[this.position.offset++]!]!);

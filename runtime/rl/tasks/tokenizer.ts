@@ -2,7 +2,13 @@
  * The shared vocabulary of the shipped tasks: 16 tokens, one per symbol.
  *
  *   0 PAD   1 BOS   2 EOS   3 "="   4..13 "0".."9"   14 "+"   15 ","
+ *
+ * `taskTokenizer` is the same vocabulary behind the TextTokenizer contract
+ * (runtime/rl/text/tokenizer.ts); `encode`, `decode` and `promptTokens` are what the digit
+ * tasks have always used.
  */
+import { checkTokenIds, type TextTokenizer } from "../text/tokenizer.ts";
+
 export const PAD = 0;
 export const BOS = 1;
 export const EOS = 2;
@@ -36,3 +42,24 @@ export function decode(tokens: ArrayLike<number>): { text: string; ended: boolea
 export function promptTokens(text: string): number[] {
   return [BOS, ...encode(text)];
 }
+
+/**
+ * The task vocabulary as a TextTokenizer: `encode` with special tokens is `promptTokens` (BOS,
+ * then one id per symbol); `decode` renders every id (PAD, BOS and EOS as "<pad>", "<bos>",
+ * "<eos>" unless skipped) and, unlike `decode` above, does not stop at EOS.
+ */
+export const taskTokenizer: TextTokenizer = {
+  vocabSize: VOCAB_SIZE,
+  eosId: EOS,
+  padId: PAD,
+  bosId: BOS,
+  stopIds: [EOS],
+  encode: (text, { addSpecialTokens }) => (addSpecialTokens ? promptTokens(text) : encode(text)),
+  decode(ids, { skipSpecialTokens }) {
+    checkTokenIds(ids, VOCAB_SIZE);
+    let text = "";
+    for (let i = 0; i < ids.length; i++) if (!(skipSpecialTokens && ids[i]! < SEP)) text += SYMBOLS[ids[i]!];
+    return text;
+  },
+  isSpecial: (id) => Number.isInteger(id) && id >= 0 && id < SEP,
+};

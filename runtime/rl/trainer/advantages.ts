@@ -2,7 +2,8 @@
  * Advantage estimators over token batches laid out [rows, seqLen], with `mask` 1 on response
  * tokens. Position t of values/advantages/returns belongs to token t (DESIGN's convention).
  *
- * - GAE: the sequence score is the reward of the last response token; δ_t = r_t + γ·V_{t+1} − V_t;
+ * - GAE: the sequence score is the reward of the last response token (plus any per-token reward,
+ *   such as a KL penalty, on every response token); δ_t = r_t + γ·V_{t+1} − V_t;
  *   A_t = Σ (γλ)^k δ_{t+k}; returns R_t = A_t + V_t. Advantages are then whitened over the batch.
  * - GRPO: no critic; each response's score is normalised within its group of `groupSize`
  *   responses to one prompt, (s − mean) / (std + ε) (or s − mean alone, without the std), and
@@ -28,7 +29,8 @@ function responsePositions(layout: TokenLayout, row: number): number[] {
   return out;
 }
 
-export function gae(layout: TokenLayout, scores: ArrayLike<number>, values: Float32Array, gamma: number, lam: number): GaeResult {
+/** `tokenRewards` (optional, [rows, seqLen]) are added to each response token's reward: a KL penalty, say. */
+export function gae(layout: TokenLayout, scores: ArrayLike<number>, values: Float32Array, gamma: number, lam: number, tokenRewards?: Float32Array): GaeResult {
   const n = layout.rows * layout.seqLen;
   const advantages = new Float32Array(n);
   const returns = new Float32Array(n);
@@ -38,7 +40,7 @@ export function gae(layout: TokenLayout, scores: ArrayLike<number>, values: Floa
     let nextValue = 0;
     for (let i = pos.length - 1; i >= 0; i--) {
       const t = pos[i]!;
-      const r = i === pos.length - 1 ? scores[row]! : 0;
+      const r = (i === pos.length - 1 ? scores[row]! : 0) + (tokenRewards?.[t] ?? 0);
       const delta = r + gamma * nextValue - values[t]!;
       next = delta + gamma * lam * next;
       advantages[t] = next;

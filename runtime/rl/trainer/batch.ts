@@ -1,9 +1,7 @@
 /**
  * Turns prompts and sampled responses into the padded token batch every role consumes:
- * [rows, seqLen] tokens (PAD after each sequence), mask 1 on response tokens (EOS included).
+ * [rows, seqLen] tokens (the tokenizer's pad id after each sequence), mask 1 on response tokens (EOS included).
  */
-import { PAD } from "../tasks/tokenizer.ts";
-
 export interface SequenceBatch {
   tokens: Int32Array;
   mask: Float32Array;
@@ -17,9 +15,9 @@ export interface SequenceBatch {
  * `prompts[r]` are token ids; `responses` is [rows, maxNewTokens] with `lengths[r]` valid tokens.
  * seqLen is fixed by the longest prompt plus maxNewTokens, so batches of a job share a shape.
  */
-export function buildBatch(prompts: readonly ArrayLike<number>[], responses: Int32Array, lengths: Int32Array, maxNewTokens: number, seqLen: number): SequenceBatch {
+export function buildBatch(prompts: readonly ArrayLike<number>[], responses: Int32Array, lengths: Int32Array, maxNewTokens: number, seqLen: number, padId = 0): SequenceBatch {
   const rows = prompts.length;
-  const tokens = new Int32Array(rows * seqLen).fill(PAD);
+  const tokens = new Int32Array(rows * seqLen).fill(padId);
   const mask = new Float32Array(rows * seqLen);
   for (let r = 0; r < rows; r++) {
     const p = prompts[r]!;

@@ -8,24 +8,25 @@ import type { ActorRollout } from "../../../roles/actor_rollout.ts";
 import type { Critic } from "../../../roles/critic.ts";
 import type { UpdatePlan } from "../../../roles/index.ts";
 import type { RefPolicy } from "../../../roles/ref_policy.ts";
+import type { Reward } from "../../../roles/reward.ts";
 import type { Sample } from "../loggers/index.ts";
 import type { ActorRef } from "../../core/supervisor/actor_ref.ts";
-import { reward } from "../tasks/tasks.ts";
-import { decode, EOS, promptTokens } from "../tasks/tokenizer.ts";
 import { gae, grpo } from "./advantages.ts";
 import { buildBatch, type SequenceBatch } from "./batch.ts";
+import { localReward, responseText, type JobPrompt } from "./job_data.ts";
 import type { JobPlan } from "./plan.ts";
 
-/** The role actors of a job, typed against their classes; critic and ref only when used. */
+/** The role actors of a job, typed against their classes; critic, ref and reward only when used. */
 export interface JobActors {
   actor: ActorRef<ActorRollout>;
   critic?: ActorRef<Critic>;
   ref?: ActorRef<RefPolicy>;
+  reward?: ActorRef<Reward>;
 }
 
 export interface Rollout {
   /** One prompt per row (each prompt repeated rollout_n times). */
-  prompts: string[];
+  prompts: JobPrompt[];
   gen: GenerateResult;
   batch: SequenceBatch;
 }
@@ -33,41 +34,86 @@ export interface Rollout {
 /** The token view every role consumes. */
 export const tokenBatch = (b: SequenceBatch): TokenBatch => ({ tokens: b.tokens, mask: b.mask, batch: b.batch, seqLen: b.seqLen });
 
-/** rollout: `rollout_n` sampled responses per prompt, packed into one padded batch. */
-export async function rollout(plan: JobPlan, actors: JobActors, step: number, batchPrompts: readonly string[]): Promise<Rollout> {
-  const prompts = batchPrompts.flatMap((p) => Array<string>(plan.groupSize).fill(p));
-  const promptToks = prompts.map((p) => Int32Array.from(promptTokens(p)));
-  const gen = await actors.actor.call("generate", promptToks, {
-    maxNewTokens: plan.maxNew, temperature: plan.config.worker.actor.temperature, seed: plan.seed(step, "generate"), eosToken: EOS,
-  });
-  return { prompts, gen, batch: buildBatch(promptToks, gen.tokens, gen.lengths, plan.maxNew, plan.seqLen) };
+/** Generation options shared by rollouts and validation: the job's response budget and stop token. */
+function generateOptions(plan: JobPlan, temperature: number, seed: number) {
+  return { maxNewTokens: plan.maxNew, temperature, seed, eosToken: plan.data.tokenizer.eosId };
 }
 
-/** score: each row's task reward (its response decoded up to EOS, judged against its prompt). */
-export function score(plan: JobPlan, prompts: readonly string[], gen: GenerateResult): Float32Array {
-  const scores = new Float32Array(prompts.length);
-  for (let r = 0; r < prompts.length; r++) {
-    const row = gen.tokens.subarray(r * plan.maxNew, r * plan.maxNew + gen.lengths[r]!);
-    const { text, ended } = decode(row);
-    scores[r] = reward(plan.dataset.task, prompts[r]!, text, ended);
+/** rollout: `rollout_n` sampled responses per prompt, packed into one padded batch. */
+export async function rollout(plan: JobPlan, actors: JobActors, step: number, batchPrompts: readonly JobPrompt[]): Promise<Rollout> {
+  const prompts = batchPrompts.flatMap((p) => Array<JobPrompt>(plan.groupSize).fill(p));
+  const promptToks = prompts.map((p) => p.ids);
+  const gen = await actors.actor.call("generate", promptToks, generateOptions(plan, plan.config.worker.actor.temperature, plan.seed(step, "generate")));
+  return { prompts, gen, batch: buildBatch(promptToks, gen.tokens, gen.lengths, plan.maxNew, plan.seqLen, plan.data.tokenizer.padId) };
+}
+
+/** What the reward made of a batch of responses. */
+export interface Scores {
+  scores: Float32Array;
+  /** 1 where the reward failed for that row (no score: the row is left out of the update). */
+  failed: Uint8Array;
+  /** "row i: reason" of each failure. */
+  errors: string[];
+  /** Each row's response text (up to its stop token). */
+  responses: string[];
+}
+
+/** The response text of row r of a generation. */
+function response(plan: JobPlan, gen: GenerateResult, r: number): { text: string; ended: boolean } {
+  return responseText(plan.data.tokenizer, gen.tokens.subarray(r * plan.maxNew, r * plan.maxNew + gen.lengths[r]!));
+}
+
+/**
+ * score: each row's reward (its response decoded up to the stop token, judged against its
+ * prompt and answer) by the task or built-in reward here, or by the reward actor.
+ */
+export async function score(plan: JobPlan, actors: JobActors, prompts: readonly JobPrompt[], gen: GenerateResult): Promise<Scores> {
+  const texts = prompts.map((_, r) => response(plan, gen, r));
+  const responses = texts.map((t) => t.text);
+  if (plan.data.reward.kind === "module") {
+    if (!actors.reward) throw new TypeError("a reward module needs the reward actor");
+    const items = prompts.map((p, r) => ({ prompt: p.text, response: responses[r]!, answer: p.answer }));
+    const out = await actors.reward.callWith({ deadline: plan.config.reward.call_deadline_s }, "score", items);
+    return { ...out, responses };
   }
-  return scores;
+  const scores = new Float32Array(prompts.length);
+  const failed = new Uint8Array(prompts.length);
+  const errors: string[] = [];
+  for (let r = 0; r < prompts.length; r++) {
+    try {
+      scores[r] = localReward(plan.data.reward, prompts[r]!, texts[r]!)!;
+    } catch (e) {
+      failed[r] = 1;
+      errors.push(`row ${r}: ${(e as Error).message}`);
+    }
+  }
+  return { scores, failed, errors, responses };
+}
+
+/** Rows whose reward failed get no loss weight: they are left out of the update, not scored 0. */
+export function dropFailedRows(batch: SequenceBatch, failed: Uint8Array): void {
+  for (let r = 0; r < batch.batch; r++) if (failed[r]) batch.mask.fill(0, r * batch.seqLen, (r + 1) * batch.seqLen);
 }
 
 export interface ReferenceAndValues {
   oldLogprobs: Float32Array;
   refLogprobs?: Float32Array;
   values?: Float32Array;
+  /** Wall seconds of each call (they run side by side): timing_s/old_log_prob, timing_s/ref, timing_s/values. */
+  timing: Record<string, number>;
 }
 
 /** reference/values: the policy's own log-probs, the reference's, and the critic's values, at once. */
 export async function referenceAndValues(actors: JobActors, batch: TokenBatch): Promise<ReferenceAndValues> {
-  const [oldLogprobs, refLogprobs, values] = await Promise.all([
-    actors.actor.call("logprobs", batch),
-    actors.ref?.call("logprobs", batch),
-    actors.critic?.call("values", batch),
+  const [[oldLogprobs, oldS], ref, critic] = await Promise.all([
+    clocked(actors.actor.call("logprobs", batch)),
+    actors.ref && clocked(actors.ref.call("logprobs", batch)),
+    actors.critic && clocked(actors.critic.call("values", batch)),
   ]);
-  return { oldLogprobs, ...(refLogprobs ? { refLogprobs } : {}), ...(values ? { values } : {}) };
+  const timing: Record<string, number> = { "timing_s/old_log_prob": oldS };
+  if (ref) timing["timing_s/ref"] = ref[1];
+  if (critic) timing["timing_s/values"] = critic[1];
+  return { oldLogprobs, timing, ...(ref ? { refLogprobs: ref[0] } : {}), ...(critic ? { values: critic[0] } : {}) };
 }
 
 export interface Advantages {
@@ -76,13 +122,25 @@ export interface Advantages {
   returns?: Float32Array;
 }
 
-/** advantages: GAE with the critic's values, or GRPO's group-normalised scores. */
-export function advantages(plan: JobPlan, batch: SequenceBatch, scores: Float32Array, values: Float32Array | undefined): Advantages {
+/**
+ * The KL penalty folded into the reward (algorithm.use_kl_in_reward): per response token,
+ * −kl_coef · (log π_old − log π_ref), the "kl" estimator of classic PPO for language models.
+ */
+export function klPenalty(plan: JobPlan, batch: SequenceBatch, rv: ReferenceAndValues): Float32Array | undefined {
+  if (!plan.klInReward || !rv.refLogprobs) return undefined;
+  const beta = plan.config.algorithm.kl_coef;
+  const out = new Float32Array(batch.mask.length);
+  for (let i = 0; i < out.length; i++) if (batch.mask[i] !== 0) out[i] = -beta * (rv.oldLogprobs[i]! - rv.refLogprobs[i]!);
+  return out;
+}
+
+/** advantages: GAE with the critic's values (and the KL penalty as token rewards), or GRPO's group-normalised scores. */
+export function advantages(plan: JobPlan, batch: SequenceBatch, scores: Float32Array, values: Float32Array | undefined, tokenRewards?: Float32Array): Advantages {
   const a = plan.config.algorithm;
   const layout = { rows: batch.batch, seqLen: batch.seqLen, mask: batch.mask };
   if (plan.useCritic) {
     if (!values) throw new TypeError("GAE needs the critic's values");
-    return gae(layout, scores, values, a.gamma, a.lam);
+    return gae(layout, scores, values, a.gamma, a.lam, tokenRewards);
   }
   return { advantages: grpo(layout, scores, plan.groupSize, a.norm_adv_by_std_in_grpo) };
 }
@@ -90,6 +148,9 @@ export function advantages(plan: JobPlan, batch: SequenceBatch, scores: Float32A
 export interface UpdateStats {
   actor: PolicyStepStats;
   critic?: ValueStepStats;
+  /** Wall seconds of each role's update (they run side by side). */
+  actorS: number;
+  criticS?: number;
 }
 
 /** The epochs/mini-batch plan of one role's update, seeded by (step, role). */
@@ -98,23 +159,30 @@ export function updatePlan(plan: JobPlan, step: number, role: "actor" | "critic"
   return { epochs: w.ppo_epochs, miniBatchSize: w.ppo_mini_batch_size, seed: plan.seed(step, "update", role) };
 }
 
+/** Awaits `p`, with the wall seconds from now until it settled. */
+async function clocked<T>(p: Promise<T>): Promise<[T, number]> {
+  const t = performance.now();
+  const out = await p;
+  return [out, (performance.now() - t) / 1000];
+}
+
 /** update: the critic's value update and the policy's PPO update, side by side. */
 export async function update(plan: JobPlan, actors: JobActors, step: number, batch: TokenBatch, rv: ReferenceAndValues, adv: Advantages): Promise<UpdateStats> {
   const w = plan.config.worker;
   const [critic, actor] = await Promise.all([
-    actors.critic?.call("update",
+    actors.critic && clocked(actors.critic.call("update",
       { ...batch, returns: adv.returns!, oldValues: rv.values! },
       { lr: w.critic.lr, weightDecay: w.critic.weight_decay, maxGradNorm: w.critic.grad_clip, clipRange: w.critic.cliprange_value },
-      updatePlan(plan, step, "critic")),
-    actors.actor.call("update",
-      { ...batch, advantages: adv.advantages, oldLogprobs: rv.oldLogprobs, ...(rv.refLogprobs ? { refLogprobs: rv.refLogprobs } : {}) },
+      updatePlan(plan, step, "critic"))),
+    clocked(actors.actor.call("update",
+      { ...batch, advantages: adv.advantages, oldLogprobs: rv.oldLogprobs, ...(rv.refLogprobs && !plan.klInReward ? { refLogprobs: rv.refLogprobs } : {}) },
       {
         lr: w.actor.lr, weightDecay: w.actor.weight_decay, maxGradNorm: w.actor.grad_clip,
-        clipRatio: w.actor.clip_ratio, klCoef: plan.useRef ? plan.config.algorithm.kl_coef : 0, entropyCoef: w.actor.entropy_coeff,
+        clipRatio: w.actor.clip_ratio, klCoef: plan.useRef && !plan.klInReward ? plan.config.algorithm.kl_coef : 0, entropyCoef: w.actor.entropy_coeff,
       },
-      updatePlan(plan, step, "actor")),
+      updatePlan(plan, step, "actor"))),
   ]);
-  return { actor, ...(critic ? { critic } : {}) };
+  return { actor: actor[0], actorS: actor[1], ...(critic ? { critic: critic[0], criticS: critic[1] } : {}) };
 }
 
 export function mean(xs: ArrayLike<number>): number {
@@ -133,33 +201,60 @@ export function maskedMean(x: Float32Array, mask: Float32Array): number {
   return n ? s / n : 0;
 }
 
-/** metrics: the step's training metrics, named as RL trainers name them. */
-export function trainingMetrics(r: Rollout, scores: Float32Array, rv: ReferenceAndValues, adv: Advantages, stats: UpdateStats): Record<string, number> {
+/** Mean over rows of each row's masked mean (verl's sequence-mean of a token quantity). */
+function sequenceMean(x: Float32Array, mask: Float32Array, rows: number, seqLen: number): number {
+  let s = 0;
+  for (let r = 0; r < rows; r++) s += maskedMean(x.subarray(r * seqLen, (r + 1) * seqLen), mask.subarray(r * seqLen, (r + 1) * seqLen));
+  return rows ? s / rows : 0;
+}
+
+/** metrics: the step's training metrics, named as verl names them. */
+export function trainingMetrics(plan: JobPlan, r: Rollout, sc: Scores, rv: ReferenceAndValues, adv: Advantages, stats: UpdateStats): Record<string, number> {
+  const { mask, batch: rows, seqLen } = r.batch;
+  const scored = sc.scores.filter((_, i) => !sc.failed[i]);
   const m: Record<string, number> = {
-    "critic/score/mean": mean(scores),
-    "critic/score/max": Math.max(...scores),
-    "critic/score/min": Math.min(...scores),
+    "critic/score/mean": mean(scored),
+    "critic/score/max": scored.length ? Math.max(...scored) : 0,
+    "critic/score/min": scored.length ? Math.min(...scored) : 0,
+    "reward/failures": sc.errors.length,
     "response_length/mean": mean(r.gen.lengths),
     "actor/pg_loss": stats.actor.pgLoss,
-    "actor/kl": stats.actor.klLoss,
-    "actor/approx_kl": stats.actor.approxKl,
+    "actor/pg_clipfrac": stats.actor.clipFrac,
+    "actor/ppo_kl": stats.actor.approxKl,
     "actor/entropy": stats.actor.entropy,
-    "actor/clip_frac": stats.actor.clipFrac,
     "actor/grad_norm": stats.actor.gradNorm,
+    "actor/lr": plan.config.worker.actor.lr,
+    "timing_s/update_actor": stats.actorS,
   };
+  if (plan.useRef && rv.refLogprobs) {
+    if (plan.klInReward) {
+      // k1 estimate of KL(π_old ‖ π_ref) per sequence, averaged: what the reward was charged.
+      const kl = new Float32Array(mask.length);
+      for (let i = 0; i < kl.length; i++) kl[i] = rv.oldLogprobs[i]! - rv.refLogprobs[i]!;
+      m["actor/reward_kl_penalty"] = sequenceMean(kl, mask, rows, seqLen);
+      m["actor/reward_kl_penalty_coeff"] = plan.config.algorithm.kl_coef;
+    } else {
+      m["actor/kl_loss"] = stats.actor.klLoss;
+      m["actor/kl_coef"] = plan.config.algorithm.kl_coef;
+    }
+  }
   if (stats.critic && rv.values) {
     m["critic/vf_loss"] = stats.critic.vfLoss;
     m["critic/vf_clipfrac"] = stats.critic.vfClipFrac;
     m["critic/grad_norm"] = stats.critic.gradNorm;
-    m["critic/values/mean"] = maskedMean(rv.values, r.batch.mask);
+    m["critic/values/mean"] = maskedMean(rv.values, mask);
+    m["critic/returns/mean"] = maskedMean(adv.returns!, mask);
+    m["timing_s/update_critic"] = stats.criticS!;
   }
-  m["actor/advantages/mean"] = maskedMean(adv.advantages, r.batch.mask);
+  m["critic/advantages/mean"] = maskedMean(adv.advantages, mask);
   return m;
 }
 
 export interface Validation {
-  /** Mean reward over the held-out set. */
+  /** Mean reward over the held-out rows the reward could score. */
   score: number;
+  /** Held-out rows the reward failed on (left out of `score`). */
+  failures: number;
   /** The first few generations, for a look at what the policy writes. */
   samples: Sample[];
 }
@@ -168,17 +263,19 @@ export interface Validation {
 export async function evaluate(plan: JobPlan, actors: JobActors, sampleCount = 4): Promise<Validation> {
   const scores: number[] = [];
   const samples: Sample[] = [];
+  let failures = 0;
   const chunk = 256;
-  for (let i = 0; i < plan.dataset.val.length; i += chunk) {
-    const prompts = plan.dataset.val.slice(i, i + chunk);
-    const gen = await actors.actor.call("generate", prompts.map((p) => Int32Array.from(promptTokens(p))), {
-      maxNewTokens: plan.maxNew, temperature: 0, seed: 0, eosToken: EOS,
-    });
-    const rewards = score(plan, prompts, gen);
+  for (let i = 0; i < plan.data.val.length; i += chunk) {
+    const prompts = plan.data.val.slice(i, i + chunk);
+    const gen = await actors.actor.call("generate", prompts.map((p) => p.ids), generateOptions(plan, 0, 0));
+    const sc = await score(plan, actors, prompts, gen);
     for (let r = 0; r < prompts.length && samples.length < sampleCount; r++) {
-      samples.push({ prompt: prompts[r]!, response: decode(gen.tokens.subarray(r * plan.maxNew, r * plan.maxNew + gen.lengths[r]!)).text, reward: rewards[r]! });
+      samples.push({ prompt: prompts[r]!.text, response: sc.responses[r]!, reward: sc.failed[r] ? null : sc.scores[r]! });
     }
-    scores.push(...rewards);
+    for (let r = 0; r < prompts.length; r++) {
+      if (sc.failed[r]) failures++;
+      else scores.push(sc.scores[r]!);
+    }
   }
-  return { score: mean(scores), samples };
+  return { score: mean(scores), failures, samples };
 }

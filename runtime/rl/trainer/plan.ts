@@ -1,12 +1,14 @@
 /**
- * What is fixed for a job before anything starts: the dataset, the shapes (sequence length,
- * response budget), the seeds, the actors to start and their options. `checkJobConfig` runs the
+ * What is fixed for a job before anything starts: its data (job_data.ts), the shapes (sequence
+ * length, response budget), each role's model, the seeds, the actors to start and their options. `checkJobConfig` runs the
  * same checks without starting anything (the HTTP service uses it to refuse a job up front).
  */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { Config } from "../../../config/schema.ts";
-import type { ModelRoleOptions } from "../../../roles/index.ts";
-import { makeDataset, type Dataset } from "../tasks/dataset.ts";
-import { promptTokens, VOCAB_SIZE } from "../tasks/tokenizer.ts";
+import { modelConfigFromHf } from "../../../native/hf/config.ts";
+import type { ModelRoleOptions, RoleModel } from "../../../roles/index.ts";
+import { JobDataError, loadJobData, taskData, type JobData } from "./job_data.ts";
 import { deriveSeed } from "./seeds.ts";
 
 /** A configuration that validates key by key but cannot run as a whole (shapes, data sizes). */
@@ -17,15 +19,39 @@ export class JobConfigError extends RangeError {
   }
 }
 
-/** Checks that a configuration can run (sizes fit the task) without starting anything; the plan it made. */
-export function checkJobConfig(config: Config): JobPlan {
-  let dataset: Dataset;
+/**
+ * Checks that a configuration can run (data, shapes, models) without starting anything; the plan
+ * it made. Reads data files and tokenizers, so call it before a job folder is made: a config
+ * that cannot run leaves nothing behind.
+ */
+export async function checkJobConfig(config: Config): Promise<JobPlan> {
+  return new JobPlan(config, await dataOf(() => loadJobData(config)));
+}
+
+/** `checkJobConfig` for the shipped tasks alone, synchronously (no files to read). */
+export function checkTaskJobConfig(config: Config): JobPlan {
+  if (config.data.train_files.length > 0) throw new JobConfigError("data.train_files", "data files are read asynchronously: use checkJobConfig");
+  let data: JobData;
   try {
-    dataset = makeDataset(config.data);
+    data = taskData(config);
   } catch (e) {
-    throw new JobConfigError("data", (e as Error).message);
+    throw asConfigError(e);
   }
-  return new JobPlan(config, dataset);
+  return new JobPlan(config, data);
+}
+
+async function dataOf(load: () => Promise<JobData>): Promise<JobData> {
+  try {
+    return await load();
+  } catch (e) {
+    throw asConfigError(e);
+  }
+}
+
+function asConfigError(e: unknown): unknown {
+  if (e instanceof JobDataError) return new JobConfigError(e.path, e.message);
+  if (e instanceof RangeError || e instanceof TypeError) return new JobConfigError("data", (e as Error).message);
+  return e;
 }
 
 /** Everything fixed for a job: shapes, seeds, the actors' options. */
@@ -35,33 +61,78 @@ export class JobPlan {
   readonly groupSize: number;
   readonly useCritic: boolean;
   readonly useRef: boolean;
+  /** The KL penalty is charged in the reward (GAE token rewards), not in the policy loss. */
+  readonly klInReward: boolean;
+  /** The policy is a Llama-family model: it can be saved as a Hugging Face folder. */
+  readonly exportsHf: boolean;
+  /** Each role's model: sizes and, for a Hugging Face folder, where its weights are. */
+  private readonly models: Record<"actor" | "critic", RoleModel>;
 
-  constructor(readonly config: Config, readonly dataset: Dataset) {
+  constructor(readonly config: Config, readonly data: JobData) {
     const actor = config.worker.actor;
     this.maxNew = actor.max_new_tokens;
     this.groupSize = actor.rollout_n;
     this.useCritic = config.algorithm.adv_estimator === "gae";
     this.useRef = config.algorithm.kl_coef > 0;
-    const longestPrompt = Math.max(...[...dataset.train, ...dataset.val].map((p) => promptTokens(p).length));
+    this.klInReward = this.useRef && config.algorithm.use_kl_in_reward;
+    let longestPrompt = 0;
+    for (const p of [...data.train, ...data.val]) longestPrompt = Math.max(longestPrompt, p.ids.length);
     this.seqLen = longestPrompt + this.maxNew;
-    const needed = dataset.task.maxAnswerLength(config.data.max_digits) + 1;
-    if (this.maxNew < needed) {
+    if (data.answerTokens !== undefined && this.maxNew < data.answerTokens) {
       throw new JobConfigError("worker.actor.max_new_tokens", `worker.actor.max_new_tokens=${this.maxNew} is too short: ${config.data.task} answers of up to ` +
-        `${config.data.max_digits} digits need ${needed} tokens with the end token`);
+        `${config.data.max_digits} digits need ${data.answerTokens} tokens with the end token`);
     }
-    for (const role of ["actor", "critic"] as const) {
-      const ctx = config.worker[role].model.context;
+    this.models = { actor: this.roleModel("actor"), critic: this.useCritic ? this.roleModel("critic") : this.roleModel("actor") };
+    this.exportsHf = this.models.actor.config.arch === "llama";
+    for (const role of this.useCritic ? ["actor", "critic"] as const : ["actor"] as const) {
+      const ctx = this.models[role].config.context;
       if (ctx < this.seqLen) {
         throw new JobConfigError(`worker.${role}.model.context`, `worker.${role}.model.context=${ctx} is too short: prompts of up to ${longestPrompt} tokens plus ` +
           `max_new_tokens=${this.maxNew} need ${this.seqLen}`);
+      }
+      const vocab = this.models[role].config.vocab;
+      if (vocab < data.tokenizer.vocabSize) {
+        throw new JobConfigError(`worker.${role}.model.path`, `the model of worker.${role} has ${vocab} token ids, fewer than the tokenizer's ${data.tokenizer.vocabSize}: they were not made for each other`);
       }
     }
     if (config.trainer.logger.includes("mlflow") && !/^https?:\/\/[^/]/.test(config.trainer.mlflow_tracking_uri)) {
       throw new JobConfigError("trainer.mlflow_tracking_uri", `trainer.logger includes mlflow, so trainer.mlflow_tracking_uri must be the tracking server's http(s) address (got ${JSON.stringify(config.trainer.mlflow_tracking_uri)})`);
     }
+    if (config.algorithm.use_kl_in_reward && !this.useCritic) {
+      throw new JobConfigError("algorithm.use_kl_in_reward", "algorithm.use_kl_in_reward=true charges the KL per token in GAE's rewards, so it needs algorithm.adv_estimator=gae (GRPO scores whole responses; keep the KL in the loss there)");
+    }
     if (config.algorithm.adv_estimator === "grpo" && this.groupSize < 2) {
       throw new JobConfigError("worker.actor.rollout_n", "algorithm.adv_estimator=grpo needs worker.actor.rollout_n ≥ 2 (responses per prompt to compare)");
     }
+  }
+
+  /**
+   * A role's model: a Hugging Face folder (its config.json read now, the weights by the role), or
+   * a new model of the configured sizes with the tokenizer's vocabulary. The critic without a
+   * folder of its own puts its value head on the policy's folder, as RL trainers do.
+   */
+  private roleModel(role: "actor" | "critic"): RoleModel {
+    const m = this.config.worker[role].model;
+    const path = m.path || (role === "critic" ? this.config.worker.actor.model.path : "");
+    const key = `worker.${role === "critic" && !m.path ? "actor" : role}.model.path`;
+    if (path) {
+      let json: unknown;
+      try {
+        json = JSON.parse(readFileSync(join(path, "config.json"), "utf8"));
+        const { vocab, context, width, layers, heads, kvHeads, intermediate, ropeTheta, normEps, tiedEmbeddings, attentionBias } = modelConfigFromHf(json, { source: join(path, "config.json") });
+        return { path, config: { arch: "llama", vocab, context, width, layers, heads, kvHeads, intermediate, ropeTheta, normEps, tiedEmbeddings, attentionBias } };
+      } catch (e) {
+        throw new JobConfigError(key, `${key}=${path}: ${(e as Error).message}`);
+      }
+    }
+    const base = { vocab: this.data.tokenizer.vocabSize, context: m.context, width: m.width, layers: m.layers, heads: m.heads };
+    if (m.arch === "gpt2") return { config: { ...base, arch: "gpt2" } };
+    return {
+      config: {
+        ...base, arch: "llama", kvHeads: m.kv_heads || m.heads, intermediate: m.intermediate || Math.ceil((8 * m.width) / 3 / 8) * 8,
+        ropeTheta: m.rope_theta, normEps: m.norm_eps, tiedEmbeddings: m.tied_embeddings, attentionBias: m.attention_bias,
+      },
+    };
   }
 
   seed(...tags: (string | number)[]): number {
@@ -70,16 +141,18 @@ export class JobPlan {
 
   roleOptions(role: "actor" | "critic" | "ref"): ModelRoleOptions {
     const w = this.config.worker;
-    const m = role === "critic" ? w.critic.model : w.actor.model;
-    // The reference is the initial policy: same sizes, same init seed.
+    // The reference is the initial policy: same model, same init seed.
     const initSeed = this.seed("init", role === "critic" ? "critic" : "policy");
-    return { model: { vocab: VOCAB_SIZE, ...m, seed: initSeed }, device: w[role].device };
+    const { path, config } = this.models[role === "critic" ? "critic" : "actor"];
+    return { model: { ...config, seed: initSeed }, ...(path ? { path } : {}), device: w[role].device };
   }
 
   childSpecs() {
     const specs = [{ id: "actor_rollout", role: "actor_rollout", options: { ...this.roleOptions("actor") } }];
     if (this.useCritic) specs.push({ id: "critic", role: "critic", options: { ...this.roleOptions("critic") } });
     if (this.useRef) specs.push({ id: "ref_policy", role: "ref_policy", options: { ...this.roleOptions("ref") } });
+    const reward = this.data.reward;
+    if (reward.kind === "module") specs.push({ id: "reward", role: "reward", options: { module: reward.path } as never });
     return specs;
   }
 }

@@ -27,7 +27,7 @@ function facts(m: Record<string, number>): string[] {
     `reward ${fmt(m["critic/score/mean"])}`,
     `val ${fmt(m["val/score"])}`,
     ...(failures ? [`failures ${failures}`] : []),
-    `kl ${fmt(m["actor/kl"], 4)}`,
+    `kl ${fmt(m["actor/ppo_kl"], 4)}`,
     `entropy ${fmt(m["actor/entropy"], 2)}`,
     `len ${fmt(m["response_length/mean"], 1)}`,
     `${fmt(m["timing_s/step"], 2)}s/step`,

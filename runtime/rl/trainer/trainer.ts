@@ -12,6 +12,7 @@
  * ```
  */
 import { createHash } from "node:crypto";
+import { readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../../../config/schema.ts";
 import type { ModelState } from "../../../native/policy_model.ts";
@@ -19,6 +20,7 @@ import type { ActorRollout } from "../../../roles/actor_rollout.ts";
 import type { Critic } from "../../../roles/critic.ts";
 import { SHIPPED_ROLES } from "../../../roles/index.ts";
 import type { RefPolicy } from "../../../roles/ref_policy.ts";
+import type { Reward } from "../../../roles/reward.ts";
 import { ChaosMonkey, type FaultPlan } from "../../core/chaos.ts";
 import { acquireLock } from "../../core/checkpoint/lock.ts";
 import { CheckpointStore } from "../../core/checkpoint/store.ts";
@@ -33,7 +35,8 @@ import type { RoleEntry } from "../../core/host/role.ts";
 import { Supervisor, type FailureReport } from "../../core/supervisor/supervisor.ts";
 import { DataLoader, type LoaderPosition } from "../tasks/dataset.ts";
 import { MetricsFile, type JobPaths } from "./job.ts";
-import { advantages, evaluate, referenceAndValues, rollout, score, tokenBatch, trainingMetrics, update, type JobActors } from "./phases.ts";
+import { advantages, dropFailedRows, evaluate, klPenalty, referenceAndValues, rollout, score, tokenBatch, trainingMetrics, update, type JobActors } from "./phases.ts";
+import { tokenizerDir, type JobPrompt } from "./job_data.ts";
 import { checkJobConfig, JobPlan } from "./plan.ts";
 import { JobLoggers } from "../loggers/index.ts";
 import type { RunEndStatus } from "../loggers/mlflow.ts";
@@ -41,6 +44,8 @@ import type { RunEndStatus } from "../loggers/mlflow.ts";
 export interface FitOptions {
   config: Config;
   job: JobPaths;
+  /** The config's checked plan (`checkJobConfig`), when the caller made it before creating the job folder. */
+  plan?: JobPlan;
   /** Continue from the job's last durable checkpoint. */
   resume?: boolean;
   /** Faults per second injected by the seeded chaos monkey; 0 = none. */
@@ -100,7 +105,7 @@ export class TrainingCancelledError extends Error {
   }
 }
 
-export { checkJobConfig, JobConfigError } from "./plan.ts";
+export { checkJobConfig, checkTaskJobConfig, JobConfigError } from "./plan.ts";
 
 interface TrainerState {
   step: number;
@@ -140,6 +145,7 @@ function jobActors(sup: Supervisor, plan: JobPlan, calls: StepCalls): JobActors 
     actor: ref<ActorRollout>("actor_rollout"),
     ...(plan.useCritic ? { critic: ref<Critic>("critic") } : {}),
     ...(plan.useRef ? { ref: ref<RefPolicy>("ref_policy") } : {}),
+    ...(plan.data.reward.kind === "module" ? { reward: ref<Reward>("reward") } : {}),
   };
 }
 
@@ -152,17 +158,19 @@ async function timed<T>(m: Record<string, number>, key: string, phase: () => Pro
 }
 
 /** One training step's phases; its metrics and the tokens it processed. */
-async function trainStep(plan: JobPlan, actors: JobActors, step: number, prompts: readonly string[]): Promise<{ metrics: Record<string, number>; tokens: number }> {
+async function trainStep(plan: JobPlan, actors: JobActors, step: number, prompts: readonly JobPrompt[]): Promise<{ metrics: Record<string, number>; tokens: number }> {
   const m: Record<string, number> = {};
   const r = await timed(m, "timing_s/gen", () => rollout(plan, actors, step, prompts));
-  const scores = score(plan, r.prompts, r.gen);
+  const sc = await timed(m, "timing_s/reward", () => score(plan, actors, r.prompts, r.gen));
+  dropFailedRows(r.batch, sc.failed);
   const batch = tokenBatch(r.batch);
-  const rv = await timed(m, "timing_s/old_log_prob", () => referenceAndValues(actors, batch));
-  const adv = advantages(plan, r.batch, scores, rv.values);
-  const stats = await timed(m, "timing_s/update", () => update(plan, actors, step, batch, rv, adv));
-  return { metrics: Object.assign(m, trainingMetrics(r, scores, rv, adv, stats)), tokens: r.batch.batch * r.batch.seqLen };
+  const rv = await referenceAndValues(actors, batch);
+  const t = performance.now();
+  const adv = advantages(plan, r.batch, sc.scores, rv.values, klPenalty(plan, r.batch, rv));
+  m["timing_s/adv"] = (performance.now() - t) / 1000;
+  const stats = await update(plan, actors, step, batch, rv, adv);
+  return { metrics: Object.assign(m, rv.timing, trainingMetrics(plan, r, sc, rv, adv, stats)), tokens: r.batch.batch * r.batch.seqLen };
 }
-
 
 /**
  * Runs (or resumes) a job. One process drives a job folder at a time: `<job>/job.lock` refuses a
@@ -170,7 +178,7 @@ async function trainStep(plan: JobPlan, actors: JobActors, step: number, prompts
  */
 export async function fit(o: FitOptions): Promise<FitResult> {
   // Generates the data set once (it is the slow part of the check) and hands the plan on.
-  const plan = checkJobConfig(o.config);
+  const plan = o.plan ?? (await checkJobConfig(o.config));
   const lock = acquireLock(join(o.job.dir, "job.lock"), `job ${o.job.id}`, { log: o.onNote ?? (() => {}) });
   try {
     return await train(o, plan);
@@ -183,12 +191,11 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
   const started = performance.now();
   const { config, job } = o;
   const note = o.onNote ?? (() => {});
-  const dataset = plan.dataset;
   const metrics = new MetricsRegistry();
   const events = new EventLog(job.events);
   const store = new CheckpointStore(job.checkpoints, config.checkpoint.keep, note);
   const metricsFile = new MetricsFile(job.metrics);
-  const loader = new DataLoader(dataset.train, config.data.train_batch_size, plan.seed("data"));
+  const loader = new DataLoader(plan.data.train, config.data.train_batch_size, plan.seed("data"));
   const sup = new Supervisor({ faultTolerance: config.fault_tolerance, roles: o.roles ?? SHIPPED_ROLES, metrics, events, output: o.output, name: job.id });
   let failure: FailureReport | undefined;
   sup.onFailure((r) => (failure ??= r));
@@ -208,6 +215,7 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
     await sup.start(plan.childSpecs());
     const actors = jobActors(sup, plan, calls);
     if (o.resume) await resumeFromCheckpoint();
+    for (const line of plan.data.notes) note(line);
     const startStep = state.step;
     loggers = await JobLoggers.open(config, job, note);
     if (state.initialValScore === undefined) {
@@ -235,11 +243,17 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
       if (every(config.trainer.val_interval)) {
         const v = await timed(m, "timing_s/testing", () => evaluate(plan, actors));
         m["val/score"] = v.score;
+        m["val/reward_failures"] = v.failures;
         loggers.samples(step, v.samples);
       }
       if (health.due(step)) await sup.probeHealth();
       Object.assign(state, { step, data: loader.state, metrics: metrics.save() });
-      if (every(config.checkpoint.interval)) await timed(m, "timing_s/save_checkpoint", () => saveCheckpoint(sup, store, step, state));
+      if (every(config.checkpoint.interval)) {
+        await timed(m, "timing_s/save_checkpoint", async () => {
+          await saveCheckpoint(sup, store, step, state);
+          if (config.checkpoint.save_hf_model === "every_checkpoint" && plan.exportsHf) await exportCheckpoint(plan, actors, job.dir, step);
+        });
+      }
       checkFailure();
       tokens += stepTokens;
       m["timing_s/step"] = (performance.now() - t0) / 1000;
@@ -255,6 +269,7 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
     await sup.settled().catch(rethrowFailure);
     checkFailure();
     const finalValScore = (metricsFile.read().at(-1)?.["val/score"]) ?? (await evaluate(plan, actors)).score;
+    if (config.checkpoint.save_hf_model !== "never" && plan.exportsHf) note(`policy saved as a Hugging Face folder: ${await exportPolicy(plan, actors, join(job.dir, "hf_model"))}`);
     const weightsSha256 = await weightsChecksum(sup);
     const totals = sup.actors().reduce((acc, a) => {
       const t = metrics.totals(a.role);
@@ -305,6 +320,21 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
     if (failure) throw new TrainingFailedError(failure, step);
     throw writeFailure ?? e;
   }
+}
+
+/** Writes the policy as a Hugging Face folder, with the job's tokenizer files; the folder. */
+async function exportPolicy(plan: JobPlan, actors: JobActors, dir: string): Promise<string> {
+  const tok = plan.data.tokenizer;
+  await actors.actor.call("exportHf", { dir, tokenizerDir: tokenizerDir(plan.config), eosTokenId: tok.eosId, padTokenId: tok.padId, ...(tok.bosId === undefined ? {} : { bosTokenId: tok.bosId }) });
+  return dir;
+}
+
+/** `<job>/hf_checkpoints/step-<n>`, keeping the newest `checkpoint.keep`. */
+async function exportCheckpoint(plan: JobPlan, actors: JobActors, jobDir: string, step: number): Promise<void> {
+  const root = join(jobDir, "hf_checkpoints");
+  await exportPolicy(plan, actors, join(root, `step-${step}`));
+  const steps = readdirSync(root).map((n) => /^step-(\d+)$/.exec(n)).filter((m) => m !== null).map((m) => Number(m![1])).sort((a, b) => b - a);
+  for (const old of steps.slice(plan.config.checkpoint.keep)) rmSync(join(root, `step-${old}`), { recursive: true, force: true });
 }
 
 async function saveCheckpoint(sup: Supervisor, store: CheckpointStore, step: number, state: TrainerState): Promise<void> {

@@ -17,6 +17,7 @@ import { formatDeviceInfo } from "../../../native/device_report.ts";
 import type { DeviceInfo } from "../../../native/types.ts";
 import { createJob, JobError, JobExistsError, openJob, type JobPaths } from "../../rl/trainer/job.ts";
 import { Progress } from "../../rl/trainer/progress.ts";
+import { checkJobConfig, type JobPlan } from "../../rl/trainer/plan.ts";
 import { fit, TrainingCancelledError, TrainingFailedError, type FitResult } from "../../rl/trainer/trainer.ts";
 
 /** How to run this CLI under the current runtime. */
@@ -163,6 +164,7 @@ export async function main(argv: string[]): Promise<number> {
     const faultPlan = values["fault-plan"] === undefined ? undefined : parseFaultPlan(values["fault-plan"]);
     let config: Config;
     let job: JobPaths;
+    let plan: JobPlan | undefined;
     if (values.resume) {
       if (values.config || positionals.length) throw new UsageError("--resume takes the job's saved configuration; drop --config and key=value arguments");
       if (values.job !== undefined) throw new UsageError("--resume continues the job in its own folder; drop --job");
@@ -173,6 +175,8 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(stringify(config));
         return 0;
       }
+      // A config that cannot run as a whole fails here, before its job folder exists.
+      plan = await checkJobConfig(config);
       job = createJob(config, values.job);
     }
     resumeHint = job.dir;
@@ -190,7 +194,7 @@ export async function main(argv: string[]): Promise<number> {
     process.on("SIGINT", () => onSignal("SIGINT"));
     process.on("SIGTERM", () => onSignal("SIGTERM"));
     const result = await fit({
-      config, job, resume: Boolean(values.resume), chaosRate, faultPlan, signal: cancel.signal,
+      config, job, plan, resume: Boolean(values.resume), chaosRate, faultPlan, signal: cancel.signal,
       onStep: (step, m) => {
         if (config.trainer.logger.includes("console") && !values.quiet) progress.step({ step, total: config.trainer.total_steps, metrics: m });
       },

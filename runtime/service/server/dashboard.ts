@@ -34,7 +34,7 @@ const CHARTS = [
   { id: "reward-chart", key: "critic/score/mean", title: "Reward", color: "#4fc3f7", zero: true },
   { id: "val-chart", key: "val/score", title: "Validation score", color: "#ffd54f", zero: true, dots: true },
   { id: "entropy-chart", key: "actor/entropy", title: "Entropy", color: "#ce93d8", zero: false },
-  { id: "kl-chart", key: "actor/kl", title: "KL to reference", color: "#aed581", zero: true },
+  { id: "kl-chart", key: "actor/ppo_kl", title: "KL to the rollout policy (ppo_kl)", color: "#aed581", zero: true },
 ];
 
 const CSS = `
@@ -361,7 +361,7 @@ function render() {
   const last = S.steps[S.steps.length - 1] || {}, val = lastVal();
   const valText = val ? fmt(val["val/score"]) + " (step " + val.step + ")" : v && !v.external && v.result ? fmt(v.result.finalValScore) : "-";
   $("job-facts").textContent = v ? "step " + v.step + "/" + (v.total_steps ?? "?") + " · reward " + fmt(last["critic/score/mean"]) +
-    " · val score " + valText + " · entropy " + short(last["actor/entropy"]) + " · kl " + short(last["actor/kl"]) +
+    " · val score " + valText + " · entropy " + short(last["actor/entropy"]) + " · kl " + short(last["actor/ppo_kl"]) +
     " · " + fmt(last["perf/throughput"], 0) + " tok/s" + (v.external ? "" : " · runs " + v.runs) : "";
   $("job-error").textContent = v && v.error ? v.error : "";
   $("cancel").hidden = !v || v.external || !["queued", "running"].includes(v.status);

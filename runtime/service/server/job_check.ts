@@ -17,6 +17,7 @@
  * checkJobFits(config); // throws JobConfigError naming the key, like the trainer
  * ```
  */
+import { existsSync } from "node:fs";
 import type { Config } from "../../../config/schema.ts";
 import { TASKS } from "../../rl/tasks/tasks.ts";
 import { promptTokens } from "../../rl/tasks/tokenizer.ts";
@@ -27,10 +28,35 @@ const PROMPT_EXTRA_TOKENS = promptTokens("").length;
 /** makeDataset draws at most this many prompts per prompt wanted (runtime/tasks/dataset.ts). */
 const ATTEMPTS_PER_PROMPT = 50;
 
-/** Throws JobConfigError (path and message) if the configuration cannot run; never generates data. */
+/**
+ * Throws JobConfigError (path and message) if the configuration cannot run; never generates or
+ * reads data. A job on data files or a model folder is checked for what a stat can tell (the
+ * files exist); its rows, tokenizer and model are read when it starts, off the request path,
+ * and a problem there fails the job with the file named.
+ */
 export function checkJobFits(config: Config): void {
+  if (config.reward.module) {
+    throw new JobConfigError("reward.module", "reward.module runs the code of a module named in the request, which the coordinator refuses; " +
+      "use reward.name (math, exact_match), or run the job with `bun run train`");
+  }
+  const files = usedPaths(config);
+  for (const [key, path] of files) {
+    if (!existsSync(path)) throw new JobConfigError(key, `${key}: ${path} does not exist on the coordinator's machine`);
+  }
+  if (config.data.train_files.length > 0) return;
   checkDataSize(config);
-  checkShapes(config);
+  if (files.length === 0) checkShapes(config);
+}
+
+/** The files and folders a config names, with their keys. */
+function usedPaths(config: Config): Array<[string, string]> {
+  const { data, worker } = config;
+  return [
+    ...data.train_files.map((f): [string, string] => ["data.train_files", f]),
+    ...data.val_files.map((f): [string, string] => ["data.val_files", f]),
+    ...(data.tokenizer ? [["data.tokenizer", data.tokenizer] as [string, string]] : []),
+    ...(["actor", "critic"] as const).filter((r) => worker[r].model.path).map((r): [string, string] => [`worker.${r}.model.path`, worker[r].model.path]),
+  ];
 }
 
 function checkDataSize(config: Config): void {

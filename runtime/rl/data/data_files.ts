@@ -1,0 +1,51 @@
+/**
+ * `data.train_files` / `data.val_files`: one path or a list of paths, each a JSON-lines
+ * (`.jsonl`), JSON (`.json`) or Parquet (`.parquet`) file, read in the order given, rows in file
+ * order, so the same files always make the same data set.
+ *
+ * @example
+ * ```ts
+ * const rows = await readDataFiles(["data/a.jsonl", "data/b.parquet"], { promptKey: "problem" });
+ * rows[0]; // { prompt: "Sam has 3 apples…", answer: "7", where: "data/a.jsonl line 1" }
+ * ```
+ */
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { extname } from "node:path";
+import { jsonArrayRows, jsonLinesRows } from "./jsonl_rows.ts";
+import { parquetRows } from "./parquet_rows.ts";
+import { describeValue } from "../text/describe_value.ts";
+import { DataError, type PromptRow, type RowKeys } from "./prompt_rows.ts";
+
+/** File name endings this reader knows. */
+export const DATA_FILE_EXTENSIONS = [".jsonl", ".json", ".parquet"] as const;
+
+/** The rows of every file in `files`, in order; throws a DataError naming the file (and line or row) at fault. */
+export async function readDataFiles(files: string | readonly string[], keys: RowKeys = {}): Promise<PromptRow[]> {
+  if (typeof files !== "string" && !Array.isArray(files)) {
+    throw new DataError(`data files must be a path or a list of paths (got ${describeValue(files)})`);
+  }
+  const paths: string[] = typeof files === "string" ? [files] : [...files];
+  if (paths.length === 0) throw new DataError("no data files given; give a path or a list of paths to .jsonl, .json or .parquet files");
+  const rows: PromptRow[] = [];
+  for (const path of paths) for (const row of await readDataFile(path, keys)) rows.push(row);
+  return rows;
+}
+
+/** The rows of one data file; an empty file (no rows) is an error. */
+export async function readDataFile(path: string, keys: RowKeys = {}): Promise<PromptRow[]> {
+  if (typeof path !== "string" || path === "") throw new DataError(`a data file path must be a non-empty string (got ${JSON.stringify(path)})`);
+  const ext = extname(path).toLowerCase();
+  if (!(DATA_FILE_EXTENSIONS as readonly string[]).includes(ext)) {
+    throw new DataError(`${path}: unknown data file type "${ext || "(no extension)"}"; data files end in ${DATA_FILE_EXTENSIONS.join(", ")}`);
+  }
+  if (!existsSync(path)) throw new DataError(`${path}: no such data file`);
+  if (!statSync(path).isFile()) throw new DataError(`${path}: not a file; give the data file itself, not a folder`);
+  const rows = ext === ".parquet" ? await parquetRows(path, keys) : jsonRows(path, keys);
+  if (rows.length === 0) throw new DataError(`${path}: the file has no rows`);
+  return rows;
+}
+
+function jsonRows(path: string, keys: RowKeys): PromptRow[] {
+  const text = readFileSync(path, "utf8");
+  return extname(path).toLowerCase() === ".json" && text.trimStart().startsWith("[") ? jsonArrayRows(text, path, keys) : jsonLinesRows(text, path, keys);
+}

@@ -1,0 +1,90 @@
+/**
+ * A data set row as the RL application reads it: a prompt (text, or a chat-messages list
+ * `[{role, content}]`) and the answer a reward checks against, found under the keys EasyR1 and
+ * verl call `prompt_key` and `answer_key`. A key with dots ("reward_model.ground_truth", as in
+ * verl's parquet files) reaches into nested objects when no top-level key has that exact name.
+ *
+ * Every row keeps where it came from ("data/train.jsonl line 4", "data/train.parquet row 3"):
+ * JSON-lines files are counted in lines from 1, as editors do; Parquet files in rows from 0, as
+ * pandas and datasets do.
+ */
+import { checkChatMessages, type ChatMessage } from "../text/chat_template.ts";
+import { describeValue } from "../text/describe_value.ts";
+
+/** A prompt: plain text, or a conversation the tokenizer's chat template renders. */
+export type Prompt = string | ChatMessage[];
+
+/** One row of a data set. */
+export interface PromptRow {
+  prompt: Prompt;
+  /** The reference answer, as text (numbers in the file become their decimal text). */
+  answer: string;
+  /** Where the row came from, for error messages: "train.jsonl line 4". */
+  where: string;
+}
+
+/** The keys a row's prompt and answer are found under. */
+export interface RowKeys {
+  /** Default "prompt". */
+  promptKey?: string;
+  /** Default "answer". */
+  answerKey?: string;
+}
+
+/** A data file or one of its rows could not be used: the message names the file, the line or row, and the key. */
+export class DataError extends Error {
+  override name = "DataError";
+}
+
+/** The defaults EasyR1 uses for `data.prompt_key` and `data.answer_key`. */
+export const DEFAULT_ROW_KEYS: Required<RowKeys> = { promptKey: "prompt", answerKey: "answer" };
+
+/** Checks one parsed record and takes its prompt and answer; throws a DataError naming `where` and the key. */
+export function promptRowOf(record: unknown, where: string, keys: RowKeys = {}): PromptRow {
+  const { promptKey, answerKey } = { ...DEFAULT_ROW_KEYS, ...keys };
+  if (typeof record !== "object" || record === null || Array.isArray(record)) {
+    throw new DataError(`${where}: a row must be an object with "${promptKey}" and "${answerKey}" keys (got ${describeValue(record)})`);
+  }
+  const fields = record as Record<string, unknown>;
+  return {
+    prompt: promptOf(valueAt(fields, promptKey, where, "data.prompt_key"), `${where}: "${promptKey}"`),
+    answer: answerOf(valueAt(fields, answerKey, where, "data.answer_key"), `${where}: "${answerKey}"`),
+    where,
+  };
+}
+
+/** The value under `key` (or its dotted path); a DataError listing the row's keys when there is none. */
+function valueAt(record: Record<string, unknown>, key: string, where: string, setting: string): unknown {
+  let value: unknown = Object.hasOwn(record, key) ? record[key] : undefined;
+  if (value === undefined && key.includes(".")) {
+    value = key.split(".").reduce<unknown>((v, part) =>
+      typeof v === "object" && v !== null && Object.hasOwn(v, part) ? (v as Record<string, unknown>)[part] : undefined, record);
+  }
+  if (value === undefined) {
+    throw new DataError(`${where}: no "${key}" key (the row has: ${Object.keys(record).join(", ") || "no keys"}); ` +
+      `set ${setting} to the key that holds it`);
+  }
+  return value;
+}
+
+function promptOf(value: unknown, where: string): Prompt {
+  if (typeof value === "string") {
+    if (value.trim() === "") throw new DataError(`${where} is an empty prompt`);
+    return value;
+  }
+  if (Array.isArray(value)) {
+    try {
+      checkChatMessages(value);
+    } catch (e) {
+      throw new DataError(`${where}: ${(e as Error).message}`);
+    }
+    return value;
+  }
+  throw new DataError(`${where} must be a string or a list of chat messages [{role, content}] (got ${describeValue(value)})`);
+}
+
+function answerOf(value: unknown, where: string): string {
+  if (typeof value === "string") return value;
+  if ((typeof value === "number" && Number.isFinite(value)) || typeof value === "bigint") return String(value);
+  throw new DataError(`${where} must be a string or a number (got ${describeValue(value)})`);
+}

@@ -1,0 +1,216 @@
+/**
+ * Hugging Face model folders without the addon: save and load round trips (F32 exact, BF16
+ * rounded), sharded indexes, tied heads, the value head kept apart, optional tensors, and every
+ * refusal with its message. The tensor list follows the runtime's Llama contract.
+ */
+import { describe, expect, test } from "bun:test";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { LlamaModelConfig } from "../../native/hf/config.ts";
+import {
+  isValueHeadTensor,
+  loadHfModel,
+  ModelFolderError,
+  paramsFromTensors,
+  saveHfModel,
+  VALUE_HEAD_FILE,
+} from "../../native/hf/model_folder.ts";
+import { bf16ToFloat32, float32ToBf16, readSafetensors, type Tensor, writeSafetensors } from "../../native/hf/safetensors.ts";
+import { tempDir } from "../helpers/tmp.ts";
+import { llamaTensorSpecs, seededParams } from "./reference/llama_specs.ts";
+
+const LLAMA: LlamaModelConfig = { arch: "llama", vocab: 20, context: 16, width: 8, layers: 2, heads: 2, kvHeads: 1, intermediate: 12, ropeTheta: 10000, normEps: 1e-5, tiedEmbeddings: false, attentionBias: false, valueHead: false, seed: 0 };
+const QWEN2: LlamaModelConfig = { ...LLAMA, tiedEmbeddings: true, attentionBias: true };
+
+const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
+
+/** A saved folder, its spec list and the parameters saved. */
+function savedFolder(config: LlamaModelConfig, seed: number, dtype: "F32" | "BF16" = "F32") {
+  const dir = tempDir("hf-folder-");
+  const specs = llamaTensorSpecs(config);
+  const params = seededParams(specs, seed);
+  saveHfModel(dir, config, specs, params, { dtype, bosTokenId: 1, eosTokenId: 2 });
+  return { dir, specs, params };
+}
+
+/** Tensors for a spec list, as a checkpoint would hold them. */
+function tensorsOf(specs: ReturnType<typeof llamaTensorSpecs>, params: Float32Array): Map<string, Tensor> {
+  return new Map(specs.map((s) => [s.name, { shape: [...s.shape], data: params.slice(s.offset, s.offset + s.size) }]));
+}
+
+describe("save and load", () => {
+  test("F32: a saved folder loads back bit-exact, with its config", () => {
+    const { dir, specs, params } = savedFolder(LLAMA, 1);
+    const hf = loadHfModel(dir);
+    expect(hf.config).toEqual(LLAMA);
+    expect(hf.hfConfig).toMatchObject({ architectures: ["LlamaForCausalLM"], bos_token_id: 1, eos_token_id: 2, torch_dtype: "float32" });
+    expect(readSafetensors(join(dir, "model.safetensors")).metadata).toEqual({ format: "pt" });
+    expect(bits(paramsFromTensors(specs, hf.tensors))).toEqual(bits(params));
+  });
+
+  test("BF16: weights come back rounded to nearest even, torch_dtype says bfloat16", () => {
+    const { dir, specs, params } = savedFolder(QWEN2, 2, "BF16");
+    const hf = loadHfModel(dir);
+    expect(hf.hfConfig.torch_dtype).toBe("bfloat16");
+    expect(hf.tensors.has("lm_head.weight")).toBe(false);
+    expect(bits(paramsFromTensors(specs, hf.tensors, { tied: true }))).toEqual(bits(bf16ToFloat32(float32ToBf16(params))));
+  });
+
+  test("a sharded folder (index plus two shards) loads like a single file", () => {
+    const dir = tempDir("hf-shards-");
+    const specs = llamaTensorSpecs(LLAMA);
+    const params = seededParams(specs, 3);
+    const all = tensorsOf(specs, params);
+    const names = [...all.keys()];
+    const half = Math.ceil(names.length / 2);
+    const shards = [names.slice(0, half), names.slice(half)];
+    const weightMap: Record<string, string> = {};
+    shards.forEach((part, i) => {
+      const file = `model-0000${i + 1}-of-00002.safetensors`;
+      writeSafetensors(join(dir, file), new Map(part.map((n) => [n, all.get(n)!])), { metadata: { format: "pt" } });
+      for (const n of part) weightMap[n] = file;
+    });
+    writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: { total_size: params.length * 4 }, weight_map: weightMap }));
+    saveHfModelConfigOnly(dir);
+    const hf = loadHfModel(dir);
+    expect(hf.files).toEqual(["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]);
+    expect(bits(paramsFromTensors(specs, hf.tensors))).toEqual(bits(params));
+  });
+
+  test("the value head is saved in its own file and read back; a later save without one removes it", () => {
+    const config = { ...LLAMA, valueHead: true };
+    const { dir, specs, params } = savedFolder(config, 4);
+    expect(readSafetensors(join(dir, "model.safetensors")).tensors.has("value_head.w")).toBe(false);
+    expect([...readSafetensors(join(dir, VALUE_HEAD_FILE)).tensors.keys()]).toEqual(["value_head.w", "value_head.b"]);
+    const hf = loadHfModel(dir, { valueHead: true });
+    expect(hf.config.valueHead).toBe(true);
+    expect(bits(paramsFromTensors(specs, hf.tensors))).toEqual(bits(params));
+    const policySpecs = llamaTensorSpecs(LLAMA);
+    saveHfModel(dir, LLAMA, policySpecs, seededParams(policySpecs, 5));
+    expect(existsSync(join(dir, VALUE_HEAD_FILE))).toBe(false);
+  });
+
+  test("a critic from a policy checkpoint takes its value head from the fallback (its own init)", () => {
+    const { dir } = savedFolder(LLAMA, 6);
+    const criticSpecs = llamaTensorSpecs({ ...LLAMA, valueHead: true });
+    const init = seededParams(criticSpecs, 7);
+    const params = paramsFromTensors(criticSpecs, loadHfModel(dir).tensors, { optional: isValueHeadTensor, fallback: init });
+    const head = criticSpecs.find((s) => s.name === "value_head.w")!;
+    expect(bits(params.subarray(head.offset, head.offset + head.size))).toEqual(bits(init.subarray(head.offset, head.offset + head.size)));
+  });
+
+  test("a tied checkpoint may carry lm_head.weight when it equals the embedding", () => {
+    const specs = llamaTensorSpecs(QWEN2);
+    const params = seededParams(specs, 8);
+    const tensors = tensorsOf(specs, params);
+    tensors.set("lm_head.weight", { ...tensors.get("model.embed_tokens.weight")! });
+    expect(bits(paramsFromTensors(specs, tensors, { tied: true }))).toEqual(bits(params));
+  });
+});
+
+/** config.json alone, for folders whose weights a test writes by hand. */
+function saveHfModelConfigOnly(dir: string): void {
+  const tmp = tempDir("hf-cfg-");
+  const specs = llamaTensorSpecs(LLAMA);
+  saveHfModel(tmp, LLAMA, specs, new Float32Array(specs.reduce((n, s) => n + s.size, 0)));
+  writeFileSync(join(dir, "config.json"), readFileSync(join(tmp, "config.json")));
+}
+
+describe("refusals name the tensor or file and what is expected", () => {
+  const specs = llamaTensorSpecs(LLAMA);
+  const params = seededParams(specs, 9);
+
+  test("a missing tensor", () => {
+    const t = tensorsOf(specs, params);
+    t.delete("model.layers.1.mlp.up_proj.weight");
+    expect(() => paramsFromTensors(specs, t)).toThrow(ModelFolderError);
+    expect(() => paramsFromTensors(specs, t)).toThrow('the checkpoint lacks 1 tensor(s) the model needs: "model.layers.1.mlp.up_proj.weight"');
+  });
+
+  test("an extra tensor", () => {
+    const t = tensorsOf(specs, params);
+    t.set("model.layers.0.self_attn.o_proj.bias", { shape: [8], data: new Float32Array(8) });
+    expect(() => paramsFromTensors(specs, t)).toThrow('the checkpoint has 1 tensor(s) the model does not: "model.layers.0.self_attn.o_proj.bias"');
+  });
+
+  test("a mis-shaped tensor (transposed)", () => {
+    const t = tensorsOf(specs, params);
+    t.set("model.layers.0.mlp.down_proj.weight", { shape: [12, 8], data: new Float32Array(96) });
+    expect(() => paramsFromTensors(specs, t)).toThrow('tensor "model.layers.0.mlp.down_proj.weight" has shape [12, 8] in the checkpoint; the model expects [8, 12]');
+  });
+
+  test("an lm_head.weight that differs from the tied embedding", () => {
+    const tied = llamaTensorSpecs(QWEN2);
+    const t = tensorsOf(tied, seededParams(tied, 10));
+    t.set("lm_head.weight", { shape: [20, 8], data: new Float32Array(160) });
+    expect(() => paramsFromTensors(tied, t, { tied: true })).toThrow(/tensor "lm_head\.weight" differs from "model\.embed_tokens\.weight" although the embeddings are tied/);
+    expect(() => paramsFromTensors(tied, t)).toThrow('the checkpoint has 1 tensor(s) the model does not: "lm_head.weight"');
+  });
+
+  test("optional tensors missing without fallback parameters, or a fallback of the wrong size", () => {
+    const critic = llamaTensorSpecs({ ...LLAMA, valueHead: true });
+    const t = tensorsOf(specs, params);
+    expect(() => paramsFromTensors(critic, t, { optional: isValueHeadTensor })).toThrow(/no fallback parameters were given/);
+    expect(() => paramsFromTensors(critic, t, { optional: isValueHeadTensor, fallback: new Float32Array(3) })).toThrow(/fallback holds 3 parameters; the model has \d+/);
+  });
+
+  test("a folder without weights (and the hint for pytorch_model.bin)", () => {
+    const dir = tempDir("hf-empty-");
+    saveHfModelConfigOnly(dir);
+    expect(() => loadHfModel(dir)).toThrow(`${dir}: neither model.safetensors nor model.safetensors.index.json is there`);
+    writeFileSync(join(dir, "pytorch_model.bin"), "");
+    expect(() => loadHfModel(dir)).toThrow(/pytorch_model\.bin is not read: convert it to safetensors/);
+  });
+
+  test("a folder without config.json, or with one that is not JSON", () => {
+    const dir = tempDir("hf-nocfg-");
+    expect(() => loadHfModel(dir)).toThrow(/config\.json: cannot read it/);
+    writeFileSync(join(dir, "config.json"), "{");
+    expect(() => loadHfModel(dir)).toThrow(/config\.json: not a JSON object/);
+  });
+
+  describe("sharded indexes", () => {
+    /** A two-shard folder whose index the test then edits. */
+    function shardedFolder(editMap: (map: Record<string, string>) => void) {
+      const dir = tempDir("hf-badidx-");
+      saveHfModelConfigOnly(dir);
+      const all = tensorsOf(specs, params);
+      const names = [...all.keys()];
+      writeSafetensors(join(dir, "a.safetensors"), new Map(names.slice(0, 5).map((n) => [n, all.get(n)!])));
+      writeSafetensors(join(dir, "b.safetensors"), new Map(names.slice(5).map((n) => [n, all.get(n)!])));
+      const map: Record<string, string> = Object.fromEntries(names.map((n, i) => [n, i < 5 ? "a.safetensors" : "b.safetensors"]));
+      editMap(map);
+      writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ weight_map: map }));
+      return dir;
+    }
+
+    test("a well-formed index loads", () => {
+      expect(bits(paramsFromTensors(specs, loadHfModel(shardedFolder(() => {})).tensors))).toEqual(bits(params));
+    });
+
+    test("a tensor found in a shard the index does not map it to", () => {
+      const dir = shardedFolder((m) => (m["model.embed_tokens.weight"] = "b.safetensors"));
+      expect(() => loadHfModel(dir)).toThrow(/a\.safetensors: tensor "model\.embed_tokens\.weight" is not mapped to a\.safetensors by model\.safetensors\.index\.json \(it maps it to b\.safetensors\)/);
+    });
+
+    test("a mapped tensor its shard does not hold", () => {
+      const dir = shardedFolder((m) => (m["model.layers.9.mlp.up_proj.weight"] = "a.safetensors"));
+      expect(() => loadHfModel(dir)).toThrow(/tensor "model\.layers\.9\.mlp\.up_proj\.weight" is mapped to a\.safetensors, which does not hold it/);
+    });
+
+    test("a shard name that leaves the folder", () => {
+      const dir = shardedFolder((m) => (m["model.norm.weight"] = "../b.safetensors"));
+      expect(() => loadHfModel(dir)).toThrow('weight_map["model.norm.weight"] is "../b.safetensors"; expected a file name in the same folder');
+    });
+
+    test("an index without weight_map", () => {
+      const dir = shardedFolder(() => {});
+      writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: {} }));
+      expect(() => loadHfModel(dir)).toThrow(/weight_map is missing or not an object/);
+    });
+  });
+
+  test("saving params that do not cover the tensor list", () => {
+    expect(() => saveHfModel(tempDir("hf-bad-"), LLAMA, specs, new Float32Array(5))).toThrow(/params holds 5 values; the tensor list covers \d+/);
+  });
+});

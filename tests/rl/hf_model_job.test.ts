@@ -1,0 +1,73 @@
+/**
+ * A job on a Hugging Face model folder: the policy (and the critic's trunk) load from
+ * worker.actor.model.path, the tokenizer comes from the same folder, the data from JSONL files,
+ * and the trained policy is written back as a folder that loads to exactly the weights trained.
+ */
+import { describe, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { copyFileSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import { resolveConfig } from "../../config/index.ts";
+import { loadHfModel, paramsFromTensors, saveHfModel } from "../../native/hf/model_folder.ts";
+import type { LlamaModelConfig } from "../../native/hf/config.ts";
+import { PolicyModel } from "../../native/policy_model.ts";
+import { createJob, MetricsFile } from "../../runtime/rl/trainer/job.ts";
+import { fit } from "../../runtime/rl/trainer/trainer.ts";
+import { tempDir } from "../helpers/tmp.ts";
+
+const root = join(import.meta.dir, "..", "..");
+const TOKENIZER = join(root, "tests", "fixtures", "tokenizer");
+const DATA = join(root, "examples", "data", "arith_word_problems");
+
+/** A small random Qwen2-shaped model (GQA, q/k/v biases, tied embeddings) saved with the fixture tokenizer. */
+function makeModelFolder(): string {
+  const dir = join(tempDir("revenant-hf-job-"), "tiny-qwen2");
+  const config: LlamaModelConfig = {
+    arch: "llama", vocab: 336, context: 96, width: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 64,
+    ropeTheta: 1e6, normEps: 1e-6, tiedEmbeddings: true, attentionBias: true, seed: 9,
+  };
+  const model = new PolicyModel(config, { device: "cpu" });
+  saveHfModel(dir, config, model.tensors, model.getState().params, { eosTokenId: 333 });
+  model.dispose();
+  for (const f of ["tokenizer.json", "tokenizer_config.json", "generation_config.json"]) copyFileSync(join(TOKENIZER, f), join(dir, f));
+  return dir;
+}
+
+const configFor = (folder: string, runDir: string, ...args: string[]) => resolveConfig({
+  file: null, env: {},
+  args: [`trainer.run_dir=${runDir}`, `worker.actor.model.path=${folder}`, `data.train_files=${join(DATA, "train.jsonl")}`,
+    `data.val_files=${join(DATA, "val.jsonl")}`, "reward.name=math", "data.train_batch_size=4", "worker.actor.max_new_tokens=2",
+    "worker.actor.ppo_mini_batch_size=4", "worker.critic.ppo_mini_batch_size=4", "trainer.total_steps=2", "trainer.val_interval=0",
+    "checkpoint.interval=2", ...args],
+}).config;
+
+describe("a job on a Hugging Face folder", () => {
+  const folder = makeModelFolder();
+
+  test("trains the loaded policy and saves it back: the folder holds exactly the trained weights", async () => {
+    const runDir = tempDir("revenant-hf-run-");
+    const config = configFor(folder, runDir, "algorithm.adv_estimator=grpo", "worker.actor.rollout_n=2", "algorithm.kl_coef=0");
+    const job = createJob(config, "hf");
+    const result = await fit({ config, job, output: () => {}, onNote: () => {} });
+    const out = join(job.dir, "hf_model");
+    for (const f of ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]) expect(existsSync(join(out, f)), f).toBe(true);
+    const saved = loadHfModel(out);
+    const model = new PolicyModel({ ...saved.config, seed: 0 }, { device: "cpu" });
+    const params = paramsFromTensors(model.tensors, saved.tensors, { tied: true });
+    model.dispose();
+    // The job's fingerprint is the SHA-256 of the policy's weights (GRPO: the only trained actor).
+    expect(createHash("sha256").update(new Uint8Array(params.buffer)).digest("hex")).toBe(result.weightsSha256);
+    const initial = paramsFromTensors(model.tensors, loadHfModel(folder).tensors, { tied: true });
+    expect(params).not.toEqual(initial);
+  }, 120_000);
+
+  test("the critic puts its value head on the policy's folder; a folder that does not load is named", async () => {
+    const runDir = tempDir("revenant-hf-run-");
+    const config = configFor(folder, runDir);
+    const job = createJob(config, "hf-gae");
+    await fit({ config, job, output: () => {}, onNote: () => {} });
+    expect(new MetricsFile(job.metrics).read().map((m) => typeof m["critic/vf_loss"])).toEqual(["number", "number"]);
+    const { checkJobConfig } = await import("../../runtime/rl/trainer/plan.ts");
+    await expect(checkJobConfig(configFor(join(runDir, "nowhere"), runDir))).rejects.toThrow(/worker\.actor\.model\.path=.*nowhere/);
+  }, 120_000);
+});

@@ -1,0 +1,61 @@
+/**
+ * A user reward module runs in its own supervised actor: a crash or a hang (past
+ * reward.call_deadline_s) is restarted and the call retried, so the job ends with the weights of
+ * an undisturbed one; a row whose score throws is a counted reward failure, left out of the
+ * update, never a silent 0. The module misbehaves on its first call only (a marker file), so the
+ * faults land on every machine alike.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { resolveConfig } from "../../config/index.ts";
+import { readJsonLines } from "../../runtime/core/metrics/jsonl.ts";
+import { createJob, MetricsFile } from "../../runtime/rl/trainer/job.ts";
+import { fit } from "../../runtime/rl/trainer/trainer.ts";
+import { tempDir } from "../helpers/tmp.ts";
+
+const MODULE = join(import.meta.dir, "..", "fixtures", "rewards", "digit_match.ts");
+
+async function run(mode: string) {
+  const dir = tempDir("revenant-reward-");
+  process.env.REVENANT_TEST_REWARD_MODE = mode;
+  process.env.REVENANT_TEST_REWARD_DIR = dir;
+  const { config } = resolveConfig({
+    file: null, env: {},
+    args: [`trainer.run_dir=${dir}`, "trainer.total_steps=4", "trainer.val_interval=2", "trainer.seed=5", `reward.module=${MODULE}`,
+      "reward.call_deadline_s=1", "data.train_size=64", "data.val_size=16", "data.train_batch_size=8",
+      "worker.actor.ppo_mini_batch_size=4", "worker.critic.ppo_mini_batch_size=4", "checkpoint.interval=2",
+      "fault_tolerance.ping_interval_s=0.1", "fault_tolerance.ping_timeout_s=5", "fault_tolerance.restart_backoff_initial_s=0.005"],
+  });
+  const job = createJob(config, mode || "calm");
+  const result = await fit({ config, job, output: () => {}, onNote: () => {} });
+  const events = [...readJsonLines(job.events)] as Array<Record<string, unknown>>;
+  return { result, metrics: new MetricsFile(job.metrics).read(), events };
+}
+
+afterEach(() => {
+  delete process.env.REVENANT_TEST_REWARD_MODE;
+  delete process.env.REVENANT_TEST_REWARD_DIR;
+});
+
+describe("the reward actor", () => {
+  test("crash and hang: restarted, the call retried, the same weights as a calm job", async () => {
+    const calm = await run("");
+    expect(calm.metrics.every((m) => m["reward/failures"] === 0)).toBe(true);
+    for (const mode of ["crash", "hang"]) {
+      const faulty = await run(mode);
+      const deaths = faulty.events.filter((e) => e.type === "death" && e.actor === "reward");
+      expect(deaths, mode).toHaveLength(1);
+      expect(faulty.events.some((e) => e.type === "restart" && e.actor === "reward"), mode).toBe(true);
+      if (mode === "hang") expect(JSON.stringify(deaths[0])).toContain("deadline");
+      expect(faulty.result.weightsSha256, mode).toBe(calm.result.weightsSha256);
+      expect(faulty.result.finalValScore, mode).toBe(calm.result.finalValScore);
+    }
+  }, 120_000);
+
+  test("a score that throws is a reward failure: counted, the row left out, never scored 0", async () => {
+    const { metrics } = await run("throw");
+    const failures = metrics.reduce((n, m) => n + m["reward/failures"]!, 0);
+    expect(failures).toBeGreaterThan(0);
+    for (const m of metrics) expect(m["critic/score/mean"]).toBeGreaterThanOrEqual(0);
+  }, 120_000);
+});
