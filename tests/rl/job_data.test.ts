@@ -89,3 +89,12 @@ describe("responses", () => {
     expect(responseText(tok, ids)).toEqual({ text: "12", ended: false });
   });
 });
+
+describe("job names", () => {
+  test("after the task, or the training file (its folder when the file is just 'train')", async () => {
+    const { dataName } = await import("../../runtime/rl/trainer/job.ts");
+    expect(dataName(resolveConfig({ file: null, env: {}, args: ["data.task=sorting"] }).config)).toBe("sorting");
+    expect(dataName(filesConfig())).toBe("arith_word_problems");
+    expect(dataName(filesConfig("data.train_files=/data/my set.v2.parquet"))).toBe("my_set.v2");
+  });
+});

@@ -145,3 +145,29 @@ describe("the request path draws no prompt", () => {
     }
   });
 });
+
+describe("jobs on files, over HTTP", () => {
+  const refusal = (values: Record<string, unknown>) => {
+    try {
+      checkJobFits(config(values));
+    } catch (e) {
+      expect(e).toBeInstanceOf(JobConfigError);
+      return e as JobConfigError;
+    }
+    throw new Error("accepted");
+  };
+
+  test("a reward module is refused: it would run code a request names", () => {
+    const e = refusal({ reward: { module: "/tmp/anything.ts" } });
+    expect(e.path).toBe("reward.module");
+    expect(e.message).toContain("use reward.name (math, exact_match), or run the job with `bun run train`");
+  });
+
+  test("files and folders must exist on the coordinator's machine; their contents are read when the job starts", () => {
+    const e = refusal({ data: { train_files: "/nonexistent/train.jsonl", val_files: "/nonexistent/val.jsonl" }, reward: { name: "math" } });
+    expect([e.path, e.message]).toEqual(["data.train_files", "data.train_files: /nonexistent/train.jsonl does not exist on the coordinator's machine"]);
+    expect(refusal({ worker: { actor: { model: { path: "/nonexistent/model" } } } }).path).toBe("worker.actor.model.path");
+    const here = import.meta.dir;
+    expect(() => checkJobFits(config({ data: { train_files: `${here}/job_check.test.ts`, val_files: `${here}/job_check.test.ts` } }))).not.toThrow();
+  });
+});

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import type { Config } from "../../../config/schema.ts";
 import { validateConfig } from "../../../config/load.ts";
 import { appendLine, writeFileDurably } from "../../core/files.ts";
@@ -72,9 +72,21 @@ export function checkJobName(name: string): void {
   if (problem) throw new JobError(`invalid job name ${JSON.stringify(name)}: ${problem}; ${JOB_NAME_RULE}`);
 }
 
+/**
+ * What a job trains on, in a word fit for a folder name: the shipped task, or the first training
+ * file's name without its extension ("train" for data/gsm8k/train.jsonl is the parent's: "gsm8k").
+ */
+export function dataName(config: Config): string {
+  const file = config.data.train_files[0];
+  if (file === undefined) return config.data.task;
+  const stem = basename(file).replace(/\.[^.]*$/, "");
+  const name = ["train", "training", "data"].includes(stem.toLowerCase()) ? basename(dirname(resolve(file))) : stem;
+  return name.replace(/[^A-Za-z0-9_.-]+/g, "_").replace(/^[.]+/, "").slice(0, 64) || "files";
+}
+
 const defaultJobName = (config: Config): string => {
   const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\..*$/, "").replace("T", "-");
-  return `${config.data.task}-${stamp}-${randomBytes(2).toString("hex")}`;
+  return `${dataName(config)}-${stamp}-${randomBytes(2).toString("hex")}`;
 };
 
 /**

@@ -15,7 +15,7 @@ import type { RuntimeEvent } from "../../core/metrics/events.ts";
 import { loadNative, NativeAddonError } from "../../../native/loader.ts";
 import { formatDeviceInfo } from "../../../native/device_report.ts";
 import type { DeviceInfo } from "../../../native/types.ts";
-import { createJob, JobError, JobExistsError, openJob, type JobPaths } from "../../rl/trainer/job.ts";
+import { createJob, dataName, JobError, JobExistsError, openJob, type JobPaths } from "../../rl/trainer/job.ts";
 import { Progress } from "../../rl/trainer/progress.ts";
 import { checkJobConfig, type JobPlan } from "../../rl/trainer/plan.ts";
 import { fit, TrainingCancelledError, TrainingFailedError, type FitResult } from "../../rl/trainer/trainer.ts";
@@ -182,7 +182,7 @@ export async function main(argv: string[]): Promise<number> {
     resumeHint = job.dir;
     const progress = new Progress(process.stdout, !values.quiet);
     progress.note(deviceBanner(config));
-    progress.note(`job ${job.id} (${config.data.task}, ${config.algorithm.adv_estimator}, ${config.trainer.total_steps} steps) → ${job.dir}`);
+    progress.note(`job ${job.id} (${dataName(config)}, ${config.algorithm.adv_estimator}, ${config.trainer.total_steps} steps) → ${job.dir}`);
     // Ctrl-C or SIGTERM: finish the step, checkpoint, stop the actors, say how to resume. A second
     // signal exits at once (the actors notice the lost connection and exit too).
     const cancel = new AbortController();

@@ -29,7 +29,7 @@ import type { RuntimeEvent } from "../../core/metrics/events.ts";
 import { JsonLinesError, readJsonLines } from "../../core/metrics/jsonl.ts";
 import type { OutputSink } from "../../core/supervisor/incarnation.ts";
 import type { Supervisor } from "../../core/supervisor/supervisor.ts";
-import { createJob, type JobPaths } from "../../rl/trainer/job.ts";
+import { createJob, dataName, type JobPaths } from "../../rl/trainer/job.ts";
 import { fit, JobConfigError, TrainingCancelledError, type FitResult } from "../../rl/trainer/trainer.ts";
 import {
   ActorNotAlive, ActorNotFound, InvalidConfig, JobNotCancellable, JobNotFound, JobNotRunning, QueueFull, ShuttingDown, StorageError,
@@ -277,7 +277,7 @@ export class JobManager {
     const job = new ManagedJob(record, config, paths);
     this.jobs.set(id, job);
     this.queue.push(job);
-    this.log(`job ${id} queued (${config.data.task}, ${config.trainer.total_steps} steps)`);
+    this.log(`job ${id} queued (${dataName(config)}, ${config.trainer.total_steps} steps)`);
     this.pump();
     return job;
   }
@@ -301,7 +301,7 @@ export class JobManager {
 
   private newId(config: Config): string {
     for (;;) {
-      const id = newJobId(config.data.task, this.now());
+      const id = newJobId(dataName(config), this.now());
       if (!this.jobs.has(id) && !existsSync(join(this.store.root, id))) return id;
     }
   }
@@ -336,7 +336,7 @@ export class JobManager {
   view(job: ManagedJob): JobView {
     const r = job.record;
     return {
-      id: r.id, status: r.status, task: job.config.data.task, total_steps: job.config.trainer.total_steps, step: job.step,
+      id: r.id, status: r.status, task: dataName(job.config), total_steps: job.config.trainer.total_steps, step: job.step,
       submitted_at: r.submitted_at, started_at: r.started_at, finished_at: r.finished_at, cancel_requested: r.cancel_requested,
       error: r.error, runs: r.runs, metrics: job.latest ?? null, actors: this.actorRows(job), result: r.result,
     };
