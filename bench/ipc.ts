@@ -12,6 +12,8 @@
  *     vs fork() sending the same array ("advanced" = structured clone, "json" = default).
  * (c) restart latency: SIGKILL an accumulator holding a 10 MiB state (snapshotted), time until the
  *     next call returns: detection, backoff, spawn, connect, restore of the state, the call.
+ * (d) transports: (a) and (b)'s touch again with actors connected over TCP loopback, and over TLS
+ *     on loopback (when `openssl` can make a certificate), beside the Unix socket's figures.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -21,7 +23,9 @@ import { cpus, platform, release } from "node:os";
 import { fileURLToPath } from "node:url";
 import { runtime, type Conn } from "../runtime/core/adapter/index.ts";
 import type { Actor } from "../runtime/core/supervisor/actor.ts";
+import type { Transport } from "../runtime/core/ipc/transport.ts";
 import { makeSupervisor, sleep } from "../tests/helpers/supervision.ts";
+import { selfSignedCert } from "../tests/helpers/tls.ts";
 
 const QUICK = process.env.BENCH_QUICK === "1";
 const SMALL_CALLS = QUICK ? 2_000 : 20_000;
@@ -90,18 +94,35 @@ interface Row {
 const rows: Row[] = [];
 
 // Production-like liveness (a 16 MiB frame is not a missed ping), tiny backoff for (c).
-const { sup } = makeSupervisor({
+const benchSupervisor = (transport?: Transport) => makeSupervisor({
   max_restarts: -1,
   max_task_retries: -1,
   ping_interval_s: 1,
   ping_timeout_s: 10,
   restart_backoff_initial_s: 0.001,
   restart_backoff_max_s: 0.001,
-});
+}, { transport });
+const { sup } = benchSupervisor();
+
+/** Sequential small-call round trips (after a warm-up), ms each. */
+async function callTimes(counter: Actor): Promise<number[]> {
+  await timeEach(SMALL_WARMUP, () => counter.call("value"));
+  return await timeEach(SMALL_CALLS, () => counter.call("value"));
+}
+
+/** p50 ms of sending the 16 MiB array to an accumulator (`touch`), after a warm-up. */
+async function touchP50(acc: Actor, x: Float32Array): Promise<number> {
+  const touch = () => acc.call("touch", [x]);
+  await timeEach(3, touch);
+  return quantile(await timeEach(TRANSFERS, touch), 0.5);
+}
+
+/** Unix-socket figures (a) and (b), the reference for the other transports in (d). */
+const unix = { callsMs: [] as number[], touchMs: NaN };
 
 async function smallCalls(counter: Actor): Promise<void> {
-  await timeEach(SMALL_WARMUP, () => counter.call("value"));
-  const ours = await timeEach(SMALL_CALLS, () => counter.call("value"));
+  const ours = await callTimes(counter);
+  unix.callsMs = ours;
   const base = new ForkBaseline("json");
   const msg = { t: "value" };
   await timeEach(SMALL_WARMUP, () => base.request(msg));
@@ -121,13 +142,12 @@ async function smallCalls(counter: Actor): Promise<void> {
 async function transfers(acc: Actor): Promise<void> {
   const x = new Float32Array(ARRAY_BYTES / 4);
   for (let i = 0; i < x.length; i++) x[i] = i % 1000;
-  const touch = () => acc.call("touch", [x]);
   const roundTrip = async () => {
     const y = await acc.call<Float32Array>("roundTrip", [x]);
     if (y.length !== x.length || y[999] !== 999) throw new Error("roundTrip returned the wrong array");
   };
-  await timeEach(3, touch);
-  const oursTouch = quantile(await timeEach(TRANSFERS, touch), 0.5);
+  const oursTouch = await touchP50(acc, x);
+  unix.touchMs = oursTouch;
   await timeEach(3, roundTrip);
   const oursRound = quantile(await timeEach(TRANSFERS, roundTrip), 0.5);
 
@@ -219,6 +239,41 @@ async function restarts(acc: Actor): Promise<void> {
   rows.push({ measure: "(c) restart latency p99, ms", ours: fmt(quantile(ms, 0.99)), baseline: "", ratio: "", target: "" });
 }
 
+/** (d): a supervisor whose actors connect over `transport`, measured as (a) and (b)'s touch. */
+async function overTransport(name: string, transport: Transport): Promise<void> {
+  const { sup: other } = benchSupervisor(transport);
+  try {
+    await other.start([{ id: "counter", role: "counter" }, { id: "acc", role: "accumulator" }]);
+    const calls = await callTimes(other.actor("counter"));
+    const x = new Float32Array(ARRAY_BYTES / 4);
+    const touch = await touchP50(other.actor("acc"), x);
+    for (const [q, label] of [[0.5, "p50"], [0.99, "p99"]] as const) {
+      const a = quantile(calls, q) * 1000;
+      const b = quantile(unix.callsMs, q) * 1000;
+      rows.push({ measure: `(d) ${name}: small call round trip ${label}, µs`, ours: fmt(a), baseline: `${fmt(b)} (Unix socket)`, ratio: `${fmt(b / a, 2)}×`, target: "" });
+    }
+    rows.push({
+      measure: `(d) ${name}: 16 MiB Float32Array to actor (touch), GB/s p50 of ${TRANSFERS}`,
+      ours: `${fmt(gbps(ARRAY_BYTES, touch), 2)} (${fmt(touch)} ms)`,
+      baseline: `${fmt(gbps(ARRAY_BYTES, unix.touchMs), 2)} (${fmt(unix.touchMs)} ms, Unix socket)`,
+      ratio: `${fmt(unix.touchMs / touch, 2)}×`, target: "",
+    });
+  } finally {
+    await other.shutdown();
+  }
+}
+
+async function transports(): Promise<void> {
+  const tcp = { kind: "tcp", host: "127.0.0.1", port: 0 } as const;
+  await overTransport("TCP loopback", tcp);
+  const cert = selfSignedCert(mkdtempSync(join(tmpdir(), "revenant-bench-tls-")));
+  if ("skip" in cert) {
+    rows.push({ measure: "(d) TLS on loopback: not measured", ours: "", baseline: cert.skip, ratio: "", target: "" });
+    return;
+  }
+  await overTransport("TLS on loopback", { ...tcp, tls: cert });
+}
+
 try {
   await sup.start([
     { id: "counter", role: "counter" },
@@ -231,10 +286,11 @@ try {
 } finally {
   await sup.shutdown();
 }
+await transports();
 
 const cpu = cpus()[0]?.model ?? "unknown CPU";
 console.log(`\nRevenant IPC benchmark: ${runtime.name} ${runtime.version}, ${platform()} ${release()}, ${cpu} × ${cpus().length}${QUICK ? " (BENCH_QUICK)" : ""}\n`);
 console.log("| Measure | Revenant actor | Baseline | Speed-up (baseline time ÷ Revenant time; > 1: Revenant faster) | Target |");
 console.log("|---|---:|---:|---:|---|");
 for (const r of rows) console.log(`| ${r.measure} | ${r.ours} | ${r.baseline} | ${r.ratio} | ${r.target} |`);
-console.log("\nBaselines: fork() + process.send (json = default serialisation, advanced = structured clone) from bench/fork_child.cjs; raw socket from bench/socket_child.ts.");
+console.log("\nBaselines: fork() + process.send (json = default serialisation, advanced = structured clone) from bench/fork_child.cjs; raw socket from bench/socket_child.ts; for (d), the Unix-socket actors of (a) and (b).");

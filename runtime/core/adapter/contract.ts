@@ -37,12 +37,23 @@ export interface ChildProcess {
   kill(signal?: NodeJS.Signals): void;
 }
 
-/** A connected byte stream (Unix domain socket). */
+/** A connected byte stream (Unix domain socket, TCP, or TLS over TCP). */
 export interface Conn {
-  /** Queues bytes; order is kept and nothing is dropped while the peer reads. */
+  /**
+   * Queues bytes and returns at once, never waiting for the peer to read: order is kept and
+   * nothing is dropped while the connection lasts. A peer that stops reading makes
+   * `pendingBytes` grow; it never blocks the caller (liveness is the supervisor's pings).
+   */
   write(data: Uint8Array): void;
   /** Bytes queued but not yet handed to the kernel. */
   readonly pendingBytes: number;
+  /** The peer's address as `host:port` (IPv6 in brackets) for TCP; undefined for a Unix socket. */
+  readonly peer?: string;
+  /**
+   * Closes the connection: gracefully when everything queued has reached the kernel. Bytes
+   * still queued are dropped and the socket is reset instead: the peer stopped reading, so they
+   * could never be delivered, and a graceful close would linger on a peer that is gone.
+   */
   close(): void;
 }
 
@@ -57,6 +68,44 @@ export interface SocketServer {
   readonly path: string;
   close(): void;
 }
+
+/** A listening TCP socket. */
+export interface TcpServer {
+  /** The address bound. */
+  readonly host: string;
+  /** The port bound (the one the kernel picked when 0 was asked for). */
+  readonly port: number;
+  close(): void;
+}
+
+/** Where to listen for TCP connections, with TLS when `tls` is given. */
+export interface TcpListenOptions {
+  /** An IP address or host name of this machine; `0.0.0.0` or `::` for every interface. */
+  host: string;
+  /** 0 to 65535; 0 picks a free port. */
+  port: number;
+  /** The server's certificate chain and private key, PEM text (not paths). */
+  tls?: { cert: string; key: string };
+}
+
+/** Where to connect over TCP, with TLS when `tls` is given. */
+export interface TcpConnectOptions {
+  host: string;
+  port: number;
+  /**
+   * Verify the server against `ca` (PEM text: the certificates to trust, in addition to the
+   * system's) and the name `serverName` (which its certificate must carry). A server that fails
+   * either is refused: the connect rejects naming why.
+   */
+  tls?: { ca: string; serverName: string };
+}
+
+/**
+ * TCP keep-alive: seconds of silence before the kernel probes a peer (where the runtime lets the
+ * delay be set). A peer gone without a FIN is found by the supervisor's pings long before; this
+ * only makes the kernel release the dead socket.
+ */
+export const TCP_KEEPALIVE_IDLE_S = 15;
 
 export interface HttpServer {
   readonly hostname: string;
@@ -104,5 +153,18 @@ export interface Runtime {
   listenUnix(path: string, accept: (conn: Conn) => ConnHandlers): Promise<SocketServer>;
   /** Connects to a Unix socket path. */
   connectUnix(path: string, handlers: ConnHandlers): Promise<Conn>;
+  /**
+   * Listens on a TCP address (TLS when `options.tls` is given); `accept` is called per
+   * connection as soon as it is accepted and returns its handlers. For TLS the handshake runs
+   * meanwhile: bytes written before it completes are sent after, and a failed handshake closes
+   * the connection with an error naming why (so a caller's own timeout covers a client that
+   * never finishes it). Connections get TCP_NODELAY and keep-alive where the runtime can set them.
+   */
+  listenTcp(options: TcpListenOptions, accept: (conn: Conn) => ConnHandlers): Promise<TcpServer>;
+  /**
+   * Connects over TCP (TLS when `options.tls` is given); resolves once the connection (and the
+   * TLS handshake, with the server verified) is up, rejects naming what failed otherwise.
+   */
+  connectTcp(options: TcpConnectOptions, handlers: ConnHandlers): Promise<Conn>;
   serve(options: ServeOptions): Promise<HttpServer>;
 }

@@ -1,10 +1,15 @@
-/** The runtime contract on Deno: Deno.Command, Deno.listen/connect (unix transport), Deno.serve behind a TCP relay. */
+/**
+ * The runtime contract on Deno: Deno.Command, Deno.listen/connect (Unix and TCP),
+ * Deno.listenTls/startTls (TLS), Deno.serve behind a TCP relay.
+ */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { ChildProcess, Conn, ConnHandlers, HttpServer, Runtime, ServeOptions, SocketServer, SpawnOptions } from "./contract.ts";
+import type {
+  ChildProcess, Conn, ConnHandlers, HttpServer, Runtime, ServeOptions, SocketServer, SpawnOptions, TcpConnectOptions, TcpListenOptions, TcpServer,
+} from "./contract.ts";
 import { idleTimeoutOf, internalErrorResponse } from "./contract.ts";
-import { WriteQueue } from "./streams.ts";
+import { hostPort, WriteQueue } from "./streams.ts";
 
 // The slice of Deno's API used here, typed locally so this file also type-checks under Bun's tsc.
 interface DenoConn {
@@ -38,7 +43,7 @@ const deno = (globalThis as unknown as { Deno: DenoGlobal }).Deno;
 const READ_CHUNK = 1 << 18;
 
 /** Wraps a Deno connection: a read loop feeding `handlers`, writes through an ordered queue. */
-function wrap(conn: DenoConn, handlersFor: (c: Conn) => ConnHandlers): Conn {
+function wrap(conn: DenoConn, handlersFor: (c: Conn) => ConnHandlers, peer?: string): Conn {
   let closed = false;
   let handlers: ConnHandlers | undefined;
   const finish = (error?: Error) => {
@@ -59,6 +64,7 @@ function wrap(conn: DenoConn, handlersFor: (c: Conn) => ConnHandlers): Conn {
     get pendingBytes() {
       return queue.pendingBytes;
     },
+    peer,
     close: () => finish(),
   };
   handlers = handlersFor(wrapped);
@@ -311,6 +317,98 @@ async function serveHttp(options: ServeOptions): Promise<HttpServer> {
   };
 }
 
+// ---- actor connections over TCP ------------------------------------------------------------
+
+interface DenoNetConn extends DenoConn {
+  readonly remoteAddr: { hostname: string; port: number };
+  /** TCP connections only: a TLS connection accepted by Deno.listenTls has neither. */
+  setNoDelay?(noDelay: boolean): void;
+  setKeepAlive?(keepAlive: boolean): void;
+}
+interface DenoNetListener extends AsyncIterable<DenoNetConn> {
+  readonly addr: { hostname: string; port: number };
+  close(): void;
+}
+interface DenoNetApi {
+  listen(opts: { transport: "tcp"; hostname: string; port: number }): DenoNetListener;
+  listenTls(opts: { transport: "tcp"; hostname: string; port: number; cert: string; key: string }): DenoNetListener;
+  connect(opts: { transport: "tcp"; hostname: string; port: number }): Promise<DenoNetConn>;
+  startTls(conn: DenoNetConn, opts: { caCerts: string[]; hostname: string }): Promise<DenoNetConn & { handshake(): Promise<unknown> }>;
+}
+
+const denoNet = (globalThis as unknown as { Deno: DenoNetApi }).Deno;
+
+/**
+ * No-delay and keep-alive where Deno offers them: on TCP connections, not on those accepted by
+ * Deno.listenTls (it has no way to set socket options on them). Deno cannot set the keep-alive
+ * delay either: the kernel's default applies (net.ipv4.tcp_keepalive_time).
+ */
+function tuneTcp(conn: DenoNetConn): void {
+  conn.setNoDelay?.(true);
+  conn.setKeepAlive?.(true);
+}
+
+/**
+ * Hands every accepted connection to `onConn` until the listener is closed. A failed accept
+ * (out of descriptors) is reported once per episode and retried after a pause that doubles up
+ * to RETRY_MS.max: it never ends the loop, nor throws into the process.
+ */
+async function acceptEach<C>(listener: AsyncIterable<C> & { close(): void }, onConn: (c: C) => void, isOpen: () => boolean, what: string): Promise<void> {
+  let pause = 0;
+  while (isOpen()) {
+    try {
+      for await (const conn of listener) {
+        if (pause) console.error(`revenant ${what}: accepting connections again`);
+        pause = 0;
+        onConn(conn);
+      }
+      return;
+    } catch (e) {
+      if (!isOpen()) return;
+      if (!pause) console.error(`revenant ${what}: accept failed (${(e as Error).message}); retrying`);
+      pause = Math.min(RETRY_MS.max, pause ? pause * 2 : RETRY_MS.first);
+      await delay(pause);
+    }
+  }
+}
+
+async function listenTcp(o: TcpListenOptions, accept: (conn: Conn) => ConnHandlers): Promise<TcpServer> {
+  const listener = o.tls
+    ? denoNet.listenTls({ transport: "tcp", hostname: o.host, port: o.port, cert: o.tls.cert, key: o.tls.key })
+    : denoNet.listen({ transport: "tcp", hostname: o.host, port: o.port });
+  let open = true;
+  // A TLS connection handshakes on its first read or write: accepted at once, so the caller's
+  // hello timeout also covers a client that never completes the handshake.
+  const onConn = (conn: DenoNetConn) => {
+    tuneTcp(conn);
+    wrap(conn, accept, hostPort(conn.remoteAddr.hostname, conn.remoteAddr.port));
+  };
+  void acceptEach(listener, onConn, () => open, `tcp ${hostPort(o.host, o.port)}`);
+  return {
+    host: listener.addr.hostname,
+    port: listener.addr.port,
+    close: () => {
+      open = false;
+      quietly(() => listener.close());
+    },
+  };
+}
+
+async function connectTcp(o: TcpConnectOptions, handlers: ConnHandlers): Promise<Conn> {
+  const tcp = await denoNet.connect({ transport: "tcp", hostname: o.host, port: o.port });
+  tuneTcp(tcp); // before TLS: the TLS connection has no socket options of its own
+  const peer = hostPort(o.host, o.port);
+  if (!o.tls) return wrap(tcp, () => handlers, peer);
+  try {
+    const tls = await denoNet.startTls(tcp, { caCerts: [o.tls.ca], hostname: o.tls.serverName });
+    await tls.handshake(); // a server that fails verification is refused here, not at the first read
+    return wrap(tls, () => handlers, peer);
+  } catch (e) {
+    quietly(() => tcp.close());
+    throw new Error(`TLS handshake with ${peer} failed: ${(e as Error).message}`);
+  }
+}
+
 export const denoRuntime: Runtime = {
   name: "deno",
   version: deno.version.deno,
@@ -345,13 +443,7 @@ export const denoRuntime: Runtime = {
   async listenUnix(path, accept): Promise<SocketServer> {
     const listener = deno.listen({ transport: "unix", path });
     let open = true;
-    void (async () => {
-      try {
-        for await (const conn of listener) wrap(conn, accept);
-      } catch (e) {
-        if (open) throw e;
-      }
-    })();
+    void acceptEach(listener, (conn) => wrap(conn, accept), () => open, `unix ${path}`);
     return {
       path,
       close: () => {
@@ -365,6 +457,9 @@ export const denoRuntime: Runtime = {
     const conn = await deno.connect({ transport: "unix", path });
     return wrap(conn, () => handlers);
   },
+
+  listenTcp,
+  connectTcp,
 
   serve: serveHttp,
 };

@@ -37,3 +37,8 @@ export class WriteQueue {
     }
   }
 }
+
+/** `host:port`, with an IPv6 address in brackets (`[::1]:9000`). */
+export function hostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}

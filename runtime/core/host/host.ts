@@ -1,14 +1,20 @@
 /**
  * The actor host: the entry point of every actor process (same runtime binary as the
- * coordinator). It connects back to the coordinator's Unix socket, says hello with its per-spawn
- * token, instantiates its role, serves calls strictly in order, answers pings and health probes
- * at once even while a long call runs, and exits when told to, on SIGTERM, or when the
- * coordinator's connection is lost (so no actor outlives its coordinator). A watchdog thread
- * covers the case where this JS thread is stuck and cannot notice: see orphan_watchdog.ts.
+ * coordinator). It connects back to the address in its spawn spec (the coordinator's Unix socket,
+ * or TCP, optionally TLS), runs the handshake (ipc/handshake.ts: it proves its per-spawn token and
+ * requires the coordinator to prove the same, so it never serves an impostor), instantiates its
+ * role, serves calls strictly in order, answers pings and health probes at once even while a long
+ * call runs, and exits when told to, on SIGTERM, or when the coordinator's connection is lost or
+ * the coordinator fails the handshake (so no actor outlives its coordinator nor serves another).
+ * A watchdog thread covers the case where this JS thread is stuck and cannot notice: see
+ * orphan_watchdog.ts.
  */
-import { runtime } from "../adapter/index.ts";
+import { runtime, type Conn, type ConnHandlers } from "../adapter/index.ts";
 import { Channel } from "../ipc/channel.ts";
+import { actorHandshake } from "../ipc/handshake.ts";
 import type { Message } from "../ipc/messages.ts";
+import { describeAddress, parseActorAddress, type ActorAddress } from "../ipc/transport.ts";
+import { after, type Timer } from "../timers.ts";
 import type { WatchdogStart } from "../supervisor/orphan_watchdog.ts";
 import { EXIT, type Role, type RoleClass, type RoleContext, type SpawnSpec } from "./role.ts";
 
@@ -17,13 +23,45 @@ const ORPHAN_CHECK_MS = 500;
 
 type Call = Extract<Message, { t: "call" }>;
 
+/** A spawn spec that cannot be used is a configuration error: say what is wrong, exit 78. */
+function badSpec(reason: string): never {
+  console.error(`revenant host: ${reason}`);
+  process.exit(EXIT.ROLE_START_FAILED);
+}
+
 function readSpec(): SpawnSpec {
   const text = process.env.REVENANT_ACTOR_SPEC;
-  if (!text) {
-    console.error("revenant host: REVENANT_ACTOR_SPEC is not set; actor processes are started by the supervisor");
-    process.exit(EXIT.ROLE_START_FAILED);
+  if (!text) badSpec("REVENANT_ACTOR_SPEC is not set; actor processes are started by the supervisor");
+  let spec: SpawnSpec;
+  try {
+    spec = JSON.parse(text) as SpawnSpec;
+    spec.address = parseActorAddress(spec.address);
+  } catch (e) {
+    badSpec(`REVENANT_ACTOR_SPEC is not a usable spawn spec: ${(e as Error).message}`);
   }
-  return JSON.parse(text) as SpawnSpec;
+  if (!(typeof spec.helloTimeoutMs === "number" && spec.helloTimeoutMs > 0)) {
+    badSpec(`the spawn spec's helloTimeoutMs must be a positive number of milliseconds, got ${JSON.stringify(spec.helloTimeoutMs)}`);
+  }
+  return spec;
+}
+
+/** The coordinator cannot be reached, or is not who it should be: nothing to serve. */
+function coordinatorLost(reason: string): never {
+  console.error(`revenant host: ${reason}`);
+  process.exit(EXIT.COORDINATOR_LOST);
+}
+
+/**
+ * Connects to the coordinator within `timeoutMs`: an address that swallows packets, or a server
+ * that never finishes the TLS handshake, must not keep a remote actor waiting for the kernel.
+ */
+function connect(address: ActorAddress, handlers: ConnHandlers, timeoutMs: number): Promise<Conn> {
+  const connecting = address.kind === "unix"
+    ? runtime.connectUnix(address.path, handlers)
+    : runtime.connectTcp({ host: address.host, port: address.port, tls: address.tls }, handlers);
+  let timer: Timer | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = after(timeoutMs, () => reject(new Error(`not connected within ${timeoutMs} ms`)))));
+  return Promise.race([connecting, timeout]).finally(() => timer?.cancel());
 }
 
 /** Public methods of a role instance: functions on its prototype chain, minus Object's own. */
@@ -170,24 +208,30 @@ function startWatchdog(): void {
 async function main(): Promise<void> {
   const spec = readSpec();
   startWatchdog();
-  const channel = new Channel(spec.maxFrameBytes);
   let host: Host | undefined;
+  process.on("SIGTERM", () => {
+    if (host) void host.exit(EXIT.OK);
+    else process.exit(EXIT.OK);
+  });
+  const where = describeAddress(spec.address);
+  // Nothing is listened to before the handshake: what arrives waits in the channel.
+  const channel = new Channel(spec.maxFrameBytes);
+  const conn = await connect(spec.address, channel.connHandlers(), spec.helloTimeoutMs).catch((e: Error) =>
+    coordinatorLost(`cannot connect to the coordinator at ${where}: ${e.message}`));
+  channel.attach(conn);
+  const me = { actor: spec.actor, incarnation: spec.incarnation, token: spec.token, pid: process.pid };
+  await actorHandshake(channel, me, spec.helloTimeoutMs, spec.maxFrameBytes).catch((e: Error) =>
+    coordinatorLost(`handshake with the coordinator at ${where} failed: ${e.message}`));
+  host = new Host(spec, channel);
+  const serving = host;
   channel.listen({
-    message: (m) => host?.onMessage(m),
+    message: (m) => serving.onMessage(m),
     close: (error) => {
       // The coordinator is gone (or sent garbage): never outlive it.
       if (error) console.error(`revenant host: connection to the coordinator failed: ${error.message}`);
       process.exit(EXIT.COORDINATOR_LOST);
     },
   });
-  const conn = await runtime.connectUnix(spec.socket, channel.connHandlers());
-  channel.attach(conn);
-  channel.send({ t: "hello", actor: spec.actor, incarnation: spec.incarnation, token: spec.token, pid: process.pid });
-  process.on("SIGTERM", () => {
-    if (host) void host.exit(EXIT.OK);
-    else process.exit(EXIT.OK);
-  });
-  host = new Host(spec, channel);
   await host.start();
 }
 

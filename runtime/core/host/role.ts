@@ -15,6 +15,7 @@
  * }
  * ```
  */
+import type { ActorAddress } from "../ipc/transport.ts";
 
 /** Given to a role's constructor. */
 export interface RoleContext {
@@ -51,7 +52,10 @@ export interface RoleEntry {
 
 /** What the coordinator hands a new actor process (as JSON in REVENANT_ACTOR_SPEC). */
 export interface SpawnSpec {
-  socket: string;
+  /** Where to connect back to: the coordinator's Unix socket or TCP address (see ipc/transport.ts). */
+  address: ActorAddress;
+  /** How long the coordinator may take to send its challenge and then prove itself. */
+  helloTimeoutMs: number;
   actor: string;
   role: string;
   rank: number;

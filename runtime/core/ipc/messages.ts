@@ -2,13 +2,18 @@
  * The messages that cross a channel, and their validation. A decoded frame whose message is not
  * one of these shapes is a protocol error, exactly like a bad header.
  *
- * Coordinator → actor: call, ping, health, shutdown.
+ * Coordinator → actor: challenge, welcome (the handshake: see handshake.ts), call, ping, health,
+ * shutdown.
  * Actor → coordinator: hello, ready, fatal, result, error, pong, healthy, log.
+ *
+ * A hello's `token` is the actor's proof of its per-spawn token, never the token itself; its
+ * `nonce` is optional here only so that validation stays a matter of shape: the handshake
+ * refuses a hello without one, saying so.
  */
 import { ProtocolError } from "./frame.ts";
 
 export type Message =
-  | { t: "hello"; actor: string; incarnation: number; token: string; pid: number }
+  | { t: "hello"; actor: string; incarnation: number; token: string; pid: number; nonce?: string }
   | { t: "ready"; methods: string[]; readOnly: string[]; stateful: boolean }
   | { t: "fatal"; name: string; message: string; stack: string }
   | { t: "call"; id: number; method: string; args: unknown[]; deadline: number }
@@ -19,11 +24,15 @@ export type Message =
   | { t: "health"; id: number }
   | { t: "healthy"; id: number; report: Record<string, unknown> }
   | { t: "log"; level: string; line: string }
-  | { t: "shutdown" };
+  | { t: "shutdown" }
+  | { t: "challenge"; nonce: string }
+  | { t: "welcome"; proof: string };
 
 type Kind = "string" | "number" | "boolean" | "array" | "object" | "any";
-const SHAPES: Record<Message["t"], Record<string, Kind>> = {
-  hello: { actor: "string", incarnation: "number", token: "string", pid: "number" },
+/** A field's kind; a trailing `?` means it may also be absent. */
+type FieldKind = Kind | "string?";
+const SHAPES: Record<Message["t"], Record<string, FieldKind>> = {
+  hello: { actor: "string", incarnation: "number", token: "string", pid: "number", nonce: "string?" },
   ready: { methods: "array", readOnly: "array", stateful: "boolean" },
   fatal: { name: "string", message: "string", stack: "string" },
   call: { id: "number", method: "string", args: "array", deadline: "number" },
@@ -35,10 +44,14 @@ const SHAPES: Record<Message["t"], Record<string, Kind>> = {
   healthy: { id: "number", report: "object" },
   log: { level: "string", line: "string" },
   shutdown: {},
+  challenge: { nonce: "string" },
+  welcome: { proof: "string" },
 };
 
 /** The shapes as entry lists, computed once: validation runs on every message. */
-const SHAPE_ENTRIES = Object.fromEntries(Object.entries(SHAPES).map(([t, shape]) => [t, Object.entries(shape)])) as Record<Message["t"], [string, Kind][]>;
+const SHAPE_ENTRIES = Object.fromEntries(Object.entries(SHAPES).map(([t, shape]) => [
+  t, Object.entries(shape).map(([field, kind]) => [field, kind.replace("?", "") as Kind, kind.endsWith("?")]),
+])) as Record<Message["t"], [field: string, kind: Kind, optional: boolean][]>;
 
 function kindOf(v: unknown): Kind | "binary" {
   if (Array.isArray(v)) return "array";
@@ -56,8 +69,9 @@ export function asMessage(value: unknown): Message {
   const t = (value as { t?: unknown }).t;
   const shape = typeof t === "string" && Object.hasOwn(SHAPES, t) ? SHAPES[t as Message["t"]] : undefined;
   if (!shape) throw new ProtocolError(`unknown message type ${JSON.stringify(t)}; known: ${Object.keys(SHAPES).join(", ")}`);
-  for (const [field, kind] of SHAPE_ENTRIES[t as Message["t"]]) {
+  for (const [field, kind, optional] of SHAPE_ENTRIES[t as Message["t"]]) {
     const v = (value as Record<string, unknown>)[field];
+    if (optional && v === undefined) continue;
     if (kind === "any" ? v === undefined && field !== "value" : kindOf(v) !== kind) {
       throw new ProtocolError(`${t}.${field} must be ${kind === "any" ? "present" : `a ${kind}`}, got ${kindOf(v)}`);
     }

@@ -105,7 +105,7 @@ export class Incarnation {
     const o = this.o;
     try {
       const spec: SpawnSpec = {
-        socket: o.listener.path, actor: o.actor, role: o.role, rank: o.rank, incarnation: o.number, token,
+        address: o.listener.address, helloTimeoutMs: o.listener.helloTimeoutMs, actor: o.actor, role: o.role, rank: o.rank, incarnation: o.number, token,
         module: o.entry.module, export: o.entry.export, options: o.options, maxFrameBytes: o.maxFrameBytes,
       };
       const env = actorEnv(process.env, o.env, { REVENANT_ACTOR_SPEC: JSON.stringify(spec) });

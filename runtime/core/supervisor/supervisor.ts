@@ -11,10 +11,13 @@
  * await sup.start([{ id: "critic", role: "critic" }]);
  * const v = await sup.actor("critic").call("values", [tokens]);
  * await sup.shutdown();
+ * // Actors connect back over TCP instead of the default Unix socket (port 0: a free port):
+ * new Supervisor({ faultTolerance, roles, transport: { kind: "tcp", host: "127.0.0.1", port: 0 } });
  * ```
  */
 import type { FaultTolerance } from "../../../config/schema.ts";
 import { ActorListener } from "../ipc/listener.ts";
+import { parseTransport, type ActorAddress, type Transport } from "../ipc/transport.ts";
 import { DEFAULT_MAX_FRAME_BYTES } from "../ipc/frame.ts";
 import { EventLog } from "../metrics/events.ts";
 import { MetricsRegistry } from "../metrics/registry.ts";
@@ -65,6 +68,17 @@ export interface SupervisorOptions {
   env?: Record<string, string>;
   /** Starts actor processes; default `localLauncher` (a child in its own process group). */
   launcher?: Launcher;
+  /**
+   * Where actors connect back to (ipc/transport.ts): `{ kind: "unix" }`, the default, a socket in
+   * a private folder for actors on this machine; or `{ kind: "tcp", host, port, advertise?, tls? }`
+   * with `port: 0` for a free port and `tls: { certPath, keyPath, caPath?, serverName? }`. Every
+   * actor of this supervisor is handed the one address. Checked here (TransportError).
+   */
+  transport?: Transport;
+  /** Seconds a new connection has to complete the handshake before it is dropped; default 10. */
+  helloTimeoutS?: number;
+  /** Told why each refused connection was dropped (no hello in time, a wrong token, ...). */
+  onConnectionRejected?(reason: string): void;
 }
 
 const defaultOutput: OutputSink = (actor, inc, _stream, line) => process.stderr.write(`[${actor}#${inc}] ${line}\n`);
@@ -99,12 +113,23 @@ export class Supervisor {
     this.ft = o.faultTolerance;
     this.metrics = o.metrics ?? new MetricsRegistry();
     this.events = o.events ?? new EventLog();
+    parseTransport(o.transport); // a bad transport fails here, naming the field
+  }
+
+  /** Where actors connect back to, once started (the bound port of `port: 0` included). */
+  get actorAddress(): ActorAddress | undefined {
+    return this.listener?.address;
   }
 
   /** Validates every spec, then starts the children in order (ranks of one spec together). */
   async start(input: readonly ChildSpecInput[]): Promise<void> {
     const specs = parseChildSpecs(input, this.o.roles);
-    this.listener ??= await ActorListener.open({ maxFrameBytes: this.o.maxFrameBytes });
+    this.listener ??= await ActorListener.open({
+      maxFrameBytes: this.o.maxFrameBytes,
+      transport: this.o.transport,
+      helloTimeoutMs: this.o.helloTimeoutS === undefined ? undefined : this.o.helloTimeoutS * 1000,
+      onReject: this.o.onConnectionRejected,
+    });
     live.add(this);
     installExitHook();
     for (const spec of specs) {
