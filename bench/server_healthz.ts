@@ -93,7 +93,7 @@ async function postLoad(label: string, body: unknown): Promise<void> {
 }
 
 // A long job holds the slot; the submitted jobs are checked, stored and queued, never run.
-const blocker = jobs.submit({ trainer: { total_steps: 100_000, val_interval: 0 }, checkpoint: { interval: 100_000 } });
+const blocker = await jobs.submit({ trainer: { total_steps: 100_000, val_interval: 0 }, checkpoint: { interval: 100_000 } });
 await postLoad("smallest body ({})", {});
 for (const j of jobs.list()) if (j.record.status === "queued") jobs.cancel(j);
 await postLoad("worst body", WORST_BODY);

@@ -137,7 +137,9 @@ test("with fault tolerance off, the first kill fails the job naming actor and ca
   }
   expect(err).toBeInstanceOf(TrainingFailedError);
   const message = (err as Error).message;
-  expect(message).toMatch(/training failed at step 3: critic \(role critic\): fault tolerance is disabled/);
+  // The kill lands right after the 2nd call of step 3 is sent; a reply already on its way can
+  // beat it, and then the death is noticed in step 4. Either way it is the critic's death.
+  expect(message).toMatch(/training failed at step [34]: critic \(role critic\): fault tolerance is disabled/);
   expect(message).toMatch(/signal SIGKILL/);
   const events = readFileSync(join(runDir, "nofault", "events.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
   expect(events.filter((e) => e.type === "restart")).toEqual([]);

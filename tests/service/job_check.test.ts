@@ -109,7 +109,7 @@ describe("the request path draws no prompt", () => {
 
   test("the worst body the schema allows is accepted without generating its data set", async () => {
     const app = createApp({ jobs, requireHostHeader: false });
-    const blocker = jobs.submit(shortJob(100_000, { checkpoint: { interval: 100_000 } })); // the worst job must wait, not run
+    const blocker = await jobs.submit(shortJob(100_000, { checkpoint: { interval: 100_000 } })); // the worst job must wait, not run
     const { value: res, drawn } = await promptsDrawnDuring(async () =>
       await app.request("/jobs", { method: "POST", body: JSON.stringify(WORST_BODY), headers: { "Content-Type": "application/json" } }));
     expect(res.status).toBe(202);
@@ -122,7 +122,7 @@ describe("the request path draws no prompt", () => {
 
   test("over a socket, /healthz answers while the worst POST is in flight, and that POST draws no prompt", async () => {
     const server = await runtime.serve({ fetch: createApp({ jobs }).fetch, port: 0 });
-    const blocker = jobs.submit(shortJob(100_000, { checkpoint: { interval: 100_000 } }));
+    const blocker = await jobs.submit(shortJob(100_000, { checkpoint: { interval: 100_000 } }));
     try {
       const order: string[] = [];
       const { value: post, drawn } = await promptsDrawnDuring(async () => {

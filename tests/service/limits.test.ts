@@ -49,8 +49,8 @@ describe("queue length", () => {
     const jobs = manager("queue", { maxQueuedJobs: 2 });
     const app = createApp({ jobs, requireHostHeader: false });
     const post = (body: unknown) => app.request("/jobs", { method: "POST", body: JSON.stringify(body), headers: JSON_HEADERS });
-    const running = jobs.submit(LONG);
-    const queued = [jobs.submit(shortJob(2)), jobs.submit(shortJob(2))];
+    const running = await jobs.submit(LONG);
+    const queued = [await jobs.submit(shortJob(2)), await jobs.submit(shortJob(2))];
     expect([running, ...queued].map((j) => j.record.status)).toEqual(["running", "queued", "queued"]);
     const full = await post(shortJob(2));
     const error = await expectError(full, 503, "queue_full");
@@ -70,8 +70,8 @@ describe("event streams", () => {
     const jobs = manager("streams");
     const app = createApp({ jobs, maxEventStreams: 1, requireHostHeader: false });
     const events = (id: string) => app.request(`/jobs/${id}/events`);
-    const running = jobs.submit(LONG);
-    const waiting = jobs.submit(shortJob(2));
+    const running = await jobs.submit(LONG);
+    const waiting = await jobs.submit(shortJob(2));
 
     // A stream of a queued job stays open: it holds the only slot.
     const held = await events(waiting.id);
@@ -98,10 +98,10 @@ describe("finished jobs kept in memory", () => {
     const runDir = tempDir("retain");
     const jobs = manager("retain", { keepFinishedJobs: 2, keepFinishedS: 3600, now: () => now }, runDir);
     const app = createApp({ jobs, requireHostHeader: false });
-    const running = jobs.submit(LONG);
+    const running = await jobs.submit(LONG);
     const finished: ManagedJob[] = [];
     for (let i = 0; i < 3; i++) {
-      const job = jobs.submit(shortJob(2));
+      const job = await jobs.submit(shortJob(2));
       now += 1000;
       jobs.cancel(job); // a queued job ends at once
       finished.push(job);
@@ -129,7 +129,7 @@ describe("finished jobs kept in memory", () => {
     await jobs.close();
     const again = manager("retain", { keepFinishedJobs: 2, keepFinishedS: 3600, now: () => now }, runDir);
     expect(again.list().map((j) => j.id)).toEqual([running.id]); // it ended just now, within the hour
-    const next = again.submit(LONG);
+    const next = await again.submit(LONG);
     expect(next.record.seq).toBeGreaterThan(Math.max(...finished.map((j) => j.record.seq), running.record.seq));
     again.cancel(next);
     await ended(again, next);
@@ -167,7 +167,7 @@ describe("SSE event ids", () => {
   test("every event has an id; Last-Event-ID resumes after that event; a foreign one is a 400", async () => {
     const jobs = manager("sse");
     const app = createApp({ jobs, requireHostHeader: false });
-    const job = jobs.submit(shortJob(6));
+    const job = await jobs.submit(shortJob(6));
     await ended(jobs, job);
     const all = await readSse(await app.request(`/jobs/${job.id}/events`));
     expect(all.every((e) => /^\d+\.\d+$/.test(e.id ?? ""))).toBe(true);

@@ -18,7 +18,7 @@ afterAll(async () => {
 
 /** Runs a job to its end, holding its supervisor only through a WeakRef taken at the first step. */
 async function runWatched(body: unknown): Promise<{ job: ManagedJob; supervisor: WeakRef<object> }> {
-  const job = jobs.submit(body);
+  const job = await jobs.submit(body);
   let supervisor: WeakRef<object> | undefined;
   await new Promise<void>((resolve) => {
     jobs.subscribe(job, (e) => {
@@ -56,7 +56,7 @@ test("a finished job's supervisor is released and collected; its view and metric
 }, 60_000);
 
 test("a cancelled job lets go of its fit too", async () => {
-  const job = jobs.submit(shortJob(100_000, { checkpoint: { interval: 100_000 } }));
+  const job = await jobs.submit(shortJob(100_000, { checkpoint: { interval: 100_000 } }));
   let supervisor: WeakRef<object> | undefined;
   const end = new Promise<void>((resolve) => {
     jobs.subscribe(job, (e) => {

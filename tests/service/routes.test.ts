@@ -247,7 +247,7 @@ describe("jobs beyond the happy path", () => {
   test("max_concurrent_jobs: 2 runs two jobs at once; the third waits its turn", async () => {
     const two = quietManager(tempDir("routes-two"), 2).start();
     try {
-      const ids = [two.submit(shortJob(6)), two.submit(shortJob(6)), two.submit(shortJob(6))].map((j) => j.id);
+      const ids = [await two.submit(shortJob(6)), await two.submit(shortJob(6)), await two.submit(shortJob(6))].map((j) => j.id);
       expect(ids.map((id) => two.get(id).record.status)).toEqual(["running", "running", "queued"]);
       await until(() => ids.every((id) => two.get(id).record.status === "succeeded"), "all three to succeed", 60_000);
     } finally {

@@ -34,7 +34,7 @@ function ended(job: ManagedJob): Promise<string> {
 
 describe("a disk that is full", () => {
   test("a fit that cannot append its metrics fails with the error, its actors stopped; the server carries on", async () => {
-    const job = jobs.submit(shortJob(6));
+    const job = await jobs.submit(shortJob(6));
     full(job.paths.metrics); // before its first step: the fit is still starting its actors
     const pids = new Set<number>();
     jobs.subscribe(job, (e) => {
@@ -54,13 +54,13 @@ describe("a disk that is full", () => {
     expect((await getJson("/jobs")).jobs.map((j: any) => j.id)).toContain(job.id);
 
     // The next job runs as if nothing happened.
-    const next = jobs.submit(shortJob(2));
+    const next = await jobs.submit(shortJob(2));
     expect(await ended(next)).toBe("succeeded");
   }, 60_000);
 
   test("a job record that cannot be saved: the cancel still happens, the failure is logged", async () => {
-    const blocker = jobs.submit(shortJob(100_000, { checkpoint: { interval: 100_000 } }));
-    const queued = jobs.submit(shortJob(2));
+    const blocker = await jobs.submit(shortJob(100_000, { checkpoint: { interval: 100_000 } }));
+    const queued = await jobs.submit(shortJob(2));
     full(join(queued.paths.dir, "job.json.tmp")); // where the record is written before its rename
     const res = await app.request(`/jobs/${queued.id}`, { method: "DELETE" });
     expect(res.status).toBe(202);
@@ -71,7 +71,7 @@ describe("a disk that is full", () => {
   }, 60_000);
 
   test("a record that can never be saved does not hold up cancel, list or shutdown", async () => {
-    const job = jobs.submit(shortJob(100_000, { checkpoint: { interval: 100_000 } }));
+    const job = await jobs.submit(shortJob(100_000, { checkpoint: { interval: 100_000 } }));
     // A folder in the temporary file's place: every save of this record fails, and keeps failing.
     mkdirSync(join(job.paths.dir, "job.json.tmp", "x"), { recursive: true });
     await new Promise<void>((resolve) => jobs.subscribe(job, (e) => void (e.type === "step" && resolve())));
@@ -102,7 +102,7 @@ describe("a disk that is full", () => {
   });
 
   test("shutdown with a running job whose writes fail still completes", async () => {
-    const job = jobs.submit(shortJob(100_000, { checkpoint: { interval: 100_000 } }));
+    const job = await jobs.submit(shortJob(100_000, { checkpoint: { interval: 100_000 } }));
     await new Promise<void>((resolve) => jobs.subscribe(job, (e) => void (e.type === "step" && resolve())));
     full(join(job.paths.dir, "job.json.tmp"));
     rmSync(job.paths.metrics);

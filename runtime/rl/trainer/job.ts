@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Config } from "../../../config/schema.ts";
 import { validateConfig } from "../../../config/load.ts";
-import { appendLine, writeFileDurably } from "../../core/files.ts";
+import { appendLine, writeFileDurably, writeFileDurablyAsync } from "../../core/files.ts";
 import { readJsonLines } from "../../core/metrics/jsonl.ts";
 
 /** A job folder that cannot be used. */
@@ -109,6 +109,21 @@ function makeJobDir(dir: string): boolean {
  * again on the rare collision.
  */
 export function createJob(config: Config, id?: string): JobPaths {
+  const paths = reserveJobDir(config, id);
+  // Durable and atomic: a job folder either has its whole config.json or none.
+  writeFileDurably(paths.config, JSON.stringify(config, null, 2) + "\n");
+  return paths;
+}
+
+/** `createJob` with the config written off the event loop (a server keeps answering meanwhile). */
+export async function createJobAsync(config: Config, id?: string): Promise<JobPaths> {
+  const paths = reserveJobDir(config, id);
+  await writeFileDurablyAsync(paths.config, JSON.stringify(config, null, 2) + "\n");
+  return paths;
+}
+
+/** Makes the job's folder: named `id`, or a fresh default name. */
+function reserveJobDir(config: Config, id: string | undefined): JobPaths {
   if (id !== undefined) checkJobName(id);
   mkdirSync(config.trainer.run_dir, { recursive: true });
   let name = id ?? defaultJobName(config);
@@ -116,10 +131,7 @@ export function createJob(config: Config, id?: string): JobPaths {
     if (id !== undefined) throw new JobExistsError(join(config.trainer.run_dir, name));
     name = defaultJobName(config);
   }
-  const paths = jobPaths(join(config.trainer.run_dir, name));
-  // Durable and atomic: a job folder either has its whole config.json or none.
-  writeFileDurably(paths.config, JSON.stringify(config, null, 2) + "\n");
-  return paths;
+  return jobPaths(join(config.trainer.run_dir, name));
 }
 
 /** Reopens a job folder for `--resume`: its saved config, validated again. */

@@ -338,7 +338,7 @@ export function createApp(o: AppOptions) {
     })
     .openapi(routes.listJobs, (c) => c.json({ jobs: jobs.list().map((j) => jobs.view(j)) }, 200))
     .openapi({ ...routes.submitJob, middleware: postBody }, async (c) => {
-      const job = jobs.submit(await jsonBody(c));
+      const job = await jobs.submit(await jsonBody(c));
       c.header("Location", `/jobs/${job.id}`);
       return c.json({ id: job.id, status: job.record.status }, 202);
     })

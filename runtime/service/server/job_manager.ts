@@ -29,7 +29,7 @@ import type { RuntimeEvent } from "../../core/metrics/events.ts";
 import { JsonLinesError, readJsonLines } from "../../core/metrics/jsonl.ts";
 import type { OutputSink } from "../../core/supervisor/incarnation.ts";
 import type { Supervisor } from "../../core/supervisor/supervisor.ts";
-import { createJob, dataName, type JobPaths } from "../../rl/trainer/job.ts";
+import { createJobAsync, dataName, type JobPaths } from "../../rl/trainer/job.ts";
 import { fit, JobConfigError, TrainingCancelledError, type FitResult } from "../../rl/trainer/trainer.ts";
 import {
   ActorNotAlive, ActorNotFound, InvalidConfig, JobNotCancellable, JobNotFound, JobNotRunning, QueueFull, ShuttingDown, StorageError,
@@ -209,6 +209,10 @@ export class JobManager {
   private readonly running = new Set<ManagedJob>();
   private nextSeq = 0;
   private closing = false;
+  /** Submissions whose writes are under way (they count against maxQueuedJobs). */
+  private storing = 0;
+  /** The last submission's writes: the next one starts after them, keeping submission order. */
+  private lastStore: Promise<unknown> = Promise.resolve();
   private lock: Lock | undefined;
   private readonly log: (line: string) => void;
   private readonly output: OutputSink;
@@ -261,34 +265,41 @@ export class JobManager {
     return this.jobs.size;
   }
 
-  /** Accepts a partial configuration; the job is durably queued before this returns. */
-  submit(body: unknown): ManagedJob {
+  /**
+   * Accepts a partial configuration; the job is durably queued before the promise resolves. The
+   * checks run at once; the writes (fsynced) run off the event loop, one submission after
+   * another, so jobs queue in submission order and other requests are answered meanwhile.
+   */
+  async submit(body: unknown): Promise<ManagedJob> {
     if (this.closing) throw new ShuttingDown("the coordinator is shutting down");
-    if (this.queue.length >= this.maxQueuedJobs) {
-      throw new QueueFull(`${this.queue.length} jobs are already waiting, the limit (--max-queued-jobs ${this.maxQueuedJobs}); submit again when one has started`);
+    if (this.queue.length + this.storing >= this.maxQueuedJobs) {
+      throw new QueueFull(`${this.queue.length + this.storing} jobs are already waiting, the limit (--max-queued-jobs ${this.maxQueuedJobs}); submit again when one has started`);
     }
     const config = parseJobConfig(body, this.store.root);
-    const id = this.newId(config);
-    const record: JobRecord = {
-      format: "revenant-job/1", id, seq: this.nextSeq++, status: "queued", submitted_at: new Date(this.now()).toISOString(),
-      started_at: null, finished_at: null, cancel_requested: false, error: null, runs: 0, result: null,
-    };
-    const paths = this.createDurably(config, record);
-    const job = new ManagedJob(record, config, paths);
-    this.jobs.set(id, job);
+    this.storing++;
+    const stored = this.lastStore.then(async () => {
+      const id = this.newId(config);
+      const record: JobRecord = {
+        format: "revenant-job/1", id, seq: this.nextSeq++, status: "queued", submitted_at: new Date(this.now()).toISOString(),
+        started_at: null, finished_at: null, cancel_requested: false, error: null, runs: 0, result: null,
+      };
+      return new ManagedJob(record, config, await this.createDurably(config, record));
+    }).finally(() => this.storing--);
+    this.lastStore = stored.catch(() => {});
+    const job = await stored;
+    this.jobs.set(job.id, job);
     this.queue.push(job);
-    this.log(`job ${id} queued (${dataName(config)}, ${config.trainer.total_steps} steps)`);
+    this.log(`job ${job.id} queued (${dataName(config)}, ${config.trainer.total_steps} steps)`);
     this.pump();
     return job;
   }
 
   /** The job's folder, config and record, on disk before submit returns; a failed write is a StorageError naming the file. */
-  private createDurably(config: Config, record: JobRecord): JobPaths {
+  private async createDurably(config: Config, record: JobRecord): Promise<JobPaths> {
     let paths: JobPaths | undefined;
     try {
-      paths = createJob(config, record.id);
-      this.store.sync(paths.config);
-      this.store.save(paths, record);
+      paths = await createJobAsync(config, record.id);
+      await this.store.saveAsync(paths, record);
       return paths;
     } catch (e) {
       // Without its record the folder is not a job: leave nothing half made behind.

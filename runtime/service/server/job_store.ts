@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import type { Config } from "../../../config/schema.ts";
-import { writeFileDurably } from "../../core/files.ts";
+import { writeFileDurably, writeFileDurablyAsync } from "../../core/files.ts";
 import { openJob, type JobPaths } from "../../rl/trainer/job.ts";
 import { JobIdSchema, JobResultSchema, JobStatusSchema } from "./schemas.ts";
 
@@ -57,6 +57,11 @@ export class JobStore {
 
   save(paths: JobPaths, record: JobRecord): void {
     writeFileDurably(join(paths.dir, RECORD_FILE), JSON.stringify(record, null, 1) + "\n");
+  }
+
+  /** `save` off the event loop. */
+  saveAsync(paths: JobPaths, record: JobRecord): Promise<void> {
+    return writeFileDurablyAsync(join(paths.dir, RECORD_FILE), JSON.stringify(record, null, 1) + "\n");
   }
 
   /**
