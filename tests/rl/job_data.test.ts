@@ -98,3 +98,30 @@ describe("job names", () => {
     expect(dataName(filesConfig("data.train_files=/data/my set.v2.parquet"))).toBe("my_set.v2");
   });
 });
+
+describe("off the coordinator's thread", () => {
+  const same = async (config: ReturnType<typeof filesConfig>) => {
+    const { loadJobData, loadJobDataOffThread } = await import("../../runtime/rl/trainer/job_data.ts");
+    const [here, there] = [await loadJobData(config), await loadJobDataOffThread(config)];
+    for (const key of ["train", "val"] as const) {
+      expect(there[key].map((p) => p.text)).toEqual(here[key].map((p) => p.text));
+      expect(there[key].map((p) => p.answer)).toEqual(here[key].map((p) => p.answer));
+      expect(there[key].map((p) => [...p.ids])).toEqual(here[key].map((p) => [...p.ids]));
+    }
+    expect([there.source, there.answerTokens, there.notes, there.reward.kind, there.tokenizer.vocabSize])
+      .toEqual([here.source, here.answerTokens, here.notes, here.reward.kind, here.tokenizer.vocabSize]);
+  };
+
+  test("a worker thread makes the same data: a shipped task, and data files", async () => {
+    await same(resolveConfig({ file: null, env: {}, args: ["data.task=addition", "data.train_size=500"] }).config);
+    await same(filesConfig("data.max_prompt_length=30", "data.filter_overlong_prompts=true"));
+  });
+
+  test("its errors keep their key", async () => {
+    const e = await checkJobConfig(filesConfig("data.val_files=[]"), { offThread: true }).catch((e: unknown) => e);
+    expect(e).toBeInstanceOf(JobConfigError);
+    expect((e as JobConfigError).path).toBe("data.val_files");
+    const big = resolveConfig({ file: null, env: {}, args: ["data.min_digits=1", "data.max_digits=1", "data.val_size=11"] }).config;
+    expect(((await checkJobConfig(big, { offThread: true }).catch((e: unknown) => e)) as JobConfigError).message).toContain("cannot make 11 held-out");
+  });
+});

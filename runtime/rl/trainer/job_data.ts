@@ -19,7 +19,7 @@ import type { Config } from "../../../config/schema.ts";
 import { prepareRows, readDataFiles, type PreparedRows } from "../data/index.ts";
 import { builtinReward, type RewardFunction } from "../rewards/builtin_rewards.ts";
 import { makeDataset } from "../tasks/dataset.ts";
-import { reward as taskReward, type Task } from "../tasks/tasks.ts";
+import { reward as taskReward, TASKS, type Task } from "../tasks/tasks.ts";
 import { taskTokenizer } from "../tasks/tokenizer.ts";
 import { loadHfTokenizer } from "../text/hf_tokenizer.ts";
 import type { TextTokenizer } from "../text/tokenizer.ts";
@@ -64,6 +64,78 @@ export class JobDataError extends RangeError {
 /** The job's data from its config: a shipped task, or data files read and tokenized now. */
 export async function loadJobData(config: Config): Promise<JobData> {
   return config.data.train_files.length === 0 ? taskData(config) : await fileData(config);
+}
+
+/** The prompts of a job packed for a thread boundary: every id in one transferable array. */
+export interface PackedJobData {
+  source: string;
+  texts: string[];
+  answers: string[];
+  /** Token ids of every prompt, training prompts first, back to back. */
+  ids: Int32Array;
+  /** Where each prompt's ids end in `ids`. */
+  ends: Int32Array;
+  trainCount: number;
+  answerTokens?: number;
+  notes: string[];
+}
+
+/** What the data worker posts back. */
+export type DataWorkerReply = { ok: true; packed: PackedJobData } | { ok: false; name: string; message: string; path?: string };
+
+export function packJobData(d: JobData): PackedJobData {
+  const all = [...d.train, ...d.val];
+  const ends = new Int32Array(all.length);
+  let n = 0;
+  all.forEach((p, i) => (ends[i] = n += p.ids.length));
+  const ids = new Int32Array(n);
+  all.forEach((p, i) => ids.set(p.ids, ends[i]! - p.ids.length));
+  return {
+    source: d.source, texts: all.map((p) => p.text), answers: all.map((p) => p.answer), ids, ends, trainCount: d.train.length,
+    ...(d.answerTokens === undefined ? {} : { answerTokens: d.answerTokens }), notes: d.notes,
+  };
+}
+
+/** The job's data from a packed copy, with its tokenizer and reward made again on this thread. */
+export function unpackJobData(config: Config, p: PackedJobData): JobData {
+  const prompts = p.texts.map((text, i): JobPrompt => ({ text, ids: p.ids.subarray(i ? p.ends[i - 1]! : 0, p.ends[i]!), answer: p.answers[i]! }));
+  const task = config.data.train_files.length === 0 ? TASKS[config.data.task] : undefined;
+  return {
+    source: p.source, train: prompts.slice(0, p.trainCount), val: prompts.slice(p.trainCount),
+    tokenizer: task ? taskTokenizer : jobTokenizer(config), reward: rewardSource(config, task),
+    ...(p.answerTokens === undefined ? {} : { answerTokens: p.answerTokens }), notes: p.notes,
+  };
+}
+
+/**
+ * `loadJobData` in a worker thread: generating a large task's prompts or tokenizing large files
+ * takes seconds, during which a coordinator must keep answering. Errors come back as they were
+ * thrown (a JobDataError keeps its key).
+ */
+export function loadJobDataOffThread(config: Config): Promise<JobData> {
+  const worker = new Worker(new URL("./job_data_worker.ts", import.meta.url).href, { type: "module" });
+  return new Promise<JobData>((resolve, reject) => {
+    worker.onmessage = (e: MessageEvent<DataWorkerReply>) => {
+      worker.terminate();
+      const r = e.data;
+      if (r.ok) {
+        try {
+          resolve(unpackJobData(config, r.packed));
+        } catch (err) {
+          reject(err);
+        }
+        return;
+      }
+      const err = r.path === undefined ? Object.assign(new RangeError(r.message), { name: r.name }) : new JobDataError(r.path, r.message);
+      reject(err);
+    };
+    worker.onerror = (e: ErrorEvent) => {
+      worker.terminate();
+      e.preventDefault?.();
+      reject(new Error(`the data worker failed: ${e.message}`));
+    };
+    worker.postMessage(config);
+  });
 }
 
 /** A shipped task's data: generated, so synchronous. */

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { Config } from "../../../config/schema.ts";
 import { modelConfigFromHf } from "../../../native/hf/config.ts";
 import type { ModelRoleOptions, RoleModel } from "../../../roles/index.ts";
-import { JobDataError, loadJobData, taskData, type JobData } from "./job_data.ts";
+import { JobDataError, loadJobData, loadJobDataOffThread, taskData, type JobData } from "./job_data.ts";
 import { deriveSeed } from "./seeds.ts";
 
 /** A configuration that validates key by key but cannot run as a whole (shapes, data sizes). */
@@ -24,8 +24,8 @@ export class JobConfigError extends RangeError {
  * it made. Reads data files and tokenizers, so call it before a job folder is made: a config
  * that cannot run leaves nothing behind.
  */
-export async function checkJobConfig(config: Config): Promise<JobPlan> {
-  return new JobPlan(config, await dataOf(() => loadJobData(config)));
+export async function checkJobConfig(config: Config, options: { offThread?: boolean } = {}): Promise<JobPlan> {
+  return new JobPlan(config, await dataOf(() => (options.offThread ? loadJobDataOffThread(config) : loadJobData(config))));
 }
 
 /** `checkJobConfig` for the shipped tasks alone, synchronously (no files to read). */

@@ -177,8 +177,9 @@ async function trainStep(plan: JobPlan, actors: JobActors, step: number, prompts
  * second driver (a `train --resume` of a job the coordinator service runs, say) with LockedError.
  */
 export async function fit(o: FitOptions): Promise<FitResult> {
-  // Generates the data set once (it is the slow part of the check) and hands the plan on.
-  const plan = o.plan ?? (await checkJobConfig(o.config));
+  // Makes the data set once, in a worker thread (it is the slow part of the check: seconds for the
+  // largest, which a coordinator serving requests cannot spend on its own thread).
+  const plan = o.plan ?? (await checkJobConfig(o.config, { offThread: true }));
   const lock = acquireLock(join(o.job.dir, "job.lock"), `job ${o.job.id}`, { log: o.onNote ?? (() => {}) });
   try {
     return await train(o, plan);
