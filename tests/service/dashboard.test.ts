@@ -60,13 +60,14 @@ test.skipIf(!haveChromium)("submit a job, watch the chart, kill an actor, see th
     await page.click("#submit-button");
 
     // The chart fills as steps stream in.
-    await page.waitForFunction(() => Number(document.querySelector("#reward-chart")?.getAttribute("data-points")) >= 8, null, { timeout: 30_000 });
-    expect(await page.locator('#reward-chart polyline[data-series="critic/score/mean"]').count()).toBe(1);
+    // (Waited for together: the page redraws a chart whole on every step, so the two are read at once.)
+    await page.waitForFunction(() => Number(document.querySelector("#reward-chart")?.getAttribute("data-points")) >= 8 &&
+      document.querySelectorAll('#reward-chart polyline[data-series="critic/score/mean"]').length === 1, null, { timeout: 30_000 });
     // Entropy and KL charts, with data, and step ticks on the x axis.
     await page.waitForFunction(() => Number(document.querySelector("#entropy-chart")?.getAttribute("data-points")) >= 8 &&
-      Number(document.querySelector("#kl-chart")?.getAttribute("data-points")) >= 8, null, { timeout: 30_000 });
-    expect(await page.locator('#entropy-chart polyline[data-series="actor/entropy"]').count()).toBe(1);
-    expect(await page.locator('#kl-chart polyline[data-series="actor/ppo_kl"]').count()).toBe(1);
+      Number(document.querySelector("#kl-chart")?.getAttribute("data-points")) >= 8 &&
+      document.querySelectorAll('#entropy-chart polyline[data-series="actor/entropy"]').length === 1 &&
+      document.querySelectorAll('#kl-chart polyline[data-series="actor/ppo_kl"]').length === 1, null, { timeout: 30_000 });
     expect(await page.locator("#loss-chart").count()).toBe(0);
     expect(await page.locator("#entropy-chart .x-tick-label").allTextContents()).toEqual(["0", "20", "40", "60", "80", "100", "120"]);
 
