@@ -10,7 +10,7 @@
  * Run: bun bench/train.ts [--steps 60] [--rounds 3]
  */
 import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { resolveConfig } from "../config/index.ts";
@@ -66,13 +66,17 @@ async function one(kind: "A" | "B" | "C", i: number): Promise<Run> {
   };
 }
 
+// Step times on a shared machine follow what else runs there: the load is printed beside them.
+const loadBefore = loadavg()[0]!;
 const results: Record<"A" | "B" | "C", Run[]> = { A: [], B: [], C: [] };
 for (let i = 0; i < rounds; i++) {
   for (const kind of ["A", "B", "C"] as const) results[kind].push(await one(kind, i));
 }
 const med = (runs: Run[], k: keyof Run) => runs.map((r) => r[k]).sort((a, b) => a - b)[Math.floor(runs.length / 2)]!;
 
-console.log(`\nRevenant training benchmark: ${runtime.name} ${runtime.version}, ${steps} steps × ${rounds} rounds, default model, CPU\n`);
+console.log(`\nRevenant training benchmark: ${runtime.name} ${runtime.version}, ${steps} steps × ${rounds} rounds, default model, CPU`);
+console.log(`machine: ${availableParallelism()} cores, load average ${loadBefore.toFixed(2)} at start, ${loadavg()[0]!.toFixed(2)} at end; ` +
+  `model actors' threads: ${process.env.REVENANT_NUM_THREADS ? `REVENANT_NUM_THREADS=${process.env.REVENANT_NUM_THREADS}` : "the trainer's share"}\n`);
 console.log("| measure | value | target |");
 console.log("|---|---:|---|");
 console.log(`| step time, fault tolerance on (A), median ms | ${(med(results.A, "stepS") * 1000).toFixed(1)} | |`);

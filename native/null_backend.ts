@@ -172,18 +172,22 @@ class NullModel implements PolicyModelNative {
     return { vfLoss: gradNorm, vfClipFrac: 0, gradNorm };
   }
 
-  getState(): ModelState {
+  async getState(): Promise<ModelState> {
     return { params: this.params.slice(), adamM: this.adamM.slice(), adamV: this.adamV.slice(), step: this.step };
   }
 
-  setState(s: ModelState): void {
+  async setState(s: ModelState): Promise<void> {
     this.params = s.params.slice();
     this.adamM = s.adamM.slice();
     this.adamV = s.adamV.slice();
     this.step = s.step;
   }
 
-  dispose(): void {}
+  async dispose(): Promise<void> {}
+
+  initialParams(): Float32Array {
+    return new NullModel(this.config).params;
+  }
 }
 
 /** The null backend behind the addon's interface; `PolicyModel` uses it for `device: "null"`. */
@@ -195,6 +199,7 @@ export const NULL_ADDON: NativeAddon = {
     threads: 1,
     hardwareThreads: 1,
   }),
+  setThreads: () => {},
   benchMatmul: () => null,
   measureClockGHz: () => Number.NaN,
   PolicyModelNative: NullModel as unknown as NativeAddon["PolicyModelNative"],

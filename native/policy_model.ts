@@ -140,6 +140,9 @@ export interface ValueBatch extends TokenBatch {
 export type PolicyHyper = NativePolicyHyper;
 export type ValueHyper = NativeValueHyper;
 
+/** The largest finite float32: native code reads every hyperparameter as one. */
+const F32_MAX = 3.4028234663852886e38;
+
 /** AdamW and clipping defaults shared by both updates. */
 const DEFAULT_OPTIM = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, maxGradNorm: 1 } as const;
 
@@ -199,13 +202,21 @@ class Check {
     return v;
   }
 
-  f32(arg: string, v: unknown, length: number): Float32Array {
+  /** A Float32Array of `length` finite values, each >= `min` when given. */
+  f32(arg: string, v: unknown, length: number, min = Number.NEGATIVE_INFINITY): Float32Array {
     if (!(v instanceof Float32Array) || v.length !== length) {
       this.fail(arg, v, `a Float32Array of length ${length} (batch * seqLen)`);
     }
     for (let i = 0; i < v.length; i++) {
       if (!Number.isFinite(v[i]!)) this.fail(`${arg}[${i}]`, v[i], "a finite number (no NaN or Infinity)");
+      if (v[i]! < min) this.fail(`${arg}[${i}]`, v[i], `a finite number >= ${min}`);
     }
+    return v;
+  }
+
+  /** A number > 0 (a bound the value itself must not reach). */
+  positive(arg: string, v: unknown): number {
+    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) this.fail(arg, v, "a finite number > 0");
     return v;
   }
 
@@ -223,7 +234,9 @@ class Check {
 
 /**
  * A transformer policy (and optional critic head) whose weights live in native memory.
- * Calls on one model run one at a time, in the order made.
+ * Calls on one model run one at a time, off the JS thread, in the order made: `getState()` issued
+ * after a `policyStep()` sees that step's weights even when neither was awaited. `step`,
+ * `numParams` and `tensors` answer at once, even while a call runs.
  */
 export class PolicyModel {
   readonly config: Readonly<Required<PolicyModelConfig>>;
@@ -237,8 +250,10 @@ export class PolicyModel {
    *   of 2 * heads) and `kvHeads` must divide `heads`.
    * @param options.device "auto" (CUDA when usable, else CPU; the default), "cpu", or "cuda"
    *   (throws when no usable device).
+   * @param options.threads CPU threads for this process's native compute (1..4096); absent: as
+   *   before (REVENANT_NUM_THREADS, else every core). Process-wide: the last model made decides.
    */
-  constructor(config: PolicyModelConfig, options: { device?: Device; addon?: NativeAddon } = {}) {
+  constructor(config: PolicyModelConfig, options: { device?: Device; addon?: NativeAddon; threads?: number } = {}) {
     const c = new Check("PolicyModel");
     if (typeof config !== "object" || config === null) c.fail("config", config, "an object");
     const cfg = resolveConfig(c, config);
@@ -246,8 +261,10 @@ export class PolicyModel {
     if (device !== "auto" && device !== "cpu" && device !== "cuda" && device !== "null") {
       c.fail("options.device", device, '"auto", "cpu", "cuda" or "null"');
     }
+    const threads = options.threads === undefined ? undefined : c.int("options.threads", options.threads, 1, 4096);
     const addon = device === "null" ? NULL_ADDON : options.addon ?? loadNative();
     try {
+      if (threads !== undefined) addon.setThreads(threads);
       this.#native = new addon.PolicyModelNative(cfg as NativeModelConfig, device === "null" ? "cpu" : device);
     } catch (cause) {
       throw native(cause);
@@ -255,7 +272,7 @@ export class PolicyModel {
     this.config = Object.freeze(cfg);
     const info = this.#native.info();
     if (cfg.arch === "llama" && info.tensors[0]?.name !== "model.embed_tokens.weight") {
-      this.#native.dispose();
+      void this.#native.dispose();
       throw new NativeComputeError(
         `PolicyModel: the native addon does not know arch "llama" (it built tensors ${JSON.stringify(info.tensors[0]?.name)}, ...); ` +
           "rebuild it with `bun run build:native`",
@@ -266,7 +283,10 @@ export class PolicyModel {
     this.tensors = Object.freeze(info.tensors);
   }
 
-  /** Optimizer steps taken so far (policyStep and valueStep both count). */
+  /**
+   * Optimizer steps taken so far (policyStep and valueStep both count), as of the last finished
+   * call; answers at once while a call runs.
+   */
   get step(): number {
     return this.#native.info().step;
   }
@@ -316,6 +336,7 @@ export class PolicyModel {
   async policyStep(batch: PolicyBatch, hyper: Partial<PolicyHyper> = {}): Promise<PolicyStepStats> {
     const c = new Check("policyStep");
     const b = this.#tokenBatch("policyStep", batch);
+    requireScored(c, b);
     const n = b.batch * b.seqLen;
     const h = { ...DEFAULT_POLICY_HYPER, ...hyper };
     this.#checkOptim(c, h);
@@ -345,6 +366,7 @@ export class PolicyModel {
     const c = new Check("valueStep");
     this.#needValueHead("valueStep");
     const b = this.#tokenBatch("valueStep", batch);
+    requireScored(c, b);
     const n = b.batch * b.seqLen;
     const h = { ...DEFAULT_VALUE_HYPER, ...hyper };
     this.#checkOptim(c, h);
@@ -365,17 +387,31 @@ export class PolicyModel {
     return `${base} arch=${c.arch} kvHeads=${c.kvHeads} intermediate=${c.intermediate} tiedEmbeddings=${c.tiedEmbeddings} attentionBias=${c.attentionBias}`;
   }
 
-  /** Copies of the weights, AdamW moments and step. `setState(getState())` is bit-exact. */
-  getState(): ModelState {
+  /**
+   * Copies of the weights, AdamW moments and step, as the calls made before it leave them (it
+   * waits its turn in the queue; the JS thread does not). `setState(await getState())` is bit-exact.
+   */
+  async getState(): Promise<ModelState> {
+    return { ...(await call(this.#native.getState())), layout: this.layout };
+  }
+
+  /**
+   * The weights a model of this config starts from (what a fresh model holds), computed now
+   * without waiting for the queue. For filling the tensors a checkpoint lacks.
+   */
+  initialParams(): Float32Array {
     try {
-      return { ...this.#native.getState(), layout: this.layout };
+      return this.#native.initialParams();
     } catch (cause) {
       throw native(cause);
     }
   }
 
-  /** Restores a state from getState() of a model with the same config. */
-  setState(state: ModelState): void {
+  /**
+   * Restores a state from getState() of a model with the same config. The state is checked now
+   * (a bad one throws here) and applied in the queue: calls made after it see it, awaited or not.
+   */
+  setState(state: ModelState): Promise<void> {
     const c = new Check("setState");
     if (typeof state !== "object" || state === null) c.fail("state", state, "an object from getState()");
     if (state.layout !== undefined && state.layout !== this.layout) {
@@ -388,16 +424,21 @@ export class PolicyModel {
       }
     }
     c.int("state.step", state.step, 0, 2 ** 31 - 1);
+    let queued: Promise<void>;
     try {
-      this.#native.setState(state);
+      queued = this.#native.setState(state);
     } catch (cause) {
       throw native(cause);
     }
+    return call(queued);
   }
 
-  /** Frees the native memory now; the model cannot be used afterwards. */
-  dispose(): void {
-    this.#native.dispose();
+  /**
+   * Frees the native memory once the calls already made have run; calls made afterwards reject.
+   * The promise resolves when the memory is freed.
+   */
+  dispose(): Promise<void> {
+    return call(this.#native.dispose());
   }
 
   #tokenBatch(method: string, batch: TokenBatch): TokenBatch {
@@ -408,19 +449,20 @@ export class PolicyModel {
     const n = rows * seqLen;
     return {
       tokens: c.tokens("batch.tokens", batch.tokens, n, this.config.vocab),
-      mask: c.f32("batch.mask", batch.mask, n),
+      mask: c.f32("batch.mask", batch.mask, n, 0),
       batch: rows,
       seqLen,
     };
   }
 
+  /** AdamW settings; the native code computes in float32, so bounds stay inside its range. */
   #checkOptim(c: Check, h: PolicyHyper | ValueHyper): void {
     c.num("hyper.lr", h.lr, 0, 10);
     c.num("hyper.beta1", h.beta1, 0, 0.999999);
     c.num("hyper.beta2", h.beta2, 0, 0.999999999);
-    c.num("hyper.eps", h.eps, 0);
-    c.num("hyper.weightDecay", h.weightDecay, 0);
-    c.num("hyper.maxGradNorm", h.maxGradNorm, 0);
+    c.positive("hyper.eps", h.eps);
+    c.num("hyper.weightDecay", h.weightDecay, 0, F32_MAX);
+    c.num("hyper.maxGradNorm", h.maxGradNorm, 0, F32_MAX);
   }
 
   #needValueHead(method: string): void {
@@ -487,6 +529,17 @@ function resolveConfig(c: Check, config: PolicyModelConfig): Required<PolicyMode
     c.fail("config.width", width, `a multiple of 2 * heads (${2 * heads}) for arch "llama": rotary embeddings need an even head size`);
   }
   return cfg;
+}
+
+/**
+ * An update needs a token to learn from: some mask entry at positions 1..seqLen-1 of a row must be
+ * non-zero (position 0 is never scored: nothing before it predicts it).
+ */
+function requireScored(c: Check, b: TokenBatch): void {
+  for (let r = 0; r < b.batch; r++) {
+    for (let t = 1; t < b.seqLen; t++) if (b.mask[r * b.seqLen + t] !== 0) return;
+  }
+  c.fail("batch.mask", b.mask, "at least one non-zero entry at positions 1..seqLen-1 of some row (all are 0: nothing to learn from)");
 }
 
 function native(cause: unknown): NativeComputeError {

@@ -36,7 +36,7 @@ export interface DeviceInfo {
   backends: Array<"cpu" | "cuda">;
   cuda: CudaInfo;
   blas: BlasInfo;
-  /** Threads the CPU kernels use (REVENANT_NUM_THREADS, or the hardware's). */
+  /** Threads the CPU kernels use (setThreads, else REVENANT_NUM_THREADS, else the hardware's). */
   threads: number;
   hardwareThreads: number;
 }
@@ -179,7 +179,12 @@ export interface ModelState {
   layout?: string;
 }
 
-/** The native model object. Slow methods return Promises resolved off the JS thread. */
+/**
+ * The native model object. Every method that touches the weights joins the model's call queue and
+ * returns a Promise: calls run one at a time, off the JS thread, in the order they were made.
+ * `info()` answers at once, even while a call runs (its `step` is the one the last finished call
+ * left). After `dispose()`, later calls reject; the calls made before it still run.
+ */
 export interface PolicyModelNative {
   info(): NativeModelInfo;
   generate(prompts: Int32Array[], options: NativeGenerateOptions): Promise<NativeGenerateResult>;
@@ -187,9 +192,13 @@ export interface PolicyModelNative {
   values(batch: NativeTokenBatch): Promise<Float32Array>;
   policyStep(batch: NativePolicyBatch, hyper: NativePolicyHyper): Promise<PolicyStepStats>;
   valueStep(batch: NativeValueBatch, hyper: NativeValueHyper): Promise<ValueStepStats>;
-  getState(): ModelState;
-  setState(state: ModelState): void;
-  dispose(): void;
+  /** The state the calls made before it leave. */
+  getState(): Promise<ModelState>;
+  setState(state: ModelState): Promise<void>;
+  /** Resolves once the weights are freed (after the calls made before it). */
+  dispose(): Promise<void>;
+  /** The weights a model of this config starts from; computed at once, outside the queue. */
+  initialParams(): Float32Array;
 }
 
 export interface BenchMatmulOptions {
@@ -212,6 +221,8 @@ export interface BenchMatmulResult {
 /** The raw addon module. */
 export interface NativeAddon {
   deviceInfo(): DeviceInfo;
+  /** Sets the CPU backend's thread count for this process (1..4096); the pool follows at its next use. */
+  setThreads(threads: number): void;
   /** Times C = op(A) op(B) with our kernel or OpenBLAS (null when the build has no BLAS). */
   benchMatmul(options: BenchMatmulOptions): BenchMatmulResult | null;
   /** Core clock in GHz from a dependent-add chain (NaN where unsupported); for peak estimates. */

@@ -15,16 +15,17 @@ export class ActorRollout extends TrainedModelRole {
     super(options, false);
   }
 
-  generate(prompts: Int32Array[], options: GenerateOptions): Promise<GenerateResult> {
-    return this.model.generate(prompts, options);
+  async generate(prompts: Int32Array[], options: GenerateOptions): Promise<GenerateResult> {
+    return (await this.ready()).generate(prompts, options);
   }
 
-  logprobs(batch: TokenBatch): Promise<Float32Array> {
-    return this.model.logprobs(batch);
+  async logprobs(batch: TokenBatch): Promise<Float32Array> {
+    return (await this.ready()).logprobs(batch);
   }
 
   /** PPO epochs over shuffled mini-batches; the mean of each statistic. */
-  update(batch: PolicyBatch, hyper: Partial<PolicyHyper>, plan: UpdatePlan): Promise<PolicyStepStats> {
-    return this.updateOver(batch, plan, (mb) => this.model.policyStep(mb, hyper));
+  async update(batch: PolicyBatch, hyper: Partial<PolicyHyper>, plan: UpdatePlan): Promise<PolicyStepStats> {
+    const model = await this.ready();
+    return this.updateOver(batch, plan, (mb) => model.policyStep(mb, hyper));
   }
 }

@@ -14,11 +14,12 @@ export class Critic extends TrainedModelRole {
     super(options, true);
   }
 
-  values(batch: TokenBatch): Promise<Float32Array> {
-    return this.model.values(batch);
+  async values(batch: TokenBatch): Promise<Float32Array> {
+    return (await this.ready()).values(batch);
   }
 
-  update(batch: ValueBatch, hyper: Partial<ValueHyper>, plan: UpdatePlan): Promise<ValueStepStats> {
-    return this.updateOver(batch, plan, (mb) => this.model.valueStep(mb, hyper));
+  async update(batch: ValueBatch, hyper: Partial<ValueHyper>, plan: UpdatePlan): Promise<ValueStepStats> {
+    const model = await this.ready();
+    return this.updateOver(batch, plan, (mb) => model.valueStep(mb, hyper));
   }
 }

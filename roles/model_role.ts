@@ -1,6 +1,7 @@
 /**
  * What every model-backed role shares: a PolicyModel in native memory, its facts and health,
- * and, for the trained roles, the state hooks and the mini-batch update loop.
+ * and, for the trained roles, the state hooks and the mini-batch update loop. The model's calls
+ * queue in the order made; `info` and `health` answer at once even while a long call runs.
  */
 import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -9,14 +10,26 @@ import { isValueHeadTensor, loadHfModel, paramsFromTensors, saveHfModel } from "
 import { PolicyModel, type ModelState } from "../native/policy_model.ts";
 import type { Role } from "../runtime/core/host/role.ts";
 import { meanStats, miniBatches, type RowBatch } from "./minibatch.ts";
-import type { ModelRoleOptions, UpdatePlan } from "./model_options.ts";
+import { actorThreads, type ModelRoleOptions, type UpdatePlan } from "./model_options.ts";
 
 export class ModelRole implements Role {
   protected readonly model: PolicyModel;
+  /** Settles once a folder's weights are in the model. */
+  readonly #loaded: Promise<void>;
 
   constructor(options: ModelRoleOptions, valueHead: boolean) {
-    this.model = new PolicyModel({ ...options.model, valueHead }, { device: options.device });
-    if (options.path) loadWeights(this.model, options.path, options.model.context, valueHead);
+    const threads = actorThreads(options.threads, process.env);
+    this.model = new PolicyModel({ ...options.model, valueHead }, { device: options.device, ...(threads === undefined ? {} : { threads }) });
+    this.#loaded = options.path ? loadWeights(this.model, options.path, options.model.context, valueHead) : Promise.resolve();
+    // Awaited by every call (see ready()); marked handled so a failed load is those calls' error,
+    // not an unhandled rejection that ends the process first.
+    this.#loaded.catch(() => {});
+  }
+
+  /** The model once a folder's weights are in it; a failed load fails the call that waits here. */
+  protected async ready(): Promise<PolicyModel> {
+    await this.#loaded;
+    return this.model;
   }
 
   info() {
@@ -31,15 +44,17 @@ export class ModelRole implements Role {
 /**
  * Puts a Hugging Face folder's weights into `model` (built from the same config.json), with fresh
  * optimizer moments. A value head the folder lacks (a policy checkpoint under a critic) keeps the
- * model's own seeded initialisation; every other tensor must be there with its exact shape.
+ * model's own seeded initialisation; every other tensor must be there with its exact shape. The
+ * folder is read and checked now (a bad one throws from the constructor); the weights go in
+ * through the model's queue, ahead of every call made afterwards.
  */
-function loadWeights(model: PolicyModel, path: string, context: number, valueHead: boolean): void {
+function loadWeights(model: PolicyModel, path: string, context: number, valueHead: boolean): Promise<void> {
   const hf = loadHfModel(path, { context, valueHead });
   const params = paramsFromTensors(model.tensors, hf.tensors, {
-    tied: hf.config.tiedEmbeddings, optional: isValueHeadTensor, fallback: model.getState().params,
+    tied: hf.config.tiedEmbeddings, optional: isValueHeadTensor, fallback: model.initialParams(),
   });
   const n = params.length;
-  model.setState({ ...model.getState(), params, adamM: new Float32Array(n), adamV: new Float32Array(n), step: 0 });
+  return model.setState({ params, adamM: new Float32Array(n), adamV: new Float32Array(n), step: 0 });
 }
 
 /** What goes into an exported Hugging Face folder besides the weights. */
@@ -64,11 +79,12 @@ export class TrainedModelRole extends ModelRole {
    * tokenizer's files) that transformers, vLLM and llama.cpp's converter load. Llama-family
    * models only: the GPT-2-style model has no Hugging Face counterpart with its names.
    */
-  exportHf(o: HfExport): { dir: string; files: number } {
+  async exportHf(o: HfExport): Promise<{ dir: string; files: number }> {
     const cfg = this.model.config;
     if (cfg.arch !== "llama") throw new TypeError(`exportHf: only arch "llama" models export to Hugging Face folders (this one is arch ${JSON.stringify(cfg.arch)})`);
+    const { params } = await (await this.ready()).getState();
     mkdirSync(o.dir, { recursive: true });
-    saveHfModel(o.dir, cfg as LlamaModelConfig, this.model.tensors, this.model.getState().params, {
+    saveHfModel(o.dir, cfg as LlamaModelConfig, this.model.tensors, params, {
       dtype: o.dtype ?? "F32", bosTokenId: o.bosTokenId, eosTokenId: o.eosTokenId, padTokenId: o.padTokenId,
     });
     let files = 0;
@@ -81,12 +97,12 @@ export class TrainedModelRole extends ModelRole {
     return { dir: o.dir, files };
   }
 
-  getState(): { model: ModelState } {
-    return { model: this.model.getState() };
+  async getState(): Promise<{ model: ModelState }> {
+    return { model: await (await this.ready()).getState() };
   }
 
-  loadState(state: { model: ModelState }): void {
-    this.model.setState(state.model);
+  async loadState(state: { model: ModelState }): Promise<void> {
+    await (await this.ready()).setState(state.model);
   }
 
   /** Runs `step` on every mini-batch of the plan; the mean of each statistic. */

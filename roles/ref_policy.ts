@@ -15,7 +15,7 @@ export class RefPolicy extends ModelRole {
     super(options, false);
   }
 
-  logprobs(batch: TokenBatch): Promise<Float32Array> {
-    return this.model.logprobs(batch);
+  async logprobs(batch: TokenBatch): Promise<Float32Array> {
+    return (await this.ready()).logprobs(batch);
   }
 }

@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
     print_device_info();
     if (wants("ops")) rvtest::run_op_tests();
     if (wants("model")) rvtest::run_model_tests();
+    if (wants("model")) rvtest::run_refusal_tests();
     if (wants("cuda")) rvtest::run_cuda_tests();
     if (wants("bench")) rvtest::run_bench();
   } catch (const std::exception& e) {

@@ -71,8 +71,9 @@ describe("argument validation", () => {
     // Same parameter count, different shape: heads only changes how the weights are used.
     const other = new PolicyModel({ ...SMALL, heads: 2 }, { device: "cpu" });
     expect(other.numParams).toBe(m.numParams);
-    expect(() => m.setState(other.getState())).toThrow(/setState: state\.layout is "vocab=8 context=12 width=32 layers=2 heads=2 valueHead=false"; expected "vocab=8 .* heads=4 valueHead=false" \(this model's layout\)/);
-    expect(() => m.setState({ ...m.getState(), params: new Float32Array(3) })).toThrow(
+    const [otherState, ownState] = [await other.getState(), await m.getState()];
+    expect(() => m.setState(otherState)).toThrow(/setState: state\.layout is "vocab=8 context=12 width=32 layers=2 heads=2 valueHead=false"; expected "vocab=8 .* heads=4 valueHead=false" \(this model's layout\)/);
+    expect(() => m.setState({ ...ownState, params: new Float32Array(3) })).toThrow(
       new RegExp(`state\\.params is a Float32Array of length 3; expected a Float32Array of length ${m.numParams}`),
     );
   });

@@ -104,7 +104,7 @@ async function expectMatchesReference(model: PolicyModel, params: Float32Array, 
   );
   const lossErr = Math.abs(stats.loss - c.loss) / Math.max(1, Math.abs(c.loss));
   expect([c.name, "loss", lossErr <= LOGPROB_TOL ? "ok" : lossErr]).toEqual([c.name, "loss", "ok"]);
-  const state = model.getState();
+  const state = await model.getState();
   expect(bits(state.params)).toEqual(bits(params)); // lr 0: the step read the gradient, changed nothing
   const floor = 1e-2 * maxAbs(Object.values(c.grads).flat());
   expect(model.tensors.map((s) => s.name).sort()).toEqual(Object.keys(c.grads).sort());
@@ -193,13 +193,13 @@ describe.skipIf(pySkip !== null)("Hugging Face folders against the PyTorch refer
     for (const name of ["llama_gqa", "qwen2_tied"]) {
       const { config } = loadHfModel(join(root, name), { valueHead: true, seed: 11 });
       const model = new PolicyModel(config, { device: "cpu" });
-      const init = model.getState();
+      const init = await model.getState();
       model.setState({ ...init, params: loadedParams(join(root, name), model.tensors, config, init.params) });
       const batch = tokenBatch(SEED, 2, 8, config.vocab);
       const lp = await model.logprobs(batch);
       const advantages = new Float32Array(lp.length).map((_, i) => (i % 3) - 1);
       await model.policyStep({ ...batch, advantages, oldLogprobs: lp }, { lr: 1e-2 });
-      const trained = model.getState().params;
+      const trained = (await model.getState()).params;
       const dir = join(tempDir("hf-trained-"), name);
       saveHfModel(dir, config, model.tensors, trained);
       expectTorchHolds(weightsSeenByTorch(dir), model.tensors, trained);

@@ -140,10 +140,10 @@ describe("PolicyModel state", () => {
   test("setState(getState()) round-trips bit-exactly", async () => {
     const a = model({ valueHead: true });
     await steps(a, 2);
-    const s = a.getState();
+    const s = (await a.getState());
     const b = model({ valueHead: true, seed: 999 });
     b.setState(s);
-    const t = b.getState();
+    const t = (await b.getState());
     expect(t.step).toBe(s.step);
     expect(fingerprint(t.params, t.adamM, t.adamV)).toBe(fingerprint(s.params, s.adamM, s.adamV));
     expect(Buffer.from(t.params.buffer).equals(Buffer.from(s.params.buffer))).toBe(true);
@@ -154,12 +154,12 @@ describe("PolicyModel state", () => {
     await steps(straight, 4);
     const first = model({ valueHead: true });
     await steps(first, 2);
-    const saved = first.getState();
+    const saved = (await first.getState());
     first.dispose();
     const resumed = model({ valueHead: true, seed: 12345 });
     resumed.setState(saved);
     await steps(resumed, 2);
-    const x = straight.getState(), y = resumed.getState();
+    const x = (await straight.getState()), y = (await resumed.getState());
     expect(y.step).toBe(x.step);
     expect(fingerprint(y.params, y.adamM, y.adamV)).toBe(fingerprint(x.params, x.adamM, x.adamV));
   });
@@ -202,7 +202,7 @@ describe("CUDA backend", () => {
     const batch = { ...b, advantages: b.mask, oldLogprobs: lc };
     const [sc, sg] = [await cpu.policyStep(batch), await gpu.policyStep(batch)];
     expect(Math.abs(sc.gradNorm - sg.gradNorm) / sc.gradNorm).toBeLessThan(1e-3);
-    const [pc, pg] = [cpu.getState().params, gpu.getState().params];
+    const [pc, pg] = [(await cpu.getState()).params, (await gpu.getState()).params];
     let worst = 0;
     for (let i = 0; i < pc.length; i++) worst = Math.max(worst, Math.abs(pc[i]! - pg[i]!));
     expect(worst).toBeLessThan(1e-4);

@@ -27,7 +27,7 @@ function makeModelFolder(): string {
     ropeTheta: 1e6, normEps: 1e-6, tiedEmbeddings: true, attentionBias: true, seed: 9,
   };
   const model = new PolicyModel(config, { device: "cpu" });
-  saveHfModel(dir, config, model.tensors, model.getState().params, { eosTokenId: 333 });
+  saveHfModel(dir, config, model.tensors, model.initialParams(), { eosTokenId: 333 });
   model.dispose();
   for (const f of ["tokenizer.json", "tokenizer_config.json", "generation_config.json"]) copyFileSync(join(TOKENIZER, f), join(dir, f));
   return dir;

@@ -1,4 +1,4 @@
-// Node-API entry point: deviceInfo, the PolicyModelNative class and a matmul benchmark hook.
+// Node-API entry point: deviceInfo, setThreads, the PolicyModelNative class and a matmul benchmark hook.
 // Converts core results to JS values; no compute lives here.
 #include <napi.h>
 
@@ -10,6 +10,7 @@
 #include "addon/convert.h"
 #include "addon/policy_model.h"
 #include "core/device_info.h"
+#include "core/threads.h"
 #include "cpu/gemm.h"
 
 namespace {
@@ -53,6 +54,18 @@ Napi::Value DeviceInfoJs(const Napi::CallbackInfo& info) {
   out.Set("threads", d.threads);
   out.Set("hardwareThreads", d.hardware_threads);
   return out;
+}
+
+// setThreads(n): the CPU backend's thread count for this process from now on (the pool is rebuilt
+// at its next use). An actor process takes its share of the machine's cores this way.
+Napi::Value SetThreadsJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "setThreads(threads: number)");
+  const double n = info[0].As<Napi::Number>().DoubleValue();
+  if (n != std::floor(n) || n < 1 || n > 4096)
+    throw Napi::RangeError::New(env, "setThreads: threads must be an integer in 1..4096, got " + std::to_string(n));
+  revenant::set_num_threads(static_cast<int>(n));
+  return env.Undefined();
 }
 
 // Benchmark hook: benchMatmul({m, n, k, transA, transB, impl: "own" | "blas", seconds}) times
@@ -116,9 +129,12 @@ Napi::Value MeasureClockJs(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("measureClockGHz", Napi::Function::New(env, MeasureClockJs, "measureClockGHz"));
   exports.Set("deviceInfo", Napi::Function::New(env, DeviceInfoJs, "deviceInfo"));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreadsJs, "setThreads"));
   exports.Set("benchMatmul", Napi::Function::New(env, BenchMatmulJs, "benchMatmul"));
   exports.Set("PolicyModelNative", revenant::addon::PolicyModelNative::Define(env));
-  exports.Set("abiVersion", Napi::Number::New(env, 4));
+  // 5: getState, setState and dispose return Promises and run in the model's call queue;
+  // initialParams() and setThreads() added.
+  exports.Set("abiVersion", Napi::Number::New(env, 5));
   return exports;
 }
 

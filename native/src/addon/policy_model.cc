@@ -1,12 +1,17 @@
-// PolicyModelNative: the Node-API class that owns one revenant::Model. Slow calls (generate,
-// logprobs, values, policyStep, valueStep) copy their inputs on the JavaScript thread, compute on
-// a libuv worker (Napi::AsyncWorker) and resolve a Promise, so the event loop stays free. Calls on
-// one model are serialised by a mutex; the worker keeps the JavaScript object alive until done.
+// PolicyModelNative: the Node-API class that owns one revenant::Model. Every call that touches the
+// weights (generate, logprobs, values, policyStep, valueStep, getState, setState, dispose) copies
+// its inputs on the JavaScript thread and joins the model's queue; the queue runs one call at a
+// time, in the order the calls were made, on a libuv worker (Napi::AsyncWorker), and each call
+// resolves a Promise. A waiting call holds no thread (only the running one is handed to libuv), so
+// a long queue never starves the runtime's other work, and the JavaScript thread never waits.
+// info() and step read only what the calls do not change (the tensor list) or what the last
+// finished call published, so a health check answers at once while a long call runs.
 #include "addon/policy_model.h"
 
+#include <atomic>
+#include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 
 #include "addon/convert.h"
 #include "core/model.h"
@@ -14,31 +19,52 @@
 namespace revenant::addon {
 namespace {
 
+class Job;
+
+// One model and its queue. `model` is used by the running job alone (the JavaScript thread only
+// reads what never changes); `waiting`, `running` and `disposed` belong to the JavaScript thread.
 struct Shared {
   std::unique_ptr<Model> model;
-  std::mutex mu;
+  std::atomic<int> step{0};  // the model's step after the last finished call
+  std::deque<Job*> waiting;
+  bool running = false;
+  bool disposed = false;  // dispose() was called: the model goes when the calls before it are done
 };
 
-// Runs `work` off the JavaScript thread, then `done` on it to build the resolved value.
+void run_next(Shared& shared);
+
+// One queued call: `work` runs off the JavaScript thread, then `done` on it builds the resolved
+// value. Libuv deletes the job once it has settled.
 class Job : public Napi::AsyncWorker {
  public:
   Job(Napi::Env env, Napi::Object owner, std::shared_ptr<Shared> shared, std::function<void(Model&)> work,
       std::function<Napi::Value(Napi::Env)> done)
       : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), shared_(std::move(shared)),
         work_(std::move(work)), done_(std::move(done)) {
-    owner_ = Napi::Persistent(owner);
+    owner_ = Napi::Persistent(owner);  // the JavaScript object (and so the model) outlives its calls
   }
   Napi::Promise promise() { return deferred_.Promise(); }
 
   void Execute() override {
-    std::lock_guard<std::mutex> lock(shared_->mu);
-    if (!shared_->model) throw std::runtime_error("model: this model was disposed");
     work_(*shared_->model);
+    if (shared_->model) shared_->step.store(shared_->model->step());
   }
-  void OnOK() override { deferred_.Resolve(done_(Env())); }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+  // The next call starts before this one's promise settles, so the model is never idle while
+  // JavaScript handles a result.
+  void OnOK() override {
+    finish();
+    deferred_.Resolve(done_(Env()));
+  }
+  void OnError(const Napi::Error& e) override {
+    finish();
+    deferred_.Reject(e.Value());
+  }
 
  private:
+  void finish() {
+    shared_->running = false;
+    run_next(*shared_);
+  }
   Napi::Promise::Deferred deferred_;
   Napi::ObjectReference owner_;
   std::shared_ptr<Shared> shared_;
@@ -46,15 +72,35 @@ class Job : public Napi::AsyncWorker {
   std::function<Napi::Value(Napi::Env)> done_;
 };
 
-// Runs `work` off the JS thread (in call order, under the model's lock); the promise resolves with
-// `done`'s value on the JS thread. The Job deletes itself once settled.
-Napi::Promise queue_job(Napi::Env env, Napi::Object owner, std::shared_ptr<Shared> shared, std::function<void(Model&)> work,
-                        std::function<Napi::Value(Napi::Env)> done) {
-  auto* job = new Job(env, owner, std::move(shared), std::move(work), std::move(done));
-  Napi::Promise p = job->promise();
+void run_next(Shared& shared) {
+  if (shared.running || shared.waiting.empty()) return;
+  Job* job = shared.waiting.front();
+  shared.waiting.pop_front();
+  shared.running = true;
   job->Queue();
+}
+
+Napi::Error disposed_error(Napi::Env env) {
+  return Napi::Error::New(env, "model: this model was disposed; calls made after dispose() are refused");
+}
+
+// Appends a call to the model's queue; the promise settles when it has run. A call made after
+// dispose() is refused at once.
+Napi::Promise queue_job(Napi::Env env, Napi::Object owner, const std::shared_ptr<Shared>& shared,
+                        std::function<void(Model&)> work, std::function<Napi::Value(Napi::Env)> done) {
+  if (shared->disposed) {
+    auto deferred = Napi::Promise::Deferred::New(env);
+    deferred.Reject(disposed_error(env).Value());
+    return deferred.Promise();
+  }
+  auto* job = new Job(env, owner, shared, std::move(work), std::move(done));
+  Napi::Promise p = job->promise();
+  shared->waiting.push_back(job);
+  run_next(*shared);
   return p;
 }
+
+Napi::Value undefined(Napi::Env env) { return env.Undefined(); }
 
 template <typename Batch>
 Batch read_token_batch(const Napi::Object& b) {
@@ -133,7 +179,8 @@ Napi::Function PolicyModelNative::Define(Napi::Env env) {
                       InstanceMethod("valueStep", &PolicyModelNative::ValueStep),
                       InstanceMethod("getState", &PolicyModelNative::GetState),
                       InstanceMethod("setState", &PolicyModelNative::SetState),
-                      InstanceMethod("dispose", &PolicyModelNative::Dispose)});
+                      InstanceMethod("dispose", &PolicyModelNative::Dispose),
+                      InstanceMethod("initialParams", &PolicyModelNative::InitialParams)});
 }
 
 // new PolicyModelNative({vocab, context, width, layers, heads, valueHead, seed, arch?, kvHeads?,
@@ -145,23 +192,25 @@ PolicyModelNative::PolicyModelNative(const Napi::CallbackInfo& info)
     throw Napi::TypeError::New(env, "PolicyModelNative(config: object, device: string)");
   const ModelConfig cfg = read_config(info[0].As<Napi::Object>());
   impl_->shared->model = std::make_unique<Model>(cfg, make_backend(info[1].As<Napi::String>().Utf8Value()));
+  impl_->shared->step.store(impl_->shared->model->step());
 }
 
 PolicyModelNative::~PolicyModelNative() = default;
 
+// For the JavaScript thread's reads of what no call changes (config, tensor list, backend name).
+// The model is freed only by the dispose job, which runs after `disposed` is set here.
 Model& PolicyModelNative::model(Napi::Env env) {
-  if (!impl_->shared->model) throw Napi::Error::New(env, "model: this model was disposed");
+  if (impl_->shared->disposed) throw disposed_error(env);
   return *impl_->shared->model;
 }
 
 Napi::Value PolicyModelNative::Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::lock_guard<std::mutex> lock(impl_->shared->mu);
   Model& m = model(env);
   Napi::Object out = Napi::Object::New(env);
   out.Set("backend", m.backend_name());
   out.Set("numParams", static_cast<double>(m.num_params()));
-  out.Set("step", m.step());
+  out.Set("step", impl_->shared->step.load());
   Napi::Array tensors = Napi::Array::New(env, m.tensors().size());
   for (std::size_t i = 0; i < m.tensors().size(); ++i) {
     const TensorSpec& s = m.tensors()[i];
@@ -279,38 +328,56 @@ Napi::Value PolicyModelNative::ValueStep(const Napi::CallbackInfo& info) {
       });
 }
 
-// Synchronous: a state is a few copies of the weights, and callers (checkpointing) want it now.
+// getState() -> Promise<{params, adamM, adamV, step}>: queued like any call, so the state is the
+// one the calls made before it leave.
 Napi::Value PolicyModelNative::GetState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::lock_guard<std::mutex> lock(impl_->shared->mu);
-  const ModelState s = model(env).get_state();
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("params", to_js<float>(env, s.params));
-  out.Set("adamM", to_js<float>(env, s.adam_m));
-  out.Set("adamV", to_js<float>(env, s.adam_v));
-  out.Set("step", s.step);
-  return out;
+  auto state = std::make_shared<ModelState>();
+  return queue_job(
+      env, Value(), impl_->shared, [state](Model& m) { *state = m.get_state(); },
+      [state](Napi::Env env) {
+        Napi::Object out = Napi::Object::New(env);
+        out.Set("params", to_js<float>(env, state->params));
+        out.Set("adamM", to_js<float>(env, state->adam_m));
+        out.Set("adamV", to_js<float>(env, state->adam_v));
+        out.Set("step", state->step);
+        return out;
+      });
 }
 
+// setState(state) -> Promise<void>, queued: the calls made after it see the new state.
 Napi::Value PolicyModelNative::SetState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "setState(state: object)");
   const Napi::Object o = info[0].As<Napi::Object>();
-  ModelState s;
-  s.params = get_f32(o, "params");
-  s.adam_m = get_f32(o, "adamM");
-  s.adam_v = get_f32(o, "adamV");
-  s.step = get_int(o, "step");
-  std::lock_guard<std::mutex> lock(impl_->shared->mu);
-  model(env).set_state(s);
-  return env.Undefined();
+  auto state = std::make_shared<ModelState>();
+  state->params = get_f32(o, "params");
+  state->adam_m = get_f32(o, "adamM");
+  state->adam_v = get_f32(o, "adamV");
+  state->step = get_int(o, "step");
+  return queue_job(env, Value(), impl_->shared, [state](Model& m) { m.set_state(*state); }, undefined);
 }
 
-// Frees the weights now instead of at garbage collection; waits for a running call to finish.
+// dispose() -> Promise<void>: the calls already made still run; later ones are refused at once;
+// the weights are freed when the queue reaches this call. Calling it again changes nothing.
 Napi::Value PolicyModelNative::Dispose(const Napi::CallbackInfo& info) {
-  std::lock_guard<std::mutex> lock(impl_->shared->mu);
-  impl_->shared->model.reset();
-  return info.Env().Undefined();
+  Napi::Env env = info.Env();
+  const std::shared_ptr<Shared>& shared = impl_->shared;
+  if (shared->disposed) {
+    auto deferred = Napi::Promise::Deferred::New(env);
+    deferred.Resolve(env.Undefined());
+    return deferred.Promise();
+  }
+  Napi::Promise p = queue_job(env, Value(), shared, [shared](Model&) { shared->model.reset(); }, undefined);
+  shared->disposed = true;
+  return p;
+}
+
+// initialParams() -> Float32Array: the weights this config starts from, computed anew on the
+// JavaScript thread (as the constructor does); it reads nothing a queued call changes.
+Napi::Value PolicyModelNative::InitialParams(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return to_js<float>(env, model(env).initial_params());
 }
 
 }  // namespace revenant::addon

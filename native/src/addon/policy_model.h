@@ -29,6 +29,7 @@ class PolicyModelNative : public Napi::ObjectWrap<PolicyModelNative> {
   Napi::Value GetState(const Napi::CallbackInfo& info);
   Napi::Value SetState(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
+  Napi::Value InitialParams(const Napi::CallbackInfo& info);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -10,10 +10,12 @@
 #include "core/model.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstring>
 
 #include "core/error.h"
+#include "core/memory.h"
 #include "core/philox.h"
 
 namespace revenant {
@@ -76,6 +78,59 @@ ModelConfig resolve_config(ModelConfig c) {
   return c;
 }
 
+ModelDims model_dims(const ModelConfig& c) {
+  const int C = c.width, NH = c.heads, NKV = c.kv_heads, hd = C / NH;
+  const bool gpt2 = c.arch == Arch::Gpt2;
+  return ModelDims{C, c.vocab, NH, NKV, hd, NKV * hd, C + 2 * NKV * hd, gpt2 ? 4 * C : 2 * c.intermediate,
+                   gpt2 ? 4 * C : c.intermediate};
+}
+
+// Mirrors acts_for(): every buffer it allocates, counted in 64 bits.
+ShapeCost activation_cost(const ModelConfig& c, std::size_t B, std::size_t T) {
+  const ModelDims d = model_dims(c);
+  const std::size_t BT = B * T, C = d.C, V = d.V, QKV = d.qkv, MI = d.mlp_in, MH = d.mlp_hidden;
+  const std::size_t att = B * static_cast<std::size_t>(d.NH) * T * T;
+  // Per layer: ln1, atty, attproj, res2, ln2, fcproj, res3 (C each), 4 norm statistics, qkv, fch,
+  // fch_act, and the saved softmax.
+  const std::size_t per_layer = BT * (7 * C + 4 + QKV + MI + MH) + att;
+  // encoded, lnf, 2 norm statistics, logits, values, lp, entropy; gradients dres, dln, dqkv,
+  // datty, dfch, dfch_act, dlogits, dvalues, dlp, dent, dlnf.
+  const std::size_t global = BT * (2 * C + 2 + V + 3) + BT * (4 * C + QKV + MI + MH + V + 3);
+  ShapeCost cost;
+  cost.bytes = (per_layer * static_cast<std::size_t>(c.layers) + global) * sizeof(float) + 2 * BT * sizeof(int);
+  cost.largest = std::max({BT * std::max({C, QKV, MI, MH, V}), att});
+  return cost;
+}
+
+// Mirrors generate(): scratch rows for B sequences and the per-layer KV caches over the context.
+ShapeCost generate_cost(const ModelConfig& c, std::size_t B) {
+  const ModelDims d = model_dims(c);
+  const std::size_t C = d.C, V = d.V;
+  const std::size_t cache = B * static_cast<std::size_t>(c.context) * static_cast<std::size_t>(d.kvC);
+  const std::size_t scratch = B * (4 * C + 7 + d.qkv + d.mlp_in + d.mlp_hidden + V);
+  ShapeCost cost;
+  cost.bytes = (2 * cache * static_cast<std::size_t>(c.layers) + scratch) * sizeof(float) + 2 * B * sizeof(int);
+  cost.largest = std::max({cache * static_cast<std::size_t>(c.layers), B * V, B * static_cast<std::size_t>(d.qkv)});
+  return cost;
+}
+
+void check_optim(const char* op, const OptimConfig& o) {
+  const auto finite_at_least = [&](const char* name, float v, float lo) {
+    RV_CHECK(std::isfinite(v) && v >= lo, op, std::string(name) + " must be a finite number >= " + str(lo) + ", got " + str(v));
+  };
+  const auto unit = [&](const char* name, float v) {
+    RV_CHECK(std::isfinite(v) && v >= 0 && v < 1, op, std::string(name) + " must be in [0, 1), got " + str(v));
+  };
+  finite_at_least("lr", o.lr, 0);
+  unit("beta1", o.beta1);
+  unit("beta2", o.beta2);
+  RV_CHECK(std::isfinite(o.eps) && o.eps > 0, op,
+           "eps must be a finite number > 0 (it keeps the update of a weight with no gradient history from being 0 / 0), got " +
+               str(o.eps));
+  finite_at_least("weightDecay", o.weight_decay, 0);
+  RV_CHECK(std::isfinite(o.max_grad_norm), op, "maxGradNorm must be finite, got " + str(o.max_grad_norm));
+}
+
 std::size_t count_params(const ModelConfig& config) {
   const ModelConfig c = resolve_config(config);
   const std::size_t C = c.width, V = c.vocab, T = c.context, L = c.layers;
@@ -98,16 +153,14 @@ std::size_t count_params(const ModelConfig& config) {
 Model::Model(const ModelConfig& cfg, std::unique_ptr<Backend> backend)
     : cfg_(resolve_config(cfg)), be_(std::move(backend)) {
   check_config();
-  const int C = cfg_.width, NH = cfg_.heads, NKV = cfg_.kv_heads, hd = C / NH;
-  const bool gpt2 = cfg_.arch == Arch::Gpt2;
-  d_ = Dims{C, cfg_.vocab, NH, NKV, hd, NKV * hd, C + 2 * NKV * hd, gpt2 ? 4 * C : 2 * cfg_.intermediate,
-            gpt2 ? 4 * C : cfg_.intermediate};
+  d_ = model_dims(cfg_);
   build_specs();
   params_ = DeviceBuffer<float>(be_.get(), num_params_);
   grads_ = DeviceBuffer<float>(be_.get(), num_params_);
   m_ = DeviceBuffer<float>(be_.get(), num_params_);
   v_ = DeviceBuffer<float>(be_.get(), num_params_);
-  init_weights();
+  const std::vector<float> init = initial_params();
+  be_->upload(params_.get(), init.data(), num_params_ * sizeof(float));
 }
 
 Model::~Model() = default;
@@ -238,7 +291,7 @@ void Model::build_llama_specs() {
 // GPT-2 initialisation for both architectures: N(0, 0.02), residual projections scaled by
 // 1/sqrt(2L) (so the residual stream's variance does not grow with depth), norms at 1, biases at
 // 0. Normals come from Philox(seed, index) so the weights are the same on any backend.
-void Model::init_weights() {
+std::vector<float> Model::initial_params() const {
   std::vector<float> host(num_params_, 0.0f);
   const double resid_scale = 1.0 / std::sqrt(2.0 * cfg_.layers);
   for (const TensorSpec& s : specs_) {
@@ -255,16 +308,17 @@ void Model::init_weights() {
       host[idx] = static_cast<float>(z * std);
     }
   }
-  be_->upload(params_.get(), host.data(), num_params_ * sizeof(float));
+  return host;
 }
 
 Model::Acts& Model::acts_for(int B, int T) {
   if (acts_ && acts_->B == B && acts_->T == T) return *acts_;
   acts_.reset();  // free the old shape before allocating the new one
+  acts_bytes_ = 0;
   auto a = std::make_unique<Acts>();
   Backend* be = be_.get();
   const std::size_t BT = static_cast<std::size_t>(B) * T, C = d_.C, V = d_.V, NH = d_.NH;
-  const std::size_t QKV = d_.qkv, MI = d_.mlp_in, MH = d_.mlp_hidden;
+  const std::size_t QKV = d_.qkv, MI = d_.mlp_in, MH = d_.mlp_hidden, uB = B, uT = T;
   a->B = B;
   a->T = T;
   a->tokens = DeviceBuffer<int>(be, BT);
@@ -277,7 +331,7 @@ Model::Acts& Model::acts_for(int B, int T) {
     l.ln1_rstd = DeviceBuffer<float>(be, BT);
     l.qkv = DeviceBuffer<float>(be, BT * QKV);
     l.atty = DeviceBuffer<float>(be, BT * C);
-    l.att = DeviceBuffer<float>(be, B * NH * T * T);
+    l.att = DeviceBuffer<float>(be, uB * NH * uT * uT);
     l.attproj = DeviceBuffer<float>(be, BT * C);
     l.res2 = DeviceBuffer<float>(be, BT * C);
     l.ln2 = DeviceBuffer<float>(be, BT * C);
@@ -307,6 +361,7 @@ Model::Acts& Model::acts_for(int B, int T) {
   a->dent = DeviceBuffer<float>(be, BT);
   a->dlnf = DeviceBuffer<float>(be, BT * C);
   acts_ = std::move(a);
+  acts_bytes_ = activation_cost(cfg_, uB, uT).bytes;
   return *acts_;
 }
 
@@ -441,11 +496,41 @@ void Model::validate(const TokenBatch& batch, const char* op) const {
   RV_CHECK(batch.B >= 1 && batch.T >= 2 && batch.T <= cfg_.context, op,
            "batch shape [" + str(batch.B) + ", " + str(batch.T) + "] must have B >= 1 and 2 <= T <= context (" +
                str(cfg_.context) + ")");
+  // Before the arrays are looked at: a shape that cannot fit is refused on its numbers alone.
+  const bool allocated = acts_ && acts_->B == batch.B && acts_->T == batch.T;
+  if (!allocated)
+    check_fits(op, "batch [B=" + str(batch.B) + ", T=" + str(batch.T) + "]", activation_cost(cfg_, batch.B, batch.T),
+               acts_bytes_);
   const std::size_t n = static_cast<std::size_t>(batch.B) * batch.T;
   RV_CHECK(batch.tokens.size() == n && batch.mask.size() == n, op, "tokens and mask must hold B*T values");
   for (std::size_t i = 0; i < n; ++i)
     RV_CHECK(batch.tokens[i] >= 0 && batch.tokens[i] < cfg_.vocab, op,
              "token id " + str(batch.tokens[i]) + " at index " + str(i) + " is outside 0.." + str(cfg_.vocab - 1));
+  for (std::size_t i = 0; i < n; ++i)
+    RV_CHECK(std::isfinite(batch.mask[i]) && batch.mask[i] >= 0, op,
+             "mask[" + str(i) + "] is " + str(batch.mask[i]) + "; a mask entry is a token's loss weight, a finite number >= 0");
+}
+
+// Refuses a shape whose buffers would not fit: ops index with int, so no tensor may reach 2^31
+// elements; and the bytes must fit in what the backend has left (plus `freed`, the bytes of the
+// shape they replace), so a batch too big for the machine is an error, not an out-of-memory kill.
+void Model::check_fits(const char* op, const std::string& what, const ShapeCost& cost, std::size_t freed) const {
+  RV_CHECK(cost.largest <= static_cast<std::size_t>(INT_MAX), op,
+           what + " is too large for this model: one tensor would hold " + str(cost.largest) +
+               " elements, more than 2^31 - 1; use a smaller batch");
+  const MemoryBudget budget = memory_budget(*be_);
+  const std::size_t avail = budget.bytes > SIZE_MAX - freed ? SIZE_MAX : budget.bytes + freed;
+  RV_CHECK(cost.bytes <= avail, op,
+           what + " needs about " + str(cost.bytes) + " bytes of activations, more than the " + str(avail) +
+               " bytes available (" + budget.source + "); use a smaller batch or mini-batch");
+}
+
+// A step needs at least one scored token: position 0 is never scored (nothing predicts it).
+void Model::require_scored(const TokenBatch& batch, const char* op) {
+  for (int b = 0; b < batch.B; ++b)
+    for (int t = 1; t < batch.T; ++t)
+      if (batch.mask[static_cast<std::size_t>(b) * batch.T + t] != 0) return;
+  RV_FAIL(op, "mask is 0 at every scored position (1..T-1 of each row), so the batch has no token to learn from");
 }
 
 // Row r = b*T + t - 1 of the logits predicts token (b, t). Returns the per-row loss weight and
@@ -518,6 +603,7 @@ std::vector<float> Model::values(const TokenBatch& batch) {
 
 PolicyStats Model::policy_gradients(const PolicyBatch& batch, const PolicyLossConfig& loss) {
   validate(batch, "policyStep");
+  require_scored(batch, "policyStep");
   const std::size_t n = static_cast<std::size_t>(batch.B) * batch.T;
   RV_CHECK(batch.advantages.size() == n && batch.old_logprobs.size() == n &&
                (batch.ref_logprobs.empty() || batch.ref_logprobs.size() == n),
@@ -550,6 +636,7 @@ PolicyStats Model::policy_gradients(const PolicyBatch& batch, const PolicyLossCo
 
 ValueStats Model::value_gradients(const ValueBatch& batch, float clip_range) {
   validate(batch, "valueStep");
+  require_scored(batch, "valueStep");
   RV_CHECK(cfg_.value_head, "valueStep", "this model has no value head (create it with valueHead: true)");
   const std::size_t n = static_cast<std::size_t>(batch.B) * batch.T;
   RV_CHECK(batch.returns.size() == n && batch.old_values.size() == n, "valueStep",
@@ -571,32 +658,66 @@ ValueStats Model::value_gradients(const ValueBatch& batch, float clip_range) {
   return ValueStats{s.vf_loss, s.vf_clip_frac, norm};
 }
 
-void Model::optimizer_step(const OptimConfig& o, TensorSpec::Group skip, double grad_norm) {
-  ++step_;
+// Elements per probe of update_stays_finite: a fixed 3 MB of scratch however large the model.
+constexpr std::size_t kProbeChunk = std::size_t{1} << 18;
+
+void Model::optimizer_step(const char* op, const OptimConfig& o, TensorSpec::Group skip, double grad_norm) {
+  const int step = step_ + 1;
   float scale = 1.0f;
   if (o.max_grad_norm > 0 && grad_norm > o.max_grad_norm)
     scale = static_cast<float>(o.max_grad_norm / (grad_norm + 1e-6));
+  RV_CHECK(update_stays_finite(o, skip, step, scale), op,
+           "the update would make a weight or an AdamW moment NaN or infinite (lr " + str(o.lr) + ", weightDecay " +
+               str(o.weight_decay) + ", grad norm " + str(grad_norm) + "); weights, moments and step left unchanged");
   for (const TensorSpec& s : specs_) {
     if (s.group == skip) continue;  // the head this loss does not train keeps weights and moments
     be_->adamw_update(params_.get() + s.offset, grads_.get() + s.offset, m_.get() + s.offset, v_.get() + s.offset,
-                      s.size, o.lr, o.beta1, o.beta2, o.eps, s.decay ? o.weight_decay : 0.0f, step_, scale);
+                      s.size, o.lr, o.beta1, o.beta2, o.eps, s.decay ? o.weight_decay : 0.0f, step, scale);
   }
+  step_ = step;
+}
+
+// Runs the update on copies, a chunk at a time, and reports whether every weight and moment it
+// produces is finite. AdamW is elementwise, so a chunk's copy comes out exactly as the real update
+// will; the real buffers are not touched, which is what lets a refused step leave them as they were.
+bool Model::update_stays_finite(const OptimConfig& o, TensorSpec::Group skip, int step, float scale) {
+  const std::size_t chunk = std::min(kProbeChunk, num_params_);
+  if (probe_.size() < 3 * chunk) probe_ = DeviceBuffer<float>(be_.get(), 3 * chunk);
+  float *p = probe_.get(), *m = p + chunk, *v = m + chunk;
+  for (const TensorSpec& s : specs_) {
+    if (s.group == skip) continue;
+    for (std::size_t at = 0; at < s.size; at += chunk) {
+      const std::size_t n = std::min(chunk, s.size - at), off = s.offset + at, bytes = n * sizeof(float);
+      be_->copy(p, params_.get() + off, bytes);
+      be_->copy(m, m_.get() + off, bytes);
+      be_->copy(v, v_.get() + off, bytes);
+      be_->adamw_update(p, grads_.get() + off, m, v, n, o.lr, o.beta1, o.beta2, o.eps, s.decay ? o.weight_decay : 0.0f,
+                        step, scale);
+      // A sum of squares is finite exactly when every term is: NaN and infinity propagate.
+      if (!std::isfinite(be_->sum_squares(p, n)) || !std::isfinite(be_->sum_squares(m, n)) ||
+          !std::isfinite(be_->sum_squares(v, n)))
+        return false;
+    }
+  }
+  return true;
 }
 
 // A step whose loss or gradient is not finite is refused before the optimizer touches anything.
 void Model::step_if_finite(const char* op, double loss, double grad_norm, const OptimConfig& optim, TensorSpec::Group skip) {
   RV_CHECK(std::isfinite(loss) && std::isfinite(grad_norm), op,
            "loss or gradient is not finite (loss " + str(loss) + ", grad norm " + str(grad_norm) + "); weights left unchanged");
-  optimizer_step(optim, skip, grad_norm);
+  optimizer_step(op, optim, skip, grad_norm);
 }
 
 PolicyStats Model::policy_step(const PolicyBatch& batch, const PolicyLossConfig& loss, const OptimConfig& optim) {
+  check_optim("policyStep", optim);  // before the forward pass: a bad setting costs nothing
   const PolicyStats s = policy_gradients(batch, loss);
   step_if_finite("policyStep", s.loss, s.grad_norm, optim, TensorSpec::ValueHead);
   return s;
 }
 
 ValueStats Model::value_step(const ValueBatch& batch, float clip_range, const OptimConfig& optim) {
+  check_optim("valueStep", optim);
   const ValueStats s = value_gradients(batch, clip_range);
   step_if_finite("valueStep", s.vf_loss, s.grad_norm, optim, TensorSpec::LmHead);
   return s;
@@ -653,6 +774,7 @@ GenerateResult Model::generate(const std::vector<std::vector<int>>& prompts, con
       RV_CHECK(t >= 0 && t < cfg_.vocab, op,
                "token id " + str(t) + " in prompt " + str(b) + " is outside 0.." + str(cfg_.vocab - 1));
   }
+  check_fits(op, str(B) + " prompts", generate_cost(cfg_, static_cast<std::size_t>(B)), 0);
   Backend& be = *be_;
   const int C = d_.C, V = d_.V, Tmax = cfg_.context, L = cfg_.layers;
   const std::size_t uB = B;

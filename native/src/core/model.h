@@ -54,6 +54,25 @@ int default_intermediate(Arch arch, int width);
 // The config with its derived defaults filled in (kv_heads, intermediate); nothing is checked.
 ModelConfig resolve_config(ModelConfig cfg);
 
+// Widths that follow from a resolved config: attention width C = NH * hd, packed qkv rows of
+// C + 2 * NKV * hd, MLP input rows (gpt2: 4C; llama: gate | up = 2I) and hidden rows (4C; I).
+struct ModelDims {
+  int C, V, NH, NKV, hd, kvC, qkv, mlp_in, mlp_hidden;
+};
+ModelDims model_dims(const ModelConfig& resolved);
+
+// What a batch shape costs, computed in 64 bits so shapes past 2^31 elements come out exact.
+// `largest` is the biggest element count one op is handed (ops index with int, so it must stay
+// below 2^31); `bytes` is what the buffers take.
+struct ShapeCost {
+  std::size_t bytes = 0;
+  std::size_t largest = 0;
+};
+// Activations and their gradients for forward/backward over B rows of T tokens.
+ShapeCost activation_cost(const ModelConfig& resolved, std::size_t B, std::size_t T);
+// The KV cache and scratch of generate() for B rows.
+ShapeCost generate_cost(const ModelConfig& resolved, std::size_t B);
+
 struct TensorSpec {
   std::string name;
   std::vector<int> shape;
@@ -69,6 +88,10 @@ struct OptimConfig {
   float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.0f;
   float max_grad_norm = 1.0f;  // <= 0: no clipping
 };
+
+// Throws revenant::Error naming the first bad field: lr, weightDecay >= 0; beta1, beta2 in [0, 1);
+// eps > 0 (at 0 an untouched weight's update is 0 / 0); all finite.
+void check_optim(const char* op, const OptimConfig& optim);
 
 struct GenerateOptions {
   int max_new_tokens = 8;
@@ -138,16 +161,15 @@ class Model {
 
   ModelState get_state();
   void set_state(const ModelState& state);
+  // The weights a model of this config starts from (what the constructor loads), computed anew;
+  // reads nothing the calls change, so it may run beside them.
+  std::vector<float> initial_params() const;
 
  private:
   struct Acts;
   struct Layer;
   struct BlockIO;
-  // Widths that follow from the config: attention width C = NH * hd, packed qkv rows of
-  // C + 2 * NKV * hd, MLP input rows (gpt2: 4C; llama: gate | up = 2I) and hidden rows (4C; I).
-  struct Dims {
-    int C, V, NH, NKV, hd, kvC, qkv, mlp_in, mlp_hidden;
-  };
+  using Dims = ModelDims;
   // Offsets of each parameter by its role; kAbsent when the architecture has no such tensor.
   // Packed roles (qkv, gate|up) point at the first of their contiguous tensors.
   static constexpr std::size_t kAbsent = static_cast<std::size_t>(-1);
@@ -166,8 +188,9 @@ class Model {
   void build_specs();
   void build_gpt2_specs();
   void build_llama_specs();
-  void init_weights();
   void validate(const TokenBatch& batch, const char* op) const;
+  void check_fits(const char* op, const std::string& what, const ShapeCost& cost, std::size_t freed) const;
+  static void require_scored(const TokenBatch& batch, const char* op);
   Acts& acts_for(int B, int T);
   void forward(Acts& a, bool want_logits, bool want_values);
   void backward(Acts& a, bool with_logits, bool with_values);
@@ -183,7 +206,8 @@ class Model {
   void mlp_act_forward(float* out, const float* inp, int N);
   void mlp_act_backward(float* dinp, const float* inp, const float* dout, int N);
   float* at(float* base, std::size_t slot) const { return slot == kAbsent ? nullptr : base + slot; }
-  void optimizer_step(const OptimConfig& optim, TensorSpec::Group skip, double grad_norm);
+  void optimizer_step(const char* op, const OptimConfig& optim, TensorSpec::Group skip, double grad_norm);
+  bool update_stays_finite(const OptimConfig& optim, TensorSpec::Group skip, int step, float scale);
   void step_if_finite(const char* op, double loss, double grad_norm, const OptimConfig& optim, TensorSpec::Group skip);
   Layer layer(float* base, int l) const;
   std::vector<float> row_targets(const TokenBatch& batch, std::vector<int>& targets) const;
@@ -197,6 +221,8 @@ class Model {
   std::size_t num_params_ = 0;
   DeviceBuffer<float> params_, grads_, m_, v_;
   std::unique_ptr<Acts> acts_;
+  std::size_t acts_bytes_ = 0;     // what acts_ holds, given back before a new shape is allocated
+  DeviceBuffer<float> probe_;      // scratch of the finite-update check (see update_stays_finite)
   int step_ = 0;
 };
 

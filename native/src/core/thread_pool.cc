@@ -1,13 +1,15 @@
 // Fixed-size thread pool behind parallel_for(). Tasks are claimed dynamically from one atomic
 // counter, so a thread that the OS delays (a busy machine) does not hold the others up; results
 // do not depend on which thread runs a task because every task owns disjoint outputs. Between
-// calls, threads spin (yielding) for up to 200 us and then sleep on a condition variable.
+// calls, threads spin (yielding) for up to 20 us and then sleep on a condition variable. The pool
+// is rebuilt when the process changes its thread count (set_num_threads).
 #include "core/thread_pool.h"
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -17,9 +19,11 @@
 namespace revenant {
 namespace {
 
-// The model issues ops back to back; a thread that went to sleep can take far longer to wake than
-// a small op takes to run.
-constexpr auto kSpin = std::chrono::microseconds(200);
+// The model issues ops back to back, and a thread that went to sleep takes longer to wake than a
+// small op takes to run; but several actor processes share the cores, and a long spin burns the
+// time another process's threads could compute in. 20 us covers the gap between two ops of one
+// call and gives the core back soon after a call ends.
+constexpr auto kSpin = std::chrono::microseconds(20);
 
 // Spins (yielding the core) until pred() holds or kSpin passes; returns pred().
 template <typename P>
@@ -124,18 +128,25 @@ class Pool {
   bool stop_ = false;
 };
 
-Pool& pool() {
-  static Pool p(num_threads());
-  return p;
+// The pool at the current thread count. A caller keeps the pool it got alive while it runs, so a
+// rebuild (another thread count set meanwhile) never pulls threads from under a running loop.
+std::shared_ptr<Pool> pool() {
+  static std::mutex mu;
+  static std::shared_ptr<Pool> current;
+  std::lock_guard<std::mutex> lock(mu);
+  const int want = num_threads();
+  if (!current || current->size() != want) current = std::make_shared<Pool>(want);
+  return current;
 }
 
 }  // namespace
 
-int pool_threads() { return pool().size(); }
+int pool_threads() { return pool()->size(); }
 
 void parallel_for(int n, const std::function<void(int task)>& fn) {
   if (n <= 0) return;
-  Pool& p = pool();
+  const std::shared_ptr<Pool> shared = pool();
+  Pool& p = *shared;
   if (n == 1 || p.size() == 1) {
     for (int t = 0; t < n; ++t) fn(t);
     return;

@@ -12,7 +12,7 @@ namespace revenant {
 // tasks is the same either way, so results do not depend on it.
 void parallel_for(int n, const std::function<void(int task)>& fn);
 
-// Threads the pool uses (num_threads(), fixed for the process).
+// Threads the pool uses (num_threads(); it follows set_num_threads).
 int pool_threads();
 
 }  // namespace revenant

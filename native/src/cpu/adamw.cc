@@ -11,12 +11,12 @@ void adamw_update(float* params, const float* grads, float* m, float* v, std::si
                   float grad_scale) {
   const float bc1 = 1.0f - std::pow(beta1, static_cast<float>(step));
   const float bc2 = 1.0f - std::pow(beta2, static_cast<float>(step));
-  for_chunks(static_cast<int>(n), double(n) * 12, [&](int begin, int end) {
+  for_ranges(n, double(n) * 12, [&](std::size_t begin, std::size_t end) {
     float* __restrict p = params;  // restrict locals: lets the compiler vectorise the loop
     const float* __restrict gr = grads;
     float* __restrict mm = m;
     float* __restrict vv = v;
-    for (int i = begin; i < end; ++i) {
+    for (std::size_t i = begin; i < end; ++i) {
       const float g = gr[i] * grad_scale;
       mm[i] = beta1 * mm[i] + (1.0f - beta1) * g;
       vv[i] = beta2 * vv[i] + (1.0f - beta2) * g * g;

@@ -1,5 +1,6 @@
 // matmul: out = inp @ w^T + bias and its backward (CUDA mirror of cpu/matmul.cc), on one tiled
 // shared-memory GEMM kernel that takes strides, so every transpose is the same kernel.
+#include "core/launch.h"
 #include "cuda/ops.cuh"
 
 namespace revenant::cuda {
@@ -28,11 +29,17 @@ __global__ void gemm_kernel(int M, int N, int K, const float* A, long sai, long 
   }
 }
 
+// Columns go on grid.x (up to 2^31 - 1 blocks); rows on grid.y, which stops at 65535 blocks, so
+// a tall product runs as slices of rows (core/launch.h).
 static void gemm(int M, int N, int K, const float* A, long sai, long sak, const float* B, long sbk, long sbn, float* C,
                  int ldc, bool accumulate, const char* op) {
-  const dim3 block(TILE, TILE), grid(blocks_for(N, TILE), blocks_for(M, TILE));
-  gemm_kernel<<<grid, block>>>(M, N, K, A, sai, sak, B, sbk, sbn, C, ldc, accumulate);
-  RV_CUDA_LAUNCHED(op);
+  const dim3 block(TILE, TILE);
+  for (const RowSlice& s : grid_row_slices(M, TILE)) {
+    const dim3 grid(blocks_for(N, TILE), blocks_for(s.rows, TILE));
+    gemm_kernel<<<grid, block>>>(s.rows, N, K, A + s.begin * sai, sai, sak, B, sbk, sbn, C + s.begin * ldc, ldc,
+                                 accumulate);
+    RV_CUDA_LAUNCHED(op);
+  }
 }
 
 __global__ void fill_bias_kernel(float* out, const float* bias, int N, int OC) {

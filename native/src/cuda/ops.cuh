@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/op_list.h"
 
 #define RV_CUDA_CHECK(call, op)                                                                   \
   do {                                                                                            \
@@ -25,36 +26,10 @@ namespace revenant::cuda {
 
 inline int blocks_for(long n, int threads) { return static_cast<int>((n + threads - 1) / threads); }
 
-void embedding_forward(float* out, const int* tokens, const float* wte, const float* wpe, int B, int T, int C, int pos0);
-void embedding_backward(float* dwte, float* dwpe, const float* dout, const int* tokens, int B, int T, int C, int pos0);
-void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b, int N, int C);
-void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w,
-                        const float* mean, const float* rstd, int N, int C);
-void matmul_forward(float* out, const float* inp, const float* w, const float* bias, int N, int C, int OC);
-void matmul_backward(float* dinp, float* dw, float* dbias, const float* dout, const float* inp, const float* w, int N,
-                     int C, int OC);
-void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* w, int N, int C, float eps);
-void rmsnorm_backward(float* dinp, float* dw, const float* dout, const float* inp, const float* w, const float* rstd,
-                      int N, int C);
-void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH, int NKV);
-void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C, int NH,
-                        int NKV);
-void attention_decode(float* out, float* kcache, float* vcache, const float* qkv, int B, int C, int NH, int NKV, int pos,
-                      int Tmax);
-void rope_forward(float* x, int B, int T, int heads, int hd, int stride, int pos0, float theta);
-void rope_backward(float* dx, int B, int T, int heads, int hd, int stride, int pos0, float theta);
-void swiglu_forward(float* out, const float* inp, int N, int I);
-void swiglu_backward(float* dinp, const float* inp, const float* dout, int N, int I);
-void gelu_forward(float* out, const float* inp, int N);
-void gelu_backward(float* dinp, const float* inp, const float* dout, int N);
-void residual_forward(float* out, const float* a, const float* b, int N);
-void residual_backward(float* da, float* db, const float* dout, int N);
-void logprob_forward(float* lp, float* entropy, const float* logits, const int* targets, int N, int V);
-void logprob_backward(float* dlogits, const float* logits, const int* targets, const float* dlp, const float* dent, int N,
-                      int V);
-void adamw_update(float* params, const float* grads, float* m, float* v, std::size_t n, float lr, float beta1, float beta2,
-                  float eps, float weight_decay, int step, float grad_scale);
-void sampling_forward(int* out, const float* logits, int N, int V, float temperature, uint64_t seed, int step);
-double sum_squares(const float* x, std::size_t n);
+// The launchers, one per entry of core/op_list.h, float only.
+using F = float;
+#define REVENANT_CUDA_DECLARE(ret, name, params, args) ret name params;
+REVENANT_OPS(REVENANT_CUDA_DECLARE)
+#undef REVENANT_CUDA_DECLARE
 
 }  // namespace revenant::cuda

@@ -4,10 +4,12 @@
  * same checks without starting anything (the HTTP service uses it to refuse a job up front).
  */
 import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../../../config/schema.ts";
 import { modelConfigFromHf } from "../../../native/hf/config.ts";
 import type { ModelRoleOptions, RoleModel } from "../../../roles/index.ts";
+import { threadShare } from "../../../roles/model_options.ts";
 import { JobDataError, loadJobData, loadJobDataOffThread, taskData, type JobData } from "./job_data.ts";
 import { deriveSeed } from "./seeds.ts";
 
@@ -144,7 +146,16 @@ export class JobPlan {
     // The reference is the initial policy: same model, same init seed.
     const initSeed = this.seed("init", role === "critic" ? "critic" : "policy");
     const { path, config } = this.models[role === "critic" ? "critic" : "actor"];
-    return { model: { ...config, seed: initSeed }, ...(path ? { path } : {}), device: w[role].device };
+    return { model: { ...config, seed: initSeed }, ...(path ? { path } : {}), device: w[role].device, threads: this.modelThreads() };
+  }
+
+  /**
+   * Each model actor's CPU threads: the machine's cores split evenly among the model actors that
+   * run at once (actor_rollout, and critic and ref_policy when the job has them), so they do not
+   * oversubscribe the cores. REVENANT_NUM_THREADS in an actor's environment overrides it.
+   */
+  modelThreads(cores = availableParallelism()): number {
+    return threadShare(cores, 1 + (this.useCritic ? 1 : 0) + (this.useRef ? 1 : 0));
   }
 
   childSpecs() {

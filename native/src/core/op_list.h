@@ -1,0 +1,95 @@
+// The op list, written once. The Backend interface (core/backend.h), the CPU reference
+// declarations (cpu/ops.h), the CUDA declarations (cuda/ops.cuh) and the forwarding in
+// cpu/cpu_backend.cc and cuda/cuda_backend.cu all expand it, so adding an op is one entry here
+// plus its cpu/<op>.cc and cuda/<op>.cu.
+//
+// Each entry is X(return type, name, (parameters), (arguments)). F is the element type: float in
+// the backends and on CUDA; the CPU reference is a template on F, so the gradient checks can run
+// it in double. REVENANT_FLOAT_OPS are float only (the optimizer, sampling, the gradient norm).
+//
+// Shapes: N rows of C channels; B batch, T sequence length, NH heads, V vocabulary. Backward ops
+// ACCUMULATE (+=) into their gradient outputs so a tensor used twice (a residual stream) gets both
+// contributions; callers zero first.
+//
+// embedding: out[b,t,:] = wte[tokens[b,t],:] + wpe[pos0 + t,:]; wpe (and dwpe) null: no position
+//   table.
+// layernorm: out = (inp - mean) * rstd * w + b, per row; mean/rstd saved for backward.
+// rmsnorm: out = inp * rstd * w, rstd = 1 / sqrt(mean(inp^2) + eps), per row; rstd saved.
+// matmul: out[N,OC] = inp[N,C] @ w[OC,C]^T + bias[OC] (bias may be null); in the backward dinp
+//   may be null (no gradient wanted) and dbias may be null (no bias).
+// attention: causal, NH query heads and NKV key/value heads (NH % NKV == 0; query head h reads kv
+//   head h / (NH / NKV); NKV == NH is plain multi-head attention). Head size hs = C / NH.
+//   qkv[B,T,C + 2*NKV*hs] rows are q | k | v -> out[B,T,C]; att[B,NH,T,T] saved softmax.
+// attention_decode: one decoding step with a KV cache: stores k,v of qkv[B, C + 2*NKV*hs] at
+//   position pos of kcache/vcache[B,Tmax,NKV*hs], then attends the query over positions 0..pos.
+// rope: rotary position embeddings (Hugging Face "rotate_half" pairs i, i + hd/2; angle
+//   pos * theta^(-2i/hd)) applied IN PLACE to the first `heads` heads of width hd of each of the
+//   B*T rows of x (rows `stride` floats apart; row (b,t) at position pos0 + t). The backward
+//   rotates the gradient back in place: the one backward op that overwrites instead of adding,
+//   since a rotation's input gradient is its output gradient turned back.
+// swiglu: inp[N, 2I] rows are gate | up; out[N, I] = silu(gate) * up.
+// logprob: per row of logits[N,V], lp = log softmax(logits)[target] (0 when target < 0) and the
+//   distribution's entropy; the backward overwrites dlogits with the gradient of
+//   sum_rows(dlp*lp + dent*entropy).
+// adamw_update: AdamW on n values; grads are multiplied by grad_scale first (global-norm
+//   clipping). No backward: this is the update itself.
+// sampling_forward: one token per row from softmax(logits/temperature) (argmax when
+//   temperature == 0) with uniform = Philox(seed, row, step). Not differentiable.
+// sum_squares: accumulated in double in a fixed order (a deterministic gradient norm).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#define REVENANT_TEMPLATED_OPS(X)                                                                              \
+  X(void, embedding_forward, (F * out, const int* tokens, const F* wte, const F* wpe, int B, int T, int C, int pos0), \
+    (out, tokens, wte, wpe, B, T, C, pos0))                                                                  \
+  X(void, embedding_backward, (F * dwte, F* dwpe, const F* dout, const int* tokens, int B, int T, int C, int pos0), \
+    (dwte, dwpe, dout, tokens, B, T, C, pos0))                                                               \
+  X(void, layernorm_forward, (F * out, F* mean, F* rstd, const F* inp, const F* w, const F* b, int N, int C),     \
+    (out, mean, rstd, inp, w, b, N, C))                                                                      \
+  X(void, layernorm_backward,                                                                                \
+    (F * dinp, F* dw, F* db, const F* dout, const F* inp, const F* w, const F* mean, const F* rstd, int N, int C), \
+    (dinp, dw, db, dout, inp, w, mean, rstd, N, C))                                                          \
+  X(void, rmsnorm_forward, (F * out, F* rstd, const F* inp, const F* w, int N, int C, float eps),             \
+    (out, rstd, inp, w, N, C, eps))                                                                          \
+  X(void, rmsnorm_backward, (F * dinp, F* dw, const F* dout, const F* inp, const F* w, const F* rstd, int N, int C), \
+    (dinp, dw, dout, inp, w, rstd, N, C))                                                                    \
+  X(void, matmul_forward, (F * out, const F* inp, const F* w, const F* bias, int N, int C, int OC),           \
+    (out, inp, w, bias, N, C, OC))                                                                           \
+  X(void, matmul_backward,                                                                                   \
+    (F * dinp, F* dw, F* dbias, const F* dout, const F* inp, const F* w, int N, int C, int OC),              \
+    (dinp, dw, dbias, dout, inp, w, N, C, OC))                                                               \
+  X(void, attention_forward, (F * out, F* att, const F* qkv, int B, int T, int C, int NH, int NKV),           \
+    (out, att, qkv, B, T, C, NH, NKV))                                                                       \
+  X(void, attention_backward,                                                                                \
+    (F * dqkv, const F* dout, const F* qkv, const F* att, int B, int T, int C, int NH, int NKV),             \
+    (dqkv, dout, qkv, att, B, T, C, NH, NKV))                                                                \
+  X(void, attention_decode,                                                                                  \
+    (F * out, F* kcache, F* vcache, const F* qkv, int B, int C, int NH, int NKV, int pos, int Tmax),         \
+    (out, kcache, vcache, qkv, B, C, NH, NKV, pos, Tmax))                                                    \
+  X(void, rope_forward, (F * x, int B, int T, int heads, int hd, int stride, int pos0, float theta),          \
+    (x, B, T, heads, hd, stride, pos0, theta))                                                               \
+  X(void, rope_backward, (F * dx, int B, int T, int heads, int hd, int stride, int pos0, float theta),        \
+    (dx, B, T, heads, hd, stride, pos0, theta))                                                              \
+  X(void, swiglu_forward, (F * out, const F* inp, int N, int I), (out, inp, N, I))                           \
+  X(void, swiglu_backward, (F * dinp, const F* inp, const F* dout, int N, int I), (dinp, inp, dout, N, I))   \
+  X(void, gelu_forward, (F * out, const F* inp, int N), (out, inp, N))                                       \
+  X(void, gelu_backward, (F * dinp, const F* inp, const F* dout, int N), (dinp, inp, dout, N))               \
+  X(void, residual_forward, (F * out, const F* a, const F* b, int N), (out, a, b, N))                        \
+  X(void, residual_backward, (F * da, F* db, const F* dout, int N), (da, db, dout, N))                       \
+  X(void, logprob_forward, (F * lp, F* entropy, const F* logits, const int* targets, int N, int V),           \
+    (lp, entropy, logits, targets, N, V))                                                                    \
+  X(void, logprob_backward,                                                                                  \
+    (F * dlogits, const F* logits, const int* targets, const F* dlp, const F* dent, int N, int V),           \
+    (dlogits, logits, targets, dlp, dent, N, V))
+
+#define REVENANT_FLOAT_OPS(X)                                                                                \
+  X(void, adamw_update,                                                                                      \
+    (float* params, const float* grads, float* m, float* v, std::size_t n, float lr, float beta1, float beta2, \
+     float eps, float weight_decay, int step, float grad_scale),                                             \
+    (params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, step, grad_scale))                         \
+  X(void, sampling_forward, (int* out, const float* logits, int N, int V, float temperature, uint64_t seed, int step), \
+    (out, logits, N, V, temperature, seed, step))                                                            \
+  X(double, sum_squares, (const float* x, std::size_t n), (x, n))
+
+#define REVENANT_OPS(X) REVENANT_TEMPLATED_OPS(X) REVENANT_FLOAT_OPS(X)
