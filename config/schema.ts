@@ -11,6 +11,7 @@
  */
 import { z } from "zod";
 import { MODEL_LIMITS, type ModelSize } from "../native/model_limits.ts";
+import { checkHost, parseHostPort } from "../runtime/core/ipc/transport.ts";
 
 /**
  * Bounds, kept here once: the README's configuration reference and every error message are
@@ -154,6 +155,138 @@ export const CriticWorkerSchema = z.strictObject({
 
 export const RefWorkerSchema = z.strictObject({ device });
 
+/**
+ * Where actors run and how they reach the coordinator. The defaults (local launcher, Unix
+ * socket) keep every actor a child process on this machine; `slurm` starts each actor with
+ * `srun`, `kubernetes` as a pod, and both need TCP. Address checks are transport.ts's own, so a
+ * config error and a Supervisor option error say the same thing.
+ */
+const CLUSTER_LAUNCHERS = ["local", "slurm", "kubernetes"] as const;
+/** Per-role GPU counts: the shipped roles by name. */
+const GPU_ROLES = ["actor_rollout", "critic", "ref_policy", "reward"] as const;
+/** srun options the Slurm launcher sets itself; a user value would break placement or the environment. */
+export const SRUN_RESERVED = [
+  "--export", "--nodelist", "-w", "--exclude", "-x", "--ntasks", "-n", "--nodes", "-N", "--jobid", "--overlap", "--gpus", "-G", "--job-name", "-J",
+  "--partition", "-p", "--verbose", "-v", "--quiet", "-Q", "--output", "-o", "--error", "-e", "--input", "-i",
+] as const;
+/** A Kubernetes quantity (`500m`, `2`, `4Gi`); empty = none. */
+const K8S_QUANTITY = /^$|^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
+/** A Kubernetes label key=value, as in a nodeSelector. */
+const K8S_LABEL = /^(?:[a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?=(?:[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/;
+const K8S_NAME = /^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** An address check from transport.ts as a zod refinement: its message names the key's value and what is allowed. */
+function addressCheck(check: (v: string) => unknown, allowed: string) {
+  return (v: string, ctx: z.RefinementCtx) => {
+    if (v === "") return;
+    try {
+      check(v);
+    } catch (e) {
+      ctx.addIssue({ code: "custom", message: `${(e as Error).message}; allowed: ${allowed}` });
+    }
+  };
+}
+
+/** A string format as a refinement: a custom issue says what is allowed (a plain regex would only say "a string"). */
+function matching(pattern: RegExp, allowed: string) {
+  return (v: string, ctx: z.RefinementCtx) => {
+    if (!pattern.test(v)) ctx.addIssue({ code: "custom", message: `expected ${allowed}, got ${JSON.stringify(v)}` });
+  };
+}
+
+function srunArgCheck(arg: string, ctx: z.RefinementCtx): void {
+  const name = arg.split("=")[0]!;
+  if (!(SRUN_RESERVED as readonly string[]).includes(name)) return;
+  ctx.addIssue({
+    code: "custom",
+    message: `${name} is set by the Slurm launcher (placement, environment, output); allowed: any other srun option, such as --mem=16G or --cpus-per-task=4 (the partition is cluster.slurm.partition, nodes cluster.slurm.nodes)`,
+  });
+}
+
+const gpuCount = (role: string) => int(0, 64).default(0).describe(`GPUs for each ${role} actor (srun --gpus, or the pod's nvidia.com/gpu limit); 0 = none`);
+
+export const ClusterSchema = z.strictObject({
+  launcher: z.enum(CLUSTER_LAUNCHERS).default("local")
+    .describe("how actors are started: local (child processes), slurm (srun, inside an allocation or as jobs of their own) or kubernetes (a pod each)"),
+  transport: z.enum(["auto", "unix", "tcp"]).default("auto")
+    .describe("how actors connect back: unix (this machine only), tcp, or auto (unix for the local launcher, tcp otherwise)"),
+  listen: z.string().max(300).default("").superRefine(addressCheck(parseHostPort, "host:port, IPv6 in brackets ([::1]:7070), port 0 = any free port"))
+    .describe("TCP address the coordinator listens on for actors (host:port, port 0 = any); empty = 127.0.0.1:0 with the local launcher, 0.0.0.0:0 otherwise"),
+  advertise: z.string().max(253).default("")
+    .superRefine(addressCheck((v) => {
+      checkHost(v, "the advertised host");
+      if (v === "0.0.0.0" || v === "::") throw new Error(`the advertised host must be one actors can connect to, not the wildcard ${v}`);
+    }, "a host name or IP address of this machine that actors can reach"))
+    .describe("host actors are told to connect to; empty = the listen host, or this machine's host name when that is a wildcard and actors run elsewhere"),
+  tls_cert: z.string().max(4096).default("").describe("PEM certificate the coordinator presents to actors (TCP only; with tls_key); empty = no TLS"),
+  tls_key: z.string().max(4096).default("").describe("PEM private key of tls_cert"),
+  tls_ca: z.string().max(4096).default("").describe("PEM certificates actors trust to verify the coordinator; empty = tls_cert itself (self-signed)"),
+  gpus: z.strictObject(Object.fromEntries(GPU_ROLES.map((r) => [r, gpuCount(r)])) as Record<(typeof GPU_ROLES)[number], ReturnType<typeof gpuCount>>).prefault({}),
+  slurm: z.strictObject({
+    partition: z.string().max(256).superRefine(matching(/^[A-Za-z0-9_.-]*$/, "a Slurm partition name (letters, digits, _ . -)")).default("")
+      .describe("partition of the jobs srun makes outside an allocation; empty = the cluster's default (inside an allocation, the allocation's)"),
+    nodes: z.array(z.string().max(253).superRefine(matching(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "a node name (letters, digits, _ . -)"))).max(4096).default([])
+      .describe("nodes to place actors on, in order (actors spread over them, a lost node's actors move to the next); empty = the allocation's nodes, or Slurm's choice outside one"),
+    srun_args: z.array(z.string().min(1).max(1024).superRefine(srunArgCheck)).max(64).default([])
+      .describe("extra srun options for every actor, e.g. [--mem=16G, --cpus-per-task=4]"),
+  }).prefault({}),
+  kubernetes: z.strictObject({
+    image: z.string().max(1024).default("").describe("container image of actor pods (the coordinator's own image: same paths); needed by the kubernetes launcher"),
+    namespace: z.string().max(63).superRefine(matching(K8S_NAME, "a Kubernetes namespace name (lowercase letters, digits, -)")).default("")
+      .describe("namespace of actor pods; empty = the coordinator pod's own"),
+    api_server: z.string().max(1024).superRefine(matching(/^$|^https?:\/\/\S+$/, "an http(s) URL such as https://kubernetes.default.svc")).default("")
+      .describe("Kubernetes API server URL; empty = in-cluster (KUBERNETES_SERVICE_HOST and _PORT)"),
+    token_file: z.string().max(4096).default("").describe("bearer token file for the API server; empty = the pod's service account token"),
+    service_account: z.string().max(253).superRefine(matching(K8S_NAME, "a Kubernetes service account name (lowercase letters, digits, -)")).default("")
+      .describe("service account of actor pods; empty = the namespace's default"),
+    node_selector: z.array(z.string().max(317).superRefine(matching(K8S_LABEL, "a label key=value, e.g. nvidia.com/gpu.present=true"))).max(64).default([])
+      .describe("labels an actor pod's node must carry, as key=value"),
+    cpu: z.string().max(32).superRefine(matching(K8S_QUANTITY, "a Kubernetes quantity such as 500m or 2")).default("").describe("CPU request and limit of each actor pod; empty = none"),
+    memory: z.string().max(32).superRefine(matching(K8S_QUANTITY, "a Kubernetes quantity such as 4Gi")).default("").describe("memory request and limit of each actor pod; empty = none"),
+  }).prefault({}),
+}).superRefine(clusterRules);
+
+type ClusterShape = {
+  launcher: (typeof CLUSTER_LAUNCHERS)[number];
+  transport: "auto" | "unix" | "tcp";
+  listen: string;
+  advertise: string;
+  tls_cert: string;
+  tls_key: string;
+  tls_ca: string;
+  kubernetes: { image: string };
+};
+
+/** The port of a listen address; 0 when empty, undefined when unreadable (its own issue says why). */
+function listenPort(listen: string): number | undefined {
+  try {
+    return listen === "" ? 0 : parseHostPort(listen).port;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Rules between the keys of `cluster`: each issue names the key to change and what it may be. */
+function clusterRules(c: ClusterShape, ctx: z.RefinementCtx): void {
+  const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
+  const tcp = c.transport === "tcp" || (c.transport === "auto" && c.launcher !== "local");
+  if (c.transport === "unix" && c.launcher !== "local") {
+    issue(["transport"], `unix reaches actors on this machine only, and the ${c.launcher} launcher starts them elsewhere; allowed with it: tcp or auto`);
+  }
+  const tcpOnly = (["listen", "advertise", "tls_cert", "tls_key", "tls_ca"] as const).find((k) => c[k] !== "");
+  if (!tcp && tcpOnly) {
+    issue([tcpOnly], "is a TCP setting, and actors use the Unix socket here; set cluster.transport to tcp (or a launcher other than local)");
+  }
+  if (c.tls_cert && !c.tls_key) issue(["tls_key"], "is needed with tls_cert: the private key of that certificate");
+  if (c.tls_key && !c.tls_cert) issue(["tls_cert"], "is needed with tls_key: the certificate that key belongs to");
+  if (c.launcher === "kubernetes") {
+    if (!c.kubernetes.image) issue(["kubernetes", "image"], "is needed by the kubernetes launcher: the image actor pods run (the coordinator's own)");
+    if (listenPort(c.listen) === 0) {
+      issue(["listen"], "needs a fixed port with the kubernetes launcher (the port the coordinator's Service forwards to actors), e.g. 0.0.0.0:7070; port 0 is any free port");
+    }
+  }
+}
+
 export const ConfigSchema = z.strictObject({
   data: z.strictObject({
     task: z.enum(["digit_reversal", "sorting", "addition"]).default("digit_reversal")
@@ -220,8 +353,10 @@ export const ConfigSchema = z.strictObject({
       .describe("llama-family policies: write the trained policy as a Hugging Face folder (<job>/hf_model at the end; with every_checkpoint also <job>/hf_checkpoints/step-<n>, the last `keep` kept)"),
   }).prefault({}),
   fault_tolerance: FaultToleranceSchema.prefault({}),
+  cluster: ClusterSchema.prefault({}),
 });
 
 export type FaultTolerance = z.output<typeof FaultToleranceSchema>;
+export type Cluster = z.output<typeof ClusterSchema>;
 export type Config = z.output<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;

@@ -85,6 +85,8 @@ export interface ChaosRecord {
 
 export class ChaosMonkey {
   readonly ledger: ChaosRecord[] = [];
+  /** The deaths of the incarnations struck. */
+  private readonly deaths: Promise<unknown>[] = [];
   private readonly rng: Rng;
   private timer: Timer | undefined;
   private running = false;
@@ -118,6 +120,14 @@ export class ChaosMonkey {
     });
   }
 
+  /**
+   * Resolves once every struck incarnation has died (a hang is found only at its ping timeout), so
+   * a job stopped right after a strike still counts that fault's death and restart.
+   */
+  async settled(): Promise<void> {
+    await Promise.all(this.deaths);
+  }
+
   /** One fault on one alive actor, both chosen by the seeded generator. */
   strike(): ChaosRecord | undefined {
     const actions = this.o.actions ?? CHAOS_ACTIONS;
@@ -126,8 +136,10 @@ export class ChaosMonkey {
     const actor = pool.length ? this.rng.pick(pool) : undefined;
     if (!actor || actor.state !== "alive") return undefined;
     const key = `${actor.id}#${actor.incarnation}`;
+    const incarnation = actor.current;
     if (this.struck.has(key) || !injectFault(actor, action)) return undefined;
     this.struck.add(key);
+    if (incarnation) this.deaths.push(incarnation.died);
     const record = { at: Date.now(), actor: actor.id, role: actor.role, action, incarnation: actor.incarnation };
     this.ledger.push(record);
     return record;

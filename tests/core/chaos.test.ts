@@ -18,16 +18,22 @@ const CALLS = 500;
 const WINDOW = 16; // calls in flight per actor
 const FAULTS = 24;
 
-/** Actor host processes whose parent is this test process. */
-function childHosts(): number[] {
+/**
+ * Actor host processes of this test's supervisor (the address in their spawn spec is its
+ * listener's), among the children of this test process: other suites' actors are not its concern.
+ */
+function childHosts(address: unknown): number[] {
   const out: number[] = [];
+  const own = JSON.stringify(address);
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const stat = readFileSync(join("/proc", name, "stat"), "utf8");
       const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
       const cmd = readFileSync(join("/proc", name, "cmdline"), "utf8");
-      if (ppid === process.pid && cmd.includes("runtime/core/host/host.ts") && processRuns(Number(name))) out.push(Number(name));
+      if (ppid !== process.pid || !cmd.includes("runtime/core/host/host.ts") || !processRuns(Number(name))) continue;
+      const spec = readFileSync(join("/proc", name, "environ"), "utf8").split("\0").find((l) => l.startsWith("REVENANT_ACTOR_SPEC="));
+      if (spec && JSON.stringify(JSON.parse(spec.slice(spec.indexOf("=") + 1)).address) === own) out.push(Number(name));
     } catch {
       // exited while we looked
     }
@@ -87,9 +93,11 @@ test(`chaos: ${ACTORS} actors × ${CALLS} calls under random kill/hang/corrupt (
     const causes = new Set(sup.events.events.filter((e) => e.type === "death").map((e) => String(e.cause)));
     for (const c of causes) expect(["exit", "hang", "protocol"]).toContain(c);
     const pids = allPids(sup);
+    const address = sup.actorAddress;
+    expect(childHosts(address)).toHaveLength(ACTORS); // the check below sees this test's actors
     await sup.shutdown();
     for (const pid of pids) expect(processRuns(pid)).toBe(false);
-    expect(childHosts()).toEqual([]);
+    expect(childHosts(address)).toEqual([]);
     const counts = CHAOS_ACTIONS.map((a) => `${plan.ledger.filter((r) => r.action === a).length} ${a}`).join(", ");
     console.log(`chaos seed ${SEED}: ${counts}; all ${ACTORS * CALLS} calls exact`);
   } catch (e) {

@@ -15,7 +15,10 @@ import { quietManager, shortJob, tempDir } from "./helpers.ts";
 import { serveTestApp } from "./serve_app.ts";
 
 /** Page-side predicates run in the browser; this suite's TypeScript has no DOM types. (Functions, not strings: the page's CSP forbids eval.) */
-declare const document: { querySelector(selector: string): { textContent: string | null; getAttribute(name: string): string | null } | null };
+declare const document: {
+  querySelector(selector: string): { textContent: string | null; getAttribute(name: string): string | null } | null;
+  querySelectorAll(selector: string): { length: number };
+};
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const root = join(import.meta.dir, "..", "..");

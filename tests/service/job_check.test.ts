@@ -163,6 +163,13 @@ describe("jobs on files, over HTTP", () => {
     expect(e.message).toContain("use reward.name (math, exact_match), or run the job with `bun run train`");
   });
 
+  test("cluster settings are the operator's: a request that sets any is refused", () => {
+    const e = refusal({ cluster: { launcher: "slurm", slurm: { srun_args: ["--uid=0"] } } });
+    expect(e.path).toBe("cluster");
+    expect(e.message).toContain("leave the cluster section out of the job");
+    expect(() => checkJobFits(config({}))).not.toThrow();
+  });
+
   test("files and folders must exist on the coordinator's machine; their contents are read when the job starts", () => {
     const e = refusal({ data: { train_files: "/nonexistent/train.jsonl", val_files: "/nonexistent/val.jsonl" }, reward: { name: "math" } });
     expect([e.path, e.message]).toEqual(["data.train_files", "data.train_files: /nonexistent/train.jsonl does not exist on the coordinator's machine"]);

@@ -1,6 +1,7 @@
 /**
  * The event log: every death (with its cause), restart (with its latency), retry, failure and
- * health change, as JSON lines in `events.jsonl` when a path is given, and to subscribers.
+ * health change, and where a launcher placed each incarnation (`placed`, with its node), as JSON
+ * lines in `events.jsonl` when a path is given, and to subscribers.
  */
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
@@ -10,9 +11,11 @@ import { repairJsonLines } from "./jsonl.ts";
 export interface RuntimeEvent {
   /** Milliseconds since the epoch. */
   ts: number;
-  type: "death" | "restart" | "retry" | "failed" | "health" | "stopped";
+  type: "death" | "restart" | "retry" | "failed" | "health" | "stopped" | "placed";
   actor: string;
   role: string;
+  /** `placed`: the node (host name) a launcher started the incarnation on (Slurm, Kubernetes). */
+  node?: string;
   [field: string]: unknown;
 }
 

@@ -2,9 +2,9 @@
  * The launcher seam: how an actor process is started. The supervisor hands a launcher a request
  * (which host module, which environment: the spawn spec in it carries the coordinator's address
  * and the per-spawn token) and gets a process handle back; a death is still a closed connection,
- * a missed ping or a deadline, wherever the process runs. Today there is `localLauncher`, a child
- * of this runtime in its own process group; Slurm (`srun`) and Kubernetes launchers are to come
- * behind the same interface.
+ * a missed ping or a deadline, wherever the process runs. `localLauncher` starts a child of this
+ * runtime in its own process group; `slurmLauncher` (slurm_launcher.ts) starts it with `srun`,
+ * `kubernetesLauncher` (kubernetes_launcher.ts) as a pod; cluster.ts picks one from the config.
  *
  * A launch that throws (EMFILE, EAGAIN, ENOMEM, a missing binary) is a failed start: the
  * supervisor records a `death` with cause `spawn` and retries it with backoff, counted against
@@ -40,6 +40,20 @@ export interface ActorProcess {
   readonly exited: Promise<ExitStatus>;
   /** Sends a signal; a process that already ended is ignored. */
   kill(signal?: NodeJS.Signals): void;
+  /** The machine it runs on, once the launcher knows it (a Slurm node, a Kubernetes node); undefined for a local child. */
+  readonly node?: string;
+}
+
+/** Where a launcher placed an actor: told to `onPlaced` hooks, recorded as a `placed` event. */
+export interface Placement {
+  actor: string;
+  role: string;
+  rank: number;
+  incarnation: number;
+  /** The node (host name) the actor runs on. */
+  node: string;
+  /** How the launcher refers to it: a Slurm step `<job>.<step>`, a pod name. */
+  handle?: string;
 }
 
 export interface Launcher {
@@ -51,6 +65,16 @@ export interface Launcher {
    * `death` event). Called synchronously, just before the SIGKILL; best effort, must not throw.
    */
   inspect?(process: ActorProcess): Record<string, unknown>;
+}
+
+/**
+ * The command line that runs the actor host module with this runtime's binary, for launchers that
+ * start it elsewhere (srun, a pod): the same binary path and module path must exist there, as on
+ * a cluster's shared file system or in the coordinator's own container image.
+ */
+export function hostCommand(module: string): string[] {
+  const deno = runtime.name === "deno";
+  return deno ? [process.execPath, "run", "-A", "--no-prompt", module] : [process.execPath, module];
 }
 
 /**

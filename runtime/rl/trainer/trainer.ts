@@ -33,6 +33,7 @@ import { HealthSchedule } from "../../core/supervisor/health.ts";
 import type { OutputSink } from "../../core/supervisor/incarnation.ts";
 import type { RoleEntry } from "../../core/host/role.ts";
 import { Supervisor, type FailureReport } from "../../core/supervisor/supervisor.ts";
+import { clusterOptions } from "../../core/supervisor/cluster.ts";
 import { DataLoader, type LoaderPosition } from "../tasks/dataset.ts";
 import { MetricsFile, type JobPaths } from "./job.ts";
 import { advantages, dropFailedRows, evaluate, klPenalty, referenceAndValues, rollout, score, tokenBatch, trainingMetrics, update, type JobActors } from "./phases.ts";
@@ -197,7 +198,10 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
   const store = new CheckpointStore(job.checkpoints, config.checkpoint.keep, note);
   const metricsFile = new MetricsFile(job.metrics);
   const loader = new DataLoader(plan.data.train, config.data.train_batch_size, plan.seed("data"));
-  const sup = new Supervisor({ faultTolerance: config.fault_tolerance, roles: o.roles ?? SHIPPED_ROLES, metrics, events, output: o.output, name: job.id });
+  const sup = new Supervisor({
+    faultTolerance: config.fault_tolerance, roles: o.roles ?? SHIPPED_ROLES, metrics, events, output: o.output, name: job.id,
+    ...clusterOptions(config.cluster, { owner: job.id, events }),
+  });
   let failure: FailureReport | undefined;
   sup.onFailure((r) => (failure ??= r));
   // An event that could not be written (disk full, read-only) fails the job with the path named.
@@ -266,6 +270,7 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
     }
     monkey?.stop();
     // A fault injected at the very end is repaired before the job is declared done.
+    await monkey?.settled();
     await o.faultPlan?.settled();
     await sup.settled().catch(rethrowFailure);
     checkFailure();

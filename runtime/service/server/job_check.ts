@@ -18,7 +18,10 @@
  * ```
  */
 import { existsSync } from "node:fs";
-import type { Config } from "../../../config/schema.ts";
+import { ConfigSchema, type Config } from "../../../config/schema.ts";
+
+/** The cluster section every request's job gets: the coordinator alone decides where actors run. */
+const CLUSTER_DEFAULTS = ConfigSchema.parse({}).cluster;
 import { TASKS } from "../../rl/tasks/tasks.ts";
 import { promptTokens } from "../../rl/tasks/tokenizer.ts";
 import { JobConfigError } from "../../rl/trainer/plan.ts";
@@ -38,6 +41,10 @@ export function checkJobFits(config: Config): void {
   if (config.reward.module) {
     throw new JobConfigError("reward.module", "reward.module runs the code of a module named in the request, which the coordinator refuses; " +
       "use reward.name (math, exact_match), or run the job with `bun run train`");
+  }
+  if (JSON.stringify(config.cluster) !== JSON.stringify(CLUSTER_DEFAULTS)) {
+    throw new JobConfigError("cluster", "cluster settings (launcher, addresses, TLS files, srun arguments, the Kubernetes API) are the coordinator " +
+      "operator's, not a request's: leave the cluster section out of the job; jobs run where the coordinator runs them");
   }
   const files = usedPaths(config);
   for (const [key, path] of files) {
