@@ -12,6 +12,7 @@
 import { readFileSync } from "node:fs";
 import { loadNative } from "../native/loader.ts";
 import { DEFAULT_MODEL_CONFIG, PolicyModel } from "../native/policy_model.ts";
+import { peakEstimate } from "./cpu_peak.ts";
 
 const addon = loadNative();
 const info = addon.deviceInfo();
@@ -52,45 +53,9 @@ function jsMatmul(m: number, n: number, k: number, seconds: number): number {
   return (2 * m * n * k * iters) / ((performance.now() - t0) / 1000) / 1e9;
 }
 
-/**
- * Peak FP32 GFLOP/s: cores x clock x FLOP/cycle (FMA pipes x fp32 lanes x 2). The clock is
- * measured (a dependent-add chain runs one add per cycle), since virtual machines report the base
- * clock in /proc/cpuinfo while the cores run at turbo.
- */
-function peakEstimate(threads: number): { gflops: number; how: string } {
-  let text = "";
-  try {
-    text = readFileSync("/proc/cpuinfo", "utf8");
-  } catch {
-    return { gflops: Number.NaN, how: "unknown (/proc/cpuinfo unreadable)" };
-  }
-  const cpuinfoMhz = Number(/^cpu MHz\s*:\s*([\d.]+)/m.exec(text)?.[1] ?? Number.NaN);
-  let ghz = 0;
-  for (let i = 0; i < 3; i++) ghz = Math.max(ghz, addon.measureClockGHz());
-  const measured = Number.isFinite(ghz);
-  const mhz = measured ? ghz * 1000 : cpuinfoMhz;
-  const flags = /^flags\s*:(.*)$/m.exec(text)?.[1] ?? "";
-  const amd = /AuthenticAMD/.test(text);
-  const family = Number(/^cpu family\s*:\s*(\d+)/m.exec(text)?.[1] ?? 0);
-  const has = (f: string) => new RegExp(`\\b${f}\\b`).test(flags);
-  // Two FMA pipes per core on every recent x86 core. Lanes: AMD before Zen 5 (family 26) runs
-  // AVX-512 on 256-bit units; Intel server cores with AVX-512 have two 512-bit FMA units.
-  let lanes = 4;
-  if (has("avx512f") && !(amd && family < 26)) lanes = 16;
-  else if (has("avx2") && has("fma")) lanes = 8;
-  const perCycle = 2 * lanes * 2;
-  const gflops = (threads * mhz * perCycle) / 1000;
-  return {
-    gflops,
-    how:
-      `${threads} core(s) x ${(mhz / 1000).toFixed(2)} GHz (${measured ? `measured; cpuinfo says ${(cpuinfoMhz / 1000).toFixed(2)}` : "cpuinfo"}) ` +
-      `x ${perCycle} FLOP/cycle (2 FMA pipes x ${lanes} fp32 lanes x 2${amd && has("avx512f") && family < 26 ? ", AVX-512 on 256-bit units" : ""})`,
-  };
-}
-
 function matmulTable(): void {
   const blas = info.blas.linked;
-  const peak = peakEstimate(info.threads);
+  const peak = peakEstimate(addon, info.threads);
   console.log(`\nMatrix products, ${info.threads} thread(s), GFLOP/s (best of 5 alternating rounds):`);
   console.log(`peak estimate: ${peak.gflops.toFixed(0)} GFLOP/s = ${peak.how}`);
   const rows: string[][] = [["shape", "M x N x K", "ours", "OpenBLAS", "ours/BLAS", "JS", "% of peak (ours)"]];

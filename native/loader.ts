@@ -18,7 +18,7 @@ export type * from "./types.ts";
 
 /** The command that builds the addon, quoted in every load error. */
 export const BUILD_COMMAND = "bun install   (or: bun run build:native)";
-const EXPECTED_ABI = 5;
+const EXPECTED_ABI = 7;
 
 /** Thrown when the addon is missing, fails to load, or does not have the expected surface. */
 export class NativeAddonError extends Error {

@@ -183,6 +183,14 @@ class NullModel implements PolicyModelNative {
     this.step = s.step;
   }
 
+  async copyParamsTo(dst: Float32Array): Promise<void> {
+    dst.set(this.params);
+  }
+
+  async loadParamsFrom(src: Float32Array): Promise<void> {
+    this.params = src.slice();
+  }
+
   async dispose(): Promise<void> {}
 
   initialParams(): Float32Array {
@@ -194,7 +202,7 @@ class NullModel implements PolicyModelNative {
 export const NULL_ADDON: NativeAddon = {
   deviceInfo: () => ({
     backends: [],
-    cuda: { compiled: false, usable: false, reason: "null backend", deviceCount: 0, driverVersion: 0, runtimeVersion: 0, device: null },
+    cuda: { compiled: false, usable: false, reason: "null backend", deviceCount: 0, driverVersion: 0, runtimeVersion: 0, driverRequired: 0, device: null },
     blas: { linked: false, vendor: "none", config: "", threads: 0 },
     threads: 1,
     hardwareThreads: 1,
@@ -203,5 +211,10 @@ export const NULL_ADDON: NativeAddon = {
   benchMatmul: () => null,
   measureClockGHz: () => Number.NaN,
   PolicyModelNative: NullModel as unknown as NativeAddon["PolicyModelNative"],
+  // A plain ArrayBuffer would look like a segment but share nothing, so a "shared" transfer would
+  // silently lose its data: refuse instead.
+  mapShared: (path) => {
+    throw new Error(`mapShared(${JSON.stringify(path)}): the null backend has no shared memory; build the native addon (bun run build:native) to map segments`);
+  },
   abiVersion: 0,
 };

@@ -25,6 +25,7 @@
  * llama.tensors[0]; // { name: "model.embed_tokens.weight", shape: [256, 64], offset: 0, size: 16384 }
  * ```
  */
+import { DEVICE_ALLOWED, isDevice, type Device } from "./device.ts";
 import { loadNative } from "./loader.ts";
 import { MODEL_LIMITS, type ModelSize } from "./model_limits.ts";
 import { NULL_ADDON } from "./null_backend.ts";
@@ -44,8 +45,7 @@ import type {
 
 export type { ModelArch, ModelState, PolicyStepStats, TensorInfo, ValueStepStats } from "./types.ts";
 
-/** "null": no real compute (native/null_backend.ts), for tests on machines without the addon. */
-export type Device = "auto" | "cpu" | "cuda" | "null";
+export type { Device } from "./device.ts";
 
 /**
  * Model sizes and architecture. `valueHead` adds the scalar critic head (on the final norm's
@@ -241,6 +241,10 @@ class Check {
 export class PolicyModel {
   readonly config: Readonly<Required<PolicyModelConfig>>;
   readonly backend: "cpu" | "cuda" | "null";
+  /** Where it computes: "cpu", "cuda:N", or "null". */
+  readonly device: string;
+  /** Device "auto" only: why it runs on the CPU instead of CUDA; null when it did not fall back. */
+  readonly fallback: string | null;
   readonly numParams: number;
   readonly tensors: readonly TensorInfo[];
   readonly #native: PolicyModelNative;
@@ -248,8 +252,9 @@ export class PolicyModel {
   /**
    * @param config model sizes and architecture; `width` must be a multiple of `heads` (for llama,
    *   of 2 * heads) and `kvHeads` must divide `heads`.
-   * @param options.device "auto" (CUDA when usable, else CPU; the default), "cpu", or "cuda"
-   *   (throws when no usable device).
+   * @param options.device "auto" (CUDA device 0 when usable, else the CPU, saying why in
+   *   `fallback`; the default), "cpu", "cuda" or "cuda:N" (device N; throws with the reason when
+   *   that device cannot be used), or "null".
    * @param options.threads CPU threads for this process's native compute (1..4096); absent: as
    *   before (REVENANT_NUM_THREADS, else every core). Process-wide: the last model made decides.
    */
@@ -258,9 +263,7 @@ export class PolicyModel {
     if (typeof config !== "object" || config === null) c.fail("config", config, "an object");
     const cfg = resolveConfig(c, config);
     const device = options.device ?? "auto";
-    if (device !== "auto" && device !== "cpu" && device !== "cuda" && device !== "null") {
-      c.fail("options.device", device, '"auto", "cpu", "cuda" or "null"');
-    }
+    if (!isDevice(device)) c.fail("options.device", device, DEVICE_ALLOWED);
     const threads = options.threads === undefined ? undefined : c.int("options.threads", options.threads, 1, 4096);
     const addon = device === "null" ? NULL_ADDON : options.addon ?? loadNative();
     try {
@@ -279,6 +282,8 @@ export class PolicyModel {
       );
     }
     this.backend = info.backend;
+    this.device = info.device ?? (info.backend === "cuda" ? "cuda:0" : info.backend);
+    this.fallback = info.fallback ?? null;
     this.numParams = info.numParams;
     this.tensors = Object.freeze(info.tensors);
   }
@@ -408,6 +413,18 @@ export class PolicyModel {
   }
 
   /**
+   * Test hook: queues a call that fails as a sticky CUDA error does (the device is lost): on CUDA
+   * a kernel really faults, on the CPU the same error is raised directly. The addon prints the error and ends this process with status 74 (EXIT.DEVICE_LOST)
+   * so that its supervisor restarts it; the promise never settles. Tests only.
+   */
+  __testDeviceLost(): Promise<never> {
+    if (!this.#native.__testDeviceLost) {
+      throw new NativeComputeError("__testDeviceLost: this addon has no device-lost test hook; rebuild it with `bun run build:native`");
+    }
+    return this.#native.__testDeviceLost();
+  }
+
+  /**
    * Restores a state from getState() of a model with the same config. The state is checked now
    * (a bad one throws here) and applied in the queue: calls made after it see it, awaited or not.
    */
@@ -427,6 +444,46 @@ export class PolicyModel {
     let queued: Promise<void>;
     try {
       queued = this.#native.setState(state);
+    } catch (cause) {
+      throw native(cause);
+    }
+    return call(queued);
+  }
+
+  /**
+   * Copies the weights (getState's `params`, numParams floats) into `dst` straight from native
+   * memory, in the queue like getState. For filling a shared-memory segment
+   * (native/shared_memory.ts) without building an array first. `dst` must stay attached (not
+   * transferred) until the promise settles.
+   *
+   * @example
+   * ```ts
+   * const seg = SharedSegment.create("/dev/shm/weights", policy.numParams * 4);
+   * await policy.copyParamsTo(seg.floats(0, policy.numParams));
+   * ```
+   */
+  copyParamsTo(dst: Float32Array): Promise<void> {
+    return this.#paramCopy("copyParamsTo", "dst", dst, (a) => this.#native.copyParamsTo(a));
+  }
+
+  /**
+   * Sets the weights from `src` (numParams floats, laid out as getState's `params`), in the queue
+   * like setState: calls made after it see them. AdamW moments and step are left as they are, so
+   * loading broadcast weights does not reset an optimizer. `src` must stay attached until the
+   * promise settles.
+   */
+  loadParamsFrom(src: Float32Array): Promise<void> {
+    return this.#paramCopy("loadParamsFrom", "src", src, (a) => this.#native.loadParamsFrom(a));
+  }
+
+  /** Checks a params-sized Float32Array and queues the native copy; errors as setState's. */
+  #paramCopy(method: string, arg: string, array: Float32Array, run: (a: Float32Array) => Promise<void>): Promise<void> {
+    if (!(array instanceof Float32Array) || array.length !== this.numParams) {
+      new Check(method).fail(arg, array, `a Float32Array of length ${this.numParams} (this config's parameter count)`);
+    }
+    let queued: Promise<void>;
+    try {
+      queued = run(array);
     } catch (cause) {
       throw native(cause);
     }

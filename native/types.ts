@@ -16,6 +16,12 @@ export interface CudaInfo {
   driverVersion: number;
   /** Version of the statically linked CUDA runtime; 0 when CUDA is not compiled in. */
   runtimeVersion: number;
+  /**
+   * The driver the addon needs: the CUDA version it was built against (CUDART_VERSION), encoded
+   * as `driverVersion` is; 0 when CUDA is not compiled in. An installed driver older than this
+   * makes `usable` false, with a `reason` naming both versions.
+   */
+  driverRequired: number;
   /** Device 0, when usable. */
   device: { name: string; totalMemory: number; freeMemory: number; computeCapability: string } | null;
 }
@@ -81,6 +87,10 @@ export interface TensorInfo {
 export interface NativeModelInfo {
   /** "null": the null backend (native/null_backend.ts), which computes nothing real. */
   backend: "cpu" | "cuda" | "null";
+  /** Where it computes: "cpu" or "cuda:N" (absent from addons built before device indexes). */
+  device?: string;
+  /** Device "auto" only: why it runs on the CPU (no usable CUDA device); null when it did not fall back. */
+  fallback?: string | null;
   numParams: number;
   step: number;
   tensors: TensorInfo[];
@@ -195,10 +205,24 @@ export interface PolicyModelNative {
   /** The state the calls made before it leave. */
   getState(): Promise<ModelState>;
   setState(state: ModelState): Promise<void>;
+  /**
+   * Copies the weights (numParams floats, `params` of getState) into `dst`, which the caller owns
+   * (a shared-memory segment's view, say), without an intermediate array. `dst` must not be
+   * detached or transferred until the promise settles.
+   */
+  copyParamsTo(dst: Float32Array): Promise<void>;
+  /** Sets the weights from `src` (numParams floats); AdamW moments and step are unchanged. */
+  loadParamsFrom(src: Float32Array): Promise<void>;
   /** Resolves once the weights are freed (after the calls made before it). */
   dispose(): Promise<void>;
   /** The weights a model of this config starts from; computed at once, outside the queue. */
   initialParams(): Float32Array;
+  /**
+   * Test hook: queues a call that fails as a lost device does (on CUDA a kernel really faults; on
+   * the CPU the same error is raised directly); the addon prints it and ends the process with
+   * status 74. Never settles.
+   */
+  __testDeviceLost?(): Promise<never>;
 }
 
 export interface BenchMatmulOptions {
@@ -227,6 +251,17 @@ export interface NativeAddon {
   benchMatmul(options: BenchMatmulOptions): BenchMatmulResult | null;
   /** Core clock in GHz from a dependent-add chain (NaN where unsupported); for peak estimates. */
   measureClockGHz(): number;
-  PolicyModelNative: new (config: NativeModelConfig, device: "auto" | "cpu" | "cuda") => PolicyModelNative;
+  /** `device`: "auto", "cpu", "cuda" or "cuda:N" (native/device.ts). */
+  PolicyModelNative: new (config: NativeModelConfig, device: string) => PolicyModelNative;
+  /**
+   * Maps the file at `path` (under /dev/shm for memory-backed sharing) MAP_SHARED and returns it as
+   * an ArrayBuffer of `bytes` (an integer in 1..2^40) that every process mapping the same file
+   * sees. `create`: make or truncate the file to `bytes` zeros (reserved now, so a full /dev/shm is
+   * an ENOSPC error rather than a crash later); otherwise the file must exist with exactly `bytes`.
+   * Unmapped when the ArrayBuffer is collected; the file stays until unlinked. Bad arguments throw
+   * TypeError/RangeError; system failures an Error with `code` ("ENOENT", "ENOSPC", ...).
+   * See native/shared_memory.ts.
+   */
+  mapShared(path: string, bytes: number, create: boolean): ArrayBuffer;
   abiVersion: number;
 }

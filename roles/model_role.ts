@@ -32,12 +32,15 @@ export class ModelRole implements Role {
     return this.model;
   }
 
+  /** `fallback`: why device "auto" runs on the CPU (null when it did not fall back), so a slow CPU run is explained. */
   info() {
-    return { backend: this.model.backend, params: this.model.numParams, step: this.model.step };
+    const m = this.model;
+    return { backend: m.backend, device: m.device, fallback: m.fallback, params: m.numParams, step: m.step };
   }
 
   health() {
-    return { ok: true, backend: this.model.backend, step: this.model.step };
+    const m = this.model;
+    return { ok: true, backend: m.backend, device: m.device, fallback: m.fallback, step: m.step };
   }
 }
 

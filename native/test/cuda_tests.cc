@@ -114,10 +114,14 @@ void compare_ops(Backend& c, Backend& g) {
     att.compare("attention_forward att" + tag, tol);
     dqkv.compare("attention_backward dqkv" + tag, tol);
     const int kvC = NKV * (C / NH);
-    F kc(c, g, B * T * kvC), vc(c, g, B * T * kvC), dec(c, g, B * C);
-    for (int pos = 0; pos < 5; ++pos) {  // rows b of the first T positions of batch row 0 act as B rows
-      c.attention_decode(dec.cpu(), kc.cpu(), vc.cpu(), qkv.cpu() + pos * QKV, B, C, NH, NKV, pos, T);
-      g.attention_decode(dec.gpu(), kc.gpu(), vc.gpu(), qkv.gpu() + pos * QKV, B, C, NH, NKV, pos, T);
+    F kc(c, g, B * T * kvC), vc(c, g, B * T * kvC), dec(c, g, B * 2 * C);
+    // A 2-position prefill, then steps: rows of batch row 0's first positions act as B rows of 2.
+    c.attention_decode(dec.cpu(), kc.cpu(), vc.cpu(), qkv.cpu(), B, 2, C, NH, NKV, 0, T);
+    g.attention_decode(dec.gpu(), kc.gpu(), vc.gpu(), qkv.gpu(), B, 2, C, NH, NKV, 0, T);
+    dec.compare("attention_decode prefill" + tag, tol);
+    for (int pos = 2; pos < 5; ++pos) {
+      c.attention_decode(dec.cpu(), kc.cpu(), vc.cpu(), qkv.cpu() + pos * QKV, B, 1, C, NH, NKV, pos, T);
+      g.attention_decode(dec.gpu(), kc.gpu(), vc.gpu(), qkv.gpu() + pos * QKV, B, 1, C, NH, NKV, pos, T);
     }
     dec.compare("attention_decode" + tag, tol);
     kc.compare("attention_decode kcache" + tag, 0.0);

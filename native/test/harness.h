@@ -91,6 +91,8 @@ void run_op_tests();
 void run_model_tests();
 void run_refusal_tests();
 void run_cuda_tests();
+void run_cuda_tc_tests();
 void run_bench();
+void run_bench_tc();
 
 }  // namespace rvtest

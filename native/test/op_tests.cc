@@ -316,28 +316,38 @@ void gradient_checks() {
   }
 }
 
-// The cached single-step attention must give the same numbers as the full causal pass, with and
-// without grouped kv heads.
+// The cached attention must give the same numbers as the full causal pass, with and without
+// grouped kv heads: one position at a time, and a prefill of several positions followed by steps.
 void attention_decode_check() {
   for (const std::pair<int, int> heads : {std::pair{4, 4}, std::pair{4, 2}, std::pair{4, 1}}) {
     const int NH = heads.first, NKV = heads.second;
     const int B = 3, T = 6, C = 16, kvC = NKV * (C / NH), QKV = C + 2 * kvC;
     Rng rng(77);
     const std::vector<float> qkv = cast<float>(rng.normals(B * T * QKV));
-    std::vector<float> full(B * T * C), att(B * NH * T * T), kc(B * T * kvC), vc(B * T * kvC), step(B * C), row(B * QKV);
+    std::vector<float> full(B * T * C), att(B * NH * T * T), kc(B * T * kvC), vc(B * T * kvC), step(B * T * C),
+        rows(B * T * QKV);
     cpu::attention_forward(full.data(), att.data(), qkv.data(), B, T, C, NH, NKV);
-    double err = 0;
-    for (int t = 0; t < T; ++t) {
+    // Positions [t0, t0 + n) of every row through the cache; returns the largest difference from `full`.
+    const auto cached = [&](int t0, int n) {
       for (int b = 0; b < B; ++b)
-        std::copy(qkv.begin() + (b * T + t) * QKV, qkv.begin() + (b * T + t + 1) * QKV, row.begin() + b * QKV);
-      cpu::attention_decode(step.data(), kc.data(), vc.data(), row.data(), B, C, NH, NKV, t, T);
+        std::copy(qkv.begin() + (b * T + t0) * QKV, qkv.begin() + (b * T + t0 + n) * QKV, rows.begin() + b * n * QKV);
+      cpu::attention_decode(step.data(), kc.data(), vc.data(), rows.data(), B, n, C, NH, NKV, t0, T);
+      double err = 0;
       for (int b = 0; b < B; ++b)
-        for (int c = 0; c < C; ++c) err = std::fmax(err, std::fabs(step[b * C + c] - full[(b * T + t) * C + c]));
-    }
+        for (int t = 0; t < n; ++t)
+          for (int c = 0; c < C; ++c)
+            err = std::fmax(err, std::fabs(step[(b * n + t) * C + c] - full[(b * T + t0 + t) * C + c]));
+      return err;
+    };
+    double one = 0, prefill = cached(0, 4);
+    for (int t = 4; t < T; ++t) prefill = std::fmax(prefill, cached(t, 1));
+    for (int t = 0; t < T; ++t) one = std::fmax(one, cached(t, 1));
     // Same arithmetic in the same order, but the compiler may contract a*b+c into an FMA in one
     // loop and not the other (-march=native, -ffp-contract=fast): equal to float32 rounding.
-    check(err <= 1e-6, "attention_decode equals attention_forward row by row (NH " + std::to_string(NH) + ", NKV " +
-                           std::to_string(NKV) + ")", "max diff " + std::to_string(err));
+    const std::string tag = " (NH " + std::to_string(NH) + ", NKV " + std::to_string(NKV) + ")";
+    check(one <= 1e-6, "attention_decode equals attention_forward row by row" + tag, "max diff " + std::to_string(one));
+    check(prefill <= 1e-6, "attention_decode: a 4-position prefill then steps equals attention_forward" + tag,
+          "max diff " + std::to_string(prefill));
   }
 }
 

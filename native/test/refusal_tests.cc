@@ -148,7 +148,7 @@ void size_arithmetic() {
   const std::size_t global = BT * (2 * 4096 + 2 + 32000 + 3) + BT * (4 * 4096 + 3 * 4096 + 8 * 4096 + 32000 + 3);
   check(cost.bytes == (2 * per_layer + global) * 4 + 2 * BT * 4, "activation_cost: bytes past 2^31 are exact",
         std::to_string(cost.bytes));
-  const ShapeCost gen = generate_cost(c, 1 << 16);
+  const ShapeCost gen = generate_cost(c, 1 << 16, 1, 4096);
   check(gen.largest == (std::size_t{1} << 16) * 4096 * 4096 * 2, "generate_cost: the KV cache past 2^31 is exact",
         std::to_string(gen.largest));
 

@@ -156,7 +156,7 @@ describe("bad input is rejected with path, source, value and what is allowed", (
 
   test("bad enum values list the allowed ones", () => {
     const e = problemsOf(() => resolve({ args: ["fault_tolerance.restart_strategy=rest_for_one", "worker.actor.device=gpu"] }));
-    expect(e.problems.map((p) => p.message).sort()).toEqual(["expected one of: auto, cpu, cuda, null", "expected one of: one_for_one, one_for_all"]);
+    expect(e.problems.map((p) => p.message).sort()).toEqual(['expected "auto", "cpu", "cuda", "cuda:N" (N a device index: 0, 1, ...) or "null", got "gpu"', "expected one of: one_for_one, one_for_all"]);
   });
 
   test("malformed YAML names file, line and column", () => {

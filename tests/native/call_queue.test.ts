@@ -104,7 +104,7 @@ describe("the JS thread never waits for the model", () => {
     const gen = role.generate(prompts, { maxNewTokens: 60, seed: 3 });
     const health = role.health();
     expect(health).not.toBeInstanceOf(Promise);
-    expect(health).toEqual({ ok: true, backend: "cpu", step: 0 });
+    expect(health).toEqual({ ok: true, backend: "cpu", device: "cpu", fallback: null, step: 0 });
     expect(await turnsUntilSettled(gen)).toBeGreaterThan(0);
   });
 });

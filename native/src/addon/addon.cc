@@ -9,6 +9,7 @@
 
 #include "addon/convert.h"
 #include "addon/policy_model.h"
+#include "addon/shared_memory.h"
 #include "core/device_info.h"
 #include "core/threads.h"
 #include "cpu/gemm.h"
@@ -29,6 +30,9 @@ Napi::Value DeviceInfoJs(const Napi::CallbackInfo& info) {
   cuda.Set("deviceCount", d.cuda.device_count);
   cuda.Set("driverVersion", d.cuda.driver_version);
   cuda.Set("runtimeVersion", d.cuda.runtime_version);
+  // The driver the statically linked runtime needs (CUDART_VERSION at build time, encoded as
+  // driverVersion is); cuda_status() reports CUDA unusable, naming both, when the driver is older.
+  cuda.Set("driverRequired", d.cuda.driver_required);
   if (d.cuda.usable) {
     Napi::Object dev = Napi::Object::New(env);
     dev.Set("name", d.cuda.name);
@@ -132,9 +136,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreadsJs, "setThreads"));
   exports.Set("benchMatmul", Napi::Function::New(env, BenchMatmulJs, "benchMatmul"));
   exports.Set("PolicyModelNative", revenant::addon::PolicyModelNative::Define(env));
+  exports.Set("mapShared", Napi::Function::New(env, revenant::addon::MapShared, "mapShared"));
   // 5: getState, setState and dispose return Promises and run in the model's call queue;
   // initialParams() and setThreads() added.
-  exports.Set("abiVersion", Napi::Number::New(env, 5));
+  // 6: mapShared() (shared-memory segments); copyParamsTo() and loadParamsFrom() on models.
+  // 7: deviceInfo().cuda.driverRequired; devices "cuda:N"; a model's device and auto fallback;
+  // sticky device errors end the process (__testDeviceLost()).
+  exports.Set("abiVersion", Napi::Number::New(env, 7));
   return exports;
 }
 

@@ -1,6 +1,6 @@
 // PolicyModelNative: the Node-API class that owns one revenant::Model. Every call that touches the
-// weights (generate, logprobs, values, policyStep, valueStep, getState, setState, dispose) copies
-// its inputs on the JavaScript thread and joins the model's queue; the queue runs one call at a
+// weights (generate, logprobs, values, policyStep, valueStep, getState, setState, copyParamsTo,
+// loadParamsFrom, dispose) copies its inputs on the JavaScript thread and joins the model's queue; the queue runs one call at a
 // time, in the order the calls were made, on a libuv worker (Napi::AsyncWorker), and each call
 // resolves a Promise. A waiting call holds no thread (only the running one is handed to libuv), so
 // a long queue never starves the runtime's other work, and the JavaScript thread never waits.
@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "addon/convert.h"
+#include "addon/device_lost.h"
 #include "core/model.h"
 
 namespace revenant::addon {
@@ -45,8 +46,9 @@ class Job : public Napi::AsyncWorker {
   }
   Napi::Promise promise() { return deferred_.Promise(); }
 
+  // A lost device ends the process here, on the worker, before anything else can use the context.
   void Execute() override {
-    work_(*shared_->model);
+    exiting_on_device_lost([this] { work_(*shared_->model); });
     if (shared_->model) shared_->step.store(shared_->model->step());
   }
   // The next call starts before this one's promise settles, so the model is never idle while
@@ -163,10 +165,36 @@ ModelConfig read_config(const Napi::Object& c) {
   return cfg;
 }
 
+// copyParamsTo(dst) and loadParamsFrom(src) move the weights between the model and a Float32Array
+// the caller owns (typically a view of a shared-memory segment) without copying it first: the
+// queued work reads or writes the array's memory itself. A reference keeps the array alive until
+// the call settles; the caller must not detach or transfer its buffer meanwhile.
+Napi::Promise queue_param_copy(const Napi::CallbackInfo& info, Napi::Object owner, const std::shared_ptr<Shared>& shared,
+                               std::size_t num_params, const char* method, const char* arg,
+                               void (*copy)(Model&, float*)) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(env, std::string(method) + "(" + arg + ": Float32Array): " + arg + " must be a Float32Array");
+  Napi::Float32Array a = info[0].As<Napi::Float32Array>();
+  if (a.ElementLength() != num_params)
+    throw Napi::RangeError::New(env, std::string(method) + ": " + arg + " holds " + std::to_string(a.ElementLength()) +
+                                         " floats, expected " + std::to_string(num_params) + " (this model's parameter count)");
+  float* data = a.Data();
+  auto keep = std::make_shared<Napi::ObjectReference>(Napi::Persistent(a.As<Napi::Object>()));
+  // `keep` lives in the done callback, which is destroyed on the JavaScript thread with the job.
+  return queue_job(
+      env, owner, shared, [data, copy](Model& m) { copy(m, data); }, [keep](Napi::Env env) { return env.Undefined(); });
+}
+
 }  // namespace
 
 struct PolicyModelNative::Impl {
   std::shared_ptr<Shared> shared = std::make_shared<Shared>();
+  // Read on the JavaScript thread to check array lengths; the model itself may be mid-call.
+  std::size_t num_params = 0;
+  std::string device;    // "cpu" or "cuda:N"
+  std::string fallback;  // why device "auto" runs on the CPU; "" otherwise
+  Backend* backend = nullptr;  // the model's; lives as long as the model (for the test hook)
 };
 
 Napi::Function PolicyModelNative::Define(Napi::Env env) {
@@ -179,8 +207,11 @@ Napi::Function PolicyModelNative::Define(Napi::Env env) {
                       InstanceMethod("valueStep", &PolicyModelNative::ValueStep),
                       InstanceMethod("getState", &PolicyModelNative::GetState),
                       InstanceMethod("setState", &PolicyModelNative::SetState),
+                      InstanceMethod("copyParamsTo", &PolicyModelNative::CopyParamsTo),
+                      InstanceMethod("loadParamsFrom", &PolicyModelNative::LoadParamsFrom),
                       InstanceMethod("dispose", &PolicyModelNative::Dispose),
-                      InstanceMethod("initialParams", &PolicyModelNative::InitialParams)});
+                      InstanceMethod("initialParams", &PolicyModelNative::InitialParams),
+                      InstanceMethod("__testDeviceLost", &PolicyModelNative::TestDeviceLost)});
 }
 
 // new PolicyModelNative({vocab, context, width, layers, heads, valueHead, seed, arch?, kvHeads?,
@@ -191,8 +222,13 @@ PolicyModelNative::PolicyModelNative(const Napi::CallbackInfo& info)
   if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsString())
     throw Napi::TypeError::New(env, "PolicyModelNative(config: object, device: string)");
   const ModelConfig cfg = read_config(info[0].As<Napi::Object>());
-  impl_->shared->model = std::make_unique<Model>(cfg, make_backend(info[1].As<Napi::String>().Utf8Value()));
+  BackendChoice choice = exiting_on_device_lost([&] { return choose_backend(info[1].As<Napi::String>().Utf8Value()); });
+  impl_->device = choice.device;
+  impl_->fallback = choice.fallback;
+  impl_->backend = choice.backend.get();
+  impl_->shared->model = exiting_on_device_lost([&] { return std::make_unique<Model>(cfg, std::move(choice.backend)); });
   impl_->shared->step.store(impl_->shared->model->step());
+  impl_->num_params = impl_->shared->model->num_params();
 }
 
 PolicyModelNative::~PolicyModelNative() = default;
@@ -209,6 +245,8 @@ Napi::Value PolicyModelNative::Info(const Napi::CallbackInfo& info) {
   Model& m = model(env);
   Napi::Object out = Napi::Object::New(env);
   out.Set("backend", m.backend_name());
+  out.Set("device", impl_->device);
+  out.Set("fallback", impl_->fallback.empty() ? env.Null() : Napi::String::New(env, impl_->fallback));
   out.Set("numParams", static_cast<double>(m.num_params()));
   out.Set("step", impl_->shared->step.load());
   Napi::Array tensors = Napi::Array::New(env, m.tensors().size());
@@ -358,6 +396,20 @@ Napi::Value PolicyModelNative::SetState(const Napi::CallbackInfo& info) {
   return queue_job(env, Value(), impl_->shared, [state](Model& m) { m.set_state(*state); }, undefined);
 }
 
+// copyParamsTo(dst: Float32Array) -> Promise<void>, queued: dst receives the weights the calls made
+// before it leave.
+Napi::Value PolicyModelNative::CopyParamsTo(const Napi::CallbackInfo& info) {
+  return queue_param_copy(info, Value(), impl_->shared, impl_->num_params, "copyParamsTo", "dst",
+                          [](Model& m, float* dst) { m.copy_params_to(dst); });
+}
+
+// loadParamsFrom(src: Float32Array) -> Promise<void>, queued: the weights only; AdamW moments and
+// step stay.
+Napi::Value PolicyModelNative::LoadParamsFrom(const Napi::CallbackInfo& info) {
+  return queue_param_copy(info, Value(), impl_->shared, impl_->num_params, "loadParamsFrom", "src",
+                          [](Model& m, float* src) { m.load_params_from(src); });
+}
+
 // dispose() -> Promise<void>: the calls already made still run; later ones are refused at once;
 // the weights are freed when the queue reaches this call. Calling it again changes nothing.
 Napi::Value PolicyModelNative::Dispose(const Napi::CallbackInfo& info) {
@@ -377,7 +429,16 @@ Napi::Value PolicyModelNative::Dispose(const Napi::CallbackInfo& info) {
 // JavaScript thread (as the constructor does); it reads nothing a queued call changes.
 Napi::Value PolicyModelNative::InitialParams(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return to_js<float>(env, model(env).initial_params());
+  return to_js<float>(env, exiting_on_device_lost([&] { return model(env).initial_params(); }));
+}
+
+// __testDeviceLost() -> Promise that never settles: a test hook. Queues a call that fails as a
+// lost device does (Backend::test_device_lost: a real kernel fault on CUDA, the same error raised
+// directly on the CPU), so the exit path (print, exit kDeviceLostExitCode, restart by the
+// supervisor) is tested on every machine, and the sticky-error classification where a GPU is.
+Napi::Value PolicyModelNative::TestDeviceLost(const Napi::CallbackInfo& info) {
+  Backend* backend = impl_->backend;
+  return queue_job(info.Env(), Value(), impl_->shared, [backend](Model&) { backend->test_device_lost(); }, undefined);
 }
 
 }  // namespace revenant::addon

@@ -28,8 +28,11 @@ class PolicyModelNative : public Napi::ObjectWrap<PolicyModelNative> {
   Napi::Value ValueStep(const Napi::CallbackInfo& info);
   Napi::Value GetState(const Napi::CallbackInfo& info);
   Napi::Value SetState(const Napi::CallbackInfo& info);
+  Napi::Value CopyParamsTo(const Napi::CallbackInfo& info);
+  Napi::Value LoadParamsFrom(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value InitialParams(const Napi::CallbackInfo& info);
+  Napi::Value TestDeviceLost(const Napi::CallbackInfo& info);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -29,6 +29,11 @@ class Backend {
   // Bytes that can still be allocated, and where the figure comes from.
   virtual MemoryBudget free_memory() = 0;
 
+  // Test hook: fails as a lost device does, with a DeviceLostError (core/error.h). The CUDA
+  // backend makes a kernel fault for real, so that its sticky-error check is what raises it; other
+  // backends raise it directly.
+  virtual void test_device_lost();
+
   // ---- ops (core/op_list.h documents each) ----
   using F = float;  // the element type the op list is written in
 #define REVENANT_BACKEND_OP(ret, name, params, args) virtual ret name params = 0;
@@ -36,12 +41,24 @@ class Backend {
 #undef REVENANT_BACKEND_OP
 };
 
-// "cpu", "cuda" or "auto" (cuda when a usable device exists, else cpu). Throws revenant::Error
-// naming the reason when "cuda" is asked for and cannot be used.
+// A backend and the device it runs on, as chosen from a device string.
+struct BackendChoice {
+  std::unique_ptr<Backend> backend;
+  std::string device;    // "cpu" or "cuda:N"
+  std::string fallback;  // "auto" only: why it runs on the CPU ("" when it did not fall back)
+};
+
+// `device` is "cpu", "cuda" (device 0), "cuda:N", or "auto" (cuda:0 when usable, else cpu, saying
+// why in `fallback`). Throws revenant::Error naming the reason when CUDA is asked for and cannot
+// be used (no device, driver too old, N not below the device count) and for any other string:
+// only "auto" falls back.
+BackendChoice choose_backend(const std::string& device);
+// choose_backend(device).backend.
 std::unique_ptr<Backend> make_backend(const std::string& device);
 std::unique_ptr<Backend> make_cpu_backend();
 #ifdef REVENANT_HAVE_CUDA
-std::unique_ptr<Backend> make_cuda_backend();
+// The CUDA backend on device `device` (0-based), selected in every thread that uses it.
+std::unique_ptr<Backend> make_cuda_backend(int device = 0);
 #endif
 
 // A typed buffer in backend memory, freed with its owner.

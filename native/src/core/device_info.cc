@@ -10,14 +10,19 @@
 namespace revenant {
 
 #ifndef REVENANT_HAVE_CUDA
-CudaStatus cuda_status() {
+CudaStatus cuda_status(int device) {
   CudaStatus s;
+  s.device = device;
   s.compiled = false;
   s.usable = false;
   s.reason = "CUDA backend not compiled in (nvcc was not found when the addon was built)";
   return s;
 }
 #endif
+
+std::string cuda_version_text(int encoded) {
+  return std::to_string(encoded / 1000) + "." + std::to_string(encoded % 1000 / 10);
+}
 
 static BlasStatus blas_status() {
   BlasStatus b;

@@ -14,7 +14,10 @@ struct CudaStatus {
   int device_count = 0;
   int driver_version = 0;      // e.g. 13000; 0 when no driver is present
   int runtime_version = 0;     // the statically linked CUDA runtime
-  std::string name;            // device 0
+  int driver_required = 0;     // the CUDA version the addon was built against (CUDART_VERSION), encoded
+                               // as driver_version is: an older driver makes CUDA unusable; 0 without CUDA
+  int device = 0;              // the device the facts below describe
+  std::string name;
   std::size_t total_memory = 0;
   std::size_t free_memory = 0;
   int compute_major = 0;
@@ -38,7 +41,12 @@ struct DeviceInfo {
 
 DeviceInfo device_info();
 
-// CUDA query; defined in cuda/ when compiled in, in core/ otherwise.
-CudaStatus cuda_status();
+// CUDA query for device `device` (0-based): usable only when the driver is at least
+// driver_required, the device exists (device < device_count) and answers a memory query. Defined
+// in cuda/ when compiled in, in core/ otherwise.
+CudaStatus cuda_status(int device = 0);
+
+// "13.0" for 13000: a CUDA version as cudaDriverGetVersion and CUDART_VERSION encode it.
+std::string cuda_version_text(int encoded);
 
 }  // namespace revenant

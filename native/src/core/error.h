@@ -19,6 +19,21 @@ class Error : public std::runtime_error {
   }
 };
 
+// A failure after which the device is unusable for the rest of the process: a sticky CUDA error
+// (illegal address, launch failure, uncorrectable ECC, ...) is returned by every later CUDA call,
+// so retrying the call, or any other call, cannot succeed. The addon does not turn it into a
+// JavaScript exception: it prints it and ends the process with kDeviceLostExitCode, and the
+// supervisor restarts the actor with a fresh CUDA context. (The native test executable, having no
+// supervisor, just reports it like any Error.)
+class DeviceLostError : public Error {
+ public:
+  using Error::Error;
+};
+
+// The exit status of a process ended by a DeviceLostError (EX_IOERR; runtime/core/host/role.ts
+// EXIT.DEVICE_LOST says the same).
+constexpr int kDeviceLostExitCode = 74;
+
 }  // namespace revenant
 
 // RV_CHECK(cond, op, message): throws when cond is false. `message` is any std::string expression.

@@ -53,6 +53,21 @@ struct Model::Acts {
   DeviceBuffer<float> dres, dln, dqkv, datty, dfch, dfch_gelu, dlogits, dvalues, dlp, dent, dlnf;
 };
 
+// generate()'s buffers, kept between calls and grown (never shrunk) when a request needs more:
+// scratch for `rows` token rows (a batched prefill's B * P; a decoding step uses the first B),
+// logits and samples for `batch` rows, and per-layer KV caches of `cache` floats each (B rows of
+// the request's positions). The residual stream x is updated in place; norms, projections and the
+// MLP share the rest.
+struct Model::Decode {
+  std::size_t rows = 0, batch = 0, cache = 0;
+  DeviceBuffer<float> x, ln, mean, rstd, qkv, atty, tmp, fch, fchg, logits, vals, lp, kcache, vcache;
+  DeviceBuffer<int> tok, next;
+  BlockIO io() const {
+    return BlockIO{ln.get(), mean.get(), rstd.get(), qkv.get(), nullptr,    atty.get(), tmp.get(), x.get(),
+                   ln.get(), mean.get(), rstd.get(), fch.get(), fchg.get(), tmp.get(),  x.get()};
+  }
+};
+
 namespace {
 
 const char* kOp = "model";
@@ -102,16 +117,21 @@ ShapeCost activation_cost(const ModelConfig& c, std::size_t B, std::size_t T) {
   return cost;
 }
 
-// Mirrors generate(): scratch rows for B sequences and the per-layer KV caches over the context.
-ShapeCost generate_cost(const ModelConfig& c, std::size_t B) {
+// Mirrors Model::decode_for(): `rows` token rows of scratch, `batch` rows of logits and samples, and
+// per-layer KV caches of `cache` floats each.
+static ShapeCost decode_cost(const ModelConfig& c, std::size_t rows, std::size_t batch, std::size_t cache) {
   const ModelDims d = model_dims(c);
-  const std::size_t C = d.C, V = d.V;
-  const std::size_t cache = B * static_cast<std::size_t>(c.context) * static_cast<std::size_t>(d.kvC);
-  const std::size_t scratch = B * (4 * C + 7 + d.qkv + d.mlp_in + d.mlp_hidden + V);
+  const std::size_t C = d.C, V = d.V, L = c.layers;
+  // x, ln, atty, tmp; mean, rstd; qkv; fch; fchg | logits, vals, lp
+  const std::size_t scratch = rows * (4 * C + 2 + d.qkv + d.mlp_in + d.mlp_hidden) + batch * (V + 2);
   ShapeCost cost;
-  cost.bytes = (2 * cache * static_cast<std::size_t>(c.layers) + scratch) * sizeof(float) + 2 * B * sizeof(int);
-  cost.largest = std::max({cache * static_cast<std::size_t>(c.layers), B * V, B * static_cast<std::size_t>(d.qkv)});
+  cost.bytes = (2 * cache * L + scratch) * sizeof(float) + (rows + batch) * sizeof(int);
+  cost.largest = std::max({cache * L, batch * V, rows * std::max<std::size_t>(d.qkv, d.mlp_in)});
   return cost;
+}
+
+ShapeCost generate_cost(const ModelConfig& c, std::size_t B, std::size_t prefill, std::size_t positions) {
+  return decode_cost(c, B * prefill, B, B * positions * static_cast<std::size_t>(model_dims(c).kvC));
 }
 
 void check_optim(const char* op, const OptimConfig& o) {
@@ -391,10 +411,12 @@ void Model::mlp_act_backward(float* dinp, const float* inp, const float* dout, i
 
 // ---- forward and backward ----
 
-// One block on B rows of T positions starting at position pos0. With kcache/vcache (T == 1) the
-// attention is one cached decoding step; otherwise the full causal pass over the T positions.
+// One block on B rows of T positions starting at position pos0. With kcache/vcache (rows of
+// cache_len positions) the attention stores the T positions in the caches and attends over
+// everything cached up to each (a prefill, or one decoding step when T == 1); otherwise it is the
+// full causal pass over the T positions.
 void Model::block_forward(const Layer& w, const BlockIO& x, const float* residual, int B, int T, int pos0,
-                          float* kcache, float* vcache) {
+                          float* kcache, float* vcache, int cache_len) {
   Backend& be = *be_;
   const Dims& d = d_;
   const int N = B * T;
@@ -402,7 +424,7 @@ void Model::block_forward(const Layer& w, const BlockIO& x, const float* residua
   be.matmul_forward(x.qkv, x.ln1, w.qkvw, w.qkvb, N, d.C, d.qkv);
   if (cfg_.arch == Arch::Llama)  // q and k heads sit side by side at the start of each row
     be.rope_forward(x.qkv, B, T, d.NH + d.NKV, d.hd, d.qkv, pos0, cfg_.rope_theta);
-  if (kcache) be.attention_decode(x.atty, kcache, vcache, x.qkv, B, d.C, d.NH, d.NKV, pos0, cfg_.context);
+  if (kcache) be.attention_decode(x.atty, kcache, vcache, x.qkv, B, T, d.C, d.NH, d.NKV, pos0, cache_len);
   else be.attention_forward(x.atty, x.att, x.qkv, B, T, d.C, d.NH, d.NKV);
   be.matmul_forward(x.attproj, x.atty, w.attprojw, w.attprojb, N, d.C, d.C);
   be.residual_forward(x.res2, residual, x.attproj, N * d.C);
@@ -431,7 +453,7 @@ void Model::forward(Acts& a, bool want_logits, bool want_values) {
   be_->embedding_forward(a.encoded.get(), a.tokens.get(), at(P, slots_.wte), at(P, slots_.wpe), B, T, d_.C, 0);
   const float* residual = a.encoded.get();
   for (int l = 0; l < cfg_.layers; ++l) {
-    block_forward(layer(P, l), a.layers[l].io(), residual, B, T, 0, nullptr, nullptr);
+    block_forward(layer(P, l), a.layers[l].io(), residual, B, T, 0, nullptr, nullptr, 0);
     residual = a.layers[l].res3.get();
   }
   head_forward(a.lnf.get(), a.lnf_mean.get(), a.lnf_rstd.get(), residual, want_logits ? a.logits.get() : nullptr,
@@ -753,9 +775,58 @@ void Model::set_state(const ModelState& s) {
   step_ = s.step;
 }
 
-// Batched sampling with a KV cache. All rows advance one position per step in lockstep; a row
-// Batched sampling with a KV cache. All rows advance one position per step in lockstep; a row
-// still reading its prompt is fed the prompt token, afterwards its own last sample. Rows that
+void Model::copy_params_to(float* dst) { be_->download(dst, params_.get(), num_params_ * sizeof(float)); }
+
+void Model::load_params_from(const float* src) { be_->upload(params_.get(), src, num_params_ * sizeof(float)); }
+
+// The pooled buffers, grown to fit B rows, a prefill of `prefill` positions and caches of
+// `positions` per row. A request that fits what is held allocates nothing.
+Model::Decode& Model::decode_for(int B, int prefill, int positions) {
+  const std::size_t uB = B, rows = uB * prefill, cache = uB * positions * static_cast<std::size_t>(d_.kvC);
+  if (decode_ && rows <= decode_->rows && uB <= decode_->batch && cache <= decode_->cache) return *decode_;
+  const std::size_t want_rows = std::max(rows, decode_ ? decode_->rows : 0);
+  const std::size_t want_batch = std::max(uB, decode_ ? decode_->batch : 0);
+  const std::size_t want_cache = std::max(cache, decode_ ? decode_->cache : 0);
+  check_fits("generate", str(B) + " prompts", decode_cost(cfg_, want_rows, want_batch, want_cache), decode_bytes_);
+  decode_.reset();  // give the old buffers back before taking the new ones
+  decode_bytes_ = 0;
+  Backend* be = be_.get();
+  auto s = std::make_unique<Decode>();
+  s->rows = want_rows;
+  s->batch = want_batch;
+  s->cache = want_cache;
+  const std::size_t C = d_.C, L = cfg_.layers;
+  for (DeviceBuffer<float>* b : {&s->x, &s->ln, &s->atty, &s->tmp}) *b = DeviceBuffer<float>(be, want_rows * C);
+  s->mean = DeviceBuffer<float>(be, want_rows);
+  s->rstd = DeviceBuffer<float>(be, want_rows);
+  s->qkv = DeviceBuffer<float>(be, want_rows * d_.qkv);
+  s->fch = DeviceBuffer<float>(be, want_rows * d_.mlp_in);
+  s->fchg = DeviceBuffer<float>(be, want_rows * d_.mlp_hidden);
+  s->logits = DeviceBuffer<float>(be, want_batch * d_.V);
+  s->vals = DeviceBuffer<float>(be, want_batch);
+  s->lp = DeviceBuffer<float>(be, want_batch);
+  s->kcache = DeviceBuffer<float>(be, L * want_cache);
+  s->vcache = DeviceBuffer<float>(be, L * want_cache);
+  s->tok = DeviceBuffer<int>(be, want_rows);
+  s->next = DeviceBuffer<int>(be, want_batch);
+  decode_ = std::move(s);
+  decode_bytes_ = decode_cost(cfg_, want_rows, want_batch, want_cache).bytes;
+  return *decode_;
+}
+
+// Every block over B rows of T positions from pos0, on the input embedded in s.x; each layer's
+// caches hold B rows of `positions` positions (this request's layout of the pooled buffers).
+void Model::decode_blocks(Decode& s, int B, int T, int pos0, int positions) {
+  const std::size_t per_layer = static_cast<std::size_t>(B) * positions * d_.kvC;
+  const BlockIO io = s.io();
+  for (int l = 0; l < cfg_.layers; ++l)
+    block_forward(layer(params_.get(), l), io, s.x.get(), B, T, pos0, s.kcache.get() + l * per_layer,
+                  s.vcache.get() + l * per_layer, positions);
+}
+
+// Batched sampling with a KV cache. The positions every prompt has (the shortest prompt's length)
+// are prefilled for all rows in one pass; then all rows advance one position per step in lockstep:
+// a row still reading its prompt is fed the prompt token, afterwards its own last sample. Rows that
 // are finished keep computing (cheap at these sizes) but nothing more is recorded for them.
 GenerateResult Model::generate(const std::vector<std::vector<int>>& prompts, const GenerateOptions& opt) {
   const char* op = "generate";
@@ -764,6 +835,7 @@ GenerateResult Model::generate(const std::vector<std::vector<int>>& prompts, con
   RV_CHECK(opt.max_new_tokens >= 1, op, "maxNewTokens must be >= 1, got " + str(opt.max_new_tokens));
   RV_CHECK(std::isfinite(opt.temperature) && opt.temperature >= 0, op,
            "temperature must be a finite number >= 0, got " + str(opt.temperature));
+  int shortest = cfg_.context, longest = 0;
   for (int b = 0; b < B; ++b) {
     const int len = static_cast<int>(prompts[b].size());
     RV_CHECK(len >= 1, op, "prompt " + str(b) + " is empty; every prompt needs at least one token");
@@ -773,22 +845,16 @@ GenerateResult Model::generate(const std::vector<std::vector<int>>& prompts, con
     for (int t : prompts[b])
       RV_CHECK(t >= 0 && t < cfg_.vocab, op,
                "token id " + str(t) + " in prompt " + str(b) + " is outside 0.." + str(cfg_.vocab - 1));
+    shortest = std::min(shortest, len);
+    longest = std::max(longest, len);
   }
-  check_fits(op, str(B) + " prompts", generate_cost(cfg_, static_cast<std::size_t>(B)), 0);
+  // The caches hold what this request reaches, the longest prompt plus its new tokens.
+  const int positions = longest + opt.max_new_tokens;
+  Decode& s = decode_for(B, shortest, positions);
   Backend& be = *be_;
-  const int C = d_.C, V = d_.V, Tmax = cfg_.context, L = cfg_.layers;
+  const int C = d_.C, V = d_.V;
   const std::size_t uB = B;
-  DeviceBuffer<float> x(&be, uB * C), ln(&be, uB * C), mean(&be, uB), rstd(&be, uB), qkv(&be, uB * d_.qkv),
-      atty(&be, uB * C), tmp(&be, uB * C), fch(&be, uB * d_.mlp_in), fchg(&be, uB * d_.mlp_hidden), logits(&be, uB * V),
-      vals(&be, uB), lp(&be, uB), ent(&be, uB);
-  // The caches hold the kv heads only: NKV * hd per position.
-  const std::size_t cache_per_layer = uB * Tmax * static_cast<std::size_t>(d_.kvC);
-  DeviceBuffer<float> kcache(&be, L * cache_per_layer), vcache(&be, L * cache_per_layer);
-  DeviceBuffer<int> tok(&be, uB), next(&be, uB);
   float* P = params_.get();
-  // The residual stream x is updated in place; norms, projections and the MLP share scratch.
-  const BlockIO io{ln.get(),   mean.get(), rstd.get(), qkv.get(), nullptr,   atty.get(), tmp.get(), x.get(),
-                   ln.get(),   mean.get(), rstd.get(), fch.get(), fchg.get(), tmp.get(),  x.get()};
 
   GenerateResult r;
   r.batch = B;
@@ -798,33 +864,45 @@ GenerateResult Model::generate(const std::vector<std::vector<int>>& prompts, con
   if (cfg_.value_head) r.values.assign(uB * opt.max_new_tokens, 0.0f);
   r.lengths.assign(uB, 0);
   std::vector<char> done(uB, 0);
-  std::vector<int> host_tok(uB), host_next(uB);
+  std::vector<int> host_tok(uB * shortest), host_next(uB);
   std::vector<float> host_lp(uB), host_val(uB);
+  const auto samples_at = [&](int b, int pos) { return !done[b] && pos + 1 >= static_cast<int>(prompts[b].size()); };
 
-  for (int pos = 0;; ++pos) {
-    for (int b = 0; b < B; ++b) {
-      const int len = static_cast<int>(prompts[b].size());
-      if (pos < len) host_tok[b] = prompts[b][pos];
-      else if (pos - len < r.lengths[b]) host_tok[b] = r.tokens[static_cast<std::size_t>(b) * opt.max_new_tokens + (pos - len)];
-      else host_tok[b] = 0;  // row finished: its input no longer matters
+  // Prefill: positions 0..shortest-1 of every row, then each row's last one moved to row b of x,
+  // where the decoding steps keep their B rows.
+  for (int b = 0; b < B; ++b) std::copy(prompts[b].begin(), prompts[b].begin() + shortest, host_tok.begin() + b * shortest);
+  be.upload(s.tok.get(), host_tok.data(), host_tok.size() * sizeof(int));
+  be.embedding_forward(s.x.get(), s.tok.get(), at(P, slots_.wte), at(P, slots_.wpe), B, shortest, C, 0);
+  decode_blocks(s, B, shortest, 0, positions);
+  if (shortest > 1)
+    for (int b = 0; b < B; ++b)
+      be.copy(s.x.get() + static_cast<std::size_t>(b) * C, s.x.get() + (static_cast<std::size_t>(b) * shortest + shortest - 1) * C,
+              C * sizeof(float));
+
+  for (int pos = shortest - 1;; ++pos) {
+    if (pos >= shortest) {  // one decoding step: position pos of every row
+      for (int b = 0; b < B; ++b) {
+        const int len = static_cast<int>(prompts[b].size());
+        if (pos < len) host_tok[b] = prompts[b][pos];
+        else if (pos - len < r.lengths[b]) host_tok[b] = r.tokens[static_cast<std::size_t>(b) * opt.max_new_tokens + (pos - len)];
+        else host_tok[b] = 0;  // row finished: its input no longer matters
+      }
+      be.upload(s.tok.get(), host_tok.data(), uB * sizeof(int));
+      be.embedding_forward(s.x.get(), s.tok.get(), at(P, slots_.wte), at(P, slots_.wpe), B, 1, C, pos);
+      decode_blocks(s, B, 1, pos, positions);
     }
-    be.upload(tok.get(), host_tok.data(), uB * sizeof(int));
-    be.embedding_forward(x.get(), tok.get(), at(P, slots_.wte), at(P, slots_.wpe), B, 1, C, pos);
-    for (int l = 0; l < L; ++l)
-      block_forward(layer(P, l), io, x.get(), B, 1, pos, kcache.get() + l * cache_per_layer,
-                    vcache.get() + l * cache_per_layer);
     bool sampling = false;
-    for (int b = 0; b < B; ++b) sampling |= !done[b] && pos + 1 >= static_cast<int>(prompts[b].size());
+    for (int b = 0; b < B; ++b) sampling |= samples_at(b, pos);
     if (!sampling) continue;  // every row is still reading its prompt
-    head_forward(ln.get(), mean.get(), rstd.get(), x.get(), logits.get(), cfg_.value_head ? vals.get() : nullptr, B);
-    be.sampling_forward(next.get(), logits.get(), B, V, opt.temperature, opt.seed, pos);
-    be.logprob_forward(lp.get(), ent.get(), logits.get(), next.get(), B, V);
-    be.download(host_next.data(), next.get(), uB * sizeof(int));
-    be.download(host_lp.data(), lp.get(), uB * sizeof(float));
-    if (cfg_.value_head) be.download(host_val.data(), vals.get(), uB * sizeof(float));
+    head_forward(s.ln.get(), s.mean.get(), s.rstd.get(), s.x.get(), s.logits.get(), cfg_.value_head ? s.vals.get() : nullptr, B);
+    be.sampling_forward(s.next.get(), s.logits.get(), B, V, opt.temperature, opt.seed, pos);
+    be.logprob_forward(s.lp.get(), nullptr, s.logits.get(), s.next.get(), B, V);
+    be.download(host_next.data(), s.next.get(), uB * sizeof(int));
+    be.download(host_lp.data(), s.lp.get(), uB * sizeof(float));
+    if (cfg_.value_head) be.download(host_val.data(), s.vals.get(), uB * sizeof(float));
     bool all_done = true;
     for (int b = 0; b < B; ++b) {
-      if (!done[b] && pos + 1 >= static_cast<int>(prompts[b].size())) {
+      if (samples_at(b, pos)) {
         const std::size_t i = static_cast<std::size_t>(b) * opt.max_new_tokens + r.lengths[b];
         r.tokens[i] = host_next[b];
         r.logprobs[i] = host_lp[b];

@@ -70,8 +70,9 @@ struct ShapeCost {
 };
 // Activations and their gradients for forward/backward over B rows of T tokens.
 ShapeCost activation_cost(const ModelConfig& resolved, std::size_t B, std::size_t T);
-// The KV cache and scratch of generate() for B rows.
-ShapeCost generate_cost(const ModelConfig& resolved, std::size_t B);
+// What generate() holds for B rows whose prompts share `prefill` leading positions (the batched
+// prefill's B * prefill token rows of scratch) and run to `positions` (the KV cache per row).
+ShapeCost generate_cost(const ModelConfig& resolved, std::size_t B, std::size_t prefill, std::size_t positions);
 
 struct TensorSpec {
   std::string name;
@@ -161,12 +162,18 @@ class Model {
 
   ModelState get_state();
   void set_state(const ModelState& state);
+  // The weights alone, num_params() floats, to or from host memory the caller owns (a shared-memory
+  // segment, a typed array): no vector in between. load_params_from leaves the AdamW moments and
+  // the step as they are, so a broadcast of new weights does not reset an optimizer.
+  void copy_params_to(float* dst);
+  void load_params_from(const float* src);
   // The weights a model of this config starts from (what the constructor loads), computed anew;
   // reads nothing the calls change, so it may run beside them.
   std::vector<float> initial_params() const;
 
  private:
   struct Acts;
+  struct Decode;
   struct Layer;
   struct BlockIO;
   using Dims = ModelDims;
@@ -195,7 +202,9 @@ class Model {
   void forward(Acts& a, bool want_logits, bool want_values);
   void backward(Acts& a, bool with_logits, bool with_values);
   void block_forward(const Layer& w, const BlockIO& x, const float* residual, int B, int T, int pos0,
-                     float* kcache, float* vcache);
+                     float* kcache, float* vcache, int cache_len);
+  Decode& decode_for(int B, int prefill, int positions);
+  void decode_blocks(Decode& s, int B, int T, int pos0, int positions);
   void block_backward(Acts& a, const Layer& w, const Layer& g, int l, const float* residual);
   void head_forward(float* lnf, float* lnf_mean, float* lnf_rstd, const float* residual,
                     float* logits, float* values, int N);
@@ -222,6 +231,8 @@ class Model {
   DeviceBuffer<float> params_, grads_, m_, v_;
   std::unique_ptr<Acts> acts_;
   std::size_t acts_bytes_ = 0;     // what acts_ holds, given back before a new shape is allocated
+  std::unique_ptr<Decode> decode_;  // generate()'s KV caches and scratch, kept between calls
+  std::size_t decode_bytes_ = 0;
   DeviceBuffer<float> probe_;      // scratch of the finite-update check (see update_stays_finite)
   int step_ = 0;
 };

@@ -20,8 +20,11 @@
 // attention: causal, NH query heads and NKV key/value heads (NH % NKV == 0; query head h reads kv
 //   head h / (NH / NKV); NKV == NH is plain multi-head attention). Head size hs = C / NH.
 //   qkv[B,T,C + 2*NKV*hs] rows are q | k | v -> out[B,T,C]; att[B,NH,T,T] saved softmax.
-// attention_decode: one decoding step with a KV cache: stores k,v of qkv[B, C + 2*NKV*hs] at
-//   position pos of kcache/vcache[B,Tmax,NKV*hs], then attends the query over positions 0..pos.
+// attention_decode: attention with a KV cache, for T new positions pos0..pos0+T-1 of B rows (T == 1:
+//   one decoding step; T > 1: a prompt's prefill): stores k,v of qkv[B,T,C + 2*NKV*hs] in the caches,
+//   then attends each query over positions 0..its own. vcache is [B,Tmax,NKV*hs]; kcache holds the
+//   keys transposed, [B,NKV,hs,Tmax], so a query's scores read contiguous positions and are summed
+//   exactly as attention_forward sums them.
 // rope: rotary position embeddings (Hugging Face "rotate_half" pairs i, i + hd/2; angle
 //   pos * theta^(-2i/hd)) applied IN PLACE to the first `heads` heads of width hd of each of the
 //   B*T rows of x (rows `stride` floats apart; row (b,t) at position pos0 + t). The backward
@@ -29,7 +32,7 @@
 //   since a rotation's input gradient is its output gradient turned back.
 // swiglu: inp[N, 2I] rows are gate | up; out[N, I] = silu(gate) * up.
 // logprob: per row of logits[N,V], lp = log softmax(logits)[target] (0 when target < 0) and the
-//   distribution's entropy; the backward overwrites dlogits with the gradient of
+//   distribution's entropy (entropy may be null: not computed); the backward overwrites dlogits with the gradient of
 //   sum_rows(dlp*lp + dent*entropy).
 // adamw_update: AdamW on n values; grads are multiplied by grad_scale first (global-norm
 //   clipping). No backward: this is the update itself.
@@ -65,8 +68,8 @@
     (F * dqkv, const F* dout, const F* qkv, const F* att, int B, int T, int C, int NH, int NKV),             \
     (dqkv, dout, qkv, att, B, T, C, NH, NKV))                                                                \
   X(void, attention_decode,                                                                                  \
-    (F * out, F* kcache, F* vcache, const F* qkv, int B, int C, int NH, int NKV, int pos, int Tmax),         \
-    (out, kcache, vcache, qkv, B, C, NH, NKV, pos, Tmax))                                                    \
+    (F * out, F* kcache, F* vcache, const F* qkv, int B, int T, int C, int NH, int NKV, int pos0, int Tmax), \
+    (out, kcache, vcache, qkv, B, T, C, NH, NKV, pos0, Tmax))                                                \
   X(void, rope_forward, (F * x, int B, int T, int heads, int hd, int stride, int pos0, float theta),          \
     (x, B, T, heads, hd, stride, pos0, theta))                                                               \
   X(void, rope_backward, (F * dx, int B, int T, int heads, int hd, int stride, int pos0, float theta),        \

@@ -131,48 +131,61 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* att, int 
   });
 }
 
-// Same arithmetic, in the same order, as one row of attention_forward, so a cached decode gives
-// the same numbers as a full forward pass. The caches hold the kv heads only: [B, Tmax, NKV*hs].
+// Stores k and v of T new positions (pos0 onward) of each row: v as rows, k transposed, so that a
+// row's keys for one kv head form an [hs][Tmax] block like the [hs][T] copy attention_forward gathers.
 template <typename T>
-void attention_decode(T* out, T* kcache, T* vcache, const T* qkv, int B, int C, int NH, int NKV,
-                      int pos, int Tmax) {
-  const QkvLayout L(C, NH, NKV);
-  const int hs = L.hs, kvC = L.kvC;
-  const T scale = T(1) / std::sqrt(T(hs));
-  for (int b = 0; b < B; ++b) {
-    const T* k = qkv + L.k(b, 0);
-    const T* v = qkv + L.v(b, 0);
-    T* kc = kcache + (static_cast<long>(b) * Tmax + pos) * kvC;
-    T* vc = vcache + (static_cast<long>(b) * Tmax + pos) * kvC;
-    for (int c = 0; c < kvC; ++c) {
-      kc[c] = k[c];
-      vc[c] = v[c];
+static void kv_store(T* kcache, T* vcache, const T* qkv, const QkvLayout& L, int B, int Tn, int pos0, int Tmax) {
+  for (int b = 0; b < B; ++b)
+    for (int t = 0; t < Tn; ++t) {
+      const long row = static_cast<long>(b) * Tn + t, at = pos0 + t;
+      const T* v = qkv + L.v(row, 0);
+      T* vc = vcache + (static_cast<long>(b) * Tmax + at) * L.kvC;
+      for (int c = 0; c < L.kvC; ++c) vc[c] = v[c];
+      for (int g = 0; g < L.NKV; ++g) {
+        const T* k = qkv + L.k(row, g);
+        T* kt = kcache + (static_cast<long>(b) * L.NKV + g) * L.hs * Tmax + at;
+        for (int i = 0; i < L.hs; ++i) kt[static_cast<long>(i) * Tmax] = k[i];
+      }
     }
-  }
-  for_chunks(B * NH, double(B) * NH * (pos + 1) * hs * 4, [&](int begin, int end) {
-    std::vector<T> a(pos + 1);
+}
+
+// Same arithmetic, in the same order, as the rows of attention_forward (dot_rows over the
+// transposed keys, then the softmax and the weighted sum of v), so cached decoding and a batched
+// prefill give the numbers a full forward pass gives. Split by (batch, query head) like the forward.
+template <typename T>
+void attention_decode(T* out, T* kcache, T* vcache, const T* qkv, int B, int Tn, int C, int NH, int NKV,
+                      int pos0, int Tmax) {
+  const QkvLayout L(C, NH, NKV);
+  const int hs = L.hs, end_pos = pos0 + Tn;
+  const T scale = T(1) / std::sqrt(T(hs));
+  kv_store(kcache, vcache, qkv, L, B, Tn, pos0, Tmax);
+  for_chunks(B * NH, double(B) * NH * Tn * end_pos * hs * 4, [&](int begin, int end) {
+    std::vector<T> a(end_pos);
     for (int bh = begin; bh < end; ++bh) {
       const int b = bh / NH, h = bh % NH, g = L.group(h);
-      const T* q = qkv + L.q(b, h);
-      T maxv = -INFINITY;
-      for (int t2 = 0; t2 <= pos; ++t2) {
-        const T* k = kcache + (static_cast<long>(b) * Tmax + t2) * kvC + g * hs;
-        T dot = 0;
-        for (int i = 0; i < hs; ++i) dot += q[i] * k[i];
-        a[t2] = dot * scale;
-        if (a[t2] > maxv) maxv = a[t2];
-      }
-      T sum = 0;
-      for (int t2 = 0; t2 <= pos; ++t2) {
-        a[t2] = exp_fast(a[t2] - maxv);
-        sum += a[t2];
-      }
-      for (int t2 = 0; t2 <= pos; ++t2) a[t2] /= sum;
-      T* o = out + static_cast<long>(b) * C + h * hs;
-      for (int i = 0; i < hs; ++i) o[i] = 0;
-      for (int t2 = 0; t2 <= pos; ++t2) {
-        const T* v = vcache + (static_cast<long>(b) * Tmax + t2) * kvC + g * hs;
-        for (int i = 0; i < hs; ++i) o[i] += a[t2] * v[i];
+      const T* kt = kcache + (static_cast<long>(b) * NKV + g) * hs * Tmax;
+      const T* vrows = vcache + static_cast<long>(b) * Tmax * L.kvC + g * hs;
+      for (int t = 0; t < Tn; ++t) {
+        const int n = pos0 + t + 1;  // positions this query sees
+        const long row = static_cast<long>(b) * Tn + t;
+        dot_rows(a.data(), qkv + L.q(row, h), kt, n, Tmax, hs);
+        T maxv = -INFINITY;
+        for (int t2 = 0; t2 < n; ++t2) {
+          a[t2] *= scale;
+          if (a[t2] > maxv) maxv = a[t2];
+        }
+        T sum = 0;
+        for (int t2 = 0; t2 < n; ++t2) {
+          a[t2] = exp_fast(a[t2] - maxv);
+          sum += a[t2];
+        }
+        for (int t2 = 0; t2 < n; ++t2) a[t2] /= sum;
+        T* o = out + row * C + h * hs;
+        for (int i = 0; i < hs; ++i) o[i] = 0;
+        for (int t2 = 0; t2 < n; ++t2) {
+          const T* v = vrows + static_cast<long>(t2) * L.kvC;
+          for (int i = 0; i < hs; ++i) o[i] += a[t2] * v[i];
+        }
       }
     }
   });
@@ -182,7 +195,7 @@ template void attention_forward<float>(float*, float*, const float*, int, int, i
 template void attention_forward<double>(double*, double*, const double*, int, int, int, int, int);
 template void attention_backward<float>(float*, const float*, const float*, const float*, int, int, int, int, int);
 template void attention_backward<double>(double*, const double*, const double*, const double*, int, int, int, int, int);
-template void attention_decode<float>(float*, float*, float*, const float*, int, int, int, int, int, int);
-template void attention_decode<double>(double*, double*, double*, const double*, int, int, int, int, int, int);
+template void attention_decode<float>(float*, float*, float*, const float*, int, int, int, int, int, int, int);
+template void attention_decode<double>(double*, double*, double*, const double*, int, int, int, int, int, int, int);
 
 }  // namespace revenant::cpu

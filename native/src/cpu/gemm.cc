@@ -146,6 +146,18 @@ void run_tasks(int n, double flops, F&& fn) {
   }
 }
 
+// Contiguous ranges of [0, n) on the pool, a few per thread, when the product is worth waking it.
+template <typename F>
+void run_ranges(int n, double flops, F&& fn) {
+  const int threads = pool_threads();
+  if (n <= 1 || threads == 1 || flops < 4e6) {
+    fn(0, n);
+    return;
+  }
+  const int parts = std::min(n, 4 * threads);
+  parallel_for(parts, [&](int p) { fn(static_cast<int>(static_cast<long>(n) * p / parts), static_cast<int>(static_cast<long>(n) * (p + 1) / parts)); });
+}
+
 // Two parallel loops: pack all of B (every K chunk of every column panel) once, then compute
 // the output tiles (row block x column panel), each task walking the K chunks in order. Two
 // fork/joins per product, whatever K is: on small, busy machines waking threads per chunk would
@@ -192,7 +204,117 @@ void sgemm_tiles(bool trans_a, bool trans_b, int M, int N, int K, const float* A
   });
 }
 
+// ---- few rows (decoding): out = bias + A @ B^T with B in its stored [N, K] layout ----
+//
+// Eight lanes (256 bits): eight B rows' partial sums then reduce into one vector of eight outputs
+// with shuffles, and 256-bit FMAs run at full rate on every AVX2 and AVX-512 core.
+typedef float v8 __attribute__((vector_size(8 * sizeof(float))));
+
+// s[j] = sum of a[j]'s lanes, as ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)) for every j.
+inline v8 lane_sums(const v8 (&a)[8]) {
+  v8 b[4], c[2];
+  for (int i = 0; i < 4; ++i)
+    b[i] = __builtin_shufflevector(a[2 * i], a[2 * i + 1], 0, 8, 2, 10, 4, 12, 6, 14) +
+           __builtin_shufflevector(a[2 * i], a[2 * i + 1], 1, 9, 3, 11, 5, 13, 7, 15);
+  for (int i = 0; i < 2; ++i)
+    c[i] = __builtin_shufflevector(b[2 * i], b[2 * i + 1], 0, 1, 8, 9, 4, 5, 12, 13) +
+           __builtin_shufflevector(b[2 * i], b[2 * i + 1], 2, 3, 10, 11, 6, 7, 14, 15);
+  return __builtin_shufflevector(c[0], c[1], 0, 1, 2, 3, 8, 9, 10, 11) +
+         __builtin_shufflevector(c[0], c[1], 4, 5, 6, 7, 12, 13, 14, 15);
+}
+
+// The same tree for one vector, in scalar code (edge columns).
+inline float lane_sum(v8 a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
+
+// After the lane sum: the k past the last whole vector, then the bias. One function for both
+// tile shapes, so an element rounds the same wherever it sits.
+inline float finish(float s, int k0, int K, const float* a, const float* b, const float* bias) {
+  for (int k = k0; k < K; ++k) s += a[k] * b[k];
+  return (bias ? *bias : 0.0f) + s;
+}
+
+// Loads b into a register once: left alone, the compiler folds the load into every FMA that
+// reads b, which doubles the loads per FMA and makes the loop load-bound.
+inline void keep_in_register(v8& b) {
+#if defined(__AVX512F__)
+  asm("" : "+v"(b));
+#elif defined(__AVX__)
+  asm("" : "+x"(b));
+#else
+  (void)b;
+#endif
+}
+
+// R rows of A against 8 rows of B (columns o..o+7 of C). With `next` (8 rows of B at the same
+// stride) it is fetched into cache meanwhile: streaming B from memory is the cost of a decoding
+// step, and the hardware prefetcher alone does not keep eight row streams ahead.
+template <int R>
+inline void skinny_tile8(int K, const float* A, long lda, const float* B, long ldb, const float* bias, float* C, long ldc,
+                         const float* next) {
+  v8 acc[R][8];
+  for (int r = 0; r < R; ++r)
+    for (int o = 0; o < 8; ++o) acc[r][o] = v8{};
+  int k = 0;
+  for (; k + 8 <= K; k += 8) {
+    if (next && k % 16 == 0)  // one 64-byte line per row every other step
+      for (int o = 0; o < 8; ++o) __builtin_prefetch(next + o * ldb + k);
+    v8 a[R];
+    for (int r = 0; r < R; ++r) std::memcpy(&a[r], A + r * lda + k, sizeof(v8));
+    for (int o = 0; o < 8; ++o) {
+      v8 b;
+      std::memcpy(&b, B + o * ldb + k, sizeof(v8));
+      keep_in_register(b);
+      for (int r = 0; r < R; ++r) acc[r][o] += a[r] * b;
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    const v8 s = lane_sums(acc[r]);
+    for (int o = 0; o < 8; ++o) C[r * ldc + o] = finish(s[o], k, K, A + r * lda, B + o * ldb, bias ? bias + o : nullptr);
+  }
+}
+
+// All M rows against one row of B (the last N % 8 columns).
+inline void skinny_column(int M, int K, const float* A, long lda, const float* B, const float* bias, float* C, long ldc) {
+  for (int r = 0; r < M; ++r) {
+    v8 acc = v8{};
+    int k = 0;
+    for (; k + 8 <= K; k += 8) {
+      v8 a, b;
+      std::memcpy(&a, A + r * lda + k, sizeof(v8));
+      std::memcpy(&b, B + k, sizeof(v8));
+      acc += a * b;
+    }
+    C[r * ldc] = finish(lane_sum(acc), k, K, A + r * lda, B, bias);
+  }
+}
+
+// All M rows against 8 rows of B, which stay in cache while the rows of A go by; the first rows
+// also fetch `next`, the 8 rows of B the caller takes up after these (null: none).
+inline void skinny_columns8(int M, int K, const float* A, long lda, const float* B, long ldb, const float* bias, float* C,
+                            long ldc, const float* next) {
+  int r = 0;
+  for (; r + 2 <= M; r += 2) skinny_tile8<2>(K, A + r * lda, lda, B, ldb, bias, C + r * ldc, ldc, r == 0 ? next : nullptr);
+  if (r < M) skinny_tile8<1>(K, A + r * lda, lda, B, ldb, bias, C + r * ldc, ldc, r == 0 ? next : nullptr);
+}
+
 }  // namespace
+
+void sgemm_skinny_nt(int M, int N, int K, const float* A, int lda, const float* B, int ldb, const float* bias, float* C,
+                     int ldc) {
+  const int blocks = (N + 7) / 8;
+  run_ranges(blocks, 2.0 * M * N * K, [&](int b0, int b1) {
+    for (int blk = b0; blk < b1; ++blk) {
+      const int o = blk * 8;
+      if (o + 8 <= N) {
+        const float* next = blk + 1 < b1 && o + 16 <= N ? B + static_cast<long>(o + 8) * ldb : nullptr;
+        skinny_columns8(M, K, A, lda, B + static_cast<long>(o) * ldb, ldb, bias ? bias + o : nullptr, C + o, ldc, next);
+        continue;
+      }
+      for (int j = o; j < N; ++j)
+        skinny_column(M, K, A, lda, B + static_cast<long>(j) * ldb, bias ? bias + j : nullptr, C + j, ldc);
+    }
+  });
+}
 
 void sgemm_own(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
                const float* B, int ldb, bool accumulate, float* C, int ldc) {

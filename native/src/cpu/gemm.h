@@ -16,6 +16,12 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, const T* A, int lda, 
 // Our blocked, multithreaded kernel, callable directly (benchmarks, tests).
 void sgemm_own(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
                const float* B, int ldb, bool accumulate, float* C, int ldc);
+// C[M,N] = (bias ? bias : 0) + A[M,K] @ B[N,K]^T for few rows M (decoding steps): B is read in its
+// stored layout, once for all M rows, with no packing; each element's sum does not depend on M, on
+// where it sits or on the thread count. Worth it up to about kSkinnyMaxRows rows.
+void sgemm_skinny_nt(int M, int N, int K, const float* A, int lda, const float* B, int ldb, const float* bias, float* C,
+                     int ldc);
+constexpr int kSkinnyMaxRows = 64;
 // OpenBLAS; returns false (and does nothing) when the build has no BLAS.
 bool sgemm_blas(bool trans_a, bool trans_b, int M, int N, int K, const float* A, int lda,
                 const float* B, int ldb, bool accumulate, float* C, int ldc);

@@ -19,14 +19,15 @@ static T log_sum_exp(const T* x, int V) {
 
 template <typename T>
 void logprob_forward(T* lp, T* entropy, const T* logits, const int* targets, int N, int V) {
-  for_chunks(N, double(N) * V * 20, [&](int begin, int end) {
+  for_chunks(N, double(N) * V * (entropy ? 20 : 10), [&](int begin, int end) {
     for (int n = begin; n < end; ++n) {
       const T* x = logits + static_cast<long>(n) * V;
       const T lse = log_sum_exp(x, V);
+      lp[n] = targets[n] >= 0 ? x[targets[n]] - lse : T(0);
+      if (!entropy) continue;  // sampling wants the log-prob alone: half the exps
       T px = 0;  // sum p * x
       for (int j = 0; j < V; ++j) px += std::exp(x[j] - lse) * x[j];
       entropy[n] = lse - px;
-      lp[n] = targets[n] >= 0 ? x[targets[n]] - lse : T(0);
     }
   });
 }

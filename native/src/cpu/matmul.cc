@@ -1,4 +1,6 @@
 // matmul: fully connected layer out = inp @ w^T + bias, with w stored [OC, C] (PyTorch layout).
+#include <type_traits>
+
 #include "cpu/gemm.h"
 #include "cpu/ops.h"
 
@@ -6,6 +8,13 @@ namespace revenant::cpu {
 
 template <typename T>
 void matmul_forward(T* out, const T* inp, const T* w, const T* bias, int N, int C, int OC) {
+  if constexpr (std::is_same_v<T, float>) {
+    // A few rows (a decoding step): the product is the cost of reading w, so stream it once, unpacked.
+    if (N <= kSkinnyMaxRows) {
+      sgemm_skinny_nt(N, OC, C, inp, C, w, C, bias, out, OC);
+      return;
+    }
+  }
   if (bias) {
     for_chunks(N, double(N) * OC, [&](int begin, int end) {
       for (int n = begin; n < end; ++n)

@@ -97,39 +97,43 @@ __global__ void attention_backward_kernel(float* dqkv, const float* dout, const 
   }
 }
 
-// The caches hold the kv heads only: [B, Tmax, NKV * hs].
-__global__ void kv_store_kernel(float* kcache, float* vcache, const float* qkv, int B, int C, int NH, int NKV, int pos,
-                                int Tmax) {
+// One thread per (row, new position, kv channel). The caches hold the kv heads only: vcache
+// [B, Tmax, NKV * hs]; kcache transposed, [B, NKV, hs, Tmax], the layout the CPU backend uses.
+__global__ void kv_store_kernel(float* kcache, float* vcache, const float* qkv, int B, int T, int C, int NH, int NKV,
+                                int pos0, int Tmax) {
   const QkvLayout L(C, NH, NKV);
-  const int i = blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= B * L.kvC) return;
-  const int b = i / L.kvC, c = i % L.kvC;
-  const long dst = (static_cast<long>(b) * Tmax + pos) * L.kvC + c;
-  kcache[dst] = qkv[L.k(b, 0) + c];
-  vcache[dst] = qkv[L.v(b, 0) + c];
+  const long i = static_cast<long>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= static_cast<long>(B) * T * L.kvC) return;
+  const int c = static_cast<int>(i % L.kvC), t = static_cast<int>(i / L.kvC % T), b = static_cast<int>(i / L.kvC / T);
+  const long row = static_cast<long>(b) * T + t, at = pos0 + t;
+  const int g = c / L.hs, d = c % L.hs;
+  kcache[((static_cast<long>(b) * NKV + g) * L.hs + d) * Tmax + at] = qkv[L.k(row, 0) + c];
+  vcache[(static_cast<long>(b) * Tmax + at) * L.kvC + c] = qkv[L.v(row, 0) + c];
 }
 
-// One thread per (batch, head): max, normaliser, then the weighted sum, recomputing the scores
-// instead of keeping a per-thread array of up to Tmax floats.
+// One thread per (batch, head, new position): max, normaliser, then the weighted sum, recomputing
+// the scores instead of keeping a per-thread array of up to Tmax floats.
 __global__ void attention_decode_kernel(float* out, const float* kcache, const float* vcache, const float* qkv, int B,
-                                        int C, int NH, int NKV, int pos, int Tmax) {
-  const int bh = blockIdx.x * blockDim.x + threadIdx.x;
-  if (bh >= B * NH) return;
+                                        int T, int C, int NH, int NKV, int pos0, int Tmax) {
+  const long idx = static_cast<long>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= static_cast<long>(B) * NH * T) return;
   const QkvLayout L(C, NH, NKV);
-  const int h = bh % NH, b = bh / NH, g = L.group(h), hs = L.hs, kvC = L.kvC;
+  const int t = static_cast<int>(idx % T), bh = static_cast<int>(idx / T), h = bh % NH, b = bh / NH, g = L.group(h);
+  const int hs = L.hs, kvC = L.kvC, pos = pos0 + t;
+  const long row = static_cast<long>(b) * T + t;
   const float scale = rsqrtf(static_cast<float>(hs));
-  const float* q = qkv + L.q(b, h);
+  const float* q = qkv + L.q(row, h);
+  const float* kt = kcache + (static_cast<long>(b) * NKV + g) * hs * Tmax;
   auto score = [&](int t2) {
-    const float* k = kcache + (static_cast<long>(b) * Tmax + t2) * kvC + g * hs;
     float dot = 0;
-    for (int i = 0; i < hs; ++i) dot += q[i] * k[i];
+    for (int i = 0; i < hs; ++i) dot += q[i] * kt[static_cast<long>(i) * Tmax + t2];
     return dot * scale;
   };
   float maxv = -INFINITY;
   for (int t2 = 0; t2 <= pos; ++t2) maxv = fmaxf(maxv, score(t2));
   float sum = 0;
   for (int t2 = 0; t2 <= pos; ++t2) sum += expf(score(t2) - maxv);
-  float* o = out + static_cast<long>(b) * C + h * hs;
+  float* o = out + row * C + h * hs;
   for (int i = 0; i < hs; ++i) o[i] = 0;
   for (int t2 = 0; t2 <= pos; ++t2) {
     const float a = expf(score(t2) - maxv) / sum;
@@ -149,13 +153,13 @@ void attention_backward(float* dqkv, const float* dout, const float* qkv, const 
   RV_CUDA_LAUNCHED("attention_backward");
 }
 
-void attention_decode(float* out, float* kcache, float* vcache, const float* qkv, int B, int C, int NH, int NKV, int pos,
-                      int Tmax) {
-  const long kv = static_cast<long>(B) * NKV * (C / NH);
-  kv_store_kernel<<<blocks_for(kv, 256), 256>>>(kcache, vcache, qkv, B, C, NH, NKV, pos, Tmax);
+void attention_decode(float* out, float* kcache, float* vcache, const float* qkv, int B, int T, int C, int NH, int NKV,
+                      int pos0, int Tmax) {
+  const long kv = static_cast<long>(B) * T * NKV * (C / NH);
+  kv_store_kernel<<<blocks_for(kv, 256), 256>>>(kcache, vcache, qkv, B, T, C, NH, NKV, pos0, Tmax);
   RV_CUDA_LAUNCHED("attention_decode");
-  attention_decode_kernel<<<blocks_for(static_cast<long>(B) * NH, 64), 64>>>(out, kcache, vcache, qkv, B, C, NH, NKV, pos,
-                                                                            Tmax);
+  attention_decode_kernel<<<blocks_for(static_cast<long>(B) * NH * T, 64), 64>>>(out, kcache, vcache, qkv, B, T, C, NH,
+                                                                                NKV, pos0, Tmax);
   RV_CUDA_LAUNCHED("attention_decode");
 }
 

@@ -18,10 +18,11 @@ __global__ void logprob_forward_kernel(float* lp, float* entropy, const float* l
   if (n >= N) return;
   const float* x = logits + static_cast<long>(n) * V;
   const float lse = row_lse(x, V);
+  lp[n] = targets[n] >= 0 ? x[targets[n]] - lse : 0.0f;
+  if (!entropy) return;  // sampling wants the log-prob alone
   float px = 0;
   for (int j = 0; j < V; ++j) px += expf(x[j] - lse) * x[j];
   entropy[n] = lse - px;
-  lp[n] = targets[n] >= 0 ? x[targets[n]] - lse : 0.0f;
 }
 
 __global__ void logprob_backward_kernel(float* dlogits, const float* logits, const int* targets, const float* dlp,

@@ -11,12 +11,51 @@
 #include "core/error.h"
 #include "core/op_list.h"
 
-#define RV_CUDA_CHECK(call, op)                                                                   \
-  do {                                                                                            \
-    const cudaError_t rv_err_ = (call);                                                           \
-    if (rv_err_ != cudaSuccess)                                                                   \
-      throw ::revenant::Error((op), __FILE__, __LINE__,                                           \
-                              std::string(cudaGetErrorName(rv_err_)) + ": " + cudaGetErrorString(rv_err_)); \
+namespace revenant::cuda {
+
+// Errors that leave the CUDA context unusable: the runtime returns them from every later call of
+// this process (its documentation: "the process must be terminated and relaunched"). Codes that
+// older headers may lack are compared by number.
+inline bool is_sticky(cudaError_t e) {
+  switch (static_cast<int>(e)) {
+    case cudaErrorECCUncorrectable:     // 214: uncorrectable ECC error in device memory
+    case cudaErrorNvlinkUncorrectable:  // 220
+    case 226:                           // cudaErrorContained: a contained device error (CUDA 12.4+)
+    case cudaErrorIllegalAddress:       // 700: a kernel touched memory it does not own
+    case cudaErrorLaunchTimeout:        // 702: a kernel ran past the watchdog
+    case cudaErrorAssert:               // 710: device-side assert
+    case cudaErrorHardwareStackError:   // 714
+    case cudaErrorIllegalInstruction:   // 715
+    case cudaErrorMisalignedAddress:    // 716
+    case cudaErrorInvalidAddressSpace:  // 717
+    case cudaErrorInvalidPc:            // 718
+    case cudaErrorLaunchFailure:        // 719: a kernel faulted
+    case 721:                           // cudaErrorTensorMemoryLeak (CUDA 12.8+)
+    case 810:                           // cudaErrorMpsClientTerminated: the MPS server dropped us
+    case 911:                           // cudaErrorExternalDevice (CUDA 12.0+)
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Throws the error a failed CUDA call stands for: DeviceLostError when the context is gone (the
+// addon then ends the process so that it is restarted), revenant::Error otherwise.
+[[noreturn]] inline void throw_cuda_error(cudaError_t e, const char* op, const char* file, int line,
+                                          const std::string& hint = "") {
+  const std::string what = std::string(cudaGetErrorName(e)) + ": " + cudaGetErrorString(e);
+  if (is_sticky(e))
+    throw ::revenant::DeviceLostError(op, file, line, what + " (sticky: the CUDA context is unusable until the process restarts)");
+  cudaGetLastError();  // an ordinary error: clear it so the next call starts clean
+  throw ::revenant::Error(op, file, line, hint.empty() ? what : what + " (" + hint + ")");
+}
+
+}  // namespace revenant::cuda
+
+#define RV_CUDA_CHECK(call, op)                                                              \
+  do {                                                                                       \
+    const cudaError_t rv_err_ = (call);                                                      \
+    if (rv_err_ != cudaSuccess) ::revenant::cuda::throw_cuda_error(rv_err_, (op), __FILE__, __LINE__); \
   } while (0)
 
 // After a kernel launch: catches bad launch configurations at the op that caused them.

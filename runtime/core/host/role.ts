@@ -73,6 +73,12 @@ export const EXIT = {
   OK: 0,
   /** The coordinator's connection was lost: the host exits rather than outlive it. */
   COORDINATOR_LOST: 70,
+  /**
+   * The compute device failed for good (a sticky CUDA error: the context is unusable): the native
+   * addon printed the error and ended the process, so that the supervisor restarts the actor on a
+   * fresh context (native/src/core/error.h kDeviceLostExitCode).
+   */
+  DEVICE_LOST: 74,
   /** The role's module or constructor failed: a configuration error. */
   ROLE_START_FAILED: 78,
 } as const;
