@@ -10,6 +10,7 @@
  * ```
  */
 import { z } from "zod";
+import { deviceProblem, type Device } from "../native/device.ts";
 import { MODEL_LIMITS, type ModelSize } from "../native/model_limits.ts";
 import { checkHost, parseHostPort } from "../runtime/core/ipc/transport.ts";
 
@@ -102,8 +103,14 @@ export const FaultToleranceSchema = z.strictObject({
 }).superRefine(greaterThan("ping_timeout_s", "ping_interval_s",
   "an actor answers one ping per interval, so a shorter timeout kills healthy actors; raise ping_timeout_s or lower ping_interval_s"));
 
-const device = z.enum(["auto", "cpu", "cuda", "null"]).default("auto")
-  .describe("compute device: auto uses CUDA when a usable device exists; null computes nothing real (tests without the native addon)");
+/** A role's compute device, checked by native/device.ts: the same words as PolicyModel's refusal. */
+const device = z.string().max(32).default("auto")
+  .superRefine((v, ctx) => {
+    const problem = deviceProblem(v);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  })
+  .transform((v) => v as Device)
+  .describe("compute device: auto (CUDA device 0 when usable, else the CPU, saying why), cpu, cuda (device 0) or cuda:N (device N; both fail when that device cannot be used), or null (no real compute: tests without the native addon)");
 
 /**
  * The model of a role: a Hugging Face folder (`path`), or one built from scratch with these sizes.
@@ -140,7 +147,7 @@ export const ActorWorkerSchema = z.strictObject({
   model: ModelSchema.prefault({}),
   ...optimizer(1e-3),
   clip_ratio: z.number().positive().max(1).default(0.2).describe("PPO ratio clip epsilon"),
-  entropy_coeff: z.number().min(0).max(100).default(0.03).describe("entropy bonus coefficient"),
+  entropy_coeff: z.number().min(0).max(100).default(0.05).describe("entropy bonus coefficient"),
   temperature: z.number().positive().max(100).default(1.0).describe("rollout sampling temperature"),
   max_new_tokens: int(1, MODEL_LIMITS.context.max).default(6).describe("response length limit"),
   rollout_n: int(1, LIMITS.rollout_n).default(1).describe("responses sampled per prompt (GRPO group size)"),
@@ -155,6 +162,26 @@ export const CriticWorkerSchema = z.strictObject({
 
 export const RefWorkerSchema = z.strictObject({ device });
 
+/** Child spec ranks are capped at 256; rollout groups far below that. */
+export const MAX_ROLLOUT_RANKS = 64;
+
+/**
+ * Dedicated rollout workers: `ranks` processes that split each step's prompts (data-parallel
+ * generation), each holding a copy of the policy that is refreshed after every update. The
+ * prompts are cut into `ranks` fixed shards, each with its own seed, so which process generates
+ * a shard never changes what it generates: a shard lost with its rank and retried elsewhere, or
+ * an elastic job running on fewer ranks, gives the same result as a calm run.
+ */
+export const RolloutWorkerSchema = z.strictObject({
+  ranks: int(0, MAX_ROLLOUT_RANKS).default(0)
+    .describe("rollout workers splitting each step's prompts, each with a copy of the policy pushed after every update; 0 = actor_rollout generates itself"),
+  elastic: z.boolean().default(false)
+    .describe("when a rollout rank cannot be kept alive (max_restarts spent, crash loop, node gone), go on with the ranks left (event dropped, metric actor_ranks/rollout) instead of failing the job; the job fails when none is left"),
+  weight_transfer: z.enum(["auto", "shared_memory", "socket"]).default("auto")
+    .describe("how new weights reach the rollout ranks: shared_memory (a /dev/shm segment written once and mapped by every rank; actors on this host only), socket (sent to each rank over its connection), auto (shared_memory when every actor runs on this host and /dev/shm exists)"),
+  device,
+});
+
 /**
  * Where actors run and how they reach the coordinator. The defaults (local launcher, Unix
  * socket) keep every actor a child process on this machine; `slurm` starts each actor with
@@ -163,7 +190,7 @@ export const RefWorkerSchema = z.strictObject({ device });
  */
 const CLUSTER_LAUNCHERS = ["local", "slurm", "kubernetes"] as const;
 /** Per-role GPU counts: the shipped roles by name. */
-const GPU_ROLES = ["actor_rollout", "critic", "ref_policy", "reward"] as const;
+const GPU_ROLES = ["actor_rollout", "critic", "ref_policy", "reward", "rollout"] as const;
 /** srun options the Slurm launcher sets itself; a user value would break placement or the environment. */
 export const SRUN_RESERVED = [
   "--export", "--nodelist", "-w", "--exclude", "-x", "--ntasks", "-n", "--nodes", "-N", "--jobid", "--overlap", "--gpus", "-G", "--job-name", "-J",
@@ -334,6 +361,7 @@ export const ConfigSchema = z.strictObject({
     actor: ActorWorkerSchema.prefault({}),
     critic: CriticWorkerSchema.prefault({}),
     ref: RefWorkerSchema.prefault({}),
+    rollout: RolloutWorkerSchema.prefault({}),
   }).prefault({}),
   trainer: z.strictObject({
     total_steps: int(1, MAX_COUNT).default(400).describe("training steps"),

@@ -7,9 +7,10 @@ import type { GenerateOptions, GenerateResult, PolicyBatch, PolicyHyper, PolicyS
 import type { RoleContext } from "../runtime/core/host/role.ts";
 import { TrainedModelRole } from "./model_role.ts";
 import type { ModelRoleOptions, UpdatePlan } from "./model_options.ts";
+import { publishWeights, type WeightSegment } from "./weights.ts";
 
 export class ActorRollout extends TrainedModelRole {
-  static readOnly = ["generate", "logprobs", "info", "exportHf"];
+  static readOnly = ["generate", "logprobs", "info", "exportHf", "publishWeights", "params"];
 
   constructor(options: ModelRoleOptions, _ctx: RoleContext) {
     super(options, false);
@@ -21,6 +22,19 @@ export class ActorRollout extends TrainedModelRole {
 
   async logprobs(batch: TokenBatch): Promise<Float32Array> {
     return (await this.ready()).logprobs(batch);
+  }
+
+  /** Writes the current weights into the shared segment at `path` as `version`, for the rollout ranks to map. */
+  async publishWeights(path: string, version: number): Promise<WeightSegment> {
+    return publishWeights(await this.ready(), path, version);
+  }
+
+  /** The current weights, for rollout ranks that cannot map a segment of this host. */
+  async params(): Promise<Float32Array> {
+    const model = await this.ready();
+    const out = new Float32Array(model.numParams);
+    await model.copyParamsTo(out);
+    return out;
   }
 
   /** PPO epochs over shuffled mini-batches; the mean of each statistic. */

@@ -11,6 +11,7 @@ export const SHIPPED_ROLES: Readonly<Record<string, RoleEntry>> = Object.freeze(
   actor_rollout: at("./actor_rollout.ts", "ActorRollout"),
   critic: at("./critic.ts", "Critic"),
   ref_policy: at("./ref_policy.ts", "RefPolicy"),
+  rollout: at("./rollout.ts", "Rollout"),
   reward: at("./reward.ts", "Reward"),
 });
 

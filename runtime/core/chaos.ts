@@ -159,8 +159,8 @@ export class FaultPlanError extends RangeError {
   override name = "FaultPlanError";
 }
 
-const PLAN_ENTRY = /^([A-Za-z0-9_.-]+)@(\d+):(\d+)=([a-z]+)$/;
-const PLAN_FORM = "<actor>@<step>:<call>=<kill|hang|corrupt>, e.g. critic@5:2=kill";
+const PLAN_ENTRY = /^([A-Za-z0-9_./-]+)@(\d+):(\d+)=([a-z]+)$/;
+const PLAN_FORM = "<actor>@<step>:<call>=<kill|hang|corrupt>, e.g. critic@5:2=kill or rollout/1@3:1=kill";
 
 /**
  * Faults scheduled by (actor, step, call number), never by elapsed time. The caller counts the

@@ -316,6 +316,48 @@ describe("groups", () => {
     expect(ranks.map((r) => r.restarts)).toEqual([0, 1, 0]);
     expect(sup.metrics.totals("counter")).toMatchObject({ failures: 1, restarts: 3 });
   });
+
+  test("an elastic group drops a rank it gives up on and goes on; losing its last rank fails", async () => {
+    const { sup } = harness({ max_restarts: 0 });
+    const reports: string[] = [];
+    sup.onFailure((r) => reports.push(r.offender));
+    await sup.start([{ id: "w", role: "counter", ranks: 3, elastic: true }]);
+    const [a, b, c] = sup.group("w");
+    expect(sup.metrics.ranksOf("counter")).toBe(3);
+    killActor(b!);
+    await waitFor(() => sup.isDropped(b!), "rank 1 dropped");
+    expect(sup.live("w").map((r) => r.id)).toEqual(["w/0", "w/2"]);
+    expect(sup.actors().map((r) => r.id)).toEqual(["w/0", "w/2"]);
+    expect(sup.metrics.ranksOf("counter")).toBe(2);
+    expect(sup.metrics.step()["actor_ranks/counter"]).toBe(2);
+    expect(sup.events.events.filter((e) => e.type === "dropped")).toEqual([
+      expect.objectContaining({ actor: "w/1", role: "counter", ranks_left: 2, reason: expect.stringContaining("max_restarts=0") }),
+    ]);
+    expect(await caught(b!.call("value"))).toBeInstanceOf(ActorDiedError);
+    expect(reports).toEqual([]);
+    await sup.settled();
+    expect([...(await sup.snapshotAll()).keys()]).toEqual(["w/0", "w/2"]);
+    expect((await sup.probeHealth()).map((h) => h.actor)).toEqual(["w/0", "w/2"]);
+    killActor(a!);
+    await waitFor(() => sup.isDropped(a!), "rank 0 dropped");
+    killActor(c!);
+    await waitFor(() => reports.length === 1, "the group failed");
+    expect(reports).toEqual(["w/2"]);
+    expect(sup.isDropped(c!)).toBe(false);
+    expect(sup.events.events.filter((e) => e.type === "dropped").map((e) => e.actor)).toEqual(["w/1", "w/0"]);
+  });
+
+  test("a group that is not elastic fails on its first rank given up on", async () => {
+    const { sup } = harness({ max_restarts: 0 });
+    const reports: string[] = [];
+    sup.onFailure((r) => reports.push(r.offender));
+    await sup.start([{ id: "w", role: "counter", ranks: 2 }]);
+    killActor(sup.group("w")[1]!);
+    await waitFor(() => reports.length === 1, "the group failed");
+    expect(reports).toEqual(["w/1"]);
+    expect(sup.live("w")).toHaveLength(2);
+    expect(sup.metrics.ranksOf("counter")).toBeUndefined();
+  });
 });
 
 describe("child specs", () => {

@@ -34,3 +34,23 @@ Deno.test("a job with injected faults ends with the weights of the undisturbed j
   assert.equal(faulty.weightsSha256, clean.weightsSha256, `weights differ after ${faulty.chaosFaults} faults (CHAOS_SEED=${seed})`);
   assert.equal(faulty.failures, faulty.chaosFaults);
 });
+
+Deno.test("rollout ranks killed mid-run: the group's job ends with the calm run's weights", opts, async () => {
+  const seed = Number(Deno.env.get("CHAOS_SEED") ?? 3);
+  const runDir = tempDir("revenant-deno-rollout-");
+  const config = resolveConfig({
+    file: null, env: {},
+    args: [
+      `trainer.run_dir=${runDir}`, "trainer.total_steps=6", "trainer.val_interval=3", "data.train_size=64", "data.val_size=8",
+      "data.train_batch_size=6", "algorithm.adv_estimator=grpo", "worker.actor.rollout_n=2", "worker.actor.ppo_mini_batch_size=6",
+      "worker.rollout.ranks=2", "fault_tolerance.max_restarts=-1", "fault_tolerance.max_task_retries=-1",
+      "fault_tolerance.ping_interval_s=0.1", "fault_tolerance.ping_timeout_s=0.5", "fault_tolerance.restart_intensity=1000",
+    ],
+  }).config;
+  const quiet = () => {};
+  const calm = await fit({ config, job: createJob(config, "calm"), output: quiet, onNote: quiet });
+  const plan = randomPlan({ seed, steps: [1, 6], calls: { "rollout/0": 2, "rollout/1": 2 }, count: 2, actions: ["kill"] });
+  const faulty = await fit({ config, job: createJob(config, "faulty"), output: quiet, onNote: quiet, faultPlan: plan });
+  assert.equal(faulty.chaosFaults, 2, `seed ${seed}: planned faults not all injected (${JSON.stringify(plan.remaining)})`);
+  assert.equal(faulty.weightsSha256, calm.weightsSha256, `weights differ after ${faulty.chaosFaults} rank kills (CHAOS_SEED=${seed})`);
+});

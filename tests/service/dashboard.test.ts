@@ -61,6 +61,9 @@ test.skipIf(!haveChromium)("submit a job, watch the chart, kill an actor, see th
     const job = { ...shortJob(120), data: {}, worker: {}, trainer: { total_steps: 120, val_interval: 10 }, checkpoint: { interval: 20 } };
     await page.fill("#config", JSON.stringify(job, null, 1));
     await page.click("#submit-button");
+    // The page shows the submitted job once the POST is answered; until then it may show one of the
+    // finished CLI runs, whose charts are already full.
+    await page.waitForFunction(() => /^digit_reversal-/.test(document.querySelector("#job-title")?.textContent ?? ""), null, { timeout: 30_000 });
 
     // The chart fills as steps stream in.
     // (Waited for together: the page redraws a chart whole on every step, so the two are read at once.)

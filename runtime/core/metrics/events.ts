@@ -11,7 +11,7 @@ import { repairJsonLines } from "./jsonl.ts";
 export interface RuntimeEvent {
   /** Milliseconds since the epoch. */
   ts: number;
-  type: "death" | "restart" | "retry" | "failed" | "health" | "stopped" | "placed";
+  type: "death" | "restart" | "retry" | "failed" | "health" | "stopped" | "placed" | "dropped";
   actor: string;
   role: string;
   /** `placed`: the node (host name) a launcher started the incarnation on (Slurm, Kubernetes). */

@@ -6,6 +6,7 @@
  *   actor_failures/<role>_cumulative  failures of that role since the job started
  *   actor_restarts/...                the same three shapes for restarts
  *   actor_health/<role>               1 if every rank of the role passed its last probe, else 0
+ *   actor_ranks/<role>                ranks left in an elastic group (set for elastic groups only)
  *
  * plus retries (`actor_retries/...`, same shapes) and restart latencies for the Prometheus
  * histogram. `step()` returns the step's values and starts the next step.
@@ -33,6 +34,7 @@ export class MetricsRegistry {
   private readonly stepCounts = new Map<string, number>();
   private readonly cumulative = new Map<string, number>();
   private readonly health = new Map<string, number>();
+  private readonly ranks = new Map<string, number>();
   /** Restart latencies (ms) since the start, for histograms. */
   readonly restartLatenciesMs: number[] = [];
 
@@ -64,6 +66,16 @@ export class MetricsRegistry {
   setHealth(role: string, healthy: boolean): void {
     this.roles.add(role);
     this.health.set(role, healthy ? 1 : 0);
+  }
+
+  /** Ranks left in an elastic group of `role`. */
+  setRanks(role: string, live: number): void {
+    this.roles.add(role);
+    this.ranks.set(role, live);
+  }
+
+  ranksOf(role: string): number | undefined {
+    return this.ranks.get(role);
   }
 
   /** Totals since the start, per role. */
@@ -121,6 +133,8 @@ export class MetricsRegistry {
     for (const role of this.knownRoles()) {
       const h = this.health.get(role);
       if (h !== undefined) out[`actor_health/${role}`] = h;
+      const r = this.ranks.get(role);
+      if (r !== undefined) out[`actor_ranks/${role}`] = r;
     }
     this.stepCounts.clear();
     return out;

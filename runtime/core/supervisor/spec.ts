@@ -19,6 +19,12 @@ export const ChildSpecSchema = z.strictObject({
   ranks: z.number().int().min(1).max(256).default(1),
   /** permanent: always restarted; transient: restarted unless it exited with code 0; temporary: never. */
   restart: z.enum(["permanent", "transient", "temporary"]).default("permanent"),
+  /**
+   * A group that survives the loss of ranks: a rank the supervisor gives up on (max_restarts
+   * spent, crash loop) is dropped, with a `dropped` event, instead of failing the job; the group
+   * fails when its last rank goes. Callers route work around dropped ranks (`live`).
+   */
+  elastic: z.boolean().default(false),
   /** Seconds between SIGTERM and SIGKILL at shutdown; default fault_tolerance.shutdown_grace_s. */
   shutdown_grace_s: z.number().positive().optional(),
   /** Passed to the role's constructor (must survive JSON). */

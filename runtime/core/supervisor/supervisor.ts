@@ -103,6 +103,8 @@ export class Supervisor {
   private readonly order: Actor[] = [];
   private readonly groups = new Map<string, Actor[]>();
   private readonly specs = new Map<string, ChildSpec>();
+  /** Ranks of elastic groups given up on: no longer members of their group. */
+  private readonly dropped = new Set<Actor>();
   private readonly failureListeners = new Set<(r: FailureReport) => void>();
   private shuttingDown = false;
   /** The first unrecoverable failure, if any. */
@@ -139,6 +141,7 @@ export class Supervisor {
       this.groups.set(spec.id, ranks);
       this.order.push(...ranks);
       this.metrics.addRole(spec.role);
+      if (spec.elastic) this.metrics.setRanks(spec.role, spec.ranks);
       try {
         await Promise.all(ranks.map((a) => a.start()));
       } catch (e) {
@@ -194,14 +197,24 @@ export class Supervisor {
     return a;
   }
 
-  /** All ranks of child `id`. */
+  /** All ranks of child `id`, dropped ones included (a rank keeps its index). */
   group(id: string): readonly Actor[] {
     return this.groups.get(id) ?? [];
   }
 
-  /** Every actor, in start order. */
+  /** The ranks of child `id` still in the group: all of them unless the group is elastic and lost some. */
+  live(id: string): readonly Actor[] {
+    return this.group(id).filter((a) => !this.dropped.has(a));
+  }
+
+  /** Whether `actor` was dropped from its elastic group. */
+  isDropped(actor: Actor): boolean {
+    return this.dropped.has(actor);
+  }
+
+  /** Every actor still in the job (dropped ranks of elastic groups left out), in start order. */
   actors(): readonly Actor[] {
-    return this.order;
+    return this.dropped.size ? this.order.filter((a) => !this.dropped.has(a)) : this.order;
   }
 
   /** Subscribes to unrecoverable failures. */
@@ -260,6 +273,7 @@ export class Supervisor {
   }
 
   private giveUp(actor: Actor, context: FailureReport["context"], reason: string, error?: Error): void {
+    if (context === "child_terminated" && this.dropFromGroup(actor, reason)) return;
     // The actor's own error: an ActorDiedError with its real last cause (ActorSpawnError if it
     // could not be started), the one its callers get.
     const report: FailureReport = { supervisor: this.name, context, reason, offender: actor.id, role: actor.role, error: actor.fail(reason, error) };
@@ -268,14 +282,30 @@ export class Supervisor {
     for (const l of this.failureListeners) l(report);
   }
 
+  /**
+   * An elastic group loses `actor` instead of failing the job, while it has another rank: the
+   * actor's pending calls get its error (callers route them to the ranks left), a `dropped`
+   * event says so, and `actor_ranks/<role>` counts the ranks left.
+   */
+  private dropFromGroup(actor: Actor, reason: string): boolean {
+    const spec = this.specs.get(actor.group);
+    const left = this.live(actor.group).filter((a) => a !== actor);
+    if (!spec?.elastic || left.length === 0) return false;
+    this.dropped.add(actor);
+    actor.fail(reason);
+    this.metrics.setRanks(actor.role, left.length);
+    this.events.emit({ type: "dropped", actor: actor.id, role: actor.role, reason, ranks_left: left.length });
+    return true;
+  }
+
   /** Resolves once every actor serves calls (no restart in progress); rejects if one has failed. */
   async settled(): Promise<void> {
-    await Promise.all(this.order.map((a) => a.whenAlive()));
+    await Promise.all(this.actors().map((a) => a.whenAlive()));
   }
 
   /** Snapshots every stateful actor (in call order for each); returns states by actor id. */
   async snapshotAll(): Promise<Map<string, unknown>> {
-    const states = await Promise.all(this.order.map(async (a) => [a.id, await a.takeSnapshot()] as const));
+    const states = await Promise.all(this.actors().map(async (a) => [a.id, await a.takeSnapshot()] as const));
     return new Map(states);
   }
 
@@ -284,8 +314,7 @@ export class Supervisor {
    * of band (a long call does not delay it). Sets `actor_health/<role>`: 1 if all ranks passed.
    */
   async probeHealth(): Promise<HealthResult[]> {
-    const timeoutMs = this.ft.health_check_timeout_s * 1000;
-    const results = await Promise.all(this.order.map((a) => this.probe(a, timeoutMs)));
+    const results = await this.healthReports();
     const byRole = new Map<string, boolean>();
     for (const r of results) byRole.set(r.role, (byRole.get(r.role) ?? true) && r.healthy);
     for (const [role, healthy] of byRole) {
@@ -294,6 +323,12 @@ export class Supervisor {
       if (before !== (healthy ? 1 : 0)) this.events.emit({ type: "health", actor: role, role, healthy });
     }
     return results;
+  }
+
+  /** Every actor's `health()` report, out of band, within health_check_timeout_s; no metric or event is touched. */
+  healthReports(): Promise<HealthResult[]> {
+    const timeoutMs = this.ft.health_check_timeout_s * 1000;
+    return Promise.all(this.actors().map((a) => this.probe(a, timeoutMs)));
   }
 
   private async probe(actor: Actor, timeoutMs: number): Promise<HealthResult> {

@@ -15,6 +15,8 @@ import { gae, grpo } from "./advantages.ts";
 import { buildBatch, type SequenceBatch } from "./batch.ts";
 import { localReward, responseText, type JobPrompt } from "./job_data.ts";
 import type { JobPlan } from "./plan.ts";
+import type { RolloutGroup } from "./rollout_group.ts";
+import { deriveSeed } from "./seeds.ts";
 
 /** The role actors of a job, typed against their classes; critic, ref and reward only when used. */
 export interface JobActors {
@@ -22,6 +24,8 @@ export interface JobActors {
   critic?: ActorRef<Critic>;
   ref?: ActorRef<RefPolicy>;
   reward?: ActorRef<Reward>;
+  /** The rollout worker group (worker.rollout.ranks ≥ 1): it generates instead of `actor`. */
+  rollout?: RolloutGroup;
 }
 
 export interface Rollout {
@@ -39,11 +43,20 @@ function generateOptions(plan: JobPlan, temperature: number, seed: number) {
   return { maxNewTokens: plan.maxNew, temperature, seed, eosToken: plan.data.tokenizer.eosId };
 }
 
+/**
+ * Generation by the rollout group when the job has one, else by actor_rollout. The group's first
+ * shard keeps the call's seed, so one rollout rank samples exactly what actor_rollout would.
+ */
+function generate(actors: JobActors, prompts: Int32Array[], options: ReturnType<typeof generateOptions>): Promise<GenerateResult> {
+  if (!actors.rollout) return actors.actor.call("generate", prompts, options);
+  return actors.rollout.generate(prompts, options, (shard) => (shard === 0 ? options.seed : deriveSeed(options.seed, "shard", shard)));
+}
+
 /** rollout: `rollout_n` sampled responses per prompt, packed into one padded batch. */
 export async function rollout(plan: JobPlan, actors: JobActors, step: number, batchPrompts: readonly JobPrompt[]): Promise<Rollout> {
   const prompts = batchPrompts.flatMap((p) => Array<JobPrompt>(plan.groupSize).fill(p));
   const promptToks = prompts.map((p) => p.ids);
-  const gen = await actors.actor.call("generate", promptToks, generateOptions(plan, plan.config.worker.actor.temperature, plan.seed(step, "generate")));
+  const gen = await generate(actors, promptToks, generateOptions(plan, plan.config.worker.actor.temperature, plan.seed(step, "generate")));
   return { prompts, gen, batch: buildBatch(promptToks, gen.tokens, gen.lengths, plan.maxNew, plan.seqLen, plan.data.tokenizer.padId) };
 }
 
@@ -267,7 +280,7 @@ export async function evaluate(plan: JobPlan, actors: JobActors, sampleCount = 4
   const chunk = 256;
   for (let i = 0; i < plan.data.val.length; i += chunk) {
     const prompts = plan.data.val.slice(i, i + chunk);
-    const gen = await actors.actor.call("generate", prompts.map((p) => p.ids), generateOptions(plan, 0, 0));
+    const gen = await generate(actors, prompts.map((p) => p.ids), generateOptions(plan, 0, 0));
     const sc = await score(plan, actors, prompts, gen);
     for (let r = 0; r < prompts.length && samples.length < sampleCount; r++) {
       samples.push({ prompt: prompts[r]!.text, response: sc.responses[r]!, reward: sc.failed[r] ? null : sc.scores[r]! });

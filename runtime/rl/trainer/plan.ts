@@ -3,7 +3,7 @@
  * length, response budget), each role's model, the seeds, the actors to start and their options. `checkJobConfig` runs the
  * same checks without starting anything (the HTTP service uses it to refuse a job up front).
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../../../config/schema.ts";
@@ -12,6 +12,9 @@ import type { ModelRoleOptions, RoleModel } from "../../../roles/index.ts";
 import { threadShare } from "../../../roles/model_options.ts";
 import { JobDataError, loadJobData, loadJobDataOffThread, taskData, type JobData } from "./job_data.ts";
 import { deriveSeed } from "./seeds.ts";
+
+/** Where shared-memory segments live (Linux tmpfs). */
+export const SHM_DIR = "/dev/shm";
 
 /** A configuration that validates key by key but cannot run as a whole (shapes, data sizes). */
 export class JobConfigError extends RangeError {
@@ -103,6 +106,14 @@ export class JobPlan {
     if (config.algorithm.use_kl_in_reward && !this.useCritic) {
       throw new JobConfigError("algorithm.use_kl_in_reward", "algorithm.use_kl_in_reward=true charges the KL per token in GAE's rewards, so it needs algorithm.adv_estimator=gae (GRPO scores whole responses; keep the KL in the loss there)");
     }
+    const rollout = config.worker.rollout;
+    if (rollout.elastic && rollout.ranks === 0) {
+      throw new JobConfigError("worker.rollout.elastic", "worker.rollout.elastic=true needs rollout ranks to lose: set worker.rollout.ranks ≥ 2 (with ranks=0, actor_rollout generates itself)");
+    }
+    if (rollout.weight_transfer === "shared_memory" && (config.cluster.launcher !== "local" || !existsSync(SHM_DIR))) {
+      throw new JobConfigError("worker.rollout.weight_transfer", `worker.rollout.weight_transfer=shared_memory needs every actor on this host (cluster.launcher=local, here ${config.cluster.launcher}) and ${SHM_DIR}` +
+        `${existsSync(SHM_DIR) ? "" : " (missing here)"}; allowed otherwise: socket or auto`);
+    }
     if (config.algorithm.adv_estimator === "grpo" && this.groupSize < 2) {
       throw new JobConfigError("worker.actor.rollout_n", "algorithm.adv_estimator=grpo needs worker.actor.rollout_n ≥ 2 (responses per prompt to compare)");
     }
@@ -141,12 +152,31 @@ export class JobPlan {
     return deriveSeed(this.config.trainer.seed, ...tags);
   }
 
-  roleOptions(role: "actor" | "critic" | "ref"): ModelRoleOptions {
+  roleOptions(role: "actor" | "critic" | "ref" | "rollout"): ModelRoleOptions {
     const w = this.config.worker;
     // The reference is the initial policy: same model, same init seed.
     const initSeed = this.seed("init", role === "critic" ? "critic" : "policy");
     const { path, config } = this.models[role === "critic" ? "critic" : "actor"];
+    // Rollout ranks get the policy's weights pushed before they generate: no folder to read.
+    if (role === "rollout") return { model: { ...config, seed: initSeed }, device: w.rollout.device, threads: this.rolloutThreads() };
     return { model: { ...config, seed: initSeed }, ...(path ? { path } : {}), device: w[role].device, threads: this.modelThreads() };
+  }
+
+  /** How weights reach the rollout ranks: `auto` resolved to shared memory when all actors share this host. */
+  get weightTransfer(): "shared_memory" | "socket" {
+    const t = this.config.worker.rollout.weight_transfer;
+    if (t !== "auto") return t;
+    return this.config.cluster.launcher === "local" && existsSync(SHM_DIR) ? "shared_memory" : "socket";
+  }
+
+  /** Rollout ranks (worker.rollout.ranks): 0 when actor_rollout generates itself. */
+  get rolloutRanks(): number {
+    return this.config.worker.rollout.ranks;
+  }
+
+  /** Each rollout rank's threads: the ranks generate at once, while the other model actors wait. */
+  rolloutThreads(cores = availableParallelism()): number {
+    return threadShare(cores, Math.max(1, this.rolloutRanks));
   }
 
   /**
@@ -164,6 +194,8 @@ export class JobPlan {
     if (this.useRef) specs.push({ id: "ref_policy", role: "ref_policy", options: { ...this.roleOptions("ref") } });
     const reward = this.data.reward;
     if (reward.kind === "module") specs.push({ id: "reward", role: "reward", options: { module: reward.path } as never });
-    return specs;
+    const rollout = this.config.worker.rollout;
+    const group = rollout.ranks > 0 ? [{ id: "rollout", role: "rollout", ranks: rollout.ranks, elastic: rollout.elastic, options: { ...this.roleOptions("rollout") } }] : [];
+    return [...specs, ...group];
   }
 }

@@ -20,6 +20,7 @@ import type { ActorRollout } from "../../../roles/actor_rollout.ts";
 import type { Critic } from "../../../roles/critic.ts";
 import { SHIPPED_ROLES } from "../../../roles/index.ts";
 import type { RefPolicy } from "../../../roles/ref_policy.ts";
+import type { Rollout } from "../../../roles/rollout.ts";
 import type { Reward } from "../../../roles/reward.ts";
 import { ChaosMonkey, type FaultPlan } from "../../core/chaos.ts";
 import { acquireLock } from "../../core/checkpoint/lock.ts";
@@ -34,11 +35,14 @@ import type { OutputSink } from "../../core/supervisor/incarnation.ts";
 import type { RoleEntry } from "../../core/host/role.ts";
 import { Supervisor, type FailureReport } from "../../core/supervisor/supervisor.ts";
 import { clusterOptions } from "../../core/supervisor/cluster.ts";
+import type { Launcher } from "../../core/supervisor/launcher.ts";
+import type { Transport } from "../../core/ipc/transport.ts";
 import { DataLoader, type LoaderPosition } from "../tasks/dataset.ts";
 import { MetricsFile, type JobPaths } from "./job.ts";
 import { advantages, dropFailedRows, evaluate, klPenalty, referenceAndValues, rollout, score, tokenBatch, trainingMetrics, update, type JobActors } from "./phases.ts";
 import { tokenizerDir, type JobPrompt } from "./job_data.ts";
-import { checkJobConfig, JobPlan } from "./plan.ts";
+import { checkJobConfig, JobPlan, SHM_DIR } from "./plan.ts";
+import { RolloutGroup } from "./rollout_group.ts";
 import { JobLoggers } from "../loggers/index.ts";
 import type { RunEndStatus } from "../loggers/mlflow.ts";
 
@@ -66,6 +70,11 @@ export interface FitOptions {
   /** Actor output sink; default: stderr with the actor's prefix. */
   output?: OutputSink;
   roles?: Readonly<Record<string, RoleEntry>>;
+  /**
+   * Where actors start and how they connect back, instead of what `config.cluster` says: for
+   * embedders with a launcher of their own (and tests that start actors on simulated nodes).
+   */
+  cluster?: { launcher: Launcher; transport: Transport };
   /** Called once the supervisor exists (for fault injection and live views). */
   onSupervisor?(supervisor: Supervisor): void;
   /**
@@ -140,14 +149,27 @@ class StepCalls {
 }
 
 /** The job's actors, typed against their role classes, their calls counted for the fault plan. */
-function jobActors(sup: Supervisor, plan: JobPlan, calls: StepCalls): JobActors {
+function jobActors(sup: Supervisor, plan: JobPlan, calls: StepCalls, job: JobPaths): JobActors {
   const ref = <R>(id: string) => new ActorRef<R>(sup.actor(id), calls.afterSend);
+  const actor = ref<ActorRollout>("actor_rollout");
+  const rollout = plan.rolloutRanks > 0
+    ? new RolloutGroup(sup, {
+      ranks: plan.rolloutRanks, transfer: plan.weightTransfer, segmentPath: weightSegmentPath(job), policy: actor,
+      ref: (a) => new ActorRef<Rollout>(a, calls.afterSend),
+    })
+    : undefined;
   return {
-    actor: ref<ActorRollout>("actor_rollout"),
+    actor,
     ...(plan.useCritic ? { critic: ref<Critic>("critic") } : {}),
     ...(plan.useRef ? { ref: ref<RefPolicy>("ref_policy") } : {}),
     ...(plan.data.reward.kind === "module" ? { reward: ref<Reward>("reward") } : {}),
+    ...(rollout ? { rollout } : {}),
   };
+}
+
+/** The job's weight segment: named after the job (one driver per job folder), so a resume reuses it. */
+function weightSegmentPath(job: JobPaths): string {
+  return join(SHM_DIR, `revenant-${job.id}.weights`);
 }
 
 /** Runs `phase`, recording its wall time in seconds under `key`. */
@@ -170,6 +192,7 @@ async function trainStep(plan: JobPlan, actors: JobActors, step: number, prompts
   const adv = advantages(plan, r.batch, sc.scores, rv.values, klPenalty(plan, r.batch, rv));
   m["timing_s/adv"] = (performance.now() - t) / 1000;
   const stats = await update(plan, actors, step, batch, rv, adv);
+  if (actors.rollout) await timed(m, "timing_s/weight_sync", () => actors.rollout!.publish());
   return { metrics: Object.assign(m, rv.timing, trainingMetrics(plan, r, sc, rv, adv, stats)), tokens: r.batch.batch * r.batch.seqLen };
 }
 
@@ -200,7 +223,7 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
   const loader = new DataLoader(plan.data.train, config.data.train_batch_size, plan.seed("data"));
   const sup = new Supervisor({
     faultTolerance: config.fault_tolerance, roles: o.roles ?? SHIPPED_ROLES, metrics, events, output: o.output, name: job.id,
-    ...clusterOptions(config.cluster, { owner: job.id, events }),
+    ...(o.cluster ?? clusterOptions(config.cluster, { owner: job.id, events })),
   });
   let failure: FailureReport | undefined;
   sup.onFailure((r) => (failure ??= r));
@@ -218,8 +241,10 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
 
   try {
     await sup.start(plan.childSpecs());
-    const actors = jobActors(sup, plan, calls);
+    const fallbacks = await deviceFallbacks(sup);
+    const actors = jobActors(sup, plan, calls, job);
     if (o.resume) await resumeFromCheckpoint();
+    await actors.rollout?.publish();
     for (const line of plan.data.notes) note(line);
     const startStep = state.step;
     loggers = await JobLoggers.open(config, job, note);
@@ -263,7 +288,7 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
       tokens += stepTokens;
       m["timing_s/step"] = (performance.now() - t0) / 1000;
       m["perf/throughput"] = stepTokens / m["timing_s/step"];
-      Object.assign(m, metrics.step());
+      Object.assign(m, metrics.step(), fallbacks);
       if (config.trainer.logger.includes("jsonl")) metricsFile.append(step, m);
       await loggers.step(step, m);
       o.onStep?.(step, m);
@@ -297,6 +322,7 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
   } finally {
     monkey?.stop();
     await sup.shutdown();
+    if (plan.rolloutRanks > 0) rmSync(weightSegmentPath(job), { force: true });
     await loggers?.close(ended);
   }
 
@@ -326,6 +352,17 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
     if (failure) throw new TrainingFailedError(failure, step);
     throw writeFailure ?? e;
   }
+}
+
+/**
+ * Model actors that were given device "auto" and compute on the CPU, as each found on its own
+ * machine (the banner says what the coordinator's machine has): `device_fallback/<role>` = 1 in
+ * every step's metrics.
+ */
+async function deviceFallbacks(sup: Supervisor): Promise<Record<string, number>> {
+  const metrics: Record<string, number> = {};
+  for (const r of await sup.healthReports()) if (typeof r.report?.fallback === "string") metrics[`device_fallback/${r.role}`] = 1;
+  return metrics;
 }
 
 /** Writes the policy as a Hugging Face folder, with the job's tokenizer files; the folder. */

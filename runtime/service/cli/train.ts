@@ -104,16 +104,24 @@ function parseFaultPlan(text: string): FaultPlan {
   }
 }
 
-/** Which device each role computes on, and why (auto picks CUDA only when a device is usable). */
+/**
+ * Which device each role computes on, and why: auto picks CUDA device 0 only when it is usable,
+ * and a role that falls back to the CPU gets a line saying so, with deviceInfo's reason, so a slow
+ * run on a GPU machine explains itself. (The actors decide for themselves; their `info()` and
+ * `health()` report `device` and `fallback` as they found them.)
+ */
 export function deviceBanner(config: Config, info?: DeviceInfo): string {
-  const roles = { actor_rollout: config.worker.actor.device, critic: config.worker.critic.device, ref_policy: config.worker.ref.device };
+  const roles: Record<string, string> = { actor_rollout: config.worker.actor.device, critic: config.worker.critic.device, ref_policy: config.worker.ref.device };
+  if (config.worker.rollout.ranks > 0) roles.rollout = config.worker.rollout.device;
   const wanted = new Set(Object.values(roles));
   // The null backend needs no addon: a machine without the build can still run (and test) the runtime.
   if (wanted.size === 1 && wanted.has("null")) return "device: null for every role (no real compute; nothing is learned)";
   const device = info ?? loadNative().deviceInfo();
   const resolve = (d: string) => (d === "auto" ? (device.cuda.usable ? "cuda" : "cpu") : d);
   const used = Object.entries(roles).map(([role, d]) => `${role} ${resolve(d)}${d === "auto" ? " (auto)" : ""}`).join(", ");
-  return `device: ${used}\n${formatDeviceInfo(device)}`;
+  const fellBack = Object.entries(roles).filter(([, d]) => d === "auto" && !device.cuda.usable).map(([role]) => role);
+  const fallback = fellBack.length ? [`device fallback: ${fellBack.join(", ")} on the CPU (auto): ${device.cuda.reason ?? "no usable CUDA device"}`] : [];
+  return [`device: ${used}`, ...fallback, formatDeviceInfo(device)].join("\n");
 }
 
 /** The console line for an actor event (deaths and restarts; other events stay in events.jsonl). */
@@ -124,6 +132,7 @@ export function actorEventLine(e: RuntimeEvent): string | undefined {
   }
   if (e.type === "restart") return `actor ${e.actor} restarted as incarnation ${String(e.incarnation)} (${String(e.latency_ms)} ms, state restored)`;
   if (e.type === "failed") return `actor ${e.actor} failed permanently: ${String(e.reason ?? e.cause ?? "")}`;
+  if (e.type === "dropped") return `actor ${e.actor} dropped from its elastic group (${String(e.ranks_left)} ranks left take its shards): ${String(e.reason)}`;
   return undefined;
 }
 

@@ -27,7 +27,7 @@ export const DEFAULT_MAX_SERIES = 10_000;
 
 /** A job's fault-tolerance figures as plain data: live from its registry, or frozen when it ends. */
 export interface FaultSnapshot {
-  roles: Array<{ role: string; failures: number; restarts: number; retries: number; health: number | undefined }>;
+  roles: Array<{ role: string; failures: number; restarts: number; retries: number; health: number | undefined; ranks?: number }>;
   /** Cumulative counts per RESTART_LATENCY_BUCKETS_S bucket, then the sum and count (seconds). */
   restartLatency: { buckets: number[]; sum: number; count: number };
 }
@@ -36,7 +36,10 @@ export interface FaultSnapshot {
 export function faultSnapshot(registry: MetricsRegistry): FaultSnapshot {
   const latenciesS = registry.restartLatenciesMs.map((ms) => ms / 1000);
   return {
-    roles: registry.knownRoles().map((role) => ({ role, ...registry.totals(role), health: registry.healthOf(role) })),
+    roles: registry.knownRoles().map((role) => {
+      const ranks = registry.ranksOf(role);
+      return { role, ...registry.totals(role), health: registry.healthOf(role), ...(ranks === undefined ? {} : { ranks }) };
+    }),
     restartLatency: {
       buckets: RESTART_LATENCY_BUCKETS_S.map((le) => latenciesS.filter((v) => v <= le).length),
       sum: latenciesS.reduce((a, b) => a + b, 0),
@@ -111,13 +114,14 @@ class JobFamilies {
   readonly restarts = new Family("revenant_actor_restarts_total", "counter", "Actor restarts completed (state restored) per job and role.");
   readonly retries = new Family("revenant_actor_retries_total", "counter", "Calls lost to an actor death and sent again, per job and role.");
   readonly health = new Family("revenant_actor_health", "gauge", "1 if every rank of the role passed its last health probe, 0 if not.");
+  readonly ranks = new Family("revenant_actor_ranks", "gauge", "Ranks left in an elastic group (rollout workers), per job and role.");
   readonly latency = new Family("revenant_actor_restart_latency_seconds", "histogram", "Time from an actor's death to its restored restart.");
   readonly step = new Family("revenant_job_step", "gauge", "Last completed training step.");
   readonly total = new Family("revenant_job_total_steps", "gauge", "Training steps the job runs in all.");
   readonly reward = new Family("revenant_job_reward", "gauge", "Mean training reward of the last step (critic/score/mean).");
   readonly valScore = new Family("revenant_job_val_score", "gauge", "Latest held-out evaluation reward (val/score).");
   readonly throughput = new Family("revenant_job_throughput_tokens_per_second", "gauge", "Tokens per second of the last step (perf/throughput).");
-  readonly all = [this.failures, this.restarts, this.retries, this.health, this.latency, this.step, this.total, this.reward, this.valScore, this.throughput];
+  readonly all = [this.failures, this.restarts, this.retries, this.health, this.ranks, this.latency, this.step, this.total, this.reward, this.valScore, this.throughput];
 
   get series(): number {
     return this.all.reduce((n, f) => n + f.size, 0);
@@ -132,6 +136,7 @@ class JobFamilies {
         this.restarts.sample(r.restarts, roleLabels);
         this.retries.sample(r.retries, roleLabels);
         if (r.health !== undefined) this.health.sample(r.health, roleLabels);
+        if (r.ranks !== undefined) this.ranks.sample(r.ranks, roleLabels);
       }
       const h = job.faults.restartLatency;
       RESTART_LATENCY_BUCKETS_S.forEach((le, i) => this.latency.sample(h.buckets[i] ?? 0, { ...labels, le: String(le) }, "_bucket"));
