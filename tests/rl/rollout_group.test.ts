@@ -34,7 +34,9 @@ function groupConfig(runDir: string, ranks: number, overrides: string[] = []): C
       "algorithm.adv_estimator=grpo", "worker.actor.rollout_n=2", "worker.actor.ppo_mini_batch_size=6",
       `worker.rollout.ranks=${ranks}`,
       "fault_tolerance.max_restarts=-1", "fault_tolerance.max_task_retries=-1",
-      "fault_tolerance.ping_interval_s=0.1", "fault_tolerance.ping_timeout_s=0.5",
+      // Hangs are found after 2 s of missed pings: long enough that a healthy actor on a loaded
+      // machine never misses that many, so the fault counts below are exact on any machine.
+      "fault_tolerance.ping_interval_s=0.1", "fault_tolerance.ping_timeout_s=2",
       "fault_tolerance.restart_backoff_initial_s=0.005", "fault_tolerance.restart_intensity=1000",
       ...overrides,
     ],
