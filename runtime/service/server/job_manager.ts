@@ -29,16 +29,16 @@ import type { RuntimeEvent } from "../../core/metrics/events.ts";
 import { JsonLinesError, readJsonLines } from "../../core/metrics/jsonl.ts";
 import type { OutputSink } from "../../core/supervisor/incarnation.ts";
 import type { Supervisor } from "../../core/supervisor/supervisor.ts";
-import { createJobAsync, dataName, type JobPaths } from "../../rl/trainer/job.ts";
+import { createJobAsync, dataName, newJobId, openJob, type JobPaths } from "../../rl/trainer/job.ts";
 import { fit, JobConfigError, TrainingCancelledError, type FitResult } from "../../rl/trainer/trainer.ts";
 import {
   ActorNotAlive, ActorNotFound, InvalidConfig, JobNotCancellable, JobNotFound, JobNotRunning, QueueFull, ShuttingDown, StorageError,
   type Problem,
 } from "./job_errors.ts";
 import { checkJobFits } from "./job_check.ts";
-import { JobStore, type JobRecord, type StoredJob } from "./job_store.ts";
+import { JobStore, type JobRecord, type StoredJob, type UnreadableJob } from "./job_store.ts";
 import { faultSnapshot, type FaultSnapshot } from "./prometheus.ts";
-import { JobIdSchema, newJobId, TERMINAL_STATUSES, type ActorRow, type JobStatus, type JobView } from "./schemas.ts";
+import { JobIdSchema, TERMINAL_STATUSES, type ActorRow, type JobStatus, type JobView } from "./schemas.ts";
 
 /** What a job's listeners receive. */
 export type JobEvent =
@@ -238,8 +238,9 @@ export class JobManager {
   start(): this {
     this.lock = acquireLock(join(this.store.root, COORDINATOR_LOCK), "coordinator", { log: this.log });
     const cutoff = this.now() - this.keepFinishedS * 1000;
-    const { jobs, nextSeq } = this.store.load((r) => !TERMINAL_STATUSES.has(r.status) || finishedAt(r) >= cutoff);
+    const { jobs, unreadable, nextSeq } = this.store.load((r) => !TERMINAL_STATUSES.has(r.status) || finishedAt(r) >= cutoff);
     this.nextSeq = nextSeq;
+    for (const broken of unreadable) this.listUnreadable(broken);
     const interrupted: ManagedJob[] = [];
     const queued: ManagedJob[] = [];
     for (const { record, config, paths } of jobs) {
@@ -258,6 +259,21 @@ export class JobManager {
     this.queue.push(...interrupted, ...queued);
     this.pump();
     return this;
+  }
+
+  /**
+   * A job folder whose record or configuration cannot be read is listed as failed, with the file
+   * and the reason, so its owner sees it over the API (it is not run: nothing in it can be trusted).
+   * Its record on disk is left as it is, for the operator to inspect.
+   */
+  private listUnreadable(broken: UnreadableJob): void {
+    if (broken.id === undefined) return; // not a job id: only reported (JobStore), never reachable
+    const now = new Date(this.now()).toISOString();
+    const record: JobRecord = {
+      format: "revenant-job/1", id: broken.id, seq: broken.seq ?? this.nextSeq++, status: "failed", submitted_at: now,
+      started_at: null, finished_at: now, cancel_requested: false, error: `the job cannot be read: ${broken.problem}`, runs: 0, result: null,
+    };
+    this.jobs.set(broken.id, new ManagedJob(record, savedConfigOrDefaults(broken.paths), broken.paths));
   }
 
   /** Jobs in memory (queued, running, and the finished ones retained). */
@@ -312,7 +328,7 @@ export class JobManager {
 
   private newId(config: Config): string {
     for (;;) {
-      const id = newJobId(dataName(config), this.now());
+      const id = newJobId(config, this.now());
       if (!this.jobs.has(id) && !existsSync(join(this.store.root, id))) return id;
     }
   }
@@ -526,6 +542,15 @@ export class JobManager {
     finished.forEach((j, rank) => {
       if (rank >= this.keepFinishedJobs || finishedAt(j.record) < cutoff) this.jobs.delete(j.id);
     });
+  }
+}
+
+/** The job folder's saved configuration; the defaults when it cannot be read (the job is only listed, never run). */
+function savedConfigOrDefaults(paths: JobPaths): Config {
+  try {
+    return openJob(paths.dir).config;
+  } catch {
+    return resolveConfig({ file: null, env: {}, values: {} }).config;
   }
 }
 
