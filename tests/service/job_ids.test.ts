@@ -16,7 +16,6 @@ import { quietManager, removeTempDirs, shortJob, tempDir, until } from "./helper
 afterAll(removeTempDirs);
 
 const root = join(import.meta.dir, "..", "..");
-const TOKENIZER = join(root, "tests", "fixtures", "tokenizer");
 const DATA = join(root, "examples", "data", "arith_word_problems");
 const configFor = (trainFile: string) => resolveConfig({ file: null, env: {}, values: { data: { train_files: [trainFile] } } as never }).config;
 
@@ -67,10 +66,10 @@ describe("jobs of every name", () => {
     const val = join(dataDir, "val.jsonl");
     writeFileSync(val, readFileSync(join(DATA, "val.jsonl"), "utf8").split("\n").slice(0, 8).join("\n") + "\n");
     const body = (name: string) => {
-      const file = join(dataDir, `${name}.jsonl`);
-      writeFileSync(file, train);
+      writeFileSync(join(dataDir, `${name}.jsonl`), train);
+      // Paths relative to the served folders (--data-root, --model-root).
       return shortJob(2, {
-        data: { train_files: [file], val_files: [val], tokenizer: TOKENIZER, train_batch_size: 8 },
+        data: { train_files: [`${name}.jsonl`], val_files: ["val.jsonl"], tokenizer: "tokenizer", train_batch_size: 8 },
         reward: { name: "math" },
         checkpoint: { interval: 1 },
         worker: {
@@ -80,7 +79,8 @@ describe("jobs of every name", () => {
       });
     };
     const runDir = tempDir("job-names-run");
-    const first = quietManager(runDir).start();
+    const roots = { dataRoots: [dataDir], modelRoots: [join(root, "tests", "fixtures")] };
+    const first = quietManager(runDir, 1, roots).start();
     const firstApp = createApp({ jobs: first, requireHostHeader: false });
     const ids: string[] = [];
     for (const name of NAMES) {
@@ -94,7 +94,7 @@ describe("jobs of every name", () => {
     // The coordinator stops with the first job running and the rest queued behind it.
     await first.close();
 
-    const second = quietManager(runDir).start();
+    const second = quietManager(runDir, 1, roots).start();
     const app = createApp({ jobs: second, requireHostHeader: false });
     try {
       const listed = ((await (await app.request("/jobs")).json()) as { jobs: Array<{ id: string }> }).jobs.map((j) => j.id);

@@ -36,6 +36,7 @@ import {
   type Problem,
 } from "./job_errors.ts";
 import { checkJobFits } from "./job_check.ts";
+import { confineRequestPaths, RequestPathError, requestRoots, type RequestRoots } from "./request_paths.ts";
 import { JobStore, type JobRecord, type StoredJob, type UnreadableJob } from "./job_store.ts";
 import { faultSnapshot, type FaultSnapshot } from "./prometheus.ts";
 import { JobIdSchema, TERMINAL_STATUSES, type ActorRow, type JobStatus, type JobView } from "./schemas.ts";
@@ -65,6 +66,11 @@ export interface JobManagerOptions {
   actorOutput?: OutputSink;
   /** The clock for the retention age (tests); default Date.now. */
   now?: () => number;
+  /** Folders a request's data files (`serve --data-root`) and model folders (`--model-root`) may be in; none = no paths in requests. */
+  dataRoots?: readonly string[];
+  modelRoots?: readonly string[];
+  /** The MLflow tracking server every job with the mlflow logger uses (`serve --mlflow-tracking-uri`). */
+  mlflowTrackingUri?: string;
 }
 
 export const JOB_MANAGER_DEFAULTS = { maxConcurrentJobs: 1, maxQueuedJobs: 100, keepFinishedJobs: 100, keepFinishedS: 86_400 } as const;
@@ -147,8 +153,21 @@ function readLog<T>(path: string): T[] {
   }
 }
 
-/** Validates a request body as a partial job configuration; InvalidConfig with every problem otherwise. */
-export function parseJobConfig(body: unknown, runDir: string): Config {
+/** What the operator decides for every request's job: the folders paths may point into, the MLflow server. */
+export interface RequestPolicy {
+  roots: RequestRoots;
+  /** `serve --mlflow-tracking-uri`: the one MLflow server jobs may log to; empty = none. */
+  mlflowTrackingUri?: string;
+}
+
+/** Keys of the trainer section that only the operator sets, with the serve flag that does. */
+const OPERATOR_KEYS: ReadonlyArray<[string, string]> = [["run_dir", "--run-dir"], ["mlflow_tracking_uri", "--mlflow-tracking-uri"]];
+
+/**
+ * Validates a request body as a partial job configuration, with the paths it names confined to the
+ * operator's folders (request_paths.ts); InvalidConfig with every problem otherwise.
+ */
+export function parseJobConfig(body: unknown, runDir: string, where: RequestPolicy = { roots: { data: [], model: [] } }): Config {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw new InvalidConfig("the body must be a JSON object: a (partial) training configuration", [{ path: "(body)", message: "expected an object" }]);
   }
@@ -168,19 +187,22 @@ export function parseJobConfig(body: unknown, runDir: string): Config {
   if (unsafe.length) throw new InvalidConfig("invalid configuration", unsafe);
   const raw = body as Record<string, unknown>;
   const trainer = raw.trainer;
-  if (typeof trainer === "object" && trainer !== null && !Array.isArray(trainer) && "run_dir" in trainer) {
-    throw new InvalidConfig("invalid configuration", [{ path: "trainer.run_dir", source: "request", value: (trainer as Record<string, unknown>).run_dir, message: "set by the server (--run-dir); a request cannot choose a path" }]);
+  const isObject = typeof trainer === "object" && trainer !== null && !Array.isArray(trainer);
+  for (const [key, flag] of OPERATOR_KEYS) {
+    if (isObject && key in trainer) {
+      throw new InvalidConfig("invalid configuration", [{ path: `trainer.${key}`, source: "request", message: `set by the coordinator's operator (serve ${flag}); a request cannot choose it` }]);
+    }
   }
-  const values = trainer === undefined || (typeof trainer === "object" && trainer !== null && !Array.isArray(trainer))
-    ? { ...raw, trainer: { ...(trainer as object | undefined), run_dir: runDir } }
-    : raw;
+  const operator = { run_dir: runDir, ...(where.mlflowTrackingUri ? { mlflow_tracking_uri: where.mlflowTrackingUri } : {}) };
+  const values = trainer === undefined || isObject ? { ...raw, trainer: { ...(trainer as object | undefined), ...operator } } : raw;
   try {
-    const config = resolveConfig({ file: null, env: {}, values: values as ConfigInput }).config;
+    const config = confineRequestPaths(resolveConfig({ file: null, env: {}, values: values as ConfigInput }).config, where.roots);
     checkJobFits(config); // arithmetic only: the data set is generated when the job starts, not here
     return config;
   } catch (e) {
-    if (e instanceof JobConfigError) {
-      throw new InvalidConfig("invalid configuration", [{ path: e.path, source: "request", message: e.message }]);
+    if (e instanceof JobConfigError || e instanceof RequestPathError) {
+      const path = e instanceof JobConfigError ? e.path : e.key;
+      throw new InvalidConfig("invalid configuration", [{ path, source: "request", message: e.message }]);
     }
     if (!(e instanceof ConfigError)) throw e;
     throw new InvalidConfig("invalid configuration", e.problems.map((p) => ({
@@ -217,6 +239,7 @@ export class JobManager {
   private readonly log: (line: string) => void;
   private readonly output: OutputSink;
   private readonly now: () => number;
+  private readonly policy: RequestPolicy;
 
   constructor(private readonly o: JobManagerOptions) {
     const d = JOB_MANAGER_DEFAULTS;
@@ -228,6 +251,7 @@ export class JobManager {
     this.store = new JobStore(o.runDir, this.log);
     this.output = o.actorOutput ?? ((actor, inc, _stream, line) => process.stderr.write(`[${actor}#${inc}] ${line}\n`));
     this.now = o.now ?? Date.now;
+    this.policy = { roots: requestRoots(o), mlflowTrackingUri: o.mlflowTrackingUri };
   }
 
   /**
@@ -291,7 +315,7 @@ export class JobManager {
     if (this.queue.length + this.storing >= this.maxQueuedJobs) {
       throw new QueueFull(`${this.queue.length + this.storing} jobs are already waiting, the limit (--max-queued-jobs ${this.maxQueuedJobs}); submit again when one has started`);
     }
-    const config = parseJobConfig(body, this.store.root);
+    const config = parseJobConfig(body, this.store.root, this.policy);
     this.storing++;
     const stored = this.lastStore.then(async () => {
       const id = this.newId(config);
