@@ -7,7 +7,8 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { resolveConfig } from "../../config/index.ts";
-import { dataName, isJobId, newJobId } from "../../runtime/rl/trainer/job.ts";
+import { createJob, dataName, isJobId, newJobId } from "../../runtime/rl/trainer/job.ts";
+import { JobStore } from "../../runtime/service/server/job_store.ts";
 import { createApp } from "../../runtime/service/server/app.ts";
 import { JobIdSchema } from "../../runtime/service/server/schemas.ts";
 import { Rng } from "../../runtime/core/rng.ts";
@@ -34,6 +35,30 @@ describe("the job id pattern", () => {
     ]) {
       expect({ bad, ok: isJobId(bad) }).toEqual({ bad, ok: false });
       expect(JobIdSchema.safeParse(bad).success).toBe(false);
+    }
+  });
+
+  test("every route answers 404 for an id with a path, a prefix or a suffix, and looks nothing up outside the jobs folder", async () => {
+    const runDir = tempDir("job-id-routes");
+    // A whole job beside the jobs folder, its record naming it as seen from inside: an id that
+    // reached the store would find it and answer 200.
+    const outsideId = "evil-20260101-000000-deadbeef";
+    const outside = resolveConfig({ file: null, env: {}, values: { trainer: { run_dir: runDir } } as never }).config;
+    new JobStore(runDir).save(createJob(outside, outsideId), {
+      format: "revenant-job/1", id: `../${outsideId}`, seq: 0, status: "succeeded", submitted_at: new Date(0).toISOString(),
+      started_at: null, finished_at: new Date(0).toISOString(), cancel_requested: false, error: null, runs: 1, result: null,
+    });
+    const jobs = quietManager(join(runDir, "jobs")).start();
+    const app = createApp({ jobs, requireHostHeader: false });
+    try {
+      for (const id of [`..%2F${outsideId}`, `..%2F..%2Ftmp%2F${outsideId}`, `x${good}`, `${good}x`, `${good}%0A`, `%2E%2E%2F${outsideId}`]) {
+        for (const [method, path] of [["GET", ""], ["DELETE", ""], ["GET", "/metrics"], ["GET", "/events"]] as const) {
+          const res = await app.request(`/jobs/${id}${path}`, { method });
+          expect({ id, method, path, status: res.status }).toEqual({ id, method, path, status: 404 });
+        }
+      }
+    } finally {
+      await jobs.close();
     }
   });
 
