@@ -326,6 +326,8 @@ export const ConfigSchema = z.strictObject({
       .describe("folder with tokenizer.json (and tokenizer_config.json); empty = worker.actor.model.path"),
     chat_template: z.boolean().default(false)
       .describe("render string prompts as one user message through the tokenizer's chat template (message lists always are)"),
+    max_line_bytes: int(1024, 1 << 30).default(1 << 20)
+      .describe("longest line of a JSON-lines data file in bytes, checked while the file is read (a longer line is refused naming file and line, having cost no more memory than this); also the longest prompt of a .json array or Parquet row"),
     max_prompt_length: int(1, MODEL_LIMITS.context.max).default(512).describe("longest prompt in tokens"),
     truncation: z.enum(["error", "left", "right"]).default("error")
       .describe("a prompt over max_prompt_length: error names the row; left/right cut tokens from that side"),

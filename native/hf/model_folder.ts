@@ -25,11 +25,12 @@
  * saveHfModel("out/qwen2-tuned", hf.config, model.tensors, model.getState().params, { dtype: "BF16" });
  * ```
  */
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import { writeFileDurably } from "../../runtime/core/files.ts";
 import type { TensorInfo } from "../types.ts";
 import { hfConfigFromModel, type FromHfOptions, type LlamaModelConfig, modelConfigFromHf, type ToHfOptions } from "./config.ts";
+import { readRegularFile } from "./regular_file.ts";
 import { HF_METADATA, readSafetensors, type Tensor, writeSafetensors, type WritableDtype } from "./safetensors.ts";
 
 export const CONFIG_FILE = "config.json";
@@ -76,6 +77,7 @@ export function loadHfModel(dir: string, options: Omit<FromHfOptions, "source"> 
       if (index !== null && file !== VALUE_HEAD_FILE && index.get(name) !== file) {
         throw new ModelFolderError(`${path}: tensor "${name}" is not mapped to ${file} by ${INDEX_FILE} (it maps it to ${index.get(name) ?? "no file"})`);
       }
+      checkFinite(path, name, t.data);
       tensors.set(name, { shape: t.shape, data: t.data });
     }
   }
@@ -83,6 +85,18 @@ export function loadHfModel(dir: string, options: Omit<FromHfOptions, "source"> 
     if (!tensors.has(name)) throw new ModelFolderError(`${join(dir, INDEX_FILE)}: tensor "${name}" is mapped to ${file}, which does not hold it`);
   }
   return { config, hfConfig, tensors, files };
+}
+
+/**
+ * A weight that is NaN or infinite makes every log-prob it touches NaN, which would surface steps
+ * later far from its cause; it is refused here, naming the file, the tensor and the first place.
+ */
+function checkFinite(path: string, name: string, data: Float32Array): void {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i]!)) {
+      throw new ModelFolderError(`${path}: tensor "${name}" holds ${data[i]} at element ${i}; weights must be finite numbers (a diverged or corrupted checkpoint?)`);
+    }
+  }
 }
 
 /** The weight files to read: model.safetensors or the index's shards, then the value head if saved. */
@@ -116,7 +130,7 @@ function readIndex(dir: string): Map<string, string> {
 function readJson(path: string): Record<string, unknown> {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = readRegularFile(path).toString("utf8");
   } catch (e) {
     throw new ModelFolderError(`${path}: cannot read it (${(e as Error).message})`);
   }

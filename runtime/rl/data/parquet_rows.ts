@@ -11,7 +11,7 @@
 import { readFileSync } from "node:fs";
 import * as zlib from "node:zlib";
 import { parquetMetadata, parquetReadObjects, parquetSchema, type Compressors, type FileMetaData } from "hyparquet";
-import { DataError, DEFAULT_ROW_KEYS, promptRowOf, type PromptRow, type RowKeys } from "./prompt_rows.ts";
+import { DataError, DEFAULT_ROW_KEYS, promptRowOf, type PromptRow, type ReadOptions } from "./prompt_rows.ts";
 
 /** Decompressors beyond hyparquet's own, from node:zlib (present in Bun and Deno). */
 function zlibCompressors(): Compressors {
@@ -26,7 +26,7 @@ function zlibCompressors(): Compressors {
 }
 
 /** The rows of the Parquet file at `file`, counted in rows from 0. */
-export async function parquetRows(file: string, keys: RowKeys = {}): Promise<PromptRow[]> {
+export async function parquetRows(file: string, keys: ReadOptions = {}): Promise<PromptRow[]> {
   const { promptKey, answerKey } = { ...DEFAULT_ROW_KEYS, ...keys };
   const bytes = readFileSync(file);
   const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;

@@ -31,6 +31,20 @@ export interface RowKeys {
   answerKey?: string;
 }
 
+/** How data files are read: the row keys, and the byte bound on a line (and on a prompt). */
+export interface ReadOptions extends RowKeys {
+  /**
+   * The longest line of a JSON-lines file, in bytes, checked while the file is read, so one
+   * overlong line costs no more memory than this; also the longest prompt (its text, or its
+   * messages' contents together) of a row of a .json array or Parquet file. Default
+   * DEFAULT_MAX_LINE_BYTES (`data.max_line_bytes`).
+   */
+  maxLineBytes?: number;
+}
+
+/** 1 MiB: far above any prompt a context of a few thousand tokens holds. */
+export const DEFAULT_MAX_LINE_BYTES = 1 << 20;
+
 /** A data file or one of its rows could not be used: the message names the file, the line or row, and the key. */
 export class DataError extends Error {
   override name = "DataError";
@@ -40,14 +54,16 @@ export class DataError extends Error {
 export const DEFAULT_ROW_KEYS: Required<RowKeys> = { promptKey: "prompt", answerKey: "answer" };
 
 /** Checks one parsed record and takes its prompt and answer; throws a DataError naming `where` and the key. */
-export function promptRowOf(record: unknown, where: string, keys: RowKeys = {}): PromptRow {
+export function promptRowOf(record: unknown, where: string, keys: ReadOptions = {}): PromptRow {
   const { promptKey, answerKey } = { ...DEFAULT_ROW_KEYS, ...keys };
   if (typeof record !== "object" || record === null || Array.isArray(record)) {
     throw new DataError(`${where}: a row must be an object with "${promptKey}" and "${answerKey}" keys (got ${describeValue(record)})`);
   }
   const fields = record as Record<string, unknown>;
+  const prompt = promptOf(valueAt(fields, promptKey, where, "data.prompt_key"), `${where}: "${promptKey}"`);
+  checkPromptBytes(prompt, `${where}: "${promptKey}"`, keys.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES);
   return {
-    prompt: promptOf(valueAt(fields, promptKey, where, "data.prompt_key"), `${where}: "${promptKey}"`),
+    prompt,
     answer: answerOf(valueAt(fields, answerKey, where, "data.answer_key"), `${where}: "${answerKey}"`),
     where,
   };
@@ -81,6 +97,15 @@ function promptOf(value: unknown, where: string): Prompt {
     return value;
   }
   throw new DataError(`${where} must be a string or a list of chat messages [{role, content}] (got ${describeValue(value)})`);
+}
+
+/** A prompt's size in UTF-8 bytes (a conversation's: its contents together) within the bound. */
+function checkPromptBytes(prompt: Prompt, where: string, max: number): void {
+  const texts = typeof prompt === "string" ? [prompt] : prompt.map((m) => m.content);
+  const bytes = texts.reduce((n, t) => n + Buffer.byteLength(t, "utf8"), 0);
+  if (bytes > max) {
+    throw new DataError(`${where} is a prompt of ${bytes} bytes, over data.max_line_bytes=${max}; shorten it, drop the row, or raise data.max_line_bytes`);
+  }
 }
 
 function answerOf(value: unknown, where: string): string {

@@ -168,7 +168,7 @@ async function fileData(config: Config): Promise<JobData> {
   }
   const tokenizer = jobTokenizer(config);
   const read = async (key: "train_files" | "val_files") => {
-    const rows = await readDataFiles(d[key], { promptKey: d.prompt_key, answerKey: d.answer_key }).catch((e: Error) => {
+    const rows = await readDataFiles(d[key], { promptKey: d.prompt_key, answerKey: d.answer_key, maxLineBytes: d.max_line_bytes }).catch((e: Error) => {
       throw new JobDataError(`data.${key}`, e.message);
     });
     try {

@@ -3,11 +3,12 @@
  * length, response budget), each role's model, the seeds, the actors to start and their options. `checkJobConfig` runs the
  * same checks without starting anything (the HTTP service uses it to refuse a job up front).
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import type { Config } from "../../../config/schema.ts";
 import { modelConfigFromHf } from "../../../native/hf/config.ts";
+import { readRegularFile } from "../../../native/hf/regular_file.ts";
 import type { ModelRoleOptions, RoleModel } from "../../../roles/index.ts";
 import { threadShare } from "../../../roles/model_options.ts";
 import { JobDataError, loadJobData, loadJobDataOffThread, taskData, type JobData } from "./job_data.ts";
@@ -131,7 +132,7 @@ export class JobPlan {
     if (path) {
       let json: unknown;
       try {
-        json = JSON.parse(readFileSync(join(path, "config.json"), "utf8"));
+        json = JSON.parse(readRegularFile(join(path, "config.json")).toString("utf8"));
         const { vocab, context, width, layers, heads, kvHeads, intermediate, ropeTheta, normEps, tiedEmbeddings, attentionBias } = modelConfigFromHf(json, { source: join(path, "config.json") });
         return { path, config: { arch: "llama", vocab, context, width, layers, heads, kvHeads, intermediate, ropeTheta, normEps, tiedEmbeddings, attentionBias } };
       } catch (e) {

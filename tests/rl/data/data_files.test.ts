@@ -104,6 +104,37 @@ describe("readDataFiles", () => {
     });
   }
 
+  describe("the byte bound on a line (data.max_line_bytes)", () => {
+    test("a 10 MB line is refused by the default 1 MiB bound, naming the file and the line", async () => {
+      const huge = JSON.stringify({ prompt: "x".repeat(10_000_000), answer: "a" });
+      const path = file("huge.jsonl", `${jsonl([{ prompt: "ok", answer: "a" }])}${huge}\n`);
+      const error = await readDataFiles(path).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(DataError);
+      expect((error as Error).message).toBe(`${path} line 2 is longer than 1048576 bytes, over data.max_line_bytes=1048576; a line holds one row (shorten or drop it, or raise data.max_line_bytes)`);
+    });
+
+    test("lines up to the bound are read; one byte more is refused", async () => {
+      const row = JSON.stringify({ prompt: "é".repeat(40_000), answer: "a" }); // 80 000 bytes of prompt, across chunk ends
+      const bytes = Buffer.byteLength(row);
+      const path = file("bound.jsonl", `${row}\n${row}`);
+      const rows = await readDataFiles(path, { maxLineBytes: bytes });
+      expect(rows.map((r) => [r.prompt, r.where])).toEqual([["é".repeat(40_000), `${path} line 1`], ["é".repeat(40_000), `${path} line 2`]]);
+      const error = await readDataFiles(path, { maxLineBytes: bytes - 1 }).catch((e: unknown) => e);
+      expect((error as Error).message).toStartWith(`${path} line 1 is ${bytes} bytes, over data.max_line_bytes=${bytes - 1}`);
+    });
+
+    test("a prompt of a JSON array or Parquet row is bound the same way", async () => {
+      const long = "y".repeat(200);
+      const array = file("long.json", JSON.stringify([{ prompt: "ok", answer: "a" }, { prompt: long, answer: "a" }]));
+      const error = await readDataFiles(array, { maxLineBytes: 100 }).catch((e: unknown) => e);
+      expect((error as Error).message).toBe(`${array} row 1: "prompt" is a prompt of 200 bytes, over data.max_line_bytes=100; shorten it, drop the row, or raise data.max_line_bytes`);
+      const chat = file("longchat.parquet", parquetWriteBuffer({ columnData: [
+        { name: "prompt", data: [long], type: "STRING" }, { name: "answer", data: ["a"], type: "STRING" }] }));
+      const perror = await readDataFiles(chat, { maxLineBytes: 100 }).catch((e: unknown) => e);
+      expect((perror as Error).message).toStartWith(`${chat} row 0: "prompt" is a prompt of 200 bytes, over data.max_line_bytes=100`);
+    });
+  });
+
   test("readDataFile reads one file", async () => {
     expect(await readDataFile(file("one.jsonl", jsonl([{ prompt: "p", answer: "a" }])))).toHaveLength(1);
   });
