@@ -346,7 +346,9 @@ export const ConfigSchema = z.strictObject({
     name: z.enum(["task", "math", "exact_match"]).default("task")
       .describe("built-in reward: task (the shipped task's, with partial credit), math (final number: GSM8K ####, \\boxed{}, or the last number) or exact_match"),
     module: z.string().max(4096).default("")
-      .describe("a module exporting score(prompt, response, answer) → number, run in its own supervised reward actor; overrides name"),
+      .describe("a module exporting scoreBatch(rows) → number[], score(prompt, response, answer) → number, or verl's compute_score(data_source, solution_str, ground_truth, extra_info), run in its own supervised reward actor; overrides name"),
+    concurrency: int(1, 1024).default(8)
+      .describe("reward.module: score (or compute_score) calls in flight at once, for async rewards (a judge over HTTP); scores keep row order whatever finishes first"),
     call_deadline_s: seconds(60, "deadline of one reward call (a batch); past it the reward actor is restarted and the call retried"),
   }).prefault({}),
   algorithm: z.strictObject({

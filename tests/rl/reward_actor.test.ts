@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { resolveConfig } from "../../config/index.ts";
 import { readJsonLines } from "../../runtime/core/metrics/jsonl.ts";
 import { createJob, MetricsFile } from "../../runtime/rl/trainer/job.ts";
+import { RewardFailedError } from "../../runtime/rl/trainer/phases.ts";
 import { fit } from "../../runtime/rl/trainer/trainer.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
@@ -27,9 +28,10 @@ async function run(mode: string) {
       "fault_tolerance.ping_interval_s=0.1", "fault_tolerance.ping_timeout_s=5", "fault_tolerance.restart_backoff_initial_s=0.005"],
   });
   const job = createJob(config, mode || "calm");
-  const result = await fit({ config, job, output: () => {}, onNote: () => {} });
+  const notes: string[] = [];
+  const result = await fit({ config, job, output: () => {}, onNote: (line) => notes.push(line) });
   const events = [...readJsonLines(job.events)] as Array<Record<string, unknown>>;
-  return { result, metrics: new MetricsFile(job.metrics).read(), events };
+  return { result, metrics: new MetricsFile(job.metrics).read(), events, notes };
 }
 
 afterEach(() => {
@@ -53,9 +55,22 @@ describe("the reward actor", () => {
   }, 120_000);
 
   test("a score that throws is a reward failure: counted, the row left out, never scored 0", async () => {
-    const { metrics } = await run("throw");
+    const { metrics, notes } = await run("throw");
     const failures = metrics.reduce((n, m) => n + m["reward/failures"]!, 0);
     expect(failures).toBeGreaterThan(0);
+    // One console line per step with failures: the count and the first message.
+    for (const m of metrics.filter((m) => m["reward/failures"]! > 0)) {
+      const lines = notes.filter((l) => l.startsWith(`step ${m.step}: `));
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(new RegExp(`^step ${m.step}: the reward failed on ${m["reward/failures"]} of 8 rows \\(left out, not scored 0\\); the first: row \\d+: reward module .*digit_match\\.ts: score threw: no score for "0`));
+    }
+    expect(notes.filter((l) => /^step \d+: the reward failed/.test(l))).toHaveLength(metrics.filter((m) => m["reward/failures"]! > 0).length);
     for (const m of metrics) expect(m["critic/score/mean"]).toBeGreaterThanOrEqual(0);
+  }, 120_000);
+
+  test("a reward that fails on every row fails the job with its own first message and the count", async () => {
+    const error = await run("always").catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RewardFailedError);
+    expect((error as Error).message).toBe(`the reward failed on all 8 rows of step 1; the first: row 0: reward module ${MODULE}: score threw: the judge is unreachable`);
   }, 120_000);
 });

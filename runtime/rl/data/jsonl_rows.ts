@@ -16,20 +16,6 @@ import { DataError, DEFAULT_MAX_LINE_BYTES, promptRowOf, type PromptRow, type Re
 const CHUNK_BYTES = 1 << 16;
 const NEWLINE = 0x0a;
 
-/** The rows of JSON-lines `text` read from `file`, counted in lines from 1. */
-export function jsonLinesRows(text: string, file: string, options: ReadOptions = {}): PromptRow[] {
-  const rows: PromptRow[] = [];
-  const lines = text.split("\n");
-  const max = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
-  for (let i = 0; i < lines.length; i++) {
-    const bytes = Buffer.byteLength(lines[i]!, "utf8");
-    if (bytes > max) throw overlongLine(file, i + 1, `is ${bytes} bytes`, max);
-    const row = jsonLineRow(lines[i]!, file, i + 1, options);
-    if (row) rows.push(row);
-  }
-  return rows;
-}
-
 /** The row of one line, or undefined for a blank line. */
 function jsonLineRow(text: string, file: string, lineNo: number, options: ReadOptions): PromptRow | undefined {
   const line = text.trim();

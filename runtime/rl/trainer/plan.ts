@@ -12,6 +12,7 @@ import { readRegularFile } from "../../../native/hf/regular_file.ts";
 import type { ModelRoleOptions, RoleModel } from "../../../roles/index.ts";
 import { threadShare } from "../../../roles/model_options.ts";
 import { JobDataError, loadJobData, loadJobDataOffThread, taskData, type JobData } from "./job_data.ts";
+import { checkRewardModule } from "../rewards/module_check.ts";
 import { deriveSeed } from "./seeds.ts";
 
 /** Where shared-memory segments live (Linux tmpfs). */
@@ -31,7 +32,20 @@ export class JobConfigError extends RangeError {
  * that cannot run leaves nothing behind.
  */
 export async function checkJobConfig(config: Config, options: { offThread?: boolean } = {}): Promise<JobPlan> {
-  return new JobPlan(config, await dataOf(() => (options.offThread ? loadJobDataOffThread(config) : loadJobData(config))));
+  const plan = new JobPlan(config, await dataOf(() => (options.offThread ? loadJobDataOffThread(config) : loadJobData(config))));
+  await checkReward(plan);
+  return plan;
+}
+
+/** A reward module that does not load or exports nothing to score with is refused now, in one line. */
+async function checkReward(plan: JobPlan): Promise<void> {
+  const reward = plan.data.reward;
+  if (reward.kind !== "module") return;
+  try {
+    await checkRewardModule(reward.path, plan.config.reward.call_deadline_s);
+  } catch (e) {
+    throw new JobConfigError("reward.module", `reward.module: ${(e as Error).message}`);
+  }
 }
 
 /** `checkJobConfig` for the shipped tasks alone, synchronously (no files to read). */
@@ -194,7 +208,7 @@ export class JobPlan {
     if (this.useCritic) specs.push({ id: "critic", role: "critic", options: { ...this.roleOptions("critic") } });
     if (this.useRef) specs.push({ id: "ref_policy", role: "ref_policy", options: { ...this.roleOptions("ref") } });
     const reward = this.data.reward;
-    if (reward.kind === "module") specs.push({ id: "reward", role: "reward", options: { module: reward.path } as never });
+    if (reward.kind === "module") specs.push({ id: "reward", role: "reward", options: { module: reward.path, concurrency: this.config.reward.concurrency } as never });
     const rollout = this.config.worker.rollout;
     const group = rollout.ranks > 0 ? [{ id: "rollout", role: "rollout", ranks: rollout.ranks, elastic: rollout.elastic, options: { ...this.roleOptions("rollout") } }] : [];
     return [...specs, ...group];
