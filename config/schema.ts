@@ -369,6 +369,8 @@ export const ConfigSchema = z.strictObject({
   }).prefault({}),
   trainer: z.strictObject({
     total_steps: int(1, MAX_COUNT).default(400).describe("training steps"),
+    total_epochs: int(0, MAX_COUNT).default(0)
+      .describe("verl's name for the length of a run: passes over the training prompts; above 0 the job runs ceil(total_epochs × training prompts / data.train_batch_size) steps instead of total_steps; 0 = total_steps decides"),
     seed: z.number().int().min(0).default(42).describe("job seed; every stochastic operation derives its seed from it"),
     run_dir: z.string().min(1).max(4096).default("runs/").describe("each job writes into its own folder under this"),
     logger: z.array(z.enum(["console", "jsonl", "tensorboard", "mlflow"])).default(["console", "jsonl"])
@@ -376,7 +378,8 @@ export const ConfigSchema = z.strictObject({
     project_name: z.string().min(1).max(256).default("revenant").describe("project: the MLflow experiment the job's run is logged under"),
     experiment_name: z.string().max(256).default("").describe("this run's name in MLflow; empty = the job id"),
     mlflow_tracking_uri: z.string().max(4096).default("").describe("http(s) address of the MLflow tracking server (needed by the mlflow logger)"),
-    val_interval: int(0, MAX_COUNT).default(50).describe("steps between evaluations; 0 = never"),
+    val_interval: int(0, MAX_COUNT).default(50).describe("steps between evaluations on the held-out prompts (and after the last step); 0 = none before or during training, the final score alone measured at the end"),
+    val_before_train: z.boolean().default(true).describe("evaluate on the held-out prompts before the first step (val/score of step 0); off when val_interval is 0"),
   }).prefault({}),
   checkpoint: z.strictObject({
     interval: int(1, MAX_COUNT).default(50).describe("steps between checkpoints"),

@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import type { Config } from "../../../config/schema.ts";
+import { MAX_COUNT, type Config } from "../../../config/schema.ts";
 import { modelConfigFromHf } from "../../../native/hf/config.ts";
 import { readRegularFile } from "../../../native/hf/regular_file.ts";
 import type { ModelRoleOptions, RoleModel } from "../../../roles/index.ts";
@@ -74,6 +74,25 @@ function asConfigError(e: unknown): unknown {
   return e;
 }
 
+/**
+ * trainer.total_epochs (verl's length of a run) as steps: enough batches of data.train_batch_size
+ * to pass over every training prompt that many times (the loader runs on into the next pass
+ * within a batch, so the count rounds up).
+ */
+export function runLength(config: Config, prompts: number): { config: Config; note?: string } {
+  const epochs = config.trainer.total_epochs;
+  if (epochs === 0) return { config };
+  const batch = config.data.train_batch_size;
+  const steps = Math.ceil((epochs * prompts) / batch);
+  if (steps > MAX_COUNT) {
+    throw new JobConfigError("trainer.total_epochs", `trainer.total_epochs=${epochs} over ${prompts} training prompts in batches of ${batch} is ${steps} steps, more than the ${MAX_COUNT} allowed`);
+  }
+  return {
+    config: { ...config, trainer: { ...config.trainer, total_steps: steps } },
+    note: `trainer.total_epochs=${epochs} → trainer.total_steps=${steps} (${epochs} pass${epochs === 1 ? "" : "es"} over ${prompts} training prompts in batches of ${batch})`,
+  };
+}
+
 /** Everything fixed for a job: shapes, seeds, the actors' options. */
 export class JobPlan {
   readonly seqLen: number;
@@ -88,7 +107,15 @@ export class JobPlan {
   /** Each role's model: sizes and, for a Hugging Face folder, where its weights are. */
   private readonly models: Record<"actor" | "critic", RoleModel>;
 
-  constructor(readonly config: Config, readonly data: JobData) {
+  /** The configuration as run: trainer.total_steps set from trainer.total_epochs when that is given. */
+  readonly config: Config;
+  /** What the user should hear before the job starts: the data's notes, then the plan's. */
+  readonly notes: string[];
+
+  constructor(given: Config, readonly data: JobData) {
+    const { config, note } = runLength(given, data.train.length);
+    this.config = config;
+    this.notes = [...data.notes, ...(note ? [note] : [])];
     const actor = config.worker.actor;
     this.maxNew = actor.max_new_tokens;
     this.groupSize = actor.rollout_n;

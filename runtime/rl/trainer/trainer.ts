@@ -217,7 +217,9 @@ export async function fit(o: FitOptions): Promise<FitResult> {
 
 async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
   const started = performance.now();
-  const { config, job } = o;
+  // The plan's config: trainer.total_steps as run (set from trainer.total_epochs when given).
+  const { config } = plan;
+  const { job } = o;
   const note = o.onNote ?? (() => {});
   const metrics = new MetricsRegistry();
   const events = new EventLog(job.events);
@@ -248,10 +250,12 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
     const actors = jobActors(sup, plan, calls, job);
     if (o.resume) await resumeFromCheckpoint();
     await actors.rollout?.publish();
-    for (const line of plan.data.notes) note(line);
+    for (const line of plan.notes) note(line);
     const startStep = state.step;
     loggers = await JobLoggers.open(config, job, note);
-    if (state.initialValScore === undefined) {
+    // trainer.val_interval=0: no validation before or during training.
+    const validating = config.trainer.val_interval > 0;
+    if (state.initialValScore === undefined && validating && config.trainer.val_before_train) {
       const v = await validate(actors, 0);
       state.initialValScore = v.score;
       loggers.samples(0, v.samples);
@@ -273,7 +277,7 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
       const t0 = performance.now();
       calls.begin(step);
       const { metrics: m, tokens: stepTokens } = await trainStep(plan, actors, step, loader.next(), note).catch(rethrowFailure);
-      if (every(config.trainer.val_interval)) {
+      if (validating && every(config.trainer.val_interval)) {
         const v = await timed(m, "timing_s/testing", () => validate(actors, step));
         m["val/score"] = v.score;
         m["val/reward_failures"] = v.failures;
