@@ -10,6 +10,7 @@
  * const text = readRegularFile("models/qwen/config.json").toString("utf8");
  * ```
  */
+import { Buffer } from "node:buffer";
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from "node:fs";
 
 /** A path that names something other than a regular file, or a file too large for its purpose. */

@@ -8,6 +8,7 @@
  * refused as soon as that many of its bytes are in: one huge line costs at most that much
  * memory, never the line's own size (nor what tokenizing it would cost).
  */
+import { Buffer } from "node:buffer";
 import { closeSync } from "node:fs";
 import { openRegularFile, readAt } from "../../../native/hf/regular_file.ts";
 import { DataError, DEFAULT_MAX_LINE_BYTES, promptRowOf, type PromptRow, type ReadOptions } from "./prompt_rows.ts";

@@ -8,6 +8,7 @@
  * JSON-lines files are counted in lines from 1, as editors do; Parquet files in rows from 0, as
  * pandas and datasets do.
  */
+import { Buffer } from "node:buffer";
 import { checkChatMessages, type ChatMessage } from "../text/chat_template.ts";
 import { describeValue } from "../text/describe_value.ts";
 
