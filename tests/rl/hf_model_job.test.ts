@@ -70,4 +70,19 @@ describe("a job on a Hugging Face folder", () => {
     const { checkJobConfig } = await import("../../runtime/rl/trainer/plan.ts");
     await expect(checkJobConfig(configFor(join(runDir, "nowhere"), runDir))).rejects.toThrow(/worker\.actor\.model\.path=.*nowhere/);
   }, 120_000);
+
+  test("a NaN weight fails the job when the policy loads, naming the file and the tensor", async () => {
+    const broken = makeModelFolder();
+    const hf = loadHfModel(broken);
+    const model = new PolicyModel({ ...hf.config, seed: 0 }, { device: "cpu" });
+    const params = paramsFromTensors(model.tensors, hf.tensors, { tied: true });
+    const norm = model.tensors.find((t) => t.name === "model.norm.weight")!;
+    params[norm.offset + 1] = NaN;
+    saveHfModel(broken, hf.config, model.tensors, params, { eosTokenId: 333 });
+    model.dispose();
+    const runDir = tempDir("revenant-hf-run-");
+    const config = configFor(broken, runDir, "algorithm.adv_estimator=grpo", "worker.actor.rollout_n=2", "algorithm.kl_coef=0");
+    const error = await fit({ config, job: createJob(config, "nan"), output: () => {}, onNote: () => {} }).catch((e: unknown) => e);
+    expect((error as Error).message).toContain(`${join(broken, "model.safetensors")}: tensor "model.norm.weight" holds NaN at element 1; weights must be finite numbers`);
+  }, 120_000);
 });

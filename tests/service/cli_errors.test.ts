@@ -95,3 +95,17 @@ describe("the CLI", () => {
     ]);
   }, 60_000);
 });
+
+describe("bun run serve", () => {
+  test("a run dir that cannot be made: one line naming it and the cause, exit 1, the stack only with --debug", () => {
+    const serve = (args: string[]) => Bun.spawnSync([process.execPath, "runtime/service/cli/serve.ts", "--port", "0", ...args], { cwd: root, env: { ...process.env } });
+    const plain = serve(["--run-dir", "/proc/1/revenant-runs"]);
+    expect(plain.exitCode).toBe(1);
+    expect(plain.stderr.toString().trim().split("\n")).toEqual([
+      "revenant serve: ENOENT: no such file or directory, mkdir '/proc/1/revenant-runs' (run again with --debug for the stack trace)",
+    ]);
+    const debug = serve(["--run-dir", "/proc/1/revenant-runs", "--debug"]);
+    expect(debug.exitCode).toBe(1);
+    expect(debug.stderr.toString()).toMatch(STACK_FRAME);
+  });
+});

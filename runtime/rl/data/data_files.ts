@@ -11,7 +11,7 @@
  */
 import { closeSync, existsSync, readFileSync, statSync } from "node:fs";
 import { extname } from "node:path";
-import { openRegularFile, readAt } from "../../../native/hf/regular_file.ts";
+import { fileKind, openRegularFile, readAt } from "../../../native/hf/regular_file.ts";
 import { jsonArrayRows, jsonLinesFileRows } from "./jsonl_rows.ts";
 import { parquetRows } from "./parquet_rows.ts";
 import { describeValue } from "../text/describe_value.ts";
@@ -40,7 +40,9 @@ export async function readDataFile(path: string, keys: ReadOptions = {}): Promis
     throw new DataError(`${path}: unknown data file type "${ext || "(no extension)"}"; data files end in ${DATA_FILE_EXTENSIONS.join(", ")}`);
   }
   if (!existsSync(path)) throw new DataError(`${path}: no such data file`);
-  if (!statSync(path).isFile()) throw new DataError(`${path}: not a file; give the data file itself, not a folder`);
+  const st = statSync(path);
+  // A FIFO would block the reader and a device would never end: only regular files are read.
+  if (!st.isFile()) throw new DataError(`${path}: not a file but ${fileKind(st)}; give the data file itself`);
   const rows = ext === ".parquet" ? await parquetRows(path, keys) : jsonRows(path, keys);
   if (rows.length === 0) throw new DataError(`${path}: the file has no rows`);
   return rows;

@@ -1,6 +1,7 @@
 /** Data files: JSON lines, JSON arrays and Parquet, read in order, with errors naming the file, line or row, and key. */
 import { describe, expect, test } from "bun:test";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { parquetWriteBuffer } from "hyparquet-writer";
@@ -61,13 +62,19 @@ describe("readDataFiles", () => {
     expect((await readDataFiles(path))[0]).toMatchObject({ prompt: "x", answer: "y" });
   });
 
+  const fifo = () => {
+    const path = join(dir, "fifo.jsonl");
+    if (!existsSync(path)) execFileSync("mkfifo", [path]);
+    return path;
+  };
   const bad = () => {
     mkdirSync(join(dir, "folder.jsonl"), { recursive: true });
     return [
       ["no files", [] as string[], "no data files given; give a path or a list of paths to .jsonl, .json or .parquet files"],
       ["a setting that is not a path", 5 as unknown as string, "data files must be a path or a list of paths (got a number)"],
       ["a missing file", join(dir, "missing.jsonl"), `${join(dir, "missing.jsonl")}: no such data file`],
-      ["a folder", join(dir, "folder.jsonl"), "not a file; give the data file itself, not a folder"],
+      ["a folder", join(dir, "folder.jsonl"), "folder.jsonl: not a file but a folder; give the data file itself"],
+      ["a FIFO", fifo(), "fifo.jsonl: not a file but a FIFO (named pipe); give the data file itself"],
       ["an unknown extension", file("data.csv", "prompt,answer\n"), `data.csv: unknown data file type ".csv"; data files end in .jsonl, .json, .parquet`],
       ["an empty file", file("empty.jsonl", "\n\n"), "empty.jsonl: the file has no rows"],
       ["an empty parquet file", file("empty.parquet", parquetWriteBuffer({ columnData: [
