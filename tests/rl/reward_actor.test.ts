@@ -6,6 +6,7 @@
  * faults land on every machine alike.
  */
 import { afterEach, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { resolveConfig } from "../../config/index.ts";
 import { readJsonLines } from "../../runtime/core/metrics/jsonl.ts";
@@ -66,6 +67,32 @@ describe("the reward actor", () => {
     }
     expect(notes.filter((l) => /^step \d+: the reward failed/.test(l))).toHaveLength(metrics.filter((m) => m["reward/failures"]! > 0).length);
     for (const m of metrics) expect(m["critic/score/mean"]).toBeGreaterThanOrEqual(0);
+  }, 120_000);
+
+  test("a data file's data_source and extra_info reach a module's compute_score through the reward actor", async () => {
+    const dir = tempDir("revenant-verl-reward-");
+    const rows = (n: number, split: string) => Array.from({ length: n }, (_, i) =>
+      JSON.stringify({ prompt: `What is ${i} + 1?`, answer: String(i + 1), data_source: "arith", extra_info: { split, index: i } })).join("\n");
+    writeFileSync(join(dir, "train.jsonl"), rows(8, "train"));
+    writeFileSync(join(dir, "val.jsonl"), rows(4, "test"));
+    // Without the row's extras every call throws, and a step where every row fails ends the job.
+    writeFileSync(join(dir, "verl_reward.mjs"), [
+      "export function compute_score(data_source, solution_str, ground_truth, extra_info) {",
+      "  if (data_source !== 'arith' || typeof extra_info.index !== 'number' || !extra_info.prompt) throw new Error('no extras: ' + JSON.stringify([data_source, extra_info]));",
+      "  return { score: solution_str.trim() === ground_truth ? 1 : 0 };",
+      "}",
+    ].join("\n"));
+    const { config } = resolveConfig({
+      file: null, env: {},
+      args: [`trainer.run_dir=${dir}`, `data.train_files=${join(dir, "train.jsonl")}`, `data.val_files=${join(dir, "val.jsonl")}`,
+        `data.tokenizer=${join(import.meta.dir, "..", "fixtures", "tokenizer")}`, `reward.module=${join(dir, "verl_reward.mjs")}`,
+        "data.train_batch_size=4", "worker.actor.model.arch=llama", "worker.actor.model.context=48", "worker.actor.max_new_tokens=2",
+        "worker.actor.ppo_mini_batch_size=4", "worker.critic.ppo_mini_batch_size=4", "trainer.total_steps=2", "trainer.val_interval=1"],
+    });
+    const job = createJob(config, "verl-extras");
+    await fit({ config, job, output: () => {}, onNote: () => {} });
+    const metrics = new MetricsFile(job.metrics).read();
+    expect(metrics.map((m) => [m["reward/failures"], m["val/reward_failures"]])).toEqual([[0, 0], [0, 0]]);
   }, 120_000);
 
   test("a reward that fails on every row fails the job with its own first message and the count", async () => {

@@ -11,7 +11,7 @@
 import { readFileSync } from "node:fs";
 import * as zlib from "node:zlib";
 import { parquetMetadata, parquetReadObjects, parquetSchema, type Compressors, type FileMetaData } from "hyparquet";
-import { DataError, DEFAULT_ROW_KEYS, promptRowOf, type PromptRow, type ReadOptions } from "./prompt_rows.ts";
+import { DataError, DEFAULT_ROW_KEYS, promptRowOf, VERL_ROW_KEYS, type PromptRow, type ReadOptions } from "./prompt_rows.ts";
 
 /** Decompressors beyond hyparquet's own, from node:zlib (present in Bun and Deno). */
 function zlibCompressors(): Compressors {
@@ -37,7 +37,9 @@ export async function parquetRows(file: string, keys: ReadOptions = {}): Promise
     throw new DataError(`${file}: not a Parquet file (${(e as Error).message})`);
   }
   const present = parquetSchema(metadata).children.map((c) => c.element.name);
-  const columns = [...new Set([columnOf(promptKey, present, file, "data.prompt_key"), columnOf(answerKey, present, file, "data.answer_key")])];
+  // verl's data_source and extra_info go to a reward's compute_score when the file has them.
+  const verl = Object.values(VERL_ROW_KEYS).filter((k) => present.includes(k));
+  const columns = [...new Set([columnOf(promptKey, present, file, "data.prompt_key"), columnOf(answerKey, present, file, "data.answer_key"), ...verl])];
   let records: Record<string, unknown>[];
   try {
     records = await parquetReadObjects({ file: buffer, metadata, columns, compressors: zlibCompressors() });

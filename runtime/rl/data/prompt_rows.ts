@@ -22,7 +22,14 @@ export interface PromptRow {
   answer: string;
   /** Where the row came from, for error messages: "train.jsonl line 4". */
   where: string;
+  /** verl's `data_source` of the row, when it has one (a reward's compute_score receives it). */
+  dataSource?: string;
+  /** verl's `extra_info` of the row, when it is an object (a reward's compute_score receives it). */
+  extraInfo?: Record<string, unknown>;
 }
+
+/** Row keys verl's data files carry for the reward besides prompt and answer. */
+export const VERL_ROW_KEYS = { dataSource: "data_source", extraInfo: "extra_info" } as const;
 
 /** The keys a row's prompt and answer are found under. */
 export interface RowKeys {
@@ -63,10 +70,14 @@ export function promptRowOf(record: unknown, where: string, keys: ReadOptions = 
   const fields = record as Record<string, unknown>;
   const prompt = promptOf(valueAt(fields, promptKey, where, "data.prompt_key"), `${where}: "${promptKey}"`);
   checkPromptBytes(prompt, `${where}: "${promptKey}"`, keys.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES);
+  const dataSource = fields[VERL_ROW_KEYS.dataSource];
+  const extraInfo = fields[VERL_ROW_KEYS.extraInfo];
   return {
     prompt,
     answer: answerOf(valueAt(fields, answerKey, where, "data.answer_key"), `${where}: "${answerKey}"`),
     where,
+    ...(typeof dataSource === "string" ? { dataSource } : {}),
+    ...(typeof extraInfo === "object" && extraInfo !== null && !Array.isArray(extraInfo) ? { extraInfo: extraInfo as Record<string, unknown> } : {}),
   };
 }
 

@@ -7,7 +7,8 @@
  * export async function scoreBatch(rows: { prompt: string; response: string; answer: string }[]): Promise<number[]>;
  * // one row at a time; async ones run up to reward.concurrency at once
  * export function score(prompt: string, response: string, answer: string): number | Promise<number>;
- * // verl's signature: a number, or an object with a numeric `score`
+ * // verl's signature: a number, or an object with a numeric `score`; data_source and extra_info
+ * // are the row's (from its data file; "" and {} when it has none), extra_info with the prompt added
  * export function compute_score(data_source: string, solution_str: string, ground_truth: string, extra_info?: object): number | { score: number };
  * ```
  *
@@ -45,6 +46,10 @@ export interface RewardItem {
   prompt: string;
   response: string;
   answer: string;
+  /** verl's `data_source` of the row, when its data file has one. */
+  dataSource?: string;
+  /** verl's `extra_info` of the row, when its data file has one. */
+  extraInfo?: Record<string, unknown>;
 }
 
 /** Scores of a batch: `failed[i]` = 1 where row i has no score (its reason in `errors`). */
@@ -124,7 +129,9 @@ export async function loadRewardModule(path: string): Promise<LoadedRewardModule
 function rowScorer(module: Record<string, unknown>, uses: RewardExport, source: string): (item: RewardItem) => Promise<number> {
   const call = (item: RewardItem): unknown => {
     if (uses === "score") return (module.score as ScoreFunction)(item.prompt, item.response, item.answer);
-    if (uses === "compute_score") return (module.compute_score as ComputeScoreFunction)("", item.response, item.answer, { prompt: item.prompt });
+    if (uses === "compute_score") {
+      return (module.compute_score as ComputeScoreFunction)(item.dataSource ?? "", item.response, item.answer, { ...item.extraInfo, prompt: item.prompt });
+    }
     return Promise.resolve((module.scoreBatch as ScoreBatchFunction)([item])).then((out) => (Array.isArray(out) ? out[0] : out));
   };
   return async (item) => {

@@ -8,7 +8,7 @@ import type { ActorRollout } from "../../../roles/actor_rollout.ts";
 import type { Critic } from "../../../roles/critic.ts";
 import type { UpdatePlan } from "../../../roles/index.ts";
 import type { RefPolicy } from "../../../roles/ref_policy.ts";
-import type { Reward } from "../../../roles/reward.ts";
+import type { Reward, RewardItem } from "../../../roles/reward.ts";
 import type { Sample } from "../loggers/index.ts";
 import type { ActorRef } from "../../core/supervisor/actor_ref.ts";
 import { gae, grpo } from "./advantages.ts";
@@ -85,7 +85,10 @@ export async function score(plan: JobPlan, actors: JobActors, prompts: readonly 
   const responses = texts.map((t) => t.text);
   if (plan.data.reward.kind === "module") {
     if (!actors.reward) throw new TypeError("a reward module needs the reward actor");
-    const items = prompts.map((p, r) => ({ prompt: p.text, response: responses[r]!, answer: p.answer }));
+    const items = prompts.map((p, r): RewardItem => ({
+      prompt: p.text, response: responses[r]!, answer: p.answer,
+      ...(p.dataSource === undefined ? {} : { dataSource: p.dataSource }), ...(p.extraInfo === undefined ? {} : { extraInfo: p.extraInfo }),
+    }));
     const out = await actors.reward.callWith({ deadline: plan.config.reward.call_deadline_s }, "score", items);
     return { ...out, responses };
   }

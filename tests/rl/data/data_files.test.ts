@@ -111,6 +111,24 @@ describe("readDataFiles", () => {
     });
   }
 
+  test("verl's data_source and extra_info travel with a row (JSONL and Parquet), for a reward's compute_score", async () => {
+    const jsonlPath = file("verl.jsonl", jsonl([
+      { prompt: "1+1?", answer: "2", data_source: "openai/gsm8k", extra_info: { split: "train", index: 3 } },
+      { prompt: "2+2?", answer: "4", data_source: 5, extra_info: "not an object" },
+    ]));
+    expect(await readDataFiles(jsonlPath)).toEqual([
+      { prompt: "1+1?", answer: "2", where: `${jsonlPath} line 1`, dataSource: "openai/gsm8k", extraInfo: { split: "train", index: 3 } },
+      { prompt: "2+2?", answer: "4", where: `${jsonlPath} line 2` },
+    ]);
+    const parquetPath = file("verl.parquet", parquetWriteBuffer({ columnData: [
+      { name: "prompt", data: ["a"], type: "STRING" }, { name: "answer", data: ["1"], type: "STRING" },
+      { name: "data_source", data: ["lighteval/MATH"], type: "STRING" }, { name: "extra_info", data: [{ index: 7 }] },
+    ] }));
+    expect(await readDataFiles(parquetPath)).toEqual([
+      { prompt: "a", answer: "1", where: `${parquetPath} row 0`, dataSource: "lighteval/MATH", extraInfo: { index: 7 } },
+    ]);
+  });
+
   describe("the byte bound on a line (data.max_line_bytes)", () => {
     test("a 10 MB line is refused by the default 1 MiB bound, naming the file and the line", async () => {
       const huge = JSON.stringify({ prompt: "x".repeat(10_000_000), answer: "a" });

@@ -113,18 +113,25 @@ describe("scoreRows: the exports, concurrency and row order", () => {
     expect(short.errors[0]).toBe(`row 0: reward module ${path}: scoreBatch returned 1 scores for 2 rows; it must return one number per row, in row order`);
   });
 
-  test("verl's compute_score(data_source, solution_str, ground_truth, extra_info): a number or {score}", async () => {
+  test("verl's compute_score(data_source, solution_str, ground_truth, extra_info): the row's extras, a number or {score}", async () => {
     const path = rewardModule("verl.mjs", [
+      "export const seen = [];",
       "export function compute_score(data_source, solution_str, ground_truth, extra_info) {",
+      "  seen.push([data_source, extra_info]);",
       "  if (solution_str === 'dict') return { score: 0.5, acc: true };",
-      "  return solution_str === ground_truth && extra_info.prompt.startsWith('p') && data_source === '' ? 1 : 0;",
+      "  return solution_str === ground_truth ? 1 : 0;",
       "}",
     ].join("\n"));
     const reward = await loadRewardModule(path);
     expect(reward.uses).toBe("compute_score");
-    const out = await reward.scoreRows([{ prompt: "p0", response: "4", answer: "4" }, { prompt: "p1", response: "dict", answer: "4" }, { prompt: "p2", response: "5", answer: "4" }]);
+    const out = await reward.scoreRows([
+      { prompt: "p0", response: "4", answer: "4", dataSource: "openai/gsm8k", extraInfo: { index: 3 } },
+      { prompt: "p1", response: "dict", answer: "4" },
+      { prompt: "p2", response: "5", answer: "4" },
+    ], 1);
     expect(Array.from(out.scores)).toEqual([1, 0.5, 0]);
     expect(out.errors).toEqual([]);
+    expect((await import(path)).seen).toEqual([["openai/gsm8k", { index: 3, prompt: "p0" }], ["", { prompt: "p1" }], ["", { prompt: "p2" }]]);
   });
 });
 
