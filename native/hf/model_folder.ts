@@ -31,7 +31,7 @@ import { writeFileDurably } from "../../runtime/core/files.ts";
 import type { TensorInfo } from "../types.ts";
 import { hfConfigFromModel, type FromHfOptions, type LlamaModelConfig, modelConfigFromHf, type ToHfOptions } from "./config.ts";
 import { readRegularFile } from "./regular_file.ts";
-import { HF_METADATA, readSafetensors, type Tensor, writeSafetensors, type WritableDtype } from "./safetensors.ts";
+import { checkSafetensorsFile, HF_METADATA, readSafetensors, type Tensor, writeSafetensors, type WritableDtype } from "./safetensors.ts";
 
 export const CONFIG_FILE = "config.json";
 export const WEIGHTS_FILE = "model.safetensors";
@@ -61,6 +61,16 @@ export interface HfModel {
   tensors: Map<string, Tensor>;
   /** The weight files read, in order. */
   files: string[];
+}
+
+/**
+ * Checks the weight files of a model folder without reading their tensors: each one the folder
+ * (or its index) names is a regular file whose safetensors header fits its size. A job calls this
+ * before its folder exists, so a FIFO, a link to /dev/zero or a truncated file is refused at once.
+ */
+export function checkHfWeightFiles(dir: string): void {
+  const index = existsSync(join(dir, WEIGHTS_FILE)) || !existsSync(join(dir, INDEX_FILE)) ? null : readIndex(dir);
+  for (const file of weightFiles(dir, index)) checkSafetensorsFile(join(dir, file));
 }
 
 /** Reads config.json and the weights (single file or sharded) of a Hugging Face model folder. */

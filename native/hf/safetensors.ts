@@ -79,24 +79,45 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
  * a header or a tensor that points past the end is refused having read only the header.
  */
 export function readSafetensors(path: string): SafetensorsContents {
-  let opened: { fd: number; size: number };
+  const { fd, size } = openSafetensors(path);
   try {
-    opened = openRegularFile(path);
-  } catch (e) {
-    throw new SafetensorsError(path, null, `cannot read the file (${(e as Error).message})`);
-  }
-  const { fd, size } = opened;
-  try {
-    const headerLen = size < 8 ? 0 : Number(new DataView(readAt(fd, 0, 8).buffer).getBigUint64(0, true));
-    // Only a header that fits the file and the limit is read; parseHeader refuses the others by size.
-    const prefixBytes = headerLen <= Math.min(size - 8, MAX_HEADER_BYTES) ? 8 + headerLen : Math.min(size, 8);
-    parseHeader(readAt(fd, 0, prefixBytes), path, size);
+    checkHeaderOf(fd, size, path);
     const bytes = readAt(fd, 0, size);
     if (bytes.byteLength !== size) throw new SafetensorsError(path, null, `the file shrank while it was read (${bytes.byteLength} of ${size} bytes)`);
     return decodeSafetensors(bytes, path);
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Checks a safetensors file without reading its tensors: a regular file whose header parses and
+ * fits the file's size. Cheap (one header read), so a job checks its weight files with it before
+ * anything starts.
+ */
+export function checkSafetensorsFile(path: string): void {
+  const { fd, size } = openSafetensors(path);
+  try {
+    checkHeaderOf(fd, size, path);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function openSafetensors(path: string): { fd: number; size: number } {
+  try {
+    return openRegularFile(path);
+  } catch (e) {
+    throw new SafetensorsError(path, null, `cannot read the file (${(e as Error).message})`);
+  }
+}
+
+/** Reads the length prefix and the header (only when they fit the file) and checks them against the file's size. */
+function checkHeaderOf(fd: number, size: number, path: string): void {
+  const headerLen = size < 8 ? 0 : Number(new DataView(readAt(fd, 0, 8).buffer).getBigUint64(0, true));
+  // Only a header that fits the file and the limit is read; parseHeader refuses the others by size.
+  const prefixBytes = headerLen <= Math.min(size - 8, MAX_HEADER_BYTES) ? 8 + headerLen : Math.min(size, 8);
+  parseHeader(readAt(fd, 0, prefixBytes), path, size);
 }
 
 /** Decodes safetensors bytes; `source` names them in errors (a file path, usually). */

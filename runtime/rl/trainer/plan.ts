@@ -8,6 +8,7 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { MAX_COUNT, type Config } from "../../../config/schema.ts";
 import { modelConfigFromHf } from "../../../native/hf/config.ts";
+import { checkHfWeightFiles } from "../../../native/hf/model_folder.ts";
 import { readRegularFile } from "../../../native/hf/regular_file.ts";
 import type { ModelRoleOptions, RoleModel } from "../../../roles/index.ts";
 import { threadShare } from "../../../roles/model_options.ts";
@@ -175,6 +176,7 @@ export class JobPlan {
       try {
         json = JSON.parse(readRegularFile(join(path, "config.json")).toString("utf8"));
         const { vocab, context, width, layers, heads, kvHeads, intermediate, ropeTheta, normEps, tiedEmbeddings, attentionBias } = modelConfigFromHf(json, { source: join(path, "config.json") });
+        checkHfWeightFiles(path);
         return { path, config: { arch: "llama", vocab, context, width, layers, heads, kvHeads, intermediate, ropeTheta, normEps, tiedEmbeddings, attentionBias } };
       } catch (e) {
         throw new JobConfigError(key, `${key}=${path}: ${(e as Error).message}`);
