@@ -25,12 +25,13 @@
  * saveHfModel("out/qwen2-tuned", hf.config, model.tensors, model.getState().params, { dtype: "BF16" });
  * ```
  */
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import { writeFileDurably } from "../../runtime/core/files.ts";
 import type { TensorInfo } from "../types.ts";
 import { hfConfigFromModel, type FromHfOptions, type LlamaModelConfig, modelConfigFromHf, type ToHfOptions } from "./config.ts";
-import { HF_METADATA, readSafetensors, type Tensor, writeSafetensors, type WritableDtype } from "./safetensors.ts";
+import { readRegularFile } from "./regular_file.ts";
+import { checkSafetensorsFile, HF_METADATA, readSafetensors, type Tensor, writeSafetensors, type WritableDtype } from "./safetensors.ts";
 
 export const CONFIG_FILE = "config.json";
 export const WEIGHTS_FILE = "model.safetensors";
@@ -62,6 +63,16 @@ export interface HfModel {
   files: string[];
 }
 
+/**
+ * Checks the weight files of a model folder without reading their tensors: each one the folder
+ * (or its index) names is a regular file whose safetensors header fits its size. A job calls this
+ * before its folder exists, so a FIFO, a link to /dev/zero or a truncated file is refused at once.
+ */
+export function checkHfWeightFiles(dir: string): void {
+  const index = existsSync(join(dir, WEIGHTS_FILE)) || !existsSync(join(dir, INDEX_FILE)) ? null : readIndex(dir);
+  for (const file of weightFiles(dir, index)) checkSafetensorsFile(join(dir, file));
+}
+
 /** Reads config.json and the weights (single file or sharded) of a Hugging Face model folder. */
 export function loadHfModel(dir: string, options: Omit<FromHfOptions, "source"> = {}): HfModel {
   const hfConfig = readJson(join(dir, CONFIG_FILE));
@@ -76,6 +87,7 @@ export function loadHfModel(dir: string, options: Omit<FromHfOptions, "source"> 
       if (index !== null && file !== VALUE_HEAD_FILE && index.get(name) !== file) {
         throw new ModelFolderError(`${path}: tensor "${name}" is not mapped to ${file} by ${INDEX_FILE} (it maps it to ${index.get(name) ?? "no file"})`);
       }
+      checkFinite(path, name, t.data);
       tensors.set(name, { shape: t.shape, data: t.data });
     }
   }
@@ -83,6 +95,18 @@ export function loadHfModel(dir: string, options: Omit<FromHfOptions, "source"> 
     if (!tensors.has(name)) throw new ModelFolderError(`${join(dir, INDEX_FILE)}: tensor "${name}" is mapped to ${file}, which does not hold it`);
   }
   return { config, hfConfig, tensors, files };
+}
+
+/**
+ * A weight that is NaN or infinite makes every log-prob it touches NaN, which would surface steps
+ * later far from its cause; it is refused here, naming the file, the tensor and the first place.
+ */
+function checkFinite(path: string, name: string, data: Float32Array): void {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i]!)) {
+      throw new ModelFolderError(`${path}: tensor "${name}" holds ${data[i]} at element ${i}; weights must be finite numbers (a diverged or corrupted checkpoint?)`);
+    }
+  }
 }
 
 /** The weight files to read: model.safetensors or the index's shards, then the value head if saved. */
@@ -116,7 +140,7 @@ function readIndex(dir: string): Map<string, string> {
 function readJson(path: string): Record<string, unknown> {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = readRegularFile(path).toString("utf8");
   } catch (e) {
     throw new ModelFolderError(`${path}: cannot read it (${(e as Error).message})`);
   }
