@@ -384,7 +384,7 @@ export const ConfigSchema = z.strictObject({
     project_name: z.string().min(1).max(256).default("revenant").describe("project: the MLflow experiment the job's run is logged under"),
     experiment_name: z.string().max(256).default("").describe("this run's name in MLflow; empty = the job id"),
     mlflow_tracking_uri: z.string().max(4096).default("").describe("http(s) address of the MLflow tracking server (needed by the mlflow logger)"),
-    val_interval: int(0, MAX_COUNT).default(50).describe("steps between evaluations on the held-out prompts (and after the last step); 0 = none before or during training, the final score alone measured at the end"),
+    val_interval: int(0, MAX_COUNT).default(50).describe("steps between evaluations on the held-out prompts (and after the last step); 0 = no validation at all"),
     val_before_train: z.boolean().default(true).describe("evaluate on the held-out prompts before the first step (val/score of step 0); off when val_interval is 0"),
   }).prefault({}),
   checkpoint: z.strictObject({

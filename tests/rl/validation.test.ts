@@ -25,10 +25,11 @@ async function run(name: string, args: string[]) {
 const validatedSteps = (metrics: Array<Record<string, number>>) => metrics.filter((m) => "val/score" in m).map((m) => m.step);
 
 describe("validation schedule", () => {
-  test("val_interval 0: no evaluation before the first step nor between steps", async () => {
+  test("val_interval 0: no evaluation at all, before, between or after the steps", async () => {
     const { result, metrics } = await run("never", ["trainer.total_steps=4", "trainer.val_interval=0"]);
     expect(result.initialValScore).toBeUndefined();
     expect(validatedSteps(metrics)).toEqual([]);
+    expect(result.finalValScore).toBeNull(); // nor after the last step
   }, 60_000);
 
   test("val_before_train false skips the evaluation before the first step only", async () => {

@@ -77,6 +77,8 @@ export interface FitOptions {
   cluster?: { launcher: Launcher; transport: Transport };
   /** Called once the supervisor exists (for fault injection and live views). */
   onSupervisor?(supervisor: Supervisor): void;
+  /** Told the job's plan once it is made: its steps are final there (trainer.total_epochs becomes steps). */
+  onPlan?(plan: JobPlan): void;
   /**
    * Cancels the job: checked at the top of each step; once aborted, a final checkpoint is saved
    * and fit throws TrainingCancelledError (the abort reason is on its `reason`).
@@ -89,7 +91,8 @@ export interface FitResult {
   steps: number;
   startStep: number;
   initialValScore: number | undefined;
-  finalValScore: number;
+  /** The held-out reward after the last step; null when trainer.val_interval is 0 (no validation at all). */
+  finalValScore: number | null;
   failures: number;
   restarts: number;
   wallS: number;
@@ -212,6 +215,7 @@ export async function fit(o: FitOptions): Promise<FitResult> {
   // Makes the data set once, in a worker thread (it is the slow part of the check: seconds for the
   // largest, which a coordinator serving requests cannot spend on its own thread).
   const plan = o.plan ?? (await checkJobConfig(o.config, { offThread: true }));
+  o.onPlan?.(plan);
   const lock = acquireLock(join(o.job.dir, "job.lock"), `job ${o.job.id}`, { log: o.onNote ?? (() => {}) });
   try {
     return await train(o, plan);
@@ -314,7 +318,7 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
     await o.faultPlan?.settled();
     await sup.settled().catch(rethrowFailure);
     checkFailure();
-    const finalValScore = (metricsFile.read().at(-1)?.["val/score"]) ?? (await validate(actors, config.trainer.total_steps)).score;
+    const finalValScore = validating ? (metricsFile.read().at(-1)?.["val/score"] ?? (await validate(actors, config.trainer.total_steps)).score) : null;
     if (config.checkpoint.save_hf_model !== "never" && plan.exportsHf) note(`policy saved as a Hugging Face folder: ${await exportPolicy(plan, actors, join(job.dir, "hf_model"))}`);
     const weightsSha256 = await weightsChecksum(sup);
     const totals = sup.actors().reduce((acc, a) => {

@@ -194,7 +194,7 @@ function summary(r: FitResult, job: JobPaths): string {
   return [
     `done: ${job.dir}`,
     `  steps            ${r.startStep} → ${r.steps}`,
-    `  val reward       ${before} → ${r.finalValScore.toFixed(3)}`,
+    `  val reward       ${before} → ${r.finalValScore === null ? "? (trainer.val_interval=0: no validation)" : r.finalValScore.toFixed(3)}`,
     `  faults survived  ${r.failures} failures, ${r.restarts} restarts${r.chaosFaults ? ` (${r.chaosFaults} injected)` : ""}`,
     `  wall time        ${r.wallS.toFixed(1)} s`,
     `  throughput       ${Math.round(r.tokensPerS)} tokens/s`,

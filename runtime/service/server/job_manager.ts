@@ -100,6 +100,8 @@ export class ManagedJob {
   valScore: number | undefined;
   controller: AbortController | undefined;
   done: Promise<void> | undefined;
+  /** The steps its plan fixed (trainer.total_epochs over the data), once a run has made it. */
+  plannedSteps: number | undefined;
   readonly listeners = new Set<(e: JobEvent) => void>();
 
   constructor(public record: JobRecord, readonly config: Config, readonly paths: JobPaths) {
@@ -111,6 +113,13 @@ export class ManagedJob {
 
   get id(): string {
     return this.record.id;
+  }
+
+  /** Steps the job runs: known from its config, or, with trainer.total_epochs, once its data is planned (null before). */
+  get totalSteps(): number | null {
+    if (this.plannedSteps !== undefined) return this.plannedSteps;
+    if (this.config.trainer.total_epochs > 0) return this.record.result?.steps ?? null;
+    return this.config.trainer.total_steps;
   }
 
   /** Fault counters: live while a fit runs, frozen after. */
@@ -329,7 +338,7 @@ export class JobManager {
     const job = await stored;
     this.jobs.set(job.id, job);
     this.queue.push(job);
-    this.log(`job ${job.id} queued (${dataName(config)}, ${config.trainer.total_steps} steps)`);
+    this.log(`job ${job.id} queued (${dataName(config)}, ${job.totalSteps ?? `${config.trainer.total_epochs} epochs`}${job.totalSteps === null ? "" : " steps"})`);
     this.pump();
     return job;
   }
@@ -387,7 +396,7 @@ export class JobManager {
   view(job: ManagedJob): JobView {
     const r = job.record;
     return {
-      id: r.id, status: r.status, task: dataName(job.config), total_steps: job.config.trainer.total_steps, step: job.step,
+      id: r.id, status: r.status, task: dataName(job.config), total_steps: job.totalSteps, step: job.step,
       submitted_at: r.submitted_at, started_at: r.started_at, finished_at: r.finished_at, cancel_requested: r.cancel_requested,
       error: r.error, runs: r.runs, metrics: job.latest ?? null, actors: this.actorRows(job), result: r.result,
     };
@@ -505,6 +514,7 @@ export class JobManager {
         config: job.config, job: job.paths, resume, signal: controller.signal,
         output: (actor, inc, stream, line) => this.output(`${job.id}/${actor}`, inc, stream, line),
         onNote: (line) => this.log(`job ${job.id}: ${line}`),
+        onPlan: (plan) => (job.plannedSteps = plan.config.trainer.total_steps),
         onSupervisor: (sup) => {
           job.supervisor = sup;
           sup.events.subscribe((event) => job.emit({ type: "actor", event, actors: this.actorRows(job), step: job.step }));
