@@ -85,7 +85,7 @@ function checkDataSize(config: Config): void {
 
 /** The limits of the trainer's JobPlan, with the task's longest prompt instead of the drawn one. */
 function checkShapes(config: Config): void {
-  const { data, worker, algorithm } = config;
+  const { data, worker } = config;
   const task = TASKS[data.task];
   const maxNew = worker.actor.max_new_tokens;
   const needed = task.maxAnswerLength(data.max_digits) + 1;
