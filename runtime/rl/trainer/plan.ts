@@ -15,17 +15,12 @@ import { threadShare } from "../../../roles/model_options.ts";
 import { JobDataError, loadJobData, loadJobDataOffThread, taskData, type JobData } from "./job_data.ts";
 import { checkRewardModule } from "../rewards/module_check.ts";
 import { deriveSeed } from "./seeds.ts";
+import { checkContext, checkGroupSize, checkResponseBudget, JobConfigError, TOKEN_REWARD_ESTIMATORS } from "./job_limits.ts";
 
 /** Where shared-memory segments live (Linux tmpfs). */
 export const SHM_DIR = "/dev/shm";
+export { checkGroupSize, JobConfigError } from "./job_limits.ts";
 
-/** A configuration that validates key by key but cannot run as a whole (shapes, data sizes). */
-export class JobConfigError extends RangeError {
-  override name = "JobConfigError";
-  constructor(readonly path: string, message: string) {
-    super(message);
-  }
-}
 
 /**
  * Checks that a configuration can run (data, shapes, models) without starting anything; the plan
@@ -75,18 +70,6 @@ function asConfigError(e: unknown): unknown {
   return e;
 }
 
-/** The estimators that read per-token rewards (a KL penalty charged there). */
-const TOKEN_REWARD_ESTIMATORS: ReadonlySet<string> = new Set(["gae", "reinforce_plus_plus"]);
-/** The estimators whose baseline is the other responses to the same prompt. */
-const GROUP_ESTIMATORS: ReadonlySet<string> = new Set(["grpo", "rloo"]);
-
-/** A group baseline needs a group: refused, naming the key, when rollout_n is 1. */
-export function checkGroupSize(config: Config): void {
-  const estimator = config.algorithm.adv_estimator;
-  if (GROUP_ESTIMATORS.has(estimator) && config.worker.actor.rollout_n < 2) {
-    throw new JobConfigError("worker.actor.rollout_n", `algorithm.adv_estimator=${estimator} needs worker.actor.rollout_n ≥ 2 (responses per prompt to compare)`);
-  }
-}
 
 /**
  * trainer.total_epochs (verl's length of a run) as steps: enough batches of data.train_batch_size
@@ -139,18 +122,11 @@ export class JobPlan {
     let longestPrompt = 0;
     for (const p of [...data.train, ...data.val]) longestPrompt = Math.max(longestPrompt, p.ids.length);
     this.seqLen = longestPrompt + this.maxNew;
-    if (data.answerTokens !== undefined && this.maxNew < data.answerTokens) {
-      throw new JobConfigError("worker.actor.max_new_tokens", `worker.actor.max_new_tokens=${this.maxNew} is too short: ${config.data.task} answers of up to ` +
-        `${config.data.max_digits} digits need ${data.answerTokens} tokens with the end token`);
-    }
+    if (data.answerTokens !== undefined) checkResponseBudget(config, data.answerTokens);
     this.models = { actor: this.roleModel("actor"), critic: this.useCritic ? this.roleModel("critic") : this.roleModel("actor") };
     this.exportsHf = this.models.actor.config.arch === "llama";
     for (const role of this.useCritic ? ["actor", "critic"] as const : ["actor"] as const) {
-      const ctx = this.models[role].config.context;
-      if (ctx < this.seqLen) {
-        throw new JobConfigError(`worker.${role}.model.context`, `worker.${role}.model.context=${ctx} is too short: prompts of up to ${longestPrompt} tokens plus ` +
-          `max_new_tokens=${this.maxNew} need ${this.seqLen}`);
-      }
+      checkContext(role, this.models[role].config.context, longestPrompt, this.maxNew);
       const vocab = this.models[role].config.vocab;
       if (vocab < data.tokenizer.vocabSize) {
         throw new JobConfigError(`worker.${role}.model.path`, `the model of worker.${role} has ${vocab} token ids, fewer than the tokenizer's ${data.tokenizer.vocabSize}: they were not made for each other`);
