@@ -28,7 +28,7 @@ import type {
  * ```
  */
 export function llamaTensors(config: Pick<NativeModelConfig, "vocab" | "width" | "layers" | "heads"> & Partial<NativeModelConfig>): TensorInfo[] {
-  const C = config.width, V = config.vocab, hd = C / config.heads;
+  const C = config.width, V = config.vocab, hd = config.headDim ?? C / config.heads, Q = config.heads * hd;
   const kv = (config.kvHeads ?? config.heads) * hd, I = config.intermediate ?? 8 * Math.ceil(C / 3);
   const out: TensorInfo[] = [];
   let offset = 0;
@@ -41,15 +41,19 @@ export function llamaTensors(config: Pick<NativeModelConfig, "vocab" | "width" |
   for (let l = 0; l < config.layers; l++) {
     const p = `model.layers.${l}.`;
     add(`${p}input_layernorm.weight`, [C]);
-    add(`${p}self_attn.q_proj.weight`, [C, C]);
+    add(`${p}self_attn.q_proj.weight`, [Q, C]);
     add(`${p}self_attn.k_proj.weight`, [kv, C]);
     add(`${p}self_attn.v_proj.weight`, [kv, C]);
     if (config.attentionBias) {
-      add(`${p}self_attn.q_proj.bias`, [C]);
+      add(`${p}self_attn.q_proj.bias`, [Q]);
       add(`${p}self_attn.k_proj.bias`, [kv]);
       add(`${p}self_attn.v_proj.bias`, [kv]);
     }
-    add(`${p}self_attn.o_proj.weight`, [C, C]);
+    add(`${p}self_attn.o_proj.weight`, [C, Q]);
+    if (config.qkNorm) {
+      add(`${p}self_attn.q_norm.weight`, [hd]);
+      add(`${p}self_attn.k_norm.weight`, [hd]);
+    }
     add(`${p}post_attention_layernorm.weight`, [C]);
     add(`${p}mlp.gate_proj.weight`, [I, C]);
     add(`${p}mlp.up_proj.weight`, [I, C]);
