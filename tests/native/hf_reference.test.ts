@@ -150,10 +150,21 @@ describe.skipIf(pySkip !== null)("Hugging Face folders against the PyTorch refer
     const qwenParams = paramsFromTensors(qwenSpecs, qwen.tensors, { tied: true });
     const bf16 = paramsFromTensors(qwenSpecs, load("qwen2_tied_bf16").tensors, { tied: true });
     expect(bits(bf16)).toEqual(bits(bf16ToFloat32(float32ToBf16(qwenParams))));
+    // Qwen3: q/k norms and 4 heads of 12 on a width of 32; Llama 3.2: tied, rope scaling llama3.
+    const qwen3 = load("qwen3_tied"), llama3 = load("llama3_tied");
+    expect(qwen3.config).toMatchObject({ width: 32, heads: 4, kvHeads: 2, headDim: 12, qkNorm: true, attentionBias: false, tiedEmbeddings: true, ropeScaling: null });
+    expect(qwen3.tensors.get("model.layers.0.self_attn.o_proj.weight")!.shape).toEqual([32, 48]);
+    expect(qwen3.tensors.get("model.layers.1.self_attn.k_norm.weight")!.shape).toEqual([12]);
+    expect(llama3.config).toMatchObject({ headDim: 8, qkNorm: false, tiedEmbeddings: true, ropeScaling: { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 64 } });
+    for (const name of ["qwen3_tied", "llama3_tied"]) {
+      const f32 = load(name), specs = llamaTensorSpecs(f32.config);
+      const rounded = bf16ToFloat32(float32ToBf16(paramsFromTensors(specs, f32.tensors, { tied: true })));
+      expect([name, bits(paramsFromTensors(specs, load(`${name}_bf16`).tensors, { tied: true }))]).toEqual([name, bits(rounded)]);
+    }
   }, PYTHON_TEST_MS);
 
   test("folders saved here load in torch as transformers would: f32 bit-exact, bf16 as torch rounds", () => {
-    for (const name of ["llama_gqa", "qwen2_tied"]) {
+    for (const name of ["llama_gqa", "qwen2_tied", "qwen3_tied", "llama3_tied"]) {
       const hf = loadHfModel(join(root, name));
       const specs = llamaTensorSpecs(hf.config);
       const params = paramsFromTensors(specs, hf.tensors, { tied: hf.config.tiedEmbeddings });
@@ -190,7 +201,7 @@ describe.skipIf(pySkip !== null)("Hugging Face folders against the PyTorch refer
   }, PYTHON_TEST_MS);
 
   test("load, one policyStep, save: torch holds the trained weights bit-exactly, the value head comes back", async () => {
-    for (const name of ["llama_gqa", "qwen2_tied"]) {
+    for (const name of ["llama_gqa", "qwen2_tied", "qwen3_tied", "llama3_tied"]) {
       const { config } = loadHfModel(join(root, name), { valueHead: true, seed: 11 });
       const model = new PolicyModel(config, { device: "cpu" });
       const init = await model.getState();
