@@ -30,7 +30,7 @@ import { basename, join } from "node:path";
 import { writeFileDurably } from "../../runtime/core/files.ts";
 import type { TensorInfo } from "../types.ts";
 import { hfConfigFromModel, type FromHfOptions, type LlamaModelConfig, modelConfigFromHf, type ToHfOptions } from "./config.ts";
-import { HF_METADATA, readSafetensors, type Tensor, writeSafetensors, type WritableDtype } from "./safetensors.ts";
+import { HF_METADATA, readSafetensors, type ReadableDtype, type Tensor, writeSafetensors, type WritableDtype } from "./safetensors.ts";
 
 export const CONFIG_FILE = "config.json";
 export const WEIGHTS_FILE = "model.safetensors";
@@ -60,6 +60,11 @@ export interface HfModel {
   tensors: Map<string, Tensor>;
   /** The weight files read, in order. */
   files: string[];
+  /**
+   * The dtype the causal LM's weights are stored in (the value head aside): what an export of
+   * this model keeps by default. A folder that mixes dtypes reports F32, which loses nothing.
+   */
+  dtype: ReadableDtype;
 }
 
 /** Reads config.json and the weights (single file or sharded) of a Hugging Face model folder. */
@@ -69,9 +74,11 @@ export function loadHfModel(dir: string, options: Omit<FromHfOptions, "source"> 
   const index = existsSync(join(dir, WEIGHTS_FILE)) || !existsSync(join(dir, INDEX_FILE)) ? null : readIndex(dir);
   const files = weightFiles(dir, index);
   const tensors = new Map<string, Tensor>();
+  const dtypes = new Set<ReadableDtype>();
   for (const file of files) {
     const path = join(dir, file);
     for (const [name, t] of readSafetensors(path).tensors) {
+      if (file !== VALUE_HEAD_FILE) dtypes.add(t.dtype);
       if (tensors.has(name)) throw new ModelFolderError(`${path}: tensor "${name}" is also stored in another weight file of ${dir}`);
       if (index !== null && file !== VALUE_HEAD_FILE && index.get(name) !== file) {
         throw new ModelFolderError(`${path}: tensor "${name}" is not mapped to ${file} by ${INDEX_FILE} (it maps it to ${index.get(name) ?? "no file"})`);
@@ -82,7 +89,7 @@ export function loadHfModel(dir: string, options: Omit<FromHfOptions, "source"> 
   for (const [name, file] of index ?? []) {
     if (!tensors.has(name)) throw new ModelFolderError(`${join(dir, INDEX_FILE)}: tensor "${name}" is mapped to ${file}, which does not hold it`);
   }
-  return { config, hfConfig, tensors, files };
+  return { config, hfConfig, tensors, files, dtype: dtypes.size === 1 ? [...dtypes][0]! : "F32" };
 }
 
 /** The weight files to read: model.safetensors or the index's shards, then the value head if saved. */
@@ -195,9 +202,12 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 }
 
 export interface SaveOptions extends Omit<ToHfOptions, "torchDtype"> {
-  /** Weight dtype; default "F32" (exact). "BF16" rounds to nearest even and halves the size. */
+  /** Weight dtype; default "F32" (exact). "BF16" and "F16" round to nearest even and halve the size. */
   dtype?: WritableDtype;
 }
+
+/** config.json's torch_dtype for each stored dtype. */
+const TORCH_DTYPES: Readonly<Record<WritableDtype, "float32" | "bfloat16" | "float16">> = { F32: "float32", BF16: "bfloat16", F16: "float16" };
 
 /**
  * Writes config.json and model.safetensors (every tensor but the value head, which goes to
@@ -206,7 +216,7 @@ export interface SaveOptions extends Omit<ToHfOptions, "torchDtype"> {
  */
 export function saveHfModel(dir: string, config: LlamaModelConfig, specs: readonly TensorInfo[], params: Float32Array, options: SaveOptions = {}): void {
   const dtype = options.dtype ?? "F32";
-  const json = hfConfigFromModel(config, { ...options, torchDtype: dtype === "BF16" ? "bfloat16" : "float32" });
+  const json = hfConfigFromModel(config, { ...options, torchDtype: TORCH_DTYPES[dtype] });
   const total = specs.reduce((n, s) => Math.max(n, s.offset + s.size), 0);
   if (params.length !== total) throw new ModelFolderError(`params holds ${params.length} values; the tensor list covers ${total}`);
   const causalLm = new Map<string, Tensor>(), valueHead = new Map<string, Tensor>();

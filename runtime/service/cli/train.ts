@@ -189,8 +189,11 @@ export async function main(argv: string[]): Promise<number> {
       job = createJob(config, values.job);
     }
     resumeHint = job.dir;
+    // A resumed job checks its saved configuration here, so the banner can say what it trains.
+    plan ??= await checkJobConfig(config);
     const progress = new Progress(process.stdout, !values.quiet);
     progress.note(deviceBanner(config));
+    progress.note(plan.modelBanner);
     progress.note(`job ${job.id} (${dataName(config)}, ${config.algorithm.adv_estimator}, ${config.trainer.total_steps} steps) → ${job.dir}`);
     // Ctrl-C or SIGTERM: finish the step, checkpoint, stop the actors, say how to resume. A second
     // signal exits at once (the actors notice the lost connection and exit too).
