@@ -25,12 +25,13 @@
  * saveHfModel("out/qwen2-tuned", hf.config, model.tensors, model.getState().params, { dtype: "BF16" });
  * ```
  */
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import { writeFileDurably } from "../../runtime/core/files.ts";
+import { llamaTensors } from "./llama_tensors.ts";
 import type { TensorInfo } from "../types.ts";
 import { hfConfigFromModel, type FromHfOptions, type LlamaModelConfig, modelConfigFromHf, type ToHfOptions } from "./config.ts";
-import { HF_METADATA, readSafetensors, type ReadableDtype, type Tensor, writeSafetensors, type WritableDtype } from "./safetensors.ts";
+import { HF_METADATA, MAX_HEADER_BYTES, readSafetensors, type ReadableDtype, type Tensor, writeSafetensors, type WritableDtype } from "./safetensors.ts";
 
 export const CONFIG_FILE = "config.json";
 export const WEIGHTS_FILE = "model.safetensors";
@@ -172,16 +173,85 @@ export function paramsFromTensors(specs: readonly TensorInfo[], tensors: Readonl
 
 /** Every required tensor present, nothing extra (a tied lm_head only when it equals the embedding). */
 function checkNames(specs: readonly TensorInfo[], tensors: ReadonlyMap<string, Tensor>, options: ParamsOptions): void {
-  const wanted = new Set(specs.map((s) => s.name));
-  const missing = specs.filter((s) => !tensors.has(s.name) && !(options.optional?.(s.name) ?? false)).map((s) => s.name);
-  if (missing.length > 0) throw new ModelFolderError(`the checkpoint lacks ${missing.length} tensor(s) the model needs: ${listed(missing)}`);
+  checkNameSet(specs, tensors, options);
   const fallbackNeeded = specs.some((s) => !tensors.has(s.name));
   if (fallbackNeeded && options.fallback === undefined) {
     throw new ModelFolderError("optional tensors are missing from the checkpoint and no fallback parameters were given to initialise them");
   }
-  const extra = [...tensors.keys()].filter((n) => !wanted.has(n) && !(options.tied && n === LM_HEAD));
-  if (extra.length > 0) throw new ModelFolderError(`the checkpoint has ${extra.length} tensor(s) the model does not: ${listed(extra)}`);
   if (options.tied && tensors.has(LM_HEAD)) checkTiedHead(tensors);
+}
+
+/**
+ * Names only: every required tensor there, nothing extra. Both lists are given when both are
+ * wrong, so a folder of another architecture is named by what it has (Qwen3's q_norm/k_norm) as
+ * well as by what it lacks.
+ */
+function checkNameSet(specs: readonly TensorInfo[], tensors: ReadonlyMap<string, unknown>, options: ParamsOptions): void {
+  const wanted = new Set(specs.map((s) => s.name));
+  const missing = specs.filter((s) => !tensors.has(s.name) && !(options.optional?.(s.name) ?? false)).map((s) => s.name);
+  const extra = [...tensors.keys()].filter((n) => !wanted.has(n) && !(options.tied && n === LM_HEAD));
+  const lacks = `lacks ${missing.length} tensor(s) the model needs: ${listed(missing)}`;
+  const has = `has ${extra.length} tensor(s) the model does not: ${listed(extra)}`;
+  if (missing.length > 0 && extra.length > 0) throw new ModelFolderError(`the checkpoint ${lacks}; and it ${has} (does config.json name the right architecture?)`);
+  if (missing.length > 0) throw new ModelFolderError(`the checkpoint ${lacks}`);
+  if (extra.length > 0) throw new ModelFolderError(`the checkpoint ${has}`);
+}
+
+/**
+ * Checks a folder's tensor names and shapes against the model its config.json describes, from
+ * the weight files' headers alone (no weights read), so a folder that cannot load is refused
+ * before anything is started. The full load checks the rest (values, dtypes, offsets).
+ */
+export function checkFolderTensors(dir: string, config: LlamaModelConfig): void {
+  const index = existsSync(join(dir, WEIGHTS_FILE)) || !existsSync(join(dir, INDEX_FILE)) ? null : readIndex(dir);
+  const shapes = new Map<string, number[]>();
+  for (const file of weightFiles(dir, index)) for (const [name, shape] of headerShapes(join(dir, file))) shapes.set(name, shape);
+  const specs = llamaTensors({ ...config, valueHead: true });
+  checkNameSet(specs, shapes, { tied: config.tiedEmbeddings, optional: isValueHeadTensor });
+  for (const spec of specs) {
+    const shape = shapes.get(spec.name);
+    if (shape !== undefined && !sameShape(shape, spec.shape)) {
+      throw new ModelFolderError(`tensor "${spec.name}" has shape [${shape.join(", ")}] in the checkpoint; the model expects [${spec.shape.join(", ")}]`);
+    }
+  }
+}
+
+/** Tensor name to shape from a safetensors file's header (the 8-byte length, then JSON). */
+function headerShapes(path: string): Map<string, number[]> {
+  const fail = (detail: string): never => {
+    throw new ModelFolderError(`${path}: ${detail}`);
+  };
+  let fd: number;
+  try {
+    fd = openSync(path, "r");
+  } catch (e) {
+    return fail(`cannot read it (${(e as Error).message})`);
+  }
+  try {
+    const prefix = new Uint8Array(8);
+    if (readSync(fd, prefix, 0, 8, 0) !== 8) fail("shorter than the 8-byte header length that starts every safetensors file");
+    const length = new DataView(prefix.buffer).getBigUint64(0, true);
+    if (length > BigInt(MAX_HEADER_BYTES)) fail(`the header length ${length} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+    const text = new Uint8Array(Number(length));
+    if (readSync(fd, text, 0, text.length, 8) !== text.length) fail(`the header length is ${length} bytes but the file ends before (truncated file, or not safetensors)`);
+    let header: unknown;
+    try {
+      header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(text));
+    } catch (e) {
+      fail(`the header is not valid UTF-8 JSON (${(e as Error).message})`);
+    }
+    if (typeof header !== "object" || header === null || Array.isArray(header)) fail("the header is not a JSON object");
+    const shapes = new Map<string, number[]>();
+    for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
+      if (name === "__metadata__") continue;
+      const shape = (entry as { shape?: unknown } | null)?.shape;
+      if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`tensor "${name}" has no valid shape in the header`);
+      shapes.set(name, shape as number[]);
+    }
+    return shapes;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function checkTiedHead(tensors: ReadonlyMap<string, Tensor>): void {

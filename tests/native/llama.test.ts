@@ -192,7 +192,10 @@ describe("llama tensors", () => {
   });
 
   test("the null backend reports the same layout as the addon", () => {
-    for (const cfg of [{ ...GQA_BIAS, valueHead: true }, TIED]) {
+    // Qwen3's shape too: q/k norms, 4 heads of 6 on width 16, and Llama 3 rope scaling (no tensors of its own).
+    const qwen3 = { ...TIED, heads: 4, kvHeads: 2, headDim: 6, qkNorm: true, tiedEmbeddings: false };
+    const llama3 = { ...TIED, ropeScaling: { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 32 } };
+    for (const cfg of [{ ...GQA_BIAS, valueHead: true }, TIED, qwen3, llama3]) {
       const real = new PolicyModel(cfg, { device: "cpu" });
       const fake = new PolicyModel(cfg, { device: "null" });
       expect(fake.tensors).toEqual(real.tensors);

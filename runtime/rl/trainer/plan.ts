@@ -8,6 +8,7 @@ import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { ModelSchema, type Config } from "../../../config/schema.ts";
 import { type LlamaModelConfig, modelConfigFromHf } from "../../../native/hf/config.ts";
+import { checkFolderTensors } from "../../../native/hf/model_folder.ts";
 import type { ModelRoleOptions, RoleModel } from "../../../roles/index.ts";
 import { threadShare } from "../../../roles/model_options.ts";
 import { JobDataError, loadJobData, loadJobDataOffThread, taskData, type JobData } from "./job_data.ts";
@@ -136,6 +137,7 @@ export class JobPlan {
       try {
         json = JSON.parse(readFileSync(source, "utf8"));
         hf = modelConfigFromHf(json, { source });
+        checkFolderTensors(path, hf);
       } catch (e) {
         throw new JobConfigError(key, `${key}=${path}: ${(e as Error).message}`);
       }
