@@ -15,11 +15,12 @@ safetensors reader and writer.
       token and the gradient of one PPO policy loss (as native/src/core/ppo.cc defines it) with
       respect to every parameter, all computed in float64 from the weights as saved.
 
-  llama_reference.py dump MODEL_DIR OUT_FILE [--bf16-of F32_MODEL_DIR]
+  llama_reference.py dump MODEL_DIR OUT_FILE [--bf16-of F32_MODEL_DIR | --f16-of F32_MODEL_DIR]
       Loads a folder the way transformers would (config.json, then model.safetensors or the
       sharded index; every weight present with its exact shape and nothing extra, metadata
-      format "pt") and writes its weights as float32 safetensors to OUT_FILE. With --bf16-of,
-      also checks that MODEL_DIR's weights are exactly F32_MODEL_DIR's rounded by torch to bf16.
+      format "pt") and writes its weights as float32 safetensors to OUT_FILE. With --bf16-of
+      (--f16-of), also checks that MODEL_DIR's weights are exactly F32_MODEL_DIR's rounded by
+      torch to bf16 (f16) and that config.json's torch_dtype says so.
 
   llama_reference.py gpt2 FOLDER --seed N
       The same log-probs, loss and gradients for the runtime's built-in GPT-2 style model, from
@@ -242,7 +243,7 @@ def normalise_config(cfg):
 def save_folder(path, cfg, model, dtype=torch.float32, shards=1):
     os.makedirs(path, exist_ok=True)
     public = {k: v for k, v in cfg.items() if not k.startswith("_")}
-    public["torch_dtype"] = "bfloat16" if dtype == torch.bfloat16 else "float32"
+    public["torch_dtype"] = {torch.bfloat16: "bfloat16", torch.float16: "float16"}.get(dtype, "float32")
     with open(os.path.join(path, "config.json"), "w") as f:
         json.dump(public, f, indent=2)
     state = model.state_dict()
@@ -546,6 +547,7 @@ def generate(out, seed):
     qwen3 = random_model(qwen3_cfg, gen)
     save_folder(os.path.join(out, "qwen3_tied"), QWEN3, qwen3)
     save_folder(os.path.join(out, "qwen3_tied_bf16"), QWEN3, qwen3, dtype=torch.bfloat16)
+    save_folder(os.path.join(out, "qwen3_tied_f16"), QWEN3, qwen3, dtype=torch.float16)
     llama3_cfg = normalise_config(LLAMA3)
     llama3 = random_model(llama3_cfg, gen)
     save_folder(os.path.join(out, "llama3_tied"), LLAMA3, llama3)
@@ -560,15 +562,18 @@ def generate(out, seed):
         json.dump({"seed": seed, "torch": torch.__version__, "cases": cases}, f)
 
 
-def dump(model_dir, out_file, bf16_of):
-    _, model, state = load_folder(model_dir)
+def dump(model_dir, out_file, rounded_of, dtype):
+    cfg, model, state = load_folder(model_dir)
     write_safetensors(out_file, model.state_dict(), torch.float32)
-    if bf16_of is not None:
-        _, _, f32_state = load_folder(bf16_of)
+    if rounded_of is not None:
+        want_name = {torch.bfloat16: "bfloat16", torch.float16: "float16"}[dtype]
+        if cfg.get("torch_dtype") != want_name:
+            raise ValueError(f"{model_dir}: config.json's torch_dtype is {cfg.get('torch_dtype')!r}, not {want_name!r}")
+        _, _, f32_state = load_folder(rounded_of)
         for name, t in f32_state.items():
             mine = state[name]
-            if mine.dtype != torch.bfloat16 or not torch.equal(mine.view(torch.int16), t.to(torch.bfloat16).view(torch.int16)):
-                raise ValueError(f"{model_dir}: {name} is not {bf16_of}'s {name} rounded to bf16 by torch")
+            if mine.dtype != dtype or not torch.equal(mine.view(torch.int16), t.to(dtype).view(torch.int16)):
+                raise ValueError(f"{model_dir}: {name} is not {rounded_of}'s {name} rounded to {want_name} by torch")
 
 
 def main():
@@ -581,6 +586,7 @@ def main():
     d.add_argument("model_dir")
     d.add_argument("out_file")
     d.add_argument("--bf16-of", default=None)
+    d.add_argument("--f16-of", default=None)
     g2 = sub.add_parser("gpt2")
     g2.add_argument("folder")
     g2.add_argument("--seed", type=int, required=True)
@@ -591,7 +597,10 @@ def main():
     elif args.command == "gpt2":
         gpt2(args.folder, args.seed)
     else:
-        dump(args.model_dir, args.out_file, args.bf16_of)
+        if args.f16_of is not None:
+            dump(args.model_dir, args.out_file, args.f16_of, torch.float16)
+        else:
+            dump(args.model_dir, args.out_file, args.bf16_of, torch.bfloat16)
 
 
 if __name__ == "__main__":
