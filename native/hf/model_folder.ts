@@ -216,7 +216,9 @@ export function checkFolderTensors(dir: string, config: LlamaModelConfig): void 
   }
 }
 
-/** Tensor name to shape from a safetensors file's header (the 8-byte length, then JSON). */
+const READABLE_DTYPES: readonly ReadableDtype[] = ["F32", "F16", "BF16"];
+
+/** Tensor name to shape from a safetensors file's header (the 8-byte length, then JSON); dtypes checked. */
 function headerShapes(path: string): Map<string, number[]> {
   const fail = (detail: string): never => {
     throw new ModelFolderError(`${path}: ${detail}`);
@@ -244,8 +246,9 @@ function headerShapes(path: string): Map<string, number[]> {
     const shapes = new Map<string, number[]>();
     for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
       if (name === "__metadata__") continue;
-      const shape = (entry as { shape?: unknown } | null)?.shape;
+      const { shape, dtype } = (entry ?? {}) as { shape?: unknown; dtype?: unknown };
       if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`tensor "${name}" has no valid shape in the header`);
+      if (!READABLE_DTYPES.includes(dtype as ReadableDtype)) fail(`tensor "${name}": dtype ${JSON.stringify(dtype)} is not supported (F32, F16 and BF16 are read)`);
       shapes.set(name, shape as number[]);
     }
     return shapes;

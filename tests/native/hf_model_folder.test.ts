@@ -153,6 +153,17 @@ describe("a folder's tensors are checked from the headers alone, before anything
     const { dir } = savedFolder(QWEN3, 6);
     expect(() => checkFolderTensors(dir, { ...QWEN3, headDim: 4 })).toThrow(/tensor "model\.layers\.0\.self_attn\.q_proj\.weight" has shape \[12, 8\] in the checkpoint; the model expects \[8, 8\]/);
   });
+
+  test("a weight file with a dtype the loader cannot read is refused naming the tensor", () => {
+    const { dir } = savedFolder(LLAMA, 7);
+    const path = join(dir, "model.safetensors");
+    const bytes = readFileSync(path);
+    const length = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
+    // Same length, so the data offsets stay valid: only the norm's dtype changes, F32 to I32.
+    const header = bytes.subarray(8, 8 + length).toString().replace(/("model\.norm\.weight":\{"dtype":)"F32"/, '$1"I32"');
+    writeFileSync(path, Buffer.concat([bytes.subarray(0, 8), Buffer.from(header), bytes.subarray(8 + length)]));
+    expect(() => checkFolderTensors(dir, LLAMA)).toThrow(`${path}: tensor "model.norm.weight": dtype "I32" is not supported (F32, F16 and BF16 are read)`);
+  });
 });
 
 describe("refusals name the tensor or file and what is expected", () => {
