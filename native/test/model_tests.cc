@@ -352,6 +352,12 @@ void llama_config_checks() {
   c.qk_norm = true;
   check(throws_with(c, "qkNorm false"), "gpt2 config: q/k norms are refused", "");
   c = tiny_llama_gqa_bias();
+  c.width = 18;  // not a multiple of 4 heads, and no head_dim of its own
+  check(throws_with(c, "width must be a multiple of heads (unless a llama model gives headDim)"),
+        "llama config: width not a multiple of heads without headDim is refused", "");
+  c.head_dim = 4;
+  check(Model(c, make_cpu_backend()).num_params() == count_params(c), "llama config: with headDim, width need not be a multiple of heads", "");
+  c = tiny_llama_gqa_bias();
   c.intermediate = REVENANT_INTERMEDIATE_MAX + 1;
   check(throws_with(c, "intermediate must be in"), "llama config: intermediate above its bound is refused", "");
   c = tiny_config();

@@ -95,7 +95,8 @@ int default_intermediate(Arch arch, int width) { return arch == Arch::Llama ? 8 
 ModelConfig resolve_config(ModelConfig c) {
   if (c.kv_heads == 0) c.kv_heads = c.heads;
   if (c.intermediate == 0) c.intermediate = default_intermediate(c.arch, c.width);
-  if (c.head_dim == 0 && c.heads > 0) c.head_dim = c.width / c.heads;
+  // Left 0 when width / heads is not whole: check_config then refuses the width.
+  if (c.head_dim == 0 && c.heads > 0 && c.width % c.heads == 0) c.head_dim = c.width / c.heads;
   return c;
 }
 
@@ -204,10 +205,11 @@ void Model::check_config() const {
   RV_CHECK(in(c.layers, REVENANT_LAYERS_MIN, REVENANT_LAYERS_MAX), kOp, "layers" + range(REVENANT_LAYERS_MIN, REVENANT_LAYERS_MAX) + str(c.layers));
   RV_CHECK(in(c.heads, REVENANT_HEADS_MIN, REVENANT_HEADS_MAX), kOp, "heads" + range(REVENANT_HEADS_MIN, REVENANT_HEADS_MAX) + str(c.heads));
   // A head size of its own (llama's head_dim) frees width from being a multiple of heads.
-  const bool implied_hd = c.arch == Arch::Gpt2 || c.head_dim * c.heads == c.width;
-  RV_CHECK(in(c.width, REVENANT_WIDTH_MIN, REVENANT_WIDTH_MAX) && (!implied_hd || c.width % c.heads == 0), kOp,
-           "width must be a multiple of heads in " + str(REVENANT_WIDTH_MIN) + ".." + str(REVENANT_WIDTH_MAX) + ", got width " +
-               str(c.width) + ", heads " + str(c.heads));
+  RV_CHECK(in(c.width, REVENANT_WIDTH_MIN, REVENANT_WIDTH_MAX) &&
+               (c.width % c.heads == 0 || (c.arch == Arch::Llama && c.head_dim != 0)),
+           kOp,
+           "width must be a multiple of heads (unless a llama model gives headDim) in " + str(REVENANT_WIDTH_MIN) + ".." +
+               str(REVENANT_WIDTH_MAX) + ", got width " + str(c.width) + ", heads " + str(c.heads));
   RV_CHECK(in(c.kv_heads, REVENANT_KVHEADS_MIN, std::min(REVENANT_KVHEADS_MAX, c.heads)) && c.heads % c.kv_heads == 0, kOp,
            "kvHeads must divide heads (" + str(c.heads) + "), got " + str(c.kv_heads));
   RV_CHECK(in(c.intermediate, REVENANT_INTERMEDIATE_MIN, REVENANT_INTERMEDIATE_MAX), kOp,

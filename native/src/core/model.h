@@ -1,5 +1,5 @@
 // The policy/critic model: a decoder-only transformer, GPT-2 style or Llama style (Llama 3,
-// Qwen2/2.5, SmolLM), whose weights, gradients, optimizer moments and activations live in one
+// Qwen2/2.5, Qwen3, SmolLM), whose weights, gradients, optimizer moments and activations live in one
 // Backend's memory for the object's life. Written once against the Backend op list, so the CPU
 // and CUDA paths run the same model code.
 //
