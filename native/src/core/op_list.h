@@ -28,8 +28,9 @@
 // rope: rotary position embeddings (Hugging Face "rotate_half" pairs i, i + hd/2; angle
 //   pos * theta^(-2i/hd)) applied IN PLACE to the first `heads` heads of width hd of each of the
 //   B*T rows of x (rows `stride` floats apart; row (b,t) at position pos0 + t). The backward
-//   rotates the gradient back in place: the one backward op that overwrites instead of adding,
-//   since a rotation's input gradient is its output gradient turned back.
+//   rotates the gradient back in place: a backward op that overwrites instead of adding (as
+//   rope_llama3's and head_rmsnorm's do), since a rotation's input gradient is its output
+//   gradient turned back.
 // rope_llama3: rope with Llama 3's frequency scaling (Hugging Face rope_type "llama3"): each
 //   inverse frequency f = theta^(-2i/hd) of wavelength 2 pi / f is kept where the wavelength is
 //   below original_context / high_freq_factor, divided by `factor` where it is above
