@@ -279,6 +279,20 @@ export interface SaveOptions extends Omit<ToHfOptions, "torchDtype"> {
   dtype?: WritableDtype;
 }
 
+/** Half precision's largest finite value; from 65520 on, rounding gives infinity. */
+const F16_MAX = 65504;
+
+/** A weight that float16 would turn into infinity is refused, naming the tensor, before anything is written. */
+function checkHalfRange(tensors: ReadonlyArray<[string, Tensor]>): void {
+  for (const [name, t] of tensors) {
+    const i = t.data.findIndex((v) => Math.abs(v) >= F16_MAX + 16);
+    if (i >= 0) {
+      throw new ModelFolderError(`tensor "${name}" holds ${t.data[i]} at index ${i}, beyond float16's largest finite value ${F16_MAX}: ` +
+        "it would be saved as infinity; save as BF16 or F32 (checkpoint.hf_dtype bf16 or f32)");
+    }
+  }
+}
+
 /** config.json's torch_dtype for each stored dtype. */
 const TORCH_DTYPES: Readonly<Record<WritableDtype, "float32" | "bfloat16" | "float16">> = { F32: "float32", BF16: "bfloat16", F16: "float16" };
 
@@ -296,6 +310,7 @@ export function saveHfModel(dir: string, config: LlamaModelConfig, specs: readon
   for (const s of specs) {
     (isValueHeadTensor(s.name) ? valueHead : causalLm).set(s.name, { shape: [...s.shape], data: params.subarray(s.offset, s.offset + s.size) });
   }
+  if (dtype === "F16") checkHalfRange([...causalLm, ...valueHead]);
   mkdirSync(dir, { recursive: true });
   writeSafetensors(join(dir, WEIGHTS_FILE), causalLm, { dtype, metadata: { ...HF_METADATA } });
   // A value head left from an earlier save would be read back as part of this model.

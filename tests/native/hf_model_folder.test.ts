@@ -72,6 +72,21 @@ describe("save and load", () => {
     expect(bits(paramsFromTensors(specs, hf.tensors, { tied: true }))).toEqual(bits(f16ToFloat32(float32ToF16(params))));
   });
 
+  test("F16: a weight float16 would make infinite is refused naming the tensor, and nothing is written", () => {
+    const specs = llamaTensorSpecs(LLAMA);
+    const params = seededParams(specs, 8);
+    const norm = specs.find((s) => s.name === "model.norm.weight")!;
+    params[norm.offset + 3] = -70000;
+    const dir = join(tempDir("hf-f16-"), "out");
+    expect(() => saveHfModel(dir, LLAMA, specs, params, { dtype: "F16" })).toThrow(
+      'tensor "model.norm.weight" holds -70000 at index 3, beyond float16\'s largest finite value 65504: it would be saved as infinity; save as BF16 or F32 (checkpoint.hf_dtype bf16 or f32)',
+    );
+    expect(existsSync(dir)).toBe(false);
+    params[norm.offset + 3] = 65519; // rounds to 65504: finite, accepted
+    saveHfModel(dir, LLAMA, specs, params, { dtype: "F16" });
+    expect(loadHfModel(dir).tensors.get("model.norm.weight")!.data[3]).toBe(65504);
+  });
+
   test("a sharded folder (index plus two shards) loads like a single file", () => {
     const dir = tempDir("hf-shards-");
     const specs = llamaTensorSpecs(LLAMA);
