@@ -334,6 +334,8 @@ export const ConfigSchema = z.strictObject({
       .describe("folder with tokenizer.json (and tokenizer_config.json); empty = worker.actor.model.path"),
     chat_template: z.boolean().default(false)
       .describe("render string prompts as one user message through the tokenizer's chat template (message lists always are)"),
+    max_line_bytes: int(1024, 1 << 30).default(1 << 20)
+      .describe("longest line of a JSON-lines data file in bytes, checked while the file is read (a longer line is refused naming file and line, having cost no more memory than this); also the longest prompt of a .json array or Parquet row"),
     max_prompt_length: int(1, MODEL_LIMITS.context.max).default(512).describe("longest prompt in tokens"),
     truncation: z.enum(["error", "left", "right"]).default("error")
       .describe("a prompt over max_prompt_length: error names the row; left/right cut tokens from that side"),
@@ -352,7 +354,9 @@ export const ConfigSchema = z.strictObject({
     name: z.enum(["task", "math", "exact_match"]).default("task")
       .describe("built-in reward: task (the shipped task's, with partial credit), math (final number: GSM8K ####, \\boxed{}, or the last number) or exact_match"),
     module: z.string().max(4096).default("")
-      .describe("a module exporting score(prompt, response, answer) → number, run in its own supervised reward actor; overrides name"),
+      .describe("a module exporting scoreBatch(rows) → number[], score(prompt, response, answer) → number, or verl's compute_score(data_source, solution_str, ground_truth, extra_info), run in its own supervised reward actor; overrides name"),
+    concurrency: int(1, 1024).default(8)
+      .describe("reward.module: score (or compute_score) calls in flight at once, for async rewards (a judge over HTTP); scores keep row order whatever finishes first"),
     call_deadline_s: seconds(60, "deadline of one reward call (a batch); past it the reward actor is restarted and the call retried"),
   }).prefault({}),
   algorithm: z.strictObject({
@@ -374,6 +378,8 @@ export const ConfigSchema = z.strictObject({
   }).prefault({}),
   trainer: z.strictObject({
     total_steps: int(1, MAX_COUNT).default(400).describe("training steps"),
+    total_epochs: int(0, MAX_COUNT).default(0)
+      .describe("verl's name for the length of a run: passes over the training prompts; above 0 the job runs ceil(total_epochs × training prompts / data.train_batch_size) steps instead of total_steps; 0 = total_steps decides"),
     seed: z.number().int().min(0).default(42).describe("job seed; every stochastic operation derives its seed from it"),
     run_dir: z.string().min(1).max(4096).default("runs/").describe("each job writes into its own folder under this"),
     logger: z.array(z.enum(["console", "jsonl", "tensorboard", "mlflow"])).default(["console", "jsonl"])
@@ -381,7 +387,8 @@ export const ConfigSchema = z.strictObject({
     project_name: z.string().min(1).max(256).default("revenant").describe("project: the MLflow experiment the job's run is logged under"),
     experiment_name: z.string().max(256).default("").describe("this run's name in MLflow; empty = the job id"),
     mlflow_tracking_uri: z.string().max(4096).default("").describe("http(s) address of the MLflow tracking server (needed by the mlflow logger)"),
-    val_interval: int(0, MAX_COUNT).default(50).describe("steps between evaluations; 0 = never"),
+    val_interval: int(0, MAX_COUNT).default(50).describe("steps between evaluations on the held-out prompts (and after the last step); 0 = none before or during training, the final score alone measured at the end"),
+    val_before_train: z.boolean().default(true).describe("evaluate on the held-out prompts before the first step (val/score of step 0); off when val_interval is 0"),
   }).prefault({}),
   checkpoint: z.strictObject({
     interval: int(1, MAX_COUNT).default(50).describe("steps between checkpoints"),

@@ -25,13 +25,14 @@
  * saveHfModel("out/qwen2-tuned", hf.config, model.tensors, model.getState().params, { dtype: "BF16" });
  * ```
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import { writeFileDurably } from "../../runtime/core/files.ts";
 import { llamaTensors } from "./llama_tensors.ts";
 import type { TensorInfo } from "../types.ts";
 import { hfConfigFromModel, type FromHfOptions, type LlamaModelConfig, modelConfigFromHf, type ToHfOptions } from "./config.ts";
-import { HF_METADATA, MAX_HEADER_BYTES, readSafetensors, type ReadableDtype, type Tensor, writeSafetensors, type WritableDtype } from "./safetensors.ts";
+import { readRegularFile } from "./regular_file.ts";
+import { checkSafetensorsFile, HF_METADATA, readSafetensors, type ReadableDtype, type Tensor, writeSafetensors, type WritableDtype } from "./safetensors.ts";
 
 export const CONFIG_FILE = "config.json";
 export const WEIGHTS_FILE = "model.safetensors";
@@ -68,6 +69,16 @@ export interface HfModel {
   dtype: ReadableDtype;
 }
 
+/**
+ * Checks the weight files of a model folder without reading their tensors: each one the folder
+ * (or its index) names is a regular file whose safetensors header fits its size. A job calls this
+ * before its folder exists, so a FIFO, a link to /dev/zero or a truncated file is refused at once.
+ */
+export function checkHfWeightFiles(dir: string): void {
+  const index = existsSync(join(dir, WEIGHTS_FILE)) || !existsSync(join(dir, INDEX_FILE)) ? null : readIndex(dir);
+  for (const file of weightFiles(dir, index)) checkSafetensorsFile(join(dir, file));
+}
+
 /** Reads config.json and the weights (single file or sharded) of a Hugging Face model folder. */
 export function loadHfModel(dir: string, options: Omit<FromHfOptions, "source"> = {}): HfModel {
   const hfConfig = readJson(join(dir, CONFIG_FILE));
@@ -84,6 +95,7 @@ export function loadHfModel(dir: string, options: Omit<FromHfOptions, "source"> 
       if (index !== null && file !== VALUE_HEAD_FILE && index.get(name) !== file) {
         throw new ModelFolderError(`${path}: tensor "${name}" is not mapped to ${file} by ${INDEX_FILE} (it maps it to ${index.get(name) ?? "no file"})`);
       }
+      checkFinite(path, name, t.data);
       tensors.set(name, { shape: t.shape, data: t.data });
     }
   }
@@ -91,6 +103,18 @@ export function loadHfModel(dir: string, options: Omit<FromHfOptions, "source"> 
     if (!tensors.has(name)) throw new ModelFolderError(`${join(dir, INDEX_FILE)}: tensor "${name}" is mapped to ${file}, which does not hold it`);
   }
   return { config, hfConfig, tensors, files, dtype: dtypes.size === 1 ? [...dtypes][0]! : "F32" };
+}
+
+/**
+ * A weight that is NaN or infinite makes every log-prob it touches NaN, which would surface steps
+ * later far from its cause; it is refused here, naming the file, the tensor and the first place.
+ */
+function checkFinite(path: string, name: string, data: Float32Array): void {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i]!)) {
+      throw new ModelFolderError(`${path}: tensor "${name}" holds ${data[i]} at element ${i}; weights must be finite numbers (a diverged or corrupted checkpoint?)`);
+    }
+  }
 }
 
 /** The weight files to read: model.safetensors or the index's shards, then the value head if saved. */
@@ -124,7 +148,7 @@ function readIndex(dir: string): Map<string, string> {
 function readJson(path: string): Record<string, unknown> {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = readRegularFile(path).toString("utf8");
   } catch (e) {
     throw new ModelFolderError(`${path}: cannot read it (${(e as Error).message})`);
   }
@@ -199,13 +223,15 @@ function checkNameSet(specs: readonly TensorInfo[], tensors: ReadonlyMap<string,
 
 /**
  * Checks a folder's tensor names and shapes against the model its config.json describes, from
- * the weight files' headers alone (no weights read), so a folder that cannot load is refused
- * before anything is started. The full load checks the rest (values, dtypes, offsets).
+ * the weight files' headers alone (no weights read; each file checked as checkHfWeightFiles
+ * does), so a folder that cannot load is refused before anything is started.
  */
 export function checkFolderTensors(dir: string, config: LlamaModelConfig): void {
   const index = existsSync(join(dir, WEIGHTS_FILE)) || !existsSync(join(dir, INDEX_FILE)) ? null : readIndex(dir);
-  const shapes = new Map<string, number[]>();
-  for (const file of weightFiles(dir, index)) for (const [name, shape] of headerShapes(join(dir, file))) shapes.set(name, shape);
+  const shapes = new Map<string, readonly number[]>();
+  for (const file of weightFiles(dir, index)) {
+    for (const [name, t] of checkSafetensorsFile(join(dir, file))) shapes.set(name, t.shape);
+  }
   const specs = llamaTensors({ ...config, valueHead: true });
   checkNameSet(specs, shapes, { tied: config.tiedEmbeddings, optional: isValueHeadTensor });
   for (const spec of specs) {
@@ -213,47 +239,6 @@ export function checkFolderTensors(dir: string, config: LlamaModelConfig): void 
     if (shape !== undefined && !sameShape(shape, spec.shape)) {
       throw new ModelFolderError(`tensor "${spec.name}" has shape [${shape.join(", ")}] in the checkpoint; the model expects [${spec.shape.join(", ")}]`);
     }
-  }
-}
-
-const READABLE_DTYPES: readonly ReadableDtype[] = ["F32", "F16", "BF16"];
-
-/** Tensor name to shape from a safetensors file's header (the 8-byte length, then JSON); dtypes checked. */
-function headerShapes(path: string): Map<string, number[]> {
-  const fail = (detail: string): never => {
-    throw new ModelFolderError(`${path}: ${detail}`);
-  };
-  let fd: number;
-  try {
-    fd = openSync(path, "r");
-  } catch (e) {
-    return fail(`cannot read it (${(e as Error).message})`);
-  }
-  try {
-    const prefix = new Uint8Array(8);
-    if (readSync(fd, prefix, 0, 8, 0) !== 8) fail("shorter than the 8-byte header length that starts every safetensors file");
-    const length = new DataView(prefix.buffer).getBigUint64(0, true);
-    if (length > BigInt(MAX_HEADER_BYTES)) fail(`the header length ${length} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
-    const text = new Uint8Array(Number(length));
-    if (readSync(fd, text, 0, text.length, 8) !== text.length) fail(`the header length is ${length} bytes but the file ends before (truncated file, or not safetensors)`);
-    let header: unknown;
-    try {
-      header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(text));
-    } catch (e) {
-      fail(`the header is not valid UTF-8 JSON (${(e as Error).message})`);
-    }
-    if (typeof header !== "object" || header === null || Array.isArray(header)) fail("the header is not a JSON object");
-    const shapes = new Map<string, number[]>();
-    for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
-      if (name === "__metadata__") continue;
-      const { shape, dtype } = (entry ?? {}) as { shape?: unknown; dtype?: unknown };
-      if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`tensor "${name}" has no valid shape in the header`);
-      if (!READABLE_DTYPES.includes(dtype as ReadableDtype)) fail(`tensor "${name}": dtype ${JSON.stringify(dtype)} is not supported (F32, F16 and BF16 are read)`);
-      shapes.set(name, shape as number[]);
-    }
-    return shapes;
-  } finally {
-    closeSync(fd);
   }
 }
 

@@ -4,6 +4,7 @@
  * refusal with its message. The tensor list follows the runtime's Llama contract.
  */
 import { describe, expect, test } from "bun:test";
+import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { LlamaModelConfig } from "../../native/hf/config.ts";
@@ -225,6 +226,23 @@ describe("refusals name the tensor or file and what is expected", () => {
     expect(() => loadHfModel(dir)).toThrow(`${dir}: neither model.safetensors nor model.safetensors.index.json is there`);
     writeFileSync(join(dir, "pytorch_model.bin"), "");
     expect(() => loadHfModel(dir)).toThrow(/pytorch_model\.bin is not read: convert it to safetensors/);
+  });
+
+  test("non-finite weights are refused at load, naming the file, the tensor and the element", () => {
+    const { dir, specs, params } = savedFolder(LLAMA, 12);
+    const norm = specs.find((s) => s.name === "model.norm.weight")!;
+    for (const bad of [NaN, Infinity, -Infinity]) {
+      const broken = params.slice();
+      broken[norm.offset + 3] = bad;
+      saveHfModel(dir, LLAMA, specs, broken);
+      expect(() => loadHfModel(dir)).toThrow(`${join(dir, "model.safetensors")}: tensor "model.norm.weight" holds ${bad} at element 3; weights must be finite numbers`);
+    }
+  });
+
+  test("a config.json that is a FIFO is refused at once, not waited on", () => {
+    const dir = tempDir("hf-fifo-");
+    execFileSync("mkfifo", [join(dir, "config.json")]);
+    expect(() => loadHfModel(dir)).toThrow(`${join(dir, "config.json")}: cannot read it (${join(dir, "config.json")} is a FIFO (named pipe); expected a regular file)`);
   });
 
   test("a folder without config.json, or with one that is not JSON", () => {

@@ -3,7 +3,8 @@
  * conversions against known bit patterns, and every header error with its message.
  */
 import { describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   bf16ToFloat32,
@@ -240,6 +241,38 @@ describe("safetensors errors name the file, the tensor and what is allowed", () 
     writeFileSync(path, rawFile({ ids: { dtype: "I32", shape: [1], data_offsets: [0, 4] } }, new Uint8Array(4)));
     expect(() => readSafetensors(path)).toThrow(`${path}: tensor "ids": dtype I32 is not supported`);
     expect(() => readSafetensors(join(dir, "none.safetensors"))).toThrow(/none\.safetensors: cannot read the file/);
+  });
+
+  test("a path that is not a regular file is refused by name before anything is read", () => {
+    const dir = tempDir("hf-st-");
+    const zero = join(dir, "zero.safetensors");
+    symlinkSync("/dev/zero", zero);
+    expect(() => readSafetensors(zero)).toThrow(`${zero}: cannot read the file (${zero} is a character device; expected a regular file)`);
+    const fifo = join(dir, "fifo.safetensors");
+    execFileSync("mkfifo", [fifo]);
+    expect(() => readSafetensors(fifo)).toThrow(`${fifo} is a FIFO (named pipe); expected a regular file`);
+    expect(() => readSafetensors(dir)).toThrow(`${dir} is a folder; expected a regular file`);
+  });
+
+  test("a symlink to a regular file is read (the Hugging Face cache links files to blobs)", () => {
+    const dir = tempDir("hf-st-");
+    const blob = join(dir, "blob");
+    writeSafetensors(blob, sampleTensors(6));
+    symlinkSync(blob, join(dir, "model.safetensors"));
+    expect([...readSafetensors(join(dir, "model.safetensors")).tensors.keys()]).toEqual([...sampleTensors(6).keys()]);
+  });
+
+  test("a file larger than its header says is refused from the header alone", () => {
+    // 16 GiB of holes after one 4-byte tensor: refused by size, never read (no memory is spent on it).
+    const path = join(tempDir("hf-st-"), "sparse.safetensors");
+    writeFileSync(path, rawFile({ w: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }, new Uint8Array(4)));
+    truncateSync(path, 16 * 2 ** 30);
+    expect(() => readSafetensors(path)).toThrow(`${path}: the data section holds ${16 * 2 ** 30 - 8 - 54} bytes but the header's data_offsets end at 4`);
+  });
+
+  test("bytes after the last tensor are refused, as the reference does", () => {
+    const file = rawFile({ w: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }, new Uint8Array(12));
+    expect(() => decodeSafetensors(file, "w.safetensors")).toThrow("w.safetensors: the data section holds 12 bytes but the header's data_offsets end at 4: 8 bytes belong to no tensor");
   });
 
   test("a truncated copy of a valid file is refused", () => {

@@ -5,7 +5,8 @@
  */
 import { describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { copyFileSync, cpSync, existsSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { resolveConfig } from "../../config/index.ts";
 import { loadHfModel, paramsFromTensors, saveHfModel } from "../../native/hf/model_folder.ts";
@@ -83,5 +84,39 @@ describe("a job on a Hugging Face folder", () => {
     expect(new MetricsFile(job.metrics).read().map((m) => typeof m["critic/vf_loss"])).toEqual(["number", "number"]);
     const { checkJobConfig } = await import("../../runtime/rl/trainer/plan.ts");
     await expect(checkJobConfig(configFor(join(runDir, "nowhere"), runDir))).rejects.toThrow(/worker\.actor\.model\.path=.*nowhere/);
+  }, 120_000);
+
+  test("weights that are a link to /dev/zero, a FIFO or a truncated file are refused by the check, before any job folder", async () => {
+    const { checkJobConfig } = await import("../../runtime/rl/trainer/plan.ts");
+    const runDir = tempDir("revenant-hf-run-");
+    const variant = (make: (weights: string) => void) => {
+      const dir = join(tempDir("revenant-hf-bad-"), "m");
+      cpSync(folder, dir, { recursive: true });
+      rmSync(join(dir, "model.safetensors"));
+      make(join(dir, "model.safetensors"));
+      return dir;
+    };
+    const zero = variant((w) => symlinkSync("/dev/zero", w));
+    await expect(checkJobConfig(configFor(zero, runDir))).rejects.toThrow(`${join(zero, "model.safetensors")} is a character device; expected a regular file`);
+    const fifo = variant((w) => execFileSync("mkfifo", [w]));
+    await expect(checkJobConfig(configFor(fifo, runDir))).rejects.toThrow(`${join(fifo, "model.safetensors")} is a FIFO (named pipe); expected a regular file`);
+    const cut = variant((w) => writeFileSync(w, readFileSync(join(folder, "model.safetensors")).subarray(0, 200)));
+    await expect(checkJobConfig(configFor(cut, runDir))).rejects.toThrow(`${join(cut, "model.safetensors")}: the header length is`);
+    expect(readdirSync(runDir)).toEqual([]);
+  }, 120_000);
+
+  test("a NaN weight fails the job when the policy loads, naming the file and the tensor", async () => {
+    const broken = makeModelFolder();
+    const hf = loadHfModel(broken);
+    const model = new PolicyModel({ ...hf.config, seed: 0 }, { device: "cpu" });
+    const params = paramsFromTensors(model.tensors, hf.tensors, { tied: true });
+    const norm = model.tensors.find((t) => t.name === "model.norm.weight")!;
+    params[norm.offset + 1] = NaN;
+    saveHfModel(broken, hf.config, model.tensors, params, { eosTokenId: 333 });
+    model.dispose();
+    const runDir = tempDir("revenant-hf-run-");
+    const config = configFor(broken, runDir, "algorithm.adv_estimator=grpo", "worker.actor.rollout_n=2", "algorithm.kl_coef=0");
+    const error = await fit({ config, job: createJob(config, "nan"), output: () => {}, onNote: () => {} }).catch((e: unknown) => e);
+    expect((error as Error).message).toContain(`${join(broken, "model.safetensors")}: tensor "model.norm.weight" holds NaN at element 1; weights must be finite numbers`);
   }, 120_000);
 });

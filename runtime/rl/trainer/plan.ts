@@ -3,15 +3,17 @@
  * length, response budget), each role's model, the seeds, the actors to start and their options. `checkJobConfig` runs the
  * same checks without starting anything (the HTTP service uses it to refuse a job up front).
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import { ModelSchema, type Config } from "../../../config/schema.ts";
+import { MAX_COUNT, ModelSchema, type Config } from "../../../config/schema.ts";
 import { type LlamaModelConfig, modelConfigFromHf } from "../../../native/hf/config.ts";
 import { checkFolderTensors } from "../../../native/hf/model_folder.ts";
+import { readRegularFile } from "../../../native/hf/regular_file.ts";
 import type { ModelRoleOptions, RoleModel } from "../../../roles/index.ts";
 import { threadShare } from "../../../roles/model_options.ts";
 import { JobDataError, loadJobData, loadJobDataOffThread, taskData, type JobData } from "./job_data.ts";
+import { checkRewardModule } from "../rewards/module_check.ts";
 import { deriveSeed } from "./seeds.ts";
 
 /** Where shared-memory segments live (Linux tmpfs). */
@@ -31,7 +33,20 @@ export class JobConfigError extends RangeError {
  * that cannot run leaves nothing behind.
  */
 export async function checkJobConfig(config: Config, options: { offThread?: boolean } = {}): Promise<JobPlan> {
-  return new JobPlan(config, await dataOf(() => (options.offThread ? loadJobDataOffThread(config) : loadJobData(config))));
+  const plan = new JobPlan(config, await dataOf(() => (options.offThread ? loadJobDataOffThread(config) : loadJobData(config))));
+  await checkReward(plan);
+  return plan;
+}
+
+/** A reward module that does not load or exports nothing to score with is refused now, in one line. */
+async function checkReward(plan: JobPlan): Promise<void> {
+  const reward = plan.data.reward;
+  if (reward.kind !== "module") return;
+  try {
+    await checkRewardModule(reward.path, plan.config.reward.call_deadline_s);
+  } catch (e) {
+    throw new JobConfigError("reward.module", `reward.module: ${(e as Error).message}`);
+  }
 }
 
 /** `checkJobConfig` for the shipped tasks alone, synchronously (no files to read). */
@@ -73,6 +88,25 @@ export function checkGroupSize(config: Config): void {
   }
 }
 
+/**
+ * trainer.total_epochs (verl's length of a run) as steps: enough batches of data.train_batch_size
+ * to pass over every training prompt that many times (the loader runs on into the next pass
+ * within a batch, so the count rounds up).
+ */
+export function runLength(config: Config, prompts: number): { config: Config; note?: string } {
+  const epochs = config.trainer.total_epochs;
+  if (epochs === 0) return { config };
+  const batch = config.data.train_batch_size;
+  const steps = Math.ceil((epochs * prompts) / batch);
+  if (steps > MAX_COUNT) {
+    throw new JobConfigError("trainer.total_epochs", `trainer.total_epochs=${epochs} over ${prompts} training prompts in batches of ${batch} is ${steps} steps, more than the ${MAX_COUNT} allowed`);
+  }
+  return {
+    config: { ...config, trainer: { ...config.trainer, total_steps: steps } },
+    note: `trainer.total_epochs=${epochs} → trainer.total_steps=${steps} (${epochs} pass${epochs === 1 ? "" : "es"} over ${prompts} training prompts in batches of ${batch})`,
+  };
+}
+
 /** Everything fixed for a job: shapes, seeds, the actors' options. */
 export class JobPlan {
   readonly seqLen: number;
@@ -89,7 +123,15 @@ export class JobPlan {
   /** Each role's model in words, for the banner: what it is and the context it trains at. */
   private readonly modelLines: Partial<Record<"actor" | "critic", string>> = {};
 
-  constructor(readonly config: Config, readonly data: JobData) {
+  /** The configuration as run: trainer.total_steps set from trainer.total_epochs when that is given. */
+  readonly config: Config;
+  /** What the user should hear before the job starts: the data's notes, then the plan's. */
+  readonly notes: string[];
+
+  constructor(given: Config, readonly data: JobData) {
+    const { config, note } = runLength(given, data.train.length);
+    this.config = config;
+    this.notes = [...data.notes, ...(note ? [note] : [])];
     const actor = config.worker.actor;
     this.maxNew = actor.max_new_tokens;
     this.groupSize = actor.rollout_n;
@@ -147,9 +189,9 @@ export class JobPlan {
       const source = join(path, "config.json");
       let hf: LlamaModelConfig, json: Record<string, unknown>;
       try {
-        json = JSON.parse(readFileSync(source, "utf8"));
+        json = JSON.parse(readRegularFile(source).toString("utf8"));
         hf = modelConfigFromHf(json, { source });
-        checkFolderTensors(path, hf);
+        checkFolderTensors(path, hf); // each weight file's header checked, and its tensors against config.json
       } catch (e) {
         throw new JobConfigError(key, `${key}=${path}: ${(e as Error).message}`);
       }
@@ -223,7 +265,7 @@ export class JobPlan {
     if (this.useCritic) specs.push({ id: "critic", role: "critic", options: { ...this.roleOptions("critic") } });
     if (this.useRef) specs.push({ id: "ref_policy", role: "ref_policy", options: { ...this.roleOptions("ref") } });
     const reward = this.data.reward;
-    if (reward.kind === "module") specs.push({ id: "reward", role: "reward", options: { module: reward.path } as never });
+    if (reward.kind === "module") specs.push({ id: "reward", role: "reward", options: { module: reward.path, concurrency: this.config.reward.concurrency } as never });
     const rollout = this.config.worker.rollout;
     const group = rollout.ranks > 0 ? [{ id: "rollout", role: "rollout", ranks: rollout.ranks, elastic: rollout.elastic, options: { ...this.roleOptions("rollout") } }] : [];
     return [...specs, ...group];

@@ -39,7 +39,7 @@ import type { Launcher } from "../../core/supervisor/launcher.ts";
 import type { Transport } from "../../core/ipc/transport.ts";
 import { DataLoader, type LoaderPosition } from "../tasks/dataset.ts";
 import { MetricsFile, type JobPaths } from "./job.ts";
-import { advantages, dropFailedRows, evaluate, klPenalty, referenceAndValues, rollout, score, tokenBatch, trainingMetrics, update, type JobActors } from "./phases.ts";
+import { advantages, checkSomeScored, dropFailedRows, evaluate, rewardFailureLine, klPenalty, referenceAndValues, rollout, score, tokenBatch, trainingMetrics, update, type JobActors } from "./phases.ts";
 import { tokenizerDir, type JobPrompt } from "./job_data.ts";
 import { checkJobConfig, JobPlan, SHM_DIR } from "./plan.ts";
 import { RolloutGroup } from "./rollout_group.ts";
@@ -186,10 +186,13 @@ async function timed<T>(m: Record<string, number>, key: string, phase: () => Pro
 }
 
 /** One training step's phases; its metrics and the tokens it processed. */
-async function trainStep(plan: JobPlan, actors: JobActors, step: number, prompts: readonly JobPrompt[]): Promise<{ metrics: Record<string, number>; tokens: number }> {
+async function trainStep(plan: JobPlan, actors: JobActors, step: number, prompts: readonly JobPrompt[], note: (line: string) => void): Promise<{ metrics: Record<string, number>; tokens: number }> {
   const m: Record<string, number> = {};
   const r = await timed(m, "timing_s/gen", () => rollout(plan, actors, step, prompts));
   const sc = await timed(m, "timing_s/reward", () => score(plan, actors, r.prompts, r.gen));
+  const failures = rewardFailureLine(`step ${step}`, sc.errors.length, sc.failed.length, sc.errors[0]);
+  if (failures) note(failures);
+  checkSomeScored(step, sc);
   dropFailedRows(r.batch, sc.failed);
   const batch = tokenBatch(r.batch);
   const rv = await referenceAndValues(actors, batch);
@@ -219,7 +222,9 @@ export async function fit(o: FitOptions): Promise<FitResult> {
 
 async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
   const started = performance.now();
-  const { config, job } = o;
+  // The plan's config: trainer.total_steps as run (set from trainer.total_epochs when given).
+  const { config } = plan;
+  const { job } = o;
   const note = o.onNote ?? (() => {});
   const metrics = new MetricsRegistry();
   const events = new EventLog(job.events);
@@ -253,11 +258,13 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
     const actors = jobActors(sup, plan, calls, job);
     if (o.resume) await resumeFromCheckpoint();
     await actors.rollout?.publish();
-    for (const line of plan.data.notes) note(line);
+    for (const line of plan.notes) note(line);
     const startStep = state.step;
     loggers = await JobLoggers.open(config, job, note);
-    if (state.initialValScore === undefined) {
-      const v = await evaluate(plan, actors);
+    // trainer.val_interval=0: no validation before or during training.
+    const validating = config.trainer.val_interval > 0;
+    if (state.initialValScore === undefined && validating && config.trainer.val_before_train) {
+      const v = await validate(actors, 0);
       state.initialValScore = v.score;
       loggers.samples(0, v.samples);
     }
@@ -277,9 +284,9 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
       }
       const t0 = performance.now();
       calls.begin(step);
-      const { metrics: m, tokens: stepTokens } = await trainStep(plan, actors, step, loader.next()).catch(rethrowFailure);
-      if (every(config.trainer.val_interval)) {
-        const v = await timed(m, "timing_s/testing", () => evaluate(plan, actors));
+      const { metrics: m, tokens: stepTokens } = await trainStep(plan, actors, step, loader.next(), note).catch(rethrowFailure);
+      if (validating && every(config.trainer.val_interval)) {
+        const v = await timed(m, "timing_s/testing", () => validate(actors, step));
         m["val/score"] = v.score;
         m["val/reward_failures"] = v.failures;
         loggers.samples(step, v.samples);
@@ -307,7 +314,7 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
     await o.faultPlan?.settled();
     await sup.settled().catch(rethrowFailure);
     checkFailure();
-    const finalValScore = (metricsFile.read().at(-1)?.["val/score"]) ?? (await evaluate(plan, actors)).score;
+    const finalValScore = (metricsFile.read().at(-1)?.["val/score"]) ?? (await validate(actors, config.trainer.total_steps)).score;
     if (config.checkpoint.save_hf_model !== "never" && plan.exportsHf) note(`policy saved as a Hugging Face folder: ${await exportPolicy(plan, actors, join(job.dir, "hf_model"))}`);
     const weightsSha256 = await weightsChecksum(sup);
     const totals = sup.actors().reduce((acc, a) => {
@@ -348,6 +355,14 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
     loader.seek(state.data);
     metricsFile.truncateAfter(ckpt.step);
     note(`resumed ${job.id} from checkpoint step ${ckpt.step}`);
+  }
+
+  /** The held-out evaluation, with one console line when the reward failed on some of its rows. */
+  async function validate(actors: JobActors, at: number) {
+    const v = await evaluate(plan, actors);
+    const line = rewardFailureLine(`validation at step ${at}`, v.failures, v.rows, v.firstError);
+    if (line) note(line);
+    return v;
   }
 
   function checkFailure(): void {
