@@ -178,7 +178,7 @@ describe("a folder's tensors are checked from the headers alone, before anything
     // Same length, so the data offsets stay valid: only the norm's dtype changes, F32 to I32.
     const header = bytes.subarray(8, 8 + length).toString().replace(/("model\.norm\.weight":\{"dtype":)"F32"/, '$1"I32"');
     writeFileSync(path, Buffer.concat([bytes.subarray(0, 8), Buffer.from(header), bytes.subarray(8 + length)]));
-    expect(() => checkFolderTensors(dir, LLAMA)).toThrow(`${path}: tensor "model.norm.weight": dtype "I32" is not supported (F32, F16 and BF16 are read)`);
+    expect(() => checkFolderTensors(dir, LLAMA)).toThrow(`${path}: tensor "model.norm.weight": dtype I32 is not supported; readable dtypes are F32, F16, BF16`);
   });
 });
 
