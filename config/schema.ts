@@ -114,14 +114,17 @@ const device = z.string().max(32).default("auto")
 
 /**
  * The model of a role: a Hugging Face folder (`path`), or one built from scratch with these sizes.
- * With `path`, architecture and sizes come from its config.json and the keys below are ignored.
+ * With `path`, architecture and sizes come from its config.json: `context` sets the training
+ * context (at most the folder's max_position_embeddings), and any other key below given a value
+ * other than its default must agree with the folder (runtime/rl/trainer/plan.ts refuses it
+ * otherwise, naming both).
  */
 export const ModelSchema = z.strictObject({
   path: z.string().max(4096).default("")
-    .describe("Hugging Face model folder (config.json + model.safetensors or its sharded index): Llama, Qwen2 or Mistral; empty = a new model with the sizes below"),
+    .describe("Hugging Face model folder (config.json + model.safetensors or its sharded index): Llama (Llama 3 rope scaling included), Qwen2, Qwen3 or Mistral; empty = a new model with the sizes below, which a folder's config.json must not contradict"),
   arch: z.enum(["gpt2", "llama"]).default("gpt2")
     .describe("architecture of a new model: gpt2 (LayerNorm, learned positions, GELU) or llama (RMSNorm, rotary positions, SwiGLU, grouped-query attention)"),
-  context: modelSize("context").describe("maximum sequence length in tokens"),
+  context: modelSize("context").describe("maximum sequence length in tokens; with path, the training context, at most the folder's max_position_embeddings (left at the default: the folder's, capped at the runtime's limit)"),
   width: modelSize("width").describe("model width (embedding size)"),
   layers: modelSize("layers").describe("transformer blocks"),
   heads: modelSize("heads").describe("attention heads; must divide width"),
@@ -392,6 +395,8 @@ export const ConfigSchema = z.strictObject({
     keep: int(1, LIMITS.keep).default(3).describe("checkpoints kept on disk"),
     save_hf_model: z.enum(["final", "every_checkpoint", "never"]).default("final")
       .describe("llama-family policies: write the trained policy as a Hugging Face folder (<job>/hf_model at the end; with every_checkpoint also <job>/hf_checkpoints/step-<n>, the last `keep` kept)"),
+    hf_dtype: z.enum(["auto", "f32", "bf16", "f16"]).default("auto")
+      .describe("weight dtype of those folders: auto (the dtype of the folder the policy was loaded from, f32 for a new model), f32 (exact), bf16 or f16 (rounded to nearest even, half the size)"),
   }).prefault({}),
   fault_tolerance: FaultToleranceSchema.prefault({}),
   cluster: ClusterSchema.prefault({}),

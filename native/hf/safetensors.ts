@@ -26,7 +26,7 @@ import { openRegularFile, readAt } from "./regular_file.ts";
 /** The dtypes this runtime reads; every other safetensors dtype is refused by name. */
 export type ReadableDtype = "F32" | "F16" | "BF16";
 /** The dtypes this runtime writes. */
-export type WritableDtype = "F32" | "BF16";
+export type WritableDtype = "F32" | "BF16" | "F16";
 
 /** One tensor in memory: row-major float32 values and the shape they have. */
 export interface Tensor {
@@ -93,12 +93,12 @@ export function readSafetensors(path: string): SafetensorsContents {
 /**
  * Checks a safetensors file without reading its tensors: a regular file whose header parses and
  * fits the file's size. Cheap (one header read), so a job checks its weight files with it before
- * anything starts.
+ * anything starts. Returns each tensor's dtype and shape, in header order.
  */
-export function checkSafetensorsFile(path: string): void {
+export function checkSafetensorsFile(path: string): Map<string, { dtype: ReadableDtype; shape: number[] }> {
   const { fd, size } = openSafetensors(path);
   try {
-    checkHeaderOf(fd, size, path);
+    return new Map(checkHeaderOf(fd, size, path).map((e) => [e.name, { dtype: e.dtype, shape: e.shape }]));
   } finally {
     closeSync(fd);
   }
@@ -112,12 +112,12 @@ function openSafetensors(path: string): { fd: number; size: number } {
   }
 }
 
-/** Reads the length prefix and the header (only when they fit the file) and checks them against the file's size. */
-function checkHeaderOf(fd: number, size: number, path: string): void {
+/** Reads the length prefix and the header (only when they fit the file) and checks them against the file's size; its entries. */
+function checkHeaderOf(fd: number, size: number, path: string): HeaderEntry[] {
   const headerLen = size < 8 ? 0 : Number(new DataView(readAt(fd, 0, 8).buffer).getBigUint64(0, true));
   // Only a header that fits the file and the limit is read; parseHeader refuses the others by size.
   const prefixBytes = headerLen <= Math.min(size - 8, MAX_HEADER_BYTES) ? 8 + headerLen : Math.min(size, 8);
-  parseHeader(readAt(fd, 0, prefixBytes), path, size);
+  return parseHeader(readAt(fd, 0, prefixBytes), path, size).entries;
 }
 
 /** Decodes safetensors bytes; `source` names them in errors (a file path, usually). */
@@ -287,8 +287,36 @@ export function float32ToBf16(values: Float32Array): Uint16Array {
   return out;
 }
 
+/**
+ * float32 to IEEE half-precision bit patterns, rounding to nearest with ties to even as torch's
+ * `.to(torch.float16)` does: past the largest half (65504) to infinity from 65520 on, below the
+ * smallest normal (2^-14) to subnormals; NaN stays a quiet NaN.
+ */
+export function float32ToF16(values: Float32Array): Uint16Array {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const b = bits[i]!;
+    const sign = (b >>> 16) & 0x8000;
+    const abs = b & 0x7fffffff;
+    if (abs > 0x7f800000) out[i] = sign | 0x7e00 | ((abs >>> 13) & 0x3ff);
+    else if (abs >= 0x477ff000) out[i] = sign | 0x7c00; // 65520 and above (infinity too) round to infinity
+    else if (abs < 0x38800000) out[i] = sign | roundHalfEven(Math.abs(values[i]!) * 2 ** 24); // subnormal: units of 2^-24
+    // Normal: rebias the exponent (127 to 15) and drop 13 mantissa bits; adding 0xfff plus the
+    // lowest kept bit rounds half-way cases to the even neighbour, a carry being the correct round up.
+    else out[i] = sign | (((abs + 0xfff + ((abs >>> 13) & 1)) >>> 13) - 0x1c000);
+  }
+  return out;
+}
+
+/** Rounds a non-negative number to an integer, ties to even. */
+function roundHalfEven(x: number): number {
+  const floor = Math.floor(x), rest = x - floor;
+  return rest > 0.5 || (rest === 0.5 && floor % 2 === 1) ? floor + 1 : floor;
+}
+
 export interface WriteOptions {
-  /** Stored dtype; default "F32". BF16 halves the size and rounds each value to nearest even. */
+  /** Stored dtype; default "F32". BF16 and F16 halve the size and round each value to nearest even. */
   dtype?: WritableDtype;
   /** The header's `__metadata__`; transformers wants `{format: "pt"}` (see HF_METADATA). */
   metadata?: Record<string, string>;
@@ -303,7 +331,7 @@ export const HF_METADATA: Readonly<Record<string, string>> = Object.freeze({ for
  */
 export function encodeSafetensorsChunks(tensors: ReadonlyMap<string, Tensor>, options: WriteOptions = {}): Uint8Array[] {
   const dtype = options.dtype ?? "F32";
-  if (dtype !== "F32" && dtype !== "BF16") throw new SafetensorsError("<write>", null, `cannot write dtype ${JSON.stringify(dtype)}; writable dtypes are F32, BF16`);
+  if (dtype !== "F32" && dtype !== "BF16" && dtype !== "F16") throw new SafetensorsError("<write>", null, `cannot write dtype ${JSON.stringify(dtype)}; writable dtypes are F32, BF16, F16`);
   const size = DTYPE_BYTES[dtype]!;
   const header: Record<string, unknown> = {};
   if (options.metadata !== undefined) header.__metadata__ = options.metadata;
@@ -315,7 +343,7 @@ export function encodeSafetensorsChunks(tensors: ReadonlyMap<string, Tensor>, op
     if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0) || count !== t.data.length) {
       throw new SafetensorsError("<write>", name, `shape [${t.shape.join(", ")}] does not match its ${t.data.length} values`);
     }
-    const data = dtype === "F32" ? t.data : float32ToBf16(t.data);
+    const data = dtype === "F32" ? t.data : dtype === "BF16" ? float32ToBf16(t.data) : float32ToF16(t.data);
     chunks.push(new Uint8Array(data.buffer, data.byteOffset, count * size));
     header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + count * size] };
     offset += count * size;

@@ -20,15 +20,16 @@ const root = join(import.meta.dir, "..", "..");
 const TOKENIZER = join(root, "tests", "fixtures", "tokenizer");
 const DATA = join(root, "examples", "data", "arith_word_problems");
 
-/** A small random Qwen2-shaped model (GQA, q/k/v biases, tied embeddings) saved with the fixture tokenizer. */
-function makeModelFolder(): string {
-  const dir = join(tempDir("revenant-hf-job-"), "tiny-qwen2");
-  const config: LlamaModelConfig = {
-    arch: "llama", vocab: 336, context: 96, width: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 64,
-    ropeTheta: 1e6, normEps: 1e-6, tiedEmbeddings: true, attentionBias: true, seed: 9,
-  };
+const QWEN2: LlamaModelConfig = {
+  arch: "llama", vocab: 336, context: 96, width: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 64,
+  ropeTheta: 1e6, normEps: 1e-6, tiedEmbeddings: true, attentionBias: true, seed: 9,
+};
+
+/** A small random model (by default Qwen2-shaped: GQA, q/k/v biases, tied embeddings) saved with the fixture tokenizer. */
+function makeModelFolder(config = QWEN2, dtype: "F32" | "BF16" = "F32"): string {
+  const dir = join(tempDir("revenant-hf-job-"), "tiny-model");
   const model = new PolicyModel(config, { device: "cpu" });
-  saveHfModel(dir, config, model.tensors, model.initialParams(), { eosTokenId: 333 });
+  saveHfModel(dir, config, model.tensors, model.initialParams(), { eosTokenId: 333, dtype });
   model.dispose();
   for (const f of ["tokenizer.json", "tokenizer_config.json", "generation_config.json"]) copyFileSync(join(TOKENIZER, f), join(dir, f));
   return dir;
@@ -60,6 +61,19 @@ describe("a job on a Hugging Face folder", () => {
     expect(createHash("sha256").update(new Uint8Array(params.buffer)).digest("hex")).toBe(result.weightsSha256);
     const initial = paramsFromTensors(model.tensors, loadHfModel(folder).tensors, { tied: true });
     expect(params).not.toEqual(initial);
+  }, 120_000);
+
+  test("a BF16 Qwen3 folder trains and is saved back as a BF16 Qwen3 folder", async () => {
+    const qwen3 = makeModelFolder({ ...QWEN2, attentionBias: false, headDim: 12, qkNorm: true }, "BF16");
+    const runDir = tempDir("revenant-hf-run-");
+    const config = configFor(qwen3, runDir, "algorithm.adv_estimator=grpo", "worker.actor.rollout_n=2", "algorithm.kl_coef=0");
+    const job = createJob(config, "hf-qwen3");
+    await fit({ config, job, output: () => {}, onNote: () => {} });
+    const saved = loadHfModel(join(job.dir, "hf_model"));
+    expect([saved.dtype, saved.hfConfig.torch_dtype, saved.hfConfig.architectures]).toEqual(["BF16", "bfloat16", ["Qwen3ForCausalLM"]]);
+    expect(saved.config).toMatchObject({ headDim: 12, qkNorm: true, attentionBias: false });
+    const before = loadHfModel(qwen3).tensors.get("model.layers.0.self_attn.q_norm.weight")!.data;
+    expect(saved.tensors.get("model.layers.0.self_attn.q_norm.weight")!.data).not.toEqual(before); // trained
   }, 120_000);
 
   test("the critic puts its value head on the policy's folder; a folder that does not load is named", async () => {

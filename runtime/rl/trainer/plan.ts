@@ -6,9 +6,9 @@
 import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import { MAX_COUNT, type Config } from "../../../config/schema.ts";
-import { modelConfigFromHf } from "../../../native/hf/config.ts";
-import { checkHfWeightFiles } from "../../../native/hf/model_folder.ts";
+import { MAX_COUNT, ModelSchema, type Config } from "../../../config/schema.ts";
+import { type LlamaModelConfig, modelConfigFromHf } from "../../../native/hf/config.ts";
+import { checkFolderTensors } from "../../../native/hf/model_folder.ts";
 import { readRegularFile } from "../../../native/hf/regular_file.ts";
 import type { ModelRoleOptions, RoleModel } from "../../../roles/index.ts";
 import { threadShare } from "../../../roles/model_options.ts";
@@ -103,6 +103,8 @@ export class JobPlan {
   readonly exportsHf: boolean;
   /** Each role's model: sizes and, for a Hugging Face folder, where its weights are. */
   private readonly models: Record<"actor" | "critic", RoleModel>;
+  /** Each role's model in words, for the banner: what it is and the context it trains at. */
+  private readonly modelLines: Partial<Record<"actor" | "critic", string>> = {};
 
   /** The configuration as run: trainer.total_steps set from trainer.total_epochs when that is given. */
   readonly config: Config;
@@ -160,17 +162,24 @@ export class JobPlan {
     const path = m.path || (role === "critic" ? this.config.worker.actor.model.path : "");
     const key = `worker.${role === "critic" && !m.path ? "actor" : role}.model.path`;
     if (path) {
-      let json: unknown;
+      const source = join(path, "config.json");
+      let hf: LlamaModelConfig, json: Record<string, unknown>;
       try {
-        json = JSON.parse(readRegularFile(join(path, "config.json")).toString("utf8"));
-        const { vocab, context, width, layers, heads, kvHeads, intermediate, ropeTheta, normEps, tiedEmbeddings, attentionBias } = modelConfigFromHf(json, { source: join(path, "config.json") });
-        checkHfWeightFiles(path);
-        return { path, config: { arch: "llama", vocab, context, width, layers, heads, kvHeads, intermediate, ropeTheta, normEps, tiedEmbeddings, attentionBias } };
+        json = JSON.parse(readRegularFile(source).toString("utf8"));
+        hf = modelConfigFromHf(json, { source });
+        checkFolderTensors(path, hf); // each weight file's header checked, and its tensors against config.json
       } catch (e) {
         throw new JobConfigError(key, `${key}=${path}: ${(e as Error).message}`);
       }
+      checkShapeKeys(role, m, hf, source);
+      const context = folderContext(role, m.context, json.max_position_embeddings as number, hf.context, source);
+      const { valueHead: _v, seed: _s, ...config } = hf;
+      const architecture = Array.isArray(json.architectures) ? String(json.architectures[0]) : String(json.model_type);
+      this.modelLines[role] = `${path} (${architecture}, ${hf.layers} layers, width ${hf.width}), context ${context} of max_position_embeddings ${String(json.max_position_embeddings)}`;
+      return { path, config: { ...config, context } };
     }
     const base = { vocab: this.data.tokenizer.vocabSize, context: m.context, width: m.width, layers: m.layers, heads: m.heads };
+    this.modelLines[role] = `new ${m.arch} model (${m.layers} layers, width ${m.width}), context ${m.context}`;
     if (m.arch === "gpt2") return { config: { ...base, arch: "gpt2" } };
     return {
       config: {
@@ -178,6 +187,13 @@ export class JobPlan {
         ropeTheta: m.rope_theta, normEps: m.norm_eps, tiedEmbeddings: m.tied_embeddings, attentionBias: m.attention_bias,
       },
     };
+  }
+
+  /** The banner's model lines: each trained role's model and the context it trains at. */
+  get modelBanner(): string {
+    const lines = [`model: actor ${this.modelLines.actor}`];
+    if (this.useCritic) lines.push(`model: critic ${this.modelLines.critic}`);
+    return lines.join("\n");
   }
 
   seed(...tags: (string | number)[]): number {
@@ -230,4 +246,51 @@ export class JobPlan {
     const group = rollout.ranks > 0 ? [{ id: "rollout", role: "rollout", ranks: rollout.ranks, elastic: rollout.elastic, options: { ...this.roleOptions("rollout") } }] : [];
     return [...specs, ...group];
   }
+}
+
+type ModelKeys = Config["worker"]["actor"]["model"];
+
+/** The model keys at their defaults: a key left there defers to a folder's config.json. */
+const MODEL_DEFAULTS: ModelKeys = ModelSchema.parse({});
+
+/** The shape keys a folder's config.json decides, with its name for each and the value it gives. */
+const FOLDER_KEYS: ReadonlyArray<[keyof ModelKeys, string, (c: LlamaModelConfig) => unknown]> = [
+  ["arch", "architectures", () => "llama"],
+  ["width", "hidden_size", (c) => c.width],
+  ["layers", "num_hidden_layers", (c) => c.layers],
+  ["heads", "num_attention_heads", (c) => c.heads],
+  ["kv_heads", "num_key_value_heads", (c) => c.kvHeads],
+  ["intermediate", "intermediate_size", (c) => c.intermediate],
+  ["rope_theta", "rope_theta", (c) => c.ropeTheta],
+  ["norm_eps", "rms_norm_eps", (c) => c.normEps],
+  ["tied_embeddings", "tie_word_embeddings", (c) => c.tiedEmbeddings],
+  ["attention_bias", "attention_bias (q/k/v biases)", (c) => c.attentionBias],
+];
+
+/**
+ * With a folder, its config.json gives the model's shape. A shape key given a value of its own
+ * (other than its default) that the folder contradicts would be ignored: refused, naming both.
+ */
+function checkShapeKeys(role: "actor" | "critic", m: ModelKeys, hf: LlamaModelConfig, source: string): void {
+  for (const [key, hfKey, folderValue] of FOLDER_KEYS) {
+    const mine = m[key], theirs = folderValue(hf);
+    if (mine === MODEL_DEFAULTS[key] || mine === theirs) continue;
+    const path = `worker.${role}.model.${key}`;
+    throw new JobConfigError(path, `${path}=${JSON.stringify(mine)} (this configuration) contradicts ${hfKey}=${JSON.stringify(theirs)} in ${source}, which gives the model's shape: ` +
+      `drop ${path} or set it to ${JSON.stringify(theirs)}`);
+  }
+}
+
+/**
+ * The context a folder's model trains at: worker.<role>.model.context when given (not its
+ * default) and at most the folder's max_position_embeddings, else the folder's (capped at the
+ * runtime's limit). RoPE has no position table, so the weights do not depend on it.
+ */
+function folderContext(role: "actor" | "critic", wanted: number, maxPositions: number, folderDefault: number, source: string): number {
+  if (wanted === MODEL_DEFAULTS.context) return folderDefault;
+  if (wanted > maxPositions) {
+    const path = `worker.${role}.model.context`;
+    throw new JobConfigError(path, `${path}=${wanted} is larger than max_position_embeddings=${maxPositions} in ${source}: the model was not made for positions past ${maxPositions}; set ${path} to at most ${maxPositions}`);
+  }
+  return wanted;
 }

@@ -395,7 +395,10 @@ async function deviceFallbacks(sup: Supervisor): Promise<Record<string, number>>
 /** Writes the policy as a Hugging Face folder, with the job's tokenizer files; the folder. */
 async function exportPolicy(plan: JobPlan, actors: JobActors, dir: string): Promise<string> {
   const tok = plan.data.tokenizer;
-  await actors.actor.call("exportHf", { dir, tokenizerDir: tokenizerDir(plan.config), eosTokenId: tok.eosId, padTokenId: tok.padId, ...(tok.bosId === undefined ? {} : { bosTokenId: tok.bosId }) });
+  await actors.actor.call("exportHf", {
+    dir, tokenizerDir: tokenizerDir(plan.config), eosTokenId: tok.eosId, padTokenId: tok.padId, dtype: plan.config.checkpoint.hf_dtype,
+    ...(tok.bosId === undefined ? {} : { bosTokenId: tok.bosId }),
+  });
   return dir;
 }
 

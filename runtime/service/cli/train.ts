@@ -242,6 +242,7 @@ export async function main(argv: string[]): Promise<number> {
     config = plan.config;
     resumeHint = job.dir;
     progress.note(deviceBanner(config));
+    progress.note(plan.modelBanner);
     progress.note(`job ${job.id} (${dataName(config)}, ${config.algorithm.adv_estimator}, ${config.trainer.total_steps} steps) → ${job.dir}`);
     // Ctrl-C or SIGTERM: finish the step, checkpoint, stop the actors, say how to resume. A second
     // signal exits at once (the actors notice the lost connection and exit too).
