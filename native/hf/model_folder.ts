@@ -69,16 +69,6 @@ export interface HfModel {
   dtype: ReadableDtype;
 }
 
-/**
- * Checks the weight files of a model folder without reading their tensors: each one the folder
- * (or its index) names is a regular file whose safetensors header fits its size. A job calls this
- * before its folder exists, so a FIFO, a link to /dev/zero or a truncated file is refused at once.
- */
-export function checkHfWeightFiles(dir: string): void {
-  const index = existsSync(join(dir, WEIGHTS_FILE)) || !existsSync(join(dir, INDEX_FILE)) ? null : readIndex(dir);
-  for (const file of weightFiles(dir, index)) checkSafetensorsFile(join(dir, file));
-}
-
 /** Reads config.json and the weights (single file or sharded) of a Hugging Face model folder. */
 export function loadHfModel(dir: string, options: Omit<FromHfOptions, "source"> = {}): HfModel {
   const hfConfig = readJson(join(dir, CONFIG_FILE));
@@ -223,8 +213,9 @@ function checkNameSet(specs: readonly TensorInfo[], tensors: ReadonlyMap<string,
 
 /**
  * Checks a folder's tensor names and shapes against the model its config.json describes, from
- * the weight files' headers alone (no weights read; each file checked as checkHfWeightFiles
- * does), so a folder that cannot load is refused before anything is started.
+ * the weight files' headers alone (no weights read; each file a regular file whose safetensors
+ * header fits its size, so a FIFO, a link to /dev/zero or a truncated file is refused at once),
+ * so a folder that cannot load is refused before anything is started.
  */
 export function checkFolderTensors(dir: string, config: LlamaModelConfig): void {
   const index = existsSync(join(dir, WEIGHTS_FILE)) || !existsSync(join(dir, INDEX_FILE)) ? null : readIndex(dir);
