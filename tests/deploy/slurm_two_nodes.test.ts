@@ -3,7 +3,8 @@
  * (tests/helpers/slurm.ts `startSlurmNodes`: slurmctld on this machine, one slurmd in each of two
  * network namespaces). The coordinator listens on the root side of node1's link; the policy and
  * the reference run on node1, the critic and two rollout ranks on node2 (cluster.slurm.place),
- * each an srun job whose process runs in its node's namespace and connects back over routed TCP.
+ * each an srun job whose process runs in its node's namespace and connects back over routed TCP
+ * (checked after step 1: the actor hosts in each namespace and their connections).
  *
  * - After step 3, node2 is lost: its traffic is dropped and every process in it is killed
  *   (slurmd included). Nothing reports from it: the supervisor finds its actors by their missed
@@ -19,6 +20,7 @@
  * never on time. Skips, saying why, where Slurm, network namespaces or nftables cannot run.
  */
 import { afterAll, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { resolveConfig } from "../../config/index.ts";
 import type { Config } from "../../config/schema.ts";
 import { FaultPlan } from "../../runtime/core/chaos.ts";
@@ -26,6 +28,7 @@ import { isUsableState } from "../../runtime/core/supervisor/slurm_launcher.ts";
 import type { Supervisor } from "../../runtime/core/supervisor/supervisor.ts";
 import { createJob } from "../../runtime/rl/trainer/job.ts";
 import { fit } from "../../runtime/rl/trainer/trainer.ts";
+import { tcpConnections, type NetNode } from "../helpers/netns.ts";
 import { startSlurmNodes, type SlurmNodes } from "../helpers/slurm.ts";
 import { waitFor } from "../helpers/supervision.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -91,6 +94,12 @@ test.skipIf(skip !== undefined)(
       sup!.events.events.slice(from, to).filter((e) => e.type === "placed");
     const nodesOf = (actor: string, from = 0, to = Infinity) => placed(from, to).filter((e) => e.actor === actor).map((e) => e.node);
     const onLost = ["critic", "rollout/0", "rollout/1"];
+    /** The actor hosts running in `node`'s namespace, each with the TCP connections it holds there. */
+    const actorHosts = (node: NetNode) => c.net.pids(node)
+      .filter((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("runtime/core/host/host.ts"))
+      .map((pid) => tcpConnections(pid).filter((t) => t.state === "01").map((t) => `${t.local.split(":")[0]} -> ${t.remote}`));
+    let hostsSeen: string[][][] = [];
+    let coordinator = "";
 
     // Bounds the wait for the move off node2, so that a launcher that never moves fails saying so
     // (instead of the job waiting for node2 until the test's own timeout).
@@ -102,6 +111,11 @@ test.skipIf(skip !== undefined)(
       faultPlan: new FaultPlan([{ actor: "critic", step: 5, call: 1, action: "kill" }]),
       onSupervisor: (s) => (sup = s),
       onStep: async (step) => {
+        if (step === 1) {
+          const listen = sup!.actorAddress;
+          coordinator = listen?.kind === "tcp" ? `${listen.host}:${listen.port}` : `not TCP: ${JSON.stringify(listen)}`;
+          hostsSeen = c.net.list.map((node) => actorHosts(node));
+        }
         if (step === 3) {
           lostAt = sup!.events.events.length;
           c.lose(LOST);
@@ -131,6 +145,10 @@ test.skipIf(skip !== undefined)(
     expect(placed(0, lostAt).map((e) => [e.actor, e.incarnation, e.node]).sort()).toEqual([
       ["actor_rollout", 1, "node1"], ["critic", 1, "node2"], ["ref_policy", 1, "node1"], ["rollout/0", 1, "node2"], ["rollout/1", 1, "node2"],
     ]);
+    // Each actor ran in its node's namespace, connected to the coordinator from the node's own
+    // address over its link (routed TCP, never loopback): two hosts on node1, three on node2.
+    expect(coordinator).toStartWith(`${c.coordinatorHost}:`);
+    expect(hostsSeen).toEqual(c.net.list.map((node, i) => Array(i === 0 ? 2 : 3).fill([`${node.address} -> ${coordinator}`])));
     // Node1 never lost anything.
     expect(nodesOf("actor_rollout")).toEqual(["node1"]);
     expect(nodesOf("ref_policy")).toEqual(["node1"]);
