@@ -135,7 +135,8 @@ test.skipIf(skip !== undefined)(
       },
     });
 
-    // Whichever ends first: the job, or the bound on the move (then fit's own end is not awaited).
+    // The job's end, unless the bound on the move runs out first: then the test fails at once
+    // with that bound's error (and the job's own failure, later, is no unhandled rejection).
     run.catch(() => {});
     const result = await Promise.race([run, movedOff.then(() => run)]);
     expect(result.weightsSha256).toBe(calm.weightsSha256);

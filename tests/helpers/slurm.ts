@@ -14,9 +14,12 @@
  *   `nsenter --net` (`ip netns exec` would remount /sys, and slurmd would find no cgroup
  *   mounts), with its spool, pid file and log named by node (%n). Jobs' processes run inside
  *   their node's namespace, so they reach the root side only over their node's link: real
- *   routed TCP. `SlurmdTimeout` is short, so a node that stops answering is marked not
- *   responding (`*`), then down, within seconds; `ReturnToService=2` puts it back in service as
- *   soon as its slurmd registers again. `lose(node)` drops the node's traffic (nftables in its
+ *   routed TCP. Every conversation has the root namespace at one end (srun and slurmctld run
+ *   there, and Slurm's message fan-out, TreeWidth, is wider than two nodes, so no slurmd relays
+ *   to the other): nothing is forwarded between the nodes, and net.ipv4.ip_forward is left as it
+ *   is. `SlurmdTimeout` is short, so a node that stops answering is marked not responding (`*`),
+ *   then down, within seconds; `ReturnToService=2` puts it back in service as soon as its
+ *   slurmd registers again. `lose(node)` drops the node's traffic (nftables in its
  *   namespace) and SIGKILLs every process in it (slurmd, the steps and what they run): the
  *   machine is gone, and says nothing on its way out; `restore(node)` lets its traffic through,
  *   starts its slurmd again and waits for Slurm to call it usable.
@@ -30,6 +33,9 @@
  * const cluster = await startSlurm();
  * if ("skip" in cluster) console.log(`[Slurm tests skipped] ${cluster.skip}`);
  * else { process.env.SLURM_CONF = cluster.conf; ...; await cluster.stop(); }
+ *
+ * const two = await startSlurmNodes();
+ * if (!("skip" in two)) { ...; two.lose("node2"); ...; await two.restore("node2"); ...; await two.stop(); }
  * ```
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
