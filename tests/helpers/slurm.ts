@@ -282,13 +282,15 @@ function cannotRunNodes(): string | undefined {
 export async function startSlurmNodes(): Promise<SlurmNodes | { skip: string }> {
   const why = cannotRunNodes();
   if (why) return { skip: why };
+  // The folder first: nothing of the machine's is touched until the network is made, and from
+  // then on every failure goes through stop(), which removes it again.
+  const c = prepare("revenant-slurm2-");
   let net: Nodes;
   try {
     net = createNodesAt(TWO_NODES);
   } catch (e) {
     return { skip: (e as Error).message };
   }
-  const c = prepare("revenant-slurm2-");
   const byName = (name: string) => {
     const node = net.list.find((n) => n.name === name);
     if (!node) throw new Error(`no node ${name} in this cluster: ${net.list.map((n) => n.name).join(", ")}`);
