@@ -233,7 +233,7 @@ function srunArgCheck(arg: string, ctx: z.RefinementCtx): void {
 const gpuCount = (role: string) => int(0, 64).default(0).describe(`GPUs for each ${role} actor (srun --gpus, or the pod's nvidia.com/gpu limit); 0 = none`);
 const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const nodeName = () => z.string().max(253).superRefine(matching(NODE_NAME, "a node name (letters, digits, _ . -)"));
-const placeNode = (role: string) => z.string().max(253).superRefine(matching(/^$|^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "a node name (letters, digits, _ . -) or empty"))
+const placeNode = (role: string) => z.string().max(253).superRefine(matching(new RegExp(`^$|${NODE_NAME.source}`), "a node name (letters, digits, _ . -) or empty"))
   .default("").describe(`home node of each ${role} actor, while Slurm calls it usable (one of cluster.slurm.nodes, or of the allocation); empty = actors spread over the nodes`);
 
 export const ClusterSchema = z.strictObject({

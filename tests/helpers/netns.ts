@@ -19,6 +19,9 @@
  *
  * Names carry a random suffix and the /30s a random 10.X.Y block not in use on this machine, so
  * parallel runs do not collide (names and addresses only: nothing a test asserts depends on it).
+ * `createNodesAt(list)` makes nodes with fixed names and addresses instead, for a configuration
+ * that names them (a Slurm cluster's slurm.conf), refusing with a clear error any that is in use.
+ * `enter(node)` is the `nsenter --net` prefix that starts a daemon in a node's namespace.
  * `destroy()` kills what runs in the namespaces, deletes them and their links, and is safe to call
  * twice; `destroyAllNodes()` destroys whatever this process still has (for an afterEach: a test
  * whose body was abandoned never reaches its own `finally`), and the process's exit does too.
