@@ -197,8 +197,8 @@ export const RolloutWorkerSchema = z.strictObject({
  * config error and a Supervisor option error say the same thing.
  */
 const CLUSTER_LAUNCHERS = ["local", "slurm", "kubernetes"] as const;
-/** Per-role GPU counts: the shipped roles by name. */
-const GPU_ROLES = ["actor_rollout", "critic", "ref_policy", "reward", "rollout"] as const;
+/** The shipped roles by name: per-role GPU counts and home nodes. */
+const CLUSTER_ROLES = ["actor_rollout", "critic", "ref_policy", "reward", "rollout"] as const;
 /** srun options the Slurm launcher sets itself; a user value would break placement or the environment. */
 export const SRUN_RESERVED = [
   "--export", "--nodelist", "-w", "--exclude", "-x", "--ntasks", "-n", "--nodes", "-N", "--jobid", "--overlap", "--gpus", "-G", "--job-name", "-J",
@@ -239,6 +239,10 @@ function srunArgCheck(arg: string, ctx: z.RefinementCtx): void {
 }
 
 const gpuCount = (role: string) => int(0, 64).default(0).describe(`GPUs for each ${role} actor (srun --gpus, or the pod's nvidia.com/gpu limit); 0 = none`);
+const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const nodeName = () => z.string().max(253).superRefine(matching(NODE_NAME, "a node name (letters, digits, _ . -)"));
+const placeNode = (role: string) => z.string().max(253).superRefine(matching(new RegExp(`^$|${NODE_NAME.source}`), "a node name (letters, digits, _ . -) or empty"))
+  .default("").describe(`home node of each ${role} actor, while Slurm calls it usable (one of cluster.slurm.nodes, or of the allocation); empty = actors spread over the nodes`);
 
 export const ClusterSchema = z.strictObject({
   launcher: z.enum(CLUSTER_LAUNCHERS).default("local")
@@ -256,12 +260,13 @@ export const ClusterSchema = z.strictObject({
   tls_cert: z.string().max(4096).default("").describe("PEM certificate the coordinator presents to actors (TCP only; with tls_key); empty = no TLS"),
   tls_key: z.string().max(4096).default("").describe("PEM private key of tls_cert"),
   tls_ca: z.string().max(4096).default("").describe("PEM certificates actors trust to verify the coordinator; empty = tls_cert itself (self-signed)"),
-  gpus: z.strictObject(Object.fromEntries(GPU_ROLES.map((r) => [r, gpuCount(r)])) as Record<(typeof GPU_ROLES)[number], ReturnType<typeof gpuCount>>).prefault({}),
+  gpus: z.strictObject(Object.fromEntries(CLUSTER_ROLES.map((r) => [r, gpuCount(r)])) as Record<(typeof CLUSTER_ROLES)[number], ReturnType<typeof gpuCount>>).prefault({}),
   slurm: z.strictObject({
     partition: z.string().max(256).superRefine(matching(/^[A-Za-z0-9_.-]*$/, "a Slurm partition name (letters, digits, _ . -)")).default("")
       .describe("partition of the jobs srun makes outside an allocation; empty = the cluster's default (inside an allocation, the allocation's)"),
-    nodes: z.array(z.string().max(253).superRefine(matching(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "a node name (letters, digits, _ . -)"))).max(4096).default([])
+    nodes: z.array(nodeName()).max(4096).default([])
       .describe("nodes to place actors on, in order (actors spread over them, a lost node's actors move to the next); empty = the allocation's nodes, or Slurm's choice outside one"),
+    place: z.strictObject(Object.fromEntries(CLUSTER_ROLES.map((r) => [r, placeNode(r)])) as Record<(typeof CLUSTER_ROLES)[number], ReturnType<typeof placeNode>>).prefault({}),
     srun_args: z.array(z.string().min(1).max(1024).superRefine(srunArgCheck)).max(64).default([])
       .describe("extra srun options for every actor, e.g. [--mem=16G, --cpus-per-task=4]"),
   }).prefault({}),
@@ -290,6 +295,7 @@ type ClusterShape = {
   tls_key: string;
   tls_ca: string;
   kubernetes: { image: string };
+  slurm: { nodes: string[]; place: Record<string, string> };
 };
 
 /** The port of a listen address; 0 when empty, undefined when unreadable (its own issue says why). */
@@ -314,6 +320,10 @@ function clusterRules(c: ClusterShape, ctx: z.RefinementCtx): void {
   }
   if (c.tls_cert && !c.tls_key) issue(["tls_key"], "is needed with tls_cert: the private key of that certificate");
   if (c.tls_key && !c.tls_cert) issue(["tls_cert"], "is needed with tls_key: the certificate that key belongs to");
+  const nodes = c.slurm.nodes;
+  for (const [role, node] of Object.entries(c.slurm.place)) {
+    if (node && nodes.length > 0 && !nodes.includes(node)) issue(["slurm", "place", role], `${node} is not in cluster.slurm.nodes; allowed: ${nodes.join(", ")}`);
+  }
   if (c.launcher === "kubernetes") {
     if (!c.kubernetes.image) issue(["kubernetes", "image"], "is needed by the kubernetes launcher: the image actor pods run (the coordinator's own)");
     if (listenPort(c.listen) === 0) {

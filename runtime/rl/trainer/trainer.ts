@@ -63,8 +63,11 @@ export interface FitOptions {
    * initial evaluation is step 0), in the order the trainer makes them.
    */
   faultPlan?: FaultPlan;
-  /** Called after every step with its metrics. */
-  onStep?(step: number, metrics: Record<string, number>): void;
+  /**
+   * Called after every step with its metrics. A returned promise is awaited before the next step
+   * starts: what happens between two steps (a node brought back, a check) happens there.
+   */
+  onStep?(step: number, metrics: Record<string, number>): unknown;
   /** Human-readable notes (resume, checkpoint warnings, failures). */
   onNote?(line: string): void;
   /** Actor output sink; default: stderr with the actor's prefix. */
@@ -310,7 +313,7 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
       Object.assign(m, metrics.step(), fallbacks);
       if (config.trainer.logger.includes("jsonl")) metricsFile.append(step, m);
       await loggers.step(step, m);
-      o.onStep?.(step, m);
+      await o.onStep?.(step, m);
     }
     monkey?.stop();
     // A fault injected at the very end is repaired before the job is declared done.
