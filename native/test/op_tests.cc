@@ -161,6 +161,29 @@ void gradient_checks() {
                 },
                 seed++);
   }
+  {  // lora: an adapter of rank 3 writing columns 0..5 of rows 10 wide (a block of packed rows), so
+     // the row stride and the untouched columns are exercised; scale 1.7 as alpha / rank would give.
+    const int N = 5, C = 7, OC = 6, ld = 10, r = 3;
+    const float scale = 1.7f;
+    op_check("lora", (Tensors64{rng.normals(N * C), rng.normals(r * C), rng.normals(OC * r)}),
+             (std::vector<std::string>{"inp", "A", "B"}),
+             1e-5,  // two chained dot products of <= 7 float32 terms: ~1e-6 relative
+             [=](const auto& x) {
+               using E = T_of<decltype(x)>;
+               std::vector<E> out(N * ld), u(N * r);
+               cpu::lora_forward(out.data(), u.data(), x[0].data(), x[1].data(), x[2].data(), N, C, OC, ld, r, scale);
+               return out;
+             },
+             [=](const auto& x, const auto& d) {
+               using E = T_of<decltype(x)>;
+               std::vector<E> u(N * r), du(N * r);
+               std::vector<std::vector<E>> g = {std::vector<E>(N * C), std::vector<E>(r * C), std::vector<E>(OC * r)};
+               cpu::lora_backward(g[0].data(), g[1].data(), g[2].data(), u.data(), du.data(), d.data(), x[0].data(),
+                                  x[1].data(), x[2].data(), N, C, OC, ld, r, scale);
+               return g;
+             },
+             seed++);
+  }
   // attention: B=2, T=5, C=8; NH=2 plain multi-head, then NH=4 over NKV=2 and NKV=1 kv heads
   // (grouped-query: several query heads add into one kv head's gradient).
   for (const std::pair<int, int> heads : {std::pair{2, 2}, std::pair{4, 2}, std::pair{4, 1}}) {

@@ -175,6 +175,31 @@ ModelConfig read_config(const Napi::Object& c) {
     cfg.rope_scaling.high_freq_factor = static_cast<float>(get_number(r, "highFreqFactor"));
     cfg.rope_scaling.original_context = static_cast<float>(get_number(r, "originalContext"));
   }
+  // lora: null or absent (no adapters), or {rank, alpha?, rslora?, modules?: string[]}.
+  const Napi::Value lv = c.Get("lora");
+  if (!lv.IsUndefined() && !lv.IsNull()) {
+    if (!lv.IsObject()) throw Napi::TypeError::New(c.Env(), "lora must be null or an object {rank, alpha?, rslora?, modules?}");
+    const Napi::Object l = lv.As<Napi::Object>();
+    cfg.lora.rank = get_int(l, "rank");
+    cfg.lora.alpha = static_cast<float>(get_number_or(l, "alpha", 0));
+    cfg.lora.rslora = get_bool_or(l, "rslora", false);
+    const Napi::Value mods = l.Get("modules");
+    if (!mods.IsUndefined()) {
+      if (!mods.IsArray()) throw Napi::TypeError::New(c.Env(), "lora.modules must be an array of projection names");
+      const Napi::Array a = mods.As<Napi::Array>();
+      cfg.lora.modules = 0;
+      for (uint32_t i = 0; i < a.Length(); ++i) {
+        const std::string name = a.Get(i).ToString().Utf8Value();
+        int found = -1;
+        for (int m = 0; m < kLoraModules; ++m)
+          if (name == lora_module_name(m)) found = m;
+        if (found < 0)
+          throw Napi::TypeError::New(c.Env(), "lora.modules[" + std::to_string(i) + "] is \"" + name +
+                                                  "\"; allowed: q_proj k_proj v_proj o_proj gate_proj up_proj down_proj");
+        cfg.lora.modules |= 1u << found;
+      }
+    }
+  }
   return cfg;
 }
 
@@ -184,14 +209,14 @@ ModelConfig read_config(const Napi::Object& c) {
 // the call settles; the caller must not detach or transfer its buffer meanwhile.
 Napi::Promise queue_param_copy(const Napi::CallbackInfo& info, Napi::Object owner, const std::shared_ptr<Shared>& shared,
                                std::size_t num_params, const char* method, const char* arg,
-                               void (*copy)(Model&, float*)) {
+                               void (*copy)(Model&, float*), const char* what = "this model's trained parameter count") {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
     throw Napi::TypeError::New(env, std::string(method) + "(" + arg + ": Float32Array): " + arg + " must be a Float32Array");
   Napi::Float32Array a = info[0].As<Napi::Float32Array>();
   if (a.ElementLength() != num_params)
     throw Napi::RangeError::New(env, std::string(method) + ": " + arg + " holds " + std::to_string(a.ElementLength()) +
-                                         " floats, expected " + std::to_string(num_params) + " (this model's parameter count)");
+                                         " floats, expected " + std::to_string(num_params) + " (" + what + ")");
   float* data = a.Data();
   auto keep = std::make_shared<Napi::ObjectReference>(Napi::Persistent(a.As<Napi::Object>()));
   // `keep` lives in the done callback, which is destroyed on the JavaScript thread with the job.
@@ -204,7 +229,7 @@ Napi::Promise queue_param_copy(const Napi::CallbackInfo& info, Napi::Object owne
 struct PolicyModelNative::Impl {
   std::shared_ptr<Shared> shared = std::make_shared<Shared>();
   // Read on the JavaScript thread to check array lengths; the model itself may be mid-call.
-  std::size_t num_params = 0;
+  std::size_t num_params = 0, num_trained = 0;
   std::string device;    // "cpu" or "cuda:N"
   std::string fallback;  // why device "auto" runs on the CPU; "" otherwise
   Backend* backend = nullptr;  // the model's; lives as long as the model (for the test hook)
@@ -222,6 +247,9 @@ Napi::Function PolicyModelNative::Define(Napi::Env env) {
                       InstanceMethod("setState", &PolicyModelNative::SetState),
                       InstanceMethod("copyParamsTo", &PolicyModelNative::CopyParamsTo),
                       InstanceMethod("loadParamsFrom", &PolicyModelNative::LoadParamsFrom),
+                      InstanceMethod("copyBaseTo", &PolicyModelNative::CopyBaseTo),
+                      InstanceMethod("loadBaseFrom", &PolicyModelNative::LoadBaseFrom),
+                      InstanceMethod("initialLoraParams", &PolicyModelNative::InitialLoraParams),
                       InstanceMethod("dispose", &PolicyModelNative::Dispose),
                       InstanceMethod("initialParams", &PolicyModelNative::InitialParams),
                       InstanceMethod("__testDeviceLost", &PolicyModelNative::TestDeviceLost)});
@@ -243,6 +271,7 @@ PolicyModelNative::PolicyModelNative(const Napi::CallbackInfo& info)
   impl_->shared->model = exiting_on_device_lost([&] { return std::make_unique<Model>(cfg, std::move(choice.backend)); });
   impl_->shared->step.store(impl_->shared->model->step());
   impl_->num_params = impl_->shared->model->num_params();
+  impl_->num_trained = impl_->shared->model->num_trained();
 }
 
 PolicyModelNative::~PolicyModelNative() = default;
@@ -262,20 +291,25 @@ Napi::Value PolicyModelNative::Info(const Napi::CallbackInfo& info) {
   out.Set("device", impl_->device);
   out.Set("fallback", impl_->fallback.empty() ? env.Null() : Napi::String::New(env, impl_->fallback));
   out.Set("numParams", static_cast<double>(m.num_params()));
+  out.Set("numTrained", static_cast<double>(m.num_trained()));
   out.Set("step", impl_->shared->step.load());
-  Napi::Array tensors = Napi::Array::New(env, m.tensors().size());
-  for (std::size_t i = 0; i < m.tensors().size(); ++i) {
-    const TensorSpec& s = m.tensors()[i];
-    Napi::Object t = Napi::Object::New(env);
-    t.Set("name", s.name);
-    Napi::Array shape = Napi::Array::New(env, s.shape.size());
-    for (std::size_t d = 0; d < s.shape.size(); ++d) shape[d] = s.shape[d];
-    t.Set("shape", shape);
-    t.Set("offset", static_cast<double>(s.offset));
-    t.Set("size", static_cast<double>(s.size));
-    tensors[i] = t;
-  }
-  out.Set("tensors", tensors);
+  const auto list = [&](const std::vector<TensorSpec>& specs) {
+    Napi::Array tensors = Napi::Array::New(env, specs.size());
+    for (std::size_t i = 0; i < specs.size(); ++i) {
+      const TensorSpec& s = specs[i];
+      Napi::Object t = Napi::Object::New(env);
+      t.Set("name", s.name);
+      Napi::Array shape = Napi::Array::New(env, s.shape.size());
+      for (std::size_t d = 0; d < s.shape.size(); ++d) shape[d] = s.shape[d];
+      t.Set("shape", shape);
+      t.Set("offset", static_cast<double>(s.offset));
+      t.Set("size", static_cast<double>(s.size));
+      tensors[i] = t;
+    }
+    return tensors;
+  };
+  out.Set("tensors", list(m.tensors()));
+  out.Set("loraTensors", list(m.lora_tensors()));
   return out;
 }
 
@@ -318,9 +352,11 @@ Napi::Value PolicyModelNative::PerToken(const Napi::CallbackInfo& info, bool val
   if (info.Length() < 1 || !info[0].IsObject())
     throw Napi::TypeError::New(env, std::string(values ? "values" : "logprobs") + "(batch: {tokens, mask, batch, seqLen})");
   const TokenBatch batch = read_token_batch<TokenBatch>(info[0].As<Napi::Object>());
+  // logprobs(batch, {adapters: false}): the base model's, a LoRA model's reference policy.
+  const bool adapters = values || info.Length() < 2 || !info[1].IsObject() || get_bool_or(info[1].As<Napi::Object>(), "adapters", true);
   auto out = std::make_shared<std::vector<float>>();
   return queue_job(
-      env, Value(), impl_->shared, [=](Model& m) { *out = values ? m.values(batch) : m.logprobs(batch); },
+      env, Value(), impl_->shared, [=](Model& m) { *out = values ? m.values(batch) : m.logprobs(batch, adapters); },
       [out](Napi::Env env) { return to_js<float>(env, *out); });
 }
 
@@ -414,14 +450,26 @@ Napi::Value PolicyModelNative::SetState(const Napi::CallbackInfo& info) {
 // copyParamsTo(dst: Float32Array) -> Promise<void>, queued: dst receives the weights the calls made
 // before it leave.
 Napi::Value PolicyModelNative::CopyParamsTo(const Napi::CallbackInfo& info) {
-  return queue_param_copy(info, Value(), impl_->shared, impl_->num_params, "copyParamsTo", "dst",
+  return queue_param_copy(info, Value(), impl_->shared, impl_->num_trained, "copyParamsTo", "dst",
                           [](Model& m, float* dst) { m.copy_params_to(dst); });
+}
+
+// copyBaseTo(dst) / loadBaseFrom(src): every base weight (numParams floats), whatever trains; a
+// LoRA model's frozen base goes in and out through these.
+Napi::Value PolicyModelNative::CopyBaseTo(const Napi::CallbackInfo& info) {
+  return queue_param_copy(info, Value(), impl_->shared, impl_->num_params, "copyBaseTo", "dst",
+                          [](Model& m, float* dst) { m.copy_base_to(dst); }, "this model's parameter count");
+}
+
+Napi::Value PolicyModelNative::LoadBaseFrom(const Napi::CallbackInfo& info) {
+  return queue_param_copy(info, Value(), impl_->shared, impl_->num_params, "loadBaseFrom", "src",
+                          [](Model& m, float* src) { m.load_base_from(src); }, "this model's parameter count");
 }
 
 // loadParamsFrom(src: Float32Array) -> Promise<void>, queued: the weights only; AdamW moments and
 // step stay.
 Napi::Value PolicyModelNative::LoadParamsFrom(const Napi::CallbackInfo& info) {
-  return queue_param_copy(info, Value(), impl_->shared, impl_->num_params, "loadParamsFrom", "src",
+  return queue_param_copy(info, Value(), impl_->shared, impl_->num_trained, "loadParamsFrom", "src",
                           [](Model& m, float* src) { m.load_params_from(src); });
 }
 
@@ -445,6 +493,12 @@ Napi::Value PolicyModelNative::Dispose(const Napi::CallbackInfo& info) {
 Napi::Value PolicyModelNative::InitialParams(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return to_js<float>(env, exiting_on_device_lost([&] { return model(env).initial_params(); }));
+}
+
+// initialLoraParams() -> Float32Array: the adapters this config starts from (empty without LoRA).
+Napi::Value PolicyModelNative::InitialLoraParams(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return to_js<float>(env, model(env).initial_lora_params());
 }
 
 // __testDeviceLost() -> Promise that never settles: a test hook. Queues a call that fails as a

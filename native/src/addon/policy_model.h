@@ -30,6 +30,9 @@ class PolicyModelNative : public Napi::ObjectWrap<PolicyModelNative> {
   Napi::Value SetState(const Napi::CallbackInfo& info);
   Napi::Value CopyParamsTo(const Napi::CallbackInfo& info);
   Napi::Value LoadParamsFrom(const Napi::CallbackInfo& info);
+  Napi::Value CopyBaseTo(const Napi::CallbackInfo& info);
+  Napi::Value LoadBaseFrom(const Napi::CallbackInfo& info);
+  Napi::Value InitialLoraParams(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value InitialParams(const Napi::CallbackInfo& info);
   Napi::Value TestDeviceLost(const Napi::CallbackInfo& info);

@@ -186,11 +186,23 @@ Model::Model(const ModelConfig& cfg, std::unique_ptr<Backend> backend)
   d_ = model_dims(cfg_);
   build_specs();
   params_ = DeviceBuffer<float>(be_.get(), num_params_);
-  grads_ = DeviceBuffer<float>(be_.get(), num_params_);
-  m_ = DeviceBuffer<float>(be_.get(), num_params_);
-  v_ = DeviceBuffer<float>(be_.get(), num_params_);
   const std::vector<float> init = initial_params();
   be_->upload(params_.get(), init.data(), num_params_ * sizeof(float));
+  // A LoRA model keeps no gradient or moments for its frozen base: only the adapters train.
+  DeviceBuffer<float>*g = &grads_, *m = &m_, *v = &v_;
+  std::size_t n = num_params_;
+  if (lora_on()) {
+    build_lora_specs();
+    lora_p_ = DeviceBuffer<float>(be_.get(), num_lora_);
+    const std::vector<float> adapters = initial_lora_params();
+    be_->upload(lora_p_.get(), adapters.data(), num_lora_ * sizeof(float));
+    g = &lora_g_, m = &lora_m_, v = &lora_v_;
+    n = num_lora_;
+  }
+  for (DeviceBuffer<float>* b : {g, m, v}) {
+    *b = DeviceBuffer<float>(be_.get(), n);
+    be_->zero(b->get(), n * sizeof(float));
+  }
 }
 
 Model::~Model() = default;
@@ -198,6 +210,7 @@ Model::~Model() = default;
 // Bounds from native/model_limits.json (compile definitions), the same the config and TS use.
 void Model::check_config() const {
   const ModelConfig& c = cfg_;
+  check_lora_config();
   const auto in = [](int v, int lo, int hi) { return v >= lo && v <= hi; };
   const auto range = [](int lo, int hi) { return " must be in " + str(lo) + ".." + str(hi) + ", got "; };
   RV_CHECK(in(c.vocab, REVENANT_VOCAB_MIN, REVENANT_VOCAB_MAX), kOp, "vocab" + range(REVENANT_VOCAB_MIN, REVENANT_VOCAB_MAX) + str(c.vocab));
@@ -465,7 +478,7 @@ void Model::rope(float* qkv, int B, int T, int pos0, bool backward) {
 // cache_len positions) the attention stores the T positions in the caches and attends over
 // everything cached up to each (a prefill, or one decoding step when T == 1); otherwise it is the
 // full causal pass over the T positions.
-void Model::block_forward(const Layer& w, const BlockIO& x, const float* residual, int B, int T, int pos0,
+void Model::block_forward(const Layer& w, int l, const BlockIO& x, const float* residual, int B, int T, int pos0,
                           float* kcache, float* vcache, int cache_len) {
   Backend& be = *be_;
   const Dims& d = d_;
@@ -474,6 +487,7 @@ void Model::block_forward(const Layer& w, const BlockIO& x, const float* residua
   // With q/k norms and a backward to come, the product lands in qkv_raw and is kept there.
   float* raw = cfg_.qk_norm && x.qkv_raw ? x.qkv_raw : x.qkv;
   be.matmul_forward(raw, x.ln1, w.qkvw, w.qkvb, N, d.C, d.qkv);
+  lora_add(l, LoraQ, LoraV, raw, x.ln1, N);
   if (cfg_.qk_norm) {
     if (raw != x.qkv) be.copy(x.qkv, raw, static_cast<std::size_t>(N) * d.qkv * sizeof(float));  // v as it is
     be.head_rmsnorm_forward(x.qkv, x.q_rstd, raw, w.qnorm, N, d.NH, d.hd, d.qkv, cfg_.norm_eps);
@@ -483,11 +497,14 @@ void Model::block_forward(const Layer& w, const BlockIO& x, const float* residua
   if (kcache) be.attention_decode(x.atty, kcache, vcache, x.qkv, B, T, d.qC, d.NH, d.NKV, pos0, cache_len);
   else be.attention_forward(x.atty, x.att, x.qkv, B, T, d.qC, d.NH, d.NKV);
   be.matmul_forward(x.attproj, x.atty, w.attprojw, w.attprojb, N, d.qC, d.C);
+  lora_add(l, LoraO, LoraO, x.attproj, x.atty, N);
   be.residual_forward(x.res2, residual, x.attproj, N * d.C);
   norm_forward(x.ln2, x.ln2_mean, x.ln2_rstd, x.res2, w.ln2w, w.ln2b, N);
   be.matmul_forward(x.fch, x.ln2, w.fcw, w.fcb, N, d.C, d.mlp_in);
+  lora_add(l, LoraGate, LoraUp, x.fch, x.ln2, N);
   mlp_act_forward(x.fch_act, x.fch, N);
   be.matmul_forward(x.fcproj, x.fch_act, w.fcprojw, w.fcprojb, N, d.mlp_hidden, d.C);
+  lora_add(l, LoraDown, LoraDown, x.fcproj, x.fch_act, N);
   be.residual_forward(x.res3, x.res2, x.fcproj, N * d.C);
 }
 
@@ -509,7 +526,7 @@ void Model::forward(Acts& a, bool want_logits, bool want_values) {
   be_->embedding_forward(a.encoded.get(), a.tokens.get(), at(P, slots_.wte), at(P, slots_.wpe), B, T, d_.C, 0);
   const float* residual = a.encoded.get();
   for (int l = 0; l < cfg_.layers; ++l) {
-    block_forward(layer(P, l), a.layers[l].io(), residual, B, T, 0, nullptr, nullptr, 0);
+    block_forward(layer(P, l), l, a.layers[l].io(), residual, B, T, 0, nullptr, nullptr, 0);
     residual = a.layers[l].res3.get();
   }
   head_forward(a.lnf.get(), a.lnf_mean.get(), a.lnf_rstd.get(), residual, want_logits ? a.logits.get() : nullptr,
@@ -528,14 +545,17 @@ void Model::block_backward(Acts& a, const Layer& w, const Layer& g, int l, const
   // MLP branch: res3 = res2 + down(act(up(norm2(res2))))
   be.zero(a.dfch_gelu.get(), rows * d.mlp_hidden);
   be.matmul_backward(a.dfch_gelu.get(), g.fcprojw, g.fcprojb, a.dres.get(), x.fch_gelu.get(), w.fcprojw, N, d.mlp_hidden, d.C);
+  lora_grad(l, LoraDown, LoraDown, a.dfch_gelu.get(), a.dres.get(), x.fch_gelu.get(), N);
   be.zero(a.dfch.get(), rows * d.mlp_in);
   mlp_act_backward(a.dfch.get(), x.fch.get(), a.dfch_gelu.get(), N);
   be.zero(a.dln.get(), rows * d.C);
   be.matmul_backward(a.dln.get(), g.fcw, g.fcb, a.dfch.get(), x.ln2.get(), w.fcw, N, d.C, d.mlp_in);
+  lora_grad(l, LoraGate, LoraUp, a.dln.get(), a.dfch.get(), x.ln2.get(), N);
   norm_backward(a.dres.get(), g.ln2w, g.ln2b, a.dln.get(), x.res2.get(), w.ln2w, x.ln2_mean.get(), x.ln2_rstd.get(), N);
   // Attention branch: res2 = residual + proj(attention(qkv(norm1(residual))))
   be.zero(a.datty.get(), rows * d.qC);
   be.matmul_backward(a.datty.get(), g.attprojw, g.attprojb, a.dres.get(), x.atty.get(), w.attprojw, N, d.qC, d.C);
+  lora_grad(l, LoraO, LoraO, a.datty.get(), a.dres.get(), x.atty.get(), N);
   be.zero(a.dqkv.get(), rows * d.qkv);
   be.attention_backward(a.dqkv.get(), a.datty.get(), x.qkv.get(), x.att.get(), B, T, d.qC, d.NH, d.NKV);
   // Gradient of the rotated q, k -> of the normalised ones -> of the projections' output, in place.
@@ -547,6 +567,7 @@ void Model::block_backward(Acts& a, const Layer& w, const Layer& g, int l, const
   }
   be.zero(a.dln.get(), rows * d.C);
   be.matmul_backward(a.dln.get(), g.qkvw, g.qkvb, a.dqkv.get(), x.ln1.get(), w.qkvw, N, d.C, d.qkv);
+  lora_grad(l, LoraQ, LoraV, a.dln.get(), a.dqkv.get(), x.ln1.get(), N);
   norm_backward(a.dres.get(), g.ln1w, g.ln1b, a.dln.get(), residual, w.ln1w, x.ln1_mean.get(), x.ln1_rstd.get(), N);
 }
 
@@ -556,7 +577,7 @@ void Model::backward(Acts& a, bool with_logits, bool with_values) {
   const int B = a.B, T = a.T, C = d_.C, BT = B * T;
   const std::size_t bytes = static_cast<std::size_t>(BT) * C * sizeof(float);
   float* P = params_.get();
-  float* G = grads_.get();
+  float* G = lora_on() ? nullptr : grads_.get();  // a LoRA model's base is frozen: no gradient
   be.zero(a.dlnf.get(), bytes);
   be.zero(a.dres.get(), bytes);
   if (with_logits)
@@ -572,7 +593,7 @@ void Model::backward(Acts& a, bool with_logits, bool with_values) {
     const float* residual = l == 0 ? a.encoded.get() : a.layers[l - 1].res3.get();
     block_backward(a, layer(P, l), layer(G, l), l, residual);
   }
-  be.embedding_backward(at(G, slots_.wte), at(G, slots_.wpe), a.dres.get(), a.tokens.get(), B, T, C, 0);
+  if (G) be.embedding_backward(at(G, slots_.wte), at(G, slots_.wpe), a.dres.get(), a.tokens.get(), B, T, C, 0);
 }
 
 void Model::validate(const TokenBatch& batch, const char* op) const {
@@ -655,8 +676,14 @@ static std::vector<float> tokens_to_rows(const std::vector<float>& tok, int B, i
   return rows;
 }
 
-std::vector<float> Model::logprobs(const TokenBatch& batch) {
+std::vector<float> Model::logprobs(const TokenBatch& batch, bool adapters) {
   validate(batch, "logprobs");
+  // Switched back on however this call ends (an error included).
+  struct Restore {
+    bool& on;
+    ~Restore() { on = true; }
+  } restore{adapters_on_};
+  adapters_on_ = adapters;
   Acts& a = acts_for(batch.B, batch.T);
   std::vector<int> targets;
   const std::vector<float> weight = row_targets(batch, targets);
@@ -711,9 +738,10 @@ PolicyStats Model::policy_gradients(const PolicyBatch& batch, const PolicyLossCo
   be_->upload(a.dent.get(), dent.data(), n * sizeof(float));
   be_->logprob_backward(a.dlogits.get(), a.logits.get(), a.targets.get(), a.dlp.get(), a.dent.get(),
                         static_cast<int>(n), cfg_.vocab);
-  be_->zero(grads_.get(), num_params_ * sizeof(float));
+  const Trained t = trained();
+  be_->zero(t.g, t.n * sizeof(float));
   backward(a, true, false);
-  const double norm = std::sqrt(be_->sum_squares(grads_.get(), num_params_));
+  const double norm = std::sqrt(be_->sum_squares(t.g, t.n));
   return PolicyStats{s.pg_loss, s.kl_loss, s.entropy, s.clip_frac, s.approx_kl, norm, s.total};
 }
 
@@ -735,9 +763,10 @@ ValueStats Model::value_gradients(const ValueBatch& batch, float clip_range) {
   const std::vector<float> old = tokens_to_rows(batch.old_values, batch.B, batch.T);
   const ValueLossStats s = value_loss(vals.data(), weight.data(), ret.data(), old.data(), n, clip_range, dvals.data());
   be_->upload(a.dvalues.get(), dvals.data(), n * sizeof(float));
-  be_->zero(grads_.get(), num_params_ * sizeof(float));
+  const Trained t = trained();
+  be_->zero(t.g, t.n * sizeof(float));
   backward(a, false, true);
-  const double norm = std::sqrt(be_->sum_squares(grads_.get(), num_params_));
+  const double norm = std::sqrt(be_->sum_squares(t.g, t.n));
   return ValueStats{s.vf_loss, s.vf_clip_frac, norm};
 }
 
@@ -752,10 +781,10 @@ void Model::optimizer_step(const char* op, const OptimConfig& o, TensorSpec::Gro
   RV_CHECK(update_stays_finite(o, skip, step, scale), op,
            "the update would make a weight or an AdamW moment NaN or infinite (lr " + str(o.lr) + ", weightDecay " +
                str(o.weight_decay) + ", grad norm " + str(grad_norm) + "); weights, moments and step left unchanged");
-  for (const TensorSpec& s : specs_) {
+  const Trained t = trained();
+  for (const TensorSpec& s : *t.specs) {
     if (s.group == skip) continue;  // the head this loss does not train keeps weights and moments
-    be_->adamw_update(params_.get() + s.offset, grads_.get() + s.offset, m_.get() + s.offset, v_.get() + s.offset,
-                      s.size, o.lr, o.beta1, o.beta2, o.eps, s.decay ? o.weight_decay : 0.0f, step, scale);
+    be_->adamw_update(t.p + s.offset, t.g + s.offset, t.m + s.offset, t.v + s.offset, s.size, o.lr, o.beta1, o.beta2, o.eps, s.decay ? o.weight_decay : 0.0f, step, scale);
   }
   step_ = step;
 }
@@ -764,17 +793,18 @@ void Model::optimizer_step(const char* op, const OptimConfig& o, TensorSpec::Gro
 // produces is finite. AdamW is elementwise, so a chunk's copy comes out exactly as the real update
 // will; the real buffers are not touched, which is what lets a refused step leave them as they were.
 bool Model::update_stays_finite(const OptimConfig& o, TensorSpec::Group skip, int step, float scale) {
-  const std::size_t chunk = std::min(kProbeChunk, num_params_);
+  const Trained t = trained();
+  const std::size_t chunk = std::min(kProbeChunk, t.n);
   if (probe_.size() < 3 * chunk) probe_ = DeviceBuffer<float>(be_.get(), 3 * chunk);
   float *p = probe_.get(), *m = p + chunk, *v = m + chunk;
-  for (const TensorSpec& s : specs_) {
+  for (const TensorSpec& s : *t.specs) {
     if (s.group == skip) continue;
     for (std::size_t at = 0; at < s.size; at += chunk) {
       const std::size_t n = std::min(chunk, s.size - at), off = s.offset + at, bytes = n * sizeof(float);
-      be_->copy(p, params_.get() + off, bytes);
-      be_->copy(m, m_.get() + off, bytes);
-      be_->copy(v, v_.get() + off, bytes);
-      be_->adamw_update(p, grads_.get() + off, m, v, n, o.lr, o.beta1, o.beta2, o.eps, s.decay ? o.weight_decay : 0.0f,
+      be_->copy(p, t.p + off, bytes);
+      be_->copy(m, t.m + off, bytes);
+      be_->copy(v, t.v + off, bytes);
+      be_->adamw_update(p, t.g + off, m, v, n, o.lr, o.beta1, o.beta2, o.eps, s.decay ? o.weight_decay : 0.0f,
                         step, scale);
       // A sum of squares is finite exactly when every term is: NaN and infinity propagate.
       if (!std::isfinite(be_->sum_squares(p, n)) || !std::isfinite(be_->sum_squares(m, n)) ||
@@ -807,38 +837,41 @@ ValueStats Model::value_step(const ValueBatch& batch, float clip_range, const Op
 }
 
 std::vector<float> Model::gradients() {
-  std::vector<float> g(num_params_);
-  be_->download(g.data(), grads_.get(), num_params_ * sizeof(float));
+  const Trained t = trained();
+  std::vector<float> g(t.n);
+  be_->download(g.data(), t.g, t.n * sizeof(float));
   return g;
 }
 
 ModelState Model::get_state() {
+  const Trained t = trained();
   ModelState s;
-  s.params.resize(num_params_);
-  s.adam_m.resize(num_params_);
-  s.adam_v.resize(num_params_);
-  be_->download(s.params.data(), params_.get(), num_params_ * sizeof(float));
-  be_->download(s.adam_m.data(), m_.get(), num_params_ * sizeof(float));
-  be_->download(s.adam_v.data(), v_.get(), num_params_ * sizeof(float));
+  s.params.resize(t.n);
+  s.adam_m.resize(t.n);
+  s.adam_v.resize(t.n);
+  be_->download(s.params.data(), t.p, t.n * sizeof(float));
+  be_->download(s.adam_m.data(), t.m, t.n * sizeof(float));
+  be_->download(s.adam_v.data(), t.v, t.n * sizeof(float));
   s.step = step_;
   return s;
 }
 
 void Model::set_state(const ModelState& s) {
-  RV_CHECK(s.params.size() == num_params_ && s.adam_m.size() == num_params_ && s.adam_v.size() == num_params_,
-           "setState",
-           "state arrays must each hold " + str(num_params_) + " floats for this config, got params " +
-               str(s.params.size()) + ", adamM " + str(s.adam_m.size()) + ", adamV " + str(s.adam_v.size()));
+  const Trained t = trained();
+  RV_CHECK(s.params.size() == t.n && s.adam_m.size() == t.n && s.adam_v.size() == t.n, "setState",
+           "state arrays must each hold " + str(t.n) + (lora_on() ? " floats (the LoRA adapters)" : " floats") +
+               " for this config, got params " + str(s.params.size()) + ", adamM " + str(s.adam_m.size()) + ", adamV " +
+               str(s.adam_v.size()));
   RV_CHECK(s.step >= 0, "setState", "step must be >= 0, got " + str(s.step));
-  be_->upload(params_.get(), s.params.data(), num_params_ * sizeof(float));
-  be_->upload(m_.get(), s.adam_m.data(), num_params_ * sizeof(float));
-  be_->upload(v_.get(), s.adam_v.data(), num_params_ * sizeof(float));
+  be_->upload(t.p, s.params.data(), t.n * sizeof(float));
+  be_->upload(t.m, s.adam_m.data(), t.n * sizeof(float));
+  be_->upload(t.v, s.adam_v.data(), t.n * sizeof(float));
   step_ = s.step;
 }
 
-void Model::copy_params_to(float* dst) { be_->download(dst, params_.get(), num_params_ * sizeof(float)); }
+void Model::copy_params_to(float* dst) { be_->download(dst, trained().p, num_trained() * sizeof(float)); }
 
-void Model::load_params_from(const float* src) { be_->upload(params_.get(), src, num_params_ * sizeof(float)); }
+void Model::load_params_from(const float* src) { be_->upload(trained().p, src, num_trained() * sizeof(float)); }
 
 // The pooled buffers, grown to fit B rows, a prefill of `prefill` positions and caches of
 // `positions` per row. A request that fits what is held allocates nothing.
@@ -886,7 +919,7 @@ void Model::decode_blocks(Decode& s, int B, int T, int pos0, int positions) {
   const std::size_t per_layer = static_cast<std::size_t>(B) * positions * d_.kvC;
   const BlockIO io = s.io();
   for (int l = 0; l < cfg_.layers; ++l)
-    block_forward(layer(params_.get(), l), io, s.x.get(), B, T, pos0, s.kcache.get() + l * per_layer,
+    block_forward(layer(params_.get(), l), l, io, s.x.get(), B, T, pos0, s.kcache.get() + l * per_layer,
                   s.vcache.get() + l * per_layer, positions);
 }
 

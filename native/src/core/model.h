@@ -23,6 +23,24 @@ namespace revenant {
 // (heads * head_dim need not be width), per-head q/k RMSNorm (Qwen3) and Llama 3 rope scaling.
 enum class Arch { Gpt2, Llama };
 
+// The projections a LoRA adapter may sit beside, in Hugging Face's names (lora_module_name).
+enum LoraModule { LoraQ, LoraK, LoraV, LoraO, LoraGate, LoraUp, LoraDown, kLoraModules };
+const char* lora_module_name(int module);
+constexpr unsigned kLoraAllModules = (1u << kLoraModules) - 1;
+
+// Low-rank adapters (LoRA) on a llama model's projections: W x + scale * B (A x), A [rank, in]
+// (Kaiming-uniform, as PEFT initialises it), B [out, rank] (zeros: a fresh adapter changes
+// nothing), scale = alpha / rank, or alpha / sqrt(rank) with rslora. With rank > 0 the base weights
+// are frozen (no gradient, no optimizer moments): the state, the optimizer and the weight copies
+// (get_state, copy_params_to...) hold the adapters alone.
+struct LoraConfig {
+  int rank = 0;                       // 0: no adapters
+  float alpha = 0.0f;                 // 0: 2 * rank
+  bool rslora = false;
+  unsigned modules = kLoraAllModules;  // bit m set: an adapter beside LoraModule m
+};
+float lora_scale(const LoraConfig& lora);
+
 // "gpt2" or "llama"; throws revenant::Error naming the value otherwise.
 Arch parse_arch(const std::string& name);
 const char* arch_name(Arch arch);
@@ -49,6 +67,7 @@ struct ModelConfig {
   bool qk_norm = false;          // RMSNorm of each q and k head before RoPE (q_norm, k_norm: Qwen3)
   bool rope_llama3 = false;      // scale RoPE's frequencies as Llama 3 does (rope_scaling below)
   RopeScaling rope_scaling{};    // read only when rope_llama3
+  LoraConfig lora{};             // llama only
 };
 
 // The MLP hidden size when none is given: 4 * width for gpt2; for llama 8 * ceil(width / 3), the
@@ -155,7 +174,9 @@ class Model {
   int step() const { return step_; }
 
   GenerateResult generate(const std::vector<std::vector<int>>& prompts, const GenerateOptions& opt);
-  std::vector<float> logprobs(const TokenBatch& batch);
+  // adapters false: the base model's log-probs (the adapters skipped), which is the reference
+  // policy of a LoRA model.
+  std::vector<float> logprobs(const TokenBatch& batch, bool adapters = true);
   std::vector<float> values(const TokenBatch& batch);
   PolicyStats policy_step(const PolicyBatch& batch, const PolicyLossConfig& loss,
                           const OptimConfig& optim);
@@ -166,6 +187,16 @@ class Model {
   ValueStats value_gradients(const ValueBatch& batch, float clip_range);
   std::vector<float> gradients();
 
+  // What trains and what get_state/set_state and copy_params_to/load_params_from move: every
+  // weight (num_params()), or with LoRA the adapters alone (lora_tensors(), num_lora_params()).
+  std::size_t num_trained() const { return lora_on() ? num_lora_ : num_params_; }
+  const std::vector<TensorSpec>& lora_tensors() const { return lora_specs_; }
+  std::size_t num_lora_params() const { return num_lora_; }
+  // The base weights, num_params() floats, whatever trains (a LoRA model's frozen base is loaded
+  // through these).
+  void copy_base_to(float* dst);
+  void load_base_from(const float* src);
+
   ModelState get_state();
   void set_state(const ModelState& state);
   // The weights alone, num_params() floats, to or from host memory the caller owns (a shared-memory
@@ -173,6 +204,8 @@ class Model {
   // the step as they are, so a broadcast of new weights does not reset an optimizer.
   void copy_params_to(float* dst);
   void load_params_from(const float* src);
+  // The adapters a LoRA model of this config starts from (A Kaiming-uniform from the seed, B 0).
+  std::vector<float> initial_lora_params() const;
   // The weights a model of this config starts from (what the constructor loads), computed anew;
   // reads nothing the calls change, so it may run beside them.
   std::vector<float> initial_params() const;
@@ -207,7 +240,7 @@ class Model {
   Acts& acts_for(int B, int T);
   void forward(Acts& a, bool want_logits, bool want_values);
   void backward(Acts& a, bool with_logits, bool with_values);
-  void block_forward(const Layer& w, const BlockIO& x, const float* residual, int B, int T, int pos0,
+  void block_forward(const Layer& w, int l, const BlockIO& x, const float* residual, int B, int T, int pos0,
                      float* kcache, float* vcache, int cache_len);
   Decode& decode_for(int B, int prefill, int positions);
   void decode_blocks(Decode& s, int B, int T, int pos0, int positions);
@@ -221,7 +254,25 @@ class Model {
   void mlp_act_forward(float* out, const float* inp, int N);
   void mlp_act_backward(float* dinp, const float* inp, const float* dout, int N);
   void rope(float* qkv, int B, int T, int pos0, bool backward);
-  float* at(float* base, std::size_t slot) const { return slot == kAbsent ? nullptr : base + slot; }
+  // Null for an absent tensor, and for every tensor of a null base (a LoRA model's base gradients).
+  float* at(float* base, std::size_t slot) const { return slot == kAbsent || !base ? nullptr : base + slot; }
+  // ---- LoRA (model_lora.cc) ----
+  bool lora_on() const { return cfg_.lora.rank > 0; }
+  void check_lora_config() const;
+  void build_lora_specs();
+  // out (rows ld apart) += the adapters of modules first..last of layer l on inp, each writing its
+  // block of the packed rows; nothing when the model has no adapters or they are switched off.
+  void lora_add(int l, int first, int last, float* out, const float* inp, int N);
+  // Their backward: dA, dB accumulate into lora_g_, dinp += the input's gradient.
+  void lora_grad(int l, int first, int last, float* dinp, const float* dout, const float* inp, int N);
+  void lora_scratch(std::size_t rows);
+  // What trains: every weight, or the adapters of a LoRA model.
+  struct Trained {
+    float *p, *g, *m, *v;
+    std::size_t n;
+    const std::vector<TensorSpec>* specs;
+  };
+  Trained trained();
   void optimizer_step(const char* op, const OptimConfig& optim, TensorSpec::Group skip, double grad_norm);
   bool update_stays_finite(const OptimConfig& optim, TensorSpec::Group skip, int step, float scale);
   void step_if_finite(const char* op, double loss, double grad_norm, const OptimConfig& optim, TensorSpec::Group skip);
@@ -242,6 +293,14 @@ class Model {
   std::size_t decode_bytes_ = 0;
   DeviceBuffer<float> probe_;      // scratch of the finite-update check (see update_stays_finite)
   int step_ = 0;
+  // LoRA: the adapter tensors (their own flat layout), their offsets by layer and module (a then
+  // b; kAbsent when the module has none), weights, gradients, moments and the u/du scratch.
+  std::vector<TensorSpec> lora_specs_;
+  std::vector<std::size_t> lora_slots_;  // [layer][module][a | b]
+  std::size_t num_lora_ = 0;
+  float lora_scale_ = 0.0f;
+  bool adapters_on_ = true;
+  DeviceBuffer<float> lora_p_, lora_g_, lora_m_, lora_v_, lora_u_, lora_du_;
 };
 
 // Parses nothing, allocates nothing: the parameter count a config implies.

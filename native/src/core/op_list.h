@@ -17,6 +17,11 @@
 // rmsnorm: out = inp * rstd * w, rstd = 1 / sqrt(mean(inp^2) + eps), per row; rstd saved.
 // matmul: out[N,OC] = inp[N,C] @ w[OC,C]^T + bias[OC] (bias may be null); in the backward dinp
 //   may be null (no gradient wanted) and dbias may be null (no bias).
+//   dw may be null too: a frozen weight (under LoRA) gets no gradient.
+// lora: a low-rank adapter beside a frozen projection: with A[r,C], B[OC,r] and u = inp @ A^T
+//   (u [N,r] scratch), out[n, 0..OC) += scale * u @ B^T, out's rows ld floats apart (so an adapter
+//   can write one block of packed q|k|v or gate|up rows; dout has the same layout). The backward
+//   recomputes u, fills du [N,r] (scratch) and accumulates dA, dB and dinp (dinp may be null).
 // attention: causal, NH query heads and NKV key/value heads (NH % NKV == 0; query head h reads kv
 //   head h / (NH / NKV); NKV == NH is plain multi-head attention). Head size hs = C / NH.
 //   qkv[B,T,C + 2*NKV*hs] rows are q | k | v -> out[B,T,C]; att[B,NH,T,T] saved softmax.
@@ -81,6 +86,13 @@ struct RopeScaling {
   X(void, matmul_backward,                                                                                   \
     (F * dinp, F* dw, F* dbias, const F* dout, const F* inp, const F* w, int N, int C, int OC),              \
     (dinp, dw, dbias, dout, inp, w, N, C, OC))                                                               \
+  X(void, lora_forward,                                                                                      \
+    (F * out, F* u, const F* inp, const F* A, const F* B, int N, int C, int OC, int ld, int r, float scale),  \
+    (out, u, inp, A, B, N, C, OC, ld, r, scale))                                                             \
+  X(void, lora_backward,                                                                                     \
+    (F * dinp, F* dA, F* dB, F* u, F* du, const F* dout, const F* inp, const F* A, const F* B, int N, int C,  \
+     int OC, int ld, int r, float scale),                                                                    \
+    (dinp, dA, dB, u, du, dout, inp, A, B, N, C, OC, ld, r, scale))                                          \
   X(void, attention_forward, (F * out, F* att, const F* qkv, int B, int T, int C, int NH, int NKV),           \
     (out, att, qkv, B, T, C, NH, NKV))                                                                       \
   X(void, attention_backward,                                                                                \

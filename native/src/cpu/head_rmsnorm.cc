@@ -30,7 +30,7 @@ template <typename T>
 void head_rmsnorm_backward(T* dx, T* dw, const T* inp, const T* w, const T* rstd, int N, int heads, int hd, int stride) {
   // Weight gradient first, while dx still holds the output's gradient: split by channel, rows
   // and heads summed in order (deterministic for any thread count).
-  for_chunks(hd, double(N) * heads * hd * 3, [&](int c0, int c1) {
+  if (dw) for_chunks(hd, double(N) * heads * hd * 3, [&](int c0, int c1) {
     for (int n = 0; n < N; ++n)
       for (int h = 0; h < heads; ++h) {
         const long at = static_cast<long>(n) * stride + static_cast<long>(h) * hd;

@@ -28,7 +28,7 @@ template <typename T>
 void matmul_backward(T* dinp, T* dw, T* dbias, const T* dout, const T* inp, const T* w, int N,
                      int C, int OC) {
   if (dinp) gemm<T>(false, false, N, C, OC, dout, OC, w, C, true, dinp, C);  // dout @ w
-  gemm<T>(true, false, OC, C, N, dout, OC, inp, C, true, dw, C);             // dout^T @ inp
+  if (dw) gemm<T>(true, false, OC, C, N, dout, OC, inp, C, true, dw, C);     // dout^T @ inp (null: frozen)
   if (dbias) {
     for_chunks(OC, double(N) * OC, [&](int o0, int o1) {
       for (int n = 0; n < N; ++n) {

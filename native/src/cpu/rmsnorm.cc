@@ -38,6 +38,7 @@ void rmsnorm_backward(T* dinp, T* dw, const T* dout, const T* inp, const T* w, c
       for (int c = 0; c < C; ++c) di[c] += (d[c] * w[c] - x[c] * r * dnorm_norm_mean) * r;
     }
   });
+  if (!dw) return;  // a frozen weight (under LoRA)
   // Weight gradient sums over rows: split by channel, rows in order.
   for_chunks(C, double(N) * C * 3, [&](int c0, int c1) {
     for (int n = 0; n < N; ++n) {

@@ -230,7 +230,7 @@ void matmul_forward_tc(float* out, const float* inp, const float* w, const float
 void matmul_backward_tc(float* dinp, float* dw, float* dbias, const float* dout, const float* inp, const float* w,
                         int N, int C, int OC) {
   if (dinp) gemm_tc(dinp, dout, false, w, false, N, C, OC, true, nullptr, false, "matmul_backward");  // dout @ w
-  gemm_tc(dw, dout, true, inp, false, OC, C, N, true, nullptr, false, "matmul_backward");              // dout^T @ inp
+  if (dw) gemm_tc(dw, dout, true, inp, false, OC, C, N, true, nullptr, false, "matmul_backward");      // dout^T @ inp
   if (dbias) {
     bias_backward_tc_kernel<<<blocks_for(OC, 64), 64>>>(dbias, dout, N, OC);
     RV_CUDA_LAUNCHED("matmul_backward");

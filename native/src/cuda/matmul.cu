@@ -67,7 +67,7 @@ void matmul_forward(float* out, const float* inp, const float* w, const float* b
 void matmul_backward(float* dinp, float* dw, float* dbias, const float* dout, const float* inp, const float* w, int N,
                      int C, int OC) {
   if (dinp) gemm(N, C, OC, dout, OC, 1, w, C, 1, dinp, C, true, "matmul_backward");  // dout @ w
-  gemm(OC, C, N, dout, 1, OC, inp, C, 1, dw, C, true, "matmul_backward");              // dout^T @ inp
+  if (dw) gemm(OC, C, N, dout, 1, OC, inp, C, 1, dw, C, true, "matmul_backward");      // dout^T @ inp (null: frozen)
   if (dbias) {
     bias_backward_kernel<<<blocks_for(OC, 64), 64>>>(dbias, dout, N, OC);
     RV_CUDA_LAUNCHED("matmul_backward");

@@ -55,7 +55,7 @@ void rmsnorm_backward(float* dinp, float* dw, const float* dout, const float* in
                       int N, int C) {
   rmsnorm_backward_input_kernel<<<blocks_for(N, 8), 256>>>(dinp, dout, inp, w, rstd, N, C);
   RV_CUDA_LAUNCHED("rmsnorm_backward");
-  rmsnorm_backward_weight_kernel<<<blocks_for(C, 64), 64>>>(dw, dout, inp, rstd, N, C);
+  if (dw) rmsnorm_backward_weight_kernel<<<blocks_for(C, 64), 64>>>(dw, dout, inp, rstd, N, C);
   RV_CUDA_LAUNCHED("rmsnorm_backward");
 }
 

@@ -1,0 +1,98 @@
+// lora: a low-rank adapter beside a frozen projection (CUDA mirror of cpu/lora.cc). One thread
+// per output element, each summing in the CPU reference's order, so results are deterministic
+// (no atomics).
+#include "cuda/ops.cuh"
+
+namespace revenant::cuda {
+
+// u[n, k] = inp[n, :] . A[k, :]
+__global__ void lora_down_kernel(float* u, const float* inp, const float* A, int N, int C, int r) {
+  const long idx = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+  if (idx >= static_cast<long>(N) * r) return;
+  const long n = idx / r;
+  const int k = idx % r;
+  float s = 0;
+  for (int c = 0; c < C; ++c) s += inp[n * C + c] * A[static_cast<long>(k) * C + c];
+  u[idx] = s;
+}
+
+// out[n, j] += scale * u[n, :] . B[j, :]
+__global__ void lora_up_kernel(float* out, const float* u, const float* B, int N, int OC, int ld, int r, float scale) {
+  const long idx = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+  if (idx >= static_cast<long>(N) * OC) return;
+  const long n = idx / OC;
+  const int j = idx % OC;
+  float s = 0;
+  for (int k = 0; k < r; ++k) s += u[n * r + k] * B[static_cast<long>(j) * r + k];
+  out[n * ld + j] += scale * s;
+}
+
+// du[n, k] = scale * dout[n, :] . B[:, k]
+__global__ void lora_du_kernel(float* du, const float* dout, const float* B, int N, int OC, int ld, int r, float scale) {
+  const long idx = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+  if (idx >= static_cast<long>(N) * r) return;
+  const long n = idx / r;
+  const int k = idx % r;
+  float s = 0;
+  for (int j = 0; j < OC; ++j) s += dout[n * ld + j] * B[static_cast<long>(j) * r + k];
+  du[idx] = scale * s;
+}
+
+// dB[j, k] += scale * sum_n dout[n, j] u[n, k]
+__global__ void lora_db_kernel(float* dB, const float* dout, const float* u, int N, int OC, int ld, int r, float scale) {
+  const long idx = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+  if (idx >= static_cast<long>(OC) * r) return;
+  const int j = idx / r, k = idx % r;
+  float s = 0;
+  for (int n = 0; n < N; ++n) s += dout[static_cast<long>(n) * ld + j] * u[static_cast<long>(n) * r + k];
+  dB[idx] += scale * s;
+}
+
+// dA[k, c] += sum_n du[n, k] inp[n, c]
+__global__ void lora_da_kernel(float* dA, const float* du, const float* inp, int N, int C, int r) {
+  const long idx = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+  if (idx >= static_cast<long>(r) * C) return;
+  const int k = idx / C, c = idx % C;
+  float s = 0;
+  for (int n = 0; n < N; ++n) s += du[static_cast<long>(n) * r + k] * inp[static_cast<long>(n) * C + c];
+  dA[idx] += s;
+}
+
+// dinp[n, c] += du[n, :] . A[:, c]
+__global__ void lora_dinp_kernel(float* dinp, const float* du, const float* A, int N, int C, int r) {
+  const long idx = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+  if (idx >= static_cast<long>(N) * C) return;
+  const long n = idx / C;
+  const int c = idx % C;
+  float s = 0;
+  for (int k = 0; k < r; ++k) s += du[n * r + k] * A[static_cast<long>(k) * C + c];
+  dinp[idx] += s;
+}
+
+void lora_forward(float* out, float* u, const float* inp, const float* A, const float* B, int N, int C, int OC, int ld, int r,
+                  float scale) {
+  if (N == 0) return;
+  lora_down_kernel<<<blocks_for(static_cast<long>(N) * r, 256), 256>>>(u, inp, A, N, C, r);
+  RV_CUDA_LAUNCHED("lora_forward");
+  lora_up_kernel<<<blocks_for(static_cast<long>(N) * OC, 256), 256>>>(out, u, B, N, OC, ld, r, scale);
+  RV_CUDA_LAUNCHED("lora_forward");
+}
+
+void lora_backward(float* dinp, float* dA, float* dB, float* u, float* du, const float* dout, const float* inp, const float* A,
+                   const float* B, int N, int C, int OC, int ld, int r, float scale) {
+  if (N == 0) return;
+  lora_down_kernel<<<blocks_for(static_cast<long>(N) * r, 256), 256>>>(u, inp, A, N, C, r);
+  RV_CUDA_LAUNCHED("lora_backward");
+  lora_du_kernel<<<blocks_for(static_cast<long>(N) * r, 256), 256>>>(du, dout, B, N, OC, ld, r, scale);
+  RV_CUDA_LAUNCHED("lora_backward");
+  lora_db_kernel<<<blocks_for(static_cast<long>(OC) * r, 256), 256>>>(dB, dout, u, N, OC, ld, r, scale);
+  RV_CUDA_LAUNCHED("lora_backward");
+  lora_da_kernel<<<blocks_for(static_cast<long>(r) * C, 256), 256>>>(dA, du, inp, N, C, r);
+  RV_CUDA_LAUNCHED("lora_backward");
+  if (dinp) {
+    lora_dinp_kernel<<<blocks_for(static_cast<long>(N) * C, 256), 256>>>(dinp, du, A, N, C, r);
+    RV_CUDA_LAUNCHED("lora_backward");
+  }
+}
+
+}  // namespace revenant::cuda

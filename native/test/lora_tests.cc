@@ -1,0 +1,233 @@
+// LoRA model tests on the CPU: a fresh adapter computes exactly the base; the adapters' gradients
+// through the whole model against central differences; the base stays frozen and scores the
+// reference policy with the adapters off; cached generation includes the adapters; the state (the
+// adapters and their moments) round-trips and resumes bit-exactly; bad settings are refused.
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+#include "core/error.h"
+#include "core/model.h"
+#include "harness.h"
+
+namespace rvtest {
+using namespace revenant;
+
+namespace {
+
+// A grouped-query llama with q/k/v biases, and Qwen3's q/k norms with a head size of its own (so
+// q_proj's and o_proj's adapters are not square and the packed q|k|v blocks have three widths).
+ModelConfig lora_llama(int rank, bool qwen3) {
+  ModelConfig c;
+  c.arch = Arch::Llama;
+  c.vocab = 7;
+  c.context = 6;
+  c.width = 16;
+  c.layers = 2;
+  c.heads = 4;
+  c.kv_heads = 2;
+  c.intermediate = 12;
+  c.rope_theta = 100.0f;
+  c.attention_bias = !qwen3;
+  c.qk_norm = qwen3;
+  c.head_dim = qwen3 ? 6 : 0;
+  c.seed = 31;
+  c.lora.rank = rank;
+  c.lora.alpha = 3.0f;
+  return c;
+}
+
+PolicyBatch policy_batch(Model& m, int B, Rng& rng) {
+  const ModelConfig& c = m.config();
+  PolicyBatch pb;
+  pb.B = B;
+  pb.T = c.context;
+  pb.tokens.resize(B * c.context);
+  pb.mask.assign(B * c.context, 0.0f);
+  for (auto& t : pb.tokens) t = rng.below(c.vocab);
+  for (int b = 0; b < B; ++b)
+    for (int t = 2; t < c.context; ++t) pb.mask[b * c.context + t] = 1.0f;
+  const std::vector<float> lp = m.logprobs(pb);
+  pb.advantages.resize(lp.size());
+  pb.old_logprobs.resize(lp.size());
+  pb.ref_logprobs.resize(lp.size());
+  for (std::size_t i = 0; i < lp.size(); ++i) {
+    pb.advantages[i] = static_cast<float>(rng.normal());
+    pb.old_logprobs[i] = lp[i] + static_cast<float>(0.05 * (rng.uniform() - 0.5));  // inside the clip range
+    pb.ref_logprobs[i] = lp[i] + static_cast<float>(0.3 * rng.normal());
+  }
+  return pb;
+}
+
+// Adapters with B drawn at random too (a fresh B is 0, whose A gradient is 0: nothing to check).
+void randomise_adapters(Model& m, Rng& rng) {
+  ModelState s = m.get_state();
+  for (auto& p : s.params) p = static_cast<float>(0.3 * rng.normal());
+  m.set_state(s);
+}
+
+std::vector<float> base_of(Model& m) {
+  std::vector<float> b(m.num_params());
+  m.copy_base_to(b.data());
+  return b;
+}
+
+void fresh_adapters_are_the_base(const std::string& label, const ModelConfig& cfg) {
+  Rng rng(3);
+  ModelConfig plain = cfg;
+  plain.lora = LoraConfig{};
+  Model base(plain, make_cpu_backend()), lora(cfg, make_cpu_backend());
+  const PolicyBatch pb = policy_batch(base, 3, rng);
+  // B = 0 adds scale * 0 = +0.0 to every projection, which leaves each float as it was.
+  check(base.logprobs(pb) == lora.logprobs(pb), "lora: fresh adapters (B = 0) give the base's log-probs bit for bit" + label, "");
+  const std::vector<float> init = lora.initial_lora_params();
+  bool a_ok = true, b_zero = true;
+  for (const TensorSpec& s : lora.lora_tensors()) {
+    const bool is_a = s.name.find("lora_A") != std::string::npos;
+    const double bound = 1.0 / std::sqrt(static_cast<double>(s.shape[1]));
+    double largest = 0;
+    for (std::size_t i = s.offset; i < s.offset + s.size; ++i) largest = std::max(largest, double(std::fabs(init[i])));
+    if (is_a) a_ok &= largest > 0 && largest <= bound;  // Kaiming-uniform: U(-1/sqrt(in), 1/sqrt(in))
+    else b_zero &= largest == 0;
+  }
+  check(a_ok && b_zero, "lora: A starts Kaiming-uniform within 1/sqrt(in), B at zero" + label, "");
+  check(lora.num_trained() == lora.num_lora_params() && lora.get_state().params.size() == lora.num_lora_params(),
+        "lora: the state holds the adapters alone" + label, std::to_string(lora.num_lora_params()) + " adapter floats");
+}
+
+// Central differences in float32 on the adapters, as model_tests' whole-model check does (same
+// step and the same tolerance 1e-3 + 2e-2 |g|, for the same reasons: loss noise ~1e-6 / h).
+void adapter_gradients(const std::string& label, const ModelConfig& cfg) {
+  Rng rng(21);
+  Model m(cfg, make_cpu_backend());
+  randomise_adapters(m, rng);
+  const PolicyBatch pb = policy_batch(m, 3, rng);
+  PolicyLossConfig lc;
+  lc.kl_coef = 0.5f;
+  lc.entropy_coef = 0.1f;
+  const auto loss = [&] { return m.policy_gradients(pb, lc).loss; };
+  loss();
+  const std::vector<float> g = m.gradients();
+  ModelState st = m.get_state();
+  const std::vector<float> start = st.params;
+  const float h = 2.5e-3f;
+  int bad = 0, probed = 0;
+  for (const TensorSpec& s : m.lora_tensors()) {
+    std::size_t best = s.offset;
+    for (std::size_t i = s.offset; i < s.offset + s.size; ++i)
+      if (std::fabs(g[i]) > std::fabs(g[best])) best = i;
+    for (std::size_t i : {best, s.offset + static_cast<std::size_t>(rng.below(static_cast<int>(s.size)))}) {
+      st.params = start;
+      st.params[i] = start[i] + h;
+      m.set_state(st);
+      const double up = loss();
+      st.params[i] = start[i] - h;
+      m.set_state(st);
+      const double fd = (up - loss()) / (2.0 * h);
+      if (std::fabs(fd - g[i]) > 1e-3 + 2e-2 * std::fabs(g[i])) {
+        ++bad;
+        std::printf("     %s[%zu]: analytic %.6g, finite difference %.6g\n", s.name.c_str(), i - s.offset, g[i], fd);
+      }
+      ++probed;
+    }
+  }
+  st.params = start;
+  m.set_state(st);
+  check(bad == 0, "lora: adapter gradients of the PPO loss match central differences" + label,
+        std::to_string(probed) + " adapter weights probed");
+}
+
+void training_keeps_the_base(const std::string& label, const ModelConfig& cfg) {
+  Rng rng(5);
+  ModelConfig plain = cfg;
+  plain.lora = LoraConfig{};
+  Model base(plain, make_cpu_backend()), m(cfg, make_cpu_backend());
+  PolicyBatch pb = policy_batch(m, 2, rng);
+  const std::vector<float> before = base_of(m), base_lp = base.logprobs(pb);
+  OptimConfig oc;
+  oc.lr = 1e-2f;
+  oc.weight_decay = 0.1f;
+  for (int i = 0; i < 3; ++i) m.policy_step(pb, PolicyLossConfig{}, oc);
+  check(base_of(m) == before, "lora: policy steps leave every base weight as it was" + label, "");
+  check(m.logprobs(pb) != base_lp, "lora: policy steps move the adapters' log-probs" + label, "");
+  check(m.logprobs(pb, false) == base_lp, "lora: adapters off give the base model's log-probs bit for bit (the reference)" + label, "");
+
+  // Cached decoding includes the adapters: generate's log-probs equal logprobs() of its output.
+  const std::vector<std::vector<int>> prompts = {{1, 2}, {3}};
+  GenerateOptions opt;
+  opt.max_new_tokens = 3;
+  opt.seed = 7;
+  const GenerateResult r = m.generate(prompts, opt);
+  double err = 0;
+  for (std::size_t row = 0; row < prompts.size(); ++row) {
+    TokenBatch tb;
+    tb.B = 1;
+    tb.tokens = prompts[row];
+    for (int i = 0; i < r.lengths[row]; ++i) tb.tokens.push_back(r.tokens[row * opt.max_new_tokens + i]);
+    tb.T = static_cast<int>(tb.tokens.size());
+    tb.mask.assign(tb.T, 0.0f);
+    for (int t = static_cast<int>(prompts[row].size()); t < tb.T; ++t) tb.mask[t] = 1.0f;
+    const std::vector<float> lp = m.logprobs(tb);
+    for (int i = 0; i < r.lengths[row]; ++i)
+      err = std::max(err, double(std::fabs(lp[prompts[row].size() + i] - r.logprobs[row * opt.max_new_tokens + i])));
+  }
+  // Same ops on other row counts (the cache's B rows vs B*T): float32 rounding may differ slightly.
+  check_close("lora: cached generation's log-probs include the adapters (match logprobs())" + label, err, 1e-5);
+
+  // Resume: a second model given the state (adapters, moments, step) and the same base trains to the same bits.
+  Model b(cfg, make_cpu_backend());
+  b.load_base_from(before.data());
+  b.set_state(m.get_state());
+  for (int i = 0; i < 2; ++i) {
+    m.policy_step(pb, PolicyLossConfig{}, oc);
+    b.policy_step(pb, PolicyLossConfig{}, oc);
+  }
+  const ModelState sa = m.get_state(), sb = b.get_state();
+  check(sa.params == sb.params && sa.adam_m == sb.adam_m && sa.adam_v == sb.adam_v && sa.step == sb.step,
+        "lora: a model restored from the adapter state trains to the same bits" + label, "");
+}
+
+void refuses(const std::string& name, const ModelConfig& cfg, const std::string& needle) {
+  std::string msg;
+  try {
+    Model m(cfg, make_cpu_backend());
+  } catch (const Error& e) {
+    msg = e.what();
+  }
+  check(msg.find(needle) != std::string::npos, name, msg.empty() ? "no error" : msg);
+}
+
+void lora_refusals() {
+  ModelConfig gpt2;
+  gpt2.lora.rank = 4;
+  refuses("lora: refused on arch gpt2, naming the reason", gpt2, "lora needs arch \"llama\"");
+  ModelConfig critic = lora_llama(4, false);
+  critic.value_head = true;
+  refuses("lora: refused on a model with a value head", critic, "value head");
+  refuses("lora: a negative rank is refused naming lora.rank", lora_llama(-1, false), "lora.rank");
+  ModelConfig none = lora_llama(4, false);
+  none.lora.modules = 0;
+  refuses("lora: no target module is refused naming lora.modules", none, "lora.modules");
+}
+
+}  // namespace
+
+void run_lora_tests() {
+  std::printf("== lora (cpu)\n");
+  for (const bool qwen3 : {false, true}) {
+    const std::string label = qwen3 ? " [qwen3, q/k norms, head_dim 6]" : " [llama, gqa, q/k/v biases]";
+    const ModelConfig cfg = lora_llama(qwen3 ? 3 : 2, qwen3);
+    fresh_adapters_are_the_base(label, cfg);
+    adapter_gradients(label, cfg);
+    training_keeps_the_base(label, cfg);
+  }
+  ModelConfig some = lora_llama(2, false);
+  some.lora.modules = (1u << LoraQ) | (1u << LoraV) | (1u << LoraDown);
+  some.lora.rslora = true;
+  adapter_gradients(" [q_proj v_proj down_proj only, rslora]", some);
+  lora_refusals();
+}
+
+}  // namespace rvtest
