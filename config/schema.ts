@@ -149,8 +149,28 @@ const optimizer = (lr: number) => ({
 /** verl's aggregations of the policy loss (roles/loss_agg.ts turns each into loss weights). */
 export const LOSS_AGG_MODES = ["token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"] as const;
 
+/** PEFT's target_modules names: the projections a LoRA adapter may sit beside. */
+export const LORA_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] as const;
+
+/**
+ * LoRA on the policy (llama-family models): low-rank adapters beside the chosen projections train
+ * while the base weights stay frozen; the reference policy is the base with the adapters off, served
+ * by the actor itself; checkpoints and weight pushes carry the adapters alone.
+ */
+export const LoraSchema = z.strictObject({
+  rank: int(0, 1024).default(0).describe("LoRA rank r of the policy's adapters; 0 = no LoRA (every weight trains). llama-family models only"),
+  alpha: z.number().min(0).max(1e6).default(0).describe("LoRA alpha: adapters are scaled by alpha / rank (alpha / √rank with use_rslora); 0 = 2 × rank"),
+  dropout: z.number().min(0).max(1).default(0).describe("dropout on the adapters' input; only 0 is supported (a value above 0 is refused)"),
+  target_modules: z.array(z.enum(LORA_TARGET_MODULES)).min(1).max(LORA_TARGET_MODULES.length).default([...LORA_TARGET_MODULES])
+    .refine((m) => new Set(m).size === m.length, { message: "names a module twice" })
+    .describe("projections that get adapters, PEFT's names: q_proj k_proj v_proj o_proj gate_proj up_proj down_proj (all by default)"),
+  use_rslora: z.boolean().default(false).describe("rank-stabilised LoRA: scale by alpha / √rank instead of alpha / rank"),
+  save_merged: z.boolean().default(false).describe("also write <job>/hf_model_merged: the base with the adapters merged in (W + scale · B·A), a full folder in checkpoint.hf_dtype"),
+});
+
 export const ActorWorkerSchema = z.strictObject({
   model: ModelSchema.prefault({}),
+  lora: LoraSchema.prefault({}),
   ...optimizer(1e-3),
   clip_ratio: z.number().positive().max(1).default(0.2).describe("PPO ratio clip epsilon"),
   entropy_coeff: z.number().min(0).max(100).default(0.05).describe("entropy bonus coefficient"),

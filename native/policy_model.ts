@@ -42,9 +42,13 @@ import type {
   RopeScalingConfig,
   TensorInfo,
   ValueStepStats,
+  LoraConfig,
+  LoraSetting,
 } from "./types.ts";
+import { LORA_MODULES } from "./types.ts";
 
-export type { ModelArch, ModelState, PolicyStepStats, RopeScalingConfig, TensorInfo, ValueStepStats } from "./types.ts";
+export type { LoraConfig, LoraModule, LoraSetting, ModelArch, ModelState, PolicyStepStats, RopeScalingConfig, TensorInfo, ValueStepStats } from "./types.ts";
+export { LORA_MODULES } from "./types.ts";
 
 export type { Device } from "./device.ts";
 
@@ -95,10 +99,19 @@ export interface PolicyModelConfig {
   qkNorm?: boolean;
   /** llama: Llama 3 rope scaling (rope_type "llama3"); null: plain RoPE. Default null. */
   ropeScaling?: RopeScalingConfig | null;
+  /**
+   * llama: LoRA adapters (rank 1..1024; alpha > 0, default 2 × rank; modules, default all seven);
+   * null: every weight trains. Default null. With adapters the base is frozen, and getState,
+   * setState, copyParamsTo and loadParamsFrom move the adapters alone (numTrained floats).
+   */
+  lora?: LoraSetting | null;
 }
 
+/** A config with every default filled in (PolicyModel#config). */
+export type ResolvedModelConfig = Required<Omit<PolicyModelConfig, "lora">> & { lora: LoraConfig | null };
+
 /** The config keys that shape only arch "llama" models. */
-export type LlamaOnlyKey = "kvHeads" | "intermediate" | "ropeTheta" | "normEps" | "tiedEmbeddings" | "attentionBias" | "headDim" | "qkNorm" | "ropeScaling";
+export type LlamaOnlyKey = "kvHeads" | "intermediate" | "ropeTheta" | "normEps" | "tiedEmbeddings" | "attentionBias" | "headDim" | "qkNorm" | "ropeScaling" | "lora";
 
 /**
  * The default model: small enough to train digit reversal on two CPU cores in minutes. GPT-2
@@ -249,7 +262,7 @@ class Check {
  * `numParams` and `tensors` answer at once, even while a call runs.
  */
 export class PolicyModel {
-  readonly config: Readonly<Required<PolicyModelConfig>>;
+  readonly config: Readonly<ResolvedModelConfig>;
   readonly backend: "cpu" | "cuda" | "null";
   /** Where it computes: "cpu", "cuda:N", or "null". */
   readonly device: string;
@@ -257,6 +270,10 @@ export class PolicyModel {
   readonly fallback: string | null;
   readonly numParams: number;
   readonly tensors: readonly TensorInfo[];
+  /** What getState/setState and copyParamsTo/loadParamsFrom hold: numParams, or a LoRA model's adapter count. */
+  readonly numTrained: number;
+  /** A LoRA model's adapters ([] without): PEFT's names without "base_model.model.", offsets into the state's arrays. */
+  readonly loraTensors: readonly TensorInfo[];
   readonly #native: PolicyModelNative;
 
   /**
@@ -296,6 +313,15 @@ export class PolicyModel {
     this.fallback = info.fallback ?? null;
     this.numParams = info.numParams;
     this.tensors = Object.freeze(info.tensors);
+    if (cfg.lora && info.numTrained === undefined) {
+      void this.#native.dispose();
+      throw new NativeComputeError(
+        `PolicyModel: config.lora needs LoRA support, which the ${info.backend} backend's addon lacks` +
+          (info.backend === "null" ? " (the null backend computes nothing; use device \"cpu\")" : "; rebuild it with `bun run build:native`"),
+      );
+    }
+    this.numTrained = info.numTrained ?? info.numParams;
+    this.loraTensors = Object.freeze(info.loraTensors ?? []);
   }
 
   /**
@@ -332,9 +358,15 @@ export class PolicyModel {
     return call(this.#native.generate(rows, opts));
   }
 
-  /** log p(token t | tokens < t) for every token with mask != 0; [batch * seqLen]. */
-  async logprobs(batch: TokenBatch): Promise<Float32Array> {
-    return call(this.#native.logprobs(this.#tokenBatch("logprobs", batch)));
+  /**
+   * log p(token t | tokens < t) for every token with mask != 0; [batch * seqLen]. With
+   * `{ adapters: false }` a LoRA model scores with its base alone: the reference policy.
+   */
+  async logprobs(batch: TokenBatch, options: { adapters?: boolean } = {}): Promise<Float32Array> {
+    const adapters = options.adapters ?? true;
+    if (typeof adapters !== "boolean") new Check("logprobs").fail("options.adapters", adapters, "a boolean");
+    const b = this.#tokenBatch("logprobs", batch);
+    return call(adapters ? this.#native.logprobs(b) : this.#native.logprobs(b, { adapters }));
   }
 
   /** The critic's value for every token with mask != 0; [batch * seqLen]. Needs valueHead. */
@@ -403,6 +435,8 @@ export class PolicyModel {
     const llama = `${base} arch=${c.arch} kvHeads=${c.kvHeads} intermediate=${c.intermediate} tiedEmbeddings=${c.tiedEmbeddings} attentionBias=${c.attentionBias}`;
     // Said only when they change the layout, so states saved before these keys existed still load.
     const extra = [...(c.headDim !== c.width / c.heads ? [`headDim=${c.headDim}`] : []), ...(c.qkNorm ? ["qkNorm=true"] : [])];
+    // A LoRA state holds adapters: their rank and modules are its layout.
+    if (c.lora) extra.push(`lora=${c.lora.rank}:${c.lora.modules.join(",")}`);
     return [llama, ...extra].join(" ");
   }
 
@@ -450,8 +484,8 @@ export class PolicyModel {
     }
     for (const key of ["params", "adamM", "adamV"] as const) {
       const v = state[key];
-      if (!(v instanceof Float32Array) || v.length !== this.numParams) {
-        c.fail(`state.${key}`, v, `a Float32Array of length ${this.numParams} (this config's parameter count)`);
+      if (!(v instanceof Float32Array) || v.length !== this.numTrained) {
+        c.fail(`state.${key}`, v, `a Float32Array of length ${this.numTrained} (${this.#trainedWhat})`);
       }
     }
     c.int("state.step", state.step, 0, 2 ** 31 - 1);
@@ -490,10 +524,45 @@ export class PolicyModel {
     return this.#paramCopy("loadParamsFrom", "src", src, (a) => this.#native.loadParamsFrom(a));
   }
 
+  /**
+   * Copies every base weight (numParams floats, laid out as `tensors`) into `dst`, whatever trains:
+   * a LoRA model's frozen base (for a merged export). In the queue, like getState.
+   */
+  copyBaseTo(dst: Float32Array): Promise<void> {
+    return this.#paramCopy("copyBaseTo", "dst", dst, (a) => this.#baseNative("copyBaseTo", a, true), this.numParams);
+  }
+
+  /** Sets every base weight from `src` (numParams floats): how a LoRA model's frozen base is loaded. */
+  loadBaseFrom(src: Float32Array): Promise<void> {
+    return this.#paramCopy("loadBaseFrom", "src", src, (a) => this.#baseNative("loadBaseFrom", a, false), this.numParams);
+  }
+
+  /** The adapters a LoRA model of this config starts from (numTrained floats); empty without LoRA. */
+  initialLoraParams(): Float32Array {
+    if (!this.config.lora) return new Float32Array(0);
+    try {
+      return this.#native.initialLoraParams!();
+    } catch (cause) {
+      throw native(cause);
+    }
+  }
+
+  #baseNative(method: "copyBaseTo" | "loadBaseFrom", a: Float32Array, out: boolean): Promise<void> {
+    const run = this.#native[method];
+    if (run) return run.call(this.#native, a);
+    // An addon without LoRA (the null backend): its weights are its base.
+    return out ? this.#native.copyParamsTo(a) : this.#native.loadParamsFrom(a);
+  }
+
+  get #trainedWhat(): string {
+    return this.config.lora ? "this config's LoRA adapter count" : "this config's parameter count";
+  }
+
   /** Checks a params-sized Float32Array and queues the native copy; errors as setState's. */
-  #paramCopy(method: string, arg: string, array: Float32Array, run: (a: Float32Array) => Promise<void>): Promise<void> {
-    if (!(array instanceof Float32Array) || array.length !== this.numParams) {
-      new Check(method).fail(arg, array, `a Float32Array of length ${this.numParams} (this config's parameter count)`);
+  #paramCopy(method: string, arg: string, array: Float32Array, run: (a: Float32Array) => Promise<void>, length = this.numTrained): Promise<void> {
+    if (!(array instanceof Float32Array) || array.length !== length) {
+      const what = length === this.numTrained ? this.#trainedWhat : "this config's parameter count";
+      new Check(method).fail(arg, array, `a Float32Array of length ${length} (${what})`);
     }
     let queued: Promise<void>;
     try {
@@ -564,13 +633,13 @@ function flag(c: Check, arg: string, v: unknown): boolean {
 }
 
 /** Checks a config and fills in every default (the llama keys too, at what each arch implies). */
-function resolveConfig(c: Check, config: PolicyModelConfig): Required<PolicyModelConfig> {
+function resolveConfig(c: Check, config: PolicyModelConfig): ResolvedModelConfig {
   const arch = config.arch ?? "gpt2";
   if (arch !== "gpt2" && arch !== "llama") c.fail("config.arch", arch, '"gpt2" or "llama"');
   const heads = size(c, "heads", config.heads);
   const width = size(c, "width", config.width);
   const kvHeads = c.int("config.kvHeads", config.kvHeads ?? heads, MODEL_LIMITS.kvHeads.min, Math.min(MODEL_LIMITS.kvHeads.max, heads));
-  const cfg: Required<PolicyModelConfig> = {
+  const cfg: ResolvedModelConfig = {
     vocab: size(c, "vocab", config.vocab),
     context: size(c, "context", config.context),
     width,
@@ -588,6 +657,7 @@ function resolveConfig(c: Check, config: PolicyModelConfig): Required<PolicyMode
     headDim: config.headDim === undefined ? width / heads : size(c, "headDim", config.headDim),
     qkNorm: flag(c, "config.qkNorm", config.qkNorm ?? false),
     ropeScaling: ropeScaling(c, config.ropeScaling ?? null),
+    lora: lora(c, config.lora ?? null),
   };
   // A head size of its own frees width from being a multiple of heads (llama only).
   if (config.headDim === undefined && cfg.width % cfg.heads !== 0) c.fail("config.width", cfg.width, `a multiple of heads (${cfg.heads})`);
@@ -595,7 +665,7 @@ function resolveConfig(c: Check, config: PolicyModelConfig): Required<PolicyMode
     // GPT-2 has one shape per size: a llama-only key set otherwise is a mistake, not a no-op.
     const implied = {
       kvHeads: heads, intermediate: 4 * width, ropeTheta: 10000, normEps: 1e-5, tiedEmbeddings: false, attentionBias: false,
-      headDim: width / heads, qkNorm: false, ropeScaling: null,
+      headDim: width / heads, qkNorm: false, ropeScaling: null, lora: null,
     };
     for (const [key, value] of Object.entries(implied) as [LlamaOnlyKey, unknown][]) {
       if (cfg[key] !== value) c.fail(`config.${key}`, cfg[key], `${JSON.stringify(value)} for arch "gpt2" (only arch "llama" takes ${key})`);
@@ -611,6 +681,24 @@ function resolveConfig(c: Check, config: PolicyModelConfig): Required<PolicyMode
 }
 
 /** null, or Llama 3's four numbers: factors > 0 with highFreqFactor above lowFreqFactor. */
+/** A LoRA setting resolved: null when absent or rank 0; alpha 2 × rank and every module by default. */
+function lora(c: Check, v: PolicyModelConfig["lora"]): LoraConfig | null {
+  if (v === null) return null;
+  if (typeof v !== "object") c.fail("config.lora", v, "null or { rank, alpha?, rslora?, modules? }");
+  const rank = c.int("config.lora.rank", v.rank, 0, 1024);
+  if (rank === 0) return null;
+  const alpha = v.alpha === undefined ? 2 * rank : positive(c, "config.lora.alpha", v.alpha);
+  const rslora = flag(c, "config.lora.rslora", v.rslora ?? false);
+  const modules = v.modules ?? [...LORA_MODULES];
+  if (!Array.isArray(modules) || modules.length === 0) c.fail("config.lora.modules", modules, `a non-empty array of ${LORA_MODULES.join(", ")}`);
+  modules.forEach((m, i) => {
+    if (!(LORA_MODULES as readonly string[]).includes(m)) c.fail(`config.lora.modules[${i}]`, m, `one of ${LORA_MODULES.join(", ")}`);
+    if (modules.indexOf(m) !== i) c.fail(`config.lora.modules[${i}]`, m, "a module not already named");
+  });
+  // In the native order, so the same set always makes the same layout.
+  return { rank, alpha, rslora, modules: LORA_MODULES.filter((m) => modules.includes(m)) };
+}
+
 function ropeScaling(c: Check, v: RopeScalingConfig | null): RopeScalingConfig | null {
   if (v === null) return null;
   if (typeof v !== "object") c.fail("config.ropeScaling", v, "null or { factor, lowFreqFactor, highFreqFactor, originalContext }");

@@ -75,7 +75,29 @@ export interface NativeModelConfig {
   qkNorm?: boolean;
   /** Llama 3 rope scaling; null or absent: plain RoPE. */
   ropeScaling?: RopeScalingConfig | null;
+  /** LoRA adapters on the projections (llama only); null or absent: every weight trains. */
+  lora?: LoraSetting | null;
 }
+
+/** The projections a LoRA adapter may sit beside (PEFT's target_modules names). */
+export const LORA_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] as const;
+export type LoraModule = (typeof LORA_MODULES)[number];
+
+/**
+ * Low-rank adapters: each targeted projection computes W x + scale · B (A x), A [rank, in]
+ * (Kaiming-uniform, as PEFT initialises it), B [out, rank] (zeros), scale = alpha / rank (alpha /
+ * √rank with rslora). The base weights are frozen: state, optimizer and weight copies hold the
+ * adapters alone.
+ */
+export interface LoraConfig {
+  rank: number;
+  alpha: number;
+  rslora: boolean;
+  modules: LoraModule[];
+}
+
+/** A LoRA setting as given: rank, the rest defaulted (alpha 2 × rank, no rsLoRA, every module). */
+export type LoraSetting = Partial<LoraConfig> & { rank: number };
 
 /** Llama 3's rope scaling (config.json's `rope_scaling` with rope_type "llama3"). */
 export interface RopeScalingConfig {
@@ -107,8 +129,12 @@ export interface NativeModelInfo {
   /** Device "auto" only: why it runs on the CPU (no usable CUDA device); null when it did not fall back. */
   fallback?: string | null;
   numParams: number;
+  /** What state and weight copies hold: numParams, or with LoRA the adapters' count (absent: an addon without LoRA). */
+  numTrained?: number;
   step: number;
   tensors: TensorInfo[];
+  /** The adapters' tensors (PEFT's names without "base_model.model."), offsets into the state's arrays; [] without LoRA. */
+  loraTensors?: TensorInfo[];
 }
 
 /** Tokens [batch, seqLen] row-major, with a per-token loss weight (1 = response token). */
@@ -194,7 +220,7 @@ export interface ValueStepStats {
   gradNorm: number;
 }
 
-/** Weights, AdamW moments and step; every array holds numParams floats. */
+/** Weights, AdamW moments and step; every array holds numTrained floats (numParams, or a LoRA model's adapters). */
 export interface ModelState {
   params: Float32Array;
   adamM: Float32Array;
@@ -218,7 +244,8 @@ export interface ModelState {
 export interface PolicyModelNative {
   info(): NativeModelInfo;
   generate(prompts: Int32Array[], options: NativeGenerateOptions): Promise<NativeGenerateResult>;
-  logprobs(batch: NativeTokenBatch): Promise<Float32Array>;
+  /** `{ adapters: false }`: the base model's log-probs, a LoRA model's reference policy. */
+  logprobs(batch: NativeTokenBatch, options?: { adapters: boolean }): Promise<Float32Array>;
   values(batch: NativeTokenBatch): Promise<Float32Array>;
   policyStep(batch: NativePolicyBatch, hyper: NativePolicyHyper): Promise<PolicyStepStats>;
   valueStep(batch: NativeValueBatch, hyper: NativeValueHyper): Promise<ValueStepStats>;
@@ -231,8 +258,13 @@ export interface PolicyModelNative {
    * detached or transferred until the promise settles.
    */
   copyParamsTo(dst: Float32Array): Promise<void>;
-  /** Sets the weights from `src` (numParams floats); AdamW moments and step are unchanged. */
+  /** Sets the weights from `src` (numTrained floats); AdamW moments and step are unchanged. */
   loadParamsFrom(src: Float32Array): Promise<void>;
+  /** The base weights (numParams floats) whatever trains; a LoRA model's frozen base (absent: an addon without LoRA). */
+  copyBaseTo?(dst: Float32Array): Promise<void>;
+  loadBaseFrom?(src: Float32Array): Promise<void>;
+  /** The adapters a LoRA model of this config starts from. */
+  initialLoraParams?(): Float32Array;
   /** Resolves once the weights are freed (after the calls made before it). */
   dispose(): Promise<void>;
   /** The weights a model of this config starts from; computed at once, outside the queue. */

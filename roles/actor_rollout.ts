@@ -11,7 +11,7 @@ import type { ModelRoleOptions, UpdatePlan } from "./model_options.ts";
 import { publishWeights, type WeightSegment } from "./weights.ts";
 
 export class ActorRollout extends TrainedModelRole {
-  static readOnly = ["generate", "logprobs", "info", "exportHf", "publishWeights", "params"];
+  static readOnly = ["generate", "logprobs", "refLogprobs", "info", "exportHf", "publishWeights", "params"];
 
   constructor(options: ModelRoleOptions, _ctx: RoleContext) {
     super(options, false);
@@ -25,15 +25,25 @@ export class ActorRollout extends TrainedModelRole {
     return (await this.ready()).logprobs(batch);
   }
 
+  /**
+   * The reference policy's log-probs, when the policy trains LoRA adapters: its frozen base with
+   * the adapters off (no second copy of the weights, no ref_policy actor).
+   */
+  async refLogprobs(batch: TokenBatch): Promise<Float32Array> {
+    const model = await this.ready();
+    if (!model.config.lora) throw new TypeError("refLogprobs: this policy trains every weight (no LoRA adapters), so its base is not the reference; the ref_policy actor scores it");
+    return model.logprobs(batch, { adapters: false });
+  }
+
   /** Writes the current weights into the shared segment at `path` as `version`, for the rollout ranks to map. */
   async publishWeights(path: string, version: number): Promise<WeightSegment> {
     return publishWeights(await this.ready(), path, version);
   }
 
-  /** The current weights, for rollout ranks that cannot map a segment of this host. */
+  /** The current weights (a LoRA policy's adapters alone), for rollout ranks that cannot map a segment of this host. */
   async params(): Promise<Float32Array> {
     const model = await this.ready();
-    const out = new Float32Array(model.numParams);
+    const out = new Float32Array(model.numTrained);
     await model.copyParamsTo(out);
     return out;
   }

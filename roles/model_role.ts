@@ -7,6 +7,7 @@ import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { LlamaModelConfig } from "../native/hf/config.ts";
 import { isValueHeadTensor, loadHfModel, paramsFromTensors, saveHfModel } from "../native/hf/model_folder.ts";
+import { mergeLora, savePeftAdapter } from "../native/hf/peft.ts";
 import type { WritableDtype } from "../native/hf/safetensors.ts";
 import { PolicyModel, type ModelState } from "../native/policy_model.ts";
 import type { Role } from "../runtime/core/host/role.ts";
@@ -63,7 +64,10 @@ function loadWeights(model: PolicyModel, path: string, context: number, valueHea
   });
   const n = params.length;
   const maxPositions = hf.hfConfig.max_position_embeddings as number; // checked by loadHfModel
-  return { loaded: model.setState({ params, adamM: new Float32Array(n), adamV: new Float32Array(n), step: 0 }), folder: { dtype: hf.dtype, maxPositions } };
+  const folder = { dtype: hf.dtype, maxPositions, path };
+  // A LoRA model's state is its adapters: the folder is its frozen base.
+  if (model.config.lora) return { loaded: model.loadBaseFrom(params), folder };
+  return { loaded: model.setState({ params, adamM: new Float32Array(n), adamV: new Float32Array(n), step: 0 }), folder };
 }
 
 /** What a loaded folder says that the model's config does not. */
@@ -72,6 +76,8 @@ interface FolderFacts {
   dtype: WritableDtype;
   /** Its max_position_embeddings, kept on export whatever context the job trained at. */
   maxPositions: number;
+  /** Where it is: a LoRA export's base_model_name_or_path. */
+  path: string;
 }
 
 /** `checkpoint.hf_dtype`'s words: auto keeps the loaded folder's dtype (F32 for a new model). */
@@ -89,10 +95,27 @@ export interface HfExport {
   padTokenId?: number;
   /** Default "auto": the dtype of the folder the weights were loaded from, F32 for a new model. */
   dtype?: ExportDtype;
+  /**
+   * A LoRA policy also writes its base with the adapters merged in (W + scale · B·A) as a full
+   * folder here, in `dtype`. Ignored when every weight trains.
+   */
+  mergedDir?: string;
 }
 
 /** Tokenizer files transformers reads; those present are copied into an export. */
 const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json", "chat_template.jinja"];
+
+/** Copies the tokenizer files `from` has into `to`; how many. */
+function copyTokenizer(from: string | undefined, to: string): number {
+  let files = 0;
+  for (const f of TOKENIZER_FILES) {
+    if (from && existsSync(join(from, f))) {
+      copyFileSync(join(from, f), join(to, f));
+      files++;
+    }
+  }
+  return files;
+}
 
 /** A role whose weights train: restorable, and updated over shuffled mini-batches. */
 export class TrainedModelRole extends ModelRole {
@@ -104,21 +127,27 @@ export class TrainedModelRole extends ModelRole {
   async exportHf(o: HfExport): Promise<{ dir: string; files: number }> {
     const cfg = this.model.config;
     if (cfg.arch !== "llama") throw new TypeError(`exportHf: only arch "llama" models export to Hugging Face folders (this one is arch ${JSON.stringify(cfg.arch)})`);
-    const { params } = await (await this.ready()).getState();
+    const model = await this.ready();
+    const { params } = await model.getState();
     mkdirSync(o.dir, { recursive: true });
     const wanted = o.dtype ?? "auto";
     if (wanted !== "auto" && !(wanted in EXPORT_DTYPES)) throw new TypeError(`exportHf: dtype is ${JSON.stringify(wanted)}; expected auto, f32, bf16 or f16`);
     const dtype = wanted === "auto" ? (this.folder?.dtype ?? "F32") : EXPORT_DTYPES[wanted];
-    saveHfModel(o.dir, cfg as LlamaModelConfig, this.model.tensors, params, {
-      dtype, bosTokenId: o.bosTokenId, eosTokenId: o.eosTokenId, padTokenId: o.padTokenId,
-      ...(this.folder ? { maxPositionEmbeddings: Math.max(this.folder.maxPositions, cfg.context) } : {}),
-    });
-    let files = 0;
-    for (const f of TOKENIZER_FILES) {
-      if (o.tokenizerDir && existsSync(join(o.tokenizerDir, f))) {
-        copyFileSync(join(o.tokenizerDir, f), join(o.dir, f));
-        files++;
-      }
+    const save = (dir: string, weights: Float32Array) => {
+      saveHfModel(dir, cfg as LlamaModelConfig, this.model.tensors, weights, {
+        dtype, bosTokenId: o.bosTokenId, eosTokenId: o.eosTokenId, padTokenId: o.padTokenId,
+        ...(this.folder ? { maxPositionEmbeddings: Math.max(this.folder.maxPositions, cfg.context) } : {}),
+      });
+      return copyTokenizer(o.tokenizerDir, dir);
+    };
+    if (!cfg.lora) return { dir: o.dir, files: save(o.dir, params) };
+    // A LoRA policy: its adapters in PEFT's layout (float32, as they trained), loadable onto the base folder.
+    savePeftAdapter(o.dir, { lora: cfg.lora, tensors: model.loraTensors, adapters: params, baseModel: this.folder?.path ?? "" });
+    const files = copyTokenizer(o.tokenizerDir, o.dir);
+    if (o.mergedDir) {
+      const base = new Float32Array(model.numParams);
+      await model.copyBaseTo(base);
+      save(o.mergedDir, mergeLora(model.tensors, base, cfg.lora, model.loraTensors, params));
     }
     return { dir: o.dir, files };
   }

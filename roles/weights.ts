@@ -6,7 +6,9 @@
  * that was restarted, or missed a push, can never sample from the wrong policy.
  *
  * Segment layout (little-endian): magic "RVWT" (u32), layout 1 (u32), weights version (f64; -1
- * while being written), parameter count (f64), then the float32 parameters from byte 64. The
+ * while being written), parameter count (f64), then the float32 parameters from byte 64. A LoRA
+ * policy's parameters are its adapters alone (numTrained): the ranks load the frozen base once,
+ * from the same folder, and every push carries only the adapters. The
  * version is written last, so a segment a crashed writer left half-written is never read.
  *
  * @example
@@ -69,14 +71,14 @@ function header(seg: SharedSegment): DataView {
 
 /** Writes the model's parameters into the segment at `path` as `version`; the segment to read them from. */
 export async function publishWeights(model: PolicyModel, path: string, version: number): Promise<WeightSegment> {
-  const bytes = segmentBytes(model.numParams);
+  const bytes = segmentBytes(model.numTrained);
   const seg = mappings.get(path, bytes, true);
   const h = header(seg);
   h.setFloat64(8, -1, true);
   h.setUint32(0, MAGIC, true);
   h.setUint32(4, LAYOUT, true);
-  h.setFloat64(16, model.numParams, true);
-  await model.copyParamsTo(seg.floats(HEADER_BYTES, model.numParams));
+  h.setFloat64(16, model.numTrained, true);
+  await model.copyParamsTo(seg.floats(HEADER_BYTES, model.numTrained));
   h.setFloat64(8, version, true);
   return { path, bytes };
 }
@@ -89,15 +91,15 @@ export async function loadWeights(model: PolicyModel, push: WeightPush): Promise
   if (push.params) return model.loadParamsFrom(push.params);
   if (!push.segment) throw new StaleWeightsError(`weights version ${push.version} came with neither a segment nor parameters`);
   const { path, bytes } = push.segment;
-  if (bytes !== segmentBytes(model.numParams)) {
-    throw new RangeError(`weight segment ${path} holds ${bytes} bytes; a model of ${model.numParams} parameters needs ${segmentBytes(model.numParams)}`);
+  if (bytes !== segmentBytes(model.numTrained)) {
+    throw new RangeError(`weight segment ${path} holds ${bytes} bytes; a model of ${model.numTrained} parameters needs ${segmentBytes(model.numTrained)}`);
   }
   const seg = mappings.get(path, bytes, false);
   const h = header(seg);
   if (h.getUint32(0, true) !== MAGIC || h.getUint32(4, true) !== LAYOUT) throw new TypeError(`${path} is not a weight segment (layout ${LAYOUT})`);
   const held = h.getFloat64(8, true);
   if (held !== push.version) throw new StaleWeightsError(`weight segment ${path} holds version ${held}, not ${push.version}`);
-  await model.loadParamsFrom(seg.floats(HEADER_BYTES, model.numParams));
+  await model.loadParamsFrom(seg.floats(HEADER_BYTES, model.numTrained));
   // A writer that started a newer version meanwhile would have marked the header first.
   if (h.getFloat64(8, true) !== push.version) throw new StaleWeightsError(`weight segment ${path} was rewritten while version ${push.version} was read`);
 }

@@ -23,6 +23,8 @@ export interface JobActors {
   actor: ActorRef<ActorRollout>;
   critic?: ActorRef<Critic>;
   ref?: ActorRef<RefPolicy>;
+  /** A LoRA policy scores the reference itself (its base, adapters off): no `ref` actor. */
+  refFromActor?: boolean;
   reward?: ActorRef<Reward>;
   /** The rollout worker group (worker.rollout.ranks ≥ 1): it generates instead of `actor`. */
   rollout?: RolloutGroup;
@@ -145,7 +147,7 @@ export interface ReferenceAndValues {
 export async function referenceAndValues(actors: JobActors, batch: TokenBatch): Promise<ReferenceAndValues> {
   const [[oldLogprobs, oldS], ref, critic] = await Promise.all([
     clocked(actors.actor.call("logprobs", batch)),
-    actors.ref && clocked(actors.ref.call("logprobs", batch)),
+    actors.ref ? clocked(actors.ref.call("logprobs", batch)) : actors.refFromActor ? clocked(actors.actor.call("refLogprobs", batch)) : undefined,
     actors.critic && clocked(actors.critic.call("values", batch)),
   ]);
   const timing: Record<string, number> = { "timing_s/old_log_prob": oldS };

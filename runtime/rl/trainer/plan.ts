@@ -11,6 +11,7 @@ import { type LlamaModelConfig, modelConfigFromHf } from "../../../native/hf/con
 import { checkFolderTensors } from "../../../native/hf/model_folder.ts";
 import { readRegularFile } from "../../../native/hf/regular_file.ts";
 import type { ModelRoleOptions, RoleModel } from "../../../roles/index.ts";
+import type { LoraConfig } from "../../../native/types.ts";
 import { threadShare } from "../../../roles/model_options.ts";
 import { JobDataError, loadJobData, loadJobDataOffThread, taskData, type JobData } from "./job_data.ts";
 import { checkRewardModule } from "../rewards/module_check.ts";
@@ -101,6 +102,11 @@ export class JobPlan {
   readonly klInReward: boolean;
   /** The policy is a Llama-family model: it can be saved as a Hugging Face folder. */
   readonly exportsHf: boolean;
+  /**
+   * The policy trains LoRA adapters (worker.actor.lora.rank > 0): the reference policy is its base
+   * with the adapters off, scored by actor_rollout itself (no ref_policy actor).
+   */
+  readonly lora: boolean;
   /** Each role's model: sizes and, for a Hugging Face folder, where its weights are. */
   private readonly models: Record<"actor" | "critic", RoleModel>;
   /** Each role's model in words, for the banner: what it is and the context it trains at. */
@@ -125,7 +131,10 @@ export class JobPlan {
     for (const p of [...data.train, ...data.val]) longestPrompt = Math.max(longestPrompt, p.ids.length);
     this.seqLen = longestPrompt + this.maxNew;
     if (data.answerTokens !== undefined) checkResponseBudget(config, data.answerTokens);
-    this.models = { actor: this.roleModel("actor"), critic: this.useCritic ? this.roleModel("critic") : this.roleModel("actor") };
+    const actorModel = this.roleModel("actor");
+    this.lora = actor.lora.rank > 0;
+    if (this.lora) actorModel.config = { ...actorModel.config, lora: loraConfig(actor.lora, actorModel.config.arch ?? "gpt2") };
+    this.models = { actor: actorModel, critic: this.useCritic ? this.roleModel("critic") : this.roleModel("actor") };
     this.exportsHf = this.models.actor.config.arch === "llama";
     for (const role of this.useCritic ? ["actor", "critic"] as const : ["actor"] as const) {
       checkContext(role, this.models[role].config.context, longestPrompt, this.maxNew);
@@ -192,6 +201,8 @@ export class JobPlan {
   /** The banner's model lines: each trained role's model and the context it trains at. */
   get modelBanner(): string {
     const lines = [`model: actor ${this.modelLines.actor}`];
+    const lora = this.models.actor.config.lora;
+    if (lora) lines.push(`model: actor trains LoRA adapters (rank ${lora.rank}, alpha ${lora.alpha}${lora.rslora ? ", rsLoRA" : ""}, ${(lora.modules ?? []).join(" ")}); the reference policy is its base, adapters off`);
     if (this.useCritic) lines.push(`model: critic ${this.modelLines.critic}`);
     return lines.join("\n");
   }
@@ -205,8 +216,11 @@ export class JobPlan {
     // The reference is the initial policy: same model, same init seed.
     const initSeed = this.seed("init", role === "critic" ? "critic" : "policy");
     const { path, config } = this.models[role === "critic" ? "critic" : "actor"];
-    // Rollout ranks get the policy's weights pushed before they generate: no folder to read.
-    if (role === "rollout") return { model: { ...config, seed: initSeed }, device: w.rollout.device, threads: this.rolloutThreads() };
+    // Rollout ranks get the policy's weights pushed before they generate: no folder to read, except
+    // under LoRA, where a push carries the adapters alone and each rank loads the frozen base itself.
+    if (role === "rollout") {
+      return { model: { ...config, seed: initSeed }, ...(path && this.lora ? { path } : {}), device: w.rollout.device, threads: this.rolloutThreads() };
+    }
     return { model: { ...config, seed: initSeed }, ...(path ? { path } : {}), device: w[role].device, threads: this.modelThreads() };
   }
 
@@ -233,13 +247,18 @@ export class JobPlan {
    * oversubscribe the cores. REVENANT_NUM_THREADS in an actor's environment overrides it.
    */
   modelThreads(cores = availableParallelism()): number {
-    return threadShare(cores, 1 + (this.useCritic ? 1 : 0) + (this.useRef ? 1 : 0));
+    return threadShare(cores, 1 + (this.useCritic ? 1 : 0) + (this.refActor ? 1 : 0));
+  }
+
+  /** A ref_policy actor runs: the job has a KL term and the policy trains every weight. */
+  get refActor(): boolean {
+    return this.useRef && !this.lora;
   }
 
   childSpecs() {
     const specs = [{ id: "actor_rollout", role: "actor_rollout", options: { ...this.roleOptions("actor") } }];
     if (this.useCritic) specs.push({ id: "critic", role: "critic", options: { ...this.roleOptions("critic") } });
-    if (this.useRef) specs.push({ id: "ref_policy", role: "ref_policy", options: { ...this.roleOptions("ref") } });
+    if (this.refActor) specs.push({ id: "ref_policy", role: "ref_policy", options: { ...this.roleOptions("ref") } });
     const reward = this.data.reward;
     if (reward.kind === "module") specs.push({ id: "reward", role: "reward", options: { module: reward.path, concurrency: this.config.reward.concurrency } as never });
     const rollout = this.config.worker.rollout;
@@ -249,6 +268,18 @@ export class JobPlan {
 }
 
 type ModelKeys = Config["worker"]["actor"]["model"];
+
+/** worker.actor.lora as the model takes it; refused, naming the key, where it cannot run. */
+function loraConfig(l: Config["worker"]["actor"]["lora"], arch: string): LoraConfig {
+  if (arch !== "llama") {
+    throw new JobConfigError("worker.actor.lora.rank", `worker.actor.lora.rank=${l.rank} needs a llama-family policy (a Hugging Face folder in worker.actor.model.path, or worker.actor.model.arch=llama): ` +
+      `LoRA adapters sit beside the q/k/v/o/gate/up/down projections, which arch ${arch} does not have; set worker.actor.lora.rank=0 for this model`);
+  }
+  if (l.dropout !== 0) {
+    throw new JobConfigError("worker.actor.lora.dropout", `worker.actor.lora.dropout=${l.dropout}: LoRA dropout is not supported; allowed: 0`);
+  }
+  return { rank: l.rank, alpha: l.alpha > 0 ? l.alpha : 2 * l.rank, rslora: l.use_rslora, modules: [...l.target_modules] };
+}
 
 /** The model keys at their defaults: a key left there defers to a folder's config.json. */
 const MODEL_DEFAULTS: ModelKeys = ModelSchema.parse({});

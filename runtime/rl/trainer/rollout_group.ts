@@ -60,18 +60,27 @@ export class RolloutGroup {
     return this.sup.live(ROLLOUT_GROUP);
   }
 
-  /** Pushes the policy's current weights to every live rank as the next version. */
-  async publish(): Promise<void> {
+  /**
+   * Pushes the policy's current weights to every live rank as the next version; the bytes the push
+   * moved (perf/weight_sync_bytes): the shared segment written once, or the parameters sent to each
+   * rank. A LoRA policy's weights are its adapters alone.
+   */
+  async publish(): Promise<number> {
     const version = ++this.version;
+    const live = this.live;
+    let bytes: number;
     if (this.o.transfer === "shared_memory") {
       const segment = await this.o.policy.call("publishWeights", this.o.segmentPath, version);
       this.current = { version, segment };
       this.params = undefined;
+      bytes = segment.bytes;
     } else {
       this.current = { version };
       this.params = this.o.policy.call("params");
+      bytes = (await this.params).byteLength * live.length;
     }
-    await Promise.all(this.live.map((a) => this.sync(a).catch((e) => this.unlessDropped(a, e))));
+    await Promise.all(live.map((a) => this.sync(a).catch((e) => this.unlessDropped(a, e))));
+    return bytes;
   }
 
   /** Sends the current version to one rank. */

@@ -167,7 +167,8 @@ function jobActors(sup: Supervisor, plan: JobPlan, calls: StepCalls, job: JobPat
   return {
     actor,
     ...(plan.useCritic ? { critic: ref<Critic>("critic") } : {}),
-    ...(plan.useRef ? { ref: ref<RefPolicy>("ref_policy") } : {}),
+    ...(plan.refActor ? { ref: ref<RefPolicy>("ref_policy") } : {}),
+    ...(plan.useRef && plan.lora ? { refFromActor: true } : {}),
     ...(plan.data.reward.kind === "module" ? { reward: ref<Reward>("reward") } : {}),
     ...(rollout ? { rollout } : {}),
   };
@@ -206,7 +207,7 @@ async function trainStep(plan: JobPlan, actors: JobActors, step: number, prompts
   const adv = advantages(plan, r.batch, sc.scores, rv.values, klPenalty(plan, r.batch, rv));
   m["timing_s/adv"] = (performance.now() - t) / 1000;
   const stats = await update(plan, actors, step, batch, rv, adv);
-  if (actors.rollout) await timed(m, "timing_s/weight_sync", () => actors.rollout!.publish());
+  if (actors.rollout) m["perf/weight_sync_bytes"] = await timed(m, "timing_s/weight_sync", () => actors.rollout!.publish());
   return { metrics: Object.assign(m, rv.timing, trainingMetrics(plan, r, sc, rv, adv, stats)), tokens: r.batch.batch * r.batch.seqLen };
 }
 
@@ -322,7 +323,13 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
     await sup.settled().catch(rethrowFailure);
     checkFailure();
     const finalValScore = validating ? (metricsFile.read().at(-1)?.["val/score"] ?? (await validate(actors, config.trainer.total_steps)).score) : null;
-    if (config.checkpoint.save_hf_model !== "never" && plan.exportsHf) note(`policy saved as a Hugging Face folder: ${await exportPolicy(plan, actors, join(job.dir, "hf_model"))}`);
+    if (config.checkpoint.save_hf_model !== "never" && plan.exportsHf) {
+      const merged = plan.lora && config.worker.actor.lora.save_merged ? join(job.dir, "hf_model_merged") : undefined;
+      const saved = await exportPolicy(plan, actors, join(job.dir, "hf_model"), merged);
+      note(plan.lora
+        ? `policy's LoRA adapters saved in PEFT's layout: ${saved}${merged ? `; merged into the base: ${merged}` : ""}`
+        : `policy saved as a Hugging Face folder: ${saved}`);
+    }
     const weightsSha256 = await weightsChecksum(sup);
     const totals = sup.actors().reduce((acc, a) => {
       const t = metrics.totals(a.role);
@@ -396,10 +403,11 @@ async function deviceFallbacks(sup: Supervisor): Promise<Record<string, number>>
 }
 
 /** Writes the policy as a Hugging Face folder, with the job's tokenizer files; the folder. */
-async function exportPolicy(plan: JobPlan, actors: JobActors, dir: string): Promise<string> {
+async function exportPolicy(plan: JobPlan, actors: JobActors, dir: string, mergedDir?: string): Promise<string> {
   const tok = plan.data.tokenizer;
   await actors.actor.call("exportHf", {
     dir, tokenizerDir: tokenizerDir(plan.config), eosTokenId: tok.eosId, padTokenId: tok.padId, dtype: plan.config.checkpoint.hf_dtype,
+    ...(mergedDir ? { mergedDir } : {}),
     ...(tok.bosId === undefined ? {} : { bosTokenId: tok.bosId }),
   });
   return dir;
