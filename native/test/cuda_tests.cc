@@ -101,6 +101,20 @@ void compare_ops(Backend& c, Backend& g) {
   mdx.compare("matmul_backward dinp", tol);
   mdw.compare("matmul_backward dw", tol);
   mdb.compare("matmul_backward dbias", tol);
+  // lora: rank 5 writing columns 0..OC-1 of rows OC + 9 wide (a block of packed rows)
+  {
+    const int rk = 5, ld = OC + 9;
+    F la(c, g, normals(r, rk * C)), lb(c, g, normals(r, OC * rk)), lo(c, g, normals(r, N * ld)), lu(c, g, N * rk),
+        ldu(c, g, N * rk), ldo(c, g, normals(r, N * ld)), ldx(c, g, N * C), lda(c, g, rk * C), ldb(c, g, OC * rk);
+    c.lora_forward(lo.cpu(), lu.cpu(), x.cpu(), la.cpu(), lb.cpu(), N, C, OC, ld, rk, 1.5f);
+    g.lora_forward(lo.gpu(), lu.gpu(), x.gpu(), la.gpu(), lb.gpu(), N, C, OC, ld, rk, 1.5f);
+    c.lora_backward(ldx.cpu(), lda.cpu(), ldb.cpu(), lu.cpu(), ldu.cpu(), ldo.cpu(), x.cpu(), la.cpu(), lb.cpu(), N, C, OC, ld, rk, 1.5f);
+    g.lora_backward(ldx.gpu(), lda.gpu(), ldb.gpu(), lu.gpu(), ldu.gpu(), ldo.gpu(), x.gpu(), la.gpu(), lb.gpu(), N, C, OC, ld, rk, 1.5f);
+    lo.compare("lora_forward", tol);
+    ldx.compare("lora_backward dinp", tol);
+    lda.compare("lora_backward dA", tol);
+    ldb.compare("lora_backward dB", tol);
+  }
   // attention, plain (NKV == NH) and grouped (NKV = 2 and 1 kv heads for 4 query heads)
   for (const int NKV : {NH, 2, 1}) {
     const int QKV = C + 2 * NKV * (C / NH);
@@ -262,6 +276,45 @@ void compare_model(const std::string& label, const revenant::ModelConfig& cfg) {
   check_close("model generate logprobs cuda vs cpu" + label, scaled_error(gg.logprobs, gc.logprobs), 1e-4);
 }
 
+// A LoRA model (no value head: LoRA trains policies) with adapters drawn at random, so B is not 0.
+void compare_lora_model() {
+  using namespace revenant;
+  ModelConfig cfg;
+  cfg.arch = Arch::Llama;
+  cfg.seed = 4;
+  cfg.kv_heads = 2;
+  cfg.intermediate = 96;
+  cfg.lora.rank = 4;
+  Model mc(cfg, make_cpu_backend()), mg(cfg, make_cuda_backend());
+  Rng r(7);
+  ModelState s = mc.get_state();
+  for (auto& p : s.params) p = static_cast<float>(0.1 * r.normal());
+  mc.set_state(s);
+  mg.set_state(s);
+  PolicyBatch pb;
+  pb.B = 4;
+  pb.T = 16;
+  pb.tokens.resize(pb.B * pb.T);
+  pb.mask.assign(pb.B * pb.T, 1.0f);
+  for (auto& t : pb.tokens) t = r.below(cfg.vocab);
+  const std::vector<float> lc = mc.logprobs(pb), lg = mg.logprobs(pb);
+  check_close("lora model logprobs cuda vs cpu", scaled_error(lg, lc), 1e-4);
+  check_close("lora model base logprobs (adapters off) cuda vs cpu", scaled_error(mg.logprobs(pb, false), mc.logprobs(pb, false)), 1e-4);
+  pb.advantages.resize(lc.size());
+  for (auto& a : pb.advantages) a = static_cast<float>(r.normal());
+  pb.old_logprobs = lc;
+  const PolicyStats sc = mc.policy_step(pb, PolicyLossConfig{}, OptimConfig{});
+  const PolicyStats sg = mg.policy_step(pb, PolicyLossConfig{}, OptimConfig{});
+  check_close("lora model policy_step grad norm cuda vs cpu", std::fabs(sc.grad_norm - sg.grad_norm) / sc.grad_norm, 1e-4);
+  check_close("lora model adapters after policy_step cuda vs cpu", scaled_error(mg.get_state().params, mc.get_state().params), 1e-4);
+  GenerateOptions opt;
+  opt.max_new_tokens = 6;
+  opt.temperature = 0.0f;
+  const GenerateResult gc = mc.generate({{1, 2, 3}, {4}}, opt), gg = mg.generate({{1, 2, 3}, {4}}, opt);
+  check(gc.tokens == gg.tokens, "lora model greedy generate cuda vs cpu", "");
+  check_close("lora model generate logprobs cuda vs cpu", scaled_error(gg.logprobs, gc.logprobs), 1e-4);
+}
+
 void compare_models() {
   revenant::ModelConfig cfg;
   cfg.value_head = true;
@@ -287,6 +340,7 @@ void compare_models() {
   llama3.rope_llama3 = true;
   llama3.rope_scaling = revenant::RopeScaling{8.0f, 1.0f, 4.0f, 64.0f};
   compare_model(" [llama3 rope scaling, tied]", llama3);
+  compare_lora_model();
 }
 
 }  // namespace
