@@ -102,6 +102,7 @@ describe("[a,b] list syntax for every list key", () => {
     const samples: Record<string, string> = {
       "data.train_files": "x.jsonl", "data.val_files": "x.jsonl", "trainer.logger": "tensorboard",
       "cluster.slurm.nodes": "node1", "cluster.slurm.srun_args": "--mem=16G", "cluster.kubernetes.node_selector": "gpu=a100",
+      "worker.actor.lora.target_modules": "q_proj",
     };
     const listKeys = leafKeys(configJsonSchema()).filter(([, n]) => n.type === "array" || n.anyOf?.some((b) => b.type === "array")).map(([k]) => k);
     expect(listKeys.sort()).toEqual(Object.keys(samples).sort());

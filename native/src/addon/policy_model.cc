@@ -209,7 +209,7 @@ ModelConfig read_config(const Napi::Object& c) {
 // the call settles; the caller must not detach or transfer its buffer meanwhile.
 Napi::Promise queue_param_copy(const Napi::CallbackInfo& info, Napi::Object owner, const std::shared_ptr<Shared>& shared,
                                std::size_t num_params, const char* method, const char* arg,
-                               void (*copy)(Model&, float*), const char* what = "this model's trained parameter count") {
+                               void (*copy)(Model&, float*), const char* what) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
     throw Napi::TypeError::New(env, std::string(method) + "(" + arg + ": Float32Array): " + arg + " must be a Float32Array");
@@ -451,7 +451,12 @@ Napi::Value PolicyModelNative::SetState(const Napi::CallbackInfo& info) {
 // before it leave.
 Napi::Value PolicyModelNative::CopyParamsTo(const Napi::CallbackInfo& info) {
   return queue_param_copy(info, Value(), impl_->shared, impl_->num_trained, "copyParamsTo", "dst",
-                          [](Model& m, float* dst) { m.copy_params_to(dst); });
+                          [](Model& m, float* dst) { m.copy_params_to(dst); }, trained_what());
+}
+
+// What copyParamsTo and loadParamsFrom move: every weight, or a LoRA model's adapters alone.
+const char* PolicyModelNative::trained_what() const {
+  return impl_->num_trained == impl_->num_params ? "this model's parameter count" : "this model's LoRA adapter count";
 }
 
 // copyBaseTo(dst) / loadBaseFrom(src): every base weight (numParams floats), whatever trains; a
@@ -470,7 +475,7 @@ Napi::Value PolicyModelNative::LoadBaseFrom(const Napi::CallbackInfo& info) {
 // step stay.
 Napi::Value PolicyModelNative::LoadParamsFrom(const Napi::CallbackInfo& info) {
   return queue_param_copy(info, Value(), impl_->shared, impl_->num_trained, "loadParamsFrom", "src",
-                          [](Model& m, float* src) { m.load_params_from(src); });
+                          [](Model& m, float* src) { m.load_params_from(src); }, trained_what());
 }
 
 // dispose() -> Promise<void>: the calls already made still run; later ones are refused at once;

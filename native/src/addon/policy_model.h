@@ -31,6 +31,7 @@ class PolicyModelNative : public Napi::ObjectWrap<PolicyModelNative> {
   Napi::Value CopyParamsTo(const Napi::CallbackInfo& info);
   Napi::Value LoadParamsFrom(const Napi::CallbackInfo& info);
   Napi::Value CopyBaseTo(const Napi::CallbackInfo& info);
+  const char* trained_what() const;
   Napi::Value LoadBaseFrom(const Napi::CallbackInfo& info);
   Napi::Value InitialLoraParams(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
