@@ -25,7 +25,7 @@ import type { Reward } from "../../../roles/reward.ts";
 import { ChaosMonkey, type FaultPlan } from "../../core/chaos.ts";
 import { acquireLock } from "../../core/checkpoint/lock.ts";
 import { CheckpointStore } from "../../core/checkpoint/store.ts";
-import { writeFileDurably, type WriteError } from "../../core/files.ts";
+import { writeFileDurably, type WriteError } from "../../../native/files.ts";
 import { EventLog } from "../../core/metrics/events.ts";
 import { MetricsRegistry, type RegistryState } from "../../core/metrics/registry.ts";
 import type { Actor } from "../../core/supervisor/actor.ts";
