@@ -116,7 +116,8 @@ class NullModel implements PolicyModelNative {
       for (const t of prompts[r]!) h = mix(h, t);
       let n = 0;
       while (n < o.maxNewTokens) {
-        const token = Math.floor(unit((h = mix(h, n))) * this.config.vocab);
+        // Only the ids the model may sample, as the native sampler draws them.
+        const token = Math.floor(unit((h = mix(h, n))) * (this.config.validVocab ?? this.config.vocab));
         tokens[r * o.maxNewTokens + n++] = token;
         if (token === o.eosToken) break;
       }

@@ -85,16 +85,26 @@ export interface PolicyModelConfig {
   tiedEmbeddings?: boolean;
   /** llama: biases on the q, k and v projections, none on o_proj (Qwen2). Default false. */
   attentionBias?: boolean;
+  /**
+   * The ids that may be sampled and scored: the first validVocab rows of the embedding, 1..vocab.
+   * A padded vocabulary (more embedding rows than the tokenizer has ids, as Qwen's checkpoints
+   * ship) sets it to the tokenizer's size: the padding is never sampled, scored or trained, and
+   * log-probs and entropy are over the same ids the sampler draws from. Default: vocab.
+   */
+  validVocab?: number;
 }
 
 /** The config keys that shape only arch "llama" models. */
 export type LlamaOnlyKey = "kvHeads" | "intermediate" | "ropeTheta" | "normEps" | "tiedEmbeddings" | "attentionBias";
 
+/** Config keys that follow from others when absent (validVocab: vocab). */
+type DerivedKey = "validVocab";
+
 /**
  * The default model: small enough to train digit reversal on two CPU cores in minutes. GPT-2
  * style; it leaves the llama-only keys out, so `{ ...DEFAULT_MODEL_CONFIG, heads: 2 }` stays valid.
  */
-export const DEFAULT_MODEL_CONFIG: Readonly<Required<Omit<PolicyModelConfig, LlamaOnlyKey>>> = Object.freeze({
+export const DEFAULT_MODEL_CONFIG: Readonly<Required<Omit<PolicyModelConfig, LlamaOnlyKey | DerivedKey>>> = Object.freeze({
   vocab: MODEL_LIMITS.vocab.default,
   context: MODEL_LIMITS.context.default,
   width: MODEL_LIMITS.width.default,
@@ -109,6 +119,13 @@ export interface GenerateOptions {
   maxNewTokens: number;
   /** 0 = greedy. Default 1. */
   temperature?: number;
+  /**
+   * Keep only the topK most likely ids (ties with the k-th kept), as Hugging Face and vLLM do;
+   * 0 = off (default). Applied to softmax(logits / temperature), before topP.
+   */
+  topK?: number;
+  /** Then keep the smallest set of most likely ids whose probability reaches topP, in (0, 1]; 1 = off (default). */
+  topP?: number;
   /** Sampling seed: same seed, same tokens, on any thread count. Default 0. */
   seed?: number;
   /** Stop a row after this token. Default: none. */
@@ -146,7 +163,13 @@ const F32_MAX = 3.4028234663852886e38;
 /** AdamW and clipping defaults shared by both updates. */
 const DEFAULT_OPTIM = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, maxGradNorm: 1 } as const;
 
-export const DEFAULT_POLICY_HYPER: Readonly<PolicyHyper> = Object.freeze({ ...DEFAULT_OPTIM, clipRatio: 0.2, klCoef: 0, entropyCoef: 0 });
+export const DEFAULT_POLICY_HYPER: Readonly<PolicyHyper> = Object.freeze({ ...DEFAULT_OPTIM, clipRatio: 0.2, klCoef: 0, entropyCoef: 0, temperature: 1 });
+
+/** How log-probs are taken. */
+export interface LogprobOptions {
+  /** Log-probs of softmax(logits / temperature), a finite number > 0: the rollout's sampling temperature. Default 1. */
+  temperature?: number;
+}
 
 export const DEFAULT_VALUE_HYPER: Readonly<ValueHyper> = Object.freeze({ ...DEFAULT_OPTIM, clipRange: 0.2 });
 
@@ -307,7 +330,7 @@ export class PolicyModel {
     const rows = prompts.map((p, i) => {
       const row = p instanceof Int32Array ? p : Array.isArray(p) ? Int32Array.from(p) : c.fail(`prompts[${i}]`, p, "an Int32Array or number[]");
       if (Array.isArray(p) && p.some((t) => !Number.isInteger(t))) c.fail(`prompts[${i}]`, p, "integer token ids");
-      c.tokens(`prompts[${i}]`, row, null, this.config.vocab);
+      c.tokens(`prompts[${i}]`, row, null, this.config.validVocab);
       if (row.length === 0 || row.length + maxNew > this.config.context) {
         c.fail(`prompts[${i}].length`, row.length, `1..${this.config.context - maxNew} (context ${this.config.context} - maxNewTokens ${maxNew})`);
       }
@@ -317,14 +340,21 @@ export class PolicyModel {
       maxNewTokens: maxNew,
       temperature: c.num("options.temperature", options.temperature ?? 1, 0, 1e6),
       seed: c.int("options.seed", options.seed ?? 0, 0, Number.MAX_SAFE_INTEGER),
-      eosToken: options.eosToken === undefined ? -1 : c.int("options.eosToken", options.eosToken, 0, this.config.vocab - 1),
+      eosToken: options.eosToken === undefined ? -1 : c.int("options.eosToken", options.eosToken, 0, this.config.validVocab - 1),
+      topK: c.int("options.topK", options.topK ?? 0, 0, this.config.vocab),
+      topP: topP(c, "options.topP", options.topP ?? 1),
     };
     return call(this.#native.generate(rows, opts));
   }
 
-  /** log p(token t | tokens < t) for every token with mask != 0; [batch * seqLen]. */
-  async logprobs(batch: TokenBatch): Promise<Float32Array> {
-    return call(this.#native.logprobs(this.#tokenBatch("logprobs", batch)));
+  /**
+   * log p(token t | tokens < t) for every token with mask != 0, under softmax(logits /
+   * temperature) over the validVocab ids; [batch * seqLen].
+   */
+  async logprobs(batch: TokenBatch, options: LogprobOptions = {}): Promise<Float32Array> {
+    const b = this.#tokenBatch("logprobs", batch);
+    const temperature = positive(new Check("logprobs"), "options.temperature", options.temperature ?? 1);
+    return call(this.#native.logprobs(b, { temperature }));
   }
 
   /** The critic's value for every token with mask != 0; [batch * seqLen]. Needs valueHead. */
@@ -348,6 +378,7 @@ export class PolicyModel {
     c.num("hyper.clipRatio", h.clipRatio, 0, 10);
     c.num("hyper.klCoef", h.klCoef, 0);
     c.num("hyper.entropyCoef", h.entropyCoef, -1e6);
+    positive(c, "hyper.temperature", h.temperature ?? 1);
     const ref = batch.refLogprobs === undefined ? null : c.f32("batch.refLogprobs", batch.refLogprobs, n);
     if (h.klCoef !== 0 && ref === null) c.fail("batch.refLogprobs", undefined, "a Float32Array when hyper.klCoef != 0");
     return call(
@@ -505,7 +536,7 @@ export class PolicyModel {
     const seqLen = c.int("batch.seqLen", batch.seqLen, 2, this.config.context);
     const n = rows * seqLen;
     return {
-      tokens: c.tokens("batch.tokens", batch.tokens, n, this.config.vocab),
+      tokens: c.tokens("batch.tokens", batch.tokens, n, this.config.validVocab),
       mask: c.f32("batch.mask", batch.mask, n, 0),
       batch: rows,
       seqLen,
@@ -544,6 +575,12 @@ function positive(c: Check, arg: string, v: unknown): number {
   return v;
 }
 
+/** Top-p: a probability mass in (0, 1]; 1 keeps every id. */
+function topP(c: Check, arg: string, v: unknown): number {
+  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0 || v > 1) c.fail(arg, v, "a number in (0, 1] (1: off)");
+  return v;
+}
+
 function flag(c: Check, arg: string, v: unknown): boolean {
   if (typeof v !== "boolean") c.fail(arg, v, "a boolean");
   return v;
@@ -571,7 +608,9 @@ function resolveConfig(c: Check, config: PolicyModelConfig): Required<PolicyMode
     normEps: positive(c, "config.normEps", config.normEps ?? 1e-5),
     tiedEmbeddings: flag(c, "config.tiedEmbeddings", config.tiedEmbeddings ?? false),
     attentionBias: flag(c, "config.attentionBias", config.attentionBias ?? false),
+    validVocab: 0,
   };
+  cfg.validVocab = c.int("config.validVocab", config.validVocab ?? cfg.vocab, 1, cfg.vocab);
   if (cfg.width % cfg.heads !== 0) c.fail("config.width", cfg.width, `a multiple of heads (${cfg.heads})`);
   if (arch === "gpt2") {
     // GPT-2 has one shape per size: a llama-only key set otherwise is a mistake, not a no-op.

@@ -133,7 +133,10 @@ export class JobPlan {
       try {
         json = JSON.parse(readFileSync(join(path, "config.json"), "utf8"));
         const { vocab, context, width, layers, heads, kvHeads, intermediate, ropeTheta, normEps, tiedEmbeddings, attentionBias } = modelConfigFromHf(json, { source: join(path, "config.json") });
-        return { path, config: { arch: "llama", vocab, context, width, layers, heads, kvHeads, intermediate, ropeTheta, normEps, tiedEmbeddings, attentionBias } };
+        // A padded vocabulary (more embedding rows than the tokenizer has ids, as Qwen ships)
+        // samples and scores the tokenizer's ids only; fewer rows than ids is refused below.
+        const validVocab = Math.min(vocab, this.data.tokenizer.vocabSize);
+        return { path, config: { arch: "llama", vocab, context, width, layers, heads, kvHeads, intermediate, ropeTheta, normEps, tiedEmbeddings, attentionBias, validVocab } };
       } catch (e) {
         throw new JobConfigError(key, `${key}=${path}: ${(e as Error).message}`);
       }
