@@ -36,7 +36,7 @@ async function child(): Promise<void> {
   const mask = new Float32Array(B * T).fill(1);
   const batch = { tokens, mask, batch: B, seqLen: T };
   let best = Infinity;
-  let lp = new Float32Array(0);
+  let lp: Float32Array = new Float32Array(0);
   for (let r = 0; r < 3; r++) {
     const t = performance.now();
     lp = await model.logprobs(batch);
