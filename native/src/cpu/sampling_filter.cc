@@ -11,6 +11,7 @@
 // is the same for any thread count.
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "cpu/ops.h"
@@ -28,38 +29,60 @@ void keep_top_k(float* x, int V, int top_k, std::vector<float>& tmp) {
 }
 
 // Keeps the smallest most-likely set whose mass reaches top_p of softmax(x) over the ids still
-// finite; the rest set to -infinity.
-void keep_top_p(float* x, int V, float top_p, std::vector<int>& order) {
+// finite; the rest set to -infinity. The boundary is the largest value v with mass(x >= v) >=
+// top_p * Z: every id above it is kept, those equal to it in id order while the mass before them
+// stays below the target, every id below it removed. v is found by a mass-weighted quickselect
+// (three-way partitions around a pivot, going down into the side that holds the boundary), O(V)
+// expected instead of sorting the vocabulary.
+// Scratch of keep_top_p, kept per thread across rows.
+struct TopPScratch {
+  std::vector<double> p;                        // exp(x_j - max), each computed once
+  std::vector<std::pair<float, double>> vals;   // (x_j, p_j) of the finite ids, partitioned in place
+};
+
+void keep_top_p(float* x, int V, float top_p, TopPScratch& sc) {
   float maxv = -INFINITY;
   for (int j = 0; j < V; ++j) maxv = std::fmax(maxv, x[j]);
+  sc.p.resize(V);
   double Z = 0;
-  for (int j = 0; j < V; ++j) Z += std::exp(double(x[j]) - maxv);
+  for (int j = 0; j < V; ++j) Z += (sc.p[j] = std::exp(double(x[j]) - maxv));
   const double target = double(top_p) * Z;
-  // Only ids whose probability is at least some tau can be kept, once the mass at or above tau
-  // reaches the target: the kept prefix ends inside that set. Lowering tau by 2^-8 per pass finds
-  // one in a few passes, so only a handful of ids are sorted instead of the whole vocabulary.
-  double tau = 0.5, above = 0;
-  for (;; tau /= 256) {
-    above = 0;
-    for (int j = 0; j < V; ++j) {
-      const double p = std::exp(double(x[j]) - maxv);
-      if (p >= tau) above += p;
+  sc.vals.clear();
+  for (int j = 0; j < V; ++j)
+    if (x[j] > -INFINITY) sc.vals.emplace_back(x[j], sc.p[j]);
+  auto& vals = sc.vals;
+  std::size_t lo = 0, hi = vals.size();
+  double need = target;  // what the range [lo, hi) must still supply, the mass above it taken
+  float boundary = maxv;
+  while (lo < hi) {
+    const auto pivot = vals[lo + (hi - lo) / 2];
+    std::size_t g = lo, i = lo, l = hi;  // [lo, g) > pivot, [g, l) == pivot, [l, hi) < pivot
+    while (i < l) {
+      if (vals[i].first > pivot.first) std::swap(vals[g++], vals[i++]);
+      else if (vals[i].first < pivot.first) std::swap(vals[i], vals[--l]);
+      else ++i;
     }
-    if (above >= target || tau < 1e-300) break;
+    double greater = 0;
+    for (std::size_t k = lo; k < g; ++k) greater += vals[k].second;
+    const double equal = double(l - g) * pivot.second;
+    if (greater >= need) {
+      hi = g;  // the boundary is among the larger values
+    } else if (greater + equal >= need || l == hi) {
+      boundary = pivot.first;  // (l == hi: nothing below; rounding left the target just out of reach)
+      break;
+    } else {
+      need -= greater + equal;
+      lo = l;
+    }
   }
-  order.clear();
+  double before = 0;  // mass strictly above the boundary, in id order
   for (int j = 0; j < V; ++j)
-    if (std::exp(double(x[j]) - maxv) >= tau) order.push_back(j);
-  std::sort(order.begin(), order.end(), [x](int a, int b) { return x[a] > x[b] || (x[a] == x[b] && a < b); });
-  std::vector<char> keep(V, 0);
-  double before = 0;
-  for (int j : order) {
-    if (before >= target) break;
-    keep[j] = 1;
-    before += std::exp(double(x[j]) - maxv);
+    if (x[j] > boundary) before += sc.p[j];
+  for (int j = 0; j < V; ++j) {
+    if (x[j] > boundary) continue;
+    if (x[j] == boundary && before < target) before += sc.p[j];
+    else x[j] = -INFINITY;
   }
-  for (int j = 0; j < V; ++j)
-    if (!keep[j]) x[j] = -INFINITY;
 }
 
 }  // namespace
@@ -71,7 +94,7 @@ void sampling_filter_forward(float* scaled, float* filtered, const float* logits
   const bool use_k = !greedy && top_k > 0 && top_k < V, use_p = !greedy && top_p < 1.0f;
   for_chunks(N, double(N) * V * (use_p ? 60 : 4), [&](int begin, int end) {
     std::vector<float> tmp;
-    std::vector<int> order;
+    TopPScratch top_p_scratch;
     for (int n = begin; n < end; ++n) {
       const float* x = logits + static_cast<long>(n) * V;
       float* s = scaled + static_cast<long>(n) * V;
@@ -79,7 +102,7 @@ void sampling_filter_forward(float* scaled, float* filtered, const float* logits
       for (int j = 0; j < V; ++j) s[j] = x[j] * inv_temp;
       std::copy(s, s + V, f);
       if (use_k) keep_top_k(f, V, top_k, tmp);
-      if (use_p) keep_top_p(f, V, top_p, order);
+      if (use_p) keep_top_p(f, V, top_p, top_p_scratch);
     }
   });
 }
