@@ -26,10 +26,17 @@ namespace {
 // combined in a fixed order at the end (the same for every thread count).
 constexpr int kLanes = 8;
 
+// In lanes too: a max is exact in any order, and the lanes let the compiler use vector maxima.
 template <typename T>
 T chunk_max(const T* x, int n, T scale) {
-  T m = -INFINITY;
-  for (int j = 0; j < n; ++j) m = x[j] * scale > m ? x[j] * scale : m;
+  T lm[kLanes];
+  for (int l = 0; l < kLanes; ++l) lm[l] = -INFINITY;
+  int j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+    for (int l = 0; l < kLanes; ++l) lm[l] = x[j + l] * scale > lm[l] ? x[j + l] * scale : lm[l];
+  for (int l = 0; j < n; ++j, ++l) lm[l] = x[j] * scale > lm[l] ? x[j] * scale : lm[l];
+  T m = lm[0];
+  for (int l = 1; l < kLanes; ++l) m = lm[l] > m ? lm[l] : m;
   return m;
 }
 
