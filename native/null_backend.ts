@@ -123,7 +123,7 @@ class NullModel implements PolicyModelNative {
       }
       lengths[r] = n;
     }
-    const logprobs = new Float32Array(rows * o.maxNewTokens).fill(-Math.log(this.config.vocab));
+    const logprobs = new Float32Array(rows * o.maxNewTokens).fill(-Math.log(this.config.validVocab ?? this.config.vocab));
     return { batch: rows, maxNewTokens: o.maxNewTokens, tokens, logprobs, values: null, lengths };
   }
 
