@@ -143,6 +143,9 @@ const optimizer = (lr: number) => ({
   device,
 });
 
+/** verl's aggregations of the policy loss (roles/loss_agg.ts turns each into loss weights). */
+export const LOSS_AGG_MODES = ["token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"] as const;
+
 export const ActorWorkerSchema = z.strictObject({
   model: ModelSchema.prefault({}),
   ...optimizer(1e-3),
@@ -156,6 +159,8 @@ export const ActorWorkerSchema = z.strictObject({
   val_top_p: z.number().positive().max(1).default(1).describe("validation sampling: top-p after top-k (1 = off)"),
   max_new_tokens: int(1, MODEL_LIMITS.context.max).default(6).describe("response length limit"),
   rollout_n: int(1, LIMITS.rollout_n).default(1).describe("responses sampled per prompt (GRPO group size)"),
+  loss_agg_mode: z.enum(LOSS_AGG_MODES).default("token-mean")
+    .describe("how the policy loss is aggregated over a mini-batch, as verl: token-mean, seq-mean-token-sum, seq-mean-token-mean, or seq-mean-token-sum-norm (Dr. GRPO: the sum over a constant, the response budget max_new_tokens)"),
 });
 
 export const CriticWorkerSchema = z.strictObject({
@@ -353,12 +358,13 @@ export const ConfigSchema = z.strictObject({
     call_deadline_s: seconds(60, "deadline of one reward call (a batch); past it the reward actor is restarted and the call retried"),
   }).prefault({}),
   algorithm: z.strictObject({
-    adv_estimator: z.enum(["gae", "grpo"]).default("gae").describe("advantage estimator"),
-    gamma: z.number().min(0).max(1).default(1.0).describe("discount factor"),
+    adv_estimator: z.enum(["gae", "grpo", "rloo", "reinforce_plus_plus"]).default("gae")
+      .describe("advantage estimator, as verl: gae (with the critic), grpo (group-normalised scores), rloo (leave-one-out baseline within each group) or reinforce_plus_plus (discounted token returns, whitened over the batch); all but gae run without a critic"),
+    gamma: z.number().min(0).max(1).default(1.0).describe("discount factor (gae, reinforce_plus_plus)"),
     lam: z.number().min(0).max(1).default(0.95).describe("GAE lambda"),
     kl_coef: z.number().min(0).max(100).default(0.001).describe("KL penalty coefficient against the reference policy; 0 = no reference actor"),
     use_kl_in_reward: z.boolean().default(false)
-      .describe("charge the KL penalty in the reward of each response token (GAE only; metric actor/reward_kl_penalty) instead of in the policy loss (actor/kl_loss)"),
+      .describe("charge the KL penalty in the reward of each response token (gae and reinforce_plus_plus; metric actor/reward_kl_penalty) instead of in the policy loss (actor/kl_loss)"),
     norm_adv_by_std_in_grpo: z.boolean().default(true)
       .describe("GRPO: divide by the group's reward std (true) or only subtract its mean (false)"),
   }).prefault({}),

@@ -379,6 +379,7 @@ export class PolicyModel {
     c.num("hyper.klCoef", h.klCoef, 0);
     c.num("hyper.entropyCoef", h.entropyCoef, -1e6);
     positive(c, "hyper.temperature", h.temperature ?? 1);
+    if (h.lossNorm !== undefined) c.num("hyper.lossNorm", h.lossNorm, 0, F32_MAX);
     const ref = batch.refLogprobs === undefined ? null : c.f32("batch.refLogprobs", batch.refLogprobs, n);
     if (h.klCoef !== 0 && ref === null) c.fail("batch.refLogprobs", undefined, "a Float32Array when hyper.klCoef != 0");
     return call(

@@ -165,6 +165,11 @@ export interface NativePolicyHyper extends NativeOptimHyper {
   entropyCoef: number;
   /** The loss's log-probs and entropy are of softmax(logits / temperature): the rollout's temperature. Default 1. */
   temperature?: number;
+  /**
+   * The denominator of the policy, KL and entropy terms: 0 (the default) = the summed mask (a
+   * token mean); a positive value divides the mask-weighted sums by it instead.
+   */
+  lossNorm?: number;
 }
 
 export interface NativeValueHyper extends NativeOptimHyper {

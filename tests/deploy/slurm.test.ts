@@ -8,7 +8,7 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { ConfigError, resolveConfig } from "../../config/index.ts";
@@ -244,8 +244,10 @@ describe("on a one-node Slurm cluster", () => {
 
 // ---- deploy/slurm/train.sbatch -------------------------------------------------------------
 
-test("the sbatch script is valid bash, keeps its allocation through a node failure, and its settings resolve", () => {
-  const path = join(import.meta.dir, "../../deploy/slurm/train.sbatch");
+const REPO = join(import.meta.dir, "..", "..");
+
+test.each(["train.sbatch", "train-gpu.sbatch"])("%s is valid bash, keeps its allocation through a node failure, and its settings resolve", (script) => {
+  const path = join(REPO, "deploy", "slurm", script);
   const text = readFileSync(path, "utf8");
   expect(spawnSync("bash", ["-n", path]).status).toBe(0);
   expect(text).toMatch(/^#SBATCH --no-kill$/m);
@@ -254,7 +256,28 @@ test("the sbatch script is valid bash, keeps its allocation through a node failu
   const { config } = resolveConfig({ file: null, env: {}, args });
   expect(clusterTransport(config.cluster)).toEqual({ kind: "tcp", host: "0.0.0.0", port: 0, advertise: "node1" });
   expect(config.cluster.launcher).toBe("slurm");
+  // The CPU script asks for no GPU anywhere; the GPU one for GPUs and CUDA devices.
+  const gpu = script === "train-gpu.sbatch";
+  expect(/--gpus|gres/.test(text)).toBe(gpu);
+  expect(config.worker.actor.device).toBe(gpu ? "cuda" : "auto");
 });
+
+test.skipIf(skip !== undefined)("deploy/slurm/train.sbatch runs unmodified on a CPU node: a job trains to its end", async () => {
+  const runDir = tempDir("revenant-sbatch-");
+  const out = join(runDir, "sbatch.out");
+  const submitted = spawnSync("sbatch", [
+    "--parsable", `--output=${out}`, "deploy/slurm/train.sbatch", // the script as shipped; only its log's place is chosen
+    `trainer.run_dir=${runDir}`, "trainer.total_steps=2", "trainer.val_interval=2", "data.train_size=64", "data.val_size=16",
+    "data.train_batch_size=8", "worker.actor.ppo_mini_batch_size=8", "worker.critic.ppo_mini_batch_size=8",
+  ], { cwd: REPO, env: cluster!.env, encoding: "utf8" });
+  expect(submitted.stderr).toBe("");
+  const job = submitted.stdout.trim().split(";")[0]!;
+  await waitFor(() => cluster!.run(["squeue", "-h", "-j", job, "-o", "%T"]).trim() === "", `batch job ${job} to end`, 170_000);
+  const log = readFileSync(out, "utf8");
+  const jobs = readdirSync(runDir).filter((n) => existsSync(join(runDir, n, "summary.json")));
+  if (jobs.length !== 1) throw new Error(`no finished job in ${runDir}; the batch log:\n${log}`);
+  expect(JSON.parse(readFileSync(join(runDir, jobs[0]!, "summary.json"), "utf8")).steps).toBe(2);
+}, 180_000);
 
 // ---- the `cluster:` config section ---------------------------------------------------------
 

@@ -317,7 +317,7 @@ Napi::Value PolicyModelNative::PerToken(const Napi::CallbackInfo& info, bool val
 }
 
 // policyStep({tokens, mask, advantages, oldLogprobs, refLogprobs?, batch, seqLen},
-//            {lr, clipRatio, klCoef, entropyCoef, maxGradNorm, weightDecay, beta1, beta2, eps, temperature?})
+//            {lr, clipRatio, klCoef, entropyCoef, lossNorm?, maxGradNorm, weightDecay, beta1, beta2, eps, temperature?})
 Napi::Value PolicyModelNative::PolicyStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsObject())
@@ -332,6 +332,7 @@ Napi::Value PolicyModelNative::PolicyStep(const Napi::CallbackInfo& info) {
   loss.clip_ratio = static_cast<float>(get_number(h, "clipRatio"));
   loss.kl_coef = static_cast<float>(get_number(h, "klCoef"));
   loss.entropy_coef = static_cast<float>(get_number(h, "entropyCoef"));
+  if (!h.Get("lossNorm").IsUndefined()) loss.loss_norm = static_cast<float>(get_number(h, "lossNorm"));
   const OptimConfig optim = read_optim(h);
   auto stats = std::make_shared<PolicyStats>();
   return queue_job(

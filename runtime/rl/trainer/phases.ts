@@ -11,7 +11,7 @@ import type { RefPolicy } from "../../../roles/ref_policy.ts";
 import type { Reward } from "../../../roles/reward.ts";
 import type { Sample } from "../loggers/index.ts";
 import type { ActorRef } from "../../core/supervisor/actor_ref.ts";
-import { gae, grpo } from "./advantages.ts";
+import { gae, grpo, reinforcePlusPlus, rloo } from "./advantages.ts";
 import { buildBatch, type SequenceBatch } from "./batch.ts";
 import { localReward, responseText, type JobPrompt } from "./job_data.ts";
 import type { JobPlan } from "./plan.ts";
@@ -174,15 +174,24 @@ export function klPenalty(plan: JobPlan, batch: SequenceBatch, rv: ReferenceAndV
   return out;
 }
 
-/** advantages: GAE with the critic's values (and the KL penalty as token rewards), or GRPO's group-normalised scores. */
+/**
+ * advantages: GAE with the critic's values, or REINFORCE++'s whitened returns (both with the KL
+ * penalty as token rewards when it is charged there), or GRPO's and RLOO's group baselines.
+ */
 export function advantages(plan: JobPlan, batch: SequenceBatch, scores: Float32Array, values: Float32Array | undefined, tokenRewards?: Float32Array): Advantages {
   const a = plan.config.algorithm;
   const layout = { rows: batch.batch, seqLen: batch.seqLen, mask: batch.mask };
-  if (plan.useCritic) {
-    if (!values) throw new TypeError("GAE needs the critic's values");
-    return gae(layout, scores, values, a.gamma, a.lam, tokenRewards);
+  switch (a.adv_estimator) {
+    case "gae":
+      if (!values) throw new TypeError("GAE needs the critic's values");
+      return gae(layout, scores, values, a.gamma, a.lam, tokenRewards);
+    case "reinforce_plus_plus":
+      return { advantages: reinforcePlusPlus(layout, scores, a.gamma, tokenRewards).advantages };
+    case "rloo":
+      return { advantages: rloo(layout, scores, plan.groupSize) };
+    case "grpo":
+      return { advantages: grpo(layout, scores, plan.groupSize, a.norm_adv_by_std_in_grpo) };
   }
-  return { advantages: grpo(layout, scores, plan.groupSize, a.norm_adv_by_std_in_grpo) };
 }
 
 export interface UpdateStats {
@@ -196,7 +205,9 @@ export interface UpdateStats {
 /** The epochs/mini-batch plan of one role's update, seeded by (step, role). */
 export function updatePlan(plan: JobPlan, step: number, role: "actor" | "critic"): UpdatePlan {
   const w = plan.config.worker[role];
-  return { epochs: w.ppo_epochs, miniBatchSize: w.ppo_mini_batch_size, seed: plan.seed(step, "update", role) };
+  const base = { epochs: w.ppo_epochs, miniBatchSize: w.ppo_mini_batch_size, seed: plan.seed(step, "update", role) };
+  const actor = plan.config.worker.actor;
+  return role === "actor" ? { ...base, lossAgg: { mode: actor.loss_agg_mode, maxResponse: actor.max_new_tokens } } : base;
 }
 
 /** Awaits `p`, with the wall seconds from now until it settled. */

@@ -59,6 +59,19 @@ function asConfigError(e: unknown): unknown {
   return e;
 }
 
+/** The estimators that read per-token rewards (a KL penalty charged there). */
+const TOKEN_REWARD_ESTIMATORS: ReadonlySet<string> = new Set(["gae", "reinforce_plus_plus"]);
+/** The estimators whose baseline is the other responses to the same prompt. */
+const GROUP_ESTIMATORS: ReadonlySet<string> = new Set(["grpo", "rloo"]);
+
+/** A group baseline needs a group: refused, naming the key, when rollout_n is 1. */
+export function checkGroupSize(config: Config): void {
+  const estimator = config.algorithm.adv_estimator;
+  if (GROUP_ESTIMATORS.has(estimator) && config.worker.actor.rollout_n < 2) {
+    throw new JobConfigError("worker.actor.rollout_n", `algorithm.adv_estimator=${estimator} needs worker.actor.rollout_n ≥ 2 (responses per prompt to compare)`);
+  }
+}
+
 /** Everything fixed for a job: shapes, seeds, the actors' options. */
 export class JobPlan {
   readonly seqLen: number;
@@ -103,8 +116,9 @@ export class JobPlan {
     if (config.trainer.logger.includes("mlflow") && !/^https?:\/\/[^/]/.test(config.trainer.mlflow_tracking_uri)) {
       throw new JobConfigError("trainer.mlflow_tracking_uri", `trainer.logger includes mlflow, so trainer.mlflow_tracking_uri must be the tracking server's http(s) address (got ${JSON.stringify(config.trainer.mlflow_tracking_uri)})`);
     }
-    if (config.algorithm.use_kl_in_reward && !this.useCritic) {
-      throw new JobConfigError("algorithm.use_kl_in_reward", "algorithm.use_kl_in_reward=true charges the KL per token in GAE's rewards, so it needs algorithm.adv_estimator=gae (GRPO scores whole responses; keep the KL in the loss there)");
+    if (config.algorithm.use_kl_in_reward && !TOKEN_REWARD_ESTIMATORS.has(config.algorithm.adv_estimator)) {
+      throw new JobConfigError("algorithm.use_kl_in_reward", `algorithm.use_kl_in_reward=true charges the KL in each response token's reward, which only gae and reinforce_plus_plus use ` +
+        `(${config.algorithm.adv_estimator} scores whole responses; keep the KL in the loss there)`);
     }
     const rollout = config.worker.rollout;
     if (rollout.elastic && rollout.ranks === 0) {
@@ -114,9 +128,7 @@ export class JobPlan {
       throw new JobConfigError("worker.rollout.weight_transfer", `worker.rollout.weight_transfer=shared_memory needs every actor on this host (cluster.launcher=local, here ${config.cluster.launcher}) and ${SHM_DIR}` +
         `${existsSync(SHM_DIR) ? "" : " (missing here)"}; allowed otherwise: socket or auto`);
     }
-    if (config.algorithm.adv_estimator === "grpo" && this.groupSize < 2) {
-      throw new JobConfigError("worker.actor.rollout_n", "algorithm.adv_estimator=grpo needs worker.actor.rollout_n ≥ 2 (responses per prompt to compare)");
-    }
+    checkGroupSize(config);
   }
 
   /**

@@ -167,6 +167,11 @@ function jobActors(sup: Supervisor, plan: JobPlan, calls: StepCalls, job: JobPat
   };
 }
 
+/** The process mark of the job's actors: the same for every driver of the job folder (process_mark.ts). */
+function jobProcessMark(job: JobPaths): string {
+  return createHash("sha256").update(job.dir).digest("hex").slice(0, 16);
+}
+
 /** The job's weight segment: named after the job (one driver per job folder), so a resume reuses it. */
 function weightSegmentPath(job: JobPaths): string {
   return join(SHM_DIR, `revenant-${job.id}.weights`);
@@ -221,8 +226,11 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
   const store = new CheckpointStore(job.checkpoints, config.checkpoint.keep, note);
   const metricsFile = new MetricsFile(job.metrics);
   const loader = new DataLoader(plan.data.train, config.data.train_batch_size, plan.seed("data"));
+  // A coordinator killed while driving this job left its segment behind (this driver holds the lock).
+  if (plan.rolloutRanks > 0) rmSync(weightSegmentPath(job), { force: true });
   const sup = new Supervisor({
     faultTolerance: config.fault_tolerance, roles: o.roles ?? SHIPPED_ROLES, metrics, events, output: o.output, name: job.id,
+    mark: jobProcessMark(job), onSweep: note,
     ...(o.cluster ?? clusterOptions(config.cluster, { owner: job.id, events })),
   });
   let failure: FailureReport | undefined;

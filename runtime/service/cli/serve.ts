@@ -39,6 +39,11 @@ const USAGE = `usage: bun run serve [options]      (deno task serve [options])
   --idle-timeout-s S        close a connection silent this long, 1-255 (default ${DEFAULT_IDLE_TIMEOUT_S})
   --grace-s S               on SIGINT/SIGTERM, seconds for running jobs to checkpoint and stop, 0-3600;
                             after it their actors are killed and the coordinator exits 1 (default ${DEFAULT_GRACE_S})
+  --data-root DIR           a folder requests may name data files in (data.train_files, data.val_files,
+                            data.tokenizer); repeatable; without one a request names no data file
+  --model-root DIR          a folder requests may name model folders in (worker.*.model.path,
+                            data.tokenizer); repeatable; without one a request names no model folder
+  --mlflow-tracking-uri URL the MLflow server of jobs that log to mlflow (a request cannot name one)
   --chaos                   allow POST /jobs/:id/actors/:actor/kill
   --quiet, -q               no log lines or actor output
   --help, -h                this text`;
@@ -56,6 +61,12 @@ function numberFlag(name: string, text: string | undefined, dflt: number, min: n
   return n;
 }
 
+function urlFlag(name: string, text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  if (!/^https?:\/\/[^/]/.test(text)) throw new UsageError(`--${name} ${JSON.stringify(text)}: expected an http(s) address`);
+  return text;
+}
+
 const OPTIONS = {
   port: { type: "string" },
   host: { type: "string" },
@@ -68,6 +79,9 @@ const OPTIONS = {
   "max-metric-series": { type: "string" },
   "idle-timeout-s": { type: "string" },
   "grace-s": { type: "string" },
+  "data-root": { type: "string", multiple: true },
+  "model-root": { type: "string", multiple: true },
+  "mlflow-tracking-uri": { type: "string" },
   chaos: { type: "boolean" },
   quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
@@ -87,6 +101,9 @@ interface ServeSettings {
   maxMetricSeries: number;
   idleTimeoutS: number;
   graceS: number;
+  dataRoots: string[];
+  modelRoots: string[];
+  mlflowTrackingUri: string | undefined;
   chaos: boolean;
   quiet: boolean;
 }
@@ -105,6 +122,9 @@ function settings(v: Values): ServeSettings {
     maxMetricSeries: numberFlag("max-metric-series", v["max-metric-series"], DEFAULT_MAX_SERIES, 0, 10_000_000),
     idleTimeoutS: numberFlag("idle-timeout-s", v["idle-timeout-s"], DEFAULT_IDLE_TIMEOUT_S, 1, 255),
     graceS: numberFlag("grace-s", v["grace-s"], DEFAULT_GRACE_S, 0, 3600, false),
+    dataRoots: v["data-root"] ?? [],
+    modelRoots: v["model-root"] ?? [],
+    mlflowTrackingUri: urlFlag("mlflow-tracking-uri", v["mlflow-tracking-uri"]),
     chaos: Boolean(v.chaos),
     quiet: Boolean(v.quiet),
   };
@@ -129,14 +149,15 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const log = (line: string) => void (s.quiet || process.stderr.write(`${new Date().toISOString()} ${line}\n`));
-  const jobs = new JobManager({
-    runDir: s.runDir, maxConcurrentJobs: s.maxConcurrentJobs, maxQueuedJobs: s.maxQueuedJobs,
-    keepFinishedJobs: s.keepFinishedJobs, keepFinishedS: s.keepFinishedS, log, actorOutput: s.quiet ? () => {} : undefined,
-  });
+  let jobs: JobManager;
   try {
-    jobs.start();
+    jobs = new JobManager({
+      runDir: s.runDir, maxConcurrentJobs: s.maxConcurrentJobs, maxQueuedJobs: s.maxQueuedJobs,
+      keepFinishedJobs: s.keepFinishedJobs, keepFinishedS: s.keepFinishedS, log, actorOutput: s.quiet ? () => {} : undefined,
+      dataRoots: s.dataRoots, modelRoots: s.modelRoots, mlflowTrackingUri: s.mlflowTrackingUri,
+    }).start();
   } catch (e) {
-    if (!(e instanceof LockedError)) throw e;
+    if (!(e instanceof LockedError) && !(e instanceof RangeError)) throw e;
     console.error(`revenant serve: ${e.message}`);
     return 2;
   }

@@ -24,7 +24,7 @@ import { ConfigSchema, type Config } from "../../../config/schema.ts";
 const CLUSTER_DEFAULTS = ConfigSchema.parse({}).cluster;
 import { TASKS } from "../../rl/tasks/tasks.ts";
 import { promptTokens } from "../../rl/tasks/tokenizer.ts";
-import { JobConfigError } from "../../rl/trainer/plan.ts";
+import { checkGroupSize, JobConfigError } from "../../rl/trainer/plan.ts";
 
 /** Tokens a prompt gets besides its text (the BOS token). */
 const PROMPT_EXTRA_TOKENS = promptTokens("").length;
@@ -102,7 +102,5 @@ function checkShapes(config: Config): void {
         `max_new_tokens=${maxNew} need ${seqLen}`);
     }
   }
-  if (algorithm.adv_estimator === "grpo" && worker.actor.rollout_n < 2) {
-    throw new JobConfigError("worker.actor.rollout_n", "algorithm.adv_estimator=grpo needs worker.actor.rollout_n ≥ 2 (responses per prompt to compare)");
-  }
+  checkGroupSize(config);
 }

@@ -29,16 +29,17 @@ import type { RuntimeEvent } from "../../core/metrics/events.ts";
 import { JsonLinesError, readJsonLines } from "../../core/metrics/jsonl.ts";
 import type { OutputSink } from "../../core/supervisor/incarnation.ts";
 import type { Supervisor } from "../../core/supervisor/supervisor.ts";
-import { createJobAsync, dataName, type JobPaths } from "../../rl/trainer/job.ts";
+import { createJobAsync, dataName, newJobId, openJob, type JobPaths } from "../../rl/trainer/job.ts";
 import { fit, JobConfigError, TrainingCancelledError, type FitResult } from "../../rl/trainer/trainer.ts";
 import {
   ActorNotAlive, ActorNotFound, InvalidConfig, JobNotCancellable, JobNotFound, JobNotRunning, QueueFull, ShuttingDown, StorageError,
   type Problem,
 } from "./job_errors.ts";
 import { checkJobFits } from "./job_check.ts";
-import { JobStore, type JobRecord, type StoredJob } from "./job_store.ts";
+import { confineRequestPaths, RequestPathError, requestRoots, type RequestRoots } from "./request_paths.ts";
+import { JobStore, type JobRecord, type StoredJob, type UnreadableJob } from "./job_store.ts";
 import { faultSnapshot, type FaultSnapshot } from "./prometheus.ts";
-import { JobIdSchema, newJobId, TERMINAL_STATUSES, type ActorRow, type JobStatus, type JobView } from "./schemas.ts";
+import { JobIdSchema, TERMINAL_STATUSES, type ActorRow, type JobStatus, type JobView } from "./schemas.ts";
 
 /** What a job's listeners receive. */
 export type JobEvent =
@@ -65,6 +66,11 @@ export interface JobManagerOptions {
   actorOutput?: OutputSink;
   /** The clock for the retention age (tests); default Date.now. */
   now?: () => number;
+  /** Folders a request's data files (`serve --data-root`) and model folders (`--model-root`) may be in; none = no paths in requests. */
+  dataRoots?: readonly string[];
+  modelRoots?: readonly string[];
+  /** The MLflow tracking server every job with the mlflow logger uses (`serve --mlflow-tracking-uri`). */
+  mlflowTrackingUri?: string;
 }
 
 export const JOB_MANAGER_DEFAULTS = { maxConcurrentJobs: 1, maxQueuedJobs: 100, keepFinishedJobs: 100, keepFinishedS: 86_400 } as const;
@@ -147,8 +153,21 @@ function readLog<T>(path: string): T[] {
   }
 }
 
-/** Validates a request body as a partial job configuration; InvalidConfig with every problem otherwise. */
-export function parseJobConfig(body: unknown, runDir: string): Config {
+/** What the operator decides for every request's job: the folders paths may point into, the MLflow server. */
+export interface RequestPolicy {
+  roots: RequestRoots;
+  /** `serve --mlflow-tracking-uri`: the one MLflow server jobs may log to; empty = none. */
+  mlflowTrackingUri?: string;
+}
+
+/** Keys of the trainer section that only the operator sets, with the serve flag that does. */
+const OPERATOR_KEYS: ReadonlyArray<[string, string]> = [["run_dir", "--run-dir"], ["mlflow_tracking_uri", "--mlflow-tracking-uri"]];
+
+/**
+ * Validates a request body as a partial job configuration, with the paths it names confined to the
+ * operator's folders (request_paths.ts); InvalidConfig with every problem otherwise.
+ */
+export function parseJobConfig(body: unknown, runDir: string, where: RequestPolicy = { roots: { data: [], model: [] } }): Config {
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw new InvalidConfig("the body must be a JSON object: a (partial) training configuration", [{ path: "(body)", message: "expected an object" }]);
   }
@@ -168,19 +187,22 @@ export function parseJobConfig(body: unknown, runDir: string): Config {
   if (unsafe.length) throw new InvalidConfig("invalid configuration", unsafe);
   const raw = body as Record<string, unknown>;
   const trainer = raw.trainer;
-  if (typeof trainer === "object" && trainer !== null && !Array.isArray(trainer) && "run_dir" in trainer) {
-    throw new InvalidConfig("invalid configuration", [{ path: "trainer.run_dir", source: "request", value: (trainer as Record<string, unknown>).run_dir, message: "set by the server (--run-dir); a request cannot choose a path" }]);
+  const isObject = typeof trainer === "object" && trainer !== null && !Array.isArray(trainer);
+  for (const [key, flag] of OPERATOR_KEYS) {
+    if (isObject && key in trainer) {
+      throw new InvalidConfig("invalid configuration", [{ path: `trainer.${key}`, source: "request", message: `set by the coordinator's operator (serve ${flag}); a request cannot choose it` }]);
+    }
   }
-  const values = trainer === undefined || (typeof trainer === "object" && trainer !== null && !Array.isArray(trainer))
-    ? { ...raw, trainer: { ...(trainer as object | undefined), run_dir: runDir } }
-    : raw;
+  const operator = { run_dir: runDir, ...(where.mlflowTrackingUri ? { mlflow_tracking_uri: where.mlflowTrackingUri } : {}) };
+  const values = trainer === undefined || isObject ? { ...raw, trainer: { ...(trainer as object | undefined), ...operator } } : raw;
   try {
-    const config = resolveConfig({ file: null, env: {}, values: values as ConfigInput }).config;
+    const config = confineRequestPaths(resolveConfig({ file: null, env: {}, values: values as ConfigInput }).config, where.roots);
     checkJobFits(config); // arithmetic only: the data set is generated when the job starts, not here
     return config;
   } catch (e) {
-    if (e instanceof JobConfigError) {
-      throw new InvalidConfig("invalid configuration", [{ path: e.path, source: "request", message: e.message }]);
+    if (e instanceof JobConfigError || e instanceof RequestPathError) {
+      const path = e instanceof JobConfigError ? e.path : e.key;
+      throw new InvalidConfig("invalid configuration", [{ path, source: "request", message: e.message }]);
     }
     if (!(e instanceof ConfigError)) throw e;
     throw new InvalidConfig("invalid configuration", e.problems.map((p) => ({
@@ -217,6 +239,7 @@ export class JobManager {
   private readonly log: (line: string) => void;
   private readonly output: OutputSink;
   private readonly now: () => number;
+  private readonly policy: RequestPolicy;
 
   constructor(private readonly o: JobManagerOptions) {
     const d = JOB_MANAGER_DEFAULTS;
@@ -228,6 +251,7 @@ export class JobManager {
     this.store = new JobStore(o.runDir, this.log);
     this.output = o.actorOutput ?? ((actor, inc, _stream, line) => process.stderr.write(`[${actor}#${inc}] ${line}\n`));
     this.now = o.now ?? Date.now;
+    this.policy = { roots: requestRoots(o), mlflowTrackingUri: o.mlflowTrackingUri };
   }
 
   /**
@@ -238,8 +262,9 @@ export class JobManager {
   start(): this {
     this.lock = acquireLock(join(this.store.root, COORDINATOR_LOCK), "coordinator", { log: this.log });
     const cutoff = this.now() - this.keepFinishedS * 1000;
-    const { jobs, nextSeq } = this.store.load((r) => !TERMINAL_STATUSES.has(r.status) || finishedAt(r) >= cutoff);
+    const { jobs, unreadable, nextSeq } = this.store.load((r) => !TERMINAL_STATUSES.has(r.status) || finishedAt(r) >= cutoff);
     this.nextSeq = nextSeq;
+    for (const broken of unreadable) this.listUnreadable(broken);
     const interrupted: ManagedJob[] = [];
     const queued: ManagedJob[] = [];
     for (const { record, config, paths } of jobs) {
@@ -260,6 +285,21 @@ export class JobManager {
     return this;
   }
 
+  /**
+   * A job folder whose record or configuration cannot be read is listed as failed, with the file
+   * and the reason, so its owner sees it over the API (it is not run: nothing in it can be trusted).
+   * Its record on disk is left as it is, for the operator to inspect.
+   */
+  private listUnreadable(broken: UnreadableJob): void {
+    if (broken.id === undefined) return; // not a job id: only reported (JobStore), never reachable
+    const now = new Date(this.now()).toISOString();
+    const record: JobRecord = {
+      format: "revenant-job/1", id: broken.id, seq: broken.seq ?? this.nextSeq++, status: "failed", submitted_at: now,
+      started_at: null, finished_at: now, cancel_requested: false, error: `the job cannot be read: ${broken.problem}`, runs: 0, result: null,
+    };
+    this.jobs.set(broken.id, new ManagedJob(record, savedConfigOrDefaults(broken.paths), broken.paths));
+  }
+
   /** Jobs in memory (queued, running, and the finished ones retained). */
   get size(): number {
     return this.jobs.size;
@@ -275,7 +315,7 @@ export class JobManager {
     if (this.queue.length + this.storing >= this.maxQueuedJobs) {
       throw new QueueFull(`${this.queue.length + this.storing} jobs are already waiting, the limit (--max-queued-jobs ${this.maxQueuedJobs}); submit again when one has started`);
     }
-    const config = parseJobConfig(body, this.store.root);
+    const config = parseJobConfig(body, this.store.root, this.policy);
     this.storing++;
     const stored = this.lastStore.then(async () => {
       const id = this.newId(config);
@@ -312,7 +352,7 @@ export class JobManager {
 
   private newId(config: Config): string {
     for (;;) {
-      const id = newJobId(dataName(config), this.now());
+      const id = newJobId(config, this.now());
       if (!this.jobs.has(id) && !existsSync(join(this.store.root, id))) return id;
     }
   }
@@ -526,6 +566,15 @@ export class JobManager {
     finished.forEach((j, rank) => {
       if (rank >= this.keepFinishedJobs || finishedAt(j.record) < cutoff) this.jobs.delete(j.id);
     });
+  }
+}
+
+/** The job folder's saved configuration; the defaults when it cannot be read (the job is only listed, never run). */
+function savedConfigOrDefaults(paths: JobPaths): Config {
+  try {
+    return openJob(paths.dir).config;
+  } catch {
+    return resolveConfig({ file: null, env: {}, values: {} }).config;
   }
 }
 
