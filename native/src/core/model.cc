@@ -62,8 +62,9 @@ struct Model::Acts {
 // MLP share the rest.
 struct Model::Decode {
   std::size_t rows = 0, batch = 0, cache = 0;
-  // logits, scaled and filtered: [batch, Vs] for one position (sampling_filter_forward's in and outs).
-  DeviceBuffer<float> x, ln, mean, rstd, qkv, atty, tmp, fch, fchg, logits, scaled, filtered, vals, lp, kcache, vcache;
+  // logits and filtered: [batch, Vs] for one position; the logits are divided by the temperature in
+  // place, filtered is what top-k/top-p leave of them.
+  DeviceBuffer<float> x, ln, mean, rstd, qkv, atty, tmp, fch, fchg, logits, filtered, vals, lp, kcache, vcache;
   DeviceBuffer<int> tok, next;
   BlockIO io() const {
     return BlockIO{ln.get(), mean.get(), rstd.get(), qkv.get(), nullptr,    atty.get(), tmp.get(), x.get(),
@@ -128,8 +129,8 @@ ShapeCost activation_cost(const ModelConfig& c, std::size_t B, std::size_t T) {
 static ShapeCost decode_cost(const ModelConfig& c, std::size_t rows, std::size_t batch, std::size_t cache) {
   const ModelDims d = model_dims(c);
   const std::size_t C = d.C, V = d.Vs, L = c.layers;
-  // x, ln, atty, tmp; mean, rstd; qkv; fch; fchg | logits, scaled, filtered, vals, lp
-  const std::size_t scratch = rows * (4 * C + 2 + d.qkv + d.mlp_in + d.mlp_hidden) + batch * (3 * V + 2);
+  // x, ln, atty, tmp; mean, rstd; qkv; fch; fchg | logits, filtered, vals, lp
+  const std::size_t scratch = rows * (4 * C + 2 + d.qkv + d.mlp_in + d.mlp_hidden) + batch * (2 * V + 2);
   ShapeCost cost;
   cost.bytes = (2 * cache * L + scratch) * sizeof(float) + (rows + batch) * sizeof(int);
   cost.largest = std::max({cache * L, batch * V, rows * std::max<std::size_t>(d.qkv, d.mlp_in)});
@@ -828,7 +829,7 @@ Model::Decode& Model::decode_for(int B, int prefill, int positions) {
   s->qkv = DeviceBuffer<float>(be, want_rows * d_.qkv);
   s->fch = DeviceBuffer<float>(be, want_rows * d_.mlp_in);
   s->fchg = DeviceBuffer<float>(be, want_rows * d_.mlp_hidden);
-  for (DeviceBuffer<float>* b : {&s->logits, &s->scaled, &s->filtered}) *b = DeviceBuffer<float>(be, want_batch * d_.Vs);
+  for (DeviceBuffer<float>* b : {&s->logits, &s->filtered}) *b = DeviceBuffer<float>(be, want_batch * d_.Vs);
   s->vals = DeviceBuffer<float>(be, want_batch);
   s->lp = DeviceBuffer<float>(be, want_batch);
   s->kcache = DeviceBuffer<float>(be, L * want_cache);
@@ -927,9 +928,9 @@ GenerateResult Model::generate(const std::vector<std::vector<int>>& prompts, con
     head_forward(s.ln.get(), s.mean.get(), s.rstd.get(), s.x.get(), s.logits.get(), cfg_.value_head ? s.vals.get() : nullptr, B);
     // Drawn from the filtered distribution (already divided by the temperature, hence 1 below),
     // scored under the untruncated one, as logprobs() at this temperature scores it.
-    be.sampling_filter_forward(s.scaled.get(), s.filtered.get(), s.logits.get(), B, V, opt.temperature, opt.top_k, opt.top_p);
+    be.sampling_filter_forward(s.logits.get(), s.filtered.get(), s.logits.get(), B, V, opt.temperature, opt.top_k, opt.top_p);
     be.sampling_forward(s.next.get(), s.filtered.get(), B, V, opt.temperature > 0 ? 1.0f : 0.0f, opt.seed, pos);
-    be.logprob_forward(s.lp.get(), nullptr, s.scaled.get(), s.next.get(), B, V);
+    be.logprob_forward(s.lp.get(), nullptr, s.logits.get(), s.next.get(), B, V);
     be.download(host_next.data(), s.next.get(), uB * sizeof(int));
     be.download(host_lp.data(), s.lp.get(), uB * sizeof(float));
     if (cfg_.value_head) be.download(host_val.data(), s.vals.get(), uB * sizeof(float));

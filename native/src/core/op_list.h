@@ -47,6 +47,7 @@
 // sampling_filter_forward: per row of logits[N,V], scaled = logits / temperature (greedy,
 //   temperature 0: unscaled) and filtered = scaled with the ids top-k (0: off) then top-p (1: off)
 //   remove set to -infinity, as Hugging Face's samplers do (cpu/sampling_filter.cc says exactly).
+//   scaled may be logits itself (scaled in place): each entry is read once, then written.
 // sum_squares: accumulated in double in a fixed order (a deterministic gradient norm).
 #pragma once
 #include <cstddef>
