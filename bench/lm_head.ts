@@ -69,7 +69,7 @@ print(json.dumps({"seconds": best, "peakRss": resource.getrusage(resource.RUSAGE
 
 /** Runs a child to its last JSON line, killed (SIGKILL) past `seconds`; an error string otherwise. */
 function run(cmd: string, args: string[], seconds: number, env: Record<string, string | undefined> = process.env): Record<string, number> | string {
-  const r = spawnSync(cmd, args, { encoding: "utf8", timeout: Math.max(1, seconds) * 1000, killSignal: "SIGKILL", env, maxBuffer: 1 << 24 });
+  const r = spawnSync(cmd, args, { encoding: "utf8", timeout: Math.max(1000, Math.floor(seconds * 1000)), killSignal: "SIGKILL", env, maxBuffer: 1 << 24 });
   if (r.error && (r.error as NodeJS.ErrnoException).code === "ETIMEDOUT") return `killed after ${seconds.toFixed(0)} s`;
   if (r.error) return r.error.message;
   if (r.status !== 0) return `exit ${r.status ?? r.signal}: ${(r.stderr || r.stdout).trim().split("\n").slice(-2).join(" ")}`;
