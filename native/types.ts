@@ -69,8 +69,23 @@ export interface NativeModelConfig {
   normEps?: number;
   tiedEmbeddings?: boolean;
   attentionBias?: boolean;
+  /** Attention head size; absent: width / heads. */
+  headDim?: number;
+  /** Per-head RMSNorm of q and k before RoPE (Qwen3's q_norm, k_norm). */
+  qkNorm?: boolean;
+  /** Llama 3 rope scaling; null or absent: plain RoPE. */
+  ropeScaling?: RopeScalingConfig | null;
   /** The ids that may be sampled and scored (the first rows of the embedding); absent: vocab. */
   validVocab?: number;
+}
+
+/** Llama 3's rope scaling (config.json's `rope_scaling` with rope_type "llama3"). */
+export interface RopeScalingConfig {
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  /** `original_max_position_embeddings`: the context the frequencies were made for. */
+  originalContext: number;
 }
 
 /**

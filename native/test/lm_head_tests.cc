@@ -20,6 +20,7 @@
 namespace rvtest {
 namespace cpu = revenant::cpu;
 using revenant::Backend;
+using revenant::RopeScaling;  // named unqualified by the op list that CountingBackend expands
 using Tensors64 = std::vector<std::vector<double>>;
 
 namespace {

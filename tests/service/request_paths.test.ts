@@ -9,7 +9,7 @@ import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createApp } from "../../runtime/service/server/app.ts";
 import { InvalidConfig } from "../../runtime/service/server/job_errors.ts";
-import { parseJobConfig, type RequestPolicy } from "../../runtime/service/server/job_manager.ts";
+import { parseJobConfig, type RequestPolicy } from "../../runtime/service/server/job_request.ts";
 import { requestRoots } from "../../runtime/service/server/request_paths.ts";
 import { quietManager, removeTempDirs, tempDir } from "./helpers.ts";
 

@@ -8,7 +8,7 @@ import type { ActorRollout } from "../../../roles/actor_rollout.ts";
 import type { Critic } from "../../../roles/critic.ts";
 import type { UpdatePlan } from "../../../roles/index.ts";
 import type { RefPolicy } from "../../../roles/ref_policy.ts";
-import type { Reward } from "../../../roles/reward.ts";
+import type { Reward, RewardItem } from "../../../roles/reward.ts";
 import type { Sample } from "../loggers/index.ts";
 import type { ActorRef } from "../../core/supervisor/actor_ref.ts";
 import { gae, grpo, reinforcePlusPlus, rloo } from "./advantages.ts";
@@ -112,7 +112,10 @@ export async function score(plan: JobPlan, actors: JobActors, prompts: readonly 
   const responses = texts.map((t) => t.text);
   if (plan.data.reward.kind === "module") {
     if (!actors.reward) throw new TypeError("a reward module needs the reward actor");
-    const items = prompts.map((p, r) => ({ prompt: p.text, response: responses[r]!, answer: p.answer }));
+    const items = prompts.map((p, r): RewardItem => ({
+      prompt: p.text, response: responses[r]!, answer: p.answer,
+      ...(p.dataSource === undefined ? {} : { dataSource: p.dataSource }), ...(p.extraInfo === undefined ? {} : { extraInfo: p.extraInfo }),
+    }));
     const out = await actors.reward.callWith({ deadline: plan.config.reward.call_deadline_s }, "score", items);
     return { ...out, responses };
   }
@@ -128,6 +131,28 @@ export async function score(plan: JobPlan, actors: JobActors, prompts: readonly 
     }
   }
   return { scores, failed, errors, responses };
+}
+
+/**
+ * The reward failed on every row of a training step: there is nothing to learn from, and the
+ * reward's own first message says why (a broken reward module, a judge that is down).
+ */
+export class RewardFailedError extends Error {
+  override name = "RewardFailedError";
+  constructor(readonly step: number, readonly rows: number, readonly firstError: string) {
+    super(`the reward failed on all ${rows} rows of step ${step}; the first: ${firstError}`);
+  }
+}
+
+/** One console line for a batch with reward failures (`what`: "step 3", "validation"), or undefined without any. */
+export function rewardFailureLine(what: string, failures: number, rows: number, firstError: string | undefined): string | undefined {
+  if (failures === 0) return undefined;
+  return `${what}: the reward failed on ${failures} of ${rows} rows (left out, not scored 0); the first: ${firstError ?? "(no message)"}`;
+}
+
+/** Throws RewardFailedError when no row of a training step has a score. */
+export function checkSomeScored(step: number, sc: Scores): void {
+  if (sc.failed.length > 0 && sc.failed.every((f) => f === 1)) throw new RewardFailedError(step, sc.failed.length, sc.errors[0] ?? "(no message)");
 }
 
 /** Rows whose reward failed get no loss weight: they are left out of the update, not scored 0. */
@@ -307,6 +332,10 @@ export interface Validation {
   score: number;
   /** Held-out rows the reward failed on (left out of `score`). */
   failures: number;
+  /** Held-out rows scored or failed. */
+  rows: number;
+  /** The first failure's message, when there was one. */
+  firstError?: string;
   /** The first few generations, for a look at what the policy writes. */
   samples: Sample[];
 }
@@ -319,11 +348,13 @@ export async function evaluate(plan: JobPlan, actors: JobActors, sampleCount = 4
   const scores: number[] = [];
   const samples: Sample[] = [];
   let failures = 0;
+  let firstError: string | undefined;
   const chunk = 256;
   for (let i = 0; i < plan.data.val.length; i += chunk) {
     const prompts = plan.data.val.slice(i, i + chunk);
     const gen = await generate(actors, prompts.map((p) => p.ids), generateOptions(plan, validationSampling(plan), plan.seed("validate", i)));
     const sc = await score(plan, actors, prompts, gen);
+    firstError ??= sc.errors[0];
     for (let r = 0; r < prompts.length && samples.length < sampleCount; r++) {
       samples.push({ prompt: prompts[r]!.text, response: sc.responses[r]!, reward: sc.failed[r] ? null : sc.scores[r]! });
     }
@@ -332,5 +363,5 @@ export async function evaluate(plan: JobPlan, actors: JobActors, sampleCount = 4
       else scores.push(sc.scores[r]!);
     }
   }
-  return { score: mean(scores), failures, samples };
+  return { score: mean(scores), failures, rows: plan.data.val.length, samples, ...(firstError === undefined ? {} : { firstError }) };
 }

@@ -46,7 +46,12 @@ const USAGE = `usage: bun run serve [options]      (deno task serve [options])
   --mlflow-tracking-uri URL the MLflow server of jobs that log to mlflow (a request cannot name one)
   --chaos                   allow POST /jobs/:id/actors/:actor/kill
   --quiet, -q               no log lines or actor output
-  --help, -h                this text`;
+  --debug                   with an error, print its stack trace too
+  --help, -h                this text
+
+exit codes: 0 stopped by SIGINT/SIGTERM after checkpointing; 1 an error (one line says which
+file or address and why), or the grace period ran out; 2 a bad flag, a missing token, or a run
+dir another coordinator holds; 128+N a second signal N`;
 
 const SIGNAL_NUMBERS: Record<string, number> = { SIGINT: 2, SIGTERM: 15 };
 
@@ -207,4 +212,21 @@ function handleSignals(jobs: JobManager, server: { stop(): Promise<void> }, grac
   process.on("SIGTERM", () => onSignal("SIGTERM"));
 }
 
-if (import.meta.main) process.exit(await main(process.argv.slice(2)));
+/**
+ * `main` with the errors it does not turn into a usage message (a run dir that cannot be made or
+ * written, a port in use) said in one line, `revenant serve: <cause>`, exit 1; `--debug` adds the
+ * stack trace.
+ */
+export async function serveCommand(argv: string[]): Promise<number> {
+  const debug = argv.includes("--debug");
+  try {
+    return await main(argv.filter((a) => a !== "--debug"));
+  } catch (e) {
+    const message = (e instanceof Error ? e.message : String(e)).split("\n")[0];
+    const more = debug ? `\n${(e as Error)?.stack ?? ""}` : " (run again with --debug for the stack trace)";
+    console.error(`revenant serve: ${message}${more}`);
+    return 1;
+  }
+}
+
+if (import.meta.main) process.exit(await serveCommand(process.argv.slice(2)));

@@ -21,8 +21,8 @@
  */
 import { existsSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { ConfigError, resolveConfig } from "../../../config/index.ts";
-import type { Config, ConfigInput } from "../../../config/schema.ts";
+import { resolveConfig } from "../../../config/index.ts";
+import type { Config } from "../../../config/schema.ts";
 import { hangActor, killActor } from "../../core/chaos.ts";
 import { acquireLock, type Lock } from "../../core/checkpoint/lock.ts";
 import type { RuntimeEvent } from "../../core/metrics/events.ts";
@@ -30,13 +30,10 @@ import { JsonLinesError, readJsonLines } from "../../core/metrics/jsonl.ts";
 import type { OutputSink } from "../../core/supervisor/incarnation.ts";
 import type { Supervisor } from "../../core/supervisor/supervisor.ts";
 import { createJobAsync, dataName, newJobId, openJob, type JobPaths } from "../../rl/trainer/job.ts";
-import { fit, JobConfigError, TrainingCancelledError, type FitResult } from "../../rl/trainer/trainer.ts";
-import {
-  ActorNotAlive, ActorNotFound, InvalidConfig, JobNotCancellable, JobNotFound, JobNotRunning, QueueFull, ShuttingDown, StorageError,
-  type Problem,
-} from "./job_errors.ts";
-import { checkJobFits } from "./job_check.ts";
-import { confineRequestPaths, RequestPathError, requestRoots, type RequestRoots } from "./request_paths.ts";
+import { fit, TrainingCancelledError, type FitResult } from "../../rl/trainer/trainer.ts";
+import { ActorNotAlive, ActorNotFound, JobNotCancellable, JobNotFound, JobNotRunning, QueueFull, ShuttingDown, StorageError } from "./job_errors.ts";
+import { parseJobConfig, type RequestPolicy } from "./job_request.ts";
+import { requestRoots } from "./request_paths.ts";
 import { JobStore, type JobRecord, type StoredJob, type UnreadableJob } from "./job_store.ts";
 import { faultSnapshot, type FaultSnapshot } from "./prometheus.ts";
 import { JobIdSchema, TERMINAL_STATUSES, type ActorRow, type JobStatus, type JobView } from "./schemas.ts";
@@ -80,9 +77,6 @@ export const COORDINATOR_LOCK = "coordinator.lock";
 /** Abort reasons: a user's cancel ends the job; a coordinator shutdown leaves it to resume. */
 const CANCEL = "cancelled by request";
 const SHUTDOWN = "coordinator shutting down";
-/** Keys that must never reach an object merge (prototype pollution). */
-const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
-const MAX_DEPTH = 8;
 /** Error codes that mean the disk (or quota) is full. */
 const NO_SPACE = new Set(["ENOSPC", "EDQUOT"]);
 
@@ -100,6 +94,8 @@ export class ManagedJob {
   valScore: number | undefined;
   controller: AbortController | undefined;
   done: Promise<void> | undefined;
+  /** The steps its plan fixed (trainer.total_epochs over the data), once a run has made it. */
+  plannedSteps: number | undefined;
   readonly listeners = new Set<(e: JobEvent) => void>();
 
   constructor(public record: JobRecord, readonly config: Config, readonly paths: JobPaths) {
@@ -111,6 +107,13 @@ export class ManagedJob {
 
   get id(): string {
     return this.record.id;
+  }
+
+  /** Steps the job runs: known from its config, or, with trainer.total_epochs, once its data is planned (null before). */
+  get totalSteps(): number | null {
+    if (this.plannedSteps !== undefined) return this.plannedSteps;
+    if (this.config.trainer.total_epochs > 0) return this.record.result?.steps ?? null;
+    return this.config.trainer.total_steps;
   }
 
   /** Fault counters: live while a fit runs, frozen after. */
@@ -153,63 +156,6 @@ function readLog<T>(path: string): T[] {
   }
 }
 
-/** What the operator decides for every request's job: the folders paths may point into, the MLflow server. */
-export interface RequestPolicy {
-  roots: RequestRoots;
-  /** `serve --mlflow-tracking-uri`: the one MLflow server jobs may log to; empty = none. */
-  mlflowTrackingUri?: string;
-}
-
-/** Keys of the trainer section that only the operator sets, with the serve flag that does. */
-const OPERATOR_KEYS: ReadonlyArray<[string, string]> = [["run_dir", "--run-dir"], ["mlflow_tracking_uri", "--mlflow-tracking-uri"]];
-
-/**
- * Validates a request body as a partial job configuration, with the paths it names confined to the
- * operator's folders (request_paths.ts); InvalidConfig with every problem otherwise.
- */
-export function parseJobConfig(body: unknown, runDir: string, where: RequestPolicy = { roots: { data: [], model: [] } }): Config {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new InvalidConfig("the body must be a JSON object: a (partial) training configuration", [{ path: "(body)", message: "expected an object" }]);
-  }
-  const unsafe: Problem[] = [];
-  const visit = (v: unknown, path: string[]) => {
-    if (typeof v !== "object" || v === null) return;
-    if (path.length >= MAX_DEPTH) {
-      unsafe.push({ path: path.join("."), message: `nested deeper than ${MAX_DEPTH} levels` });
-      return;
-    }
-    for (const key of Object.keys(v)) {
-      if (FORBIDDEN_KEYS.has(key)) unsafe.push({ path: [...path, key].join("."), message: "key not allowed" });
-      else visit((v as Record<string, unknown>)[key], [...path, key]);
-    }
-  };
-  visit(body, []);
-  if (unsafe.length) throw new InvalidConfig("invalid configuration", unsafe);
-  const raw = body as Record<string, unknown>;
-  const trainer = raw.trainer;
-  const isObject = typeof trainer === "object" && trainer !== null && !Array.isArray(trainer);
-  for (const [key, flag] of OPERATOR_KEYS) {
-    if (isObject && key in trainer) {
-      throw new InvalidConfig("invalid configuration", [{ path: `trainer.${key}`, source: "request", message: `set by the coordinator's operator (serve ${flag}); a request cannot choose it` }]);
-    }
-  }
-  const operator = { run_dir: runDir, ...(where.mlflowTrackingUri ? { mlflow_tracking_uri: where.mlflowTrackingUri } : {}) };
-  const values = trainer === undefined || isObject ? { ...raw, trainer: { ...(trainer as object | undefined), ...operator } } : raw;
-  try {
-    const config = confineRequestPaths(resolveConfig({ file: null, env: {}, values: values as ConfigInput }).config, where.roots);
-    checkJobFits(config); // arithmetic only: the data set is generated when the job starts, not here
-    return config;
-  } catch (e) {
-    if (e instanceof JobConfigError || e instanceof RequestPathError) {
-      const path = e instanceof JobConfigError ? e.path : e.key;
-      throw new InvalidConfig("invalid configuration", [{ path, source: "request", message: e.message }]);
-    }
-    if (!(e instanceof ConfigError)) throw e;
-    throw new InvalidConfig("invalid configuration", e.problems.map((p) => ({
-      path: p.path, message: p.message, source: p.source === "code" ? "request" : p.source, ...(p.value !== undefined ? { value: p.value } : {}),
-    })));
-  }
-}
 
 /** An integer option within [min, max], or a RangeError naming it and what is allowed. */
 function intOption(name: string, value: number | undefined, dflt: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -241,7 +187,7 @@ export class JobManager {
   private readonly now: () => number;
   private readonly policy: RequestPolicy;
 
-  constructor(private readonly o: JobManagerOptions) {
+  constructor(o: JobManagerOptions) {
     const d = JOB_MANAGER_DEFAULTS;
     this.maxConcurrentJobs = intOption("maxConcurrentJobs", o.maxConcurrentJobs, d.maxConcurrentJobs, 1);
     this.maxQueuedJobs = intOption("maxQueuedJobs", o.maxQueuedJobs, d.maxQueuedJobs, 0);
@@ -329,7 +275,7 @@ export class JobManager {
     const job = await stored;
     this.jobs.set(job.id, job);
     this.queue.push(job);
-    this.log(`job ${job.id} queued (${dataName(config)}, ${config.trainer.total_steps} steps)`);
+    this.log(`job ${job.id} queued (${dataName(config)}, ${job.totalSteps ?? `${config.trainer.total_epochs} epochs`}${job.totalSteps === null ? "" : " steps"})`);
     this.pump();
     return job;
   }
@@ -387,7 +333,7 @@ export class JobManager {
   view(job: ManagedJob): JobView {
     const r = job.record;
     return {
-      id: r.id, status: r.status, task: dataName(job.config), total_steps: job.config.trainer.total_steps, step: job.step,
+      id: r.id, status: r.status, task: dataName(job.config), total_steps: job.totalSteps, step: job.step,
       submitted_at: r.submitted_at, started_at: r.started_at, finished_at: r.finished_at, cancel_requested: r.cancel_requested,
       error: r.error, runs: r.runs, metrics: job.latest ?? null, actors: this.actorRows(job), result: r.result,
     };
@@ -505,6 +451,7 @@ export class JobManager {
         config: job.config, job: job.paths, resume, signal: controller.signal,
         output: (actor, inc, stream, line) => this.output(`${job.id}/${actor}`, inc, stream, line),
         onNote: (line) => this.log(`job ${job.id}: ${line}`),
+        onPlan: (plan) => (job.plannedSteps = plan.config.trainer.total_steps),
         onSupervisor: (sup) => {
           job.supervisor = sup;
           sup.events.subscribe((event) => job.emit({ type: "actor", event, actors: this.actorRows(job), step: job.step }));
