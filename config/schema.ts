@@ -92,7 +92,12 @@ export const ActorWorkerSchema = z.strictObject({
   ...optimizer(1e-3),
   clip_ratio: z.number().positive().max(1).default(0.2).describe("PPO ratio clip epsilon"),
   entropy_coeff: z.number().min(0).max(100).default(0.05).describe("entropy bonus coefficient"),
-  temperature: z.number().positive().max(100).default(1.0).describe("rollout sampling temperature"),
+  temperature: z.number().positive().max(100).default(1.0).describe("rollout sampling temperature; PPO's log-probs are of the policy's logits / temperature, untruncated"),
+  top_k: int(0, MODEL_LIMITS.vocab.max).default(0).describe("rollout sampling: keep only the k most likely tokens (ties kept); 0 = off"),
+  top_p: z.number().positive().max(1).default(1).describe("rollout sampling, after top_k: keep the fewest most likely tokens whose probability reaches top_p; 1 = off"),
+  val_temperature: z.number().min(0).max(100).default(0).describe("validation sampling temperature; 0 = greedy"),
+  val_top_k: int(0, MODEL_LIMITS.vocab.max).default(0).describe("validation sampling: top-k (0 = off)"),
+  val_top_p: z.number().positive().max(1).default(1).describe("validation sampling: top-p after top-k (1 = off)"),
   max_new_tokens: int(1, MODEL_LIMITS.context.max).default(6).describe("response length limit"),
   rollout_n: int(1, LIMITS.rollout_n).default(1).describe("responses sampled per prompt (GRPO group size)"),
   loss_agg_mode: z.enum(LOSS_AGG_MODES).default("token-mean")

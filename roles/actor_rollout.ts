@@ -3,7 +3,7 @@
  * its own old log-probs, and takes PPO updates. Every stochastic call gets its seed from the
  * trainer, so the role has no hidden random state and replays are exact.
  */
-import type { GenerateOptions, GenerateResult, PolicyBatch, PolicyHyper, PolicyStepStats, TokenBatch } from "../native/policy_model.ts";
+import type { GenerateOptions, GenerateResult, PolicyBatch, PolicyHyper, PolicyStepStats, TokenBatch, LogprobOptions } from "../native/policy_model.ts";
 import type { RoleContext } from "../runtime/core/host/role.ts";
 import { aggregation } from "./loss_agg.ts";
 import { TrainedModelRole } from "./model_role.ts";
@@ -21,8 +21,9 @@ export class ActorRollout extends TrainedModelRole {
     return (await this.ready()).generate(prompts, options);
   }
 
-  async logprobs(batch: TokenBatch): Promise<Float32Array> {
-    return (await this.ready()).logprobs(batch);
+  /** Log-probs of softmax(logits / options.temperature) (default 1), without truncation. */
+  async logprobs(batch: TokenBatch, options: LogprobOptions = {}): Promise<Float32Array> {
+    return (await this.ready()).logprobs(batch, options);
   }
 
   /** Writes the current weights into the shared segment at `path` as `version`, for the rollout ranks to map. */

@@ -39,7 +39,7 @@ import type { Launcher } from "../../core/supervisor/launcher.ts";
 import type { Transport } from "../../core/ipc/transport.ts";
 import { DataLoader, type LoaderPosition } from "../tasks/dataset.ts";
 import { MetricsFile, type JobPaths } from "./job.ts";
-import { advantages, checkSomeScored, dropFailedRows, evaluate, rewardFailureLine, klPenalty, referenceAndValues, rollout, score, tokenBatch, trainingMetrics, update, type JobActors } from "./phases.ts";
+import { advantages, checkSomeScored, dropFailedRows, evaluate, rewardFailureLine, klPenalty, logprobTemperature, referenceAndValues, rollout, score, tokenBatch, trainingMetrics, update, type JobActors } from "./phases.ts";
 import { tokenizerDir, type JobPrompt } from "./job_data.ts";
 import { checkJobConfig, JobPlan, SHM_DIR } from "./plan.ts";
 import { RolloutGroup } from "./rollout_group.ts";
@@ -201,7 +201,7 @@ async function trainStep(plan: JobPlan, actors: JobActors, step: number, prompts
   checkSomeScored(step, sc);
   dropFailedRows(r.batch, sc.failed);
   const batch = tokenBatch(r.batch);
-  const rv = await referenceAndValues(actors, batch);
+  const rv = await referenceAndValues(actors, batch, logprobTemperature(plan));
   const t = performance.now();
   const adv = advantages(plan, r.batch, sc.scores, rv.values, klPenalty(plan, r.batch, rv));
   m["timing_s/adv"] = (performance.now() - t) / 1000;
