@@ -8,17 +8,25 @@
  * (exactly 0: one mini-batch, scored over the same ids it was sampled from), its timings, the wall
  * time and the process's peak RSS. Stops within --seconds (default 900): the job is cancelled.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { resolveConfig } from "../config/index.ts";
 import { saveHfModel } from "../native/hf/model_folder.ts";
 import { PolicyModel } from "../native/policy_model.ts";
 import { createJob, MetricsFile } from "../runtime/rl/trainer/job.ts";
 import { fit } from "../runtime/rl/trainer/trainer.ts";
-import { tempDir } from "../tests/helpers/tmp.ts";
 
 const ROWS = 151_936, IDS = 151_669;
 const root = join(import.meta.dir, "..");
+const made: string[] = [];
+/** A temporary folder, removed when the benchmark exits. */
+const tempDir = (prefix: string) => {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  made.push(dir);
+  return dir;
+};
+process.on("exit", () => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
 const FIXTURE = join(root, "tests", "fixtures", "tokenizer");
 const DATA = join(root, "examples", "data", "arith_word_problems");
 
