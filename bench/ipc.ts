@@ -24,8 +24,10 @@ import { fileURLToPath } from "node:url";
 import { runtime, type Conn } from "../runtime/core/adapter/index.ts";
 import type { Actor } from "../runtime/core/supervisor/actor.ts";
 import type { Transport } from "../runtime/core/ipc/transport.ts";
-import { makeSupervisor, sleep } from "../tests/helpers/supervision.ts";
-import { selfSignedCert } from "../tests/helpers/tls.ts";
+import { FaultToleranceSchema } from "../runtime/core/supervisor/options.ts";
+import { Supervisor } from "../runtime/core/supervisor/supervisor.ts";
+import { IPC_ROLES } from "./ipc_roles.ts";
+import { selfSignedCert } from "./tls_cert.ts";
 
 const QUICK = process.env.BENCH_QUICK === "1";
 const SMALL_CALLS = QUICK ? 2_000 : 20_000;
@@ -94,14 +96,18 @@ interface Row {
 const rows: Row[] = [];
 
 // Production-like liveness (a 16 MiB frame is not a missed ping), tiny backoff for (c).
-const benchSupervisor = (transport?: Transport) => makeSupervisor({
-  max_restarts: -1,
-  max_task_retries: -1,
-  ping_interval_s: 1,
-  ping_timeout_s: 10,
-  restart_backoff_initial_s: 0.001,
-  restart_backoff_max_s: 0.001,
-}, { transport });
+const benchSupervisor = (transport?: Transport) => ({
+  sup: new Supervisor({
+    faultTolerance: FaultToleranceSchema.parse({
+      max_restarts: -1, max_task_retries: -1, ping_interval_s: 1, ping_timeout_s: 10,
+      restart_backoff_initial_s: 0.001, restart_backoff_max_s: 0.001, restart_intensity: 1000,
+    }),
+    roles: IPC_ROLES,
+    output: () => {},
+    transport,
+  }),
+});
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const { sup } = benchSupervisor();
 
 /** Sequential small-call round trips (after a warm-up), ms each. */

@@ -1,5 +1,5 @@
 /**
- * /healthz latency while the worst job body the schema allows (tests/service/helpers.ts
+ * /healthz latency while the worst job body the schema allows (bench/worst_job_body.ts
  * WORST_BODY: the largest data set of 64-digit additions) is POSTed back to back, over real
  * HTTP on this runtime. A job holds the only training slot, so the submitted jobs queue and
  * only their checks run. Also: what the check used to cost on the event loop (the trainer's
@@ -22,7 +22,7 @@ import { createApp } from "../runtime/service/server/app.ts";
 import { checkJobFits } from "../runtime/service/server/job_check.ts";
 import { JobManager } from "../runtime/service/server/job_manager.ts";
 import { checkTaskJobConfig } from "../runtime/rl/trainer/trainer.ts";
-import { WORST_BODY } from "../tests/service/helpers.ts";
+import { WORST_BODY } from "./worst_job_body.ts";
 
 const { values } = parseArgs({
   options: { posts: { type: "string", default: "200" }, clients: { type: "string", default: "4" }, probes: { type: "string", default: "300" } },

@@ -70,13 +70,14 @@ class NullModel implements PolicyModelNative {
       for (const t of prompts[r]!) h = mix(h, t);
       let n = 0;
       while (n < o.maxNewTokens) {
-        const token = Math.floor(unit((h = mix(h, n))) * this.config.vocab);
+        // Only the ids the model may sample, as the native sampler draws them.
+        const token = Math.floor(unit((h = mix(h, n))) * (this.config.validVocab ?? this.config.vocab));
         tokens[r * o.maxNewTokens + n++] = token;
         if (token === o.eosToken) break;
       }
       lengths[r] = n;
     }
-    const logprobs = new Float32Array(rows * o.maxNewTokens).fill(-Math.log(this.config.vocab));
+    const logprobs = new Float32Array(rows * o.maxNewTokens).fill(-Math.log(this.config.validVocab ?? this.config.vocab));
     return { batch: rows, maxNewTokens: o.maxNewTokens, tokens, logprobs, values: null, lengths };
   }
 

@@ -100,6 +100,13 @@ export interface PolicyModelConfig {
   /** llama: Llama 3 rope scaling (rope_type "llama3"); null: plain RoPE. Default null. */
   ropeScaling?: RopeScalingConfig | null;
   /**
+   * The ids that may be sampled and scored: the first validVocab rows of the embedding, 1..vocab.
+   * A padded vocabulary (more embedding rows than the tokenizer has ids, as Qwen's checkpoints
+   * ship) sets it to the tokenizer's size: the padding is never sampled, scored or trained, and
+   * log-probs and entropy are over the same ids the sampler draws from. Default: vocab.
+   */
+  validVocab?: number;
+  /**
    * llama: LoRA adapters (rank 1..1024; alpha > 0, default 2 × rank; modules, default all seven);
    * null: every weight trains. Default null. With adapters the base is frozen, and getState,
    * setState, copyParamsTo and loadParamsFrom move the adapters alone (numTrained floats).
@@ -113,11 +120,14 @@ export type ResolvedModelConfig = Required<Omit<PolicyModelConfig, "lora">> & { 
 /** The config keys that shape only arch "llama" models. */
 export type LlamaOnlyKey = "kvHeads" | "intermediate" | "ropeTheta" | "normEps" | "tiedEmbeddings" | "attentionBias" | "headDim" | "qkNorm" | "ropeScaling" | "lora";
 
+/** Config keys that follow from others when absent (validVocab: vocab). */
+type DerivedKey = "validVocab";
+
 /**
  * The default model: small enough to train digit reversal on two CPU cores in minutes. GPT-2
  * style; it leaves the llama-only keys out, so `{ ...DEFAULT_MODEL_CONFIG, heads: 2 }` stays valid.
  */
-export const DEFAULT_MODEL_CONFIG: Readonly<Required<Omit<PolicyModelConfig, LlamaOnlyKey>>> = Object.freeze({
+export const DEFAULT_MODEL_CONFIG: Readonly<Required<Omit<PolicyModelConfig, LlamaOnlyKey | DerivedKey>>> = Object.freeze({
   vocab: MODEL_LIMITS.vocab.default,
   context: MODEL_LIMITS.context.default,
   width: MODEL_LIMITS.width.default,
@@ -132,6 +142,13 @@ export interface GenerateOptions {
   maxNewTokens: number;
   /** 0 = greedy. Default 1. */
   temperature?: number;
+  /**
+   * Keep only the topK most likely ids (ties with the k-th kept), as Hugging Face and vLLM do;
+   * 0 = off (default). Applied to softmax(logits / temperature), before topP.
+   */
+  topK?: number;
+  /** Then keep the smallest set of most likely ids whose probability reaches topP, in (0, 1]; 1 = off (default). */
+  topP?: number;
   /** Sampling seed: same seed, same tokens, on any thread count. Default 0. */
   seed?: number;
   /** Stop a row after this token. Default: none. */
@@ -169,7 +186,15 @@ const F32_MAX = 3.4028234663852886e38;
 /** AdamW and clipping defaults shared by both updates. */
 const DEFAULT_OPTIM = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, maxGradNorm: 1 } as const;
 
-export const DEFAULT_POLICY_HYPER: Readonly<PolicyHyper> = Object.freeze({ ...DEFAULT_OPTIM, clipRatio: 0.2, klCoef: 0, entropyCoef: 0 });
+export const DEFAULT_POLICY_HYPER: Readonly<PolicyHyper> = Object.freeze({ ...DEFAULT_OPTIM, clipRatio: 0.2, klCoef: 0, entropyCoef: 0, temperature: 1 });
+
+/** How log-probs are taken. */
+export interface LogprobOptions {
+  /** Log-probs of softmax(logits / temperature), a finite number > 0: the rollout's sampling temperature. Default 1. */
+  temperature?: number;
+  /** false: a LoRA model's base alone (its adapters off), the reference policy. Default true. */
+  adapters?: boolean;
+}
 
 export const DEFAULT_VALUE_HYPER: Readonly<ValueHyper> = Object.freeze({ ...DEFAULT_OPTIM, clipRange: 0.2 });
 
@@ -343,7 +368,7 @@ export class PolicyModel {
     const rows = prompts.map((p, i) => {
       const row = p instanceof Int32Array ? p : Array.isArray(p) ? Int32Array.from(p) : c.fail(`prompts[${i}]`, p, "an Int32Array or number[]");
       if (Array.isArray(p) && p.some((t) => !Number.isInteger(t))) c.fail(`prompts[${i}]`, p, "integer token ids");
-      c.tokens(`prompts[${i}]`, row, null, this.config.vocab);
+      c.tokens(`prompts[${i}]`, row, null, this.config.validVocab);
       if (row.length === 0 || row.length + maxNew > this.config.context) {
         c.fail(`prompts[${i}].length`, row.length, `1..${this.config.context - maxNew} (context ${this.config.context} - maxNewTokens ${maxNew})`);
       }
@@ -353,20 +378,25 @@ export class PolicyModel {
       maxNewTokens: maxNew,
       temperature: c.num("options.temperature", options.temperature ?? 1, 0, 1e6),
       seed: c.int("options.seed", options.seed ?? 0, 0, Number.MAX_SAFE_INTEGER),
-      eosToken: options.eosToken === undefined ? -1 : c.int("options.eosToken", options.eosToken, 0, this.config.vocab - 1),
+      eosToken: options.eosToken === undefined ? -1 : c.int("options.eosToken", options.eosToken, 0, this.config.validVocab - 1),
+      topK: c.int("options.topK", options.topK ?? 0, 0, this.config.vocab),
+      topP: topP(c, "options.topP", options.topP ?? 1),
     };
     return call(this.#native.generate(rows, opts));
   }
 
   /**
-   * log p(token t | tokens < t) for every token with mask != 0; [batch * seqLen]. With
-   * `{ adapters: false }` a LoRA model scores with its base alone: the reference policy.
+   * log p(token t | tokens < t) for every token with mask != 0, under softmax(logits /
+   * temperature) over the validVocab ids; [batch * seqLen]. With `{ adapters: false }` a LoRA
+   * model scores with its base alone: the reference policy.
    */
-  async logprobs(batch: TokenBatch, options: { adapters?: boolean } = {}): Promise<Float32Array> {
-    const adapters = options.adapters ?? true;
-    if (typeof adapters !== "boolean") new Check("logprobs").fail("options.adapters", adapters, "a boolean");
+  async logprobs(batch: TokenBatch, options: LogprobOptions = {}): Promise<Float32Array> {
     const b = this.#tokenBatch("logprobs", batch);
-    return call(adapters ? this.#native.logprobs(b) : this.#native.logprobs(b, { adapters }));
+    const c = new Check("logprobs");
+    const temperature = positive(c, "options.temperature", options.temperature ?? 1);
+    const adapters = options.adapters ?? true;
+    if (typeof adapters !== "boolean") c.fail("options.adapters", adapters, "a boolean");
+    return call(this.#native.logprobs(b, adapters ? { temperature } : { temperature, adapters }));
   }
 
   /** The critic's value for every token with mask != 0; [batch * seqLen]. Needs valueHead. */
@@ -390,6 +420,7 @@ export class PolicyModel {
     c.num("hyper.clipRatio", h.clipRatio, 0, 10);
     c.num("hyper.klCoef", h.klCoef, 0);
     c.num("hyper.entropyCoef", h.entropyCoef, -1e6);
+    positive(c, "hyper.temperature", h.temperature ?? 1);
     if (h.lossNorm !== undefined) c.num("hyper.lossNorm", h.lossNorm, 0, F32_MAX);
     const ref = batch.refLogprobs === undefined ? null : c.f32("batch.refLogprobs", batch.refLogprobs, n);
     if (h.klCoef !== 0 && ref === null) c.fail("batch.refLogprobs", undefined, "a Float32Array when hyper.klCoef != 0");
@@ -588,7 +619,7 @@ export class PolicyModel {
     const seqLen = c.int("batch.seqLen", batch.seqLen, 2, this.config.context);
     const n = rows * seqLen;
     return {
-      tokens: c.tokens("batch.tokens", batch.tokens, n, this.config.vocab),
+      tokens: c.tokens("batch.tokens", batch.tokens, n, this.config.validVocab),
       mask: c.f32("batch.mask", batch.mask, n, 0),
       batch: rows,
       seqLen,
@@ -627,6 +658,12 @@ function positive(c: Check, arg: string, v: unknown): number {
   return v;
 }
 
+/** Top-p: a probability mass in (0, 1]; 1 keeps every id. */
+function topP(c: Check, arg: string, v: unknown): number {
+  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0 || v > 1) c.fail(arg, v, "a number in (0, 1] (1: off)");
+  return v;
+}
+
 function flag(c: Check, arg: string, v: unknown): boolean {
   if (typeof v !== "boolean") c.fail(arg, v, "a boolean");
   return v;
@@ -657,8 +694,10 @@ function resolveConfig(c: Check, config: PolicyModelConfig): ResolvedModelConfig
     headDim: config.headDim === undefined ? width / heads : size(c, "headDim", config.headDim),
     qkNorm: flag(c, "config.qkNorm", config.qkNorm ?? false),
     ropeScaling: ropeScaling(c, config.ropeScaling ?? null),
+    validVocab: 0,
     lora: lora(c, config.lora ?? null),
   };
+  cfg.validVocab = c.int("config.validVocab", config.validVocab ?? cfg.vocab, 1, cfg.vocab);
   // A head size of its own frees width from being a multiple of heads (llama only).
   if (config.headDim === undefined && cfg.width % cfg.heads !== 0) c.fail("config.width", cfg.width, `a multiple of heads (${cfg.heads})`);
   if (arch === "gpt2") {

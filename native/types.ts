@@ -75,6 +75,8 @@ export interface NativeModelConfig {
   qkNorm?: boolean;
   /** Llama 3 rope scaling; null or absent: plain RoPE. */
   ropeScaling?: RopeScalingConfig | null;
+  /** The ids that may be sampled and scored (the first rows of the embedding); absent: vocab. */
+  validVocab?: number;
   /** LoRA adapters on the projections (llama only); null or absent: every weight trains. */
   lora?: LoraSetting | null;
 }
@@ -162,6 +164,16 @@ export interface NativeGenerateOptions {
   seed: number;
   /** -1: no end-of-sequence token. */
   eosToken: number;
+  /** Keep the topK most likely ids (0, the default: off), then the smallest set reaching topP (1, the default: off). */
+  topK?: number;
+  topP?: number;
+}
+
+/** How log-probs are taken: of softmax(logits / temperature). */
+export interface NativeLogprobOptions {
+  temperature: number;
+  /** false: a LoRA model scores with its base alone (absent: true). */
+  adapters?: boolean;
 }
 
 export interface NativeGenerateResult {
@@ -169,7 +181,10 @@ export interface NativeGenerateResult {
   maxNewTokens: number;
   /** [batch, maxNewTokens]; 0 after each row's length. */
   tokens: Int32Array;
-  /** [batch, maxNewTokens]: log p of each sampled token under the model (temperature 1). */
+  /**
+   * [batch, maxNewTokens]: log p of each sampled token under softmax(logits / temperature), without
+   * the top-k/top-p truncation (temperature 0: softmax(logits)): what logprobs() gives at that temperature.
+   */
   logprobs: Float32Array;
   /** [batch, maxNewTokens] when the model has a value head, else null. */
   values: Float32Array | null;
@@ -191,6 +206,8 @@ export interface NativePolicyHyper extends NativeOptimHyper {
   clipRatio: number;
   klCoef: number;
   entropyCoef: number;
+  /** The loss's log-probs and entropy are of softmax(logits / temperature): the rollout's temperature. Default 1. */
+  temperature?: number;
   /**
    * The denominator of the policy, KL and entropy terms: 0 (the default) = the summed mask (a
    * token mean); a positive value divides the mask-weighted sums by it instead.
@@ -245,7 +262,7 @@ export interface PolicyModelNative {
   info(): NativeModelInfo;
   generate(prompts: Int32Array[], options: NativeGenerateOptions): Promise<NativeGenerateResult>;
   /** `{ adapters: false }`: the base model's log-probs, a LoRA model's reference policy. */
-  logprobs(batch: NativeTokenBatch, options?: { adapters: boolean }): Promise<Float32Array>;
+  logprobs(batch: NativeTokenBatch, options?: NativeLogprobOptions): Promise<Float32Array>;
   values(batch: NativeTokenBatch): Promise<Float32Array>;
   policyStep(batch: NativePolicyBatch, hyper: NativePolicyHyper): Promise<PolicyStepStats>;
   valueStep(batch: NativeValueBatch, hyper: NativeValueHyper): Promise<ValueStepStats>;

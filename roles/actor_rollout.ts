@@ -3,7 +3,7 @@
  * its own old log-probs, and takes PPO updates. Every stochastic call gets its seed from the
  * trainer, so the role has no hidden random state and replays are exact.
  */
-import type { GenerateOptions, GenerateResult, PolicyBatch, PolicyHyper, PolicyStepStats, TokenBatch } from "../native/policy_model.ts";
+import type { GenerateOptions, GenerateResult, PolicyBatch, PolicyHyper, PolicyStepStats, TokenBatch, LogprobOptions } from "../native/policy_model.ts";
 import type { RoleContext } from "../runtime/core/host/role.ts";
 import { aggregation } from "./loss_agg.ts";
 import { TrainedModelRole } from "./model_role.ts";
@@ -21,18 +21,19 @@ export class ActorRollout extends TrainedModelRole {
     return (await this.ready()).generate(prompts, options);
   }
 
-  async logprobs(batch: TokenBatch): Promise<Float32Array> {
-    return (await this.ready()).logprobs(batch);
+  /** Log-probs of softmax(logits / options.temperature) (default 1), without truncation. */
+  async logprobs(batch: TokenBatch, options: LogprobOptions = {}): Promise<Float32Array> {
+    return (await this.ready()).logprobs(batch, options);
   }
 
   /**
    * The reference policy's log-probs, when the policy trains LoRA adapters: its frozen base with
    * the adapters off (no second copy of the weights, no ref_policy actor).
    */
-  async refLogprobs(batch: TokenBatch): Promise<Float32Array> {
+  async refLogprobs(batch: TokenBatch, options: LogprobOptions = {}): Promise<Float32Array> {
     const model = await this.ready();
     if (!model.config.lora) throw new TypeError("refLogprobs: this policy trains every weight (no LoRA adapters), so its base is not the reference; the ref_policy actor scores it");
-    return model.logprobs(batch, { adapters: false });
+    return model.logprobs(batch, { ...options, adapters: false });
   }
 
   /** Writes the current weights into the shared segment at `path` as `version`, for the rollout ranks to map. */

@@ -18,8 +18,9 @@
  * const { mask, lossNorm } = aggregation(mb.mask, mb.batch, mb.seqLen, { mode: "seq-mean-token-mean", maxResponse: 64 });
  * ```
  */
-import type { LOSS_AGG_MODES } from "../config/schema.ts";
 
+/** verl's aggregations of the policy loss (the schema of worker.actor.loss_agg_mode lists these). */
+export const LOSS_AGG_MODES = ["token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"] as const;
 export type LossAggMode = (typeof LOSS_AGG_MODES)[number];
 
 export interface LossAggregation {

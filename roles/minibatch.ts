@@ -3,13 +3,19 @@
  * the rows drawn from (plan seed, epoch), so a replayed update takes exactly the same steps.
  */
 import { Rng } from "../runtime/core/rng.ts";
-import { takeRows } from "../runtime/rl/trainer/batch.ts";
 import type { UpdatePlan } from "./model_options.ts";
 
 /** A batch of rows: every typed array field is [batch, seqLen]. */
 export interface RowBatch {
   batch: number;
   seqLen: number;
+}
+
+/** Rows `idx` of a [rows, seqLen] array (a mini-batch). */
+export function takeRows<T extends Float32Array | Int32Array>(src: T, seqLen: number, idx: readonly number[]): T {
+  const out = new (src.constructor as new (n: number) => T)(idx.length * seqLen);
+  idx.forEach((r, i) => out.set(src.subarray(r * seqLen, (r + 1) * seqLen), i * seqLen));
+  return out;
 }
 
 export function* miniBatches<T extends RowBatch>(full: T, plan: UpdatePlan): Generator<T> {

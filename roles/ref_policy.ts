@@ -3,7 +3,7 @@
  * scoring reference log-probs for the KL term. It never changes, so it has no state to save:
  * a restarted reference is rebuilt from its seed.
  */
-import type { TokenBatch } from "../native/policy_model.ts";
+import type { TokenBatch, LogprobOptions } from "../native/policy_model.ts";
 import type { RoleContext } from "../runtime/core/host/role.ts";
 import { ModelRole } from "./model_role.ts";
 import type { ModelRoleOptions } from "./model_options.ts";
@@ -15,7 +15,8 @@ export class RefPolicy extends ModelRole {
     super(options, false);
   }
 
-  async logprobs(batch: TokenBatch): Promise<Float32Array> {
-    return (await this.ready()).logprobs(batch);
+  /** Log-probs of softmax(logits / options.temperature) (default 1), without truncation. */
+  async logprobs(batch: TokenBatch, options: LogprobOptions = {}): Promise<Float32Array> {
+    return (await this.ready()).logprobs(batch, options);
   }
 }

@@ -1,6 +1,6 @@
 /**
  * The `reward` role: a user's reward module (`reward.module`, exporting `scoreBatch(rows)`,
- * `score(prompt, response, answer)` or `compute_score(...)`: see runtime/rl/rewards/user_module.ts)
+ * `score(prompt, response, answer)` or `compute_score(...)`: see reward_module.ts)
  * in its own supervised process; async per-row calls run `reward.concurrency` at a time. A module that hangs
  * or crashes takes down this process, not the coordinator: the supervisor restarts it and
  * retries the call, as for any role, and a call past `reward.call_deadline_s` is treated as a
@@ -8,7 +8,7 @@
  * failure: reported with its reason, never turned into a score of 0.
  */
 import type { RoleContext } from "../runtime/core/host/role.ts";
-import { DEFAULT_REWARD_CONCURRENCY, loadRewardModule, type LoadedRewardModule, type RewardItem, type RewardScores } from "../runtime/rl/rewards/user_module.ts";
+import { DEFAULT_REWARD_CONCURRENCY, loadRewardModule, type LoadedRewardModule, type RewardItem, type RewardScores } from "./reward_module.ts";
 
 export type { RewardItem, RewardScores };
 

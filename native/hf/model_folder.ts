@@ -27,7 +27,7 @@
  */
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
-import { writeFileDurably } from "../../runtime/core/files.ts";
+import { writeFileDurably } from "../files.ts";
 import { llamaTensors } from "./llama_tensors.ts";
 import type { TensorInfo } from "../types.ts";
 import { hfConfigFromModel, type FromHfOptions, type LlamaModelConfig, modelConfigFromHf, type ToHfOptions } from "./config.ts";

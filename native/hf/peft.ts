@@ -12,7 +12,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { writeFileDurably } from "../../runtime/core/files.ts";
+import { writeFileDurably } from "../files.ts";
 import type { LoraConfig, TensorInfo } from "../types.ts";
 import { HF_METADATA, type Tensor, writeSafetensors } from "./safetensors.ts";
 

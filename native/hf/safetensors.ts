@@ -20,7 +20,7 @@
  */
 import { closeSync, renameSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
-import { fsyncDir, writeSynced, writing } from "../../runtime/core/files.ts";
+import { fsyncDir, writeSynced, writing } from "../files.ts";
 import { openRegularFile, readAt } from "./regular_file.ts";
 
 /** The dtypes this runtime reads; every other safetensors dtype is refused by name. */

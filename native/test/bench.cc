@@ -83,6 +83,15 @@ std::vector<std::pair<std::string, double>> time_ops(Backend& be) {
   t.push_back({"residual_backward", ms(be, [&] { be.residual_backward(y, x, d, N * C); })});
   t.push_back({"logprob_forward", ms(be, [&] { be.logprob_forward(lp, ent, logits, tgt, N, V); })});
   t.push_back({"logprob_backward", ms(be, [&] { be.logprob_backward(logits, logits, tgt, lp, ent, N, V); })});
+  {
+    float *lse = b.f(N, r), *scratch = b.f(revenant::lm_head_scratch(N, V), r), *dx = b.f(N * C, r);
+    t.push_back({"lm_head_forward (fused)", ms(be, [&] { be.lm_head_forward(lp, ent, lse, scratch, x, wte, tgt, N, C, V, V, 1.0f); })});
+    t.push_back({"lm_head_backward (fused)",
+                 ms(be, [&] { be.lm_head_backward(dx, gw, scratch, x, wte, tgt, lse, ent, lp, ent, N, C, V, V, 1.0f); })});
+  }
+  float *scaled = b.f(B * V, r), *filtered = b.f(B * V, r);
+  t.push_back({"sampling_filter_forward (64 rows, top-k 8, top-p 0.9)",
+               ms(be, [&] { be.sampling_filter_forward(scaled, filtered, logits, B, V, 1.0f, 8, 0.9f); })});
   t.push_back({"adamw_update (100k params)", ms(be, [&] { be.adamw_update(p, g, m, v, 100000, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f, 1, 1.0f); })});
   t.push_back({"sampling_forward (64 rows)", ms(be, [&] { be.sampling_forward(tok, logits, B, V, 1.0f, 1, 0); })});
   return t;

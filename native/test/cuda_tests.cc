@@ -247,6 +247,45 @@ void compare_ops(Backend& c, Backend& g) {
   check(differ <= N / 100, "sampling_forward temperature 1 cuda vs cpu", std::to_string(differ) + " of " + std::to_string(N) + " rows differ");
 }
 
+// The fused LM head over several chunks with padding rows and a temperature, and the sampling
+// filter. The head's sums run over 5000 ids in another order (block trees against lanes): ~1e-6
+// relative, so 2e-5 of each tensor's scale; the kept sets of top-k/top-p must be the same ids
+// (random logits put no boundary within rounding), and `scaled` is one product per entry: exact.
+void compare_lm_head(Backend& c, Backend& g) {
+  Rng r(81);
+  const int N = 70, C = 32, Vw = 5003, V = 5000, chunk = revenant::kLmHeadChunk;
+  const float inv_temp = 1.0f / 1.3f;
+  std::vector<int> tgt(N);
+  for (int n = 0; n < N; ++n) tgt[n] = n % 7 == 3 ? -1 : r.below(V);
+  F inp(c, g, normals(r, N * C)), w(c, g, normals(r, std::size_t(Vw) * C, 0.7)), lp(c, g, N), ent(c, g, N), lse(c, g, N),
+      scratch(c, g, revenant::lm_head_scratch(N, chunk)), dlp(c, g, normals(r, N)), dent(c, g, normals(r, N, 0.1)),
+      dinp(c, g, N * C), dw(c, g, std::size_t(Vw) * C);
+  I targets(c, g, tgt);
+  c.lm_head_forward(lp.cpu(), ent.cpu(), lse.cpu(), scratch.cpu(), inp.cpu(), w.cpu(), targets.cpu(), N, C, V, chunk, inv_temp);
+  g.lm_head_forward(lp.gpu(), ent.gpu(), lse.gpu(), scratch.gpu(), inp.gpu(), w.gpu(), targets.gpu(), N, C, V, chunk, inv_temp);
+  c.lm_head_backward(dinp.cpu(), dw.cpu(), scratch.cpu(), inp.cpu(), w.cpu(), targets.cpu(), lse.cpu(), ent.cpu(), dlp.cpu(),
+                     dent.cpu(), N, C, V, chunk, inv_temp);
+  g.lm_head_backward(dinp.gpu(), dw.gpu(), scratch.gpu(), inp.gpu(), w.gpu(), targets.gpu(), lse.gpu(), ent.gpu(), dlp.gpu(),
+                     dent.gpu(), N, C, V, chunk, inv_temp);
+  lp.compare("lm_head_forward lp", 2e-5);
+  ent.compare("lm_head_forward entropy", 2e-5);
+  lse.compare("lm_head_forward lse", 2e-5);
+  dinp.compare("lm_head_backward dinp", 2e-5);
+  dw.compare("lm_head_backward dw", 2e-5);
+  const int M = 64, W = 3000;
+  F logits(c, g, normals(r, std::size_t(M) * W, 2.0)), scaled(c, g, std::size_t(M) * W), filtered(c, g, std::size_t(M) * W);
+  for (const auto& [k, p] : {std::pair{0, 0.9f}, std::pair{500, 1.0f}, std::pair{500, 0.8f}}) {
+    c.sampling_filter_forward(scaled.cpu(), filtered.cpu(), logits.cpu(), M, W, 0.8f, k, p);
+    g.sampling_filter_forward(scaled.gpu(), filtered.gpu(), logits.gpu(), M, W, 0.8f, k, p);
+    const std::string tag = " (top_k " + std::to_string(k) + ", top_p " + std::to_string(p) + ")";
+    scaled.compare("sampling_filter_forward scaled" + tag, 0.0);
+    const std::vector<float> a = filtered.host_cpu(), b = filtered.host_gpu();
+    int differ = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) differ += std::isinf(a[i]) != std::isinf(b[i]);
+    check(differ == 0, "sampling_filter_forward keeps the same ids cuda vs cpu" + tag, std::to_string(differ) + " ids differ");
+  }
+}
+
 void compare_model(const std::string& label, const revenant::ModelConfig& cfg) {
   using namespace revenant;
   Model mc(cfg, make_cpu_backend()), mg(cfg, make_cuda_backend());
@@ -357,6 +396,7 @@ void run_cuda_tests() {
   auto cpu = revenant::make_cpu_backend();
   auto gpu = revenant::make_cuda_backend();
   compare_ops(*cpu, *gpu);
+  compare_lm_head(*cpu, *gpu);
   compare_models();
 #endif
 }

@@ -88,6 +88,7 @@ double time_per_call(F&& fn, double budget = 0.2) {
 
 // Sections, each defined in its own file.
 void run_op_tests();
+void run_lm_head_tests();
 void run_model_tests();
 void run_lora_tests();
 void run_refusal_tests();

@@ -587,6 +587,7 @@ void run_op_tests() {
   exp_check();
   sampling_check();
   gemm_check();
+  run_lm_head_tests();
 }
 
 }  // namespace rvtest

@@ -19,7 +19,7 @@ import { Supervisor } from "../../runtime/core/supervisor/supervisor.ts";
 import { testRoles } from "../fixtures/registry.ts";
 import { caught, harness } from "../helpers/harness.ts";
 import { testFt } from "../helpers/supervision.ts";
-import { selfSignedCert } from "../helpers/tls.ts";
+import { selfSignedCert } from "../../bench/tls_cert.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 const TCP = { kind: "tcp", host: "127.0.0.1", port: 0 } as const satisfies Transport;

@@ -15,7 +15,7 @@ import type { Message } from "../../runtime/core/ipc/messages.ts";
 import type { ActorAddress, Transport } from "../../runtime/core/ipc/transport.ts";
 import { testRoles } from "../fixtures/registry.ts";
 import { makeSupervisor } from "../helpers/supervision.ts";
-import { selfSignedCert } from "../helpers/tls.ts";
+import { selfSignedCert } from "../../bench/tls_cert.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };

@@ -11,7 +11,7 @@ import { parquetWriteBuffer } from "hyparquet-writer";
 import { prepareRows, readDataFiles } from "../../runtime/rl/data/index.ts";
 import { builtinReward } from "../../runtime/rl/rewards/builtin_rewards.ts";
 import { checkRewardModule } from "../../runtime/rl/rewards/module_check.ts";
-import { loadRewardModule } from "../../runtime/rl/rewards/user_module.ts";
+import { loadRewardModule } from "../../roles/reward_module.ts";
 import { loadHfTokenizer } from "../../runtime/rl/text/index.ts";
 import { tempDir } from "../helpers/tmp.ts";
 

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { resolveConfig } from "../../config/index.ts";
 import { FaultPlan } from "../../runtime/core/chaos.ts";
 import { LockedError } from "../../runtime/core/checkpoint/lock.ts";
-import { WriteError } from "../../runtime/core/files.ts";
+import { WriteError } from "../../native/files.ts";
 import { readJsonLines } from "../../runtime/core/metrics/jsonl.ts";
 import type { Supervisor } from "../../runtime/core/supervisor/supervisor.ts";
 import { createJob, MetricsFile } from "../../runtime/rl/trainer/job.ts";

@@ -16,7 +16,7 @@ import { taskData } from "../../runtime/rl/trainer/job_data.ts";
 import { gae, grpo, reinforcePlusPlus, rloo, whiten } from "../../runtime/rl/trainer/advantages.ts";
 import { aggregation, type LossAggMode } from "../../roles/loss_agg.ts";
 import { buildBatch } from "../../runtime/rl/trainer/batch.ts";
-import { advantages, evaluate, klPenalty, referenceAndValues, rollout, score, tokenBatch, trainingMetrics, update, type JobActors } from "../../runtime/rl/trainer/phases.ts";
+import { advantages, evaluate, klPenalty, logprobTemperature, referenceAndValues, rollout, score, tokenBatch, trainingMetrics, update, type JobActors } from "../../runtime/rl/trainer/phases.ts";
 import { JobPlan } from "../../runtime/rl/trainer/plan.ts";
 import { deriveSeed } from "../../runtime/rl/trainer/seeds.ts";
 
@@ -227,6 +227,63 @@ describe("phases on the null backend, in-process", () => {
     expect(v.score >= 0 && v.score <= 1).toBe(true);
     expect(v.samples.map((s) => s.prompt)).toEqual(plan.data.val.slice(0, 3).map((p) => p.text));
     expect(v.failures).toBe(0);
+  });
+});
+
+describe("sampling settings reach the calls that use them", () => {
+  const configWith = (...args: string[]) => resolveConfig({
+    file: null, env: {},
+    args: ["data.train_size=32", "data.val_size=8", "data.train_batch_size=4", "worker.actor.rollout_n=2",
+      "worker.actor.ppo_mini_batch_size=4", "worker.critic.ppo_mini_batch_size=4", "algorithm.kl_coef=0.01", ...args],
+  }).config;
+  const ctx: RoleContext = { actor: "a", role: "r", rank: 0, incarnation: 1, log: () => {} };
+  /** The role behind the ActorRef interface, recording each call's method and arguments. */
+  function recorded<R extends object>(role: R, calls: [string, unknown[]][]) {
+    return { id: "local", call: async (m: keyof R, ...args: unknown[]) => {
+      calls.push([String(m), args]);
+      return (role[m] as (...a: unknown[]) => unknown).apply(role, args);
+    } } as unknown as ActorRef<R>;
+  }
+  function setup(config: ReturnType<typeof configWith>) {
+    const plan = new JobPlan(config, taskData(config));
+    const calls: [string, unknown[]][] = [];
+    const opts = (r: "actor" | "critic" | "ref") => ({ ...plan.roleOptions(r), device: "null" as const });
+    const actors: JobActors = {
+      actor: recorded(new ActorRollout(opts("actor"), ctx), calls),
+      critic: recorded(new Critic(opts("critic"), ctx), calls),
+      ref: recorded(new RefPolicy(opts("ref"), ctx), calls),
+    };
+    const args = (method: string) => calls.filter(([m]) => m === method).map(([, a]) => a);
+    return { plan, actors, args };
+  }
+
+  test("rollouts sample with temperature, top_k and top_p; PPO's log-probs and loss are at the rollout temperature", async () => {
+    const { plan, actors, args } = setup(configWith("worker.actor.temperature=1.5", "worker.actor.top_k=7", "worker.actor.top_p=0.8"));
+    const r = await rollout(plan, actors, 1, plan.data.train.slice(0, 4));
+    expect(args("generate")[0]![1]).toMatchObject({ temperature: 1.5, topK: 7, topP: 0.8 });
+    const rv = await referenceAndValues(actors, tokenBatch(r.batch), logprobTemperature(plan));
+    // The old and the reference log-probs: logits / 1.5, untruncated (no topK/topP passed).
+    expect(args("logprobs").map((a) => a[1])).toEqual([{ temperature: 1.5 }, { temperature: 1.5 }]);
+    const sc = await score(plan, actors, r.prompts, r.gen);
+    await update(plan, actors, 1, tokenBatch(r.batch), rv, advantages(plan, r.batch, sc.scores, rv.values));
+    const actorUpdate = args("update").find((a) => (a[0] as { oldLogprobs?: unknown }).oldLogprobs !== undefined)!;
+    expect(actorUpdate[1]).toMatchObject({ temperature: 1.5 });
+  });
+
+  test("validation samples with its own val_temperature, val_top_k and val_top_p; greedy by default", async () => {
+    const own = setup(configWith("worker.actor.val_temperature=0.5", "worker.actor.val_top_k=3", "worker.actor.val_top_p=0.9", "worker.actor.top_k=7"));
+    await evaluate(own.plan, own.actors, 1);
+    expect(own.args("generate")[0]![1]).toMatchObject({ temperature: 0.5, topK: 3, topP: 0.9 });
+    const byDefault = setup(configWith("worker.actor.temperature=1.5", "worker.actor.top_k=7"));
+    await evaluate(byDefault.plan, byDefault.actors, 1);
+    expect(byDefault.args("generate")[0]![1]).toMatchObject({ temperature: 0, topK: 0, topP: 1 });
+  });
+
+  test("bad sampling settings are refused naming the key and what is allowed", () => {
+    expect(() => configWith("worker.actor.top_p=0")).toThrow(/worker\.actor\.top_p/);
+    expect(() => configWith("worker.actor.top_p=1.5")).toThrow(/worker\.actor\.top_p/);
+    expect(() => configWith("worker.actor.top_k=-1")).toThrow(/worker\.actor\.top_k/);
+    expect(() => configWith("worker.actor.val_temperature=-0.5")).toThrow(/worker\.actor\.val_temperature/);
   });
 });
 

@@ -11,7 +11,7 @@ import { afterAll, describe, expect, spyOn, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import { join } from "node:path";
-import { WriteError } from "../../runtime/core/files.ts";
+import { WriteError } from "../../native/files.ts";
 import { crc32c, maskCrc } from "../../runtime/rl/loggers/crc32c.ts";
 import { FILE_VERSION, TensorBoardLogger } from "../../runtime/rl/loggers/tensorboard.ts";
 import { removeTempDirs, tempDir } from "../helpers/tmp.ts";

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { WriteError } from "../../runtime/core/files.ts";
+import { WriteError } from "../../native/files.ts";
 import { errorReport, EXIT } from "../../runtime/service/cli/train.ts";
 import { RewardFailedError } from "../../runtime/rl/trainer/phases.ts";
 

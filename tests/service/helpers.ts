@@ -7,8 +7,6 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { removeTempDirs, tempDir as makeTempDir } from "../helpers/tmp.ts";
-import { LIMITS } from "../../config/schema.ts";
-import { MODEL_LIMITS } from "../../native/model_limits.ts";
 import { JobManager, type JobManagerOptions } from "../../runtime/service/server/job_manager.ts";
 
 /** A job of `steps` steps over a tiny data set: about 0.1 s per step on one CPU core. */
@@ -23,18 +21,7 @@ export function shortJob(steps = 6, extra: Record<string, unknown> = {}): Record
   };
 }
 
-/**
- * The costliest job body the schema allows to check: the largest data set of the longest
- * problems (64-digit additions), with a response budget and context that fit them. Checking it
- * by generating the data set took about a second on one core.
- */
-export const WORST_BODY = {
-  data: { task: "addition", train_size: LIMITS.train_size, val_size: LIMITS.val_size, min_digits: LIMITS.digits, max_digits: LIMITS.digits, train_batch_size: 8 },
-  worker: {
-    actor: { max_new_tokens: LIMITS.digits + 2, model: { context: MODEL_LIMITS.context.max, width: 8, heads: 1, layers: 1 } },
-    critic: { model: { context: MODEL_LIMITS.context.max, width: 8, heads: 1, layers: 1 } },
-  },
-};
+export { WORST_BODY } from "../../bench/worst_job_body.ts";
 
 /** A new temporary folder `revenant-<tag>-XXXXXX`, removed by removeTempDirs() (and at the end of the run). */
 export function tempDir(tag: string): string {

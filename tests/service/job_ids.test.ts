@@ -62,12 +62,12 @@ describe("the job id pattern", () => {
     }
   });
 
-  test("any data file name gives a valid id (seeded property test over 2,000 names)", () => {
+  test("any data file name gives a valid id (seeded property test over 1,000 names)", () => {
     const seed = 20261207;
     const rng = new Rng(seed);
     const rand = () => rng.nextU32() / 2 ** 32;
     const pieces = ["a", "Z", "7", ".", "-", "_", " ", "é", "日本", "😀", "—", "%2F", "..", "\t", "$", "'"];
-    for (let i = 0; i < 2000; i++) {
+    for (let i = 0; i < 1000; i++) {
       const parts: string[] = [];
       const target = 1 + Math.floor(rand() * 255);
       while (Buffer.byteLength(parts.join("")) < target) parts.push(pieces[Math.floor(rand() * pieces.length)]!);
@@ -78,7 +78,7 @@ describe("the job id pattern", () => {
       if (!isJobId(id)) throw new Error(`seed ${seed}, name #${i} ${JSON.stringify(name)}: invalid id ${JSON.stringify(id)}`);
       expect(id.startsWith(`${dataName(configFor(file))}-20261207-012110-`)).toBe(true);
     }
-  });
+  }, 60_000);
 });
 
 describe("jobs of every name", () => {

@@ -29,10 +29,15 @@ async function runWatched(body: unknown): Promise<{ job: ManagedJob; supervisor:
   return { job, supervisor: supervisor! };
 }
 
-/** Full collections, each after the event loop turned, until `ref` is cleared (or 20 rounds). */
+/**
+ * Full collections until `ref` is cleared, each after the event loop turned and timers ran: a
+ * process's last output is drained under a short timer whose closure still holds its actor, so
+ * collections in one tight burst can all come too early on a loaded machine. Gives up after 200
+ * rounds (10 s), which only a real leak reaches.
+ */
 async function collected(ref: WeakRef<object>): Promise<boolean> {
-  for (let round = 0; round < 20 && ref.deref() !== undefined; round++) {
-    await new Promise((r) => setImmediate(r)); // leave the frames that held it
+  for (let round = 0; round < 200 && ref.deref() !== undefined; round++) {
+    await new Promise((r) => setTimeout(r, 50)); // leave the frames and timers that held it
     Bun.gc(true);
   }
   return ref.deref() === undefined;

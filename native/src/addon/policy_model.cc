@@ -175,6 +175,7 @@ ModelConfig read_config(const Napi::Object& c) {
     cfg.rope_scaling.high_freq_factor = static_cast<float>(get_number(r, "highFreqFactor"));
     cfg.rope_scaling.original_context = static_cast<float>(get_number(r, "originalContext"));
   }
+  cfg.valid_vocab = get_int_or(c, "validVocab", 0);
   // lora: null or absent (no adapters), or {rank, alpha?, rslora?, modules?: string[]}.
   const Napi::Value lv = c.Get("lora");
   if (!lv.IsUndefined() && !lv.IsNull()) {
@@ -313,7 +314,7 @@ Napi::Value PolicyModelNative::Info(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// generate(prompts: Int32Array[], {maxNewTokens, temperature, seed, eosToken})
+// generate(prompts: Int32Array[], {maxNewTokens, temperature, seed, eosToken, topK?, topP?})
 Napi::Value PolicyModelNative::Generate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsArray() || !info[1].IsObject())
@@ -328,6 +329,8 @@ Napi::Value PolicyModelNative::Generate(const Napi::CallbackInfo& info) {
   opt.temperature = static_cast<float>(get_number(o, "temperature"));
   opt.seed = static_cast<uint64_t>(get_number(o, "seed"));
   opt.eos_token = static_cast<int>(get_number_or(o, "eosToken", -1));
+  opt.top_k = get_int_or(o, "topK", 0);
+  opt.top_p = static_cast<float>(get_number_or(o, "topP", 1.0));
   auto result = std::make_shared<GenerateResult>();
   return queue_job(
       env, Value(), impl_->shared, [=](Model& m) { *result = m.generate(prompts, opt); },
@@ -346,14 +349,20 @@ Napi::Value PolicyModelNative::Generate(const Napi::CallbackInfo& info) {
 Napi::Value PolicyModelNative::Logprobs(const Napi::CallbackInfo& info) { return PerToken(info, false); }
 Napi::Value PolicyModelNative::Values(const Napi::CallbackInfo& info) { return PerToken(info, true); }
 
-// logprobs/values({tokens, mask, batch, seqLen}) -> Float32Array [batch * seqLen]
+// logprobs({tokens, mask, batch, seqLen}, {temperature}?) / values({tokens, mask, batch, seqLen})
+//   -> Float32Array [batch * seqLen]
 Napi::Value PolicyModelNative::PerToken(const Napi::CallbackInfo& info, bool values) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject())
     throw Napi::TypeError::New(env, std::string(values ? "values" : "logprobs") + "(batch: {tokens, mask, batch, seqLen})");
-  const TokenBatch batch = read_token_batch<TokenBatch>(info[0].As<Napi::Object>());
-  // logprobs(batch, {adapters: false}): the base model's, a LoRA model's reference policy.
-  const bool adapters = values || info.Length() < 2 || !info[1].IsObject() || get_bool_or(info[1].As<Napi::Object>(), "adapters", true);
+  TokenBatch batch = read_token_batch<TokenBatch>(info[0].As<Napi::Object>());
+  // logprobs(batch, {temperature?, adapters?}); adapters false: the base model's log-probs, a LoRA
+  // model's reference policy.
+  bool adapters = true;
+  if (!values && info.Length() >= 2 && info[1].IsObject()) {
+    batch.temperature = static_cast<float>(get_number_or(info[1].As<Napi::Object>(), "temperature", 1.0));
+    adapters = get_bool_or(info[1].As<Napi::Object>(), "adapters", true);
+  }
   auto out = std::make_shared<std::vector<float>>();
   return queue_job(
       env, Value(), impl_->shared, [=](Model& m) { *out = values ? m.values(batch) : m.logprobs(batch, adapters); },
@@ -361,7 +370,7 @@ Napi::Value PolicyModelNative::PerToken(const Napi::CallbackInfo& info, bool val
 }
 
 // policyStep({tokens, mask, advantages, oldLogprobs, refLogprobs?, batch, seqLen},
-//            {lr, clipRatio, klCoef, entropyCoef, lossNorm?, maxGradNorm, weightDecay, beta1, beta2, eps})
+//            {lr, clipRatio, klCoef, entropyCoef, lossNorm?, maxGradNorm, weightDecay, beta1, beta2, eps, temperature?})
 Napi::Value PolicyModelNative::PolicyStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsObject())
@@ -371,6 +380,7 @@ Napi::Value PolicyModelNative::PolicyStep(const Napi::CallbackInfo& info) {
   batch.advantages = get_f32(b, "advantages");
   batch.old_logprobs = get_f32(b, "oldLogprobs");
   if (!b.Get("refLogprobs").IsUndefined() && !b.Get("refLogprobs").IsNull()) batch.ref_logprobs = get_f32(b, "refLogprobs");
+  batch.temperature = static_cast<float>(get_number_or(h, "temperature", 1.0));
   PolicyLossConfig loss;
   loss.clip_ratio = static_cast<float>(get_number(h, "clipRatio"));
   loss.kl_coef = static_cast<float>(get_number(h, "klCoef"));

@@ -52,9 +52,11 @@ struct Model::Acts {
     }
   };
   std::vector<PerLayer> layers;
-  DeviceBuffer<float> lnf, lnf_mean, lnf_rstd, logits, values, lp, entropy;
+  // head: the fused LM head's scratch (lm_head_scratch rows of one vocabulary chunk), shared by
+  // its forward and backward; no [B*T, V] logits tensor is ever held.
+  DeviceBuffer<float> lnf, lnf_mean, lnf_rstd, head, lse, values, lp, entropy;
   // gradients
-  DeviceBuffer<float> dres, dln, dqkv, datty, dfch, dfch_gelu, dlogits, dvalues, dlp, dent, dlnf;
+  DeviceBuffer<float> dres, dln, dqkv, datty, dfch, dfch_gelu, dvalues, dlp, dent, dlnf;
 };
 
 // generate()'s buffers, kept between calls and grown (never shrunk) when a request needs more:
@@ -64,7 +66,10 @@ struct Model::Acts {
 // MLP share the rest.
 struct Model::Decode {
   std::size_t rows = 0, batch = 0, cache = 0;
-  DeviceBuffer<float> x, ln, mean, rstd, qkv, atty, tmp, fch, fchg, logits, vals, lp, kcache, vcache, q_rstd, k_rstd;
+  // logits and filtered: [batch, Vs] for one position; the logits are divided by the temperature in
+  // place, filtered is what top-k/top-p leave of them.
+  DeviceBuffer<float> x, ln, mean, rstd, qkv, atty, tmp, fch, fchg, logits, filtered, vals, lp, kcache, vcache, q_rstd,
+      k_rstd;
   DeviceBuffer<int> tok, next;
   BlockIO io() const {
     return BlockIO{ln.get(), mean.get(), rstd.get(), qkv.get(), nullptr,    atty.get(), tmp.get(), x.get(),
@@ -97,32 +102,35 @@ ModelConfig resolve_config(ModelConfig c) {
   if (c.intermediate == 0) c.intermediate = default_intermediate(c.arch, c.width);
   // Left 0 when width / heads is not whole: check_config then refuses the width.
   if (c.head_dim == 0 && c.heads > 0 && c.width % c.heads == 0) c.head_dim = c.width / c.heads;
+  if (c.valid_vocab == 0) c.valid_vocab = c.vocab;
   return c;
 }
 
 ModelDims model_dims(const ModelConfig& c) {
   const int C = c.width, NH = c.heads, NKV = c.kv_heads, hd = c.head_dim, qC = NH * hd;
   const bool gpt2 = c.arch == Arch::Gpt2;
+  const int Vs = c.valid_vocab > 0 ? c.valid_vocab : c.vocab;
   return ModelDims{C, c.vocab, NH, NKV, hd, qC, NKV * hd, qC + 2 * NKV * hd, gpt2 ? 4 * C : 2 * c.intermediate,
-                   gpt2 ? 4 * C : c.intermediate};
+                   gpt2 ? 4 * C : c.intermediate, Vs, std::min(Vs, kLmHeadChunk)};
 }
 
 // Mirrors acts_for(): every buffer it allocates, counted in 64 bits.
 ShapeCost activation_cost(const ModelConfig& c, std::size_t B, std::size_t T) {
   const ModelDims d = model_dims(c);
-  const std::size_t BT = B * T, C = d.C, V = d.V, QKV = d.qkv, MI = d.mlp_in, MH = d.mlp_hidden, QC = d.qC;
+  const std::size_t BT = B * T, C = d.C, QKV = d.qkv, MI = d.mlp_in, MH = d.mlp_hidden, QC = d.qC;
+  const std::size_t head = lm_head_scratch(BT, d.chunk);
   const std::size_t att = B * static_cast<std::size_t>(d.NH) * T * T;
   // q/k norms: the qkv product before them and one statistic per q and k head.
   const std::size_t qk_norm = c.qk_norm ? QKV + d.NH + d.NKV : 0;
   // Per layer: ln1, attproj, res2, ln2, fcproj, res3 (C each), atty (qC), 4 norm statistics, qkv,
   // fch, fch_act, the q/k norms' buffers, and the saved softmax.
   const std::size_t per_layer = BT * (6 * C + QC + 4 + QKV + MI + MH + qk_norm) + att;
-  // encoded, lnf, 2 norm statistics, logits, values, lp, entropy; gradients dres, dln, dlnf (C),
-  // datty (qC), dqkv, dfch, dfch_act, dlogits, dvalues, dlp, dent.
-  const std::size_t global = BT * (2 * C + 2 + V + 3) + BT * (3 * C + QC + QKV + MI + MH + V + 3);
+  // encoded, lnf, 2 norm statistics, lse, values, lp, entropy, the LM head's scratch; gradients
+  // dres, dln, dlnf (C), datty (qC), dqkv, dfch, dfch_act, dvalues, dlp, dent.
+  const std::size_t global = BT * (2 * C + 2 + 4) + head + BT * (3 * C + QC + QKV + MI + MH + 3);
   ShapeCost cost;
   cost.bytes = (per_layer * static_cast<std::size_t>(c.layers) + global) * sizeof(float) + 2 * BT * sizeof(int);
-  cost.largest = std::max({BT * std::max({C, QKV, MI, MH, V}), att});
+  cost.largest = std::max({BT * std::max({C, QKV, MI, MH}), head, att});
   return cost;
 }
 
@@ -130,10 +138,10 @@ ShapeCost activation_cost(const ModelConfig& c, std::size_t B, std::size_t T) {
 // per-layer KV caches of `cache` floats each.
 static ShapeCost decode_cost(const ModelConfig& c, std::size_t rows, std::size_t batch, std::size_t cache) {
   const ModelDims d = model_dims(c);
-  const std::size_t C = d.C, V = d.V, L = c.layers;
-  // x, ln, tmp (C); atty (qC); mean, rstd; qkv; fch; fchg; q/k norm statistics | logits, vals, lp
+  const std::size_t C = d.C, V = d.Vs, L = c.layers;
+  // x, ln, tmp (C); atty (qC); mean, rstd; qkv; fch; fchg; q/k norm statistics | logits, filtered, vals, lp
   const std::size_t qk_norm = c.qk_norm ? d.NH + d.NKV : 0;
-  const std::size_t scratch = rows * (3 * C + d.qC + 2 + d.qkv + d.mlp_in + d.mlp_hidden + qk_norm) + batch * (V + 2);
+  const std::size_t scratch = rows * (3 * C + d.qC + 2 + d.qkv + d.mlp_in + d.mlp_hidden + qk_norm) + batch * (2 * V + 2);
   ShapeCost cost;
   cost.bytes = (2 * cache * L + scratch) * sizeof(float) + (rows + batch) * sizeof(int);
   cost.largest = std::max({cache * L, batch * V, rows * std::max<std::size_t>(d.qkv, d.mlp_in)});
@@ -214,6 +222,9 @@ void Model::check_config() const {
   const auto in = [](int v, int lo, int hi) { return v >= lo && v <= hi; };
   const auto range = [](int lo, int hi) { return " must be in " + str(lo) + ".." + str(hi) + ", got "; };
   RV_CHECK(in(c.vocab, REVENANT_VOCAB_MIN, REVENANT_VOCAB_MAX), kOp, "vocab" + range(REVENANT_VOCAB_MIN, REVENANT_VOCAB_MAX) + str(c.vocab));
+  RV_CHECK(c.valid_vocab >= 1 && c.valid_vocab <= c.vocab, kOp,
+           "validVocab (the ids that may be sampled and scored) must be in 1..vocab (" + str(c.vocab) + "), got " +
+               str(c.valid_vocab));
   RV_CHECK(in(c.context, REVENANT_CONTEXT_MIN, REVENANT_CONTEXT_MAX), kOp, "context" + range(REVENANT_CONTEXT_MIN, REVENANT_CONTEXT_MAX) + str(c.context));
   RV_CHECK(in(c.layers, REVENANT_LAYERS_MIN, REVENANT_LAYERS_MAX), kOp, "layers" + range(REVENANT_LAYERS_MIN, REVENANT_LAYERS_MAX) + str(c.layers));
   RV_CHECK(in(c.heads, REVENANT_HEADS_MIN, REVENANT_HEADS_MAX), kOp, "heads" + range(REVENANT_HEADS_MIN, REVENANT_HEADS_MAX) + str(c.heads));
@@ -381,7 +392,7 @@ Model::Acts& Model::acts_for(int B, int T) {
   acts_bytes_ = 0;
   auto a = std::make_unique<Acts>();
   Backend* be = be_.get();
-  const std::size_t BT = static_cast<std::size_t>(B) * T, C = d_.C, V = d_.V, NH = d_.NH;
+  const std::size_t BT = static_cast<std::size_t>(B) * T, C = d_.C, NH = d_.NH;
   const std::size_t QKV = d_.qkv, MI = d_.mlp_in, MH = d_.mlp_hidden, uB = B, uT = T;
   a->B = B;
   a->T = T;
@@ -414,7 +425,8 @@ Model::Acts& Model::acts_for(int B, int T) {
   a->lnf = DeviceBuffer<float>(be, BT * C);
   a->lnf_mean = DeviceBuffer<float>(be, BT);
   a->lnf_rstd = DeviceBuffer<float>(be, BT);
-  a->logits = DeviceBuffer<float>(be, BT * V);
+  a->head = DeviceBuffer<float>(be, lm_head_scratch(BT, d_.chunk));
+  a->lse = DeviceBuffer<float>(be, BT);
   a->values = DeviceBuffer<float>(be, BT);
   a->lp = DeviceBuffer<float>(be, BT);
   a->entropy = DeviceBuffer<float>(be, BT);
@@ -424,7 +436,6 @@ Model::Acts& Model::acts_for(int B, int T) {
   a->datty = DeviceBuffer<float>(be, BT * d_.qC);
   a->dfch = DeviceBuffer<float>(be, BT * MI);
   a->dfch_gelu = DeviceBuffer<float>(be, BT * MH);
-  a->dlogits = DeviceBuffer<float>(be, BT * V);
   a->dvalues = DeviceBuffer<float>(be, BT);
   a->dlp = DeviceBuffer<float>(be, BT);
   a->dent = DeviceBuffer<float>(be, BT);
@@ -508,19 +519,22 @@ void Model::block_forward(const Layer& w, int l, const BlockIO& x, const float* 
   be.residual_forward(x.res3, x.res2, x.fcproj, N * d.C);
 }
 
-// Final norm, then the LM head (logits) and/or the value head (values), either may be null.
+// Final norm, then the LM head's logits over the Vs ids that may be sampled (generate's few rows)
+// and/or the value head (values), either may be null.
 void Model::head_forward(float* lnf, float* lnf_mean, float* lnf_rstd, const float* residual, float* logits,
                          float* values, int N) {
   float* P = params_.get();
   norm_forward(lnf, lnf_mean, lnf_rstd, residual, at(P, slots_.lnfw), at(P, slots_.lnfb), N);
-  if (logits) be_->matmul_forward(logits, lnf, at(P, slots_.lm_head), nullptr, N, d_.C, d_.V);
+  if (logits) be_->matmul_forward(logits, lnf, at(P, slots_.lm_head), nullptr, N, d_.C, d_.Vs);
   if (values) {
     RV_CHECK(cfg_.value_head, kOp, "this model has no value head (create it with valueHead: true)");
     be_->matmul_forward(values, lnf, at(P, slots_.vhw), at(P, slots_.vhb), N, d_.C, 1);
   }
 }
 
-void Model::forward(Acts& a, bool want_logits, bool want_values) {
+// The trunk and the final norm (a.lnf), and the values when asked; the LM head runs fused with its
+// log-softmax in head_logprobs.
+void Model::forward(Acts& a, bool want_values) {
   const int B = a.B, T = a.T;
   float* P = params_.get();
   be_->embedding_forward(a.encoded.get(), a.tokens.get(), at(P, slots_.wte), at(P, slots_.wpe), B, T, d_.C, 0);
@@ -529,8 +543,16 @@ void Model::forward(Acts& a, bool want_logits, bool want_values) {
     block_forward(layer(P, l), l, a.layers[l].io(), residual, B, T, 0, nullptr, nullptr, 0);
     residual = a.layers[l].res3.get();
   }
-  head_forward(a.lnf.get(), a.lnf_mean.get(), a.lnf_rstd.get(), residual, want_logits ? a.logits.get() : nullptr,
-               want_values ? a.values.get() : nullptr, B * T);
+  head_forward(a.lnf.get(), a.lnf_mean.get(), a.lnf_rstd.get(), residual, nullptr, want_values ? a.values.get() : nullptr,
+               B * T);
+}
+
+// a.lp (and a.entropy) of a.targets under softmax(lm_head(lnf) / temperature) over the Vs ids,
+// vocabulary chunk by chunk; a.lse kept for the backward.
+void Model::head_logprobs(Acts& a, float temperature, bool want_entropy) {
+  be_->lm_head_forward(a.lp.get(), want_entropy ? a.entropy.get() : nullptr, a.lse.get(), a.head.get(), a.lnf.get(),
+                       at(params_.get(), slots_.lm_head), a.targets.get(), a.B * a.T, d_.C, d_.Vs, d_.chunk,
+                       1.0f / temperature);
 }
 
 // Block l's backward: a.dres holds the gradient of its output (res3) and leaves holding that of
@@ -571,8 +593,9 @@ void Model::block_backward(Acts& a, const Layer& w, const Layer& g, int l, const
   norm_backward(a.dres.get(), g.ln1w, g.ln1b, a.dln.get(), residual, w.ln1w, x.ln1_mean.get(), x.ln1_rstd.get(), N);
 }
 
-// Backward from dlogits and/or dvalues (already in a).
-void Model::backward(Acts& a, bool with_logits, bool with_values) {
+// Backward from dlp, dent (the LM head, recomputed chunk by chunk at `temperature`) and/or dvalues
+// (already in a).
+void Model::backward(Acts& a, float temperature, bool with_logits, bool with_values) {
   Backend& be = *be_;
   const int B = a.B, T = a.T, C = d_.C, BT = B * T;
   const std::size_t bytes = static_cast<std::size_t>(BT) * C * sizeof(float);
@@ -581,8 +604,9 @@ void Model::backward(Acts& a, bool with_logits, bool with_values) {
   be.zero(a.dlnf.get(), bytes);
   be.zero(a.dres.get(), bytes);
   if (with_logits)
-    be.matmul_backward(a.dlnf.get(), at(G, slots_.lm_head), nullptr, a.dlogits.get(), a.lnf.get(), at(P, slots_.lm_head),
-                       BT, C, d_.V);
+    be.lm_head_backward(a.dlnf.get(), at(G, slots_.lm_head), a.head.get(), a.lnf.get(), at(P, slots_.lm_head),
+                        a.targets.get(), a.lse.get(), a.entropy.get(), a.dlp.get(), a.dent.get(), BT, C, d_.Vs, d_.chunk,
+                        1.0f / temperature);
   if (with_values)
     be.matmul_backward(a.dlnf.get(), at(G, slots_.vhw), at(G, slots_.vhb), a.dvalues.get(), a.lnf.get(), at(P, slots_.vhw),
                        BT, C, 1);
@@ -608,8 +632,14 @@ void Model::validate(const TokenBatch& batch, const char* op) const {
   const std::size_t n = static_cast<std::size_t>(batch.B) * batch.T;
   RV_CHECK(batch.tokens.size() == n && batch.mask.size() == n, op, "tokens and mask must hold B*T values");
   for (std::size_t i = 0; i < n; ++i)
-    RV_CHECK(batch.tokens[i] >= 0 && batch.tokens[i] < cfg_.vocab, op,
-             "token id " + str(batch.tokens[i]) + " at index " + str(i) + " is outside 0.." + str(cfg_.vocab - 1));
+    RV_CHECK(batch.tokens[i] >= 0 && batch.tokens[i] < d_.Vs, op,
+             "token id " + str(batch.tokens[i]) + " at index " + str(i) + " is outside 0.." + str(d_.Vs - 1) +
+                 (d_.Vs < d_.V ? " (the ids this model may sample and score: validVocab " + str(d_.Vs) + " of its " +
+                                     str(d_.V) + " embedding rows)"
+                               : ""));
+  RV_CHECK(std::isfinite(batch.temperature) && batch.temperature > 0, op,
+           "temperature must be a finite number > 0 (log-probs are of softmax(logits / temperature)), got " +
+               str(batch.temperature));
   for (std::size_t i = 0; i < n; ++i)
     RV_CHECK(std::isfinite(batch.mask[i]) && batch.mask[i] >= 0, op,
              "mask[" + str(i) + "] is " + str(batch.mask[i]) + "; a mask entry is a token's loss weight, a finite number >= 0");
@@ -690,8 +720,8 @@ std::vector<float> Model::logprobs(const TokenBatch& batch, bool adapters) {
   const std::size_t n = targets.size();
   be_->upload(a.tokens.get(), batch.tokens.data(), n * sizeof(int));
   be_->upload(a.targets.get(), targets.data(), n * sizeof(int));
-  forward(a, true, false);
-  be_->logprob_forward(a.lp.get(), a.entropy.get(), a.logits.get(), a.targets.get(), static_cast<int>(n), cfg_.vocab);
+  forward(a, false);
+  head_logprobs(a, batch.temperature, false);
   std::vector<float> rows(n);
   be_->download(rows.data(), a.lp.get(), n * sizeof(float));
   return rows_to_tokens(rows, weight, batch.B, batch.T);
@@ -705,7 +735,7 @@ std::vector<float> Model::values(const TokenBatch& batch) {
   const std::vector<float> weight = row_targets(batch, targets);
   const std::size_t n = targets.size();
   be_->upload(a.tokens.get(), batch.tokens.data(), n * sizeof(int));
-  forward(a, false, true);
+  forward(a, true);
   std::vector<float> rows(n);
   be_->download(rows.data(), a.values.get(), n * sizeof(float));
   return rows_to_tokens(rows, weight, batch.B, batch.T);
@@ -723,8 +753,8 @@ PolicyStats Model::policy_gradients(const PolicyBatch& batch, const PolicyLossCo
   const std::vector<float> weight = row_targets(batch, targets);
   be_->upload(a.tokens.get(), batch.tokens.data(), n * sizeof(int));
   be_->upload(a.targets.get(), targets.data(), n * sizeof(int));
-  forward(a, true, false);
-  be_->logprob_forward(a.lp.get(), a.entropy.get(), a.logits.get(), a.targets.get(), static_cast<int>(n), cfg_.vocab);
+  forward(a, false);
+  head_logprobs(a, batch.temperature, true);
   std::vector<float> lp(n), ent(n), dlp(n), dent(n);
   be_->download(lp.data(), a.lp.get(), n * sizeof(float));
   be_->download(ent.data(), a.entropy.get(), n * sizeof(float));
@@ -736,11 +766,9 @@ PolicyStats Model::policy_gradients(const PolicyBatch& batch, const PolicyLossCo
                                         ref.empty() ? nullptr : ref.data(), n, loss, dlp.data(), dent.data());
   be_->upload(a.dlp.get(), dlp.data(), n * sizeof(float));
   be_->upload(a.dent.get(), dent.data(), n * sizeof(float));
-  be_->logprob_backward(a.dlogits.get(), a.logits.get(), a.targets.get(), a.dlp.get(), a.dent.get(),
-                        static_cast<int>(n), cfg_.vocab);
   const Trained t = trained();
   be_->zero(t.g, t.n * sizeof(float));
-  backward(a, true, false);
+  backward(a, batch.temperature, true, false);
   const double norm = std::sqrt(be_->sum_squares(t.g, t.n));
   return PolicyStats{s.pg_loss, s.kl_loss, s.entropy, s.clip_frac, s.approx_kl, norm, s.total};
 }
@@ -756,7 +784,7 @@ ValueStats Model::value_gradients(const ValueBatch& batch, float clip_range) {
   std::vector<int> targets;
   const std::vector<float> weight = row_targets(batch, targets);
   be_->upload(a.tokens.get(), batch.tokens.data(), n * sizeof(int));
-  forward(a, false, true);
+  forward(a, true);
   std::vector<float> vals(n), dvals(n);
   be_->download(vals.data(), a.values.get(), n * sizeof(float));
   const std::vector<float> ret = tokens_to_rows(batch.returns, batch.B, batch.T);
@@ -765,7 +793,7 @@ ValueStats Model::value_gradients(const ValueBatch& batch, float clip_range) {
   be_->upload(a.dvalues.get(), dvals.data(), n * sizeof(float));
   const Trained t = trained();
   be_->zero(t.g, t.n * sizeof(float));
-  backward(a, false, true);
+  backward(a, 1.0f, false, true);
   const double norm = std::sqrt(be_->sum_squares(t.g, t.n));
   return ValueStats{s.vf_loss, s.vf_clip_frac, norm};
 }
@@ -901,7 +929,7 @@ Model::Decode& Model::decode_for(int B, int prefill, int positions) {
   s->qkv = DeviceBuffer<float>(be, want_rows * d_.qkv);
   s->fch = DeviceBuffer<float>(be, want_rows * d_.mlp_in);
   s->fchg = DeviceBuffer<float>(be, want_rows * d_.mlp_hidden);
-  s->logits = DeviceBuffer<float>(be, want_batch * d_.V);
+  for (DeviceBuffer<float>* b : {&s->logits, &s->filtered}) *b = DeviceBuffer<float>(be, want_batch * d_.Vs);
   s->vals = DeviceBuffer<float>(be, want_batch);
   s->lp = DeviceBuffer<float>(be, want_batch);
   s->kcache = DeviceBuffer<float>(be, L * want_cache);
@@ -934,6 +962,9 @@ GenerateResult Model::generate(const std::vector<std::vector<int>>& prompts, con
   RV_CHECK(opt.max_new_tokens >= 1, op, "maxNewTokens must be >= 1, got " + str(opt.max_new_tokens));
   RV_CHECK(std::isfinite(opt.temperature) && opt.temperature >= 0, op,
            "temperature must be a finite number >= 0, got " + str(opt.temperature));
+  RV_CHECK(opt.top_k >= 0, op, "topK must be an integer >= 0 (0: off), got " + str(opt.top_k));
+  RV_CHECK(std::isfinite(opt.top_p) && opt.top_p > 0 && opt.top_p <= 1, op,
+           "topP must be in (0, 1] (1: off), got " + str(opt.top_p));
   int shortest = cfg_.context, longest = 0;
   for (int b = 0; b < B; ++b) {
     const int len = static_cast<int>(prompts[b].size());
@@ -942,8 +973,9 @@ GenerateResult Model::generate(const std::vector<std::vector<int>>& prompts, con
              "prompt " + str(b) + " length " + str(len) + " + maxNewTokens " + str(opt.max_new_tokens) +
                  " exceeds context " + str(cfg_.context));
     for (int t : prompts[b])
-      RV_CHECK(t >= 0 && t < cfg_.vocab, op,
-               "token id " + str(t) + " in prompt " + str(b) + " is outside 0.." + str(cfg_.vocab - 1));
+      RV_CHECK(t >= 0 && t < d_.Vs, op,
+               "token id " + str(t) + " in prompt " + str(b) + " is outside 0.." + str(d_.Vs - 1) +
+                   (d_.Vs < d_.V ? " (validVocab " + str(d_.Vs) + " of " + str(d_.V) + " embedding rows)" : ""));
     shortest = std::min(shortest, len);
     longest = std::max(longest, len);
   }
@@ -951,7 +983,7 @@ GenerateResult Model::generate(const std::vector<std::vector<int>>& prompts, con
   const int positions = longest + opt.max_new_tokens;
   Decode& s = decode_for(B, shortest, positions);
   Backend& be = *be_;
-  const int C = d_.C, V = d_.V;
+  const int C = d_.C, V = d_.Vs;
   const std::size_t uB = B;
   float* P = params_.get();
 
@@ -994,7 +1026,10 @@ GenerateResult Model::generate(const std::vector<std::vector<int>>& prompts, con
     for (int b = 0; b < B; ++b) sampling |= samples_at(b, pos);
     if (!sampling) continue;  // every row is still reading its prompt
     head_forward(s.ln.get(), s.mean.get(), s.rstd.get(), s.x.get(), s.logits.get(), cfg_.value_head ? s.vals.get() : nullptr, B);
-    be.sampling_forward(s.next.get(), s.logits.get(), B, V, opt.temperature, opt.seed, pos);
+    // Drawn from the filtered distribution (already divided by the temperature, hence 1 below),
+    // scored under the untruncated one, as logprobs() at this temperature scores it.
+    be.sampling_filter_forward(s.logits.get(), s.filtered.get(), s.logits.get(), B, V, opt.temperature, opt.top_k, opt.top_p);
+    be.sampling_forward(s.next.get(), s.filtered.get(), B, V, opt.temperature > 0 ? 1.0f : 0.0f, opt.seed, pos);
     be.logprob_forward(s.lp.get(), nullptr, s.logits.get(), s.next.get(), B, V);
     be.download(host_next.data(), s.next.get(), uB * sizeof(int));
     be.download(host_lp.data(), s.lp.get(), uB * sizeof(float));

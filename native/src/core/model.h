@@ -67,8 +67,16 @@ struct ModelConfig {
   bool qk_norm = false;          // RMSNorm of each q and k head before RoPE (q_norm, k_norm: Qwen3)
   bool rope_llama3 = false;      // scale RoPE's frequencies as Llama 3 does (rope_scaling below)
   RopeScaling rope_scaling{};    // read only when rope_llama3
+  // The ids that may be sampled and scored: the first valid_vocab rows of the embedding. A padded
+  // vocabulary (more rows than the tokenizer has ids, as Qwen's checkpoints ship) sets it to the
+  // tokenizer's size, so the padding rows are never sampled, scored or trained. 0: vocab.
+  int valid_vocab = 0;
   LoraConfig lora{};             // llama only
 };
+
+// Vocabulary ids per chunk of the fused LM head (cpu/lm_head.cc): its scratch is N rows of this
+// many logits, whatever the vocabulary.
+constexpr int kLmHeadChunk = 2048;
 
 // The MLP hidden size when none is given: 4 * width for gpt2; for llama 8 * ceil(width / 3), the
 // 8/3 * width that gives SwiGLU's three matrices GPT-2's MLP parameter count, rounded up to a
@@ -80,9 +88,10 @@ ModelConfig resolve_config(ModelConfig cfg);
 
 // Widths that follow from a resolved config: the residual width C, the attention width
 // qC = NH * hd (C unless a llama head_dim says otherwise), packed qkv rows of qC + 2 * NKV * hd,
-// MLP input rows (gpt2: 4C; llama: gate | up = 2I) and hidden rows (4C; I).
+// MLP input rows (gpt2: 4C; llama: gate | up = 2I) and hidden rows (4C; I); Vs the ids sampled and
+// scored (valid_vocab) and chunk the fused LM head's chunk (min(Vs, kLmHeadChunk)).
 struct ModelDims {
-  int C, V, NH, NKV, hd, qC, kvC, qkv, mlp_in, mlp_hidden;
+  int C, V, NH, NKV, hd, qC, kvC, qkv, mlp_in, mlp_hidden, Vs, chunk;
 };
 ModelDims model_dims(const ModelConfig& resolved);
 
@@ -124,12 +133,17 @@ struct GenerateOptions {
   float temperature = 1.0f;
   uint64_t seed = 0;
   int eos_token = -1;  // < 0: none
+  // Applied in this order to softmax(logits / temperature), as Hugging Face and vLLM do.
+  int top_k = 0;       // keep the top_k most likely ids (ties at the k-th kept); 0: off
+  float top_p = 1.0f;  // then the smallest set of most likely ids reaching top_p; 1: off
 };
 
 struct GenerateResult {
   int batch = 0, max_new_tokens = 0;
   std::vector<int> tokens;       // [B, max_new_tokens], 0 past each row's length
-  std::vector<float> logprobs;   // [B, max_new_tokens], log p (temperature 1) of each token
+  // [B, max_new_tokens], log p of each token under softmax(logits / temperature), without the
+  // top-k/top-p truncation (temperature 0: softmax(logits)), what logprobs() gives at that temperature.
+  std::vector<float> logprobs;
   std::vector<float> values;     // [B, max_new_tokens] when the model has a value head
   std::vector<int> lengths;      // [B] tokens generated per row (EOS included)
 };
@@ -138,6 +152,9 @@ struct TokenBatch {
   int B = 0, T = 0;
   std::vector<int> tokens;   // [B, T]
   std::vector<float> mask;   // [B, T] weight of each token in the loss (0/1 usually)
+  // Log-probs, entropy and the PPO loss are of softmax(logits / temperature): the rollout's
+  // temperature, so that they score the distribution the tokens were drawn from.
+  float temperature = 1.0f;
 };
 
 struct PolicyBatch : TokenBatch {
@@ -238,8 +255,9 @@ class Model {
   void check_fits(const char* op, const std::string& what, const ShapeCost& cost, std::size_t freed) const;
   static void require_scored(const TokenBatch& batch, const char* op);
   Acts& acts_for(int B, int T);
-  void forward(Acts& a, bool want_logits, bool want_values);
-  void backward(Acts& a, bool with_logits, bool with_values);
+  void forward(Acts& a, bool want_values);
+  void head_logprobs(Acts& a, float temperature, bool want_entropy);
+  void backward(Acts& a, float temperature, bool with_logits, bool with_values);
   void block_forward(const Layer& w, int l, const BlockIO& x, const float* residual, int B, int T, int pos0,
                      float* kcache, float* vcache, int cache_len);
   Decode& decode_for(int B, int prefill, int positions);

@@ -51,10 +51,20 @@
 // logprob: per row of logits[N,V], lp = log softmax(logits)[target] (0 when target < 0) and the
 //   distribution's entropy (entropy may be null: not computed); the backward overwrites dlogits with the gradient of
 //   sum_rows(dlp*lp + dent*entropy).
+// lm_head: the LM head fused with logprob (cpu/lm_head.cc): z = (inp[N,C] @ w[:V]^T) * inv_temp is
+//   walked in vocabulary chunks of `chunk` ids with an online log-sum-exp, never held whole. Gives
+//   lp (log softmax(z)[target], 0 when target < 0), entropy (may be null) and lse, all [N]; only
+//   the first V rows of w are read (a padded vocabulary passes the ids it may score). scratch
+//   holds lm_head_scratch(N, chunk) elements. The backward recomputes each chunk's z from lse and
+//   entropy and accumulates the gradient of sum_rows(dlp*lp + dent*entropy) into dinp and dw.
 // adamw_update: AdamW on n values; grads are multiplied by grad_scale first (global-norm
 //   clipping). No backward: this is the update itself.
 // sampling_forward: one token per row from softmax(logits/temperature) (argmax when
 //   temperature == 0) with uniform = Philox(seed, row, step). Not differentiable.
+// sampling_filter_forward: per row of logits[N,V], scaled = logits / temperature (greedy,
+//   temperature 0: unscaled) and filtered = scaled with the ids top-k (0: off) then top-p (1: off)
+//   remove set to -infinity, as Hugging Face's samplers do (cpu/sampling_filter.cc says exactly).
+//   scaled may be logits itself (scaled in place): each entry is read once, then written.
 // sum_squares: accumulated in double in a fixed order (a deterministic gradient norm).
 #pragma once
 #include <cstddef>
@@ -127,7 +137,15 @@ struct RopeScaling {
     (lp, entropy, logits, targets, N, V))                                                                    \
   X(void, logprob_backward,                                                                                  \
     (F * dlogits, const F* logits, const int* targets, const F* dlp, const F* dent, int N, int V),           \
-    (dlogits, logits, targets, dlp, dent, N, V))
+    (dlogits, logits, targets, dlp, dent, N, V))                                                          \
+  X(void, lm_head_forward,                                                                                   \
+    (F * lp, F* entropy, F* lse, F* scratch, const F* inp, const F* w, const int* targets, int N, int C, int V, \
+     int chunk, float inv_temp),                                                                             \
+    (lp, entropy, lse, scratch, inp, w, targets, N, C, V, chunk, inv_temp))                                  \
+  X(void, lm_head_backward,                                                                                  \
+    (F * dinp, F* dw, F* scratch, const F* inp, const F* w, const int* targets, const F* lse, const F* entropy, \
+     const F* dlp, const F* dent, int N, int C, int V, int chunk, float inv_temp),                           \
+    (dinp, dw, scratch, inp, w, targets, lse, entropy, dlp, dent, N, C, V, chunk, inv_temp))
 
 #define REVENANT_FLOAT_OPS(X)                                                                                \
   X(void, adamw_update,                                                                                      \
@@ -136,6 +154,15 @@ struct RopeScaling {
     (params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, step, grad_scale))                         \
   X(void, sampling_forward, (int* out, const float* logits, int N, int V, float temperature, uint64_t seed, int step), \
     (out, logits, N, V, temperature, seed, step))                                                            \
+  X(void, sampling_filter_forward,                                                                           \
+    (float* scaled, float* filtered, const float* logits, int N, int V, float temperature, int top_k, float top_p), \
+    (scaled, filtered, logits, N, V, temperature, top_k, top_p))                                             \
   X(double, sum_squares, (const float* x, std::size_t n), (x, n))
+
+// The scratch lm_head_forward and lm_head_backward take: N rows of one chunk's logits, then two
+// running sums per row.
+namespace revenant {
+constexpr std::size_t lm_head_scratch(std::size_t N, std::size_t chunk) { return N * (chunk + 2); }
+}  // namespace revenant
 
 #define REVENANT_OPS(X) REVENANT_TEMPLATED_OPS(X) REVENANT_FLOAT_OPS(X)

@@ -13,7 +13,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { fsyncDir, writeSynced, writing } from "../files.ts";
+import { fsyncDir, writeSynced, writing } from "../../../native/files.ts";
 import { FrameDecoder, FrameEncoder } from "../ipc/frame.ts";
 
 export const MANIFEST = "manifest.json";

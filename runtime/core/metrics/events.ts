@@ -5,7 +5,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { appendLine, WriteError, writing } from "../files.ts";
+import { appendLine, WriteError, writing } from "../../../native/files.ts";
 import { repairJsonLines } from "./jsonl.ts";
 
 export interface RuntimeEvent {

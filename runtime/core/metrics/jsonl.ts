@@ -4,7 +4,7 @@
  * `onTorn`), while a malformed line anywhere else is corruption and throws with its line number.
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { writeFileDurably } from "../files.ts";
+import { writeFileDurably } from "../../../native/files.ts";
 
 export class JsonLinesError extends Error {
   override name = "JsonLinesError";

@@ -10,7 +10,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import type { Cluster } from "../../../config/schema.ts";
+import type { Cluster } from "./options.ts";
 import { parseHostPort, type Transport } from "../ipc/transport.ts";
 import type { EventLog } from "../metrics/events.ts";
 import { kubernetesLauncher } from "./kubernetes_launcher.ts";

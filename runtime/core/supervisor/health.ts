@@ -8,7 +8,7 @@
  * if (schedule.due(step)) await supervisor.probeHealth();
  * ```
  */
-import type { FaultTolerance } from "../../../config/schema.ts";
+import type { FaultTolerance } from "./options.ts";
 
 export class HealthSchedule {
   private nextAt: number;

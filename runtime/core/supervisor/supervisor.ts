@@ -15,7 +15,7 @@
  * new Supervisor({ faultTolerance, roles, transport: { kind: "tcp", host: "127.0.0.1", port: 0 } });
  * ```
  */
-import type { FaultTolerance } from "../../../config/schema.ts";
+import type { FaultTolerance } from "./options.ts";
 import { randomBytes } from "node:crypto";
 import { ActorListener, removeStaleSocketDirs } from "../ipc/listener.ts";
 import { parseTransport, type ActorAddress, type Transport } from "../ipc/transport.ts";

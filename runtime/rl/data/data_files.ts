@@ -14,7 +14,7 @@ import { extname } from "node:path";
 import { fileKind, openRegularFile, readAt } from "../../../native/hf/regular_file.ts";
 import { jsonArrayRows, jsonLinesFileRows } from "./jsonl_rows.ts";
 import { parquetRows } from "./parquet_rows.ts";
-import { describeValue } from "../text/describe_value.ts";
+import { describeValue } from "../../core/describe_value.ts";
 import { DataError, type PromptRow, type ReadOptions } from "./prompt_rows.ts";
 
 /** File name endings this reader knows. */

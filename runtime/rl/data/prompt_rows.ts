@@ -10,7 +10,7 @@
  */
 import { Buffer } from "node:buffer";
 import { checkChatMessages, type ChatMessage } from "../text/chat_template.ts";
-import { describeValue } from "../text/describe_value.ts";
+import { describeValue } from "../../core/describe_value.ts";
 
 /** A prompt: plain text, or a conversation the tokenizer's chat template renders. */
 export type Prompt = string | ChatMessage[];

@@ -9,7 +9,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../../../config/schema.ts";
-import { writeFileDurably } from "../../core/files.ts";
+import { writeFileDurably } from "../../../native/files.ts";
 import type { JobPaths } from "../trainer/job.ts";
 import { MlflowLogger, type RunEndStatus } from "./mlflow.ts";
 import { TensorBoardLogger } from "./tensorboard.ts";

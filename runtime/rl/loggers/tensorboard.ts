@@ -20,7 +20,7 @@
 import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { writing } from "../../core/files.ts";
+import { writing } from "../../../native/files.ts";
 import { crc32c, maskCrc } from "./crc32c.ts";
 import { concat, pb } from "./protobuf.ts";
 

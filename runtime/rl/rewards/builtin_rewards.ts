@@ -1,6 +1,6 @@
 /**
  * The built-in rewards by name: pure, synchronous functions of (prompt, response, answer) that
- * score a response in [0, 1]. A user's own reward is a module instead (user_module.ts).
+ * score a response in [0, 1]. A user's own reward is a module instead (roles/reward_module.ts).
  *
  * @example
  * ```ts

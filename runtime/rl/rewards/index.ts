@@ -2,4 +2,4 @@
 export { BUILTIN_REWARDS, builtinReward, type BuiltinRewardName, type RewardFunction } from "./builtin_rewards.ts";
 export { exactMatchReward, normalizeExactMatch } from "./exact_match.ts";
 export { answersEqual, extractFinalAnswer, mathReward, NUMERIC_TOLERANCE, parseNumber, referenceAnswer, type FinalAnswer } from "./math_answer.ts";
-export { checkReward, loadRewardModule, RewardError, type LoadedRewardModule, type RewardModule, type ScoreFunction } from "./user_module.ts";
+export { checkReward, loadRewardModule, RewardError, type LoadedRewardModule, type RewardModule, type ScoreFunction } from "../../../roles/reward_module.ts";

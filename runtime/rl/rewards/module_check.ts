@@ -11,7 +11,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { runtime } from "../../core/adapter/index.ts";
-import { loadRewardModule, RewardError, type RewardExport } from "./user_module.ts";
+import { loadRewardModule, RewardError, type RewardExport } from "../../../roles/reward_module.ts";
 
 const MARK = "REVENANT_REWARD_CHECK ";
 /** Output kept from the child, from its end: enough for the marked line and an error's last lines. */

@@ -12,7 +12,7 @@
  * ```
  */
 import { Template } from "@huggingface/jinja";
-import { describeValue } from "./describe_value.ts";
+import { describeValue } from "../../core/describe_value.ts";
 
 /** One turn of a conversation. Extra keys (name, tool calls…) reach the template untouched. */
 export interface ChatMessage {

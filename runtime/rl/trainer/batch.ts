@@ -32,9 +32,3 @@ export function buildBatch(prompts: readonly ArrayLike<number>[], responses: Int
   return { tokens, mask, batch: rows, seqLen, responseLengths: Int32Array.from(lengths) };
 }
 
-/** Rows `idx` of a [rows, seqLen] array (a mini-batch). */
-export function takeRows<T extends Float32Array | Int32Array>(src: T, seqLen: number, idx: readonly number[]): T {
-  const out = new (src.constructor as new (n: number) => T)(idx.length * seqLen);
-  idx.forEach((r, i) => out.set(src.subarray(r * seqLen, (r + 1) * seqLen), i * seqLen));
-  return out;
-}

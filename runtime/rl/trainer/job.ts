@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import type { Config } from "../../../config/schema.ts";
 import { validateConfig } from "../../../config/load.ts";
-import { appendLine, writeFileDurably, writeFileDurablyAsync } from "../../core/files.ts";
+import { appendLine, writeFileDurably, writeFileDurablyAsync } from "../../../native/files.ts";
 import { readJsonLines } from "../../core/metrics/jsonl.ts";
 
 /** A job folder that cannot be used. */

@@ -40,9 +40,36 @@ export interface Rollout {
 /** The token view every role consumes. */
 export const tokenBatch = (b: SequenceBatch): TokenBatch => ({ tokens: b.tokens, mask: b.mask, batch: b.batch, seqLen: b.seqLen });
 
+/** How a generation samples: temperature (0: greedy), then top-k (0: off) and top-p (1: off). */
+interface Sampling {
+  temperature: number;
+  topK: number;
+  topP: number;
+}
+
+/** Rollouts sample with worker.actor's temperature, top_k and top_p. */
+export function rolloutSampling(plan: JobPlan): Sampling {
+  const a = plan.config.worker.actor;
+  return { temperature: a.temperature, topK: a.top_k, topP: a.top_p };
+}
+
+/** Validation samples with its own val_temperature, val_top_k and val_top_p (greedy by default). */
+export function validationSampling(plan: JobPlan): Sampling {
+  const a = plan.config.worker.actor;
+  return { temperature: a.val_temperature, topK: a.val_top_k, topP: a.val_top_p };
+}
+
+/**
+ * The temperature PPO's log-probs are taken at (old, reference and the loss's own): the policy's
+ * logits divided by the rollout temperature, without top-k/top-p truncation, as verl does.
+ */
+export function logprobTemperature(plan: JobPlan): number {
+  return plan.config.worker.actor.temperature;
+}
+
 /** Generation options shared by rollouts and validation: the job's response budget and stop token. */
-function generateOptions(plan: JobPlan, temperature: number, seed: number) {
-  return { maxNewTokens: plan.maxNew, temperature, seed, eosToken: plan.data.tokenizer.eosId };
+function generateOptions(plan: JobPlan, sampling: Sampling, seed: number) {
+  return { maxNewTokens: plan.maxNew, ...sampling, seed, eosToken: plan.data.tokenizer.eosId };
 }
 
 /**
@@ -58,7 +85,7 @@ function generate(actors: JobActors, prompts: Int32Array[], options: ReturnType<
 export async function rollout(plan: JobPlan, actors: JobActors, step: number, batchPrompts: readonly JobPrompt[]): Promise<Rollout> {
   const prompts = batchPrompts.flatMap((p) => Array<JobPrompt>(plan.groupSize).fill(p));
   const promptToks = prompts.map((p) => p.ids);
-  const gen = await generate(actors, promptToks, generateOptions(plan, plan.config.worker.actor.temperature, plan.seed(step, "generate")));
+  const gen = await generate(actors, promptToks, generateOptions(plan, rolloutSampling(plan), plan.seed(step, "generate")));
   return { prompts, gen, batch: buildBatch(promptToks, gen.tokens, gen.lengths, plan.maxNew, plan.seqLen, plan.data.tokenizer.padId) };
 }
 
@@ -144,10 +171,11 @@ export interface ReferenceAndValues {
 }
 
 /** reference/values: the policy's own log-probs, the reference's, and the critic's values, at once. */
-export async function referenceAndValues(actors: JobActors, batch: TokenBatch): Promise<ReferenceAndValues> {
+export async function referenceAndValues(actors: JobActors, batch: TokenBatch, temperature = 1): Promise<ReferenceAndValues> {
   const [[oldLogprobs, oldS], ref, critic] = await Promise.all([
-    clocked(actors.actor.call("logprobs", batch)),
-    actors.ref ? clocked(actors.ref.call("logprobs", batch)) : actors.refFromActor ? clocked(actors.actor.call("refLogprobs", batch)) : undefined,
+    clocked(actors.actor.call("logprobs", batch, { temperature })),
+    actors.ref ? clocked(actors.ref.call("logprobs", batch, { temperature }))
+      : actors.refFromActor ? clocked(actors.actor.call("refLogprobs", batch, { temperature })) : undefined,
     actors.critic && clocked(actors.critic.call("values", batch)),
   ]);
   const timing: Record<string, number> = { "timing_s/old_log_prob": oldS };
@@ -230,6 +258,7 @@ export async function update(plan: JobPlan, actors: JobActors, step: number, bat
       {
         lr: w.actor.lr, weightDecay: w.actor.weight_decay, maxGradNorm: w.actor.grad_clip,
         clipRatio: w.actor.clip_ratio, klCoef: plan.useRef && !plan.klInReward ? plan.config.algorithm.kl_coef : 0, entropyCoef: w.actor.entropy_coeff,
+        temperature: logprobTemperature(plan),
       },
       updatePlan(plan, step, "actor"))),
   ]);
@@ -314,7 +343,10 @@ export interface Validation {
   samples: Sample[];
 }
 
-/** validation: greedy decoding on the held-out set, in chunks; the mean reward and a few samples. */
+/**
+ * validation: decoding on the held-out set with validation's sampling (greedy by default), in
+ * chunks, each with its own seed; the mean reward and a few samples.
+ */
 export async function evaluate(plan: JobPlan, actors: JobActors, sampleCount = 4): Promise<Validation> {
   const scores: number[] = [];
   const samples: Sample[] = [];
@@ -323,7 +355,7 @@ export async function evaluate(plan: JobPlan, actors: JobActors, sampleCount = 4
   const chunk = 256;
   for (let i = 0; i < plan.data.val.length; i += chunk) {
     const prompts = plan.data.val.slice(i, i + chunk);
-    const gen = await generate(actors, prompts.map((p) => p.ids), generateOptions(plan, 0, 0));
+    const gen = await generate(actors, prompts.map((p) => p.ids), generateOptions(plan, validationSampling(plan), plan.seed("validate", i)));
     const sc = await score(plan, actors, prompts, gen);
     firstError ??= sc.errors[0];
     for (let r = 0; r < prompts.length && samples.length < sampleCount; r++) {

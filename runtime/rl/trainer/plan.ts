@@ -185,7 +185,10 @@ export class JobPlan {
       const { valueHead: _v, seed: _s, ...config } = hf;
       const architecture = Array.isArray(json.architectures) ? String(json.architectures[0]) : String(json.model_type);
       this.modelLines[role] = `${path} (${architecture}, ${hf.layers} layers, width ${hf.width}), context ${context} of max_position_embeddings ${String(json.max_position_embeddings)}`;
-      return { path, config: { ...config, context } };
+      // A padded vocabulary (more embedding rows than the tokenizer has ids, as Qwen ships)
+      // samples and scores the tokenizer's ids only; fewer rows than ids is refused in the constructor.
+      const validVocab = Math.min(hf.vocab, this.data.tokenizer.vocabSize);
+      return { path, config: { ...config, context, validVocab } };
     }
     const base = { vocab: this.data.tokenizer.vocabSize, context: m.context, width: m.width, layers: m.layers, heads: m.heads };
     this.modelLines[role] = `new ${m.arch} model (${m.layers} layers, width ${m.width}), context ${m.context}`;

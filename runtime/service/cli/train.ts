@@ -20,7 +20,7 @@ import { Progress } from "../../rl/trainer/progress.ts";
 import { checkJobConfig, type JobPlan } from "../../rl/trainer/plan.ts";
 import { fit, TrainingCancelledError, TrainingFailedError, type FitResult } from "../../rl/trainer/trainer.ts";
 import { RewardFailedError } from "../../rl/trainer/phases.ts";
-import { WriteError } from "../../core/files.ts";
+import { WriteError } from "../../../native/files.ts";
 
 /** How to run this CLI under the current runtime. */
 export const TRAIN_COMMAND = runtime.name === "deno" ? "deno task train" : "bun run train";

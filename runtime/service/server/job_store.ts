@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import type { Config } from "../../../config/schema.ts";
-import { writeFileDurably, writeFileDurablyAsync } from "../../core/files.ts";
+import { writeFileDurably, writeFileDurablyAsync } from "../../../native/files.ts";
 import { isJobId, jobPaths, openJob, type JobPaths } from "../../rl/trainer/job.ts";
 import { JobIdSchema, JobResultSchema, JobStatusSchema } from "./schemas.ts";
 

@@ -3,7 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { checkRewardModule } from "../../../runtime/rl/rewards/module_check.ts";
-import { checkReward, loadRewardModule, RewardError, type RewardItem } from "../../../runtime/rl/rewards/user_module.ts";
+import { checkReward, loadRewardModule, RewardError, type RewardItem } from "../../../roles/reward_module.ts";
 import { tempDir } from "../../helpers/tmp.ts";
 
 const dir = tempDir("revenant-reward-");

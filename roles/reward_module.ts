@@ -21,7 +21,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { describeValue } from "../text/describe_value.ts";
+import { describeValue } from "../runtime/core/describe_value.ts";
 
 /** A per-row reward export. */
 export type ScoreFunction = (prompt: string, response: string, answer: string) => number | Promise<number>;
