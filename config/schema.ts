@@ -98,7 +98,7 @@ export const LORA_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gat
 export const LoraSchema = z.strictObject({
   rank: int(0, 1024).default(0).describe("LoRA rank r of the policy's adapters; 0 = no LoRA (every weight trains). llama-family models only"),
   alpha: z.number().min(0).max(1e6).default(0).describe("LoRA alpha: adapters are scaled by alpha / rank (alpha / √rank with use_rslora); 0 = 2 × rank"),
-  dropout: z.number().min(0).max(1).default(0).describe("dropout on the adapters' input; only 0 is supported (a value above 0 is refused)"),
+  dropout: z.number().min(0).lt(1).default(0).describe("dropout of each adapter's input during policy updates (PEFT's lora_dropout; never when scoring or sampling), its mask seeded per mini-batch"),
   target_modules: z.array(z.enum(LORA_TARGET_MODULES)).min(1).max(LORA_TARGET_MODULES.length).default([...LORA_TARGET_MODULES])
     .refine((m) => new Set(m).size === m.length, { message: "names a module twice" })
     .describe("projections that get adapters, PEFT's names: q_proj k_proj v_proj o_proj gate_proj up_proj down_proj (all by default)"),

@@ -107,7 +107,8 @@ export interface PolicyModelConfig {
    */
   validVocab?: number;
   /**
-   * llama: LoRA adapters (rank 1..1024; alpha > 0, default 2 × rank; modules, default all seven);
+   * llama: LoRA adapters (rank 1..1024; alpha > 0, default 2 × rank; modules, default all seven;
+   * dropout of the adapters' input in policy steps, [0, 1), default 0, its mask from hyper.dropoutSeed);
    * null: every weight trains. Default null. With adapters the base is frozen, and getState,
    * setState, copyParamsTo and loadParamsFrom move the adapters alone (numTrained floats).
    */
@@ -421,6 +422,7 @@ export class PolicyModel {
     c.num("hyper.klCoef", h.klCoef, 0);
     c.num("hyper.entropyCoef", h.entropyCoef, -1e6);
     positive(c, "hyper.temperature", h.temperature ?? 1);
+    if (h.dropoutSeed !== undefined) c.int("hyper.dropoutSeed", h.dropoutSeed, 0, Number.MAX_SAFE_INTEGER);
     if (h.lossNorm !== undefined) c.num("hyper.lossNorm", h.lossNorm, 0, F32_MAX);
     const ref = batch.refLogprobs === undefined ? null : c.f32("batch.refLogprobs", batch.refLogprobs, n);
     if (h.klCoef !== 0 && ref === null) c.fail("batch.refLogprobs", undefined, "a Float32Array when hyper.klCoef != 0");
@@ -728,6 +730,8 @@ function lora(c: Check, v: PolicyModelConfig["lora"]): LoraConfig | null {
   if (rank === 0) return null;
   const alpha = v.alpha === undefined ? 2 * rank : positive(c, "config.lora.alpha", v.alpha);
   const rslora = flag(c, "config.lora.rslora", v.rslora ?? false);
+  const dropout = v.dropout ?? 0;
+  if (typeof dropout !== "number" || !(dropout >= 0 && dropout < 1)) c.fail("config.lora.dropout", dropout, "a probability in [0, 1)");
   const modules = v.modules ?? [...LORA_MODULES];
   if (!Array.isArray(modules) || modules.length === 0) c.fail("config.lora.modules", modules, `a non-empty array of ${LORA_MODULES.join(", ")}`);
   modules.forEach((m, i) => {
@@ -735,7 +739,7 @@ function lora(c: Check, v: PolicyModelConfig["lora"]): LoraConfig | null {
     if (modules.indexOf(m) !== i) c.fail(`config.lora.modules[${i}]`, m, "a module not already named");
   });
   // In the native order, so the same set always makes the same layout.
-  return { rank, alpha, rslora, modules: LORA_MODULES.filter((m) => modules.includes(m)) };
+  return { rank, alpha, rslora, modules: LORA_MODULES.filter((m) => modules.includes(m)), dropout };
 }
 
 function ropeScaling(c: Check, v: RopeScalingConfig | null): RopeScalingConfig | null {

@@ -96,9 +96,11 @@ export interface LoraConfig {
   alpha: number;
   rslora: boolean;
   modules: LoraModule[];
+  /** Dropout of each adapter's input during policy steps (never when scoring or sampling), [0, 1). */
+  dropout: number;
 }
 
-/** A LoRA setting as given: rank, the rest defaulted (alpha 2 × rank, no rsLoRA, every module). */
+/** A LoRA setting as given: rank, the rest defaulted (alpha 2 × rank, no rsLoRA, every module, no dropout). */
 export type LoraSetting = Partial<LoraConfig> & { rank: number };
 
 /** Llama 3's rope scaling (config.json's `rope_scaling` with rope_type "llama3"). */
@@ -208,6 +210,8 @@ export interface NativePolicyHyper extends NativeOptimHyper {
   entropyCoef: number;
   /** The loss's log-probs and entropy are of softmax(logits / temperature): the rollout's temperature. Default 1. */
   temperature?: number;
+  /** The mask of LoRA dropout in this step (lora.dropout > 0): an integer 0..2^53 - 1. Default 0. */
+  dropoutSeed?: number;
   /**
    * The denominator of the policy, KL and entropy terms: 0 (the default) = the summed mask (a
    * token mean); a positive value divides the mask-weighted sums by it instead.

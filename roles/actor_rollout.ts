@@ -52,10 +52,13 @@ export class ActorRollout extends TrainedModelRole {
   /** PPO epochs over shuffled mini-batches, the loss aggregated as the plan says; the mean of each statistic. */
   async update(batch: PolicyBatch, hyper: Partial<PolicyHyper>, plan: UpdatePlan): Promise<PolicyStepStats> {
     const model = await this.ready();
-    return this.updateOver(batch, plan, (mb) => {
-      if (!plan.lossAgg) return model.policyStep(mb, hyper);
+    const dropout = (model.config.lora?.dropout ?? 0) > 0;
+    return this.updateOver(batch, plan, (mb, index) => {
+      // LoRA dropout's mask: a pure function of the update's seed and the mini-batch, so a replay is exact.
+      const h = dropout ? { ...hyper, dropoutSeed: (plan.seed % 2 ** 32) * 2 ** 20 + (index % 2 ** 20) } : hyper;
+      if (!plan.lossAgg) return model.policyStep(mb, h);
       const { mask, lossNorm } = aggregation(mb.mask, mb.batch, mb.seqLen, plan.lossAgg);
-      return model.policyStep({ ...mb, mask }, { ...hyper, lossNorm });
+      return model.policyStep({ ...mb, mask }, { ...h, lossNorm });
     });
   }
 }

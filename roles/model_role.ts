@@ -160,10 +160,10 @@ export class TrainedModelRole extends ModelRole {
     await (await this.ready()).setState(state.model);
   }
 
-  /** Runs `step` on every mini-batch of the plan; the mean of each statistic. */
-  protected async updateOver<B extends RowBatch, S extends object>(batch: B, plan: UpdatePlan, step: (mb: B) => Promise<S>): Promise<S> {
+  /** Runs `step` on every mini-batch of the plan (with its index in the update); the mean of each statistic. */
+  protected async updateOver<B extends RowBatch, S extends object>(batch: B, plan: UpdatePlan, step: (mb: B, index: number) => Promise<S>): Promise<S> {
     const stats: S[] = [];
-    for (const mb of miniBatches(batch, plan)) stats.push(await step(mb));
+    for (const mb of miniBatches(batch, plan)) stats.push(await step(mb, stats.length));
     return meanStats(stats);
   }
 }

@@ -27,14 +27,14 @@ export function loraScale(lora: LoraConfig): number {
 }
 
 /** adapter_config.json's contents, with the keys PEFT writes for a plain LoRA. */
-export function peftAdapterConfig(lora: LoraConfig, baseModel: string, dropout = 0): Record<string, unknown> {
+export function peftAdapterConfig(lora: LoraConfig, baseModel: string): Record<string, unknown> {
   return {
     peft_type: "LORA",
     task_type: "CAUSAL_LM",
     base_model_name_or_path: baseModel,
     r: lora.rank,
     lora_alpha: lora.alpha,
-    lora_dropout: dropout,
+    lora_dropout: lora.dropout,
     target_modules: [...lora.modules],
     use_rslora: lora.rslora,
     bias: "none",
@@ -55,7 +55,6 @@ export interface PeftExport {
   adapters: Float32Array;
   /** base_model_name_or_path: the folder (or hub id) the base weights came from; "" for a new model. */
   baseModel: string;
-  dropout?: number;
 }
 
 /** Writes adapter_config.json and adapter_model.safetensors (float32) into `dir`; the tensor names written. */
@@ -67,7 +66,7 @@ export function savePeftAdapter(dir: string, o: PeftExport): string[] {
   }
   mkdirSync(dir, { recursive: true });
   writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), out, { dtype: "F32", metadata: { ...HF_METADATA } });
-  writeFileDurably(join(dir, ADAPTER_CONFIG_FILE), JSON.stringify(peftAdapterConfig(o.lora, o.baseModel, o.dropout ?? 0), null, 2) + "\n");
+  writeFileDurably(join(dir, ADAPTER_CONFIG_FILE), JSON.stringify(peftAdapterConfig(o.lora, o.baseModel), null, 2) + "\n");
   return [...out.keys()];
 }
 

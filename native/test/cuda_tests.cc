@@ -114,6 +114,14 @@ void compare_ops(Backend& c, Backend& g) {
     ldx.compare("lora_backward dinp", tol);
     lda.compare("lora_backward dA", tol);
     ldb.compare("lora_backward dB", tol);
+    // dropout: the same mask on both (one Philox draw per entry), so forward and backward agree exactly
+    F dxo(c, g, N * C), dxg(c, g, N * C);
+    c.lora_dropout_forward(dxo.cpu(), x.cpu(), N, C, 0.3f, 99, 4);
+    g.lora_dropout_forward(dxo.gpu(), x.gpu(), N, C, 0.3f, 99, 4);
+    c.lora_dropout_backward(dxg.cpu(), x.cpu(), N, C, 0.3f, 99, 4);
+    g.lora_dropout_backward(dxg.gpu(), x.gpu(), N, C, 0.3f, 99, 4);
+    dxo.compare("lora_dropout_forward", tol);
+    dxg.compare("lora_dropout_backward", tol);
   }
   // attention, plain (NKV == NH) and grouped (NKV = 2 and 1 kv heads for 4 query heads)
   for (const int NKV : {NH, 2, 1}) {

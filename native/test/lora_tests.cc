@@ -189,6 +189,33 @@ void training_keeps_the_base(const std::string& label, const ModelConfig& cfg) {
         "lora: a model restored from the adapter state trains to the same bits" + label, "");
 }
 
+// LoRA dropout: the step's loss and gradient are a function of its seed (checked by central
+// differences at a fixed seed in run_lora_tests); scoring and sampling never drop anything.
+void dropout_checks() {
+  Rng rng(9);
+  ModelConfig cfg = lora_llama(2, false);
+  cfg.lora.dropout = 0.3f;
+  Model m(cfg, make_cpu_backend());
+  randomise_adapters(m, rng);
+  PolicyBatch pb = policy_batch(m, 2, rng);
+  ModelConfig plain = cfg;
+  plain.lora.dropout = 0.0f;
+  Model nodrop(plain, make_cpu_backend());
+  nodrop.set_state(m.get_state());
+  check(m.logprobs(pb) == nodrop.logprobs(pb), "lora dropout: log-probs (scoring) drop nothing", "");
+  PolicyLossConfig lc;
+  pb.dropout_seed = 5;
+  const double a = m.policy_gradients(pb, lc).loss;
+  const std::vector<float> ga = m.gradients();
+  const double again = m.policy_gradients(pb, lc).loss;
+  check(a == again && ga == m.gradients(), "lora dropout: the same seed gives the same loss and gradient", "");
+  pb.dropout_seed = 6;
+  const double b = m.policy_gradients(pb, lc).loss;
+  check(b != a && m.gradients() != ga, "lora dropout: another seed, another mask (loss and gradient)", "");
+  const double plain_loss = nodrop.policy_gradients(pb, lc).loss;
+  check(plain_loss != a, "lora dropout: a step with dropout is not the step without", "");
+}
+
 void refuses(const std::string& name, const ModelConfig& cfg, const std::string& needle) {
   std::string msg;
   try {
@@ -210,6 +237,9 @@ void lora_refusals() {
   ModelConfig none = lora_llama(4, false);
   none.lora.modules = 0;
   refuses("lora: no target module is refused naming lora.modules", none, "lora.modules");
+  ModelConfig certain = lora_llama(4, false);
+  certain.lora.dropout = 1.0f;
+  refuses("lora: dropout 1 is refused naming lora.dropout and [0, 1)", certain, "lora.dropout must be a probability in [0, 1)");
 }
 
 }  // namespace
@@ -227,6 +257,10 @@ void run_lora_tests() {
   some.lora.modules = (1u << LoraQ) | (1u << LoraV) | (1u << LoraDown);
   some.lora.rslora = true;
   adapter_gradients(" [q_proj v_proj down_proj only, rslora]", some);
+  ModelConfig dropping = lora_llama(2, true);
+  dropping.lora.dropout = 0.25f;
+  adapter_gradients(" [dropout 0.25 at a fixed seed, qwen3]", dropping);
+  dropout_checks();
   lora_refusals();
 }
 

@@ -184,6 +184,33 @@ void gradient_checks() {
              },
              seed++);
   }
+  {  // lora_dropout: p = 0.3 over 6 x 11 entries; the mask is fixed by (seed, stream), so the op is
+     // linear in inp and its finite differences are exact up to rounding.
+    const int N = 6, C = 11;
+    const float p = 0.3f;
+    op_check("lora_dropout", (Tensors64{rng.normals(N * C)}), (std::vector<std::string>{"inp"}),
+             1e-6,  // one multiply per entry: float32 rounding only
+             [=](const auto& x) {
+               std::vector<T_of<decltype(x)>> out(N * C);
+               cpu::lora_dropout_forward(out.data(), x[0].data(), N, C, p, 77, 5);
+               return out;
+             },
+             [=](const auto& x, const auto& d) {
+               using E = T_of<decltype(x)>;
+               std::vector<std::vector<E>> g = {std::vector<E>(N * C)};
+               cpu::lora_dropout_backward(g[0].data(), d.data(), N, C, p, 77, 5);
+               return g;
+             },
+             seed++);
+    // The mask drops about p of the entries (66 draws: 20 expected; 8..34 is beyond 3.5 sigma).
+    std::vector<float> ones(N * C, 1.0f), out(N * C);
+    cpu::lora_dropout_forward(out.data(), ones.data(), N, C, p, 77, 5);
+    const long dropped = std::count(out.begin(), out.end(), 0.0f);
+    check(dropped >= 8 && dropped <= 34, "lora_dropout drops about p of the entries", std::to_string(dropped) + " of 66 dropped at p 0.3");
+    std::vector<float> other(N * C);
+    cpu::lora_dropout_forward(other.data(), ones.data(), N, C, p, 77, 6);
+    check(other != out, "lora_dropout: another stream, another mask", "");
+  }
   // attention: B=2, T=5, C=8; NH=2 plain multi-head, then NH=4 over NKV=2 and NKV=1 kv heads
   // (grouped-query: several query heads add into one kv head's gradient).
   for (const std::pair<int, int> heads : {std::pair{2, 2}, std::pair{4, 2}, std::pair{4, 1}}) {

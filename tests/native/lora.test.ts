@@ -66,11 +66,12 @@ describe("LoRA on the native model", () => {
     bad({ ...TINY, lora: { rank: 4, alpha: -1 } }, /config\.lora\.alpha.*> 0/);
     bad({ ...TINY, lora: { rank: 4, modules: ["qproj" as never] } }, /config\.lora\.modules\[0\].*one of q_proj/);
     bad({ ...TINY, lora: { rank: 4, modules: [] } }, /config\.lora\.modules.*non-empty/);
+    bad({ ...TINY, lora: { rank: 4, dropout: 1 } }, /config\.lora\.dropout.*probability in \[0, 1\)/);
     bad({ ...TINY, valueHead: true, lora: { rank: 4 } }, /value head/);
     expect(() => new PolicyModel({ ...TINY, lora: { rank: 4 } }, { device: "null" })).toThrow(/null backend/);
     const m = new PolicyModel({ ...TINY, lora: { rank: 4, modules: ["v_proj", "q_proj"] } }, { device: "cpu" });
     // Resolved: alpha 2 × rank, modules in the model's order whatever order they were given in.
-    expect(m.config.lora).toEqual({ rank: 4, alpha: 8, rslora: false, modules: ["q_proj", "v_proj"] });
+    expect(m.config.lora).toEqual({ rank: 4, alpha: 8, rslora: false, modules: ["q_proj", "v_proj"], dropout: 0 });
     expect(m.loraTensors.map((t) => [t.name, t.shape])).toEqual([0, 1].flatMap((l) => [
       [`model.layers.${l}.self_attn.q_proj.lora_A.weight`, [4, 16]], [`model.layers.${l}.self_attn.q_proj.lora_B.weight`, [16, 4]],
       [`model.layers.${l}.self_attn.v_proj.lora_A.weight`, [4, 16]], [`model.layers.${l}.self_attn.v_proj.lora_B.weight`, [8, 4]],
@@ -104,13 +105,33 @@ describe("LoRA on the native model", () => {
     expect(() => base.setState(state)).toThrow(InvalidArgumentError);
   });
 
+  test("dropout: policy steps are a function of hyper.dropoutSeed; scoring drops nothing", async () => {
+    const make = async () => {
+      const m = new PolicyModel({ ...TINY, lora: { rank: 4, dropout: 0.3 } }, { device: "cpu" });
+      const n = m.numTrained;
+      await m.setState({ params: randomAdapters(n, 4), adamM: new Float32Array(n), adamV: new Float32Array(n), step: 0 });
+      return m;
+    };
+    const [a, b, c] = [await make(), await make(), await make()];
+    const plain = new PolicyModel({ ...TINY, lora: { rank: 4 } }, { device: "cpu" });
+    await plain.loadParamsFrom((await a.getState()).params);
+    const batch = policyBatch(5, TINY.vocab, 2, TINY.context);
+    expect(bits(await a.logprobs(batch))).toEqual(bits(await plain.logprobs(batch)));
+    const step = (m: PolicyModel, dropoutSeed: number) => m.policyStep(batch, { lr: 1e-2, dropoutSeed });
+    const [sa, sb, sc] = [await step(a, 7), await step(b, 7), await step(c, 8)];
+    expect(sa).toEqual(sb);
+    expect(bits((await a.getState()).params)).toEqual(bits((await b.getState()).params));
+    expect(sc.loss).not.toBe(sa.loss);
+    expect(() => a.policyStep(batch, { dropoutSeed: -1 })).toThrow(/hyper\.dropoutSeed/);
+  });
+
   test("PEFT layout: adapter_config.json keys and adapter_model.safetensors names and shapes", async () => {
-    const m = new PolicyModel({ ...TINY, lora: { rank: 2, alpha: 5, rslora: true } }, { device: "cpu" });
+    const m = new PolicyModel({ ...TINY, lora: { rank: 2, alpha: 5, rslora: true, dropout: 0.05 } }, { device: "cpu" });
     const dir = tempDir("peft-");
     const names = savePeftAdapter(dir, { lora: m.config.lora!, tensors: m.loraTensors, adapters: (await m.getState()).params, baseModel: "base-folder" });
     const cfg = JSON.parse(readFileSync(join(dir, ADAPTER_CONFIG_FILE), "utf8"));
     expect(cfg).toMatchObject({
-      peft_type: "LORA", task_type: "CAUSAL_LM", r: 2, lora_alpha: 5, lora_dropout: 0, use_rslora: true, base_model_name_or_path: "base-folder",
+      peft_type: "LORA", task_type: "CAUSAL_LM", r: 2, lora_alpha: 5, lora_dropout: 0.05, use_rslora: true, base_model_name_or_path: "base-folder",
       target_modules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
     });
     const file = readSafetensors(join(dir, ADAPTER_WEIGHTS_FILE));

@@ -3,7 +3,8 @@
  * actor scores its base with the adapters off), rollout ranks receive the adapters alone, the job
  * exports PEFT's layout (and the merged folder with save_merged), and a coordinator killed with
  * SIGKILL resumes from its adapter-only checkpoint to the same adapters and metrics as the calm run.
- * Bad LoRA settings are refused before the job starts, naming the key.
+ * LoRA dropout is on (0.1), so the replayed updates must regenerate its masks exactly. Bad LoRA
+ * settings are refused before the job starts, naming the key.
  */
 import { describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync, readFileSync } from "node:fs";
@@ -46,7 +47,7 @@ const configFor = (folder: string, runDir: string, ...args: string[]) => resolve
     `data.val_files=${join(DATA, "val.jsonl")}`, "reward.name=math", "data.train_batch_size=4", "worker.actor.max_new_tokens=3",
     "worker.actor.ppo_mini_batch_size=4", "trainer.total_steps=6", "trainer.val_interval=0", "trainer.seed=3",
     "checkpoint.interval=2", "checkpoint.keep=2", "algorithm.adv_estimator=grpo", "worker.actor.rollout_n=2",
-    "algorithm.kl_coef=0.05", "worker.actor.lr=0.01", `worker.actor.lora.rank=${RANK}`, "worker.actor.lora.save_merged=true",
+    "algorithm.kl_coef=0.05", "worker.actor.lr=0.01", `worker.actor.lora.rank=${RANK}`, "worker.actor.lora.dropout=0.1", "worker.actor.lora.save_merged=true",
     "worker.rollout.ranks=2", "worker.rollout.weight_transfer=shared_memory", ...args],
 }).config;
 
@@ -63,12 +64,12 @@ describe("a GRPO job training LoRA adapters", () => {
     const plan = await checkJobConfig(configFor(folder, runDir));
     expect(plan.childSpecs().map((s) => s.id)).toEqual(["actor_rollout", "rollout"]);
     // The ranks load the frozen base from the folder themselves: pushes carry the adapters alone.
-    expect(plan.roleOptions("rollout")).toMatchObject({ path: folder, model: { lora: { rank: RANK, alpha: 2 * RANK } } });
+    expect(plan.roleOptions("rollout")).toMatchObject({ path: folder, model: { lora: { rank: RANK, alpha: 2 * RANK, dropout: 0.1 } } });
     expect(plan.modelBanner).toMatch(/trains LoRA adapters \(rank 4, alpha 8, q_proj k_proj v_proj o_proj gate_proj up_proj down_proj\); the reference policy is its base/);
     const refused = (args: string[]) => checkJobConfig(configFor(folder, runDir, ...args)).then(() => "accepted", (e: Error) => e.message);
     expect(await refused(["worker.actor.model.path=", "worker.actor.model.arch=gpt2", "data.tokenizer=" + TOKENIZER]))
       .toMatch(/worker\.actor\.lora\.rank=4 needs a llama-family policy.*arch gpt2/);
-    expect(await refused(["worker.actor.lora.dropout=0.1"])).toMatch(/worker\.actor\.lora\.dropout=0\.1: LoRA dropout is not supported; allowed: 0/);
+    expect(() => configFor(folder, runDir, "worker.actor.lora.dropout=1")).toThrow(/worker\.actor\.lora\.dropout/);
     expect(() => configFor(folder, runDir, "worker.actor.lora.target_modules=[q_proj,qkv]")).toThrow(/target_modules/);
   }, 60_000);
 
@@ -96,7 +97,7 @@ describe("a GRPO job training LoRA adapters", () => {
     for (const f of ["adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json"]) expect(existsSync(join(out, f)), f).toBe(true);
     expect(existsSync(join(out, "model.safetensors"))).toBe(false);
     const adapterConfig = JSON.parse(readFileSync(join(out, "adapter_config.json"), "utf8"));
-    expect(adapterConfig).toMatchObject({ peft_type: "LORA", task_type: "CAUSAL_LM", r: RANK, lora_alpha: 2 * RANK, base_model_name_or_path: folder });
+    expect(adapterConfig).toMatchObject({ peft_type: "LORA", task_type: "CAUSAL_LM", r: RANK, lora_alpha: 2 * RANK, lora_dropout: 0.1, base_model_name_or_path: folder });
     const adapters = readSafetensors(join(out, "adapter_model.safetensors")).tensors;
     expect(adapters.size).toBe(2 * 7 * 2);
     const b = adapters.get("base_model.model.model.layers.1.mlp.down_proj.lora_B.weight")!;

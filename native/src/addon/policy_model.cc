@@ -176,7 +176,7 @@ ModelConfig read_config(const Napi::Object& c) {
     cfg.rope_scaling.original_context = static_cast<float>(get_number(r, "originalContext"));
   }
   cfg.valid_vocab = get_int_or(c, "validVocab", 0);
-  // lora: null or absent (no adapters), or {rank, alpha?, rslora?, modules?: string[]}.
+  // lora: null or absent (no adapters), or {rank, alpha?, rslora?, dropout?, modules?: string[]}.
   const Napi::Value lv = c.Get("lora");
   if (!lv.IsUndefined() && !lv.IsNull()) {
     if (!lv.IsObject()) throw Napi::TypeError::New(c.Env(), "lora must be null or an object {rank, alpha?, rslora?, modules?}");
@@ -184,6 +184,7 @@ ModelConfig read_config(const Napi::Object& c) {
     cfg.lora.rank = get_int(l, "rank");
     cfg.lora.alpha = static_cast<float>(get_number_or(l, "alpha", 0));
     cfg.lora.rslora = get_bool_or(l, "rslora", false);
+    cfg.lora.dropout = static_cast<float>(get_number_or(l, "dropout", 0));
     const Napi::Value mods = l.Get("modules");
     if (!mods.IsUndefined()) {
       if (!mods.IsArray()) throw Napi::TypeError::New(c.Env(), "lora.modules must be an array of projection names");
@@ -381,6 +382,7 @@ Napi::Value PolicyModelNative::PolicyStep(const Napi::CallbackInfo& info) {
   batch.old_logprobs = get_f32(b, "oldLogprobs");
   if (!b.Get("refLogprobs").IsUndefined() && !b.Get("refLogprobs").IsNull()) batch.ref_logprobs = get_f32(b, "refLogprobs");
   batch.temperature = static_cast<float>(get_number_or(h, "temperature", 1.0));
+  batch.dropout_seed = static_cast<uint64_t>(get_number_or(h, "dropoutSeed", 0));
   PolicyLossConfig loss;
   loss.clip_ratio = static_cast<float>(get_number(h, "clipRatio"));
   loss.kl_coef = static_cast<float>(get_number(h, "klCoef"));

@@ -743,6 +743,13 @@ std::vector<float> Model::values(const TokenBatch& batch) {
 
 PolicyStats Model::policy_gradients(const PolicyBatch& batch, const PolicyLossConfig& loss) {
   validate(batch, "policyStep");
+  // LoRA dropout applies while this step computes, with its seed; off again however it ends.
+  struct Training {
+    bool& on;
+    ~Training() { on = false; }
+  } training{lora_training_};
+  lora_training_ = true;
+  lora_dropout_seed_ = batch.dropout_seed;
   require_scored(batch, "policyStep");
   const std::size_t n = static_cast<std::size_t>(batch.B) * batch.T;
   RV_CHECK(batch.advantages.size() == n && batch.old_logprobs.size() == n &&

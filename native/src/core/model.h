@@ -38,6 +38,7 @@ struct LoraConfig {
   float alpha = 0.0f;                 // 0: 2 * rank
   bool rslora = false;
   unsigned modules = kLoraAllModules;  // bit m set: an adapter beside LoraModule m
+  float dropout = 0.0f;               // drop probability of each adapter's input in policy steps, [0, 1)
 };
 float lora_scale(const LoraConfig& lora);
 
@@ -159,6 +160,7 @@ struct TokenBatch {
 
 struct PolicyBatch : TokenBatch {
   std::vector<float> advantages, old_logprobs, ref_logprobs;  // [B, T]; ref may be empty
+  uint64_t dropout_seed = 0;  // LoRA dropout's mask of this step (with lora.dropout > 0)
 };
 
 struct ValueBatch : TokenBatch {
@@ -284,6 +286,11 @@ class Model {
   // Their backward: dA, dB accumulate into lora_g_, dinp += the input's gradient.
   void lora_grad(int l, int first, int last, float* dinp, const float* dout, const float* inp, int N);
   void lora_scratch(std::size_t rows);
+  // Set while a policy step computes (the adapters' dropout applies then, never when scoring or
+  // sampling), with the step's mask seed.
+  bool lora_training_ = false;
+  bool dropping() const { return lora_training_ && cfg_.lora.dropout > 0; }
+  uint64_t lora_dropout_seed_ = 0;
   // What trains: every weight, or the adapters of a LoRA model.
   struct Trained {
     float *p, *g, *m, *v;
@@ -318,7 +325,7 @@ class Model {
   std::size_t num_lora_ = 0;
   float lora_scale_ = 0.0f;
   bool adapters_on_ = true;
-  DeviceBuffer<float> lora_p_, lora_g_, lora_m_, lora_v_, lora_u_, lora_du_;
+  DeviceBuffer<float> lora_p_, lora_g_, lora_m_, lora_v_, lora_u_, lora_du_, lora_x_, lora_dx_;
 };
 
 // Parses nothing, allocates nothing: the parameter count a config implies.

@@ -3,6 +3,7 @@
 // lora_grad right after each projection's product and its backward; everything else of the model
 // is unchanged, except that the optimizer, the state and the weight copies see the adapters alone
 // (Model::trained) and no base weight gets a gradient (the backward is handed a null gradient base).
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -59,6 +60,8 @@ void Model::check_lora_config() const {
            "lora needs arch \"llama\": adapters sit beside the Llama family's q/k/v/o/gate/up/down projections, which arch \"gpt2\" does not have");
   RV_CHECK(!cfg_.value_head, op, "lora trains a policy: a model with a value head (a critic) cannot take adapters");
   RV_CHECK(std::isfinite(l.alpha) && l.alpha >= 0, op, "lora.alpha must be a finite number > 0 (0: 2 * rank), got " + str(l.alpha));
+  RV_CHECK(std::isfinite(l.dropout) && l.dropout >= 0 && l.dropout < 1, op,
+           "lora.dropout must be a probability in [0, 1), got " + str(l.dropout));
   RV_CHECK(l.modules != 0 && (l.modules & ~kLoraAllModules) == 0, op,
            "lora.modules must name at least one of q_proj k_proj v_proj o_proj gate_proj up_proj down_proj");
 }
@@ -110,9 +113,16 @@ std::vector<float> Model::initial_lora_params() const {
 
 void Model::lora_scratch(std::size_t rows) {
   const std::size_t n = rows * static_cast<std::size_t>(cfg_.lora.rank);
-  if (lora_u_.size() >= n) return;
-  lora_u_ = DeviceBuffer<float>(be_.get(), n);
-  lora_du_ = DeviceBuffer<float>(be_.get(), n);
+  if (lora_u_.size() < n) {
+    lora_u_ = DeviceBuffer<float>(be_.get(), n);
+    lora_du_ = DeviceBuffer<float>(be_.get(), n);
+  }
+  // Dropout's masked input and its gradient, as wide as the widest adapter input.
+  const std::size_t widest = rows * static_cast<std::size_t>(std::max({d_.C, d_.qC, d_.mlp_hidden}));
+  if (lora_training_ && cfg_.lora.dropout > 0 && lora_x_.size() < widest) {
+    lora_x_ = DeviceBuffer<float>(be_.get(), widest);
+    lora_dx_ = DeviceBuffer<float>(be_.get(), widest);
+  }
 }
 
 void Model::lora_add(int l, int first, int last, float* out, const float* inp, int N) {
@@ -123,7 +133,12 @@ void Model::lora_add(int l, int first, int last, float* out, const float* inp, i
     const std::size_t* slot = &lora_slots_[(static_cast<std::size_t>(l) * kLoraModules + m) * 2];
     if (slot[0] == kAbsent) continue;
     const Geometry g = geometry(d_, m);
-    be_->lora_forward(out + g.offset, lora_u_.get(), inp, P + slot[0], P + slot[1], N, g.in, g.out, g.ld, cfg_.lora.rank,
+    const float* x = inp;
+    if (dropping()) {  // PEFT's lora_B(lora_A(dropout(x))): one mask per adapter
+      be_->lora_dropout_forward(lora_x_.get(), inp, N, g.in, cfg_.lora.dropout, lora_dropout_seed_, l * kLoraModules + m);
+      x = lora_x_.get();
+    }
+    be_->lora_forward(out + g.offset, lora_u_.get(), x, P + slot[0], P + slot[1], N, g.in, g.out, g.ld, cfg_.lora.rank,
                       lora_scale_);
   }
 }
@@ -136,8 +151,20 @@ void Model::lora_grad(int l, int first, int last, float* dinp, const float* dout
     const std::size_t* slot = &lora_slots_[(static_cast<std::size_t>(l) * kLoraModules + m) * 2];
     if (slot[0] == kAbsent) continue;
     const Geometry g = geometry(d_, m);
-    be_->lora_backward(dinp, G + slot[0], G + slot[1], lora_u_.get(), lora_du_.get(), dout + g.offset, inp, P + slot[0],
-                       P + slot[1], N, g.in, g.out, g.ld, cfg_.lora.rank, lora_scale_);
+    if (!dropping()) {
+      be_->lora_backward(dinp, G + slot[0], G + slot[1], lora_u_.get(), lora_du_.get(), dout + g.offset, inp, P + slot[0],
+                         P + slot[1], N, g.in, g.out, g.ld, cfg_.lora.rank, lora_scale_);
+      continue;
+    }
+    // The forward's masked input again (same seed and stream: same mask), its gradient, then
+    // back through the mask into dinp.
+    const int stream = l * kLoraModules + m;
+    const std::size_t bytes = static_cast<std::size_t>(N) * g.in * sizeof(float);
+    be_->lora_dropout_forward(lora_x_.get(), inp, N, g.in, cfg_.lora.dropout, lora_dropout_seed_, stream);
+    be_->zero(lora_dx_.get(), bytes);
+    be_->lora_backward(lora_dx_.get(), G + slot[0], G + slot[1], lora_u_.get(), lora_du_.get(), dout + g.offset, lora_x_.get(),
+                       P + slot[0], P + slot[1], N, g.in, g.out, g.ld, cfg_.lora.rank, lora_scale_);
+    if (dinp) be_->lora_dropout_backward(dinp, lora_dx_.get(), N, g.in, cfg_.lora.dropout, lora_dropout_seed_, stream);
   }
 }
 

@@ -22,6 +22,9 @@
 //   (u [N,r] scratch), out[n, 0..OC) += scale * u @ B^T, out's rows ld floats apart (so an adapter
 //   can write one block of packed q|k|v or gate|up rows; dout has the same layout). The backward
 //   recomputes u, fills du [N,r] (scratch) and accumulates dA, dB and dinp (dinp may be null).
+// lora_dropout: inverted dropout of an adapter's input [N,C]: out = inp * keep / (1 - p), keep from
+//   dropout_keep(seed, stream, n, c, p) (core/dropout.h), p in [0, 1); the backward accumulates
+//   dinp += dout * keep / (1 - p), regenerating the same mask.
 // attention: causal, NH query heads and NKV key/value heads (NH % NKV == 0; query head h reads kv
 //   head h / (NH / NKV); NKV == NH is plain multi-head attention). Head size hs = C / NH.
 //   qkv[B,T,C + 2*NKV*hs] rows are q | k | v -> out[B,T,C]; att[B,NH,T,T] saved softmax.
@@ -103,6 +106,10 @@ struct RopeScaling {
     (F * dinp, F* dA, F* dB, F* u, F* du, const F* dout, const F* inp, const F* A, const F* B, int N, int C,  \
      int OC, int ld, int r, float scale),                                                                    \
     (dinp, dA, dB, u, du, dout, inp, A, B, N, C, OC, ld, r, scale))                                          \
+  X(void, lora_dropout_forward, (F * out, const F* inp, int N, int C, float p, uint64_t seed, int stream),   \
+    (out, inp, N, C, p, seed, stream))                                                                       \
+  X(void, lora_dropout_backward, (F * dinp, const F* dout, int N, int C, float p, uint64_t seed, int stream), \
+    (dinp, dout, N, C, p, seed, stream))                                                                     \
   X(void, attention_forward, (F * out, F* att, const F* qkv, int B, int T, int C, int NH, int NKV),           \
     (out, att, qkv, B, T, C, NH, NKV))                                                                       \
   X(void, attention_backward,                                                                                \

@@ -5,6 +5,7 @@
 //   out += scale * u @ B^T
 // The backward recomputes u (cheaper than keeping r floats per row per adapter per layer) and
 // accumulates dA, dB and dinp (null: no input gradient wanted).
+#include "core/dropout.h"
 #include "cpu/ops.h"
 
 namespace revenant::cpu {
@@ -96,6 +97,34 @@ void lora_backward(T* dinp, T* dA, T* dB, T* u, T* du, const T* dout, const T* i
   });
 }
 
+template <typename T>
+void lora_dropout_forward(T* out, const T* inp, int N, int C, float p, uint64_t seed, int stream) {
+  const T keep_scale = static_cast<T>(1.0 / (1.0 - p));
+  for_chunks(N, double(N) * C * 40, [&](int n0, int n1) {
+    for (int n = n0; n < n1; ++n)
+      for (int c = 0; c < C; ++c) {
+        const long i = static_cast<long>(n) * C + c;
+        out[i] = dropout_keep(seed, stream, n, c, p) ? inp[i] * keep_scale : T(0);
+      }
+  });
+}
+
+template <typename T>
+void lora_dropout_backward(T* dinp, const T* dout, int N, int C, float p, uint64_t seed, int stream) {
+  const T keep_scale = static_cast<T>(1.0 / (1.0 - p));
+  for_chunks(N, double(N) * C * 40, [&](int n0, int n1) {
+    for (int n = n0; n < n1; ++n)
+      for (int c = 0; c < C; ++c) {
+        const long i = static_cast<long>(n) * C + c;
+        if (dropout_keep(seed, stream, n, c, p)) dinp[i] += dout[i] * keep_scale;
+      }
+  });
+}
+
+template void lora_dropout_forward<float>(float*, const float*, int, int, float, uint64_t, int);
+template void lora_dropout_forward<double>(double*, const double*, int, int, float, uint64_t, int);
+template void lora_dropout_backward<float>(float*, const float*, int, int, float, uint64_t, int);
+template void lora_dropout_backward<double>(double*, const double*, int, int, float, uint64_t, int);
 template void lora_forward<float>(float*, float*, const float*, const float*, const float*, int, int, int, int, int, float);
 template void lora_forward<double>(double*, double*, const double*, const double*, const double*, int, int, int, int, int, float);
 template void lora_backward<float>(float*, float*, float*, float*, float*, const float*, const float*, const float*, const float*,

@@ -1,6 +1,7 @@
 // lora: a low-rank adapter beside a frozen projection (CUDA mirror of cpu/lora.cc). One thread
 // per output element, each summing in the CPU reference's order, so results are deterministic
 // (no atomics).
+#include "core/dropout.h"
 #include "cuda/ops.cuh"
 
 namespace revenant::cuda {
@@ -67,6 +68,31 @@ __global__ void lora_dinp_kernel(float* dinp, const float* du, const float* A, i
   float s = 0;
   for (int k = 0; k < r; ++k) s += du[n * r + k] * A[static_cast<long>(k) * C + c];
   dinp[idx] += s;
+}
+
+__global__ void lora_dropout_kernel(float* out, const float* inp, int N, int C, float p, uint64_t seed, int stream, bool add) {
+  const long idx = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+  if (idx >= static_cast<long>(N) * C) return;
+  const int n = idx / C, c = idx % C;
+  const float keep_scale = static_cast<float>(1.0 / (1.0 - p));
+  const bool keep = dropout_keep(seed, stream, n, c, p);
+  if (add) {
+    if (keep) out[idx] += inp[idx] * keep_scale;
+  } else {
+    out[idx] = keep ? inp[idx] * keep_scale : 0.0f;
+  }
+}
+
+void lora_dropout_forward(float* out, const float* inp, int N, int C, float p, uint64_t seed, int stream) {
+  if (N == 0) return;
+  lora_dropout_kernel<<<blocks_for(static_cast<long>(N) * C, 256), 256>>>(out, inp, N, C, p, seed, stream, false);
+  RV_CUDA_LAUNCHED("lora_dropout_forward");
+}
+
+void lora_dropout_backward(float* dinp, const float* dout, int N, int C, float p, uint64_t seed, int stream) {
+  if (N == 0) return;
+  lora_dropout_kernel<<<blocks_for(static_cast<long>(N) * C, 256), 256>>>(dinp, dout, N, C, p, seed, stream, true);
+  RV_CUDA_LAUNCHED("lora_dropout_backward");
 }
 
 void lora_forward(float* out, float* u, const float* inp, const float* A, const float* B, int N, int C, int OC, int ld, int r,
