@@ -380,8 +380,24 @@ void llama_config_checks() {
 
 }  // namespace
 
+// The constructor fills the weights a 2^20-float chunk at a time; a model of several chunks (its
+// tensors straddling the chunk boundaries) must hold exactly what initial_params() computes whole.
+void chunked_init_check() {
+  ModelConfig c;
+  c.arch = Arch::Llama;
+  c.vocab = 3000;
+  c.width = 256;
+  c.heads = 4;
+  c.layers = 2;
+  c.seed = 17;
+  Model m(c, make_cpu_backend());
+  check(m.num_params() > 2 * (std::size_t{1} << 20) && m.get_state().params == m.initial_params(),
+        "a fresh model holds initial_params() bit for bit (filled in chunks)", std::to_string(m.num_params()) + " weights");
+}
+
 void run_model_tests() {
   std::printf("== model (cpu)\n");
+  chunked_init_check();
   for (const auto& [label, cfg] : model_configs()) {
     whole_model_gradients(label, cfg);
     generation_checks(label, cfg);

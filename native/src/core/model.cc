@@ -194,8 +194,15 @@ Model::Model(const ModelConfig& cfg, std::unique_ptr<Backend> backend)
   d_ = model_dims(cfg_);
   build_specs();
   params_ = DeviceBuffer<float>(be_.get(), num_params_);
-  const std::vector<float> init = initial_params();
-  be_->upload(params_.get(), init.data(), num_params_ * sizeof(float));
+  // A chunk at a time (4 MB): a model never holds a second full copy of its weights on the host.
+  constexpr std::size_t kInitChunk = std::size_t{1} << 20;
+  std::vector<float> chunk(std::min(kInitChunk, num_params_));
+  for (std::size_t at = 0; at < num_params_; at += kInitChunk) {
+    const std::size_t n = std::min(kInitChunk, num_params_ - at);
+    std::fill(chunk.begin(), chunk.begin() + n, 0.0f);
+    initial_range(at, at + n, chunk.data());
+    be_->upload(params_.get() + at, chunk.data(), n * sizeof(float));
+  }
   // A LoRA model keeps no gradient or moments for its frozen base: only the adapters train.
   DeviceBuffer<float>*g = &grads_, *m = &m_, *v = &v_;
   std::size_t n = num_params_;
@@ -368,22 +375,29 @@ void Model::build_llama_specs() {
 // 0. Normals come from Philox(seed, index) so the weights are the same on any backend.
 std::vector<float> Model::initial_params() const {
   std::vector<float> host(num_params_, 0.0f);
+  initial_range(0, num_params_, host.data());
+  return host;
+}
+
+// Entries [begin, end) of initial_params() into out (end - begin floats, zeroed by the caller), so
+// the constructor can fill the weights a chunk at a time instead of holding a second full copy.
+void Model::initial_range(std::size_t begin, std::size_t end, float* out) const {
   const double resid_scale = 1.0 / std::sqrt(2.0 * cfg_.layers);
   for (const TensorSpec& s : specs_) {
-    if (s.init == TensorSpec::Ones) std::fill(host.begin() + s.offset, host.begin() + s.offset + s.size, 1.0f);
+    const std::size_t lo = std::max(begin, s.offset), hi = std::min(end, s.offset + s.size);
+    if (lo >= hi) continue;
+    if (s.init == TensorSpec::Ones) std::fill(out + (lo - begin), out + (hi - begin), 1.0f);
     if (s.init != TensorSpec::Normal && s.init != TensorSpec::NormalResidual) continue;
     double std = 0.02;
     if (s.init == TensorSpec::NormalResidual) std *= resid_scale;
-    for (std::size_t i = 0; i < s.size; ++i) {
-      const std::size_t idx = s.offset + i;
+    for (std::size_t idx = lo; idx < hi; ++idx) {
       const Philox4 r = philox4x32(cfg_.seed, static_cast<uint32_t>(idx), static_cast<uint32_t>(idx >> 32), 0x1A17u, 0);
       const double u1 = (static_cast<double>(r.v[0]) + 1.0) / 4294967296.0;  // (0, 1]
       const double u2 = static_cast<double>(r.v[1]) / 4294967296.0;
       const double z = std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
-      host[idx] = static_cast<float>(z * std);
+      out[idx - begin] = static_cast<float>(z * std);
     }
   }
-  return host;
 }
 
 Model::Acts& Model::acts_for(int B, int T) {

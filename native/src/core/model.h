@@ -276,6 +276,8 @@ class Model {
   void rope(float* qkv, int B, int T, int pos0, bool backward);
   // Null for an absent tensor, and for every tensor of a null base (a LoRA model's base gradients).
   float* at(float* base, std::size_t slot) const { return slot == kAbsent || !base ? nullptr : base + slot; }
+  // Entries [begin, end) of initial_params() into out (zeroed by the caller).
+  void initial_range(std::size_t begin, std::size_t end, float* out) const;
   // ---- LoRA (model_lora.cc) ----
   bool lora_on() const { return cfg_.lora.rank > 0; }
   void check_lora_config() const;
