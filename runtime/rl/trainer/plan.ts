@@ -6,6 +6,7 @@
 import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
+import { defaultIntermediate } from "../../../native/model_limits.ts";
 import { MAX_COUNT, ModelSchema, type Config } from "../../../config/schema.ts";
 import { type LlamaModelConfig, modelConfigFromHf } from "../../../native/hf/config.ts";
 import { checkFolderTensors } from "../../../native/hf/model_folder.ts";
@@ -186,7 +187,7 @@ export class JobPlan {
     if (m.arch === "gpt2") return { config: { ...base, arch: "gpt2" } };
     return {
       config: {
-        ...base, arch: "llama", kvHeads: m.kv_heads || m.heads, intermediate: m.intermediate || Math.ceil((8 * m.width) / 3 / 8) * 8,
+        ...base, arch: "llama", kvHeads: m.kv_heads || m.heads, intermediate: m.intermediate || defaultIntermediate("llama", m.width),
         ropeTheta: m.rope_theta, normEps: m.norm_eps, tiedEmbeddings: m.tied_embeddings, attentionBias: m.attention_bias,
       },
     };
