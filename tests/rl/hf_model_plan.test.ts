@@ -66,6 +66,9 @@ describe("a folder's job is checked before anything starts", () => {
     const folders = await checkJobConfig(configFor(folder, runDir));
     expect(folders.roleOptions("actor").model.context).toBe(512);
     expect(folders.roleOptions("actor").model).toMatchObject({ headDim: 12, qkNorm: true, ropeScaling: null });
+    // config.json is read once per job: the plan passes what it read on to the actors.
+    expect(folders.roleOptions("actor").hfConfig).toEqual(JSON.parse(readFileSync(join(folder, "config.json"), "utf8")));
+    expect(folders.roleOptions("ref").hfConfig).toEqual(folders.roleOptions("actor").hfConfig);
   });
 
   test("a context past max_position_embeddings is refused naming both numbers", async () => {

@@ -180,7 +180,7 @@ export class JobPlan {
       // A padded vocabulary (more embedding rows than the tokenizer has ids, as Qwen ships)
       // samples and scores the tokenizer's ids only; fewer rows than ids is refused in the constructor.
       const validVocab = Math.min(hf.vocab, this.data.tokenizer.vocabSize);
-      return { path, config: { ...config, context, validVocab } };
+      return { path, hfConfig: json, config: { ...config, context, validVocab } };
     }
     const base = { vocab: this.data.tokenizer.vocabSize, context: m.context, width: m.width, layers: m.layers, heads: m.heads };
     this.modelLines[role] = `new ${m.arch} model (${m.layers} layers, width ${m.width}), context ${m.context}`;
@@ -208,10 +208,10 @@ export class JobPlan {
     const w = this.config.worker;
     // The reference is the initial policy: same model, same init seed.
     const initSeed = this.seed("init", role === "critic" ? "critic" : "policy");
-    const { path, config } = this.models[role === "critic" ? "critic" : "actor"];
+    const { path, config, hfConfig } = this.models[role === "critic" ? "critic" : "actor"];
     // Rollout ranks get the policy's weights pushed before they generate: no folder to read.
     if (role === "rollout") return { model: { ...config, seed: initSeed }, device: w.rollout.device, threads: this.rolloutThreads() };
-    return { model: { ...config, seed: initSeed }, ...(path ? { path } : {}), device: w[role].device, threads: this.modelThreads() };
+    return { model: { ...config, seed: initSeed }, ...(path ? { path, hfConfig } : {}), device: w[role].device, threads: this.modelThreads() };
   }
 
   /** How weights reach the rollout ranks: `auto` resolved to shared memory when all actors share this host. */
