@@ -82,6 +82,53 @@ describe("PolicyModel learning", () => {
   });
 });
 
+describe("clipped value loss (clipRange 0.2)", () => {
+  // Old values and returns are placed at fixed offsets from the model's own values v, so the loss
+  // 0.5·mean(max((v − R)², (clip(v, old ± 0.2) − R)²)) is known by hand whatever v is.
+  type Case = { old: number; ret: number };
+  /** Outside old ± 0.2 and the clipped error is the larger one: the clipped branch wins. */
+  const CLIPPED_ABOVE: Case = { old: -0.5, ret: 0.1 }; // v − R = −0.1; clip(v) − R = −0.4: loss 0.16
+  const CLIPPED_BELOW: Case = { old: 0.5, ret: -0.1 }; // v − R = 0.1; clip(v) − R = 0.4: loss 0.16
+  /** Outside old ± 0.2 but the unclipped error is larger: max keeps (v − R)². */
+  const UNCLIPPED_OUTSIDE: Case = { old: -0.5, ret: -1 }; // v − R = 1; clip(v) − R = 0.7: loss 1
+  /** Inside old ± 0.2: clip(v) = v, the plain squared error. */
+  const INSIDE: Case = { old: -0.1, ret: 0.3 }; // v − R = −0.3: loss 0.09
+
+  /** A value batch whose k-th scored token takes cases[k % cases.length], offsets from v. */
+  async function placed(cases: Case[]) {
+    const m = model({ valueHead: true });
+    const b = tokenBatch(5, 2, 6, SMALL.vocab);
+    const v = await m.values(b);
+    const returns = new Float32Array(v.length), oldValues = new Float32Array(v.length);
+    let k = 0;
+    for (let i = 0; i < v.length; i++) {
+      if (!b.mask[i]) continue;
+      const c = cases[k++ % cases.length]!;
+      oldValues[i] = v[i]! + c.old;
+      returns[i] = v[i]! + c.ret;
+    }
+    expect(k % cases.length).toBe(0); // every case equally often, so the mean is the cases' mean
+    return { m, batch: { ...b, returns, oldValues } };
+  }
+
+  test("loss is the max of the clipped and unclipped errors; vfClipFrac counts the clipped wins", async () => {
+    const { m, batch } = await placed([CLIPPED_ABOVE, CLIPPED_BELOW, UNCLIPPED_OUTSIDE, INSIDE]);
+    const s = await m.valueStep(batch, { clipRange: 0.2 });
+    // 0.5 · (0.16 + 0.16 + 1 + 0.09) / 4; the min instead would give 0.5 · (0.01 + 0.01 + 0.49 + 0.09) / 4
+    expect(s.vfLoss).toBeCloseTo(0.17625, 5);
+    expect(s.vfClipFrac).toBeCloseTo(0.5, 6);
+  });
+
+  test("where the clipped branch wins, the loss is flat in v: zero gradient", async () => {
+    // clip(v, old ± 0.2) does not move with v outside the range, so these tokens teach nothing.
+    const { m, batch } = await placed([CLIPPED_ABOVE, CLIPPED_BELOW]);
+    const s = await m.valueStep(batch, { clipRange: 0.2 });
+    expect(s.vfLoss).toBeCloseTo(0.08, 5);
+    expect(s.vfClipFrac).toBe(1);
+    expect(s.gradNorm).toBe(0);
+  });
+});
+
 describe("PolicyModel reproducibility", () => {
   test("generate is bit-identical for a seed and differs across seeds", async () => {
     const m = model({ valueHead: true });

@@ -1,8 +1,9 @@
 /** Checkpoints: atomic, checksummed, pruned; corrupt or torn ones are skipped for the previous. */
 import { describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { CheckpointError, CheckpointStore } from "../../runtime/core/checkpoint/store.ts";
+import { DISK, type DurableSteps } from "../../runtime/core/files.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 const fresh = () => tempDir("revenant-ckpt-");
@@ -63,6 +64,29 @@ describe("checkpoint store", () => {
 
   test("no checkpoint at all gives undefined", () => {
     expect(new CheckpointStore(join(fresh(), "none"), 2).latest()).toBeUndefined();
+  });
+
+  test("durable order: files synced, then the temporary folder, then the rename, then the parent", () => {
+    // A skipped or early fsync leaves the same files behind until the power fails, so only the
+    // order of the steps shows it: the steps go through a recorder, then to the real disk.
+    const root = fresh();
+    const log: string[] = [];
+    const name = (p: string) => relative(root, p).replace(/^\.tmp-step-7-[0-9a-f]{8}/, "TMP") || ".";
+    const recorder: DurableSteps = {
+      writeSynced: (path, chunks, onChunk) => (log.push(`file ${name(path)}`), DISK.writeSynced(path, chunks, onChunk)),
+      fsyncDir: (path) => (log.push(`folder ${name(path)}`), DISK.fsyncDir(path)),
+      rename: (from, to) => (log.push(`rename ${name(from)} -> ${name(to)}`), DISK.rename(from, to)),
+    };
+    new CheckpointStore(root, 3, () => {}, recorder).save(7, states(7), { step: 7 });
+    expect(log).toEqual([
+      "file TMP/actor_rollout.state",
+      "file TMP/critic.state",
+      "file TMP/manifest.json",
+      "folder TMP", // the entries of the new folder are on disk before it gets its real name
+      "rename TMP -> step-7",
+      "folder .", // the rename itself is on disk before save returns
+    ]);
+    expect(new CheckpointStore(root, 3).latest()!.step).toBe(7);
   });
 
   test("a failed save leaves the previous checkpoint and no debris", () => {
