@@ -82,6 +82,52 @@ describe("PolicyModel learning", () => {
   });
 });
 
+describe("clipped policy loss (clipRatio 0.2)", () => {
+  // Old log-probs sit at fixed offsets from the model's own, so each ratio r = e^(log π − log π_old)
+  // is known, and the loss mean(max(−A·r, −A·clip(r, 0.8, 1.2))) is worked by hand.
+  type Case = { logRatio: number; adv: number };
+  const R_UP = Math.exp(0.5), R_DOWN = Math.exp(-0.5); // 1.6487..., 0.6065...
+  /** Out of the trust region in the direction the advantage rewards: the clipped term wins. */
+  const CLIPPED_UP: Case = { logRatio: 0.5, adv: 1 }; // −1.6487 vs −1.2: loss −1.2
+  const CLIPPED_DOWN: Case = { logRatio: -0.5, adv: -1 }; // 0.6065 vs 0.8: loss 0.8
+  /** Out of the region the other way: the unclipped term is the larger, the gradient flows. */
+  const UNCLIPPED_UP: Case = { logRatio: 0.5, adv: -1 }; // 1.6487 vs 1.2: loss 1.6487
+  const UNCLIPPED_DOWN: Case = { logRatio: -0.5, adv: 1 }; // −0.6065 vs −0.8: loss −0.6065
+
+  async function placed(cases: Case[]) {
+    const m = model();
+    const b = tokenBatch(6, 2, 6, SMALL.vocab);
+    const lp = await m.logprobs(b);
+    const advantages = new Float32Array(lp.length), oldLogprobs = new Float32Array(lp.length);
+    let k = 0;
+    for (let i = 0; i < lp.length; i++) {
+      if (!b.mask[i]) continue;
+      const c = cases[k++ % cases.length]!;
+      oldLogprobs[i] = lp[i]! - c.logRatio;
+      advantages[i] = c.adv;
+    }
+    expect(k % cases.length).toBe(0); // every case equally often, so the mean is the cases' mean
+    return { m, batch: { ...b, advantages, oldLogprobs } };
+  }
+
+  test("pgLoss takes the max of the unclipped and clipped terms; clipFrac counts the clipped wins", async () => {
+    const { m, batch } = await placed([CLIPPED_UP, CLIPPED_DOWN, UNCLIPPED_UP, UNCLIPPED_DOWN]);
+    const s = await m.policyStep(batch, { clipRatio: 0.2 });
+    // (−1.2 + 0.8 + e^0.5 − e^−0.5) / 4; the min instead would give (−e^0.5 + e^−0.5 + 1.2 − 0.8) / 4
+    expect(s.pgLoss).toBeCloseTo((-1.2 + 0.8 + R_UP - R_DOWN) / 4, 5);
+    expect(s.clipFrac).toBeCloseTo(0.5, 6);
+    expect(s.approxKl).toBeCloseTo(0, 5); // mean of −log r over ±0.5
+  });
+
+  test("where the clipped term wins, the loss is flat: zero gradient", async () => {
+    const { m, batch } = await placed([CLIPPED_UP, CLIPPED_DOWN]);
+    const s = await m.policyStep(batch, { clipRatio: 0.2 });
+    expect(s.pgLoss).toBeCloseTo(-0.2, 5);
+    expect(s.clipFrac).toBe(1);
+    expect(s.gradNorm).toBe(0);
+  });
+});
+
 describe("clipped value loss (clipRange 0.2)", () => {
   // Old values and returns are placed at fixed offsets from the model's own values v, so the loss
   // 0.5·mean(max((v − R)², (clip(v, old ± 0.2) − R)²)) is known by hand whatever v is.

@@ -1,6 +1,6 @@
 /** Checkpoints: atomic, checksummed, pruned; corrupt or torn ones are skipped for the previous. */
 import { describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { CheckpointError, CheckpointStore } from "../../runtime/core/checkpoint/store.ts";
 import { DISK, type DurableSteps } from "../../runtime/core/files.ts";
@@ -60,6 +60,19 @@ describe("checkpoint store", () => {
     expect(store.latest()!.step).toBe(1);
     expect(warnings).toHaveLength(2);
     expect(warnings[1]).toContain("manifest unreadable");
+  });
+
+  test("a checkpoint under another step's name (a folder copied by hand) is refused, not loaded as that step", () => {
+    const root = fresh();
+    const warnings: string[] = [];
+    const store = new CheckpointStore(root, 5, (m) => warnings.push(m));
+    store.save(1, states(1), { step: 1 });
+    store.save(2, states(2), { step: 2 });
+    rmSync(join(root, "step-2"), { recursive: true });
+    cpSync(join(root, "step-1"), join(root, "step-2"), { recursive: true });
+    expect(() => store.load(2)).toThrow("manifest says step 1");
+    expect(store.latest()!.step).toBe(1);
+    expect(warnings[0]).toContain("skipping checkpoint step 2");
   });
 
   test("no checkpoint at all gives undefined", () => {

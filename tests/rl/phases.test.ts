@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { resolveConfig } from "../../config/index.ts";
 import { ActorRollout } from "../../roles/actor_rollout.ts";
 import { Critic } from "../../roles/critic.ts";
-import { miniBatches } from "../../roles/minibatch.ts";
+import { meanStats, miniBatches } from "../../roles/minibatch.ts";
 import { RefPolicy } from "../../roles/ref_policy.ts";
 import type { ActorRef } from "../../runtime/core/supervisor/actor_ref.ts";
 import type { RoleContext } from "../../runtime/core/host/role.ts";
@@ -99,6 +99,11 @@ describe("batches and seeds", () => {
     expect(second).not.toEqual(first);
     // A replayed update must take exactly the same steps: the orders come from the seed alone.
     expect(epochOrders()).toEqual([first!, second!]);
+  });
+
+  test("an update's statistics are the means over its mini-batch steps", () => {
+    const steps = [{ loss: 1, gradNorm: 4 }, { loss: 2, gradNorm: 2 }, { loss: 6, gradNorm: 0 }];
+    expect(meanStats(steps)).toEqual({ loss: 3, gradNorm: 2 });
   });
 
   test("seeds derive from (job seed, tags): stable, and different for any different tag", () => {
