@@ -148,6 +148,7 @@ async function runMutant(ws: Workspace, m: Mutant, baseline: Map<string, number>
     const limit = HANG_FACTOR * baseline.get(testKey(m))! + HANG_MARGIN_S;
     const run = await runTests(ws, m, limit);
     console.log(`${counter.padStart(7)} ${run.outcome.padEnd(8)} ${run.seconds.toFixed(1).padStart(6)}s  ${m.area}: ${describe(m)}`);
+    if (run.outcome === "killed") console.log(`${" ".repeat(17)}by ${firstFailure(run.output)}`);
     return run.outcome;
   } finally {
     writeFileSync(path, original);
@@ -170,6 +171,12 @@ async function runTests(ws: Workspace, m: Mutant, limitS: number): Promise<{ out
   const seconds = (performance.now() - started) / 1000;
   const outcome: Outcome = result === "timeout" ? "timeout" : result === 0 ? "survived" : "killed";
   return { outcome, seconds, output };
+}
+
+/** The first test bun reports failed, so a kill can be traced to the test that made it. */
+function firstFailure(output: string): string {
+  const line = output.split("\n").find((l) => l.startsWith("(fail) "));
+  return line ? line.slice("(fail) ".length).replace(/ \[[\d.]+m?s\]$/, "") : "a failure outside any test (see bun test's output)";
 }
 
 /** The child's exit status, or "timeout" once `limitS` has passed (its process group then killed). */
@@ -232,4 +239,8 @@ function installCleanup(): void {
   }
 }
 
-process.exitCode = await main();
+try {
+  process.exitCode = await main();
+} catch (e) {
+  process.exitCode = fail(`the mutation run stopped: ${(e as Error).message}`);
+}
