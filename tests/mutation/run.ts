@@ -18,7 +18,7 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { constants, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { MUTANTS, type Mutant } from "./mutants.ts";
 
@@ -33,7 +33,6 @@ interface Workspace {
   root: string;
   tree: string;
   env: Record<string, string>;
-  native: boolean;
 }
 
 /** The child process running now, killed (its whole process group) if the run is interrupted. */
@@ -51,8 +50,10 @@ async function main(): Promise<number> {
   }
   if (selected.length === 0) return fail("no mutant matches");
   installCleanup();
-  workspace = makeWorkspace(selected.some(isNative));
+  const native = selected.some(isNative);
+  workspace = copyCheckout(native);
   console.log(`${selected.length} mutants; working copy ${workspace.tree}`);
+  if (native) buildAddon(workspace);
   const baseline = await runBaseline(workspace, selected);
   if (!baseline) return fail("the tests fail on the unmutated copy: fix them before measuring them");
   const results: { mutant: Mutant; outcome: Outcome }[] = [];
@@ -84,8 +85,8 @@ function staleMutants(mutants: readonly Mutant[]): string[] {
 const isNative = (m: Mutant) => /\.(cc|h|cu|cuh)$/.test(m.file);
 const describe = (m: Mutant) => `${m.file}: ${JSON.stringify(m.from)} → ${JSON.stringify(m.to)}`;
 
-/** Copies the checkout's files to a temporary folder; builds the addon there when native mutants need it. */
-function makeWorkspace(native: boolean): Workspace {
+/** Copies the checkout's files to a temporary folder, node_modules linked, not copied. */
+function copyCheckout(native: boolean): Workspace {
   const root = mkdtempSync(join(tmpdir(), "revenant-mutate-"));
   const tree = join(root, "tree");
   const tmp = join(root, "tmp");
@@ -95,16 +96,17 @@ function makeWorkspace(native: boolean): Workspace {
     cpSync(join(CHECKOUT, file), join(tree, file));
   }
   symlinkSync(join(CHECKOUT, "node_modules"), join(tree, "node_modules"));
-  // Native mutants get the copy's own addon; otherwise the checkout's, which is only read.
+  // With native mutants, every test loads the copy's own addon; otherwise the checkout's, only read.
   const addon = native ? join(tree, "build", "Release", "revenant.node") : join(CHECKOUT, "build", "Release", "revenant.node");
   // TMPDIR inside the workspace: what a test run stopped half-way leaves behind goes with it.
   const env = { ...(process.env as Record<string, string>), REVENANT_ADDON: addon, TMPDIR: tmp, REVENANT_CUDA: "0" };
-  const ws = { root, tree, env, native };
-  if (native) {
-    console.log("building the addon in the working copy (a minute or two)");
-    if (!command(ws, ["bun", "run", "build:native"])) throw new Error("the native build of the unmutated copy failed");
-  }
-  return ws;
+  return { root, tree, env };
+}
+
+/** Builds the unmutated addon and native test executable in the copy's build folder (CPU only). */
+function buildAddon(ws: Workspace): void {
+  console.log("building the addon in the working copy (a minute or two)");
+  if (!command(ws, ["bun", "run", "build:native"])) throw new Error("the native build of the unmutated copy failed");
 }
 
 /** Tracked files and untracked ones git does not ignore, as they are in the working tree now. */
@@ -234,7 +236,7 @@ function installCleanup(): void {
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
     process.on(signal, () => {
       cleanup();
-      process.exit(130);
+      process.exit(128 + constants.signals[signal]);
     });
   }
 }
