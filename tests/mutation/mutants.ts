@@ -30,7 +30,7 @@ const ACTOR_PARTS = ["tests/core/actor_parts.test.ts"];
 const HANGS = ["tests/core/actor_parts.test.ts", "tests/core/supervisor.test.ts"];
 const CHECKPOINT = ["tests/rl/checkpoint.test.ts"];
 const FRAME = ["tests/core/frame.test.ts", "tests/core/fuzz.test.ts"];
-const ADVANTAGES = ["tests/rl/phases.test.ts"];
+const TRAINER_MATH = ["tests/rl/phases.test.ts"];
 const NATIVE_LOSS = ["tests/native/native_exe.test.ts", "tests/native/policy_model.test.ts"];
 const REWARDS = ["tests/rl/rewards/math_answer.test.ts", "tests/rl/rewards/builtin_rewards.test.ts"];
 const HF = ["tests/native/hf_safetensors.test.ts", "tests/native/hf_config.test.ts", "tests/native/hf_model_folder.test.ts"];
@@ -112,15 +112,15 @@ export const MUTANTS: Mutant[] = [
     from: "this.ctx.payloadStart = align(HEADER_BYTES + this.bodyLength) - HEADER_BYTES;", to: "this.ctx.payloadStart = this.bodyLength;" },
 
   // ---- advantages
-  { area: "advantages", file: "runtime/rl/trainer/advantages.ts", tests: ADVANTAGES,
+  { area: "advantages", file: "runtime/rl/trainer/advantages.ts", tests: TRAINER_MATH,
     from: "next = delta + gamma * lam * next;", to: "next = delta + lam * next;" },
-  { area: "advantages", file: "runtime/rl/trainer/advantages.ts", tests: ADVANTAGES,
+  { area: "advantages", file: "runtime/rl/trainer/advantages.ts", tests: TRAINER_MATH,
     from: "const delta = r + gamma * nextValue - values[t]!;", to: "const delta = r + nextValue - values[t]!;" },
-  { area: "advantages", file: "runtime/rl/trainer/advantages.ts", tests: ADVANTAGES,
+  { area: "advantages", file: "runtime/rl/trainer/advantages.ts", tests: TRAINER_MATH,
     from: "returns[t] = next + values[t]!;", to: "returns[t] = next;" },
-  { area: "advantages", file: "runtime/rl/trainer/advantages.ts", tests: ADVANTAGES,
+  { area: "advantages", file: "runtime/rl/trainer/advantages.ts", tests: TRAINER_MATH,
     from: "const scale = 1 / Math.sqrt(v / (n - 1) + eps);", to: "const scale = 1 / Math.sqrt(v / n + eps);" },
-  { area: "advantages", file: "runtime/rl/trainer/advantages.ts", tests: ADVANTAGES,
+  { area: "advantages", file: "runtime/rl/trainer/advantages.ts", tests: TRAINER_MATH,
     from: "const std = groupSize > 1 ? Math.sqrt(varSum / (groupSize - 1)) : 0;", to: "const std = groupSize > 1 ? Math.sqrt(varSum / groupSize) : 0;" },
 
   // ---- PPO and value losses (C++)
@@ -142,11 +142,11 @@ export const MUTANTS: Mutant[] = [
     from: "s.vf_loss += 0.5 * w * loss;", to: "s.vf_loss += w * loss;" },
 
   // ---- mini-batches
-  { area: "minibatch", file: "roles/minibatch.ts", tests: ADVANTAGES,
+  { area: "minibatch", file: "roles/minibatch.ts", tests: TRAINER_MATH,
     from: "const rng = new Rng(plan.seed + epoch * 7919);", to: "const rng = new Rng(plan.seed);" },
-  { area: "minibatch", file: "roles/minibatch.ts", tests: ADVANTAGES,
+  { area: "minibatch", file: "roles/minibatch.ts", tests: TRAINER_MATH,
     from: "for (let start = 0; start + size <= full.batch; start += size) {", to: "for (let start = 0; start + size < full.batch; start += size) {" },
-  { area: "minibatch", file: "roles/minibatch.ts", tests: ADVANTAGES,
+  { area: "minibatch", file: "roles/minibatch.ts", tests: TRAINER_MATH,
     from: "(out[k] ?? 0) + v / list.length", to: "(out[k] ?? 0) + v" },
 
   // ---- rewards
