@@ -194,8 +194,11 @@ describe("frame rejection", () => {
     expectProtocolError(() => new FrameDecoder().push(rawFrame({ body, version: 2 })), /protocol version 2/);
   });
 
-  test("nonzero flags", () => {
-    expectProtocolError(() => new FrameDecoder().push(rawFrame({ body, flags: 4 })), /flags 0x4/);
+  test("nonzero flags: each of the 16 bits alone is refused (none is defined yet)", () => {
+    for (let bit = 0; bit < 16; bit++) {
+      const flags = 1 << bit;
+      expectProtocolError(() => new FrameDecoder().push(rawFrame({ body, flags })), new RegExp(`flags 0x${flags.toString(16)};`));
+    }
   });
 
   test("body length 0", () => {

@@ -224,6 +224,21 @@ test("recovery time stays bounded: a snapshot is taken once replay would exceed 
   expect(await actor.call("value")).toBe(4);
 });
 
+test("read-only calls are not logged for replay: they neither lengthen the log nor bring a snapshot closer", async () => {
+  // A log of 3 calls asks for a snapshot. Read-only calls changed nothing, so replaying them on a
+  // restart would only cost time: they must not count.
+  const { sup } = harness({ max_restarts: -1 }, { autoSnapshotCalls: 3 });
+  await sup.start([{ id: "c", role: "counter" }]);
+  const actor = sup.actor("c");
+  await actor.call("add", [1]);
+  for (let i = 0; i < 4; i++) await actor.call("value");
+  expect(actor.latestSnapshot).toBeUndefined();
+  await actor.call("add", [1]);
+  await actor.call("add", [1]); // the third logged call: a snapshot is asked for...
+  await actor.call("value"); // ...and runs in call order, before this one
+  expect(actor.latestSnapshot).toEqual({ n: 3 });
+});
+
 describe("hangs and deadlines", () => {
   test("a SIGSTOPped actor is found by missed pings, killed, restarted and its call retried", async () => {
     const { sup } = harness({ max_restarts: -1, max_task_retries: -1, ping_timeout_s: 0.4 });
