@@ -17,6 +17,7 @@
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { loadNative } from "../native/loader.ts";
+import { defaultIntermediate } from "../native/model_limits.ts";
 import { DEFAULT_MODEL_CONFIG, PolicyModel, type PolicyModelConfig } from "../native/policy_model.ts";
 import { bestSgemm, copyBandwidth, peakEstimate } from "./cpu_peak.ts";
 
@@ -48,7 +49,7 @@ const SPECS: Spec[] = [
 function dims(c: PolicyModelConfig) {
   const llama = c.arch === "llama";
   const C = c.width, kvC = (C / c.heads) * (c.kvHeads ?? c.heads);
-  const I = c.intermediate ?? (llama ? 8 * Math.ceil(C / 3) : 4 * C);
+  const I = c.intermediate ?? defaultIntermediate(llama ? "llama" : "gpt2", C);
   // Weights of the matrix products one token goes through (embedding rows are gathered, not multiplied).
   const perLayer = C * (C + 2 * kvC) + C * C + C * (llama ? 2 * I : I) + I * C;
   return { C, kvC, L: c.layers, matrixParams: c.layers * perLayer + c.vocab * C };

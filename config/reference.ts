@@ -1,5 +1,5 @@
 /**
- * The configuration reference as Markdown tables, generated from the schema. README.md embeds
+ * The configuration reference as Markdown tables, generated from the schema. docs/configuration.md embeds
  * the output between `<!-- config-reference:start -->` and `<!-- config-reference:end -->`;
  * a test keeps the two in agreement. Regenerate with `bun config/reference.ts --write`.
  */
@@ -40,22 +40,22 @@ export function referenceMarkdown(): string {
   return parts.join("\n").trimEnd();
 }
 
-/** The README text between the markers, or undefined when the markers are missing. */
-export function embeddedReference(readme: string): string | undefined {
-  const a = readme.indexOf(START);
-  const b = readme.indexOf(END);
+/** The page's text between the markers, or undefined when the markers are missing. */
+export function embeddedReference(page: string): string | undefined {
+  const a = page.indexOf(START);
+  const b = page.indexOf(END);
   if (a < 0 || b < a) return undefined;
-  return readme.slice(a + START.length, b).trim();
+  return page.slice(a + START.length, b).trim();
 }
 
 if (import.meta.main) {
-  const path = new URL("../README.md", import.meta.url);
+  const path = new URL("../docs/configuration.md", import.meta.url);
   if (process.argv.includes("--write")) {
-    const readme = readFileSync(path, "utf8");
-    const a = readme.indexOf(START);
-    const b = readme.indexOf(END);
-    if (a < 0 || b < a) throw new Error(`README.md lacks ${START} ... ${END}`);
-    writeFileSync(path, `${readme.slice(0, a + START.length)}\n${referenceMarkdown()}\n${readme.slice(b)}`);
+    const page = readFileSync(path, "utf8");
+    const a = page.indexOf(START);
+    const b = page.indexOf(END);
+    if (a < 0 || b < a) throw new Error(`docs/configuration.md lacks ${START} ... ${END}`);
+    writeFileSync(path, `${page.slice(0, a + START.length)}\n${referenceMarkdown()}\n${page.slice(b)}`);
   } else {
     console.log(referenceMarkdown());
   }

@@ -60,6 +60,20 @@ export function fsyncDir(path: string): void {
   });
 }
 
+/**
+ * The steps a durable folder write is made of, as one object so a caller can be handed a recorder
+ * in place of the disk: the order of these calls is the whole crash-safety argument, and only a
+ * recorder can see it (a skipped fsync leaves the same files behind until the machine loses power).
+ */
+export interface DurableSteps {
+  writeSynced(path: string, chunks: readonly Uint8Array[], onChunk?: (c: Uint8Array) => void): number;
+  fsyncDir(path: string): void;
+  rename(from: string, to: string): void;
+}
+
+/** The real steps, on the disk. */
+export const DISK: DurableSteps = { writeSynced, fsyncDir, rename: renameSync };
+
 /** Replaces `path` atomically and durably with `data`. */
 export function writeFileDurably(path: string, data: string | Uint8Array): void {
   const tmp = `${path}.tmp`;

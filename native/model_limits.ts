@@ -13,6 +13,15 @@ export interface SizeLimit {
   default: number;
 }
 
+/**
+ * The MLP hidden size when none is given, the one TypeScript resolver of it (the C++ model's
+ * default_intermediate says the same): 4 × width for gpt2; for llama 8 × ceil(width / 3), SwiGLU
+ * at GPT-2's MLP parameter count rounded up to a multiple of 8.
+ */
+export function defaultIntermediate(arch: "gpt2" | "llama", width: number): number {
+  return arch === "llama" ? 8 * Math.ceil(width / 3) : 4 * width;
+}
+
 export const MODEL_LIMITS: Readonly<Record<ModelSize, SizeLimit>> = Object.freeze({
   vocab: limits.vocab, context: limits.context, width: limits.width, layers: limits.layers, heads: limits.heads,
   kvHeads: limits.kvHeads, intermediate: limits.intermediate, headDim: limits.headDim,

@@ -27,7 +27,9 @@
  */
 import { DEVICE_ALLOWED, isDevice, type Device } from "./device.ts";
 import { loadNative } from "./loader.ts";
-import { MODEL_LIMITS, type ModelSize } from "./model_limits.ts";
+import { defaultIntermediate, MODEL_LIMITS, type ModelSize } from "./model_limits.ts";
+
+export { defaultIntermediate } from "./model_limits.ts";
 import { NULL_ADDON } from "./null_backend.ts";
 import type {
   ModelArch,
@@ -648,11 +650,6 @@ export class PolicyModel {
 /** A model size checked against its bounds in native/model_limits.json. */
 function size(c: Check, key: ModelSize, v: unknown): number {
   return c.int(`config.${key}`, v, MODEL_LIMITS[key].min, MODEL_LIMITS[key].max);
-}
-
-/** gpt2: 4 * width. llama: 8 * ceil(width / 3), as native/src/core/model.cc and config/ have it. */
-export function defaultIntermediate(arch: ModelArch, width: number): number {
-  return arch === "llama" ? 8 * Math.ceil(width / 3) : 4 * width;
 }
 
 function positive(c: Check, arg: string, v: unknown): number {

@@ -11,7 +11,7 @@ export const SHIPPED_ROLES: Readonly<Record<string, RoleEntry>> = Object.freeze(
   actor_rollout: at("./actor_rollout.ts", "ActorRollout"),
   critic: at("./critic.ts", "Critic"),
   ref_policy: at("./ref_policy.ts", "RefPolicy"),
-  rollout: at("./rollout.ts", "Rollout"),
+  rollout: at("./rollout.ts", "RolloutRank"),
   reward: at("./reward.ts", "Reward"),
 });
 

@@ -9,6 +9,8 @@ import type { Device, PolicyModelConfig } from "../native/policy_model.ts";
 export interface RoleModel {
   config: Omit<PolicyModelConfig, "valueHead" | "seed">;
   path?: string;
+  /** The folder's config.json as the job's plan read it: read once per job, then passed on. */
+  hfConfig?: Record<string, unknown>;
 }
 
 export interface ModelRoleOptions {
@@ -16,6 +18,8 @@ export interface ModelRoleOptions {
   model: Omit<PolicyModelConfig, "valueHead"> & { seed: number };
   /** Hugging Face model folder to load the weights from (config.json must agree with `model`). */
   path?: string;
+  /** Its config.json as the plan read it (absent: read from `path`). */
+  hfConfig?: Record<string, unknown>;
   device: Device;
   /**
    * CPU threads for this actor's native compute: its share of the machine, set by the coordinator

@@ -24,7 +24,7 @@ export class ModelRole implements Role {
   constructor(options: ModelRoleOptions, valueHead: boolean) {
     const threads = actorThreads(options.threads, process.env);
     this.model = new PolicyModel({ ...options.model, valueHead }, { device: options.device, ...(threads === undefined ? {} : { threads }) });
-    const load = options.path ? loadWeights(this.model, options.path, options.model.context, valueHead) : null;
+    const load = options.path ? loadWeights(this.model, options.path, options.model.context, valueHead, options.hfConfig) : null;
     this.folder = load?.folder ?? null;
     this.#loaded = load?.loaded ?? Promise.resolve();
     // Awaited by every call (see ready()); marked handled so a failed load is those calls' error,
@@ -57,8 +57,8 @@ export class ModelRole implements Role {
  * folder is read and checked now (a bad one throws from the constructor); the weights go in
  * through the model's queue, ahead of every call made afterwards.
  */
-function loadWeights(model: PolicyModel, path: string, context: number, valueHead: boolean): { loaded: Promise<void>; folder: FolderFacts } {
-  const hf = loadHfModel(path, { context, valueHead });
+function loadWeights(model: PolicyModel, path: string, context: number, valueHead: boolean, hfConfig?: Record<string, unknown>): { loaded: Promise<void>; folder: FolderFacts } {
+  const hf = loadHfModel(path, { context, valueHead, ...(hfConfig ? { hfConfig } : {}) });
   const params = paramsFromTensors(model.tensors, hf.tensors, {
     tied: hf.config.tiedEmbeddings, optional: isValueHeadTensor, fallback: model.initialParams(),
   });

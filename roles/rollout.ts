@@ -10,7 +10,7 @@ import { ModelRole } from "./model_role.ts";
 import type { ModelRoleOptions } from "./model_options.ts";
 import { loadWeights, StaleWeightsError, type WeightPush, type WeightRef } from "./weights.ts";
 
-export class Rollout extends ModelRole {
+export class RolloutRank extends ModelRole {
   /** The weights version this rank holds; -1 until the first push. */
   #version = -1;
 

@@ -3,6 +3,7 @@
  * format fact that the null backend reports as its tensor list and that a folder's headers are
  * checked against (model_folder.ts) before any weight is read.
  */
+import { defaultIntermediate } from "../model_limits.ts";
 import type { NativeModelConfig, TensorInfo } from "../types.ts";
 
 /**
@@ -19,7 +20,7 @@ import type { NativeModelConfig, TensorInfo } from "../types.ts";
  */
 export function llamaTensors(config: Pick<NativeModelConfig, "vocab" | "width" | "layers" | "heads"> & Partial<NativeModelConfig>): TensorInfo[] {
   const C = config.width, V = config.vocab, hd = config.headDim ?? C / config.heads, Q = config.heads * hd;
-  const kv = (config.kvHeads ?? config.heads) * hd, I = config.intermediate ?? 8 * Math.ceil(C / 3);
+  const kv = (config.kvHeads ?? config.heads) * hd, I = config.intermediate ?? defaultIntermediate("llama", C);
   const out: TensorInfo[] = [];
   let offset = 0;
   const add = (name: string, shape: number[]) => {

@@ -69,9 +69,12 @@ export interface HfModel {
   dtype: ReadableDtype;
 }
 
-/** Reads config.json and the weights (single file or sharded) of a Hugging Face model folder. */
-export function loadHfModel(dir: string, options: Omit<FromHfOptions, "source"> = {}): HfModel {
-  const hfConfig = readJson(join(dir, CONFIG_FILE));
+/**
+ * Reads config.json and the weights (single file or sharded) of a Hugging Face model folder.
+ * `hfConfig`: config.json as the caller already read it (a job reads it once, when it plans).
+ */
+export function loadHfModel(dir: string, options: Omit<FromHfOptions, "source"> & { hfConfig?: Record<string, unknown> } = {}): HfModel {
+  const hfConfig = options.hfConfig ?? readJson(join(dir, CONFIG_FILE));
   const config = modelConfigFromHf(hfConfig, { ...options, source: join(dir, CONFIG_FILE) });
   const index = existsSync(join(dir, WEIGHTS_FILE)) || !existsSync(join(dir, INDEX_FILE)) ? null : readIndex(dir);
   const files = weightFiles(dir, index);

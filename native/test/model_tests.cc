@@ -148,6 +148,25 @@ void model_grad_check(const std::string& name, Model& m, LossFn loss, Rng& rng, 
   check(bad == 0, name, std::to_string(probed) + " parameters probed, worst error/tolerance " + std::to_string(worst));
 }
 
+// Sets each scored token's old value and return at fixed offsets from its current value v, cycling
+// through the regimes of the clipped value loss with clip 0.2: outside old ± 0.2 with the clipped
+// error larger (above and below: the loss is flat in v, zero gradient), outside with the plain error
+// larger, and inside. Every token is at least 0.1 from a kink (|v - old| = 0.2, or equal clipped and
+// plain errors), far more than a probe step moves v, so the finite differences stay on one branch.
+void place_clip_targets(ValueBatch& b, const std::vector<float>& v) {
+  struct Offsets {
+    float old, ret;
+  };
+  const Offsets regimes[] = {{-0.5f, 0.1f}, {0.5f, -0.1f}, {-0.5f, -1.0f}, {-0.1f, 0.3f}};
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (b.mask[i] == 0) continue;
+    const Offsets& o = regimes[k++ % 4];
+    b.old_values[i] = v[i] + o.old;
+    b.returns[i] = v[i] + o.ret;
+  }
+}
+
 void whole_model_gradients(const std::string& label, const ModelConfig& cfg) {
   Rng rng(21);
   const float step = cfg.arch == Arch::Llama ? 2.5e-3f : 1e-2f;
@@ -177,6 +196,11 @@ void whole_model_gradients(const std::string& label, const ModelConfig& cfg) {
   vb.old_values.assign(vb.tokens.size(), 0.0f);
   for (auto& r : vb.returns) r = static_cast<float>(rng.normal());
   model_grad_check("whole-model gradient: value loss" + label, m, [&] { return m.value_gradients(vb, 0.0f).vf_loss; }, rng, step);
+
+  ValueBatch clipped = vb;
+  place_clip_targets(clipped, m.values(clipped));
+  model_grad_check("whole-model gradient: clipped value loss (clip 0.2)" + label, m,
+                   [&] { return m.value_gradients(clipped, 0.2f).vf_loss; }, rng, step);
 }
 
 void generation_checks(const std::string& label, ModelConfig cfg) {

@@ -4,11 +4,12 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  ConfigError, DURATION_S, FaultToleranceConfig, FaultToleranceSchema, LIMITS, MAX_COUNT, PPOConfig, configJsonSchema, resolveConfig,
+  DURATION_S, FaultToleranceConfig, FaultToleranceSchema, LIMITS, MAX_COUNT, PPOConfig, configJsonSchema, resolveConfig,
   DEFAULT_CONFIG_FILE,
 } from "../../config/index.ts";
 import { leafKeys } from "../../config/reference.ts";
 import { MODEL_LIMITS } from "../../native/model_limits.ts";
+import { problemsOf, resolve } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "revenant-config-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -16,17 +17,6 @@ function yamlFile(name: string, text: string): string {
   const path = join(dir, name);
   writeFileSync(path, text);
   return path;
-}
-/** Resolves with no file and no environment unless given, so the host's variables never leak in. */
-const resolve = (o: Parameters<typeof resolveConfig>[0] = {}) => resolveConfig({ file: null, env: {}, ...o });
-function problemsOf(fn: () => unknown) {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error("expected a ConfigError");
 }
 
 describe("defaults", () => {

@@ -6,23 +6,14 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConfigError, configJsonSchema, resolveConfig } from "../../config/index.ts";
+import { configJsonSchema } from "../../config/index.ts";
 import { leafKeys } from "../../config/reference.ts";
 import { VERL_ALIASES } from "../../config/verl.ts";
 import { runLength } from "../../runtime/rl/trainer/plan.ts";
+import { problemsOf, resolve } from "./helpers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "revenant-verl-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const resolve = (o: Parameters<typeof resolveConfig>[0] = {}) => resolveConfig({ file: null, env: {}, ...o });
-function problemsOf(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof ConfigError) return e;
-    throw e;
-  }
-  throw new Error("expected a ConfigError");
-}
 
 describe("verl's key names", () => {
   test("each alias from the command line sets Revenant's key and is noted once", () => {

@@ -1,12 +1,14 @@
 /**
  * The parts an Actor is made of, without processes: the call queue (order, answers, lost calls
- * and their retries), the deadline clock (one timer for the head call, re-aimed lazily) and the
- * replay log (trimmed by snapshots, snapshots requested when replay would cost too much). Time
- * is a fake clock moved by hand: nothing here sleeps or measures elapsed time.
+ * and their retries), the deadline clock (one timer for the head call, re-aimed lazily), the ping
+ * watch (silence past the timeout is a hang, a stall of our own is not) and the replay log
+ * (trimmed by snapshots, snapshots requested when replay would cost too much). Time is a fake
+ * clock moved by hand: nothing here sleeps or measures elapsed time.
  */
 import { describe, expect, test } from "bun:test";
 import { CallQueue, type CallKind, type PendingCall } from "../../runtime/core/supervisor/call_queue.ts";
 import { DeadlineClock, type Clock } from "../../runtime/core/supervisor/deadline_clock.ts";
+import { PingWatch } from "../../runtime/core/supervisor/ping_watch.ts";
 import { ReplayLog, type ReplayLogOptions } from "../../runtime/core/supervisor/replay_log.ts";
 import type { Timer } from "../../runtime/core/timers.ts";
 
@@ -40,9 +42,11 @@ class FakeClock implements Clock {
   }
 
   advanceTo(to: number): void {
-    for (;;) {
+    for (let fired = 0; ; fired++) {
       const due = this.timers.filter((t) => t.live && t.at <= to).sort((a, b) => a.at - b.at)[0];
       if (!due) break;
+      // A timer that keeps setting itself for the moment it fires would spin here forever.
+      if (fired === 1000) throw new Error(`timers keep firing at ${due.at} ms without time moving on`);
       due.live = false;
       this.t = due.at;
       due.fn();
@@ -120,6 +124,48 @@ describe("deadline clock", () => {
 
 /** Lets settled promises run their callbacks (a macrotask turn: every microtask drains first). */
 const settle = () => new Promise((r) => setImmediate(r));
+
+describe("ping watch", () => {
+  // Interval 100 ms, timeout 500 ms; the watch starts at t = 0, when the actor said it was ready.
+  function watch() {
+    let t = 0;
+    const pings = new PingWatch(100, 500, () => t);
+    /** Runs the interval checks up to `to`, one every 100 ms; true if one found the actor hung. */
+    const checkUntil = (to: number) => {
+      let hung = false;
+      for (; t < to; ) {
+        t += 100;
+        hung ||= pings.silentTooLong();
+      }
+      return hung;
+    };
+    return { pings, checkUntil, at: (to: number) => (t = to) };
+  }
+
+  test("an actor silent for the timeout is still alive; past it, it is hung", () => {
+    const { checkUntil, pings } = watch();
+    expect(checkUntil(500)).toBe(false); // silent for exactly 500 ms
+    expect(checkUntil(600)).toBe(true);
+    expect(pings.silentTooLong()).toBe(true); // and stays so
+  });
+
+  test("any message from the actor restarts its timeout", () => {
+    const { checkUntil, pings } = watch();
+    expect(checkUntil(400)).toBe(false);
+    pings.heard();
+    expect(checkUntil(900)).toBe(false); // 500 ms since it was heard at 400
+    expect(checkUntil(1000)).toBe(true);
+  });
+
+  test("a check that runs late (our own event loop stalled) does not blame the actor", () => {
+    const { pings, at, checkUntil } = watch();
+    at(5000); // no check ran for 5 s: the actor's answers may be waiting unread
+    expect(pings.silentTooLong()).toBe(false);
+    // The actor is counted silent from one interval before the late check, at 4900, on.
+    expect(checkUntil(5400)).toBe(false);
+    expect(checkUntil(5500)).toBe(true);
+  });
+});
 
 describe("replay log", () => {
   /** A log whose snapshot requests are counted and answered by the test. */

@@ -6,7 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { encode as msgpackEncode, ExtData } from "@msgpack/msgpack";
 import { Channel } from "../../runtime/core/ipc/channel.ts";
-import { FrameDecoder, FrameEncoder, HEADER_BYTES, MAGIC, ProtocolError, VERSION } from "../../runtime/core/ipc/frame.ts";
+import { FrameDecoder, FrameEncoder, HEADER_BYTES, MAGIC, ProtocolError, VERSION, DEFAULT_MAX_FRAME_BYTES } from "../../runtime/core/ipc/frame.ts";
 import { asMessage } from "../../runtime/core/ipc/messages.ts";
 import { Rng } from "../../runtime/core/rng.ts";
 import { concat, frameOf } from "../helpers/frames.ts";
@@ -194,8 +194,11 @@ describe("frame rejection", () => {
     expectProtocolError(() => new FrameDecoder().push(rawFrame({ body, version: 2 })), /protocol version 2/);
   });
 
-  test("nonzero flags", () => {
-    expectProtocolError(() => new FrameDecoder().push(rawFrame({ body, flags: 4 })), /flags 0x4/);
+  test("nonzero flags: each of the 16 bits alone is refused (none is defined yet)", () => {
+    for (let bit = 0; bit < 16; bit++) {
+      const flags = 1 << bit;
+      expectProtocolError(() => new FrameDecoder().push(rawFrame({ body, flags })), new RegExp(`flags 0x${flags.toString(16)};`));
+    }
   });
 
   test("body length 0", () => {
@@ -390,7 +393,10 @@ describe("frame lengths of 2 GiB and more", () => {
     expectProtocolError(() => new FrameDecoder().push(bytes), /exceeds/);
   });
 
-  test("the encoder refuses a 2 GiB typed array over its 1 GiB limit", () => {
-    expect(() => new FrameEncoder().encode({ t: "result", id: 1, value: new Uint8Array(2 ** 31) })).toThrow(RangeError);
+  test("the encoder refuses a 2 GiB typed array over a 1 GiB limit; the default admits a 135M-parameter model's state", () => {
+    expect(() => new FrameEncoder(2 ** 30).encode({ t: "result", id: 1, value: new Uint8Array(2 ** 31) })).toThrow(RangeError);
+    // Weights and both AdamW moments of SmolLM2-135M's shape, as a checkpoint's getState sends them.
+    expect(DEFAULT_MAX_FRAME_BYTES).toBeGreaterThan(3 * 134_515_008 * 4);
+    expect(DEFAULT_MAX_FRAME_BYTES).toBeLessThan(2 ** 32); // the header's u32 lengths
   });
 });

@@ -162,21 +162,22 @@ describe("retries", () => {
     const { sup } = harness({ max_restarts: -1, max_task_retries: 2 });
     await sup.start([{ id: "c", role: "counter" }]);
     const actor = sup.actor("c");
-    const survivor = actor.call("slow", [300]);
-    for (let i = 0; i < 2; i++) {
-      await waitFor(() => actor.state === "alive", "alive");
-      await sleep(50);
-      killActor(actor);
-      await sleep(20);
-    }
+    // Each kill lands while the call is in flight (sent to the live incarnation): a lost attempt.
+    const killWhileServing = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const inc = actor.incarnation;
+        await waitFor(() => actor.state === "alive" && actor.incarnation === inc && actor.callInFlight?.method === "hold", `hold in flight on incarnation ${inc}`);
+        killActor(actor);
+        await waitFor(() => actor.incarnation > inc || actor.state === "failed", `incarnation ${inc} to be replaced`);
+      }
+    };
+    // Answered by the third incarnation: lost twice, retried twice, then it succeeds.
+    const survivor = actor.call("hold", [3]);
+    await killWhileServing(2);
     expect(await survivor).toBe(0);
-    const doomed = caught(actor.call("slow", [300]));
-    for (let i = 0; i < 3; i++) {
-      await waitFor(() => actor.state === "alive", "alive");
-      await sleep(50);
-      killActor(actor);
-      await sleep(20);
-    }
+    // Never answered: lost three times, one more than the retries allow.
+    const doomed = caught(actor.call("hold", [1000]));
+    await killWhileServing(3);
     expect(await doomed).toBeInstanceOf(ActorDiedError);
   });
 
@@ -222,6 +223,21 @@ test("recovery time stays bounded: a snapshot is taken once replay would exceed 
   expect((actor.latestSnapshot as { n: number }).n).toBeGreaterThanOrEqual(2);
   killActor(actor);
   expect(await actor.call("value")).toBe(4);
+});
+
+test("read-only calls are not logged for replay: they neither lengthen the log nor bring a snapshot closer", async () => {
+  // A log of 3 calls asks for a snapshot. Read-only calls changed nothing, so replaying them on a
+  // restart would only cost time: they must not count.
+  const { sup } = harness({ max_restarts: -1 }, { autoSnapshotCalls: 3 });
+  await sup.start([{ id: "c", role: "counter" }]);
+  const actor = sup.actor("c");
+  await actor.call("add", [1]);
+  for (let i = 0; i < 4; i++) await actor.call("value");
+  expect(actor.latestSnapshot).toBeUndefined();
+  await actor.call("add", [1]);
+  await actor.call("add", [1]); // the third logged call: a snapshot is asked for...
+  await actor.call("value"); // ...and runs in call order, before this one
+  expect(actor.latestSnapshot).toEqual({ n: 3 });
 });
 
 describe("hangs and deadlines", () => {

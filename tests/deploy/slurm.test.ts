@@ -6,7 +6,7 @@
  * is restarted through srun and the job goes on, and actors run as steps of an allocation. Then
  * the `cluster:` config section's errors and its mapping to Supervisor options.
  */
-import { afterAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
@@ -24,7 +24,7 @@ import type { Supervisor } from "../../runtime/core/supervisor/supervisor.ts";
 import { createJob } from "../../runtime/rl/trainer/job.ts";
 import { fit, type FitResult } from "../../runtime/rl/trainer/trainer.ts";
 import { harness } from "../helpers/harness.ts";
-import { startSlurm, type SlurmCluster } from "../helpers/slurm.ts";
+import { startSlurm, useSlurmCluster, type SlurmCluster } from "../helpers/slurm.ts";
 import { waitFor } from "../helpers/supervision.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
@@ -191,16 +191,7 @@ describe("placement across a node failure (stand-in Slurm commands)", () => {
 // ---- a real Slurm cluster ------------------------------------------------------------------
 
 // Started before the tests are defined, so that they can be skipped, with the reason, when it cannot run.
-const started = await startSlurm();
-const cluster: SlurmCluster | undefined = "skip" in started ? undefined : started;
-const skip = "skip" in started ? started.skip : undefined;
-if (skip) console.log(`[Slurm cluster tests skipped] ${skip}`);
-// Every srun the coordinator starts (in its actors' environment) talks to this cluster.
-if (cluster) process.env.SLURM_CONF = cluster.conf;
-afterAll(async () => {
-  delete process.env.SLURM_CONF;
-  await cluster?.stop();
-}, 90_000);
+const { cluster, skip } = useSlurmCluster<SlurmCluster>(await startSlurm(), "Slurm cluster tests");
 
 const quiet = () => {};
 

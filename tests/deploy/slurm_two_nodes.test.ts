@@ -19,7 +19,7 @@
  * Faults are scheduled by step; every wait is on an event, a call's result or Slurm's own state,
  * never on time. Skips, saying why, where Slurm, network namespaces or nftables cannot run.
  */
-import { afterAll, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { resolveConfig } from "../../config/index.ts";
 import type { Config } from "../../config/schema.ts";
@@ -29,21 +29,12 @@ import type { Supervisor } from "../../runtime/core/supervisor/supervisor.ts";
 import { createJob } from "../../runtime/rl/trainer/job.ts";
 import { fit } from "../../runtime/rl/trainer/trainer.ts";
 import { tcpConnections, type NetNode } from "../helpers/netns.ts";
-import { startSlurmNodes, type SlurmNodes } from "../helpers/slurm.ts";
+import { startSlurmNodes, useSlurmCluster, type SlurmNodes } from "../helpers/slurm.ts";
 import { waitFor } from "../helpers/supervision.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 // Started before the test is defined, so that it can be skipped, with the reason, when it cannot run.
-const started = await startSlurmNodes();
-const cluster: SlurmNodes | undefined = "skip" in started ? undefined : started;
-const skip = "skip" in started ? started.skip : undefined;
-if (skip) console.log(`[two-node Slurm cluster test skipped] ${skip}`);
-// Every srun the coordinator starts talks to this cluster.
-if (cluster) process.env.SLURM_CONF = cluster.conf;
-afterAll(async () => {
-  delete process.env.SLURM_CONF;
-  await cluster?.stop();
-}, 90_000);
+const { cluster, skip } = useSlurmCluster<SlurmNodes>(await startSlurmNodes(), "two-node Slurm cluster test");
 
 const quiet = () => {};
 const LOST = "node2";

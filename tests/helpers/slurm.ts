@@ -38,6 +38,7 @@
  * if (!("skip" in two)) { ...; two.lose("node2"); ...; await two.restore("node2"); ...; await two.stop(); }
  * ```
  */
+import { afterAll } from "bun:test";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -351,4 +352,21 @@ export async function startSlurmNodes(): Promise<SlurmNodes | { skip: string }> 
       await until(() => usable(node.name), `sinfo to show ${node.name} back in service`, d);
     },
   };
+}
+
+/**
+ * A test file's cluster: `started` (SLURM_CONF set, so every srun the coordinator starts talks to
+ * it, and stopped when the file's tests end), or the reason it is skipped, printed once.
+ */
+export function useSlurmCluster<C extends { conf: string; stop(): Promise<void> }>(started: C | { skip: string }, what: string): { cluster: C | undefined; skip: string | undefined } {
+  if ("skip" in started) {
+    console.log(`[${what} skipped] ${started.skip}`);
+    return { cluster: undefined, skip: started.skip };
+  }
+  process.env.SLURM_CONF = started.conf;
+  afterAll(async () => {
+    delete process.env.SLURM_CONF;
+    await started.stop();
+  }, 90_000);
+  return { cluster: started, skip: undefined };
 }

@@ -27,5 +27,6 @@ test("native op and model checks pass (gradient checks vs float64 finite differe
   }
   expect(out).toMatch(/^ok   whole-model gradient: PPO loss/m);
   expect(out).toMatch(/^ok   whole-model gradient: value loss/m);
+  expect(out).toMatch(/^ok   whole-model gradient: clipped value loss/m);
   expect(run.exitCode).toBe(0);
 });

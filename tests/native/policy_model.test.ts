@@ -82,6 +82,99 @@ describe("PolicyModel learning", () => {
   });
 });
 
+describe("clipped policy loss (clipRatio 0.2)", () => {
+  // Old log-probs sit at fixed offsets from the model's own, so each ratio r = e^(log π − log π_old)
+  // is known, and the loss mean(max(−A·r, −A·clip(r, 0.8, 1.2))) is worked by hand.
+  type Case = { logRatio: number; adv: number };
+  const R_UP = Math.exp(0.5), R_DOWN = Math.exp(-0.5); // 1.6487..., 0.6065...
+  /** Out of the trust region in the direction the advantage rewards: the clipped term wins. */
+  const CLIPPED_UP: Case = { logRatio: 0.5, adv: 1 }; // −1.6487 vs −1.2: loss −1.2
+  const CLIPPED_DOWN: Case = { logRatio: -0.5, adv: -1 }; // 0.6065 vs 0.8: loss 0.8
+  /** Out of the region the other way: the unclipped term is the larger, the gradient flows. */
+  const UNCLIPPED_UP: Case = { logRatio: 0.5, adv: -1 }; // 1.6487 vs 1.2: loss 1.6487
+  const UNCLIPPED_DOWN: Case = { logRatio: -0.5, adv: 1 }; // −0.6065 vs −0.8: loss −0.6065
+
+  async function placed(cases: Case[]) {
+    const m = model();
+    const b = tokenBatch(6, 2, 6, SMALL.vocab);
+    const lp = await m.logprobs(b);
+    const advantages = new Float32Array(lp.length), oldLogprobs = new Float32Array(lp.length);
+    let k = 0;
+    for (let i = 0; i < lp.length; i++) {
+      if (!b.mask[i]) continue;
+      const c = cases[k++ % cases.length]!;
+      oldLogprobs[i] = lp[i]! - c.logRatio;
+      advantages[i] = c.adv;
+    }
+    expect(k % cases.length).toBe(0); // every case equally often, so the mean is the cases' mean
+    return { m, batch: { ...b, advantages, oldLogprobs } };
+  }
+
+  test("pgLoss takes the max of the unclipped and clipped terms; clipFrac counts the clipped wins", async () => {
+    const { m, batch } = await placed([CLIPPED_UP, CLIPPED_DOWN, UNCLIPPED_UP, UNCLIPPED_DOWN]);
+    const s = await m.policyStep(batch, { clipRatio: 0.2 });
+    // (−1.2 + 0.8 + e^0.5 − e^−0.5) / 4; the min instead would give (−e^0.5 + e^−0.5 + 1.2 − 0.8) / 4
+    expect(s.pgLoss).toBeCloseTo((-1.2 + 0.8 + R_UP - R_DOWN) / 4, 5);
+    expect(s.clipFrac).toBeCloseTo(0.5, 6);
+    expect(s.approxKl).toBeCloseTo(0, 5); // mean of −log r over ±0.5
+  });
+
+  test("where the clipped term wins, the loss is flat: zero gradient", async () => {
+    const { m, batch } = await placed([CLIPPED_UP, CLIPPED_DOWN]);
+    const s = await m.policyStep(batch, { clipRatio: 0.2 });
+    expect(s.pgLoss).toBeCloseTo(-0.2, 5);
+    expect(s.clipFrac).toBe(1);
+    expect(s.gradNorm).toBe(0);
+  });
+});
+
+describe("clipped value loss (clipRange 0.2)", () => {
+  // Old values and returns are placed at fixed offsets from the model's own values v, so the loss
+  // 0.5·mean(max((v − R)², (clip(v, old ± 0.2) − R)²)) is known by hand whatever v is.
+  type Case = { old: number; ret: number };
+  /** Outside old ± 0.2 and the clipped error is the larger one: the clipped branch wins. */
+  const CLIPPED_ABOVE: Case = { old: -0.5, ret: 0.1 }; // v − R = −0.1; clip(v) − R = −0.4: loss 0.16
+  const CLIPPED_BELOW: Case = { old: 0.5, ret: -0.1 }; // v − R = 0.1; clip(v) − R = 0.4: loss 0.16
+  /** Outside old ± 0.2 but the unclipped error is larger: max keeps (v − R)². */
+  const UNCLIPPED_OUTSIDE: Case = { old: -0.5, ret: -1 }; // v − R = 1; clip(v) − R = 0.7: loss 1
+  /** Inside old ± 0.2: clip(v) = v, the plain squared error. */
+  const INSIDE: Case = { old: -0.1, ret: 0.3 }; // v − R = −0.3: loss 0.09
+
+  /** A value batch whose k-th scored token takes cases[k % cases.length], offsets from v. */
+  async function placed(cases: Case[]) {
+    const m = model({ valueHead: true });
+    const b = tokenBatch(5, 2, 6, SMALL.vocab);
+    const v = await m.values(b);
+    const returns = new Float32Array(v.length), oldValues = new Float32Array(v.length);
+    let k = 0;
+    for (let i = 0; i < v.length; i++) {
+      if (!b.mask[i]) continue;
+      const c = cases[k++ % cases.length]!;
+      oldValues[i] = v[i]! + c.old;
+      returns[i] = v[i]! + c.ret;
+    }
+    expect(k % cases.length).toBe(0); // every case equally often, so the mean is the cases' mean
+    return { m, batch: { ...b, returns, oldValues } };
+  }
+
+  test("loss is the max of the clipped and unclipped errors; vfClipFrac counts the clipped wins", async () => {
+    const { m, batch } = await placed([CLIPPED_ABOVE, CLIPPED_BELOW, UNCLIPPED_OUTSIDE, INSIDE]);
+    const s = await m.valueStep(batch, { clipRange: 0.2 });
+    // 0.5 · (0.16 + 0.16 + 1 + 0.09) / 4; the min instead would give 0.5 · (0.01 + 0.01 + 0.49 + 0.09) / 4
+    expect(s.vfLoss).toBeCloseTo(0.17625, 5);
+    expect(s.vfClipFrac).toBeCloseTo(0.5, 6);
+  });
+
+  test("where the clipped branch wins, the loss is flat in v: zero gradient", async () => {
+    // clip(v, old ± 0.2) does not move with v outside the range, so these tokens teach nothing.
+    const { m, batch } = await placed([CLIPPED_ABOVE, CLIPPED_BELOW]);
+    const s = await m.valueStep(batch, { clipRange: 0.2 });
+    expect(s.vfLoss).toBeCloseTo(0.08, 5);
+    expect(s.vfClipFrac).toBe(1);
+    expect(s.gradNorm).toBe(0);
+  });
+});
+
 describe("policyStep's loss denominator (lossNorm)", () => {
   test("the loss terms divide the weighted sums by lossNorm; clipFrac and approxKl stay weighted means; gradients scale with it", async () => {
     const b = tokenBatch(5, 4, 8, SMALL.vocab);

@@ -1,8 +1,9 @@
 /** Checkpoints: atomic, checksummed, pruned; corrupt or torn ones are skipped for the previous. */
 import { describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, relative } from "node:path";
 import { CheckpointError, CheckpointStore } from "../../runtime/core/checkpoint/store.ts";
+import { DISK, type DurableSteps } from "../../native/files.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 const fresh = () => tempDir("revenant-ckpt-");
@@ -61,8 +62,44 @@ describe("checkpoint store", () => {
     expect(warnings[1]).toContain("manifest unreadable");
   });
 
+  test("a checkpoint under another step's name (a folder copied by hand) is refused, not loaded as that step", () => {
+    const root = fresh();
+    const warnings: string[] = [];
+    const store = new CheckpointStore(root, 5, (m) => warnings.push(m));
+    store.save(1, states(1), { step: 1 });
+    store.save(2, states(2), { step: 2 });
+    rmSync(join(root, "step-2"), { recursive: true });
+    cpSync(join(root, "step-1"), join(root, "step-2"), { recursive: true });
+    expect(() => store.load(2)).toThrow("manifest says step 1");
+    expect(store.latest()!.step).toBe(1);
+    expect(warnings[0]).toContain("skipping checkpoint step 2");
+  });
+
   test("no checkpoint at all gives undefined", () => {
     expect(new CheckpointStore(join(fresh(), "none"), 2).latest()).toBeUndefined();
+  });
+
+  test("durable order: files synced, then the temporary folder, then the rename, then the parent", () => {
+    // A skipped or early fsync leaves the same files behind until the power fails, so only the
+    // order of the steps shows it: the steps go through a recorder, then to the real disk.
+    const root = fresh();
+    const log: string[] = [];
+    const name = (p: string) => relative(root, p).replace(/^\.tmp-step-7-[0-9a-f]{8}/, "TMP") || ".";
+    const recorder: DurableSteps = {
+      writeSynced: (path, chunks, onChunk) => (log.push(`file ${name(path)}`), DISK.writeSynced(path, chunks, onChunk)),
+      fsyncDir: (path) => (log.push(`folder ${name(path)}`), DISK.fsyncDir(path)),
+      rename: (from, to) => (log.push(`rename ${name(from)} -> ${name(to)}`), DISK.rename(from, to)),
+    };
+    new CheckpointStore(root, 3, () => {}, recorder).save(7, states(7), { step: 7 });
+    expect(log).toEqual([
+      "file TMP/actor_rollout.state",
+      "file TMP/critic.state",
+      "file TMP/manifest.json",
+      "folder TMP", // the entries of the new folder are on disk before it gets its real name
+      "rename TMP -> step-7",
+      "folder .", // the rename itself is on disk before save returns
+    ]);
+    expect(new CheckpointStore(root, 3).latest()!.step).toBe(7);
   });
 
   test("a failed save leaves the previous checkpoint and no debris", () => {

@@ -6,19 +6,15 @@
 import { describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
-import { copyFileSync, cpSync, existsSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { resolveConfig } from "../../config/index.ts";
 import { loadHfModel, paramsFromTensors, saveHfModel } from "../../native/hf/model_folder.ts";
 import type { LlamaModelConfig } from "../../native/hf/config.ts";
 import { PolicyModel } from "../../native/policy_model.ts";
 import { createJob, MetricsFile } from "../../runtime/rl/trainer/job.ts";
 import { fit } from "../../runtime/rl/trainer/trainer.ts";
 import { tempDir } from "../helpers/tmp.ts";
-
-const root = join(import.meta.dir, "..", "..");
-const TOKENIZER = join(root, "tests", "fixtures", "tokenizer");
-const DATA = join(root, "examples", "data", "arith_word_problems");
+import { folderJobConfig, makeModelFolder as makeFolder } from "./hf_folder_helpers.ts";
 
 const QWEN2: LlamaModelConfig = {
   arch: "llama", vocab: 336, context: 96, width: 32, layers: 2, heads: 4, kvHeads: 2, intermediate: 64,
@@ -26,22 +22,12 @@ const QWEN2: LlamaModelConfig = {
 };
 
 /** A small random model (by default Qwen2-shaped: GQA, q/k/v biases, tied embeddings) saved with the fixture tokenizer. */
-function makeModelFolder(config = QWEN2, dtype: "F32" | "BF16" = "F32"): string {
-  const dir = join(tempDir("revenant-hf-job-"), "tiny-model");
-  const model = new PolicyModel(config, { device: "cpu" });
-  saveHfModel(dir, config, model.tensors, model.initialParams(), { eosTokenId: 333, dtype });
-  model.dispose();
-  for (const f of ["tokenizer.json", "tokenizer_config.json", "generation_config.json"]) copyFileSync(join(TOKENIZER, f), join(dir, f));
-  return dir;
-}
+/** A small random model (by default Qwen2-shaped: GQA, q/k/v biases, tied embeddings) saved with the fixture tokenizer. */
+const makeModelFolder = (config = QWEN2, dtype: "F32" | "BF16" = "F32") => makeFolder(config, { dtype });
 
-const configFor = (folder: string, runDir: string, ...args: string[]) => resolveConfig({
-  file: null, env: {},
-  args: [`trainer.run_dir=${runDir}`, `worker.actor.model.path=${folder}`, `data.train_files=${join(DATA, "train.jsonl")}`,
-    `data.val_files=${join(DATA, "val.jsonl")}`, "reward.name=math", "data.train_batch_size=4", "worker.actor.max_new_tokens=2",
-    "worker.actor.ppo_mini_batch_size=4", "worker.critic.ppo_mini_batch_size=4", "trainer.total_steps=2", "trainer.val_interval=0",
-    "checkpoint.interval=2", ...args],
-}).config;
+const configFor = (folder: string, runDir: string, ...args: string[]) => folderJobConfig(folder, runDir,
+  "worker.actor.ppo_mini_batch_size=4", "worker.critic.ppo_mini_batch_size=4", "trainer.total_steps=2", "trainer.val_interval=0",
+  "checkpoint.interval=2", ...args);
 
 describe("a job on a Hugging Face folder", () => {
   const folder = makeModelFolder();

@@ -8,20 +8,15 @@
  * max_position_embeddings.
  */
 import { describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { resolveConfig } from "../../config/index.ts";
 import type { LlamaModelConfig } from "../../native/hf/config.ts";
-import { loadHfModel, saveHfModel } from "../../native/hf/model_folder.ts";
+import { loadHfModel } from "../../native/hf/model_folder.ts";
 import { readSafetensors } from "../../native/hf/safetensors.ts";
-import { PolicyModel } from "../../native/policy_model.ts";
 import { ActorRollout } from "../../roles/actor_rollout.ts";
 import { checkJobConfig, JobConfigError } from "../../runtime/rl/trainer/plan.ts";
 import { tempDir } from "../helpers/tmp.ts";
-
-const root = join(import.meta.dir, "..", "..");
-const TOKENIZER = join(root, "tests", "fixtures", "tokenizer");
-const DATA = join(root, "examples", "data", "arith_word_problems");
+import { folderJobConfig, makeModelFolder } from "./hf_folder_helpers.ts";
 
 /** A small random Qwen3-shaped model (q/k norms, 4 heads of 12 on width 32, tied) with the fixture tokenizer. */
 const QWEN3: LlamaModelConfig = {
@@ -29,21 +24,10 @@ const QWEN3: LlamaModelConfig = {
   tiedEmbeddings: true, attentionBias: false, headDim: 12, qkNorm: true, ropeScaling: null, seed: 9,
 };
 
-function makeFolder(config: LlamaModelConfig, dtype: "F32" | "BF16" | "F16" = "F32", maxPositions = 96): string {
-  const dir = join(tempDir("revenant-hf-plan-"), "model");
-  const model = new PolicyModel(config, { device: "cpu" });
-  saveHfModel(dir, config, model.tensors, model.initialParams(), { dtype, eosTokenId: 333, maxPositionEmbeddings: maxPositions });
-  model.dispose();
-  for (const f of ["tokenizer.json", "tokenizer_config.json", "generation_config.json"]) copyFileSync(join(TOKENIZER, f), join(dir, f));
-  return dir;
-}
+const makeFolder = (config: LlamaModelConfig, dtype: "F32" | "BF16" | "F16" = "F32", maxPositions = 96) => makeModelFolder(config, { dtype, maxPositions });
 
-const configFor = (folder: string, runDir: string, ...args: string[]) => resolveConfig({
-  file: null, env: {},
-  args: [`trainer.run_dir=${runDir}`, `worker.actor.model.path=${folder}`, `data.train_files=${join(DATA, "train.jsonl")}`,
-    `data.val_files=${join(DATA, "val.jsonl")}`, "reward.name=math", "data.train_batch_size=4", "worker.actor.max_new_tokens=2",
-    "algorithm.adv_estimator=grpo", "worker.actor.rollout_n=2", ...args],
-}).config;
+const configFor = (folder: string, runDir: string, ...args: string[]) =>
+  folderJobConfig(folder, runDir, "algorithm.adv_estimator=grpo", "worker.actor.rollout_n=2", ...args);
 
 /** The plan's refusal, and that nothing was written under the run folder. */
 async function refusal(folder: string, ...args: string[]): Promise<JobConfigError> {
@@ -66,6 +50,9 @@ describe("a folder's job is checked before anything starts", () => {
     const folders = await checkJobConfig(configFor(folder, runDir));
     expect(folders.roleOptions("actor").model.context).toBe(512);
     expect(folders.roleOptions("actor").model).toMatchObject({ headDim: 12, qkNorm: true, ropeScaling: null });
+    // config.json is read once per job: the plan passes what it read on to the actors.
+    expect(folders.roleOptions("actor").hfConfig).toEqual(JSON.parse(readFileSync(join(folder, "config.json"), "utf8")));
+    expect(folders.roleOptions("ref").hfConfig).toEqual(folders.roleOptions("actor").hfConfig);
   });
 
   test("a context past max_position_embeddings is refused naming both numbers", async () => {

@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { resolveConfig } from "../../config/index.ts";
 import { ActorRollout } from "../../roles/actor_rollout.ts";
 import { Critic } from "../../roles/critic.ts";
-import { miniBatches } from "../../roles/minibatch.ts";
+import { meanStats, miniBatches } from "../../roles/minibatch.ts";
 import { RefPolicy } from "../../roles/ref_policy.ts";
 import type { ActorRef } from "../../runtime/core/supervisor/actor_ref.ts";
 import type { RoleContext } from "../../runtime/core/host/role.ts";
@@ -35,6 +35,18 @@ describe("advantage math", () => {
     const raw = Float32Array.of(0, -0.09375, 0.3125, 0.875);
     close(a, [...whiten(raw, layout.mask)]);
     expect(a[0]).toBe(0);
+  });
+
+  test("GAE with γ < 1: γ discounts both the next value in δ_t and the λ-trace", () => {
+    // γ = 1 (above, and in the shipped config) cannot tell γ·λ from λ alone; γ = 0.9 can.
+    const values = Float32Array.of(9, 0.5, 0.25, 0.125);
+    const { advantages: a, returns } = gae(layout, [1], values, 0.9, 0.95);
+    // δ3 = 1 − 0.125 = 0.875; δ2 = 0.9·0.125 − 0.25 = −0.1375; δ1 = 0.9·0.25 − 0.5 = −0.275
+    // γλ = 0.855: A3 = 0.875; A2 = −0.1375 + 0.855·0.875 = 0.610625;
+    // A1 = −0.275 + 0.855·0.610625 = 0.247084375; R = A + V
+    const raw = [0, 0.247084375, 0.610625, 0.875];
+    close(returns, [0, 0.747084375, 0.860625, 1]);
+    close(a, [...whiten(Float32Array.from(raw), layout.mask)]);
   });
 
   test("whitening: zero mean, unit (sample) variance over masked entries only", () => {
@@ -118,6 +130,28 @@ describe("batches and seeds", () => {
     for (const epoch of [0, 1]) expect(mbs.slice(epoch * 3, epoch * 3 + 3).flatMap((m) => [...m.x]).sort()).toEqual([0, 1, 2, 3, 4, 5]);
     expect([...miniBatches(full, plan)]).toEqual(mbs);
     expect([...miniBatches(full, { ...plan, seed: 4 })]).not.toEqual(mbs);
+  });
+
+  test("each PPO epoch reshuffles: two epochs with one seed visit the rows in different orders, every run", () => {
+    // Row r holds the value r, so a mini-batch's values are the row indices it drew.
+    const full = { batch: 8, seqLen: 1, x: Float32Array.from({ length: 8 }, (_, r) => r) };
+    const plan = { epochs: 2, miniBatchSize: 2, seed: 17 };
+    const epochOrders = () => {
+      const rows = [...miniBatches(full, plan)].flatMap((m) => [...m.x]);
+      return [rows.slice(0, 8), rows.slice(8)];
+    };
+    const [first, second] = epochOrders();
+    expect([...first!].sort()).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect([...second!].sort()).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    // The same order twice would fit the same mini-batches in the same sequence each epoch.
+    expect(second).not.toEqual(first);
+    // A replayed update must take exactly the same steps: the orders come from the seed alone.
+    expect(epochOrders()).toEqual([first!, second!]);
+  });
+
+  test("an update's statistics are the means over its mini-batch steps", () => {
+    const steps = [{ loss: 1, gradNorm: 4 }, { loss: 2, gradNorm: 2 }, { loss: 6, gradNorm: 0 }];
+    expect(meanStats(steps)).toEqual({ loss: 3, gradNorm: 2 });
   });
 
   test("seeds derive from (job seed, tags): stable, and different for any different tag", () => {

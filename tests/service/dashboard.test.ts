@@ -5,7 +5,7 @@
  * the timeline and the actor table, the actors read "stopped" once the job ends, runs written by
  * `bun run train` into the same run dir are listed read-only, and take a screenshot: into a
  * temporary folder, or where DASHBOARD_SCREENSHOT says (`bun run screenshot` refreshes
- * docs/dashboard.png, shown by the README, on purpose; a test run leaves the tracked picture
+ * docs/dashboard.png, shown by docs/server.md, on purpose; a test run leaves the tracked picture
  * alone). Skips, saying why, when Chromium is absent. Every wait is on the page's state, never on
  * a clock.
  */

@@ -63,6 +63,18 @@ describe("queue length", () => {
     for (const j of jobs.list()) if (j.record.status === "queued" || j.record.status === "running") jobs.cancel(j);
     await ended(jobs, running);
   }, 60_000);
+
+  test("submissions arriving together count those still being written: exactly the limit gets in", async () => {
+    // Each submission's writes take a while; one that only counted the jobs already queued
+    // would let every submission of a burst through before the first write ends.
+    const jobs = manager("queue-burst", { maxQueuedJobs: 2 });
+    const running = await jobs.submit(LONG);
+    const burst = await Promise.allSettled([1, 2, 3, 4].map(() => jobs.submit(shortJob(2))));
+    expect(burst.map((r) => r.status)).toEqual(["fulfilled", "fulfilled", "rejected", "rejected"]);
+    for (const r of burst) if (r.status === "rejected") expect(String(r.reason)).toContain("the limit (--max-queued-jobs 2)");
+    for (const j of jobs.list()) if (j.record.status === "queued" || j.record.status === "running") jobs.cancel(j);
+    await ended(jobs, running);
+  }, 60_000);
 });
 
 describe("event streams", () => {

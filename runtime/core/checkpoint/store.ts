@@ -11,9 +11,9 @@
  * array payloads), so large tensors are written and read without re-encoding.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { fsyncDir, writeSynced, writing } from "../../../native/files.ts";
+import { DISK, writing, type DurableSteps } from "../../../native/files.ts";
 import { FrameDecoder, FrameEncoder } from "../ipc/frame.ts";
 
 export const MANIFEST = "manifest.json";
@@ -50,14 +50,14 @@ export class CheckpointError extends Error {
 const stepDir = (root: string, step: number) => join(root, `step-${step}`);
 const fileName = (actor: string) => `${actor.replace(/[^a-zA-Z0-9_-]/g, "_")}.state`;
 
-function writeDurably(path: string, chunks: Uint8Array[]): { bytes: number; sha256: string } {
-  const hash = createHash("sha256");
-  const bytes = writeSynced(path, chunks, (c) => hash.update(c));
-  return { bytes, sha256: hash.digest("hex") };
-}
-
 export class CheckpointStore {
-  constructor(readonly root: string, private readonly keep: number, private readonly warn: (msg: string) => void = (m) => console.warn(m)) {}
+  /** `disk` is the real disk unless a test records the order of the durable steps. */
+  constructor(
+    readonly root: string,
+    private readonly keep: number,
+    private readonly warn: (msg: string) => void = (m) => console.warn(m),
+    private readonly disk: DurableSteps = DISK,
+  ) {}
 
   /** Steps present on disk (complete or not), newest first. */
   steps(): number[] {
@@ -81,18 +81,18 @@ export class CheckpointStore {
       const files: ManifestFile[] = [];
       for (const [actor, state] of states) {
         const file = fileName(actor);
-        const { bytes, sha256 } = writeDurably(join(tmp, file), encoder.encode({ actor, state }));
+        const { bytes, sha256 } = this.writeHashed(join(tmp, file), encoder.encode({ actor, state }));
         files.push({ actor, file, bytes, sha256 });
       }
       const manifest: Manifest<T> = { format: FORMAT, step, created: new Date().toISOString(), files, trainer };
-      writeDurably(join(tmp, MANIFEST), [new TextEncoder().encode(JSON.stringify(manifest, null, 1))]);
-      fsyncDir(tmp);
+      this.writeHashed(join(tmp, MANIFEST), [new TextEncoder().encode(JSON.stringify(manifest, null, 1))]);
+      this.disk.fsyncDir(tmp);
       const final = stepDir(this.root, step);
       writing(final, () => {
         rmSync(final, { recursive: true, force: true });
-        renameSync(tmp, final);
+        this.disk.rename(tmp, final);
       });
-      fsyncDir(this.root);
+      this.disk.fsyncDir(this.root);
       writing(this.root, () => this.prune());
       return final;
     } catch (e) {
@@ -103,6 +103,13 @@ export class CheckpointStore {
       }
       throw e;
     }
+  }
+
+  /** Writes and fsyncs one file, hashing it on the way. */
+  private writeHashed(path: string, chunks: Uint8Array[]): { bytes: number; sha256: string } {
+    const hash = createHash("sha256");
+    const bytes = this.disk.writeSynced(path, chunks, (c) => hash.update(c));
+    return { bytes, sha256: hash.digest("hex") };
   }
 
   private prune(): void {

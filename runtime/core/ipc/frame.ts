@@ -20,8 +20,13 @@ import { Decoder, Encoder, ExtensionCodec } from "@msgpack/msgpack";
 export const MAGIC = 0x52564e54;
 export const VERSION = 1;
 export const HEADER_BYTES = 16;
-/** Default largest frame accepted (header, body and payloads together). */
-export const DEFAULT_MAX_FRAME_BYTES = 1 << 30;
+/**
+ * Default largest frame accepted (header, body and payloads together): just under the 4 GiB the
+ * u32 lengths allow. A model's state travels in one frame (a checkpoint's getState: weights and
+ * both AdamW moments, 1.6 GB at SmolLM2-135M's shape), so the bound is the protocol's, not a
+ * guess at model sizes; before a handshake a connection gets far less (HELLO_MAX_FRAME_BYTES).
+ */
+export const DEFAULT_MAX_FRAME_BYTES = 2 ** 32 - 2 ** 16;
 const TENSOR_EXT = 1;
 const ALIGN = 8;
 

@@ -14,6 +14,7 @@ import { after, every, type Timer } from "../timers.ts";
 import { actorEnv } from "./env.ts";
 import { describeSpawnError, type DeathCause } from "./errors.ts";
 import type { ActorProcess, Launcher } from "./launcher.ts";
+import { PingWatch } from "./ping_watch.ts";
 import { incarnationMark, killMarked, PROCESS_MARK } from "./process_mark.ts";
 import type { RoleEntry, SpawnSpec } from "../host/role.ts";
 
@@ -76,7 +77,7 @@ export class Incarnation {
   /** The launcher's view of the process, taken just before it was killed as hung. */
   private inspected: Record<string, unknown> | undefined;
   private readonly tail: string[] = [];
-  private lastSeen = Date.now();
+  private pings: PingWatch | undefined;
   private pingTimer: Timer | undefined;
   private startTimer: Timer | undefined;
   private disconnectTimer: Timer | undefined;
@@ -249,7 +250,7 @@ export class Incarnation {
   }
 
   private receive(m: Message): void {
-    this.lastSeen = Date.now();
+    this.pings?.heard();
     switch (m.t) {
       case "ready":
         this.startTimer?.cancel();
@@ -275,15 +276,11 @@ export class Incarnation {
     }
   }
 
+  /** Starts at `ready`: the actor has just been heard from. */
   private startPings(): void {
-    let lastTick = Date.now();
+    const pings = (this.pings = new PingWatch(this.o.pingIntervalMs, this.o.pingTimeoutMs));
     this.pingTimer = every(this.o.pingIntervalMs, () => {
-      const now = Date.now();
-      // If this timer itself ran late, the coordinator's event loop was blocked: answers may be
-      // waiting unread. Do not blame the actor for our own stall.
-      if (now - lastTick > 2 * this.o.pingIntervalMs) this.lastSeen = Math.max(this.lastSeen, now - this.o.pingIntervalMs);
-      lastTick = now;
-      if (now - this.lastSeen > this.o.pingTimeoutMs) {
+      if (pings.silentTooLong()) {
         this.kill("hang", `no answer to pings for ${this.o.pingTimeoutMs} ms`);
         return;
       }

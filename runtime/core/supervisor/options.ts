@@ -2,7 +2,7 @@
  * The supervisor's options as zod schemas, with their defaults and bounds: fault tolerance (the
  * reference's keys and Revenant's own) and the cluster section (launchers, transport, Slurm and
  * Kubernetes settings). The supervisor owns them; config/schema.ts composes them into the whole
- * configuration, and every message and the README's reference come from these definitions.
+ * configuration, and every message and the configuration reference come from these definitions.
  *
  * @example
  * ```ts
@@ -13,7 +13,7 @@ import { z } from "zod";
 import { checkHost, parseHostPort } from "../ipc/transport.ts";
 
 /**
- * Bounds shared by every section of the configuration: the README's configuration reference and every error message are
+ * Bounds shared by every section of the configuration: the configuration reference and every error message are
  * generated from the schema, so they always say what is enforced.
  *
  * Durations run from a timer's resolution (1 ms) to one week. The upper bound keeps every

@@ -27,10 +27,10 @@ export interface JobActors {
   refFromActor?: boolean;
   reward?: ActorRef<Reward>;
   /** The rollout worker group (worker.rollout.ranks ≥ 1): it generates instead of `actor`. */
-  rollout?: RolloutGroup;
+  rolloutGroup?: RolloutGroup;
 }
 
-export interface Rollout {
+export interface RolloutBatch {
   /** One prompt per row (each prompt repeated rollout_n times). */
   prompts: JobPrompt[];
   gen: GenerateResult;
@@ -77,12 +77,12 @@ function generateOptions(plan: JobPlan, sampling: Sampling, seed: number) {
  * shard keeps the call's seed, so one rollout rank samples exactly what actor_rollout would.
  */
 function generate(actors: JobActors, prompts: Int32Array[], options: ReturnType<typeof generateOptions>): Promise<GenerateResult> {
-  if (!actors.rollout) return actors.actor.call("generate", prompts, options);
-  return actors.rollout.generate(prompts, options, (shard) => (shard === 0 ? options.seed : deriveSeed(options.seed, "shard", shard)));
+  if (!actors.rolloutGroup) return actors.actor.call("generate", prompts, options);
+  return actors.rolloutGroup.generate(prompts, options, (shard) => (shard === 0 ? options.seed : deriveSeed(options.seed, "shard", shard)));
 }
 
 /** rollout: `rollout_n` sampled responses per prompt, packed into one padded batch. */
-export async function rollout(plan: JobPlan, actors: JobActors, step: number, batchPrompts: readonly JobPrompt[]): Promise<Rollout> {
+export async function rollout(plan: JobPlan, actors: JobActors, step: number, batchPrompts: readonly JobPrompt[]): Promise<RolloutBatch> {
   const prompts = batchPrompts.flatMap((p) => Array<JobPrompt>(plan.groupSize).fill(p));
   const promptToks = prompts.map((p) => p.ids);
   const gen = await generate(actors, promptToks, generateOptions(plan, rolloutSampling(plan), plan.seed(step, "generate")));
@@ -289,7 +289,7 @@ function sequenceMean(x: Float32Array, mask: Float32Array, rows: number, seqLen:
 }
 
 /** metrics: the step's training metrics, named as verl names them. */
-export function trainingMetrics(plan: JobPlan, r: Rollout, sc: Scores, rv: ReferenceAndValues, adv: Advantages, stats: UpdateStats): Record<string, number> {
+export function trainingMetrics(plan: JobPlan, r: RolloutBatch, sc: Scores, rv: ReferenceAndValues, adv: Advantages, stats: UpdateStats): Record<string, number> {
   const { mask, batch: rows, seqLen } = r.batch;
   const scored = sc.scores.filter((_, i) => !sc.failed[i]);
   const m: Record<string, number> = {

@@ -6,6 +6,7 @@
 import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
+import { defaultIntermediate } from "../../../native/model_limits.ts";
 import { MAX_COUNT, ModelSchema, type Config } from "../../../config/schema.ts";
 import { type LlamaModelConfig, modelConfigFromHf } from "../../../native/hf/config.ts";
 import { checkFolderTensors } from "../../../native/hf/model_folder.ts";
@@ -188,14 +189,14 @@ export class JobPlan {
       // A padded vocabulary (more embedding rows than the tokenizer has ids, as Qwen ships)
       // samples and scores the tokenizer's ids only; fewer rows than ids is refused in the constructor.
       const validVocab = Math.min(hf.vocab, this.data.tokenizer.vocabSize);
-      return { path, config: { ...config, context, validVocab } };
+      return { path, hfConfig: json, config: { ...config, context, validVocab } };
     }
     const base = { vocab: this.data.tokenizer.vocabSize, context: m.context, width: m.width, layers: m.layers, heads: m.heads };
     this.modelLines[role] = `new ${m.arch} model (${m.layers} layers, width ${m.width}), context ${m.context}`;
     if (m.arch === "gpt2") return { config: { ...base, arch: "gpt2" } };
     return {
       config: {
-        ...base, arch: "llama", kvHeads: m.kv_heads || m.heads, intermediate: m.intermediate || Math.ceil((8 * m.width) / 3 / 8) * 8,
+        ...base, arch: "llama", kvHeads: m.kv_heads || m.heads, intermediate: m.intermediate || defaultIntermediate("llama", m.width),
         ropeTheta: m.rope_theta, normEps: m.norm_eps, tiedEmbeddings: m.tied_embeddings, attentionBias: m.attention_bias,
       },
     };
@@ -218,13 +219,13 @@ export class JobPlan {
     const w = this.config.worker;
     // The reference is the initial policy: same model, same init seed.
     const initSeed = this.seed("init", role === "critic" ? "critic" : "policy");
-    const { path, config } = this.models[role === "critic" ? "critic" : "actor"];
+    const { path, config, hfConfig } = this.models[role === "critic" ? "critic" : "actor"];
     // Rollout ranks get the policy's weights pushed before they generate: no folder to read, except
     // under LoRA, where a push carries the adapters alone and each rank loads the frozen base itself.
     if (role === "rollout") {
-      return { model: { ...config, seed: initSeed }, ...(path && this.lora ? { path } : {}), device: w.rollout.device, threads: this.rolloutThreads() };
+      return { model: { ...config, seed: initSeed }, ...(path && this.lora ? { path, hfConfig } : {}), device: w.rollout.device, threads: this.rolloutThreads() };
     }
-    return { model: { ...config, seed: initSeed }, ...(path ? { path } : {}), device: w[role].device, threads: this.modelThreads() };
+    return { model: { ...config, seed: initSeed }, ...(path ? { path, hfConfig } : {}), device: w[role].device, threads: this.modelThreads() };
   }
 
   /** How weights reach the rollout ranks: `auto` resolved to shared memory when all actors share this host. */

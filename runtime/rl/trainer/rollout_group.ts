@@ -20,7 +20,7 @@
  */
 import type { GenerateOptions, GenerateResult } from "../../../native/policy_model.ts";
 import type { ActorRollout } from "../../../roles/actor_rollout.ts";
-import type { Rollout } from "../../../roles/rollout.ts";
+import type { RolloutRank } from "../../../roles/rollout.ts";
 import type { WeightPush, WeightRef } from "../../../roles/weights.ts";
 import type { Actor } from "../../core/supervisor/actor.ts";
 import type { ActorRef } from "../../core/supervisor/actor_ref.ts";
@@ -40,7 +40,7 @@ export interface RolloutGroupOptions {
   /** The trained policy, whose weights are pushed. */
   policy: ActorRef<ActorRollout>;
   /** A typed reference to one rank (the trainer counts its calls). */
-  ref(actor: Actor): ActorRef<Rollout>;
+  ref(actor: Actor): ActorRef<RolloutRank>;
 }
 
 /** Times a shard is re-sent to a rank that lost its weights (restarted between push and call) before giving up. */

@@ -20,7 +20,7 @@ import type { ActorRollout } from "../../../roles/actor_rollout.ts";
 import type { Critic } from "../../../roles/critic.ts";
 import { SHIPPED_ROLES } from "../../../roles/index.ts";
 import type { RefPolicy } from "../../../roles/ref_policy.ts";
-import type { Rollout } from "../../../roles/rollout.ts";
+import type { RolloutRank } from "../../../roles/rollout.ts";
 import type { Reward } from "../../../roles/reward.ts";
 import { ChaosMonkey, type FaultPlan } from "../../core/chaos.ts";
 import { acquireLock } from "../../core/checkpoint/lock.ts";
@@ -161,7 +161,7 @@ function jobActors(sup: Supervisor, plan: JobPlan, calls: StepCalls, job: JobPat
   const rollout = plan.rolloutRanks > 0
     ? new RolloutGroup(sup, {
       ranks: plan.rolloutRanks, transfer: plan.weightTransfer, segmentPath: weightSegmentPath(job), policy: actor,
-      ref: (a) => new ActorRef<Rollout>(a, calls.afterSend),
+      ref: (a) => new ActorRef<RolloutRank>(a, calls.afterSend),
     })
     : undefined;
   return {
@@ -170,7 +170,7 @@ function jobActors(sup: Supervisor, plan: JobPlan, calls: StepCalls, job: JobPat
     ...(plan.refActor ? { ref: ref<RefPolicy>("ref_policy") } : {}),
     ...(plan.useRef && plan.lora ? { refFromActor: true } : {}),
     ...(plan.data.reward.kind === "module" ? { reward: ref<Reward>("reward") } : {}),
-    ...(rollout ? { rollout } : {}),
+    ...(rollout ? { rolloutGroup: rollout } : {}),
   };
 }
 
@@ -207,7 +207,7 @@ async function trainStep(plan: JobPlan, actors: JobActors, step: number, prompts
   const adv = advantages(plan, r.batch, sc.scores, rv.values, klPenalty(plan, r.batch, rv));
   m["timing_s/adv"] = (performance.now() - t) / 1000;
   const stats = await update(plan, actors, step, batch, rv, adv);
-  if (actors.rollout) m["perf/weight_sync_bytes"] = await timed(m, "timing_s/weight_sync", () => actors.rollout!.publish());
+  if (actors.rolloutGroup) m["perf/weight_sync_bytes"] = await timed(m, "timing_s/weight_sync", () => actors.rolloutGroup!.publish());
   return { metrics: Object.assign(m, rv.timing, trainingMetrics(plan, r, sc, rv, adv, stats)), tokens: r.batch.batch * r.batch.seqLen };
 }
 
@@ -265,7 +265,7 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
     const fallbacks = await deviceFallbacks(sup);
     const actors = jobActors(sup, plan, calls, job);
     if (o.resume) await resumeFromCheckpoint();
-    await actors.rollout?.publish();
+    await actors.rolloutGroup?.publish();
     for (const line of plan.notes) note(line);
     const startStep = state.step;
     loggers = await JobLoggers.open(config, job, note);

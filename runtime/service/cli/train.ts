@@ -52,7 +52,7 @@ options:
   -h, --help           this text
 
 Ctrl-C (or SIGTERM) stops after the current step with a checkpoint and prints how to resume;
-a second Ctrl-C quits at once. Every key is documented in README.md ("Configuration reference").
+a second Ctrl-C quits at once. Every key is documented in docs/configuration.md.
 
 exit codes:
   ${EXIT.ok}    the job finished
@@ -63,7 +63,7 @@ exit codes:
   ${EXIT.cancelled}  stopped by Ctrl-C or SIGTERM after a checkpoint; resume it with --resume`;
 }
 
-/** The exit codes, documented in --help and README.md. */
+/** The exit codes, documented in --help and docs/training.md. */
 export const EXIT = { ok: 0, failed: 1, refused: 2, cancelled: 130 } as const;
 
 /** Errors refused before anything runs: the message is the whole story (exit 2). */

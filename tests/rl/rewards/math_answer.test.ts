@@ -72,6 +72,10 @@ describe("mathReward", () => {
     ["\\boxed{\\dfrac{1}{2}}", "0.5", 1],
     ["0.333333", "1/3", 1],
     ["0.33", "1/3", 0],
+    // The tolerance is relative: a large fraction equals its decimal rounding (off by 3e-6),
+    // while a number off by more than a millionth of its size does not.
+    ["6666666.66667", "20000000/3", 1],
+    ["6666680", "20000000/3", 0],
     ["\\boxed{ 72 }", "72", 1],
     ["\\boxed{72}", "#### 72", 1],
     ["\\boxed{x+1}", "x + 1", 1],
