@@ -31,6 +31,9 @@ const QWEN2: LlamaModelConfig = {
   ropeTheta: 1e6, normEps: 1e-6, tiedEmbeddings: true, attentionBias: true, seed: 9,
 };
 const RANK = 4;
+/** Both layers' A [r, in] and B [out, r] of q, k, v, o (width 32, 2 kv heads of 8) and gate, up, down (intermediate 64). */
+const ADAPTER_FLOATS = 2 * (RANK * 32 + 32 * RANK + RANK * 32 + 16 * RANK + RANK * 32 + 16 * RANK + RANK * 32 + 32 * RANK
+  + RANK * 32 + 64 * RANK + RANK * 32 + 64 * RANK + RANK * 64 + 32 * RANK);
 
 function makeModelFolder(): string {
   const dir = join(tempDir("revenant-lora-job-"), "tiny-model");
@@ -84,8 +87,7 @@ describe("a GRPO job training LoRA adapters", () => {
     expect(metrics.every((m) => "timing_s/ref" in m && "actor/kl_loss" in m)).toBe(true);
     expect(metrics.some((m) => m["actor/kl_loss"]! > 0)).toBe(true);
     // Every push is one shared segment of the adapters: a 64-byte header and 4 bytes per adapter weight.
-    const adapterFloats = 2 * (RANK * 32 + 32 * RANK + RANK * 32 + 16 * RANK + RANK * 32 + 16 * RANK + RANK * 32 + 32 * RANK
-      + RANK * 32 + 64 * RANK + RANK * 32 + 64 * RANK + RANK * 64 + 32 * RANK);
+    const adapterFloats = ADAPTER_FLOATS;
     expect(metrics.map((m) => m["perf/weight_sync_bytes"])).toEqual(Array(6).fill(64 + 4 * adapterFloats));
 
     // The checkpoint holds the adapters and their AdamW moments, nothing of the base.
@@ -109,6 +111,17 @@ describe("a GRPO job training LoRA adapters", () => {
     expect(merged.get("model.embed_tokens.weight")!.data).toEqual(base.get("model.embed_tokens.weight")!.data);
     expect(merged.get("model.layers.0.input_layernorm.weight")!.data).toEqual(base.get("model.layers.0.input_layernorm.weight")!.data);
   }, 180_000);
+
+  test("over sockets, each rank is sent the adapters alone, and the run is the shared-memory run", async () => {
+    const config = configFor(folder, runDir, "worker.rollout.weight_transfer=socket", "trainer.total_steps=2");
+    const job = createJob(config, "lora-socket");
+    const result = await fit({ config, job, output: quiet, onNote: quiet });
+    const metrics = new MetricsFile(job.metrics).read();
+    // Two ranks, 4 bytes per adapter weight each, no header.
+    expect(metrics.map((m) => m["perf/weight_sync_bytes"])).toEqual([2 * 4 * ADAPTER_FLOATS, 2 * 4 * ADAPTER_FLOATS]);
+    expect(trainingMetrics(metrics)).toEqual(trainingMetrics(calm.metrics.slice(0, 2)));
+    expect(result.steps).toBe(2);
+  }, 120_000);
 
   test("a coordinator killed with SIGKILL mid-run resumes from the adapter checkpoint to the same adapters and metrics", async () => {
     const config = configFor(folder, runDir);
