@@ -84,7 +84,7 @@ void Model::build_lora_specs() {
         s.offset = num_lora_;
         s.group = TensorSpec::Trunk;
         s.decay = true;
-        s.init = ab == 0 ? TensorSpec::Normal : TensorSpec::Zeros;  // Normal here: Kaiming-uniform, see below
+        s.init = ab == 0 ? TensorSpec::Normal : TensorSpec::Zeros;  // A drawn (Kaiming-uniform: initial_lora_params), B zero
         lora_slots_[(static_cast<std::size_t>(l) * kLoraModules + m) * 2 + ab] = s.offset;
         num_lora_ += s.size;
         lora_specs_.push_back(s);
