@@ -35,7 +35,7 @@ void adamw_update(float* params, const float* grads, float* m, float* v, std::si
                   float eps, float weight_decay, int step, float grad_scale) {
   const float bc1 = 1.0f - std::pow(beta1, static_cast<float>(step));
   const float bc2 = 1.0f - std::pow(beta2, static_cast<float>(step));
-  adamw_kernel<<<blocks_for(static_cast<long>(n), 256), 256>>>(params, grads, m, v, static_cast<long>(n), lr, beta1, beta2,
+  RV_LAUNCH(adamw_kernel, blocks_for(static_cast<long>(n), 256), 256)(params, grads, m, v, static_cast<long>(n), lr, beta1, beta2,
                                                                eps, weight_decay, bc1, bc2, grad_scale);
   RV_CUDA_LAUNCHED("adamw_update");
 }
@@ -43,7 +43,7 @@ void adamw_update(float* params, const float* grads, float* m, float* v, std::si
 double sum_squares(const float* x, std::size_t n) {
   double* d = nullptr;
   RV_CUDA_CHECK(cudaMalloc(&d, sizeof(double)), "sum_squares");
-  sum_squares_kernel<<<1, kSumThreads>>>(x, static_cast<long>(n), d);
+  RV_LAUNCH(sum_squares_kernel, 1, kSumThreads)(x, static_cast<long>(n), d);
   double h = 0;
   const cudaError_t launch = cudaGetLastError();
   const cudaError_t copy = cudaMemcpy(&h, d, sizeof(double), cudaMemcpyDeviceToHost);

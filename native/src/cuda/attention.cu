@@ -143,22 +143,22 @@ __global__ void attention_decode_kernel(float* out, const float* kcache, const f
 }
 
 void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH, int NKV) {
-  attention_forward_kernel<<<blocks_for(static_cast<long>(B) * NH * T, 128), 128>>>(out, att, qkv, B, T, C, NH, NKV);
+  RV_LAUNCH(attention_forward_kernel, blocks_for(static_cast<long>(B) * NH * T, 128), 128)(out, att, qkv, B, T, C, NH, NKV);
   RV_CUDA_LAUNCHED("attention_forward");
 }
 
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C, int NH,
                         int NKV) {
-  attention_backward_kernel<<<blocks_for(static_cast<long>(B) * NKV, 64), 64>>>(dqkv, dout, qkv, att, B, T, C, NH, NKV);
+  RV_LAUNCH(attention_backward_kernel, blocks_for(static_cast<long>(B) * NKV, 64), 64)(dqkv, dout, qkv, att, B, T, C, NH, NKV);
   RV_CUDA_LAUNCHED("attention_backward");
 }
 
 void attention_decode(float* out, float* kcache, float* vcache, const float* qkv, int B, int T, int C, int NH, int NKV,
                       int pos0, int Tmax) {
   const long kv = static_cast<long>(B) * T * NKV * (C / NH);
-  kv_store_kernel<<<blocks_for(kv, 256), 256>>>(kcache, vcache, qkv, B, T, C, NH, NKV, pos0, Tmax);
+  RV_LAUNCH(kv_store_kernel, blocks_for(kv, 256), 256)(kcache, vcache, qkv, B, T, C, NH, NKV, pos0, Tmax);
   RV_CUDA_LAUNCHED("attention_decode");
-  attention_decode_kernel<<<blocks_for(static_cast<long>(B) * NH * T, 64), 64>>>(out, kcache, vcache, qkv, B, T, C, NH,
+  RV_LAUNCH(attention_decode_kernel, blocks_for(static_cast<long>(B) * NH * T, 64), 64)(out, kcache, vcache, qkv, B, T, C, NH,
                                                                                 NKV, pos0, Tmax);
   RV_CUDA_LAUNCHED("attention_decode");
 }
