@@ -228,6 +228,67 @@ void limit_tests() {
         "compute capability major " + std::to_string(cc));
 }
 
+// A card the build has no code for (sm_70, sm_61) is refused with the reason, so "auto" takes the
+// CPU instead of failing at the first op; one it has code for (machine code for 7.5 to 8.9 and
+// their minors, PTX for 9.0 and newer) is used.
+void architecture_tests() {
+  struct Case {
+    int major, minor;
+    bool usable;
+  };
+  const Case cases[] = {{7, 0, false}, {6, 1, false}, {7, 5, true}, {8, 6, true}, {8, 7, true}, {9, 0, true}, {12, 0, true}};
+  for (const Case& c : cases) {
+    cuda_sim::set_compute_capability(c.major, c.minor);
+    const revenant::CudaStatus st = revenant::cuda_status(0);
+    const std::string cc = std::to_string(c.major) + "." + std::to_string(c.minor);
+    const bool named = c.usable || st.reason.find("compute capability " + cc) != std::string::npos;
+    check(st.usable == c.usable && named,
+          "cuda_status on a compute capability " + cc + " part: " + (c.usable ? "usable" : "refused, with the reason"),
+          st.usable ? "usable" : st.reason);
+    if (!c.usable) {
+      const revenant::BackendChoice auto_choice = revenant::choose_backend("auto");
+      check(auto_choice.device == "cpu" && auto_choice.fallback == st.reason,
+            "device \"auto\" on a compute capability " + cc + " part falls back to the CPU", auto_choice.device);
+    }
+  }
+  cuda_sim::set_compute_capability(9, 0);
+}
+
+// An op on zero elements does nothing, as on the CPU, instead of launching a grid without blocks.
+void zero_element_tests() {
+  auto g = revenant::make_cuda_backend();
+  float* buf = static_cast<float*>(g->alloc(1024 * sizeof(float)));
+  int* tok = static_cast<int*>(g->alloc(64 * sizeof(int)));
+  std::string failed;
+  auto run = [&](const char* op, auto fn) {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      failed += std::string(failed.empty() ? "" : "; ") + op + ": " + e.what();
+    }
+  };
+  run("embedding_forward", [&] { g->embedding_forward(buf, tok, buf, buf, 0, 4, 8, 0); });
+  run("layernorm_forward", [&] { g->layernorm_forward(buf, buf, buf, buf, buf, buf, 0, 8); });
+  run("layernorm_backward", [&] { g->layernorm_backward(buf, buf, buf, buf, buf, buf, buf, buf, 0, 8); });
+  run("matmul_forward", [&] { g->matmul_forward(buf, buf, buf, buf, 0, 8, 8); });
+  run("matmul_backward", [&] { g->matmul_backward(buf, buf, buf, buf, buf, buf, 0, 8, 8); });
+  run("attention_forward", [&] { g->attention_forward(buf, buf, buf, 0, 4, 8, 2, 2); });
+  run("attention_backward", [&] { g->attention_backward(buf, buf, buf, buf, 0, 4, 8, 2, 2); });
+  run("gelu_forward", [&] { g->gelu_forward(buf, buf, 0); });
+  run("gelu_backward", [&] { g->gelu_backward(buf, buf, buf, 0); });
+  run("residual_forward", [&] { g->residual_forward(buf, buf, buf, 0); });
+  run("swiglu_forward", [&] { g->swiglu_forward(buf, buf, 0, 8); });
+  run("rmsnorm_forward", [&] { g->rmsnorm_forward(buf, buf, buf, buf, 0, 8, 1e-5f); });
+  run("logprob_forward", [&] { g->logprob_forward(buf, buf, buf, tok, 0, 8); });
+  run("sampling_forward", [&] { g->sampling_forward(tok, buf, 0, 8, 1.0f, 1, 0); });
+  run("adamw_update", [&] { g->adamw_update(buf, buf, buf, buf, 0, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f, 1, 1.0f); });
+  double ss = -1;
+  run("sum_squares", [&] { ss = g->sum_squares(buf, 0); });
+  check(failed.empty() && ss == 0.0, "cuda ops on zero elements do nothing, as on the CPU", failed);
+  g->release(tok);
+  g->release(buf);
+}
+
 // Every __global__ function of native/src/cuda (REVENANT_SIM_KERNELS, found by CMake in the
 // sources) must have run.
 void coverage_test() {
@@ -263,6 +324,8 @@ void run_cuda_sim_tests() {
   collective_tests();
   bf16_tests();
   limit_tests();
+  architecture_tests();
+  zero_element_tests();
   checker_tests();
   coverage_test();  // last: the checker tests run fault_kernel
 #else

@@ -85,6 +85,10 @@ inline bool empty_grid(dim3 grid) { return grid.x == 0 || grid.y == 0 || grid.z 
 
 namespace revenant::cuda {
 
+// Device memory of at least `bytes` for the calling host thread on the current device, kept for
+// the next call (scratch.cu); valid until the next scratch() of this thread.
+void* scratch(std::size_t bytes, const char* op);
+
 // The launchers, one per entry of core/op_list.h, float only.
 using F = float;
 #define REVENANT_CUDA_DECLARE(ret, name, params, args) ret name params;

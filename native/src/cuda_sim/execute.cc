@@ -687,23 +687,8 @@ void check_shared(Exec& e, Thread& t, uintptr_t p, std::size_t n, Access kind) {
   }
 }
 
-void check_access(void* addr, std::size_t n, Access kind) {
-  Exec* ep = t_exec;
-  if (ep == nullptr || ep->current == nullptr) return;  // host code of a kernel file
-  Exec& e = *ep;
-  Thread& t = *e.current;
-  const uintptr_t p = reinterpret_cast<uintptr_t>(addr);
-  const uintptr_t stack = reinterpret_cast<uintptr_t>(t.stack);
-  if (p >= stack && p < stack + kStackBytes) return;
-  if (p >= e.tls_lo && p < e.tls_hi) return check_shared(e, t, p, n, kind);
-  if (p >= e.host_lo && p < e.host_hi) return;
-  const Allocation* a = e.last_alloc;
-  if (a && p >= a->begin && p + n <= a->begin + a->bytes) return;
-  a = device().find(p, n);
-  if (a) {
-    e.last_alloc = a;
-    return;
-  }
+// A global access outside every allocation, described with the allocation nearest to it.
+void report_invalid_global(Exec& e, const Thread& t, uintptr_t p, std::size_t n, Access kind) {
   std::string where = "outside every cudaMalloc'd range";
   const Allocation* near = device().nearest(p);
   constexpr uintptr_t kNear = 1 << 20;  // further away, naming an allocation would mislead
@@ -722,6 +707,26 @@ void check_access(void* addr, std::size_t n, Access kind) {
   report(e, "memcheck", &t,
          std::string("invalid global ") + access_name(kind) + " of " + std::to_string(n) + " bytes at " + hex(p) +
              " (" + where + ")");
+}
+
+void check_access(void* addr, std::size_t n, Access kind) {
+  Exec* ep = t_exec;
+  if (ep == nullptr || ep->current == nullptr) return;  // host code of a kernel file
+  Exec& e = *ep;
+  Thread& t = *e.current;
+  const uintptr_t p = reinterpret_cast<uintptr_t>(addr);
+  const uintptr_t stack = reinterpret_cast<uintptr_t>(t.stack);
+  if (p >= stack && p < stack + kStackBytes) return;
+  if (p >= e.tls_lo && p < e.tls_hi) return check_shared(e, t, p, n, kind);
+  if (p >= e.host_lo && p < e.host_hi) return;
+  const Allocation* a = e.last_alloc;
+  if (a && p >= a->begin && p + n <= a->begin + a->bytes) return;
+  a = device().find(p, n);
+  if (a) {
+    e.last_alloc = a;
+    return;
+  }
+  report_invalid_global(e, t, p, n, kind);  // its strings are gone before the abort leaves this stack
   abort_kernel(e, t, cudaErrorIllegalAddress);
 }
 
