@@ -63,6 +63,9 @@ __global__ void collectives_kernel(int* out) {
   out[8 * 32 + lane] = __syncthreads_count(lane % 4 == 0);
 }
 
+// Every block stores its index to the same outputs (a grid-size bug: the output is not split by block).
+__global__ void shared_output_kernel(float* out) { out[threadIdx.x] = static_cast<float>(blockIdx.x); }
+
 // An atomic counter shared by the whole grid.
 __global__ void atomic_count_kernel(int* counter) { atomicAdd(counter, 1); }
 
@@ -95,6 +98,7 @@ void dynamic_read(float* out, int n, int read) {
 }
 void early_exit_shuffle(float* out) { RV_LAUNCH(early_exit_shuffle_kernel, 1, 32)(out); }
 void collectives(int* out) { RV_LAUNCH(collectives_kernel, 1, 32)(out); }
+void shared_output(float* out, int blocks) { RV_LAUNCH(shared_output_kernel, blocks, 32)(out); }
 void atomic_count(int* counter, int blocks, int threads) {
   RV_LAUNCH(atomic_count_kernel, blocks, threads)(counter);
 }

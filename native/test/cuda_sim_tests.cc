@@ -2,8 +2,9 @@
 //   - the kernels of native/src/cuda, run by the sections before, drew no checker report;
 //   - every __global__ function of native/src/cuda ran at least once (the list printed);
 //   - the checkers fail where they must: a removed barrier, an off-by-one global read, a missing
-//     __syncwarp, a read past the dynamic shared size, lanes leaving a collective, a null write
-//     (the backend's device-lost test); and stay quiet on the corrected kernels;
+//     __syncwarp, a read past the dynamic shared size, two blocks storing to one output, lanes
+//     leaving a collective, a null write (the backend's device-lost test); and stay quiet on the
+//     corrected kernels;
 //   - warp collectives, atomics, bf16 rounding and launch limits give CUDA's answers and codes.
 #include <algorithm>
 #include <cstdio>
@@ -29,6 +30,7 @@ void dynamic_read(float* out, int n, int read);
 void early_exit_shuffle(float* out);
 void collectives(int* out);
 void atomic_count(int* counter, int blocks, int threads);
+void shared_output(float* out, int blocks);
 int launch_config(dim3 grid, dim3 block, std::size_t shared, int opt_in);
 unsigned short bf16_bits(float f);
 float bf16_value(unsigned short bits);
@@ -86,6 +88,12 @@ void expect_caught(const std::string& name, Fn fn, const std::vector<std::string
   cuda_sim::reset_device();
 }
 
+// Reports drawn since the last take, by kernels that should draw none.
+void expect_no_reports(const std::string& what) {
+  const std::vector<std::string> f = cuda_sim::take_findings();
+  check(f.empty(), "emulator: no checker report from " + what, f.empty() ? "" : f[0]);
+}
+
 template <typename Fn>
 void expect_quiet(const std::string& name, Fn fn) {
   cuda_sim::take_findings();
@@ -117,6 +125,10 @@ void checker_tests() {
                 cudaErrorIllegalAddress);
   expect_quiet("a read inside the dynamic shared size", [&] { sim::dynamic_read(out.p, 100, 99); });
   check(out.host()[0] == 99.0f, "emulator: dynamic shared memory read back", std::to_string(out.host()[0]));
+  expect_caught("two blocks storing to one output (racecheck, global)", [&] { sim::shared_output(out.p, 2); },
+                {"racecheck", "shared_output_kernel", "block (1,0,0)", "thread (0,0,0)", "write-after-write hazard on global",
+                 "of block (0,0,0) also stored there"});
+  expect_quiet("one block storing its outputs", [&] { sim::shared_output(out.p, 1); });
   expect_caught("lanes leaving a full-mask shuffle (synccheck)", [&] { sim::early_exit_shuffle(out.p); },
                 {"synccheck", "early_exit_shuffle_kernel", "exited"});
 
@@ -161,11 +173,12 @@ void collective_tests() {
                           "__shfl_up_sync width 16", "__ballot_sync", "__any_sync/__all_sync",
                           "half-warp masks (two reductions)", "__syncthreads_count"};
   for (int i = 0; i < 9; ++i) check(ok[i], std::string("emulator: ") + names[i] + " as CUDA defines it", "");
-  check(cuda_sim::take_findings().empty(), "emulator: collectives drew no report", "");
+  expect_no_reports("the collectives");
 
   Dev<int> counter(1, {0});
   sim::atomic_count(counter.p, 3, 100);
   check(counter.host()[0] == 300, "emulator: atomicAdd from 3 blocks of 100 threads", std::to_string(counter.host()[0]));
+  expect_no_reports("atomics on one address");
 }
 
 void bf16_tests() {
@@ -226,6 +239,7 @@ void limit_tests() {
   cudaMemGetInfo(&free, &total);
   check(cc == 9 && total > 0 && free <= total, "emulator: an sm_90-like device with memory to report",
         "compute capability major " + std::to_string(cc));
+  expect_no_reports("the launches of the limit checks");
 }
 
 // A card the build has no code for (sm_70, sm_61) is refused with the reason, so "auto" takes the
@@ -285,6 +299,7 @@ void zero_element_tests() {
   double ss = -1;
   run("sum_squares", [&] { ss = g->sum_squares(buf, 0); });
   check(failed.empty() && ss == 0.0, "cuda ops on zero elements do nothing, as on the CPU", failed);
+  expect_no_reports("the zero-element ops");
   g->release(tok);
   g->release(buf);
 }

@@ -17,7 +17,8 @@
 //     them writing; threads of one warp are ordered by __syncwarp only), the initialisation check
 //     (initcheck: a read of a byte no thread of the block has written) and the bounds of the
 //     launch's dynamic shared size (memcheck);
-//   - inside a cudaMalloc'd range (its requested size): global memory, fine;
+//   - inside a cudaMalloc'd range (its requested size): global memory; a store races with another
+//     thread's store to the same address in the launch unless a barrier of their block orders them;
 //   - anything else: memcheck reports an invalid global access and the kernel stops there, with
 //     cudaErrorIllegalAddress, sticky, as a device would.
 // Each report names the check, kernel, block, thread and address (cuda_sim::take_findings()).
@@ -32,6 +33,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "cuda_sim/device.h"
@@ -179,6 +181,15 @@ struct Exec {
   std::size_t static_touched = 0;
   bool static_reported = false;
   uintptr_t host_lo = 0, host_hi = 0;
+  // Global stores of this launch by address: who wrote, for the write-write race check.
+  struct GlobalWrite {
+    uint32_t block;    // linear block index
+    uint32_t epoch;    // block epoch of the write
+    uint32_t wepoch;   // the writer's warp epoch
+    uint16_t thread;   // linear thread id
+  };
+  std::unordered_map<uintptr_t, GlobalWrite> global_writes;
+  uint32_t block_linear = 0;
   const Allocation* last_alloc = nullptr;
 };
 
@@ -709,6 +720,26 @@ void report_invalid_global(Exec& e, const Thread& t, uintptr_t p, std::size_t n,
              " (" + where + ")");
 }
 
+// A global store: two threads of a launch storing to the same address race unless they are of one
+// block with a barrier between them (or of one warp with a __syncwarp between); atomics never race.
+void check_global_write(Exec& e, Thread& t, uintptr_t p) {
+  const Exec::GlobalWrite now{e.block_linear, e.epoch, e.warps[t.warp].epoch, static_cast<uint16_t>(t.linear)};
+  auto [it, fresh] = e.global_writes.try_emplace(p, now);
+  if (fresh) return;
+  const Exec::GlobalWrite before = it->second;
+  it->second = now;
+  if (before.block == now.block &&
+      (before.thread == now.thread || before.epoch != now.epoch ||
+       (before.thread / 32 == t.warp && before.wepoch < now.wepoch)))
+    return;
+  const dim3 g = e.run->grid;
+  const uint3 other_block{before.block % g.x, (before.block / g.x) % g.y, before.block / (g.x * g.y)};
+  report(e, "racecheck", &t,
+         "write-after-write hazard on global " + hex(p) + ": thread " + coords(thread_coords(e, before.thread)) +
+             " of block " + coords(other_block) + " also stored there in this launch" +
+             (before.block == now.block ? " with no __syncthreads between" : " (blocks are not ordered)"));
+}
+
 void check_access(void* addr, std::size_t n, Access kind) {
   Exec* ep = t_exec;
   if (ep == nullptr || ep->current == nullptr) return;  // host code of a kernel file
@@ -720,10 +751,10 @@ void check_access(void* addr, std::size_t n, Access kind) {
   if (p >= e.tls_lo && p < e.tls_hi) return check_shared(e, t, p, n, kind);
   if (p >= e.host_lo && p < e.host_hi) return;
   const Allocation* a = e.last_alloc;
-  if (a && p >= a->begin && p + n <= a->begin + a->bytes) return;
-  a = device().find(p, n);
+  if (!(a && p >= a->begin && p + n <= a->begin + a->bytes)) a = device().find(p, n);
   if (a) {
     e.last_alloc = a;
+    if (kind == Access::Write) check_global_write(e, t, p);
     return;
   }
   report_invalid_global(e, t, p, n, kind);  // its strings are gone before the abort leaves this stack
@@ -758,10 +789,12 @@ void launch(const KernelRun& run) {
   e.static_touched = 0;
   e.static_reported = false;
   e.last_alloc = nullptr;
+  e.global_writes.clear();
   for (unsigned z = 0; z < g.z && !e.aborted; ++z)
     for (unsigned y = 0; y < g.y && !e.aborted; ++y)
       for (unsigned x = 0; x < g.x && !e.aborted; ++x) {
         e.block = {x, y, z};
+        e.block_linear = (z * g.y + y) * g.x + x;
         run_block(e);
       }
   if (e.reports_dropped > 0)
@@ -879,7 +912,12 @@ void wmma_check_pointer(const void* p, unsigned ldm, unsigned element_bytes, con
   }
 }
 
-void atomic_access(const void* p, std::size_t bytes) { check_access(const_cast<void*>(p), bytes, Access::Atomic); }
+void atomic_read(const void* p, void* out, std::size_t bytes) {
+  check_access(const_cast<void*>(p), bytes, Access::Atomic);
+  std::memcpy(out, p, bytes);
+}
+
+void atomic_write(void* p, const void* in, std::size_t bytes) { std::memcpy(p, in, bytes); }  // checked by the read
 
 }  // namespace cuda_sim
 

@@ -248,8 +248,11 @@ enum class Vote { Ballot, Any, All };
 unsigned vote(Vote kind, unsigned mask, int predicate);
 unsigned active_mask();
 
-// Atomics on global or shared memory: checked like any access, never a race among themselves.
-void atomic_access(const void* p, std::size_t bytes);
+// Atomics on global or shared memory: checked like any access, never a race among themselves. The
+// bytes move here, outside the instrumented kernel code, so that the race check sees an atomic and
+// not a plain load and store.
+void atomic_read(const void* p, void* out, std::size_t bytes);
+void atomic_write(void* p, const void* in, std::size_t bytes);
 
 template <typename T>
 T shuffle_t(Shuffle kind, unsigned mask, T value, int arg, int width) {
@@ -301,36 +304,24 @@ T __shfl_up_sync(unsigned mask, T v, unsigned delta, int width = 32) {
   return cuda_sim::shuffle_t(cuda_sim::Shuffle::Up, mask, v, static_cast<int>(delta), width);
 }
 
-// Fibers of one block never preempt each other inside an atomic, so plain read-modify-writes are
-// atomic here; the emulator checks the address and exempts it from the race check.
-template <typename T>
-T cuda_sim_atomic_rmw(T* p, T v, int op) {
-  cuda_sim::atomic_access(p, sizeof(T));
+// Fibers never preempt each other between an atomic's read and its write, so a read-modify-write
+// is atomic here.
+template <typename T, typename F>
+T cuda_sim_atomic_rmw(T* p, F update) {
   T old;
-  std::memcpy(&old, p, sizeof(T));
-  T now = old;
-  switch (op) {
-    case 0: now = old + v; break;
-    case 1: now = old < v ? v : old; break;
-    case 2: now = v < old ? v : old; break;
-    case 3: now = v; break;
-    case 4: now = old - v; break;
-  }
-  std::memcpy(p, &now, sizeof(T));
+  cuda_sim::atomic_read(p, &old, sizeof(T));
+  const T now = update(old);
+  cuda_sim::atomic_write(p, &now, sizeof(T));
   return old;
 }
-template <typename T> T atomicAdd(T* p, T v) { return cuda_sim_atomic_rmw(p, v, 0); }
-template <typename T> T atomicSub(T* p, T v) { return cuda_sim_atomic_rmw(p, v, 4); }
-template <typename T> T atomicMax(T* p, T v) { return cuda_sim_atomic_rmw(p, v, 1); }
-template <typename T> T atomicMin(T* p, T v) { return cuda_sim_atomic_rmw(p, v, 2); }
-template <typename T> T atomicExch(T* p, T v) { return cuda_sim_atomic_rmw(p, v, 3); }
+template <typename T> T atomicAdd(T* p, T v) { return cuda_sim_atomic_rmw(p, [v](T o) { return static_cast<T>(o + v); }); }
+template <typename T> T atomicSub(T* p, T v) { return cuda_sim_atomic_rmw(p, [v](T o) { return static_cast<T>(o - v); }); }
+template <typename T> T atomicMax(T* p, T v) { return cuda_sim_atomic_rmw(p, [v](T o) { return o < v ? v : o; }); }
+template <typename T> T atomicMin(T* p, T v) { return cuda_sim_atomic_rmw(p, [v](T o) { return v < o ? v : o; }); }
+template <typename T> T atomicExch(T* p, T v) { return cuda_sim_atomic_rmw(p, [v](T) { return v; }); }
 template <typename T>
 T atomicCAS(T* p, T compare, T v) {
-  cuda_sim::atomic_access(p, sizeof(T));
-  T old;
-  std::memcpy(&old, p, sizeof(T));
-  if (old == compare) std::memcpy(p, &v, sizeof(T));
-  return old;
+  return cuda_sim_atomic_rmw(p, [compare, v](T o) { return o == compare ? v : o; });
 }
 
 // ---- device math -------------------------------------------------------------------------------
