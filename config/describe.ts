@@ -14,6 +14,8 @@ export interface SchemaNode {
   minLength?: number;
   maxLength?: number;
   items?: SchemaNode;
+  /** One of several shapes (a value or a list of them). */
+  anyOf?: SchemaNode[];
   properties?: Record<string, SchemaNode>;
   default?: unknown;
   description?: string;

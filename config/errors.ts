@@ -32,8 +32,9 @@ function formatValue(value: unknown): string {
   return ` = ${text && text.length > 60 ? text.slice(0, 57) + "..." : text}`;
 }
 
+/** One problem in one line; several, one per line under a head that counts them. */
 export function formatProblems(problems: ConfigProblem[]): string {
-  const head = problems.length === 1 ? "invalid configuration:" : `invalid configuration (${problems.length} problems):`;
-  const lines = problems.map((p) => `  - ${p.path}${formatValue(p.value)} (${p.source}): ${p.message}`);
-  return [head, ...lines].join("\n");
+  const line = (p: ConfigProblem) => `${p.path}${formatValue(p.value)} (${p.source}): ${p.message}`;
+  if (problems.length === 1) return `invalid configuration: ${line(problems[0]!)}`;
+  return [`invalid configuration (${problems.length} problems):`, ...problems.map((p) => `  - ${line(p)}`)].join("\n");
 }

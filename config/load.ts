@@ -15,7 +15,8 @@ import { z } from "zod";
 import { ConfigSchema, type Config, type ConfigInput } from "./schema.ts";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { describeAllowed, nodeAt, type SchemaNode } from "./describe.ts";
-import { argsLayer, cloneRaw, emptyLayer, envLayer, getPath, mergeLayers, yamlLayer, type Layer, type Raw } from "./sources.ts";
+import { moveVerlKeys } from "./verl.ts";
+import { argsLayer, cloneRaw, coerce, emptyLayer, envLayer, getPath, mergeLayers, yamlLayer, type Layer, type Raw } from "./sources.ts";
 
 /** The YAML file used when none is named: the shipped `config/ppo.yaml`. */
 export const DEFAULT_CONFIG_FILE = join(dirname(fileURLToPath(import.meta.url)), "ppo.yaml");
@@ -42,6 +43,8 @@ export interface Resolved {
   config: Config;
   /** Where each key that did not come from the defaults was set. */
   sources: Map<string, string>;
+  /** Lines to show the user once: each verl key name used (`verl key X → Y`). */
+  notes: string[];
 }
 
 /** Reads a YAML config file into a layer; a missing or unreadable file is a ConfigError. */
@@ -80,12 +83,17 @@ export function formatPath(path: readonly (string | number)[]): string {
   return path.reduce<string>((acc, k) => (typeof k === "number" ? `${acc}[${k}]` : acc ? `${acc}.${k}` : k), "") || "(root)";
 }
 
-/** The origin of a path: its own, or its nearest ancestor's, or "default". */
+/**
+ * The origin of a path: its own, or its nearest ancestor's, or else the first of its descendants'
+ * (a section set only through its keys, `a.b.c=1` making section `a`), or "default".
+ */
 function sourceOf(sources: Map<string, string>, path: readonly (string | number)[]): string {
   for (let n = path.length; n > 0; n--) {
     const found = sources.get(path.slice(0, n).join("."));
     if (found) return found;
   }
+  const prefix = `${path.join(".")}.`;
+  for (const [key, source] of sources) if (key.startsWith(prefix)) return source;
   return "default";
 }
 
@@ -176,10 +184,13 @@ export function resolveConfig(options: ResolveOptions = {}): Resolved {
     envLayer(options.env ?? process.env, schema, problems),
     argsLayer(options.args ?? [], schema, problems),
   ];
+  const notes = new Set<string>();
+  // Strings typed as text (environment, arguments) convert to the type of the key they land on.
+  layers.forEach((layer, i) => moveVerlKeys(layer, schema, notes, problems, i >= 2 ? coerce : undefined));
   const merged = mergeLayers(layers);
   // Validate what did parse too, so one run reports every problem in every source.
   const result = ConfigSchema.safeParse(merged.values);
   if (!result.success) problems.push(...explainIssues(result.error.issues, merged.values, merged.sources));
   if (problems.length) throw new ConfigError(problems);
-  return { config: (result as { data: Config }).data, sources: merged.sources };
+  return { config: (result as { data: Config }).data, sources: merged.sources, notes: [...notes] };
 }

@@ -114,14 +114,17 @@ const device = z.string().max(32).default("auto")
 
 /**
  * The model of a role: a Hugging Face folder (`path`), or one built from scratch with these sizes.
- * With `path`, architecture and sizes come from its config.json and the keys below are ignored.
+ * With `path`, architecture and sizes come from its config.json: `context` sets the training
+ * context (at most the folder's max_position_embeddings), and any other key below given a value
+ * other than its default must agree with the folder (runtime/rl/trainer/plan.ts refuses it
+ * otherwise, naming both).
  */
 export const ModelSchema = z.strictObject({
   path: z.string().max(4096).default("")
-    .describe("Hugging Face model folder (config.json + model.safetensors or its sharded index): Llama, Qwen2 or Mistral; empty = a new model with the sizes below"),
+    .describe("Hugging Face model folder (config.json + model.safetensors or its sharded index): Llama (Llama 3 rope scaling included), Qwen2, Qwen3 or Mistral; empty = a new model with the sizes below, which a folder's config.json must not contradict"),
   arch: z.enum(["gpt2", "llama"]).default("gpt2")
     .describe("architecture of a new model: gpt2 (LayerNorm, learned positions, GELU) or llama (RMSNorm, rotary positions, SwiGLU, grouped-query attention)"),
-  context: modelSize("context").describe("maximum sequence length in tokens"),
+  context: modelSize("context").describe("maximum sequence length in tokens; with path, the training context, at most the folder's max_position_embeddings (left at the default: the folder's, capped at the runtime's limit)"),
   width: modelSize("width").describe("model width (embedding size)"),
   layers: modelSize("layers").describe("transformer blocks"),
   heads: modelSize("heads").describe("attention heads; must divide width"),
@@ -143,6 +146,9 @@ const optimizer = (lr: number) => ({
   device,
 });
 
+/** verl's aggregations of the policy loss (roles/loss_agg.ts turns each into loss weights). */
+export const LOSS_AGG_MODES = ["token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"] as const;
+
 export const ActorWorkerSchema = z.strictObject({
   model: ModelSchema.prefault({}),
   ...optimizer(1e-3),
@@ -151,6 +157,8 @@ export const ActorWorkerSchema = z.strictObject({
   temperature: z.number().positive().max(100).default(1.0).describe("rollout sampling temperature"),
   max_new_tokens: int(1, MODEL_LIMITS.context.max).default(6).describe("response length limit"),
   rollout_n: int(1, LIMITS.rollout_n).default(1).describe("responses sampled per prompt (GRPO group size)"),
+  loss_agg_mode: z.enum(LOSS_AGG_MODES).default("token-mean")
+    .describe("how the policy loss is aggregated over a mini-batch, as verl: token-mean, seq-mean-token-sum, seq-mean-token-mean, or seq-mean-token-sum-norm (Dr. GRPO: the sum over a constant, the response budget max_new_tokens)"),
 });
 
 export const CriticWorkerSchema = z.strictObject({
@@ -189,8 +197,8 @@ export const RolloutWorkerSchema = z.strictObject({
  * config error and a Supervisor option error say the same thing.
  */
 const CLUSTER_LAUNCHERS = ["local", "slurm", "kubernetes"] as const;
-/** Per-role GPU counts: the shipped roles by name. */
-const GPU_ROLES = ["actor_rollout", "critic", "ref_policy", "reward", "rollout"] as const;
+/** The shipped roles by name: per-role GPU counts and home nodes. */
+const CLUSTER_ROLES = ["actor_rollout", "critic", "ref_policy", "reward", "rollout"] as const;
 /** srun options the Slurm launcher sets itself; a user value would break placement or the environment. */
 export const SRUN_RESERVED = [
   "--export", "--nodelist", "-w", "--exclude", "-x", "--ntasks", "-n", "--nodes", "-N", "--jobid", "--overlap", "--gpus", "-G", "--job-name", "-J",
@@ -231,6 +239,10 @@ function srunArgCheck(arg: string, ctx: z.RefinementCtx): void {
 }
 
 const gpuCount = (role: string) => int(0, 64).default(0).describe(`GPUs for each ${role} actor (srun --gpus, or the pod's nvidia.com/gpu limit); 0 = none`);
+const NODE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const nodeName = () => z.string().max(253).superRefine(matching(NODE_NAME, "a node name (letters, digits, _ . -)"));
+const placeNode = (role: string) => z.string().max(253).superRefine(matching(new RegExp(`^$|${NODE_NAME.source}`), "a node name (letters, digits, _ . -) or empty"))
+  .default("").describe(`home node of each ${role} actor, while Slurm calls it usable (one of cluster.slurm.nodes, or of the allocation); empty = actors spread over the nodes`);
 
 export const ClusterSchema = z.strictObject({
   launcher: z.enum(CLUSTER_LAUNCHERS).default("local")
@@ -248,12 +260,13 @@ export const ClusterSchema = z.strictObject({
   tls_cert: z.string().max(4096).default("").describe("PEM certificate the coordinator presents to actors (TCP only; with tls_key); empty = no TLS"),
   tls_key: z.string().max(4096).default("").describe("PEM private key of tls_cert"),
   tls_ca: z.string().max(4096).default("").describe("PEM certificates actors trust to verify the coordinator; empty = tls_cert itself (self-signed)"),
-  gpus: z.strictObject(Object.fromEntries(GPU_ROLES.map((r) => [r, gpuCount(r)])) as Record<(typeof GPU_ROLES)[number], ReturnType<typeof gpuCount>>).prefault({}),
+  gpus: z.strictObject(Object.fromEntries(CLUSTER_ROLES.map((r) => [r, gpuCount(r)])) as Record<(typeof CLUSTER_ROLES)[number], ReturnType<typeof gpuCount>>).prefault({}),
   slurm: z.strictObject({
     partition: z.string().max(256).superRefine(matching(/^[A-Za-z0-9_.-]*$/, "a Slurm partition name (letters, digits, _ . -)")).default("")
       .describe("partition of the jobs srun makes outside an allocation; empty = the cluster's default (inside an allocation, the allocation's)"),
-    nodes: z.array(z.string().max(253).superRefine(matching(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "a node name (letters, digits, _ . -)"))).max(4096).default([])
+    nodes: z.array(nodeName()).max(4096).default([])
       .describe("nodes to place actors on, in order (actors spread over them, a lost node's actors move to the next); empty = the allocation's nodes, or Slurm's choice outside one"),
+    place: z.strictObject(Object.fromEntries(CLUSTER_ROLES.map((r) => [r, placeNode(r)])) as Record<(typeof CLUSTER_ROLES)[number], ReturnType<typeof placeNode>>).prefault({}),
     srun_args: z.array(z.string().min(1).max(1024).superRefine(srunArgCheck)).max(64).default([])
       .describe("extra srun options for every actor, e.g. [--mem=16G, --cpus-per-task=4]"),
   }).prefault({}),
@@ -282,6 +295,7 @@ type ClusterShape = {
   tls_key: string;
   tls_ca: string;
   kubernetes: { image: string };
+  slurm: { nodes: string[]; place: Record<string, string> };
 };
 
 /** The port of a listen address; 0 when empty, undefined when unreadable (its own issue says why). */
@@ -306,6 +320,10 @@ function clusterRules(c: ClusterShape, ctx: z.RefinementCtx): void {
   }
   if (c.tls_cert && !c.tls_key) issue(["tls_key"], "is needed with tls_cert: the private key of that certificate");
   if (c.tls_key && !c.tls_cert) issue(["tls_cert"], "is needed with tls_key: the certificate that key belongs to");
+  const nodes = c.slurm.nodes;
+  for (const [role, node] of Object.entries(c.slurm.place)) {
+    if (node && nodes.length > 0 && !nodes.includes(node)) issue(["slurm", "place", role], `${node} is not in cluster.slurm.nodes; allowed: ${nodes.join(", ")}`);
+  }
   if (c.launcher === "kubernetes") {
     if (!c.kubernetes.image) issue(["kubernetes", "image"], "is needed by the kubernetes launcher: the image actor pods run (the coordinator's own)");
     if (listenPort(c.listen) === 0) {
@@ -326,6 +344,8 @@ export const ConfigSchema = z.strictObject({
       .describe("folder with tokenizer.json (and tokenizer_config.json); empty = worker.actor.model.path"),
     chat_template: z.boolean().default(false)
       .describe("render string prompts as one user message through the tokenizer's chat template (message lists always are)"),
+    max_line_bytes: int(1024, 1 << 30).default(1 << 20)
+      .describe("longest line of a JSON-lines data file in bytes, checked while the file is read (a longer line is refused naming file and line, having cost no more memory than this); also the longest prompt of a .json array or Parquet row"),
     max_prompt_length: int(1, MODEL_LIMITS.context.max).default(512).describe("longest prompt in tokens"),
     truncation: z.enum(["error", "left", "right"]).default("error")
       .describe("a prompt over max_prompt_length: error names the row; left/right cut tokens from that side"),
@@ -344,16 +364,19 @@ export const ConfigSchema = z.strictObject({
     name: z.enum(["task", "math", "exact_match"]).default("task")
       .describe("built-in reward: task (the shipped task's, with partial credit), math (final number: GSM8K ####, \\boxed{}, or the last number) or exact_match"),
     module: z.string().max(4096).default("")
-      .describe("a module exporting score(prompt, response, answer) → number, run in its own supervised reward actor; overrides name"),
+      .describe("a module exporting scoreBatch(rows) → number[], score(prompt, response, answer) → number, or verl's compute_score(data_source, solution_str, ground_truth, extra_info), run in its own supervised reward actor; overrides name"),
+    concurrency: int(1, 1024).default(8)
+      .describe("reward.module: score (or compute_score) calls in flight at once, for async rewards (a judge over HTTP); scores keep row order whatever finishes first"),
     call_deadline_s: seconds(60, "deadline of one reward call (a batch); past it the reward actor is restarted and the call retried"),
   }).prefault({}),
   algorithm: z.strictObject({
-    adv_estimator: z.enum(["gae", "grpo"]).default("gae").describe("advantage estimator"),
-    gamma: z.number().min(0).max(1).default(1.0).describe("discount factor"),
+    adv_estimator: z.enum(["gae", "grpo", "rloo", "reinforce_plus_plus"]).default("gae")
+      .describe("advantage estimator, as verl: gae (with the critic), grpo (group-normalised scores), rloo (leave-one-out baseline within each group) or reinforce_plus_plus (discounted token returns, whitened over the batch); all but gae run without a critic"),
+    gamma: z.number().min(0).max(1).default(1.0).describe("discount factor (gae, reinforce_plus_plus)"),
     lam: z.number().min(0).max(1).default(0.95).describe("GAE lambda"),
     kl_coef: z.number().min(0).max(100).default(0.001).describe("KL penalty coefficient against the reference policy; 0 = no reference actor"),
     use_kl_in_reward: z.boolean().default(false)
-      .describe("charge the KL penalty in the reward of each response token (GAE only; metric actor/reward_kl_penalty) instead of in the policy loss (actor/kl_loss)"),
+      .describe("charge the KL penalty in the reward of each response token (gae and reinforce_plus_plus; metric actor/reward_kl_penalty) instead of in the policy loss (actor/kl_loss)"),
     norm_adv_by_std_in_grpo: z.boolean().default(true)
       .describe("GRPO: divide by the group's reward std (true) or only subtract its mean (false)"),
   }).prefault({}),
@@ -365,6 +388,8 @@ export const ConfigSchema = z.strictObject({
   }).prefault({}),
   trainer: z.strictObject({
     total_steps: int(1, MAX_COUNT).default(400).describe("training steps"),
+    total_epochs: int(0, MAX_COUNT).default(0)
+      .describe("verl's name for the length of a run: passes over the training prompts; above 0 the job runs ceil(total_epochs × training prompts / data.train_batch_size) steps instead of total_steps; 0 = total_steps decides"),
     seed: z.number().int().min(0).default(42).describe("job seed; every stochastic operation derives its seed from it"),
     run_dir: z.string().min(1).max(4096).default("runs/").describe("each job writes into its own folder under this"),
     logger: z.array(z.enum(["console", "jsonl", "tensorboard", "mlflow"])).default(["console", "jsonl"])
@@ -372,13 +397,16 @@ export const ConfigSchema = z.strictObject({
     project_name: z.string().min(1).max(256).default("revenant").describe("project: the MLflow experiment the job's run is logged under"),
     experiment_name: z.string().max(256).default("").describe("this run's name in MLflow; empty = the job id"),
     mlflow_tracking_uri: z.string().max(4096).default("").describe("http(s) address of the MLflow tracking server (needed by the mlflow logger)"),
-    val_interval: int(0, MAX_COUNT).default(50).describe("steps between evaluations; 0 = never"),
+    val_interval: int(0, MAX_COUNT).default(50).describe("steps between evaluations on the held-out prompts (and after the last step); 0 = no validation at all"),
+    val_before_train: z.boolean().default(true).describe("evaluate on the held-out prompts before the first step (val/score of step 0); off when val_interval is 0"),
   }).prefault({}),
   checkpoint: z.strictObject({
     interval: int(1, MAX_COUNT).default(50).describe("steps between checkpoints"),
     keep: int(1, LIMITS.keep).default(3).describe("checkpoints kept on disk"),
     save_hf_model: z.enum(["final", "every_checkpoint", "never"]).default("final")
       .describe("llama-family policies: write the trained policy as a Hugging Face folder (<job>/hf_model at the end; with every_checkpoint also <job>/hf_checkpoints/step-<n>, the last `keep` kept)"),
+    hf_dtype: z.enum(["auto", "f32", "bf16", "f16"]).default("auto")
+      .describe("weight dtype of those folders: auto (the dtype of the folder the policy was loaded from, f32 for a new model), f32 (exact), bf16 or f16 (rounded to nearest even, half the size)"),
   }).prefault({}),
   fault_tolerance: FaultToleranceSchema.prefault({}),
   cluster: ClusterSchema.prefault({}),

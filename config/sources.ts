@@ -32,7 +32,7 @@ export function getPath(values: unknown, path: readonly (string | number)[]): un
 }
 
 /** Sets `values[path] = value`, creating mappings on the way; refuses to overwrite a scalar with a mapping. */
-function setPath(layer: Layer, path: string[], value: unknown, source: string): ConfigProblem | undefined {
+export function setLayerPath(layer: Layer, path: string[], value: unknown, source: string): ConfigProblem | undefined {
   let obj = layer.values;
   for (let i = 0; i < path.length - 1; i++) {
     const key = path[i]!;
@@ -133,6 +133,9 @@ const FALSE = new Set(["false", "0", "no", "off"]);
 export function coerce(text: string, node: SchemaNode | undefined): unknown {
   if (!node) return text;
   if (node.enum) return text;
+  // A key that takes one value or a list (data.train_files): "[a, b]" is the list, anything else the value.
+  const list = node.anyOf?.find((n) => n.type === "array");
+  if (list) return text.trim().startsWith("[") ? coerce(text, list) : coerce(text, node.anyOf!.find((n) => n !== list));
   switch (node.type) {
     case "boolean": {
       const t = text.trim().toLowerCase();
@@ -200,7 +203,7 @@ export function envLayer(env: Record<string, string | undefined>, schema: Schema
     }
     seen.set(path, { name, text });
     const keys = path.split(".");
-    const problem = setPath(layer, keys, coerce(text, nodeAt(schema, keys)), `env ${name}`);
+    const problem = setLayerPath(layer, keys, coerce(text, nodeAt(schema, keys)), `env ${name}`);
     if (problem) problems.push(problem);
   }
   return layer;
@@ -219,7 +222,7 @@ export function argsLayer(args: readonly string[], schema: SchemaNode, problems:
       continue;
     }
     const keys = key.split(".");
-    const problem = setPath(layer, keys, coerce(arg.slice(eq + 1), nodeAt(schema, keys)), `argument ${arg}`);
+    const problem = setLayerPath(layer, keys, coerce(arg.slice(eq + 1), nodeAt(schema, keys)), `argument ${arg}`);
     if (problem) problems.push(problem);
   }
   return layer;

@@ -5,8 +5,8 @@
  */
 import limits from "./model_limits.json" with { type: "json" };
 
-/** kvHeads and intermediate size arch llama models only (kvHeads is further bounded by heads). */
-export type ModelSize = "vocab" | "context" | "width" | "layers" | "heads" | "kvHeads" | "intermediate";
+/** kvHeads, intermediate and headDim size arch llama models only (kvHeads is further bounded by heads). */
+export type ModelSize = "vocab" | "context" | "width" | "layers" | "heads" | "kvHeads" | "intermediate" | "headDim";
 export interface SizeLimit {
   min: number;
   max: number;
@@ -15,5 +15,5 @@ export interface SizeLimit {
 
 export const MODEL_LIMITS: Readonly<Record<ModelSize, SizeLimit>> = Object.freeze({
   vocab: limits.vocab, context: limits.context, width: limits.width, layers: limits.layers, heads: limits.heads,
-  kvHeads: limits.kvHeads, intermediate: limits.intermediate,
+  kvHeads: limits.kvHeads, intermediate: limits.intermediate, headDim: limits.headDim,
 });

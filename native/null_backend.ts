@@ -9,60 +9,14 @@
  * offsets; see {@link llamaTensors}) and holds that many parameters, so code that fills a state by
  * tensor name (a checkpoint loader) can be tested on it too. Arch "gpt2" keeps one stand-in tensor.
  */
+import { llamaTensors } from "./hf/llama_tensors.ts";
 import type {
   ModelState, NativeAddon, NativeGenerateOptions, NativeGenerateResult, NativeModelConfig, NativeModelInfo, NativePolicyBatch,
   NativePolicyHyper, NativeTokenBatch, NativeValueBatch, NativeValueHyper, PolicyModelNative, PolicyStepStats, TensorInfo,
   ValueStepStats,
 } from "./types.ts";
 
-/**
- * The parameter tensors of an arch "llama" model, in the order and at the offsets of the native
- * model's flat parameter array (native/src/core/model.cc, build_llama_specs): q/k/v weights (and
- * biases) back to back, gate/up back to back, then the final norm, lm_head (unless tied) and the
- * value head. tests/native/llama.test.ts checks it against the addon.
- *
- * @example
- * ```ts
- * llamaTensors({ vocab: 8, width: 4, layers: 1, heads: 2 }).map((t) => t.name);
- * // ["model.embed_tokens.weight", "model.layers.0.input_layernorm.weight", ..., "lm_head.weight"]
- * ```
- */
-export function llamaTensors(config: Pick<NativeModelConfig, "vocab" | "width" | "layers" | "heads"> & Partial<NativeModelConfig>): TensorInfo[] {
-  const C = config.width, V = config.vocab, hd = C / config.heads;
-  const kv = (config.kvHeads ?? config.heads) * hd, I = config.intermediate ?? 8 * Math.ceil(C / 3);
-  const out: TensorInfo[] = [];
-  let offset = 0;
-  const add = (name: string, shape: number[]) => {
-    const size = shape.reduce((a, b) => a * b, 1);
-    out.push({ name, shape, offset, size });
-    offset += size;
-  };
-  add("model.embed_tokens.weight", [V, C]);
-  for (let l = 0; l < config.layers; l++) {
-    const p = `model.layers.${l}.`;
-    add(`${p}input_layernorm.weight`, [C]);
-    add(`${p}self_attn.q_proj.weight`, [C, C]);
-    add(`${p}self_attn.k_proj.weight`, [kv, C]);
-    add(`${p}self_attn.v_proj.weight`, [kv, C]);
-    if (config.attentionBias) {
-      add(`${p}self_attn.q_proj.bias`, [C]);
-      add(`${p}self_attn.k_proj.bias`, [kv]);
-      add(`${p}self_attn.v_proj.bias`, [kv]);
-    }
-    add(`${p}self_attn.o_proj.weight`, [C, C]);
-    add(`${p}post_attention_layernorm.weight`, [C]);
-    add(`${p}mlp.gate_proj.weight`, [I, C]);
-    add(`${p}mlp.up_proj.weight`, [I, C]);
-    add(`${p}mlp.down_proj.weight`, [C, I]);
-  }
-  add("model.norm.weight", [C]);
-  if (!config.tiedEmbeddings) add("lm_head.weight", [V, C]);
-  if (config.valueHead) {
-    add("value_head.w", [1, C]);
-    add("value_head.b", [1]);
-  }
-  return out;
-}
+export { llamaTensors };
 
 /** A 32-bit hash step (FNV-1a over the bits of a number): cheap, deterministic, order-sensitive. */
 function mix(h: number, x: number): number {

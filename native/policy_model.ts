@@ -39,11 +39,12 @@ import type {
   NativeValueHyper,
   PolicyModelNative,
   PolicyStepStats,
+  RopeScalingConfig,
   TensorInfo,
   ValueStepStats,
 } from "./types.ts";
 
-export type { ModelArch, ModelState, PolicyStepStats, TensorInfo, ValueStepStats } from "./types.ts";
+export type { ModelArch, ModelState, PolicyStepStats, RopeScalingConfig, TensorInfo, ValueStepStats } from "./types.ts";
 
 export type { Device } from "./device.ts";
 
@@ -85,10 +86,19 @@ export interface PolicyModelConfig {
   tiedEmbeddings?: boolean;
   /** llama: biases on the q, k and v projections, none on o_proj (Qwen2). Default false. */
   attentionBias?: boolean;
+  /**
+   * llama: attention head size (`head_dim`), even, 2..512; heads × headDim need not be width
+   * (q_proj is then [heads × headDim, width], o_proj its transpose in shape). Default width / heads.
+   */
+  headDim?: number;
+  /** llama: RMSNorm of each q and k head before RoPE (`q_norm`, `k_norm`: Qwen3). Default false. */
+  qkNorm?: boolean;
+  /** llama: Llama 3 rope scaling (rope_type "llama3"); null: plain RoPE. Default null. */
+  ropeScaling?: RopeScalingConfig | null;
 }
 
 /** The config keys that shape only arch "llama" models. */
-export type LlamaOnlyKey = "kvHeads" | "intermediate" | "ropeTheta" | "normEps" | "tiedEmbeddings" | "attentionBias";
+export type LlamaOnlyKey = "kvHeads" | "intermediate" | "ropeTheta" | "normEps" | "tiedEmbeddings" | "attentionBias" | "headDim" | "qkNorm" | "ropeScaling";
 
 /**
  * The default model: small enough to train digit reversal on two CPU cores in minutes. GPT-2
@@ -348,6 +358,7 @@ export class PolicyModel {
     c.num("hyper.clipRatio", h.clipRatio, 0, 10);
     c.num("hyper.klCoef", h.klCoef, 0);
     c.num("hyper.entropyCoef", h.entropyCoef, -1e6);
+    if (h.lossNorm !== undefined) c.num("hyper.lossNorm", h.lossNorm, 0, F32_MAX);
     const ref = batch.refLogprobs === undefined ? null : c.f32("batch.refLogprobs", batch.refLogprobs, n);
     if (h.klCoef !== 0 && ref === null) c.fail("batch.refLogprobs", undefined, "a Float32Array when hyper.klCoef != 0");
     return call(
@@ -389,7 +400,10 @@ export class PolicyModel {
     const c = this.config;
     const base = `vocab=${c.vocab} context=${c.context} width=${c.width} layers=${c.layers} heads=${c.heads} valueHead=${c.valueHead}`;
     if (c.arch === "gpt2") return base; // unchanged from before arch existed, so saved states still load
-    return `${base} arch=${c.arch} kvHeads=${c.kvHeads} intermediate=${c.intermediate} tiedEmbeddings=${c.tiedEmbeddings} attentionBias=${c.attentionBias}`;
+    const llama = `${base} arch=${c.arch} kvHeads=${c.kvHeads} intermediate=${c.intermediate} tiedEmbeddings=${c.tiedEmbeddings} attentionBias=${c.attentionBias}`;
+    // Said only when they change the layout, so states saved before these keys existed still load.
+    const extra = [...(c.headDim !== c.width / c.heads ? [`headDim=${c.headDim}`] : []), ...(c.qkNorm ? ["qkNorm=true"] : [])];
+    return [llama, ...extra].join(" ");
   }
 
   /**
@@ -571,21 +585,43 @@ function resolveConfig(c: Check, config: PolicyModelConfig): Required<PolicyMode
     normEps: positive(c, "config.normEps", config.normEps ?? 1e-5),
     tiedEmbeddings: flag(c, "config.tiedEmbeddings", config.tiedEmbeddings ?? false),
     attentionBias: flag(c, "config.attentionBias", config.attentionBias ?? false),
+    headDim: config.headDim === undefined ? width / heads : size(c, "headDim", config.headDim),
+    qkNorm: flag(c, "config.qkNorm", config.qkNorm ?? false),
+    ropeScaling: ropeScaling(c, config.ropeScaling ?? null),
   };
-  if (cfg.width % cfg.heads !== 0) c.fail("config.width", cfg.width, `a multiple of heads (${cfg.heads})`);
+  // A head size of its own frees width from being a multiple of heads (llama only).
+  if (config.headDim === undefined && cfg.width % cfg.heads !== 0) c.fail("config.width", cfg.width, `a multiple of heads (${cfg.heads})`);
   if (arch === "gpt2") {
     // GPT-2 has one shape per size: a llama-only key set otherwise is a mistake, not a no-op.
-    const implied = { kvHeads: heads, intermediate: 4 * width, ropeTheta: 10000, normEps: 1e-5, tiedEmbeddings: false, attentionBias: false };
-    for (const [key, value] of Object.entries(implied) as [LlamaOnlyKey, number | boolean][]) {
-      if (cfg[key] !== value) c.fail(`config.${key}`, cfg[key], `${value} for arch "gpt2" (only arch "llama" takes ${key})`);
+    const implied = {
+      kvHeads: heads, intermediate: 4 * width, ropeTheta: 10000, normEps: 1e-5, tiedEmbeddings: false, attentionBias: false,
+      headDim: width / heads, qkNorm: false, ropeScaling: null,
+    };
+    for (const [key, value] of Object.entries(implied) as [LlamaOnlyKey, unknown][]) {
+      if (cfg[key] !== value) c.fail(`config.${key}`, cfg[key], `${JSON.stringify(value)} for arch "gpt2" (only arch "llama" takes ${key})`);
     }
     return cfg;
   }
   if (heads % kvHeads !== 0) c.fail("config.kvHeads", kvHeads, `a divisor of heads (${heads})`);
-  if ((width / heads) % 2 !== 0) {
+  if (config.headDim === undefined && (width / heads) % 2 !== 0) {
     c.fail("config.width", width, `a multiple of 2 * heads (${2 * heads}) for arch "llama": rotary embeddings need an even head size`);
   }
+  if (cfg.headDim % 2 !== 0) c.fail("config.headDim", cfg.headDim, "an even number: rotary embeddings rotate pairs");
   return cfg;
+}
+
+/** null, or Llama 3's four numbers: factors > 0 with highFreqFactor above lowFreqFactor. */
+function ropeScaling(c: Check, v: RopeScalingConfig | null): RopeScalingConfig | null {
+  if (v === null) return null;
+  if (typeof v !== "object") c.fail("config.ropeScaling", v, "null or { factor, lowFreqFactor, highFreqFactor, originalContext }");
+  const out = {
+    factor: positive(c, "config.ropeScaling.factor", v.factor),
+    lowFreqFactor: positive(c, "config.ropeScaling.lowFreqFactor", v.lowFreqFactor),
+    highFreqFactor: positive(c, "config.ropeScaling.highFreqFactor", v.highFreqFactor),
+    originalContext: positive(c, "config.ropeScaling.originalContext", v.originalContext),
+  };
+  if (out.highFreqFactor <= out.lowFreqFactor) c.fail("config.ropeScaling.highFreqFactor", out.highFreqFactor, `a number above lowFreqFactor (${out.lowFreqFactor})`);
+  return out;
 }
 
 /**

@@ -69,6 +69,21 @@ export interface NativeModelConfig {
   normEps?: number;
   tiedEmbeddings?: boolean;
   attentionBias?: boolean;
+  /** Attention head size; absent: width / heads. */
+  headDim?: number;
+  /** Per-head RMSNorm of q and k before RoPE (Qwen3's q_norm, k_norm). */
+  qkNorm?: boolean;
+  /** Llama 3 rope scaling; null or absent: plain RoPE. */
+  ropeScaling?: RopeScalingConfig | null;
+}
+
+/** Llama 3's rope scaling (config.json's `rope_scaling` with rope_type "llama3"). */
+export interface RopeScalingConfig {
+  factor: number;
+  lowFreqFactor: number;
+  highFreqFactor: number;
+  /** `original_max_position_embeddings`: the context the frequencies were made for. */
+  originalContext: number;
 }
 
 /**
@@ -150,6 +165,11 @@ export interface NativePolicyHyper extends NativeOptimHyper {
   clipRatio: number;
   klCoef: number;
   entropyCoef: number;
+  /**
+   * The denominator of the policy, KL and entropy terms: 0 (the default) = the summed mask (a
+   * token mean); a positive value divides the mask-weighted sums by it instead.
+   */
+  lossNorm?: number;
 }
 
 export interface NativeValueHyper extends NativeOptimHyper {

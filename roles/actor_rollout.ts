@@ -5,6 +5,7 @@
  */
 import type { GenerateOptions, GenerateResult, PolicyBatch, PolicyHyper, PolicyStepStats, TokenBatch } from "../native/policy_model.ts";
 import type { RoleContext } from "../runtime/core/host/role.ts";
+import { aggregation } from "./loss_agg.ts";
 import { TrainedModelRole } from "./model_role.ts";
 import type { ModelRoleOptions, UpdatePlan } from "./model_options.ts";
 import { publishWeights, type WeightSegment } from "./weights.ts";
@@ -37,9 +38,13 @@ export class ActorRollout extends TrainedModelRole {
     return out;
   }
 
-  /** PPO epochs over shuffled mini-batches; the mean of each statistic. */
+  /** PPO epochs over shuffled mini-batches, the loss aggregated as the plan says; the mean of each statistic. */
   async update(batch: PolicyBatch, hyper: Partial<PolicyHyper>, plan: UpdatePlan): Promise<PolicyStepStats> {
     const model = await this.ready();
-    return this.updateOver(batch, plan, (mb) => model.policyStep(mb, hyper));
+    return this.updateOver(batch, plan, (mb) => {
+      if (!plan.lossAgg) return model.policyStep(mb, hyper);
+      const { mask, lossNorm } = aggregation(mb.mask, mb.batch, mb.seqLen, plan.lossAgg);
+      return model.policyStep({ ...mb, mask }, { ...hyper, lossNorm });
+    });
   }
 }

@@ -2,6 +2,7 @@
  * What the trainer passes to every model-backed role, and the mini-batch plan of an update.
  * Plain data: it crosses the process boundary in the actor's spawn spec or a call's arguments.
  */
+import type { LossAggregation } from "./loss_agg.ts";
 import type { Device, PolicyModelConfig } from "../native/policy_model.ts";
 
 /** A role's model: its architecture and sizes, and the Hugging Face folder its weights come from (none: a new model). */
@@ -59,4 +60,6 @@ export interface UpdatePlan {
   epochs: number;
   miniBatchSize: number;
   seed: number;
+  /** The policy loss's aggregation (loss_agg.ts); token-mean when absent. */
+  lossAgg?: LossAggregation;
 }

@@ -7,6 +7,7 @@ import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { LlamaModelConfig } from "../native/hf/config.ts";
 import { isValueHeadTensor, loadHfModel, paramsFromTensors, saveHfModel } from "../native/hf/model_folder.ts";
+import type { WritableDtype } from "../native/hf/safetensors.ts";
 import { PolicyModel, type ModelState } from "../native/policy_model.ts";
 import type { Role } from "../runtime/core/host/role.ts";
 import { meanStats, miniBatches, type RowBatch } from "./minibatch.ts";
@@ -16,11 +17,15 @@ export class ModelRole implements Role {
   protected readonly model: PolicyModel;
   /** Settles once a folder's weights are in the model. */
   readonly #loaded: Promise<void>;
+  /** What an export keeps of the folder the weights came from (null: a new model). */
+  protected readonly folder: FolderFacts | null;
 
   constructor(options: ModelRoleOptions, valueHead: boolean) {
     const threads = actorThreads(options.threads, process.env);
     this.model = new PolicyModel({ ...options.model, valueHead }, { device: options.device, ...(threads === undefined ? {} : { threads }) });
-    this.#loaded = options.path ? loadWeights(this.model, options.path, options.model.context, valueHead) : Promise.resolve();
+    const load = options.path ? loadWeights(this.model, options.path, options.model.context, valueHead) : null;
+    this.folder = load?.folder ?? null;
+    this.#loaded = load?.loaded ?? Promise.resolve();
     // Awaited by every call (see ready()); marked handled so a failed load is those calls' error,
     // not an unhandled rejection that ends the process first.
     this.#loaded.catch(() => {});
@@ -51,14 +56,27 @@ export class ModelRole implements Role {
  * folder is read and checked now (a bad one throws from the constructor); the weights go in
  * through the model's queue, ahead of every call made afterwards.
  */
-function loadWeights(model: PolicyModel, path: string, context: number, valueHead: boolean): Promise<void> {
+function loadWeights(model: PolicyModel, path: string, context: number, valueHead: boolean): { loaded: Promise<void>; folder: FolderFacts } {
   const hf = loadHfModel(path, { context, valueHead });
   const params = paramsFromTensors(model.tensors, hf.tensors, {
     tied: hf.config.tiedEmbeddings, optional: isValueHeadTensor, fallback: model.initialParams(),
   });
   const n = params.length;
-  return model.setState({ params, adamM: new Float32Array(n), adamV: new Float32Array(n), step: 0 });
+  const maxPositions = hf.hfConfig.max_position_embeddings as number; // checked by loadHfModel
+  return { loaded: model.setState({ params, adamM: new Float32Array(n), adamV: new Float32Array(n), step: 0 }), folder: { dtype: hf.dtype, maxPositions } };
 }
+
+/** What a loaded folder says that the model's config does not. */
+interface FolderFacts {
+  /** The dtype its weights are stored in: an export's default. */
+  dtype: WritableDtype;
+  /** Its max_position_embeddings, kept on export whatever context the job trained at. */
+  maxPositions: number;
+}
+
+/** `checkpoint.hf_dtype`'s words: auto keeps the loaded folder's dtype (F32 for a new model). */
+export type ExportDtype = "auto" | "f32" | "bf16" | "f16";
+const EXPORT_DTYPES: Readonly<Record<Exclude<ExportDtype, "auto">, WritableDtype>> = { f32: "F32", bf16: "BF16", f16: "F16" };
 
 /** What goes into an exported Hugging Face folder besides the weights. */
 export interface HfExport {
@@ -69,7 +87,8 @@ export interface HfExport {
   bosTokenId?: number;
   eosTokenId?: number;
   padTokenId?: number;
-  dtype?: "F32" | "BF16";
+  /** Default "auto": the dtype of the folder the weights were loaded from, F32 for a new model. */
+  dtype?: ExportDtype;
 }
 
 /** Tokenizer files transformers reads; those present are copied into an export. */
@@ -87,8 +106,12 @@ export class TrainedModelRole extends ModelRole {
     if (cfg.arch !== "llama") throw new TypeError(`exportHf: only arch "llama" models export to Hugging Face folders (this one is arch ${JSON.stringify(cfg.arch)})`);
     const { params } = await (await this.ready()).getState();
     mkdirSync(o.dir, { recursive: true });
+    const wanted = o.dtype ?? "auto";
+    if (wanted !== "auto" && !(wanted in EXPORT_DTYPES)) throw new TypeError(`exportHf: dtype is ${JSON.stringify(wanted)}; expected auto, f32, bf16 or f16`);
+    const dtype = wanted === "auto" ? (this.folder?.dtype ?? "F32") : EXPORT_DTYPES[wanted];
     saveHfModel(o.dir, cfg as LlamaModelConfig, this.model.tensors, params, {
-      dtype: o.dtype ?? "F32", bosTokenId: o.bosTokenId, eosTokenId: o.eosTokenId, padTokenId: o.padTokenId,
+      dtype, bosTokenId: o.bosTokenId, eosTokenId: o.eosTokenId, padTokenId: o.padTokenId,
+      ...(this.folder ? { maxPositionEmbeddings: Math.max(this.folder.maxPositions, cfg.context) } : {}),
     });
     let files = 0;
     for (const f of TOKENIZER_FILES) {

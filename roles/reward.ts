@@ -1,32 +1,22 @@
 /**
- * The `reward` role: a user's reward module (`reward.module`, exporting
- * `score(prompt, response, answer) → number`) in its own supervised process. A module that hangs
+ * The `reward` role: a user's reward module (`reward.module`, exporting `scoreBatch(rows)`,
+ * `score(prompt, response, answer)` or `compute_score(...)`: see runtime/rl/rewards/user_module.ts)
+ * in its own supervised process; async per-row calls run `reward.concurrency` at a time. A module that hangs
  * or crashes takes down this process, not the coordinator: the supervisor restarts it and
  * retries the call, as for any role, and a call past `reward.call_deadline_s` is treated as a
  * hang. A row whose `score` throws or returns something other than a finite number is a reward
  * failure: reported with its reason, never turned into a score of 0.
  */
 import type { RoleContext } from "../runtime/core/host/role.ts";
-import { loadRewardModule, type LoadedRewardModule } from "../runtime/rl/rewards/user_module.ts";
+import { DEFAULT_REWARD_CONCURRENCY, loadRewardModule, type LoadedRewardModule, type RewardItem, type RewardScores } from "../runtime/rl/rewards/user_module.ts";
+
+export type { RewardItem, RewardScores };
 
 export interface RewardOptions {
   /** Absolute path of the module. */
   module: string;
-}
-
-/** One response to judge. */
-export interface RewardItem {
-  prompt: string;
-  response: string;
-  answer: string;
-}
-
-/** Scores of a batch: `failed[i]` = 1 where row i has no score (its reason in `errors`). */
-export interface RewardScores {
-  scores: Float32Array;
-  failed: Uint8Array;
-  /** "row i: reason" for each failed row. */
-  errors: string[];
+  /** Per-row calls in flight at once (`reward.concurrency`); default DEFAULT_REWARD_CONCURRENCY. */
+  concurrency?: number;
 }
 
 export class Reward {
@@ -40,19 +30,9 @@ export class Reward {
     return (this.module ??= loadRewardModule(this.options.module));
   }
 
+  /** Every row's score, in row order, whichever call finished first. */
   async score(items: RewardItem[]): Promise<RewardScores> {
-    const mod = await this.loaded();
-    const out: RewardScores = { scores: new Float32Array(items.length), failed: new Uint8Array(items.length), errors: [] };
-    for (let i = 0; i < items.length; i++) {
-      const { prompt, response, answer } = items[i]!;
-      try {
-        out.scores[i] = await mod.score(prompt, response, answer);
-      } catch (e) {
-        out.failed[i] = 1;
-        out.errors.push(`row ${i}: ${(e as Error).message}`);
-      }
-    }
-    return out;
+    return (await this.loaded()).scoreRows(items, this.options.concurrency ?? DEFAULT_REWARD_CONCURRENCY);
   }
 
   async info(): Promise<{ module: string }> {

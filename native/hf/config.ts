@@ -1,10 +1,11 @@
 /**
  * Hugging Face `config.json` to the runtime's model config and back, for the Llama family:
- * LlamaForCausalLM, MistralForCausalLM (without a binding sliding window) and Qwen2ForCausalLM
- * (q/k/v biases). Everything the runtime's Llama path does not compute — rope scaling, an
- * activation other than SiLU, o_proj or MLP biases, a head_dim other than hidden/heads — is
- * refused with a {@link HfConfigError} naming the key, its value and what is supported, never
- * loaded into a model that would compute something else.
+ * LlamaForCausalLM (Llama 3.x rope scaling included), MistralForCausalLM (without a binding
+ * sliding window), Qwen2ForCausalLM (q/k/v biases) and Qwen3ForCausalLM (per-head q/k RMSNorm, a
+ * head_dim of its own). Everything the runtime's Llama path does not compute — a rope scaling
+ * other than "llama3", an activation other than SiLU, o_proj or MLP biases, sliding windows that
+ * bind — is refused with a {@link HfConfigError} naming the key, its value and what is supported,
+ * never loaded into a model that would compute something else.
  *
  * Context rule: `context` = min(max_position_embeddings, the runtime's context limit from
  * native/model_limits.json), unless the caller asks for a smaller one. The weights do not
@@ -19,6 +20,9 @@
  */
 import { MODEL_LIMITS, type ModelSize } from "../model_limits.ts";
 import type { PolicyModelConfig } from "../policy_model.ts";
+import type { RopeScalingConfig } from "../types.ts";
+
+export type { RopeScalingConfig };
 
 /** The Llama-family model config the runtime builds from a Hugging Face folder. */
 export interface LlamaModelConfig extends PolicyModelConfig {
@@ -34,7 +38,10 @@ export interface LlamaModelConfig extends PolicyModelConfig {
   tiedEmbeddings: boolean;
   /** Biases on the q/k/v projections only (Qwen2). */
   attentionBias: boolean;
+  // headDim, qkNorm and ropeScaling (PolicyModelConfig's) are always set by modelConfigFromHf;
+  // absent, they mean width / heads, false and null.
 }
+
 
 /** A config.json the runtime cannot map; the message names the key, the value and what is allowed. */
 export class HfConfigError extends Error {
@@ -49,10 +56,12 @@ export class HfConfigError extends Error {
 }
 
 /** Architectures read, with the family each maps to. */
-export const SUPPORTED_ARCHITECTURES = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"] as const;
+export const SUPPORTED_ARCHITECTURES = ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"] as const;
 export type SupportedArchitecture = (typeof SUPPORTED_ARCHITECTURES)[number];
 
-const MODEL_TYPES: Readonly<Record<string, SupportedArchitecture>> = { llama: "LlamaForCausalLM", mistral: "MistralForCausalLM", qwen2: "Qwen2ForCausalLM" };
+const MODEL_TYPES: Readonly<Record<string, SupportedArchitecture>> = {
+  llama: "LlamaForCausalLM", mistral: "MistralForCausalLM", qwen2: "Qwen2ForCausalLM", qwen3: "Qwen3ForCausalLM",
+};
 
 export interface FromHfOptions {
   /** Names the config in errors; default "config.json". */
@@ -72,16 +81,13 @@ export function modelConfigFromHf(json: unknown, options: FromHfOptions = {}): L
   const read = new Reader(source, json as Json);
   const arch = architectureOf(read);
   read.must("hidden_act", (v) => v === undefined || v === "silu", '"silu" (SwiGLU MLP)');
-  checkRopeScaling(read);
+  const ropeScaling = ropeScalingOf(read);
   read.must("mlp_bias", (v) => v === undefined || v === false, "false or absent (MLP biases are not supported)");
   const width = read.size("hidden_size", "width");
   const heads = read.size("num_attention_heads", "heads");
   const kvHeads = read.int("num_key_value_heads", MODEL_LIMITS.kvHeads.min, Math.min(heads, MODEL_LIMITS.kvHeads.max), heads);
   if (heads % kvHeads !== 0) read.fail("num_key_value_heads", kvHeads, `a divisor of num_attention_heads (${heads})`);
-  if (width % heads !== 0) read.fail("hidden_size", width, `a multiple of num_attention_heads (${heads})`);
-  const headDim = width / heads;
-  read.must("head_dim", (v) => v === undefined || v === null || v === headDim, `hidden_size / num_attention_heads = ${headDim} (other head sizes are not supported)`);
-  if (headDim % 2 !== 0) read.fail("hidden_size", width, `such that hidden_size / num_attention_heads is even (RoPE rotates pairs); head size is ${headDim}`);
+  const headDim = headDimOf(read, width, heads);
   const maxPositions = read.int("max_position_embeddings", MODEL_LIMITS.context.min, Number.MAX_SAFE_INTEGER);
   const context = contextFor(read, maxPositions, options.context);
   checkSlidingWindow(read, arch, context);
@@ -98,6 +104,9 @@ export function modelConfigFromHf(json: unknown, options: FromHfOptions = {}): L
     normEps: read.positive("rms_norm_eps", 1e-6),
     tiedEmbeddings: read.bool("tie_word_embeddings", false),
     attentionBias: attentionBiasOf(read, arch),
+    headDim,
+    qkNorm: arch === "Qwen3ForCausalLM",
+    ropeScaling,
     valueHead: options.valueHead ?? false,
     seed: options.seed ?? 0,
   };
@@ -118,26 +127,61 @@ function architectureOf(read: Reader): SupportedArchitecture {
   return arch;
 }
 
-function checkRopeScaling(read: Reader): void {
-  const v = read.json.rope_scaling;
-  if (v === undefined || v === null) return;
-  const type = typeof v === "object" ? ((v as Json).rope_type ?? (v as Json).type) : v;
-  throw new HfConfigError(read.source, "rope_scaling", `is ${JSON.stringify(v)}: unsupported rope_scaling type ${JSON.stringify(type)} (only plain RoPE, rope_scaling null or absent, is supported)`);
+/**
+ * head_dim when config.json gives one (Qwen3 always does; heads × head_dim may differ from
+ * hidden_size, o_proj then being [hidden_size, heads × head_dim]), else hidden_size / heads.
+ */
+function headDimOf(read: Reader, width: number, heads: number): number {
+  const given = read.json.head_dim;
+  if (given === undefined || given === null) {
+    if (width % heads !== 0) read.fail("hidden_size", width, `a multiple of num_attention_heads (${heads}) when head_dim is absent`);
+    const implied = width / heads;
+    if (implied % 2 !== 0) read.fail("hidden_size", width, `such that hidden_size / num_attention_heads is even (RoPE rotates pairs); head size is ${implied}`);
+    return implied;
+  }
+  const headDim = read.int("head_dim", MODEL_LIMITS.headDim.min, MODEL_LIMITS.headDim.max);
+  if (headDim % 2 !== 0) read.fail("head_dim", headDim, "an even number (RoPE rotates pairs)");
+  return headDim;
 }
 
 /**
- * Llama's attention_bias puts biases on q, k, v and o_proj; the runtime has q/k/v biases only,
- * which is exactly Qwen2 (always on there).
+ * rope_scaling: null, absent or rope_type "default" is plain RoPE; rope_type "llama3" (Llama
+ * 3.1/3.2) is computed, its four keys checked. Every other scaling (linear, dynamic, yarn, longrope,
+ * ...) is refused naming the key.
+ */
+function ropeScalingOf(read: Reader): RopeScalingConfig | null {
+  const v = read.json.rope_scaling;
+  if (v === undefined || v === null) return null;
+  if (typeof v !== "object" || Array.isArray(v)) read.fail("rope_scaling", v, 'null, or an object with rope_type "llama3"');
+  const scaling = v as Json;
+  const typeKey = scaling.rope_type !== undefined ? "rope_type" : "type";
+  const type = scaling[typeKey];
+  if (type === "default") return null;
+  if (type !== "llama3") {
+    throw new HfConfigError(read.source, `rope_scaling.${typeKey}`, `is ${JSON.stringify(type)}; expected "llama3" (Llama 3 rope scaling) or rope_scaling null (plain RoPE): other rope scalings are not supported`);
+  }
+  const sub = new Reader(read.source, scaling, "rope_scaling.");
+  const factor = sub.positive("factor");
+  const lowFreqFactor = sub.positive("low_freq_factor");
+  const highFreqFactor = sub.positive("high_freq_factor");
+  if (highFreqFactor <= lowFreqFactor) sub.fail("high_freq_factor", highFreqFactor, `a number above low_freq_factor (${lowFreqFactor})`);
+  const originalContext = sub.int("original_max_position_embeddings", 1, Number.MAX_SAFE_INTEGER);
+  return { factor, lowFreqFactor, highFreqFactor, originalContext };
+}
+
+/**
+ * Llama's and Qwen3's attention_bias put biases on q, k, v and o_proj; the runtime has q/k/v
+ * biases only, which is exactly Qwen2 (always on there).
  */
 function attentionBiasOf(read: Reader, arch: SupportedArchitecture): boolean {
   if (arch === "Qwen2ForCausalLM") return true;
-  read.must("attention_bias", (v) => v === undefined || v === false, "false or absent (Llama's attention_bias also biases o_proj, which is not supported; q/k/v-only biases are read from Qwen2ForCausalLM)");
+  read.must("attention_bias", (v) => v === undefined || v === false, `false or absent (${arch}'s attention_bias also biases o_proj, which is not supported; q/k/v-only biases are read from Qwen2ForCausalLM)`);
   return false;
 }
 
 /** A sliding window that never binds (at least the context) computes plain causal attention. */
 function checkSlidingWindow(read: Reader, arch: SupportedArchitecture, context: number): void {
-  if (arch === "Qwen2ForCausalLM") {
+  if (arch === "Qwen2ForCausalLM" || arch === "Qwen3ForCausalLM") {
     read.must("use_sliding_window", (v) => v === undefined || v === false, "false or absent (sliding-window attention is not supported)");
     return;
   }
@@ -163,10 +207,12 @@ class Reader {
   constructor(
     readonly source: string,
     readonly json: Json,
+    /** Names keys of a nested object ("rope_scaling.") in errors. */
+    readonly prefix = "",
   ) {}
 
   fail(key: string, value: unknown, allowed: string): never {
-    throw new HfConfigError(this.source, key, `is ${value === undefined ? "absent" : JSON.stringify(value)}; expected ${allowed}`);
+    throw new HfConfigError(this.source, this.prefix + key, `is ${value === undefined ? "absent" : JSON.stringify(value)}; expected ${allowed}`);
   }
 
   must(key: string, ok: (v: unknown) => boolean, allowed: string): void {
@@ -184,7 +230,7 @@ class Reader {
     return this.int(key, MODEL_LIMITS[size].min, MODEL_LIMITS[size].max);
   }
 
-  positive(key: string, fallback: number): number {
+  positive(key: string, fallback?: number): number {
     const v = this.json[key] ?? fallback;
     if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) this.fail(key, this.json[key], "a positive finite number");
     return v;
@@ -199,7 +245,7 @@ class Reader {
 
 export interface ToHfOptions {
   /** Written as torch_dtype; match the dtype the weights are saved in. Default "float32". */
-  torchDtype?: "float32" | "bfloat16";
+  torchDtype?: "float32" | "bfloat16" | "float16";
   bosTokenId?: number;
   eosTokenId?: number | number[];
   padTokenId?: number;
@@ -209,36 +255,45 @@ export interface ToHfOptions {
 
 /**
  * The config.json transformers (and vLLM, llama.cpp's converter) load for this model:
- * Qwen2ForCausalLM when it has q/k/v biases, LlamaForCausalLM otherwise.
+ * Qwen3ForCausalLM when it has q/k norms, Qwen2ForCausalLM when it has q/k/v biases,
+ * LlamaForCausalLM otherwise (with its rope scaling, when it has one).
  */
 export function hfConfigFromModel(config: LlamaModelConfig, options: ToHfOptions = {}): Json {
   if (config.arch !== "llama") {
     throw new HfConfigError("model config", "arch", `is ${JSON.stringify(config.arch)}; only "llama" models map to a Hugging Face config`);
   }
-  const qwen2 = config.attentionBias;
+  if (config.qkNorm && config.attentionBias) {
+    throw new HfConfigError("model config", "attentionBias", "is true with qkNorm: no Hugging Face architecture has q/k norms and q/k/v-only biases");
+  }
+  const qwen3 = config.qkNorm ?? false, qwen2 = config.attentionBias;
+  const [architecture, modelType] = qwen3 ? ["Qwen3ForCausalLM", "qwen3"] : qwen2 ? ["Qwen2ForCausalLM", "qwen2"] : ["LlamaForCausalLM", "llama"];
+  const s = config.ropeScaling ?? null;
   const json: Json = {
-    architectures: [qwen2 ? "Qwen2ForCausalLM" : "LlamaForCausalLM"],
-    model_type: qwen2 ? "qwen2" : "llama",
+    architectures: [architecture],
+    model_type: modelType,
     vocab_size: config.vocab,
     hidden_size: config.width,
     intermediate_size: config.intermediate,
     num_hidden_layers: config.layers,
     num_attention_heads: config.heads,
     num_key_value_heads: config.kvHeads,
-    head_dim: config.width / config.heads,
+    head_dim: config.headDim ?? config.width / config.heads,
     hidden_act: "silu",
     max_position_embeddings: options.maxPositionEmbeddings ?? config.context,
     rms_norm_eps: config.normEps,
     rope_theta: config.ropeTheta,
-    rope_scaling: null,
+    rope_scaling: s === null
+      ? null
+      : { rope_type: "llama3", factor: s.factor, low_freq_factor: s.lowFreqFactor, high_freq_factor: s.highFreqFactor, original_max_position_embeddings: s.originalContext },
     tie_word_embeddings: config.tiedEmbeddings,
     attention_dropout: 0.0,
     initializer_range: 0.02,
     use_cache: true,
     torch_dtype: options.torchDtype ?? "float32",
   };
-  if (qwen2) Object.assign(json, { use_sliding_window: false, sliding_window: null, max_window_layers: config.layers });
-  else Object.assign(json, { attention_bias: false, mlp_bias: false });
+  if (qwen2 || qwen3) Object.assign(json, { use_sliding_window: false, sliding_window: null, max_window_layers: config.layers });
+  if (qwen3) json.attention_bias = false;
+  else if (!qwen2) Object.assign(json, { attention_bias: false, mlp_bias: false });
   if (options.bosTokenId !== undefined) json.bos_token_id = options.bosTokenId;
   if (options.eosTokenId !== undefined) json.eos_token_id = options.eosTokenId;
   if (options.padTokenId !== undefined) json.pad_token_id = options.padTokenId;

@@ -25,12 +25,14 @@
  * saveHfModel("out/qwen2-tuned", hf.config, model.tensors, model.getState().params, { dtype: "BF16" });
  * ```
  */
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { basename, join } from "node:path";
 import { writeFileDurably } from "../../runtime/core/files.ts";
+import { llamaTensors } from "./llama_tensors.ts";
 import type { TensorInfo } from "../types.ts";
 import { hfConfigFromModel, type FromHfOptions, type LlamaModelConfig, modelConfigFromHf, type ToHfOptions } from "./config.ts";
-import { HF_METADATA, readSafetensors, type Tensor, writeSafetensors, type WritableDtype } from "./safetensors.ts";
+import { readRegularFile } from "./regular_file.ts";
+import { checkSafetensorsFile, HF_METADATA, readSafetensors, type ReadableDtype, type Tensor, writeSafetensors, type WritableDtype } from "./safetensors.ts";
 
 export const CONFIG_FILE = "config.json";
 export const WEIGHTS_FILE = "model.safetensors";
@@ -60,6 +62,11 @@ export interface HfModel {
   tensors: Map<string, Tensor>;
   /** The weight files read, in order. */
   files: string[];
+  /**
+   * The dtype the causal LM's weights are stored in (the value head aside): what an export of
+   * this model keeps by default. A folder that mixes dtypes reports F32, which loses nothing.
+   */
+  dtype: ReadableDtype;
 }
 
 /** Reads config.json and the weights (single file or sharded) of a Hugging Face model folder. */
@@ -69,20 +76,35 @@ export function loadHfModel(dir: string, options: Omit<FromHfOptions, "source"> 
   const index = existsSync(join(dir, WEIGHTS_FILE)) || !existsSync(join(dir, INDEX_FILE)) ? null : readIndex(dir);
   const files = weightFiles(dir, index);
   const tensors = new Map<string, Tensor>();
+  const dtypes = new Set<ReadableDtype>();
   for (const file of files) {
     const path = join(dir, file);
     for (const [name, t] of readSafetensors(path).tensors) {
+      if (file !== VALUE_HEAD_FILE) dtypes.add(t.dtype);
       if (tensors.has(name)) throw new ModelFolderError(`${path}: tensor "${name}" is also stored in another weight file of ${dir}`);
       if (index !== null && file !== VALUE_HEAD_FILE && index.get(name) !== file) {
         throw new ModelFolderError(`${path}: tensor "${name}" is not mapped to ${file} by ${INDEX_FILE} (it maps it to ${index.get(name) ?? "no file"})`);
       }
+      checkFinite(path, name, t.data);
       tensors.set(name, { shape: t.shape, data: t.data });
     }
   }
   for (const [name, file] of index ?? []) {
     if (!tensors.has(name)) throw new ModelFolderError(`${join(dir, INDEX_FILE)}: tensor "${name}" is mapped to ${file}, which does not hold it`);
   }
-  return { config, hfConfig, tensors, files };
+  return { config, hfConfig, tensors, files, dtype: dtypes.size === 1 ? [...dtypes][0]! : "F32" };
+}
+
+/**
+ * A weight that is NaN or infinite makes every log-prob it touches NaN, which would surface steps
+ * later far from its cause; it is refused here, naming the file, the tensor and the first place.
+ */
+function checkFinite(path: string, name: string, data: Float32Array): void {
+  for (let i = 0; i < data.length; i++) {
+    if (!Number.isFinite(data[i]!)) {
+      throw new ModelFolderError(`${path}: tensor "${name}" holds ${data[i]} at element ${i}; weights must be finite numbers (a diverged or corrupted checkpoint?)`);
+    }
+  }
 }
 
 /** The weight files to read: model.safetensors or the index's shards, then the value head if saved. */
@@ -116,7 +138,7 @@ function readIndex(dir: string): Map<string, string> {
 function readJson(path: string): Record<string, unknown> {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = readRegularFile(path).toString("utf8");
   } catch (e) {
     throw new ModelFolderError(`${path}: cannot read it (${(e as Error).message})`);
   }
@@ -165,16 +187,50 @@ export function paramsFromTensors(specs: readonly TensorInfo[], tensors: Readonl
 
 /** Every required tensor present, nothing extra (a tied lm_head only when it equals the embedding). */
 function checkNames(specs: readonly TensorInfo[], tensors: ReadonlyMap<string, Tensor>, options: ParamsOptions): void {
-  const wanted = new Set(specs.map((s) => s.name));
-  const missing = specs.filter((s) => !tensors.has(s.name) && !(options.optional?.(s.name) ?? false)).map((s) => s.name);
-  if (missing.length > 0) throw new ModelFolderError(`the checkpoint lacks ${missing.length} tensor(s) the model needs: ${listed(missing)}`);
+  checkNameSet(specs, tensors, options);
   const fallbackNeeded = specs.some((s) => !tensors.has(s.name));
   if (fallbackNeeded && options.fallback === undefined) {
     throw new ModelFolderError("optional tensors are missing from the checkpoint and no fallback parameters were given to initialise them");
   }
-  const extra = [...tensors.keys()].filter((n) => !wanted.has(n) && !(options.tied && n === LM_HEAD));
-  if (extra.length > 0) throw new ModelFolderError(`the checkpoint has ${extra.length} tensor(s) the model does not: ${listed(extra)}`);
   if (options.tied && tensors.has(LM_HEAD)) checkTiedHead(tensors);
+}
+
+/**
+ * Names only: every required tensor there, nothing extra. Both lists are given when both are
+ * wrong, so a folder of another architecture is named by what it has (Qwen3's q_norm/k_norm) as
+ * well as by what it lacks.
+ */
+function checkNameSet(specs: readonly TensorInfo[], tensors: ReadonlyMap<string, unknown>, options: ParamsOptions): void {
+  const wanted = new Set(specs.map((s) => s.name));
+  const missing = specs.filter((s) => !tensors.has(s.name) && !(options.optional?.(s.name) ?? false)).map((s) => s.name);
+  const extra = [...tensors.keys()].filter((n) => !wanted.has(n) && !(options.tied && n === LM_HEAD));
+  const lacks = `lacks ${missing.length} tensor(s) the model needs: ${listed(missing)}`;
+  const has = `has ${extra.length} tensor(s) the model does not: ${listed(extra)}`;
+  if (missing.length > 0 && extra.length > 0) throw new ModelFolderError(`the checkpoint ${lacks}; and it ${has} (does config.json name the right architecture?)`);
+  if (missing.length > 0) throw new ModelFolderError(`the checkpoint ${lacks}`);
+  if (extra.length > 0) throw new ModelFolderError(`the checkpoint ${has}`);
+}
+
+/**
+ * Checks a folder's tensor names and shapes against the model its config.json describes, from
+ * the weight files' headers alone (no weights read; each file a regular file whose safetensors
+ * header fits its size, so a FIFO, a link to /dev/zero or a truncated file is refused at once),
+ * so a folder that cannot load is refused before anything is started.
+ */
+export function checkFolderTensors(dir: string, config: LlamaModelConfig): void {
+  const index = existsSync(join(dir, WEIGHTS_FILE)) || !existsSync(join(dir, INDEX_FILE)) ? null : readIndex(dir);
+  const shapes = new Map<string, readonly number[]>();
+  for (const file of weightFiles(dir, index)) {
+    for (const [name, t] of checkSafetensorsFile(join(dir, file))) shapes.set(name, t.shape);
+  }
+  const specs = llamaTensors({ ...config, valueHead: true });
+  checkNameSet(specs, shapes, { tied: config.tiedEmbeddings, optional: isValueHeadTensor });
+  for (const spec of specs) {
+    const shape = shapes.get(spec.name);
+    if (shape !== undefined && !sameShape(shape, spec.shape)) {
+      throw new ModelFolderError(`tensor "${spec.name}" has shape [${shape.join(", ")}] in the checkpoint; the model expects [${spec.shape.join(", ")}]`);
+    }
+  }
 }
 
 function checkTiedHead(tensors: ReadonlyMap<string, Tensor>): void {
@@ -195,9 +251,26 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 }
 
 export interface SaveOptions extends Omit<ToHfOptions, "torchDtype"> {
-  /** Weight dtype; default "F32" (exact). "BF16" rounds to nearest even and halves the size. */
+  /** Weight dtype; default "F32" (exact). "BF16" and "F16" round to nearest even and halve the size. */
   dtype?: WritableDtype;
 }
+
+/** Half precision's largest finite value; from 65520 on, rounding gives infinity. */
+const F16_MAX = 65504;
+
+/** A weight that float16 would turn into infinity is refused, naming the tensor, before anything is written. */
+function checkHalfRange(tensors: ReadonlyArray<[string, Tensor]>): void {
+  for (const [name, t] of tensors) {
+    const i = t.data.findIndex((v) => Math.abs(v) >= F16_MAX + 16);
+    if (i >= 0) {
+      throw new ModelFolderError(`tensor "${name}" holds ${t.data[i]} at index ${i}, beyond float16's largest finite value ${F16_MAX}: ` +
+        "it would be saved as infinity; save as BF16 or F32 (checkpoint.hf_dtype bf16 or f32)");
+    }
+  }
+}
+
+/** config.json's torch_dtype for each stored dtype. */
+const TORCH_DTYPES: Readonly<Record<WritableDtype, "float32" | "bfloat16" | "float16">> = { F32: "float32", BF16: "bfloat16", F16: "float16" };
 
 /**
  * Writes config.json and model.safetensors (every tensor but the value head, which goes to
@@ -206,13 +279,14 @@ export interface SaveOptions extends Omit<ToHfOptions, "torchDtype"> {
  */
 export function saveHfModel(dir: string, config: LlamaModelConfig, specs: readonly TensorInfo[], params: Float32Array, options: SaveOptions = {}): void {
   const dtype = options.dtype ?? "F32";
-  const json = hfConfigFromModel(config, { ...options, torchDtype: dtype === "BF16" ? "bfloat16" : "float32" });
+  const json = hfConfigFromModel(config, { ...options, torchDtype: TORCH_DTYPES[dtype] });
   const total = specs.reduce((n, s) => Math.max(n, s.offset + s.size), 0);
   if (params.length !== total) throw new ModelFolderError(`params holds ${params.length} values; the tensor list covers ${total}`);
   const causalLm = new Map<string, Tensor>(), valueHead = new Map<string, Tensor>();
   for (const s of specs) {
     (isValueHeadTensor(s.name) ? valueHead : causalLm).set(s.name, { shape: [...s.shape], data: params.subarray(s.offset, s.offset + s.size) });
   }
+  if (dtype === "F16") checkHalfRange([...causalLm, ...valueHead]);
   mkdirSync(dir, { recursive: true });
   writeSafetensors(join(dir, WEIGHTS_FILE), causalLm, { dtype, metadata: { ...HF_METADATA } });
   // A value head left from an earlier save would be read back as part of this model.

@@ -18,14 +18,15 @@
  * console.log(tensors.get("w")!.data); // Float32Array [1, 2]
  * ```
  */
-import { readFileSync, renameSync, rmSync } from "node:fs";
+import { closeSync, renameSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import { fsyncDir, writeSynced, writing } from "../../runtime/core/files.ts";
+import { openRegularFile, readAt } from "./regular_file.ts";
 
 /** The dtypes this runtime reads; every other safetensors dtype is refused by name. */
 export type ReadableDtype = "F32" | "F16" | "BF16";
 /** The dtypes this runtime writes. */
-export type WritableDtype = "F32" | "BF16";
+export type WritableDtype = "F32" | "BF16" | "F16";
 
 /** One tensor in memory: row-major float32 values and the shape they have. */
 export interface Tensor {
@@ -71,15 +72,52 @@ export const MAX_HEADER_BYTES = 100_000_000;
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-/** Reads a safetensors file (one read into memory). F32 tensors are views on that buffer. */
+/**
+ * Reads a safetensors file (one read into memory). F32 tensors are views on that buffer.
+ * Before the tensors are read, the path must be a regular file (a FIFO or a link to /dev/zero is
+ * refused by name, never waited on or read) and the header is checked against the file's size:
+ * a header or a tensor that points past the end is refused having read only the header.
+ */
 export function readSafetensors(path: string): SafetensorsContents {
-  let bytes: Uint8Array;
+  const { fd, size } = openSafetensors(path);
   try {
-    bytes = readFileSync(path);
+    checkHeaderOf(fd, size, path);
+    const bytes = readAt(fd, 0, size);
+    if (bytes.byteLength !== size) throw new SafetensorsError(path, null, `the file shrank while it was read (${bytes.byteLength} of ${size} bytes)`);
+    return decodeSafetensors(bytes, path);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Checks a safetensors file without reading its tensors: a regular file whose header parses and
+ * fits the file's size. Cheap (one header read), so a job checks its weight files with it before
+ * anything starts. Returns each tensor's dtype and shape, in header order.
+ */
+export function checkSafetensorsFile(path: string): Map<string, { dtype: ReadableDtype; shape: number[] }> {
+  const { fd, size } = openSafetensors(path);
+  try {
+    return new Map(checkHeaderOf(fd, size, path).map((e) => [e.name, { dtype: e.dtype, shape: e.shape }]));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function openSafetensors(path: string): { fd: number; size: number } {
+  try {
+    return openRegularFile(path);
   } catch (e) {
     throw new SafetensorsError(path, null, `cannot read the file (${(e as Error).message})`);
   }
-  return decodeSafetensors(bytes, path);
+}
+
+/** Reads the length prefix and the header (only when they fit the file) and checks them against the file's size; its entries. */
+function checkHeaderOf(fd: number, size: number, path: string): HeaderEntry[] {
+  const headerLen = size < 8 ? 0 : Number(new DataView(readAt(fd, 0, 8).buffer).getBigUint64(0, true));
+  // Only a header that fits the file and the limit is read; parseHeader refuses the others by size.
+  const prefixBytes = headerLen <= Math.min(size - 8, MAX_HEADER_BYTES) ? 8 + headerLen : Math.min(size, 8);
+  return parseHeader(readAt(fd, 0, prefixBytes), path, size).entries;
 }
 
 /** Decodes safetensors bytes; `source` names them in errors (a file path, usually). */
@@ -103,19 +141,22 @@ interface HeaderEntry {
   end: number;
 }
 
-/** Parses and validates the whole header against the file's size; tensors are not touched. */
-function parseHeader(bytes: Uint8Array, source: string): { entries: HeaderEntry[]; metadata: Record<string, string>; dataStart: number } {
+/**
+ * Parses and validates the whole header against the file's size; tensors are not touched.
+ * `bytes` holds at least the length prefix and the header; `fileSize` is the whole file's.
+ */
+function parseHeader(bytes: Uint8Array, source: string, fileSize = bytes.byteLength): { entries: HeaderEntry[]; metadata: Record<string, string>; dataStart: number } {
   const fail = (detail: string, tensor: string | null = null): never => {
     throw new SafetensorsError(source, tensor, detail);
   };
-  if (bytes.byteLength < 8) fail(`the file is ${bytes.byteLength} bytes, shorter than the 8-byte header length that starts every safetensors file`);
+  if (fileSize < 8) fail(`the file is ${fileSize} bytes, shorter than the 8-byte header length that starts every safetensors file`);
   const headerLen = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
-  if (headerLen > BigInt(bytes.byteLength - 8)) {
-    fail(`the header length is ${headerLen} bytes but only ${bytes.byteLength - 8} bytes follow it (truncated file, or not safetensors)`);
+  if (headerLen > BigInt(fileSize - 8)) {
+    fail(`the header length is ${headerLen} bytes but only ${fileSize - 8} bytes follow it (truncated file, or not safetensors)`);
   }
   if (headerLen > BigInt(MAX_HEADER_BYTES)) fail(`the header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
   const dataStart = 8 + Number(headerLen);
-  const dataBytes = bytes.byteLength - dataStart;
+  const dataBytes = fileSize - dataStart;
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(8, dataStart)));
@@ -130,6 +171,10 @@ function parseHeader(bytes: Uint8Array, source: string): { entries: HeaderEntry[
     entries.push(parseEntry(name, raw, dataBytes, (d) => fail(d, name)));
   }
   checkNoOverlap(entries, fail);
+  // The reference refuses bytes after the last tensor too: they are no tensor's, and a file far
+  // larger than its header says (a sparse file, a device) must not be read to find that out.
+  const last = entries.reduce((n, e) => Math.max(n, e.end), 0);
+  if (dataBytes > last) fail(`the data section holds ${dataBytes} bytes but the header's data_offsets end at ${last}: ${dataBytes - last} bytes belong to no tensor`);
   return { entries, metadata, dataStart };
 }
 
@@ -242,8 +287,36 @@ export function float32ToBf16(values: Float32Array): Uint16Array {
   return out;
 }
 
+/**
+ * float32 to IEEE half-precision bit patterns, rounding to nearest with ties to even as torch's
+ * `.to(torch.float16)` does: past the largest half (65504) to infinity from 65520 on, below the
+ * smallest normal (2^-14) to subnormals; NaN stays a quiet NaN.
+ */
+export function float32ToF16(values: Float32Array): Uint16Array {
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const b = bits[i]!;
+    const sign = (b >>> 16) & 0x8000;
+    const abs = b & 0x7fffffff;
+    if (abs > 0x7f800000) out[i] = sign | 0x7e00 | ((abs >>> 13) & 0x3ff);
+    else if (abs >= 0x477ff000) out[i] = sign | 0x7c00; // 65520 and above (infinity too) round to infinity
+    else if (abs < 0x38800000) out[i] = sign | roundHalfEven(Math.abs(values[i]!) * 2 ** 24); // subnormal: units of 2^-24
+    // Normal: rebias the exponent (127 to 15) and drop 13 mantissa bits; adding 0xfff plus the
+    // lowest kept bit rounds half-way cases to the even neighbour, a carry being the correct round up.
+    else out[i] = sign | (((abs + 0xfff + ((abs >>> 13) & 1)) >>> 13) - 0x1c000);
+  }
+  return out;
+}
+
+/** Rounds a non-negative number to an integer, ties to even. */
+function roundHalfEven(x: number): number {
+  const floor = Math.floor(x), rest = x - floor;
+  return rest > 0.5 || (rest === 0.5 && floor % 2 === 1) ? floor + 1 : floor;
+}
+
 export interface WriteOptions {
-  /** Stored dtype; default "F32". BF16 halves the size and rounds each value to nearest even. */
+  /** Stored dtype; default "F32". BF16 and F16 halve the size and round each value to nearest even. */
   dtype?: WritableDtype;
   /** The header's `__metadata__`; transformers wants `{format: "pt"}` (see HF_METADATA). */
   metadata?: Record<string, string>;
@@ -258,7 +331,7 @@ export const HF_METADATA: Readonly<Record<string, string>> = Object.freeze({ for
  */
 export function encodeSafetensorsChunks(tensors: ReadonlyMap<string, Tensor>, options: WriteOptions = {}): Uint8Array[] {
   const dtype = options.dtype ?? "F32";
-  if (dtype !== "F32" && dtype !== "BF16") throw new SafetensorsError("<write>", null, `cannot write dtype ${JSON.stringify(dtype)}; writable dtypes are F32, BF16`);
+  if (dtype !== "F32" && dtype !== "BF16" && dtype !== "F16") throw new SafetensorsError("<write>", null, `cannot write dtype ${JSON.stringify(dtype)}; writable dtypes are F32, BF16, F16`);
   const size = DTYPE_BYTES[dtype]!;
   const header: Record<string, unknown> = {};
   if (options.metadata !== undefined) header.__metadata__ = options.metadata;
@@ -270,7 +343,7 @@ export function encodeSafetensorsChunks(tensors: ReadonlyMap<string, Tensor>, op
     if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0) || count !== t.data.length) {
       throw new SafetensorsError("<write>", name, `shape [${t.shape.join(", ")}] does not match its ${t.data.length} values`);
     }
-    const data = dtype === "F32" ? t.data : float32ToBf16(t.data);
+    const data = dtype === "F32" ? t.data : dtype === "BF16" ? float32ToBf16(t.data) : float32ToF16(t.data);
     chunks.push(new Uint8Array(data.buffer, data.byteOffset, count * size));
     header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + count * size] };
     offset += count * size;

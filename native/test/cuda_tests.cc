@@ -146,6 +146,29 @@ void compare_ops(Backend& c, Backend& g) {
     g.rope_backward(rd.gpu(), B, T, NH + 2, hd, QKV, 3, 10000.0f);
     rx.compare("rope_forward", tol);
     rd.compare("rope_backward", tol);
+    // rope_llama3 on the same rows, original context 16: hd 12's pairs are kept, blended and divided.
+    const revenant::RopeScaling sc{8.0f, 1.0f, 4.0f, 16.0f};
+    F lx(c, g, normals(r, N * QKV)), ld(c, g, normals(r, N * QKV));
+    c.rope_llama3_forward(lx.cpu(), B, T, NH + 2, hd, QKV, 3, 10000.0f, sc);
+    g.rope_llama3_forward(lx.gpu(), B, T, NH + 2, hd, QKV, 3, 10000.0f, sc);
+    c.rope_llama3_backward(ld.cpu(), B, T, NH + 2, hd, QKV, 3, 10000.0f, sc);
+    g.rope_llama3_backward(ld.gpu(), B, T, NH + 2, hd, QKV, 3, 10000.0f, sc);
+    lx.compare("rope_llama3_forward", tol);
+    ld.compare("rope_llama3_backward", tol);
+    // head_rmsnorm on the q heads (NH 4) and then the k heads (2) of the same packed rows; the
+    // forward writes a copy of the rows so that v comes through, the backward works in place.
+    F hx(c, g, normals(r, N * QKV, 2.0)), hw(c, g, normals(r, hd)), ho(c, g, N * QKV), hr(c, g, N * NH);
+    F hd_(c, g, normals(r, N * QKV)), hdw(c, g, hd);
+    for (auto* be : {&c, &g}) {
+      const bool gpu = be == &g;
+      const auto p = [&](F& t) { return gpu ? t.gpu() : t.cpu(); };
+      be->head_rmsnorm_forward(p(ho), p(hr), p(hx), p(hw), N, NH, hd, QKV, 1e-6f);
+      be->head_rmsnorm_backward(p(hd_), p(hdw), p(hx), p(hw), p(hr), N, NH, hd, QKV);
+    }
+    ho.compare("head_rmsnorm_forward", tol);
+    hr.compare("head_rmsnorm_forward rstd", tol);
+    hd_.compare("head_rmsnorm_backward dinp", tol);
+    hdw.compare("head_rmsnorm_backward dw", tol);
   }
   // swiglu: rows of gate | up with I = C
   F si(c, g, normals(r, N * 2 * C, 2.0)), so(c, g, N * C), sd(c, g, N * 2 * C);
@@ -254,6 +277,16 @@ void compare_models() {
   llama.attention_bias = false;
   llama.tied_embeddings = true;
   compare_model(" [llama, tied, 1 kv head]", llama);
+  revenant::ModelConfig qwen3 = llama;  // q/k norms, 4 heads of 24 on width 64 (attention width 96)
+  qwen3.tied_embeddings = false;
+  qwen3.kv_heads = 2;
+  qwen3.head_dim = 24;
+  qwen3.qk_norm = true;
+  compare_model(" [qwen3, q/k norms, head_dim 24]", qwen3);
+  revenant::ModelConfig llama3 = llama;  // Llama 3 rope scaling with a short original context
+  llama3.rope_llama3 = true;
+  llama3.rope_scaling = revenant::RopeScaling{8.0f, 1.0f, 4.0f, 64.0f};
+  compare_model(" [llama3 rope scaling, tied]", llama3);
 }
 
 }  // namespace

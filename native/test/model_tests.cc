@@ -54,11 +54,37 @@ ModelConfig tiny_llama_tied() {
   return c;
 }
 
+// Qwen3's shape: q/k norms and a head size of its own, 4 heads of 6 (attention width 24) on a
+// width of 16, so o_proj is [16, 24]; no biases.
+ModelConfig tiny_qwen3() {
+  ModelConfig c = tiny_llama_gqa_bias();
+  c.attention_bias = false;
+  c.head_dim = 6;
+  c.qk_norm = true;
+  c.norm_eps = 1e-6f;
+  c.seed = 13;
+  return c;
+}
+
+// Llama 3.2's shape: tied, with its rope scaling; 2 heads of 8 at theta 100 and an original
+// context of 32 put the four pairs in all three regimes (kept, blended, divided by the factor).
+ModelConfig tiny_llama3() {
+  ModelConfig c = tiny_llama_tied();
+  c.heads = 2;
+  c.kv_heads = 1;
+  c.rope_llama3 = true;
+  c.rope_scaling = RopeScaling{8.0f, 1.0f, 4.0f, 32.0f};
+  c.seed = 14;
+  return c;
+}
+
 // The configs every whole-model check runs on; GPT-2's checks keep their plain names.
 std::vector<std::pair<std::string, ModelConfig>> model_configs() {
   return {{"", tiny_config()},
           {" [llama, GQA 4/2, q/k/v bias]", tiny_llama_gqa_bias()},
-          {" [llama, tied, 1 kv head]", tiny_llama_tied()}};
+          {" [llama, tied, 1 kv head]", tiny_llama_tied()},
+          {" [qwen3, q/k norms, head_dim 6 x 4 heads on width 16]", tiny_qwen3()},
+          {" [llama3 rope scaling, tied]", tiny_llama3()}};
 }
 
 template <typename Batch>
@@ -272,6 +298,26 @@ void llama_layout_checks() {
       if (s.name.find("bias") != std::string::npos || s.name == "value_head.b") init_ok &= st.params[i] == 0.0f;
     }
   check(init_ok, "llama init: norm weights 1, biases 0", "");
+
+  // Qwen3: q_norm and k_norm of [head_dim] per layer; q_proj [heads * head_dim, width] and o_proj
+  // its transpose in shape, whatever width is.
+  ModelConfig q = tiny_qwen3();
+  q.layers = 1;
+  q.value_head = false;
+  Model qm(q, make_cpu_backend());
+  const auto shape_of = [&](const std::string& name) {
+    for (const TensorSpec& s : qm.tensors())
+      if (s.name == name) return s.shape;
+    return std::vector<int>{};
+  };
+  check(shape_of("model.layers.0.self_attn.q_proj.weight") == std::vector<int>{24, 16} &&
+            shape_of("model.layers.0.self_attn.k_proj.weight") == std::vector<int>{12, 16} &&
+            shape_of("model.layers.0.self_attn.o_proj.weight") == std::vector<int>{16, 24} &&
+            shape_of("model.layers.0.self_attn.q_norm.weight") == std::vector<int>{6} &&
+            shape_of("model.layers.0.self_attn.k_norm.weight") == std::vector<int>{6} &&
+            qm.num_params() == count_params(q),
+        "qwen3 tensors: q_norm/k_norm [head_dim], q_proj [heads*head_dim, width], o_proj [width, heads*head_dim]",
+        std::to_string(qm.num_params()) + " parameters");
 }
 
 bool throws_with(const ModelConfig& cfg, const std::string& text) {
@@ -294,7 +340,23 @@ void llama_config_checks() {
   c = tiny_llama_gqa_bias();
   c.heads = 16;  // head size 16 / 16 = 1
   c.kv_heads = 16;
-  check(throws_with(c, "must be even for rotary embeddings"), "llama config: odd head size is refused", "");
+  check(throws_with(c, "headDim must be even"), "llama config: odd head size is refused", "");
+  c = tiny_qwen3();
+  c.head_dim = 7;
+  check(throws_with(c, "headDim must be even (rotary embeddings rotate pairs) and in 2..512, got 7"),
+        "llama config: an odd headDim is refused", "");
+  c = tiny_llama3();
+  c.rope_scaling.high_freq_factor = c.rope_scaling.low_freq_factor;
+  check(throws_with(c, "highFreqFactor > lowFreqFactor"), "llama config: rope scaling with an empty blend band is refused", "");
+  c = tiny_config();
+  c.qk_norm = true;
+  check(throws_with(c, "qkNorm false"), "gpt2 config: q/k norms are refused", "");
+  c = tiny_llama_gqa_bias();
+  c.width = 18;  // not a multiple of 4 heads, and no head_dim of its own
+  check(throws_with(c, "width must be a multiple of heads (unless a llama model gives headDim)"),
+        "llama config: width not a multiple of heads without headDim is refused", "");
+  c.head_dim = 4;
+  check(Model(c, make_cpu_backend()).num_params() == count_params(c), "llama config: with headDim, width need not be a multiple of heads", "");
   c = tiny_llama_gqa_bias();
   c.intermediate = REVENANT_INTERMEDIATE_MAX + 1;
   check(throws_with(c, "intermediate must be in"), "llama config: intermediate above its bound is refused", "");

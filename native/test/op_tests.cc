@@ -223,6 +223,47 @@ void gradient_checks() {
                 },
                 seed++);
   }
+  {  // rope_llama3: as rope, hd=8 with theta 100 and original_context 32 (low 1, high 4), so the
+     // pairs' wavelengths 6.3, 20, 63, 199 fall in all three regimes: kept (< 8), blended
+     // (8..32) and divided by the factor (> 32)
+    const int B = 2, T = 4, heads = 3, hd = 8, stride = 28, pos0 = 5;
+    const float theta = 100.0f;
+    const revenant::RopeScaling sc{8.0f, 1.0f, 4.0f, 32.0f};
+    op_check("rope_llama3", (Tensors64{rng.normals(B * T * stride)}), (std::vector<std::string>{"x"}),
+                1e-5,  // one rotation per pair: float32 cos/sin of angles < 10 and a 2-term sum
+                [=](const auto& x) {
+                  auto out = x[0];
+                  cpu::rope_llama3_forward(out.data(), B, T, heads, hd, stride, pos0, theta, sc);
+                  return out;
+                },
+                [=](const auto&, const auto& d) {
+                  auto g = d;  // the untouched columns pass their gradient through as is
+                  cpu::rope_llama3_backward(g.data(), B, T, heads, hd, stride, pos0, theta, sc);
+                  return std::vector<std::decay_t<decltype(d)>>{g};
+                },
+                seed++);
+  }
+  {  // head_rmsnorm: N=3 rows of stride 23 holding 3 heads of hd=6 (the last 5 columns, like the
+     // k and v parts, must come through untouched), eps 1e-6
+    const int N = 3, heads = 3, hd = 6, stride = 23;
+    op_check("head_rmsnorm", (Tensors64{rng.normals(N * stride, 2.0), rng.normals(hd)}), (std::vector<std::string>{"inp", "w"}),
+                2e-5,  // as rmsnorm: division by a float32 rms over 6 values, ~1e-6 relative per head
+                [=](const auto& x) {
+                  using E = T_of<decltype(x)>;
+                  std::vector<E> out = x[0], rstd(N * heads);
+                  cpu::head_rmsnorm_forward(out.data(), rstd.data(), x[0].data(), x[1].data(), N, heads, hd, stride, 1e-6f);
+                  return out;
+                },
+                [=](const auto& x, const auto& d) {
+                  using E = T_of<decltype(x)>;
+                  std::vector<E> out = x[0], rstd(N * heads);
+                  cpu::head_rmsnorm_forward(out.data(), rstd.data(), x[0].data(), x[1].data(), N, heads, hd, stride, 1e-6f);
+                  std::vector<std::vector<E>> g = {d, std::vector<E>(hd)};  // in place: dx starts as dout
+                  cpu::head_rmsnorm_backward(g[0].data(), g[1].data(), x[0].data(), x[1].data(), rstd.data(), N, heads, hd, stride);
+                  return g;
+                },
+                seed++);
+  }
   {  // swiglu: N=3 rows of gate|up with I=5, inputs over [-4, 4] so silu's curved part is covered
     const int N = 3, I = 5;
     op_check("swiglu", (Tensors64{rng.normals(N * 2 * I, 2.0)}), (std::vector<std::string>{"inp"}),
@@ -381,6 +422,47 @@ void rope_reference_check() {
   check(err == 0, "rope_forward at pos0 = p equals row p of a full pass", "max diff " + std::to_string(err));
 }
 
+// rope_llama3 against Hugging Face's _compute_llama3_parameters written out in float64 (the
+// wavelength rule and the smooth blend), over pairs in all three regimes; and with a factor of 1
+// and every pair in the divided regime (original_context 1) it is plain rope.
+void rope_llama3_reference_check() {
+  const int T = 9, hd = 16, heads = 2, stride = heads * hd, pos0 = 40;
+  const double theta = 10000.0, factor = 8, low = 1, high = 4, old_context = 32;
+  Rng rng(37);
+  const std::vector<double> x = rng.normals(T * stride);
+  std::vector<double> got = x, want(x.size());
+  cpu::rope_llama3_forward(got.data(), 1, T, heads, hd, stride, pos0, float(theta),
+                           revenant::RopeScaling{float(factor), float(low), float(high), float(old_context)});
+  int kept = 0, blended = 0, divided = 0;
+  std::vector<double> inv(hd / 2);
+  for (int i = 0; i < hd / 2; ++i) {
+    const double f = std::pow(theta, -2.0 * i / hd), wavelen = 2 * M_PI / f;
+    if (wavelen < old_context / high) {
+      inv[i] = f, ++kept;
+    } else if (wavelen > old_context / low) {
+      inv[i] = f / factor, ++divided;
+    } else {
+      const double smooth = (old_context / wavelen - low) / (high - low);
+      inv[i] = (1 - smooth) * f / factor + smooth * f, ++blended;
+    }
+  }
+  for (int t = 0; t < T; ++t)
+    for (int h = 0; h < heads; ++h)
+      for (int j = 0; j < hd; ++j) {
+        const double angle = (pos0 + t) * inv[j % (hd / 2)];
+        const double* v = x.data() + t * stride + h * hd;
+        const double rotated = j < hd / 2 ? -v[j + hd / 2] : v[j - hd / 2];  // rotate_half
+        want[t * stride + h * hd + j] = v[j] * std::cos(angle) + rotated * std::sin(angle);
+      }
+  check(kept > 0 && blended > 0 && divided > 0, "rope_llama3 reference covers kept, blended and divided frequencies",
+        std::to_string(kept) + "/" + std::to_string(blended) + "/" + std::to_string(divided));
+  check_close("rope_llama3_forward vs Hugging Face's llama3 inv_freq formula (float64)", scaled_error(got, want), 1e-12);
+  std::vector<float> a = cast<float>(x), b = cast<float>(x);
+  cpu::rope_llama3_forward(a.data(), 1, T, heads, hd, stride, pos0, float(theta), revenant::RopeScaling{1.0f, 1.0f, 4.0f, 1.0f});
+  cpu::rope_forward(b.data(), 1, T, heads, hd, stride, pos0, float(theta));
+  check(a == b, "rope_llama3 with factor 1 and nothing to blend equals rope bit for bit", "");
+}
+
 void adamw_check() {
   Rng rng(5);
   const int n = 50;
@@ -477,6 +559,7 @@ void run_op_tests() {
   gradient_checks();
   attention_decode_check();
   rope_reference_check();
+  rope_llama3_reference_check();
   adamw_check();
   exp_check();
   sampling_check();

@@ -135,6 +135,7 @@ void size_arithmetic() {
   c.width = 4096;
   c.heads = 32;
   c.kv_heads = 32;
+  c.head_dim = 4096 / 32;
   c.intermediate = 4 * 4096;
   c.vocab = 32000;
   c.context = 4096;

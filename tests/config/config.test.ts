@@ -151,7 +151,7 @@ describe("bad input is rejected with path, source, value and what is allowed", (
     expect(byPath["fault_tolerance.max_restart"]!.message).toContain("unknown key; allowed keys here: enable_fault_tolerance, max_restarts,");
     expect(byPath["bogus_section"]!.source).toBe(`${file}:3:1`);
     expect(byPath["trainer.steps"]!.source).toBe("env REVENANT_TRAINER__STEPS");
-    expect(byPath["checkpoint.every"]!.message).toBe("unknown key; allowed keys here: interval, keep, save_hf_model");
+    expect(byPath["checkpoint.every"]!.message).toBe("unknown key; allowed keys here: interval, keep, save_hf_model, hf_dtype");
   });
 
   test("bad enum values list the allowed ones", () => {

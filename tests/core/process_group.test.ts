@@ -2,13 +2,15 @@
  * Actors run in their own process groups: a terminal's Ctrl-C (SIGINT to the foreground process
  * group) reaches the coordinator only, and the coordinator decides what happens to its actors.
  * They still never outlive it: killed with SIGKILL, its actors exit too — even one whose JS
- * thread is blocked and cannot notice the lost connection.
+ * thread is blocked and cannot notice the lost connection, and one frozen by SIGSTOP. What actors
+ * start (detached or double-forked) ends with them, and the next supervisor of the same mark removes
+ * what a SIGKILLed coordinator left: processes and its socket folder.
  */
 import { afterEach, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { processRuns, waitFor } from "../helpers/supervision.ts";
+import { makeSupervisor, processRuns, waitFor } from "../helpers/supervision.ts";
 
 const FIXTURE = join(import.meta.dir, "..", "fixtures", "coordinator.ts");
 
@@ -58,7 +60,7 @@ function startCoordinator(env: Record<string, string> = {}): Coordinator {
   };
 }
 
-async function launch(env: Record<string, string> = {}): Promise<{ coord: Coordinator; actors: number[] }> {
+async function launch(env: Record<string, string> = {}): Promise<{ coord: Coordinator; actors: number[]; tmp: string }> {
   // The coordinator's temporary files (its socket folder) go in a folder this test removes.
   const tmp = mkdtempSync(join(tmpdir(), "revenant-pg-"));
   const coord = startCoordinator({ ...env, TMPDIR: tmp });
@@ -84,4 +86,72 @@ test("a coordinator killed with SIGKILL ends its actors, even one whose JS threa
   process.kill(coord.pid, "SIGKILL");
   await coord.exited;
   await waitFor(() => actors.every((pid) => !processRuns(pid)), "every actor to exit after its coordinator died");
+});
+
+test("a coordinator killed with SIGKILL ends an actor frozen by SIGSTOP within 5 s", async () => {
+  const { coord, actors } = await launch();
+  process.kill(actors[0]!, "SIGSTOP"); // its watchdog thread cannot run: only the kernel can end it
+  process.kill(coord.pid, "SIGKILL");
+  await coord.exited;
+  await waitFor(() => actors.every((pid) => !processRuns(pid)), "every actor, the frozen one included, to exit", 5_000);
+});
+
+const helpers: number[] = [];
+afterEach(() => {
+  for (const pid of helpers.splice(0)) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+});
+
+test("what an actor starts, detached or double-forked, ends with its incarnation and with its supervisor", async () => {
+  const { sup } = makeSupervisor({ max_restarts: -1, max_task_retries: -1 });
+  try {
+    await sup.start([{ id: "h", role: "spawner" }]);
+    const start = async () => {
+      const pids = await Promise.all((["child", "detached", "double_fork"] as const).map((m) => sup.actor("h").call<number>("startHelper", [m])));
+      helpers.push(...pids);
+      for (const pid of pids) expect(processRuns(pid)).toBe(true);
+      return pids;
+    };
+    const first = await start();
+    sup.actor("h").current!.signal("SIGKILL"); // the incarnation dies; its helpers must not stay
+    await waitFor(() => first.every((pid) => !processRuns(pid)), "the first incarnation's helpers to be killed");
+    const second = await start(); // served by the restarted incarnation
+    await sup.shutdown();
+    await waitFor(() => second.every((pid) => !processRuns(pid)), "the helpers to be killed at shutdown");
+  } finally {
+    await sup.shutdown();
+  }
+});
+
+test("the next supervisor of a SIGKILLed coordinator's mark removes its leftover processes and socket folder", async () => {
+  const mark = `test-${process.pid}-${Date.now().toString(16)}`;
+  const { coord, actors, tmp } = await launch({ COORDINATOR_MARK: mark, COORDINATOR_HELPER: "1" });
+  const helper = actors.at(-1)!; // detached from the actor that started it: the kernel does not end it
+  helpers.push(helper);
+  process.kill(coord.pid, "SIGKILL");
+  await coord.exited;
+  await waitFor(() => actors.slice(0, -1).every((pid) => !processRuns(pid)), "the actors to exit");
+  expect(processRuns(helper)).toBe(true);
+  const leftover = readdirSync(tmp).filter((n) => n.startsWith("revenant-"));
+  expect(leftover).toHaveLength(1);
+
+  const savedTmp = process.env.TMPDIR;
+  process.env.TMPDIR = tmp; // where the killed coordinator made its socket folder
+  const notes: string[] = [];
+  const { sup } = makeSupervisor({}, { mark, onSweep: (line) => notes.push(line) });
+  try {
+    await sup.start([{ id: "c", role: "counter" }]);
+    expect(processRuns(helper)).toBe(false);
+    expect(existsSync(join(tmp, leftover[0]!))).toBe(false);
+    expect(notes).toEqual([expect.stringContaining(`1 process(es) (pid ${helper}), 1 socket folder(s)`)]);
+  } finally {
+    await sup.shutdown();
+    if (savedTmp === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = savedTmp;
+  }
 });

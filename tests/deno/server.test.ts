@@ -2,12 +2,14 @@
  * The coordinator service under Deno: the same Hono app served by Deno.serve (through the
  * runtime adapter) takes a short job over HTTP, streams it over SSE to the end, exports
  * /metrics that promtool accepts, kills and restarts an actor through the chaos route; and
- * `deno task serve` (runtime/service/cli/serve.ts) starts and answers; at the socket level, a request
+ * `deno task serve` (runtime/service/cli/serve.ts) starts and answers, the dashboard page (its
+ * script read from its own file) included; at the socket level, a request
  * without Host gets a 400 problem, silent, slow and idle connections are closed (Deno.serve
  * alone never closes them), and running out of file descriptors (which ends Deno.serve's
  * accept loop for good) does not stop the coordinator. Run with `deno test -A tests/deno/`.
  */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { runtime } from "../../runtime/core/adapter/index.ts";
 import { createApp } from "../../runtime/service/server/app.ts";
 import {
@@ -63,6 +65,11 @@ Deno.test("deno task serve starts the coordinator and stops on SIGTERM", opts, a
     assert.equal(health.status, "ok");
     assert.equal(health.runtime, "deno");
     assert.equal((await fetch(`${child.base}/jobs`)).status, 200);
+    // The dashboard's script is read from its own file at start: Deno finds and inlines it too.
+    const page = await (await fetch(`${child.base}/`)).text();
+    const script = readFileSync(new URL("../../runtime/service/server/dashboard_client.js", import.meta.url), "utf8");
+    assert.ok(page.includes(`<script>${script}</script>`), "GET / inlines dashboard_client.js");
+    assert.match(page, /<script id="dashboard-config" type="application\/json">\{"chaos":false,"charts":\[/);
   } finally {
     child.kill("SIGTERM");
     // (Deno's node:child_process reports a null exit code for a child sent a signal, even one

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { parquetWriteBuffer } from "hyparquet-writer";
 import { prepareRows, readDataFiles } from "../../runtime/rl/data/index.ts";
 import { builtinReward } from "../../runtime/rl/rewards/builtin_rewards.ts";
+import { checkRewardModule } from "../../runtime/rl/rewards/module_check.ts";
 import { loadRewardModule } from "../../runtime/rl/rewards/user_module.ts";
 import { loadHfTokenizer } from "../../runtime/rl/text/index.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -56,4 +57,22 @@ Deno.test("built-in rewards and a user reward module", async () => {
   const reward = await loadRewardModule(path);
   assert.equal(await reward.score("p", "a", "a"), 1);
   await assert.rejects(reward.score("p", "b", "a"), /returned NaN; a reward must be a finite number/);
+});
+
+Deno.test("a reward module's exports are checked in a child Deno process; async rows keep their order", async () => {
+  const dir = tempDir("revenant-deno-reward-");
+  const ok = join(dir, "ok.ts");
+  writeFileSync(ok, "export async function score(p: string, r: string) { await Promise.resolve(); return Number(r); }");
+  assert.equal(await checkRewardModule(ok, 60), "score");
+  const none = join(dir, "none.ts");
+  writeFileSync(none, "export const scores = 1;");
+  await assert.rejects(checkRewardModule(none, 60), /must export a function scoreBatch\(rows\), score\(prompt, response, answer\) or compute_score/);
+  const out = await (await loadRewardModule(ok)).scoreRows([3, 1, 2].map((n) => ({ prompt: "p", response: String(n), answer: "" })), 2);
+  assert.deepEqual(Array.from(out.scores), [3, 1, 2]);
+});
+
+Deno.test("a JSON-lines line over data.max_line_bytes is refused naming the line", async () => {
+  const path = join(tempDir("revenant-deno-data-"), "long.jsonl");
+  writeFileSync(path, `${JSON.stringify({ prompt: "x".repeat(5000), answer: "a" })}\n`);
+  await assert.rejects(readDataFiles(path, { maxLineBytes: 1024 }), /long\.jsonl line 1 is 5026 bytes, over data\.max_line_bytes=1024/);
 });

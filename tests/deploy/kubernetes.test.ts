@@ -215,6 +215,17 @@ describe("deploy/kubernetes", () => {
     expect(service.metadata.namespace).toBe(deployment.metadata.namespace);
   });
 
+  test("a job body that asks for GPUs runs the CUDA image with its roles on CUDA devices", () => {
+    const body = JSON.parse(find("ConfigMap", "revenant-job")!.data["job.json"]);
+    const config = resolveConfig({ file: null, env: {}, values: body }).config;
+    const gpuRoles = Object.entries(config.cluster.gpus).filter(([, n]) => n > 0).map(([role]) => role);
+    expect(gpuRoles.sort()).toEqual(["actor_rollout", "critic"]);
+    expect(config.cluster.kubernetes.image).toEndWith(":cuda");
+    expect([config.worker.actor.device, config.worker.critic.device]).toEqual(["cuda", "cuda"]);
+    const example = docs.find((d) => d.file === "actor-pod.example.yaml")!.doc;
+    expect(example.spec.containers[0].image).toEndWith(":cuda");
+  });
+
   test("the coordinator's Role lets it create, read and delete pods and secrets and read pod logs, nothing more", () => {
     const role = find("Role", "revenant-coordinator")!;
     const binding = find("RoleBinding", "revenant-coordinator")!;

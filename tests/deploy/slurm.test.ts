@@ -8,7 +8,7 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { ConfigError, resolveConfig } from "../../config/index.ts";
@@ -93,8 +93,8 @@ describe("srun's command line, lines and node states", () => {
 
 /**
  * Stand-in srun, sinfo and scancel: srun fails with a node failure on a node listed in
- * `failed-nodes`, else names a step and runs the actor in its place; sinfo reports the listed
- * nodes down; scancel signals a step's process. Each logs its arguments.
+ * `failed-nodes`, else names a step and runs the actor in its place; sinfo reports nodeA and
+ * nodeB, down when listed, else idle; scancel signals a step's process. Each logs its arguments.
  */
 function fakeSlurm(dir: string): Record<"srun" | "sinfo" | "scancel", string> {
   const script = (name: string, body: string) => {
@@ -113,7 +113,7 @@ step=$(( $(cat ${dir}/step) + 1 )); echo $step > ${dir}/step
 echo $$ > ${dir}/step-77.$step.pid
 echo "srun: launching StepId=77.$step on host $node, 1 tasks: 0" >&2
 exec "$@"`),
-    sinfo: script("sinfo", `for n in $(cat ${dir}/failed-nodes); do echo "$n down*"; done; echo "nodeB idle"`),
+    sinfo: script("sinfo", `for n in nodeA nodeB; do if grep -qx "$n" ${dir}/failed-nodes; then echo "$n down*"; else echo "$n idle"; fi; done`),
     scancel: script("scancel", `sig=KILL; for a in "$@"; do case "$a" in --signal=*) sig="\${a#--signal=}";; *) step="$a";; esac; done
 kill -$sig $(cat ${dir}/step-$step.pid)`),
   };
@@ -146,6 +146,45 @@ describe("placement across a node failure (stand-in Slurm commands)", () => {
     expect(sup.events.events.filter((e) => e.type === "death").at(-1)).toMatchObject({ signal: "SIGKILL" });
     expect(placedOf(sup, "c").at(-1)).toMatchObject({ incarnation: 3, node: "nodeB" });
     expect(await actor.call("add", [1])).toBe(3);
+  });
+
+  test("a role's home node (place): left while it is down, gone back to at the next restart once sinfo calls it usable", async () => {
+    const dir = tempDir("revenant-fake-slurm-");
+    const commands = fakeSlurm(dir);
+    const { sup } = harness({ max_restarts: -1, max_task_retries: -1 }, {
+      transport: TCP,
+      launcher: slurmLauncher({
+        nodes: ["nodeA", "nodeB"], place: { counter: "nodeB" }, commands, env: { PATH: process.env.PATH },
+        onPlaced: (p) => sup.events.emit({ type: "placed", ...p }),
+      }),
+    });
+    await sup.start([{ id: "c", role: "counter" }, { id: "d", role: "counter" }]);
+    const [c, d] = [sup.actor("c"), sup.actor("d")];
+    expect(await c.call("add", [2])).toBe(2);
+    // Both actors of the role start on its home, whatever their start order.
+    expect([...placedOf(sup, "c"), ...placedOf(sup, "d")].map((e) => e.node)).toEqual(["nodeB", "nodeB"]);
+
+    writeFileSync(join(dir, "failed-nodes"), "nodeB\n");
+    killActor(c);
+    await waitFor(() => sup.events.count("restart") === 1, "the restart while nodeB is down");
+    expect(placedOf(sup, "c").at(-1)).toMatchObject({ incarnation: 2, node: "nodeA" });
+
+    writeFileSync(join(dir, "failed-nodes"), "");
+    killActor(c);
+    await waitFor(() => sup.events.count("restart") === 2, "the restart once nodeB is back");
+    expect(placedOf(sup, "c").map((e) => [e.incarnation, e.node])).toEqual([[1, "nodeB"], [2, "nodeA"], [3, "nodeB"]]);
+    // State went along on every move; the other actor, never dead, never moved.
+    expect(await c.call("add", [1])).toBe(3);
+    expect(placedOf(sup, "d").map((e) => e.node)).toEqual(["nodeB"]);
+    expect(await d.call("add", [5])).toBe(5);
+  });
+
+  test("a home node that is not a candidate is refused, naming the key and the candidates", () => {
+    const launcher = slurmLauncher({ nodes: ["n1", "n2"], place: { critic: "n9" }, commands: { srun: "/bin/false" }, env: {} });
+    const request = { actor: "critic", role: "critic", rank: 0, incarnation: 1, module: "host.ts", env: {} };
+    expect(() => launcher.launch(request)).toThrow("cluster.slurm.place.critic is n9, which is not a node actors may be placed on: the candidate nodes are n1, n2");
+    const outside = slurmLauncher({ place: { critic: "n1" }, env: {} });
+    expect(() => outside.launch(request)).toThrow("there are no candidate nodes (set cluster.slurm.nodes, or run inside an allocation)");
   });
 });
 
@@ -244,8 +283,10 @@ describe("on a one-node Slurm cluster", () => {
 
 // ---- deploy/slurm/train.sbatch -------------------------------------------------------------
 
-test("the sbatch script is valid bash, keeps its allocation through a node failure, and its settings resolve", () => {
-  const path = join(import.meta.dir, "../../deploy/slurm/train.sbatch");
+const REPO = join(import.meta.dir, "..", "..");
+
+test.each(["train.sbatch", "train-gpu.sbatch"])("%s is valid bash, keeps its allocation through a node failure, and its settings resolve", (script) => {
+  const path = join(REPO, "deploy", "slurm", script);
   const text = readFileSync(path, "utf8");
   expect(spawnSync("bash", ["-n", path]).status).toBe(0);
   expect(text).toMatch(/^#SBATCH --no-kill$/m);
@@ -254,7 +295,28 @@ test("the sbatch script is valid bash, keeps its allocation through a node failu
   const { config } = resolveConfig({ file: null, env: {}, args });
   expect(clusterTransport(config.cluster)).toEqual({ kind: "tcp", host: "0.0.0.0", port: 0, advertise: "node1" });
   expect(config.cluster.launcher).toBe("slurm");
+  // The CPU script asks for no GPU anywhere; the GPU one for GPUs and CUDA devices.
+  const gpu = script === "train-gpu.sbatch";
+  expect(/--gpus|gres/.test(text)).toBe(gpu);
+  expect(config.worker.actor.device).toBe(gpu ? "cuda" : "auto");
 });
+
+test.skipIf(skip !== undefined)("deploy/slurm/train.sbatch runs unmodified on a CPU node: a job trains to its end", async () => {
+  const runDir = tempDir("revenant-sbatch-");
+  const out = join(runDir, "sbatch.out");
+  const submitted = spawnSync("sbatch", [
+    "--parsable", `--output=${out}`, "deploy/slurm/train.sbatch", // the script as shipped; only its log's place is chosen
+    `trainer.run_dir=${runDir}`, "trainer.total_steps=2", "trainer.val_interval=2", "data.train_size=64", "data.val_size=16",
+    "data.train_batch_size=8", "worker.actor.ppo_mini_batch_size=8", "worker.critic.ppo_mini_batch_size=8",
+  ], { cwd: REPO, env: cluster!.env, encoding: "utf8" });
+  expect(submitted.stderr).toBe("");
+  const job = submitted.stdout.trim().split(";")[0]!;
+  await waitFor(() => cluster!.run(["squeue", "-h", "-j", job, "-o", "%T"]).trim() === "", `batch job ${job} to end`, 170_000);
+  const log = readFileSync(out, "utf8");
+  const jobs = readdirSync(runDir).filter((n) => existsSync(join(runDir, n, "summary.json")));
+  if (jobs.length !== 1) throw new Error(`no finished job in ${runDir}; the batch log:\n${log}`);
+  expect(JSON.parse(readFileSync(join(runDir, jobs[0]!, "summary.json"), "utf8")).steps).toBe(2);
+}, 180_000);
 
 // ---- the `cluster:` config section ---------------------------------------------------------
 
@@ -287,6 +349,9 @@ describe("the cluster config section", () => {
       [["cluster.slurm.srun_args=[-w, n1]"], "cluster.slurm.srun_args[0]: -w is set by the Slurm launcher"],
       [["cluster.slurm.nodes=[node 1]"], "cluster.slurm.nodes[0]: expected a node name (letters, digits, _ . -)"],
       [["cluster.slurm.partition=gpu;rm"], "cluster.slurm.partition: expected a Slurm partition name"],
+      [["cluster.slurm.nodes=[a, b]", "cluster.slurm.place.critic=c"], "cluster.slurm.place.critic: c is not in cluster.slurm.nodes; allowed: a, b"],
+      [["cluster.slurm.place.critic=node 2"], "cluster.slurm.place.critic: expected a node name (letters, digits, _ . -) or empty"],
+      [["cluster.slurm.place.actor=n1"], "cluster.slurm.place.actor: unknown key; allowed keys here: actor_rollout, critic, ref_policy, reward, rollout"],
       [["cluster.launcher=kubernetes", "cluster.listen=0.0.0.0:7070"], "cluster.kubernetes.image: is needed by the kubernetes launcher"],
       [["cluster.launcher=kubernetes", "cluster.kubernetes.image=r:1"], "cluster.listen: needs a fixed port with the kubernetes launcher"],
       [["cluster.kubernetes.node_selector=[gpu]"], "cluster.kubernetes.node_selector[0]: expected a label key=value"],

@@ -19,6 +19,9 @@
  *
  * Names carry a random suffix and the /30s a random 10.X.Y block not in use on this machine, so
  * parallel runs do not collide (names and addresses only: nothing a test asserts depends on it).
+ * `createNodesAt(list)` makes nodes with fixed names and addresses instead, for a configuration
+ * that names them (a Slurm cluster's slurm.conf), refusing with a clear error any that is in use.
+ * `enter(node)` is the `nsenter --net` prefix that starts a daemon in a node's namespace.
  * `destroy()` kills what runs in the namespaces, deletes them and their links, and is safe to call
  * twice; `destroyAllNodes()` destroys whatever this process still has (for an afterEach: a test
  * whose body was abandoned never reaches its own `finally`), and the process's exit does too.
@@ -83,6 +86,7 @@ function which(command: string): string | undefined {
 
 const IP = which("ip");
 const NFT = which("nft");
+const NSENTER = which("nsenter");
 
 /** Runs a command to completion; its stdout, or throws with its stderr. */
 function run(argv: readonly string[], input?: string): string {
@@ -157,21 +161,23 @@ function freeBlock(): string {
   throw new Error("no free 10.x.y.0/29 block found for the test network");
 }
 
+/** Node A and node B of `createNodes`: names with `prefix`, the two /30s of `block`. */
+function pairIn(prefix: string, block: string): [NetNode, NetNode] {
+  const node = (letter: "a" | "b", base: number): NetNode => ({
+    name: `node-${letter}`,
+    namespace: `${prefix}-${letter}`,
+    rootLink: `${prefix}${letter}`,
+    rootAddress: `${block}.${base + 1}`,
+    address: `${block}.${base + 2}`,
+  });
+  return [node("a", 0), node("b", 4)];
+}
+
 export class Nodes {
-  /** Node A, then node B. */
-  readonly list: readonly [NetNode, NetNode];
   private destroyed = false;
 
-  constructor(readonly prefix: string, block: string) {
-    const node = (letter: "a" | "b", base: number): NetNode => ({
-      name: `node-${letter}`,
-      namespace: `${prefix}-${letter}`,
-      rootLink: `${prefix}${letter}`,
-      rootAddress: `${block}.${base + 1}`,
-      address: `${block}.${base + 2}`,
-    });
-    this.list = [node("a", 0), node("b", 4)];
-  }
+  /** `list`: node A, then node B. */
+  constructor(readonly list: readonly [NetNode, NetNode]) {}
 
   get a(): NetNode {
     return this.list[0];
@@ -208,6 +214,15 @@ export class Nodes {
   /** Lets `node`'s traffic through again. */
   heal(node: NetNode): void {
     run([IP!, "netns", "exec", node.namespace, NFT!, "delete", "table", "inet", PARTITION_TABLE]);
+  }
+
+  /**
+   * The command prefix that runs a command in `node`'s network namespace and nothing else:
+   * `nsenter --net`, unlike `ip netns exec`, keeps the root namespace's /sys (with its cgroup
+   * mounts, which a daemon such as slurmd looks for).
+   */
+  enter(node: NetNode): string[] {
+    return [NSENTER!, `--net=/var/run/netns/${node.namespace}`];
   }
 
   /** Process ids of everything running in `node`'s namespace. */
@@ -267,7 +282,29 @@ export function destroyAllNodes(): void {
 
 /** Makes the two nodes (call netnsUnavailable() first). Destroyed again if building fails. */
 export function createNodes(): Nodes {
-  const nodes = new Nodes(`rvn${suffix()}`, freeBlock());
+  return makeNodes(pairIn(`rvn${suffix()}`, freeBlock()));
+}
+
+/**
+ * Makes two nodes with fixed names and addresses (a cluster whose configuration names them),
+ * after checking that no namespace, link or address of theirs is in use here: a clear error
+ * otherwise, naming what is taken, and nothing of this machine's touched.
+ */
+export function createNodesAt(list: readonly [NetNode, NetNode]): Nodes {
+  const namespaces = run([IP!, "netns", "list"]);
+  const links = run([IP!, "-o", "link", "show"]);
+  const inUse = run([IP!, "-4", "-o", "addr", "show"]) + run([IP!, "-4", "route", "show", "table", "all"]);
+  const taken = list.flatMap((n) => [
+    ...(namespaces.split("\n").some((l) => l.split(" ")[0] === n.namespace) ? [`namespace ${n.namespace}`] : []),
+    ...(links.includes(`${n.rootLink}@`) || links.includes(`${n.rootLink}:`) ? [`link ${n.rootLink}`] : []),
+    ...[n.rootAddress, n.address].filter((a) => new RegExp(`\\b${a.replaceAll(".", "\\.")}\\b`).test(inUse)).map((a) => `address ${a}`),
+  ]);
+  if (taken.length) throw new Error(`cannot make the test network: ${taken.join(", ")} already in use on this machine (another run of this test, or what a killed one left: ip netns del / ip link del)`);
+  return makeNodes(list);
+}
+
+function makeNodes(list: readonly [NetNode, NetNode]): Nodes {
+  const nodes = new Nodes(list);
   live.add(nodes);
   if (!exitHookInstalled) {
     exitHookInstalled = true;

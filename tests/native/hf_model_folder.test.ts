@@ -4,10 +4,12 @@
  * refusal with its message. The tensor list follows the runtime's Llama contract.
  */
 import { describe, expect, test } from "bun:test";
+import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { LlamaModelConfig } from "../../native/hf/config.ts";
 import {
+  checkFolderTensors,
   isValueHeadTensor,
   loadHfModel,
   ModelFolderError,
@@ -15,17 +17,22 @@ import {
   saveHfModel,
   VALUE_HEAD_FILE,
 } from "../../native/hf/model_folder.ts";
-import { bf16ToFloat32, float32ToBf16, readSafetensors, type Tensor, writeSafetensors } from "../../native/hf/safetensors.ts";
+import { bf16ToFloat32, f16ToFloat32, float32ToBf16, float32ToF16, readSafetensors, type Tensor, writeSafetensors } from "../../native/hf/safetensors.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { llamaTensorSpecs, seededParams } from "./reference/llama_specs.ts";
 
-const LLAMA: LlamaModelConfig = { arch: "llama", vocab: 20, context: 16, width: 8, layers: 2, heads: 2, kvHeads: 1, intermediate: 12, ropeTheta: 10000, normEps: 1e-5, tiedEmbeddings: false, attentionBias: false, valueHead: false, seed: 0 };
+const LLAMA: LlamaModelConfig = {
+  arch: "llama", vocab: 20, context: 16, width: 8, layers: 2, heads: 2, kvHeads: 1, intermediate: 12, ropeTheta: 10000, normEps: 1e-5,
+  tiedEmbeddings: false, attentionBias: false, headDim: 4, qkNorm: false, ropeScaling: null, valueHead: false, seed: 0,
+};
 const QWEN2: LlamaModelConfig = { ...LLAMA, tiedEmbeddings: true, attentionBias: true };
+/** Qwen3's shape: q/k norms, 2 heads of 6 on a width of 8. */
+const QWEN3: LlamaModelConfig = { ...LLAMA, tiedEmbeddings: true, headDim: 6, qkNorm: true };
 
 const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 
 /** A saved folder, its spec list and the parameters saved. */
-function savedFolder(config: LlamaModelConfig, seed: number, dtype: "F32" | "BF16" = "F32") {
+function savedFolder(config: LlamaModelConfig, seed: number, dtype: "F32" | "BF16" | "F16" = "F32") {
   const dir = tempDir("hf-folder-");
   const specs = llamaTensorSpecs(config);
   const params = seededParams(specs, seed);
@@ -54,6 +61,31 @@ describe("save and load", () => {
     expect(hf.hfConfig.torch_dtype).toBe("bfloat16");
     expect(hf.tensors.has("lm_head.weight")).toBe(false);
     expect(bits(paramsFromTensors(specs, hf.tensors, { tied: true }))).toEqual(bits(bf16ToFloat32(float32ToBf16(params))));
+  });
+
+  test("the folder's dtype is reported (what an export keeps); F16 is written as torch rounds it", () => {
+    expect(loadHfModel(savedFolder(LLAMA, 3).dir).dtype).toBe("F32");
+    expect(loadHfModel(savedFolder(QWEN2, 3, "BF16").dir).dtype).toBe("BF16");
+    const { dir, specs, params } = savedFolder(QWEN3, 3, "F16");
+    const hf = loadHfModel(dir);
+    expect([hf.dtype, hf.hfConfig.torch_dtype, hf.hfConfig.architectures]).toEqual(["F16", "float16", ["Qwen3ForCausalLM"]]);
+    expect(hf.config).toEqual(QWEN3);
+    expect(bits(paramsFromTensors(specs, hf.tensors, { tied: true }))).toEqual(bits(f16ToFloat32(float32ToF16(params))));
+  });
+
+  test("F16: a weight float16 would make infinite is refused naming the tensor, and nothing is written", () => {
+    const specs = llamaTensorSpecs(LLAMA);
+    const params = seededParams(specs, 8);
+    const norm = specs.find((s) => s.name === "model.norm.weight")!;
+    params[norm.offset + 3] = -70000;
+    const dir = join(tempDir("hf-f16-"), "out");
+    expect(() => saveHfModel(dir, LLAMA, specs, params, { dtype: "F16" })).toThrow(
+      'tensor "model.norm.weight" holds -70000 at index 3, beyond float16\'s largest finite value 65504: it would be saved as infinity; save as BF16 or F32 (checkpoint.hf_dtype bf16 or f32)',
+    );
+    expect(existsSync(dir)).toBe(false);
+    params[norm.offset + 3] = 65519; // rounds to 65504: finite, accepted
+    saveHfModel(dir, LLAMA, specs, params, { dtype: "F16" });
+    expect(loadHfModel(dir).tensors.get("model.norm.weight")!.data[3]).toBe(65504);
   });
 
   test("a sharded folder (index plus two shards) loads like a single file", () => {
@@ -116,6 +148,40 @@ function saveHfModelConfigOnly(dir: string): void {
   writeFileSync(join(dir, "config.json"), readFileSync(join(tmp, "config.json")));
 }
 
+describe("a folder's tensors are checked from the headers alone, before anything starts", () => {
+  test("a folder that matches its config.json passes, Qwen3's q/k norms included", () => {
+    for (const c of [LLAMA, QWEN2, QWEN3]) expect(() => checkFolderTensors(savedFolder(c, 4).dir, c)).not.toThrow();
+  });
+
+  test("a Qwen3 folder read as Qwen2 is refused naming the q/k norms it has and the biases it lacks", () => {
+    const { dir } = savedFolder(QWEN3, 5);
+    const asQwen2 = { ...QWEN2, headDim: 6 };
+    expect(() => checkFolderTensors(dir, asQwen2)).toThrow(ModelFolderError);
+    expect(() => checkFolderTensors(dir, asQwen2)).toThrow(/lacks 6 tensor\(s\) the model needs: "model\.layers\.0\.self_attn\.q_proj\.bias".*; and it has 4 tensor\(s\) the model does not: "model\.layers\.0\.self_attn\.q_norm\.weight", "model\.layers\.0\.self_attn\.k_norm\.weight"/);
+  });
+
+  test("a Qwen3 folder without k_norm, or with q_norm of the wrong size, is refused naming the tensor", () => {
+    const specs = llamaTensorSpecs(QWEN3);
+    const params = seededParams(specs, 6);
+    const noKNorm = tempDir("hf-no-knorm-");
+    saveHfModel(noKNorm, QWEN3, specs.filter((s) => s.name !== "model.layers.1.self_attn.k_norm.weight"), params);
+    expect(() => checkFolderTensors(noKNorm, QWEN3)).toThrow('the checkpoint lacks 1 tensor(s) the model needs: "model.layers.1.self_attn.k_norm.weight"');
+    const { dir } = savedFolder(QWEN3, 6);
+    expect(() => checkFolderTensors(dir, { ...QWEN3, headDim: 4 })).toThrow(/tensor "model\.layers\.0\.self_attn\.q_proj\.weight" has shape \[12, 8\] in the checkpoint; the model expects \[8, 8\]/);
+  });
+
+  test("a weight file with a dtype the loader cannot read is refused naming the tensor", () => {
+    const { dir } = savedFolder(LLAMA, 7);
+    const path = join(dir, "model.safetensors");
+    const bytes = readFileSync(path);
+    const length = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
+    // Same length, so the data offsets stay valid: only the norm's dtype changes, F32 to I32.
+    const header = bytes.subarray(8, 8 + length).toString().replace(/("model\.norm\.weight":\{"dtype":)"F32"/, '$1"I32"');
+    writeFileSync(path, Buffer.concat([bytes.subarray(0, 8), Buffer.from(header), bytes.subarray(8 + length)]));
+    expect(() => checkFolderTensors(dir, LLAMA)).toThrow(`${path}: tensor "model.norm.weight": dtype I32 is not supported; readable dtypes are F32, F16, BF16`);
+  });
+});
+
 describe("refusals name the tensor or file and what is expected", () => {
   const specs = llamaTensorSpecs(LLAMA);
   const params = seededParams(specs, 9);
@@ -160,6 +226,23 @@ describe("refusals name the tensor or file and what is expected", () => {
     expect(() => loadHfModel(dir)).toThrow(`${dir}: neither model.safetensors nor model.safetensors.index.json is there`);
     writeFileSync(join(dir, "pytorch_model.bin"), "");
     expect(() => loadHfModel(dir)).toThrow(/pytorch_model\.bin is not read: convert it to safetensors/);
+  });
+
+  test("non-finite weights are refused at load, naming the file, the tensor and the element", () => {
+    const { dir, specs, params } = savedFolder(LLAMA, 12);
+    const norm = specs.find((s) => s.name === "model.norm.weight")!;
+    for (const bad of [NaN, Infinity, -Infinity]) {
+      const broken = params.slice();
+      broken[norm.offset + 3] = bad;
+      saveHfModel(dir, LLAMA, specs, broken);
+      expect(() => loadHfModel(dir)).toThrow(`${join(dir, "model.safetensors")}: tensor "model.norm.weight" holds ${bad} at element 3; weights must be finite numbers`);
+    }
+  });
+
+  test("a config.json that is a FIFO is refused at once, not waited on", () => {
+    const dir = tempDir("hf-fifo-");
+    execFileSync("mkfifo", [join(dir, "config.json")]);
+    expect(() => loadHfModel(dir)).toThrow(`${join(dir, "config.json")}: cannot read it (${join(dir, "config.json")} is a FIFO (named pipe); expected a regular file)`);
   });
 
   test("a folder without config.json, or with one that is not JSON", () => {

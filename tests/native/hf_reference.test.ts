@@ -16,7 +16,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { LlamaModelConfig } from "../../native/hf/config.ts";
 import { isValueHeadTensor, loadHfModel, paramsFromTensors, saveHfModel } from "../../native/hf/model_folder.ts";
-import { bf16ToFloat32, float32ToBf16, readSafetensors, writeSafetensors } from "../../native/hf/safetensors.ts";
+import { bf16ToFloat32, f16ToFloat32, float32ToBf16, float32ToF16, readSafetensors, writeSafetensors } from "../../native/hf/safetensors.ts";
 import { PolicyModel } from "../../native/policy_model.ts";
 import type { TensorInfo } from "../../native/types.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -73,9 +73,9 @@ function loadedParams(dir: string, specs: readonly TensorInfo[], config: LlamaMo
 }
 
 /** The torch reference loads `dir` as transformers would and returns the weights it holds. */
-function weightsSeenByTorch(dir: string, bf16Of?: string): Map<string, Float32Array> {
+function weightsSeenByTorch(dir: string, bf16Of?: string, f16Of?: string): Map<string, Float32Array> {
   const out = join(tempDir("hf-dump-"), "dump.safetensors");
-  python(["dump", dir, out, ...(bf16Of ? ["--bf16-of", bf16Of] : [])]);
+  python(["dump", dir, out, ...(bf16Of ? ["--bf16-of", bf16Of] : []), ...(f16Of ? ["--f16-of", f16Of] : [])]);
   return new Map([...readSafetensors(out).tensors].map(([n, t]) => [n, t.data]));
 }
 
@@ -150,10 +150,25 @@ describe.skipIf(pySkip !== null)("Hugging Face folders against the PyTorch refer
     const qwenParams = paramsFromTensors(qwenSpecs, qwen.tensors, { tied: true });
     const bf16 = paramsFromTensors(qwenSpecs, load("qwen2_tied_bf16").tensors, { tied: true });
     expect(bits(bf16)).toEqual(bits(bf16ToFloat32(float32ToBf16(qwenParams))));
+    // Qwen3: q/k norms and 4 heads of 12 on a width of 32; Llama 3.2: tied, rope scaling llama3.
+    const qwen3 = load("qwen3_tied"), llama3 = load("llama3_tied");
+    expect(qwen3.config).toMatchObject({ width: 32, heads: 4, kvHeads: 2, headDim: 12, qkNorm: true, attentionBias: false, tiedEmbeddings: true, ropeScaling: null });
+    expect(qwen3.tensors.get("model.layers.0.self_attn.o_proj.weight")!.shape).toEqual([32, 48]);
+    expect(qwen3.tensors.get("model.layers.1.self_attn.k_norm.weight")!.shape).toEqual([12]);
+    expect(llama3.config).toMatchObject({ headDim: 8, qkNorm: false, tiedEmbeddings: true, ropeScaling: { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 64 } });
+    for (const name of ["qwen3_tied", "llama3_tied"]) {
+      const f32 = load(name), specs = llamaTensorSpecs(f32.config);
+      const rounded = bf16ToFloat32(float32ToBf16(paramsFromTensors(specs, f32.tensors, { tied: true })));
+      expect([name, bits(paramsFromTensors(specs, load(`${name}_bf16`).tensors, { tied: true }))]).toEqual([name, bits(rounded)]);
+    }
+    // torch's F16 folder: what we read is torch's rounding of the f32 weights, and the folder says F16.
+    const f16 = load("qwen3_tied_f16"), specs = llamaTensorSpecs(qwen3.config);
+    expect(f16.dtype).toBe("F16");
+    expect(bits(paramsFromTensors(specs, f16.tensors, { tied: true }))).toEqual(bits(f16ToFloat32(float32ToF16(paramsFromTensors(specs, qwen3.tensors, { tied: true })))));
   }, PYTHON_TEST_MS);
 
-  test("folders saved here load in torch as transformers would: f32 bit-exact, bf16 as torch rounds", () => {
-    for (const name of ["llama_gqa", "qwen2_tied"]) {
+  test("folders saved here load in torch as transformers would: f32 bit-exact, bf16 and f16 as torch rounds", () => {
+    for (const name of ["llama_gqa", "qwen2_tied", "qwen3_tied", "llama3_tied"]) {
       const hf = loadHfModel(join(root, name));
       const specs = llamaTensorSpecs(hf.config);
       const params = paramsFromTensors(specs, hf.tensors, { tied: hf.config.tiedEmbeddings });
@@ -166,6 +181,18 @@ describe.skipIf(pySkip !== null)("Hugging Face folders against the PyTorch refer
       expectTorchHolds(weightsSeenByTorch(f32Dir), specs, params);
       expectTorchHolds(weightsSeenByTorch(bf16Dir, f32Dir), specs, bf16ToFloat32(float32ToBf16(params)));
     }
+    // F16 written here is torch's own rounding, torch_dtype float16; values at the rounding
+    // boundaries are included so that ties, subnormals and the top of the range count (past it,
+    // saveHfModel refuses: tests/native/hf_model_folder.test.ts).
+    const hf = loadHfModel(join(root, "qwen3_tied"));
+    const specs = llamaTensorSpecs(hf.config);
+    const params = paramsFromTensors(specs, hf.tensors, { tied: true });
+    const edge = [65504, 65519.99, -65504, 65505, 2 ** -24, 2 ** -25, 3 * 2 ** -26, 1 + 2 ** -11, 1 + 3 * 2 ** -11, -0];
+    params.set(edge, 0);
+    const f32Dir = join(tempDir("hf-save-"), "qwen3_f32"), f16Dir = join(tempDir("hf-save-"), "qwen3_f16");
+    saveHfModel(f32Dir, hf.config, specs, params);
+    saveHfModel(f16Dir, hf.config, specs, params, { dtype: "F16" });
+    expectTorchHolds(weightsSeenByTorch(f16Dir, undefined, f32Dir), specs, f16ToFloat32(float32ToF16(params)));
   }, PYTHON_TEST_MS);
 
   test("log-probs, PPO loss and gradients match the float64 reference", async () => {
@@ -190,7 +217,7 @@ describe.skipIf(pySkip !== null)("Hugging Face folders against the PyTorch refer
   }, PYTHON_TEST_MS);
 
   test("load, one policyStep, save: torch holds the trained weights bit-exactly, the value head comes back", async () => {
-    for (const name of ["llama_gqa", "qwen2_tied"]) {
+    for (const name of ["llama_gqa", "qwen2_tied", "qwen3_tied", "llama3_tied"]) {
       const { config } = loadHfModel(join(root, name), { valueHead: true, seed: 11 });
       const model = new PolicyModel(config, { device: "cpu" });
       const init = await model.getState();

@@ -3,7 +3,8 @@
  * conversions against known bit patterns, and every header error with its message.
  */
 import { describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   bf16ToFloat32,
@@ -11,6 +12,7 @@ import {
   encodeSafetensors,
   f16ToFloat32,
   float32ToBf16,
+  float32ToF16,
   readSafetensors,
   SafetensorsError,
   type Tensor,
@@ -164,6 +166,45 @@ describe("half-precision conversions", () => {
   });
 });
 
+describe("float32 to half precision rounds to nearest, ties to even", () => {
+  test("every half comes back as itself, and every midpoint between neighbours goes to the even one", () => {
+    const halves = new Uint16Array(65536).map((_, i) => i);
+    const values = f16ToFloat32(halves);
+    const back = float32ToF16(values);
+    const finite = (h: number) => (h & 0x7c00) !== 0x7c00;
+    for (let h = 0; h < 65536; h++) if (finite(h) && back[h] !== h) throw new Error(`half 0x${h.toString(16)} came back as 0x${back[h]!.toString(16)}`);
+    // Midpoints between h and h + 1 (same sign, both finite), exact in float32: the even one wins.
+    const lows: number[] = [], mids: number[] = [];
+    for (let h = 0; h < 0x7bff; h++) {
+      for (const s of [0, 0x8000]) {
+        lows.push(h | s);
+        mids.push((values[h | s]! + values[(h + 1) | s]!) / 2);
+      }
+    }
+    const rounded = float32ToF16(Float32Array.from(mids));
+    lows.forEach((h, i) => {
+      const even = (h & 1) === 0 ? h : h + 1;
+      if (rounded[i] !== even) throw new Error(`midpoint above 0x${h.toString(16)} rounded to 0x${rounded[i]!.toString(16)}, not 0x${even.toString(16)}`);
+    });
+  });
+
+  test("overflow, infinities and NaN", () => {
+    const cases: Array<[number, number]> = [
+      [65504, 0x7bff], // the largest half
+      [65519.99, 0x7bff], // below the midpoint to infinity: down
+      [65520, 0x7c00], // the midpoint: ties to even, which is infinity
+      [1e6, 0x7c00],
+      [-Infinity, 0xfc00],
+      [2 ** -25, 0x0000], // half the smallest subnormal: ties to even (zero)
+      [2 ** -25 * 1.0001, 0x0001],
+      [-0, 0x8000],
+    ];
+    const got = float32ToF16(Float32Array.from(cases.map(([v]) => v)));
+    cases.forEach(([v, want], i) => expect([v, got[i]!.toString(16)]).toEqual([v, want.toString(16)]));
+    expect(f16ToFloat32(float32ToF16(Float32Array.from([NaN])))[0]).toBeNaN();
+  });
+});
+
 describe("safetensors errors name the file, the tensor and what is allowed", () => {
   const f32 = (shape: number[], offsets: number[]) => ({ dtype: "F32", shape, data_offsets: offsets });
   const cases: Array<[string, Uint8Array, RegExp]> = [
@@ -202,6 +243,38 @@ describe("safetensors errors name the file, the tensor and what is allowed", () 
     expect(() => readSafetensors(join(dir, "none.safetensors"))).toThrow(/none\.safetensors: cannot read the file/);
   });
 
+  test("a path that is not a regular file is refused by name before anything is read", () => {
+    const dir = tempDir("hf-st-");
+    const zero = join(dir, "zero.safetensors");
+    symlinkSync("/dev/zero", zero);
+    expect(() => readSafetensors(zero)).toThrow(`${zero}: cannot read the file (${zero} is a character device; expected a regular file)`);
+    const fifo = join(dir, "fifo.safetensors");
+    execFileSync("mkfifo", [fifo]);
+    expect(() => readSafetensors(fifo)).toThrow(`${fifo} is a FIFO (named pipe); expected a regular file`);
+    expect(() => readSafetensors(dir)).toThrow(`${dir} is a folder; expected a regular file`);
+  });
+
+  test("a symlink to a regular file is read (the Hugging Face cache links files to blobs)", () => {
+    const dir = tempDir("hf-st-");
+    const blob = join(dir, "blob");
+    writeSafetensors(blob, sampleTensors(6));
+    symlinkSync(blob, join(dir, "model.safetensors"));
+    expect([...readSafetensors(join(dir, "model.safetensors")).tensors.keys()]).toEqual([...sampleTensors(6).keys()]);
+  });
+
+  test("a file larger than its header says is refused from the header alone", () => {
+    // 16 GiB of holes after one 4-byte tensor: refused by size, never read (no memory is spent on it).
+    const path = join(tempDir("hf-st-"), "sparse.safetensors");
+    writeFileSync(path, rawFile({ w: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }, new Uint8Array(4)));
+    truncateSync(path, 16 * 2 ** 30);
+    expect(() => readSafetensors(path)).toThrow(`${path}: the data section holds ${16 * 2 ** 30 - 8 - 54} bytes but the header's data_offsets end at 4`);
+  });
+
+  test("bytes after the last tensor are refused, as the reference does", () => {
+    const file = rawFile({ w: { dtype: "F32", shape: [1], data_offsets: [0, 4] } }, new Uint8Array(12));
+    expect(() => decodeSafetensors(file, "w.safetensors")).toThrow("w.safetensors: the data section holds 12 bytes but the header's data_offsets end at 4: 8 bytes belong to no tensor");
+  });
+
   test("a truncated copy of a valid file is refused", () => {
     const bytes = encodeSafetensors(sampleTensors(4));
     expect(() => decodeSafetensors(bytes.subarray(0, bytes.length - 3), "cut.safetensors")).toThrow(/are out of range: the data section holds/);
@@ -212,6 +285,6 @@ describe("safetensors errors name the file, the tensor and what is allowed", () 
     expect(() => encodeSafetensors(bad)).toThrow('tensor "w": shape [2, 2] does not match its 3 values');
     const reserved = new Map([["__metadata__", { shape: [1], data: new Float32Array(1) }]]);
     expect(() => encodeSafetensors(reserved)).toThrow(/reserved for the header's metadata/);
-    expect(() => encodeSafetensors(new Map(), { dtype: "F16" as "F32" })).toThrow('cannot write dtype "F16"; writable dtypes are F32, BF16');
+    expect(() => encodeSafetensors(new Map(), { dtype: "F64" as "F32" })).toThrow('cannot write dtype "F64"; writable dtypes are F32, BF16, F16');
   });
 });

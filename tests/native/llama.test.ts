@@ -127,6 +127,20 @@ describe("llama config validation", () => {
     fails({ ropeTheta: Number.NaN }, "PolicyModel: config.ropeTheta is NaN; expected a finite number > 0");
     fails({ tiedEmbeddings: "yes" as unknown as boolean }, 'PolicyModel: config.tiedEmbeddings is "yes"; expected a boolean');
     fails({ width: 12 }, 'PolicyModel: config.width is 12; expected a multiple of 2 * heads (8) for arch "llama": rotary embeddings need an even head size');
+    fails({ headDim: 7 }, "PolicyModel: config.headDim is 7; expected an even number: rotary embeddings rotate pairs");
+    fails({ headDim: 1024 }, "PolicyModel: config.headDim is 1024; expected an integer in 2..512");
+    fails({ qkNorm: 1 as unknown as boolean }, "PolicyModel: config.qkNorm is 1; expected a boolean");
+    fails({ ropeScaling: { factor: 8, lowFreqFactor: 4, highFreqFactor: 4, originalContext: 64 } },
+      "PolicyModel: config.ropeScaling.highFreqFactor is 4; expected a number above lowFreqFactor (4)");
+    fails({ ropeScaling: { factor: 0, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 64 } }, "PolicyModel: config.ropeScaling.factor is 0; expected a finite number > 0");
+  });
+
+  test("a head size of its own: width need not be a multiple of heads; the layout names it", () => {
+    const m = llama({ width: 20, heads: 4, kvHeads: 2, headDim: 6, qkNorm: true });
+    expect(m.tensors.find((t) => t.name === "model.layers.0.self_attn.o_proj.weight")!.shape).toEqual([20, 24]);
+    expect(m.layout).toEndWith("attentionBias=true headDim=6 qkNorm=true");
+    // headDim equal to width / heads is the layout saved states had before it could differ.
+    expect(llama({ headDim: 4 }).layout).toBe(llama({}).layout);
   });
 
   test("arch gpt2 refuses llama-only settings but accepts their GPT-2 values", () => {
@@ -136,6 +150,12 @@ describe("llama config validation", () => {
     );
     expect(() => new PolicyModel({ ...gpt2, tiedEmbeddings: true }, { device: "cpu" })).toThrow(
       'PolicyModel: config.tiedEmbeddings is true; expected false for arch "gpt2" (only arch "llama" takes tiedEmbeddings)',
+    );
+    expect(() => new PolicyModel({ ...gpt2, qkNorm: true }, { device: "cpu" })).toThrow(
+      'PolicyModel: config.qkNorm is true; expected false for arch "gpt2" (only arch "llama" takes qkNorm)',
+    );
+    expect(() => new PolicyModel({ ...gpt2, headDim: 4 }, { device: "cpu" })).toThrow(
+      'PolicyModel: config.headDim is 4; expected 8 for arch "gpt2" (only arch "llama" takes headDim)',
     );
     const m = new PolicyModel({ ...gpt2, kvHeads: 4, intermediate: 128, normEps: 1e-5 }, { device: "cpu" });
     expect(m.config).toMatchObject({ arch: "gpt2", kvHeads: 4, intermediate: 128, ropeTheta: 10000, normEps: 1e-5, tiedEmbeddings: false, attentionBias: false });
@@ -192,7 +212,10 @@ describe("llama tensors", () => {
   });
 
   test("the null backend reports the same layout as the addon", () => {
-    for (const cfg of [{ ...GQA_BIAS, valueHead: true }, TIED]) {
+    // Qwen3's shape too: q/k norms, 4 heads of 6 on width 16, and Llama 3 rope scaling (no tensors of its own).
+    const qwen3 = { ...TIED, heads: 4, kvHeads: 2, headDim: 6, qkNorm: true, tiedEmbeddings: false };
+    const llama3 = { ...TIED, ropeScaling: { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 32 } };
+    for (const cfg of [{ ...GQA_BIAS, valueHead: true }, TIED, qwen3, llama3]) {
       const real = new PolicyModel(cfg, { device: "cpu" });
       const fake = new PolicyModel(cfg, { device: "null" });
       expect(fake.tensors).toEqual(real.tensors);

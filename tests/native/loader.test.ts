@@ -1,4 +1,5 @@
 /** The addon loads in this runtime, reports what it has, and fails with a named, useful error. */
+import { spawnSync } from "node:child_process";
 import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -27,13 +28,20 @@ describe("native addon", () => {
     expect(info.blas.vendor).toBe(info.blas.linked ? "OpenBLAS" : "none");
   });
 
-  test("the CUDA backend is compiled in when nvcc is on this machine", () => {
+  test("the CUDA backend is compiled in when nvcc and a GPU are on this machine (or REVENANT_CUDA=1 asked for it), and left out otherwise", () => {
     const hasNvcc = Bun.which("nvcc") !== null || Bun.which("nvcc", { PATH: "/usr/local/cuda/bin" }) !== null;
-    if (!hasNvcc) {
-      console.log("[skip] nvcc not found on this machine");
+    const hasGpu = spawnSync("nvidia-smi", ["-L"], { encoding: "utf8" }).stdout?.includes("GPU") ?? false;
+    const asked = process.env.REVENANT_CUDA;
+    if (!hasNvcc || asked === "0") {
+      console.log(`[skip] ${hasNvcc ? "REVENANT_CUDA=0" : "nvcc not found on this machine"}`);
       return;
     }
-    expect(loadNative().deviceInfo().backends).toContain("cuda");
+    const info = loadNative().deviceInfo();
+    if (hasGpu || asked === "1") expect(info.backends).toContain("cuda");
+    else {
+      expect(info.backends).not.toContain("cuda"); // a machine without a GPU installs the CPU addon alone
+      expect(info.cuda.reason).toContain("REVENANT_CUDA=1");
+    }
   });
 
   test("the device report prints one line per fact", () => {

@@ -82,6 +82,32 @@ describe("PolicyModel learning", () => {
   });
 });
 
+describe("policyStep's loss denominator (lossNorm)", () => {
+  test("the loss terms divide the weighted sums by lossNorm; clipFrac and approxKl stay weighted means; gradients scale with it", async () => {
+    const b = tokenBatch(5, 4, 8, SMALL.vocab);
+    // Rows of different lengths: row r keeps 6 - r response tokens.
+    for (let r = 0; r < 4; r++) for (let t = 8 - r; t < 8; t++) b.mask[r * 8 + t] = 0;
+    const adv = b.mask.map((x, i) => x * ((i % 3) - 1));
+    const stats = async (hyper: { lossNorm?: number }) => {
+      const m = model();
+      const lp = await m.logprobs(b);
+      // ratio 1, so each token's policy loss is −A and no clipping happens.
+      return m.policyStep({ ...b, advantages: adv, oldLogprobs: lp }, { lr: 0, entropyCoef: 0, ...hyper });
+    };
+    let sumMaskedLoss = 0, tokens = 0;
+    for (let i = 0; i < adv.length; i++) if (b.mask[i]) (sumMaskedLoss -= adv[i]!), tokens++;
+    const mean = await stats({});
+    const norm = await stats({ lossNorm: 4 });
+    expect(mean.pgLoss).toBeCloseTo(sumMaskedLoss / tokens, 5);
+    expect(norm.pgLoss).toBeCloseTo(sumMaskedLoss / 4, 5);
+    expect(norm.clipFrac).toBe(mean.clipFrac);
+    expect(norm.approxKl).toBeCloseTo(mean.approxKl, 6);
+    // The gradient is the same direction, scaled by tokens / lossNorm.
+    expect(norm.gradNorm / mean.gradNorm).toBeCloseTo(tokens / 4, 3);
+    await expect(stats({ lossNorm: -1 })).rejects.toThrow("hyper.lossNorm");
+  });
+});
+
 describe("PolicyModel reproducibility", () => {
   test("generate is bit-identical for a seed and differs across seeds", async () => {
     const m = model({ valueHead: true });

@@ -1,7 +1,8 @@
 /**
  * Cancelling a job (`FitOptions.signal`): fit stops at the top of the next step, keeps a final
  * checkpoint of the last completed step, stops every actor, and throws TrainingCancelledError;
- * resuming the cancelled job ends with exactly the weights of an uninterrupted run.
+ * resuming the cancelled job ends with exactly the weights of an uninterrupted run. A promise
+ * returned by `onStep` is awaited before the next step begins.
  */
 import { expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
@@ -53,3 +54,27 @@ test("an aborted signal checkpoints the last step, stops the actors, and the job
   expect(resumed.weightsSha256).toBe(clean.weightsSha256);
   expect(new MetricsFile(job.metrics).read().map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
 }, 60_000);
+
+test("a promise returned by onStep is awaited before the next step: a cancel made in it stops the job at that step", async () => {
+  const runDir = tempDir("revenant-cancel-await-");
+  const config = resolveConfig({
+    file: null, env: {},
+    args: [
+      `trainer.run_dir=${runDir}`, "trainer.total_steps=4", "trainer.val_interval=4", "data.train_size=32", "data.val_size=8",
+      "data.train_batch_size=4", "worker.actor.ppo_mini_batch_size=4", "worker.critic.ppo_mini_batch_size=4",
+      "worker.actor.device=null", "worker.critic.device=null", "worker.ref.device=null",
+    ],
+  }).config;
+  const controller = new AbortController();
+  // The abort comes a macrotask after onStep returns: only a trainer that waits for the promise
+  // sees it at the top of step 3 (one that does not checks the signal in the same tick, and runs on).
+  const cancelLater = () => new Promise<void>((resolve) => setTimeout(() => {
+    controller.abort("test");
+    resolve();
+  }, 0));
+  const run = fit({
+    config, job: createJob(config, "awaited"), output: quiet, onNote: quiet, signal: controller.signal,
+    onStep: (step) => (step === 2 ? cancelLater() : undefined),
+  });
+  await expect(run).rejects.toThrow("training cancelled after step 2: test");
+});

@@ -17,7 +17,7 @@ test("the shipped config/ppo.yaml learns digit reversal to ≥ 0.9 held-out rewa
   const job = createJob(config, "default");
   const result = await fit({ config, job, output: () => {}, onNote: () => {} });
   const curve = new MetricsFile(job.metrics).read().filter((m) => m["val/score"] !== undefined).map((m) => `${m.step}:${m["val/score"]!.toFixed(2)}`);
-  console.log(`held-out reward ${result.initialValScore!.toFixed(3)} → ${result.finalValScore.toFixed(3)} (${curve.join(" ")}), ${result.wallS.toFixed(1)} s`);
+  console.log(`held-out reward ${result.initialValScore!.toFixed(3)} → ${result.finalValScore!.toFixed(3)} (${curve.join(" ")}), ${result.wallS.toFixed(1)} s`);
   expect(result.initialValScore!).toBeLessThan(0.2);
   expect(result.finalValScore).toBeGreaterThanOrEqual(0.9);
   expect(result.steps).toBe(config.trainer.total_steps);

@@ -13,7 +13,8 @@ import { RefPolicy } from "../../roles/ref_policy.ts";
 import type { ActorRef } from "../../runtime/core/supervisor/actor_ref.ts";
 import type { RoleContext } from "../../runtime/core/host/role.ts";
 import { taskData } from "../../runtime/rl/trainer/job_data.ts";
-import { gae, grpo, whiten } from "../../runtime/rl/trainer/advantages.ts";
+import { gae, grpo, reinforcePlusPlus, rloo, whiten } from "../../runtime/rl/trainer/advantages.ts";
+import { aggregation, type LossAggMode } from "../../roles/loss_agg.ts";
 import { buildBatch } from "../../runtime/rl/trainer/batch.ts";
 import { advantages, evaluate, klPenalty, referenceAndValues, rollout, score, tokenBatch, trainingMetrics, update, type JobActors } from "../../runtime/rl/trainer/phases.ts";
 import { JobPlan } from "../../runtime/rl/trainer/plan.ts";
@@ -50,6 +51,53 @@ describe("advantage math", () => {
     close(a, [0, Math.SQRT1_2, 0, -Math.SQRT1_2, 0, 0, 0, 0]);
     close(grpo(two, [1, 0, 0.5, 0.5], 2, false), [0, 0.5, 0, -0.5, 0, 0, 0, 0]);
     expect(() => grpo(two, [1, 0, 1, 0], 3)).toThrow("4 rows do not split into groups of 3");
+  });
+
+  test("RLOO: each response's score minus the mean of the others' in its group, on every response token", () => {
+    const three = { rows: 3, seqLen: 3, mask: Float32Array.of(0, 1, 1, 0, 1, 0, 0, 1, 1) };
+    // scores 1, 0, 0.5: 1 − (0 + 0.5)/2 = 0.75; 0 − (1 + 0.5)/2 = −0.75; 0.5 − (1 + 0)/2 = 0
+    close(rloo(three, [1, 0, 0.5], 3), [0, 0.75, 0.75, 0, -0.75, 0, 0, 0, 0]);
+    // Two groups of two: s_i − s_j.
+    const two = { rows: 4, seqLen: 2, mask: Float32Array.of(0, 1, 0, 1, 0, 1, 0, 1) };
+    close(rloo(two, [1, 0, 0.25, 0.75], 2), [0, 1, 0, -1, 0, -0.5, 0, 0.5]);
+    expect(() => rloo(two, [1, 0, 1, 0], 1)).toThrow("needs groups of at least 2 responses");
+  });
+
+  test("REINFORCE++: discounted token returns G_t = r_t + γG_{t+1} (γ = 0.9), whitened over the batch", () => {
+    // Row 0: three response tokens, score 1 on the last; row 1: two, score −1, and a token reward of 0.5 on its first.
+    const l = { rows: 2, seqLen: 4, mask: Float32Array.of(0, 1, 1, 1, 0, 0, 1, 1) };
+    const tokenRewards = Float32Array.of(0, 0, 0, 0, 0, 0, 0.5, 0);
+    const { advantages: a, returns } = reinforcePlusPlus(l, [1, -1], 0.9, tokenRewards);
+    // Row 0: G3 = 1, G2 = 0.9, G1 = 0.81. Row 1: G3 = −1, G2 = 0.5 + 0.9·(−1) = −0.4.
+    close(returns, [0, 0.81, 0.9, 1, 0, 0, -0.4, -1]);
+    // Whitened over the five response tokens: mean 0.262, sample std 0.8224...
+    const g = [0.81, 0.9, 1, -0.4, -1];
+    const m = g.reduce((x, y) => x + y) / 5;
+    const sd = Math.sqrt(g.reduce((x, y) => x + (y - m) ** 2, 0) / 4 + 1e-8);
+    close(a, [0, (0.81 - m) / sd, (0.9 - m) / sd, (1 - m) / sd, 0, 0, (-0.4 - m) / sd, (-1 - m) / sd]);
+  });
+});
+
+describe("loss aggregation (verl's loss_agg_mode) as weights and a denominator", () => {
+  // Two rows of seqLen 4: row 0 has 3 response tokens, row 1 has 1; a third row has none.
+  const mask = Float32Array.of(0, 1, 1, 1, 0, 0, 0, 1, 0, 0, 0, 0);
+  const loss = Float32Array.of(0, 2, 4, 6, 0, 0, 0, 10, 0, 0, 0, 0);
+  /** What the native loss computes: sum(w · l) / lossNorm, or / sum(w) when lossNorm is 0. */
+  const nativeLoss = (mode: LossAggMode) => {
+    const { mask: w, lossNorm } = aggregation(mask, 3, 4, { mode, maxResponse: 8 });
+    let num = 0, den = 0;
+    for (let i = 0; i < w.length; i++) {
+      num += w[i]! * loss[i]!;
+      den += w[i]!;
+    }
+    return num / (lossNorm > 0 ? lossNorm : den);
+  };
+
+  test("each mode gives verl's formula on a hand-worked batch", () => {
+    expect(nativeLoss("token-mean")).toBeCloseTo((2 + 4 + 6 + 10) / 4, 6); // 5.5
+    expect(nativeLoss("seq-mean-token-sum")).toBeCloseTo((12 + 10) / 2, 6); // 11: rows with a response token
+    expect(nativeLoss("seq-mean-token-mean")).toBeCloseTo((12 / 3 + 10 / 1) / 2, 6); // 7
+    expect(nativeLoss("seq-mean-token-sum-norm")).toBeCloseTo(22 / 8, 6); // Dr. GRPO: / the response budget
   });
 });
 
@@ -144,9 +192,22 @@ describe("phases on the null backend, in-process", () => {
     expect(m["actor/kl_loss"]).toBeUndefined();
   });
 
-  test("KL in the reward needs GAE", () => {
-    const grpoCfg = { ...config, algorithm: { ...config.algorithm, adv_estimator: "grpo" as const, use_kl_in_reward: true } };
-    expect(() => new JobPlan(grpoCfg, plan.data)).toThrow("algorithm.use_kl_in_reward=true charges the KL per token in GAE's rewards");
+  test("KL in the reward needs an estimator that reads token rewards (gae, reinforce_plus_plus)", () => {
+    for (const est of ["grpo", "rloo"] as const) {
+      const cfg = { ...config, algorithm: { ...config.algorithm, adv_estimator: est, use_kl_in_reward: true }, worker: { ...config.worker, actor: { ...config.worker.actor, rollout_n: 2 } } };
+      expect(() => new JobPlan(cfg, plan.data)).toThrow(`algorithm.use_kl_in_reward=true charges the KL in each response token's reward, which only gae and reinforce_plus_plus use (${est} scores`);
+    }
+    const rpp = { ...config, algorithm: { ...config.algorithm, adv_estimator: "reinforce_plus_plus" as const, use_kl_in_reward: true } };
+    expect(new JobPlan(rpp, plan.data).useCritic).toBe(false);
+  });
+
+  test("RLOO and GRPO need rollout_n ≥ 2", () => {
+    for (const est of ["grpo", "rloo"] as const) {
+      const cfg = { ...config, algorithm: { ...config.algorithm, adv_estimator: est } };
+      expect(new JobPlan(cfg, plan.data).groupSize).toBe(2);
+      const single = { ...cfg, worker: { ...config.worker, actor: { ...config.worker.actor, rollout_n: 1 } } };
+      expect(() => new JobPlan(single, plan.data)).toThrow(`algorithm.adv_estimator=${est} needs worker.actor.rollout_n ≥ 2`);
+    }
   });
 
   test("the same step twice gives the same numbers (every seed comes from the step)", async () => {

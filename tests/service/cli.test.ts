@@ -59,6 +59,8 @@ test("a short training run prints the device report, progress and a summary, exi
   expect(r.code, r.err).toBe(0);
   expect(r.out).toMatch(/backends: cpu/);
   expect(r.out).toMatch(/device: actor_rollout (cpu|cuda) \(auto\), critic (cpu|cuda) \(auto\), ref_policy (cpu|cuda) \(auto\)/);
+  // The banner names each trained model and the context it trains at.
+  expect(r.out).toContain("model: actor new gpt2 model (2 layers, width 64), context 32\nmodel: critic new gpt2 model (2 layers, width 64), context 32");
   expect(r.out).toContain("step 2/2 reward");
   expect(r.out).toMatch(/step 2\/2 .* elapsed, ETA 0:00/);
   expect(r.out).toContain(`done: ${join(runDir, "tiny")}`);

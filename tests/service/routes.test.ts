@@ -4,7 +4,7 @@
  * names what was wrong. Jobs here are real (short) training runs.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { hc } from "hono/client";
 import { createApp, type AppType } from "../../runtime/service/server/app.ts";
@@ -54,6 +54,19 @@ describe("200: read-only routes", () => {
     expect(html).toContain('id="timeline"');
     expect(html).not.toMatch(/<(script|link|img)[^>]+(src|href)=["']?https?:/i);
     expect(res.headers.get("content-security-policy")).toContain("default-src 'none'");
+  });
+
+  test("GET / inlines the page's script as it is on disk, and hands it its configuration as JSON", async () => {
+    const config = async (via: typeof app) => {
+      const html = await (await via.request("/")).text();
+      const script = readFileSync(join(import.meta.dir, "../../runtime/service/server/dashboard_client.js"), "utf8");
+      expect(html.includes(`<script>${script}</script>`)).toBe(true);
+      return JSON.parse(html.match(/<script id="dashboard-config" type="application\/json">(.*?)<\/script>/s)![1]!);
+    };
+    const off = await config(app);
+    expect(off.chaos).toBe(false);
+    expect(off.charts.map((c: { id: string }) => c.id)).toEqual(["reward-chart", "val-chart", "entropy-chart", "kl-chart"]);
+    expect((await config(chaosApp)).chaos).toBe(true);
   });
 
   test("GET /openapi.json documents every route, with the configuration schema from zod", async () => {

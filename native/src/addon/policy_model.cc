@@ -162,6 +162,19 @@ ModelConfig read_config(const Napi::Object& c) {
   cfg.norm_eps = static_cast<float>(get_number_or(c, "normEps", cfg.norm_eps));
   cfg.tied_embeddings = get_bool_or(c, "tiedEmbeddings", false);
   cfg.attention_bias = get_bool_or(c, "attentionBias", false);
+  cfg.head_dim = get_int_or(c, "headDim", 0);
+  cfg.qk_norm = get_bool_or(c, "qkNorm", false);
+  // ropeScaling: null or absent (plain RoPE), or Llama 3's {factor, lowFreqFactor, highFreqFactor, originalContext}.
+  const Napi::Value rs = c.Get("ropeScaling");
+  if (!rs.IsUndefined() && !rs.IsNull()) {
+    if (!rs.IsObject()) throw Napi::TypeError::New(c.Env(), "ropeScaling must be null or an object");
+    const Napi::Object r = rs.As<Napi::Object>();
+    cfg.rope_llama3 = true;
+    cfg.rope_scaling.factor = static_cast<float>(get_number(r, "factor"));
+    cfg.rope_scaling.low_freq_factor = static_cast<float>(get_number(r, "lowFreqFactor"));
+    cfg.rope_scaling.high_freq_factor = static_cast<float>(get_number(r, "highFreqFactor"));
+    cfg.rope_scaling.original_context = static_cast<float>(get_number(r, "originalContext"));
+  }
   return cfg;
 }
 
@@ -215,7 +228,8 @@ Napi::Function PolicyModelNative::Define(Napi::Env env) {
 }
 
 // new PolicyModelNative({vocab, context, width, layers, heads, valueHead, seed, arch?, kvHeads?,
-//                        intermediate?, ropeTheta?, normEps?, tiedEmbeddings?, attentionBias?}, device)
+//                        intermediate?, ropeTheta?, normEps?, tiedEmbeddings?, attentionBias?, headDim?,
+//                        qkNorm?, ropeScaling?}, device)
 PolicyModelNative::PolicyModelNative(const Napi::CallbackInfo& info)
     : Napi::ObjectWrap<PolicyModelNative>(info), impl_(std::make_unique<Impl>()) {
   Napi::Env env = info.Env();
@@ -311,7 +325,7 @@ Napi::Value PolicyModelNative::PerToken(const Napi::CallbackInfo& info, bool val
 }
 
 // policyStep({tokens, mask, advantages, oldLogprobs, refLogprobs?, batch, seqLen},
-//            {lr, clipRatio, klCoef, entropyCoef, maxGradNorm, weightDecay, beta1, beta2, eps})
+//            {lr, clipRatio, klCoef, entropyCoef, lossNorm?, maxGradNorm, weightDecay, beta1, beta2, eps})
 Napi::Value PolicyModelNative::PolicyStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsObject())
@@ -325,6 +339,7 @@ Napi::Value PolicyModelNative::PolicyStep(const Napi::CallbackInfo& info) {
   loss.clip_ratio = static_cast<float>(get_number(h, "clipRatio"));
   loss.kl_coef = static_cast<float>(get_number(h, "klCoef"));
   loss.entropy_coef = static_cast<float>(get_number(h, "entropyCoef"));
+  if (!h.Get("lossNorm").IsUndefined()) loss.loss_norm = static_cast<float>(get_number(h, "lossNorm"));
   const OptimConfig optim = read_optim(h);
   auto stats = std::make_shared<PolicyStats>();
   return queue_job(

@@ -15,7 +15,7 @@ CudaStatus cuda_status(int device) {
   s.device = device;
   s.compiled = false;
   s.usable = false;
-  s.reason = "CUDA backend not compiled in (nvcc was not found when the addon was built)";
+  s.reason = "CUDA backend not compiled in (the addon was built where no GPU or no nvcc was found; REVENANT_CUDA=1 bun install compiles it)";
   return s;
 }
 #endif

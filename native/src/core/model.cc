@@ -6,7 +6,9 @@
 //   x3 = x2 + down(act(up(norm2(x2))))            gpt2: GELU of one [4C] product;
 //                                                 llama: SwiGLU of a packed gate|up product
 // and differ only in the pieces: the norm (LayerNorm / RMSNorm), the MLP activation, RoPE, and
-// which tensors exist (gpt2 biases and position table; llama's optional q/k/v biases).
+// which tensors exist (gpt2 biases and position table; llama's optional q/k/v biases and q/k
+// norms). With q/k norms (Qwen3) each q and k head is RMS-normalised right after the qkv product,
+// before RoPE.
 #include "core/model.h"
 
 #include <algorithm>
@@ -23,14 +25,16 @@ namespace revenant {
 // Pointers to one block's parameters (or gradients: same layout, different base); null for a
 // tensor the architecture does not have.
 struct Model::Layer {
-  float *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
+  float *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb, *qnorm, *knorm;
 };
 
 // Where one block's activations go. forward() points these at per-layer buffers kept for
 // backward; generate() points them at shared scratch, with the residual stream updated in place.
+// With q/k norms, qkv_raw keeps the product before the norms for backward (null: normalise qkv in
+// place, as decoding does) and q_rstd/k_rstd their statistics.
 struct Model::BlockIO {
   float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *attproj, *res2, *ln2, *ln2_mean, *ln2_rstd, *fch, *fch_act,
-      *fcproj, *res3;
+      *fcproj, *res3, *qkv_raw, *q_rstd, *k_rstd;
 };
 
 // Activations for one (B, T) shape, plus the gradient scratch the backward pass reuses per layer.
@@ -40,11 +44,11 @@ struct Model::Acts {
   DeviceBuffer<float> encoded;
   struct PerLayer {
     DeviceBuffer<float> ln1, ln1_mean, ln1_rstd, qkv, atty, att, attproj, res2, ln2, ln2_mean,
-        ln2_rstd, fch, fch_gelu, fcproj, res3;
+        ln2_rstd, fch, fch_gelu, fcproj, res3, qkv_raw, q_rstd, k_rstd;
     BlockIO io() const {
       return BlockIO{ln1.get(), ln1_mean.get(), ln1_rstd.get(), qkv.get(),  att.get(),      atty.get(),
                      attproj.get(), res2.get(), ln2.get(),      ln2_mean.get(), ln2_rstd.get(), fch.get(),
-                     fch_gelu.get(), fcproj.get(), res3.get()};
+                     fch_gelu.get(), fcproj.get(), res3.get(), qkv_raw.get(), q_rstd.get(), k_rstd.get()};
     }
   };
   std::vector<PerLayer> layers;
@@ -60,11 +64,12 @@ struct Model::Acts {
 // MLP share the rest.
 struct Model::Decode {
   std::size_t rows = 0, batch = 0, cache = 0;
-  DeviceBuffer<float> x, ln, mean, rstd, qkv, atty, tmp, fch, fchg, logits, vals, lp, kcache, vcache;
+  DeviceBuffer<float> x, ln, mean, rstd, qkv, atty, tmp, fch, fchg, logits, vals, lp, kcache, vcache, q_rstd, k_rstd;
   DeviceBuffer<int> tok, next;
   BlockIO io() const {
     return BlockIO{ln.get(), mean.get(), rstd.get(), qkv.get(), nullptr,    atty.get(), tmp.get(), x.get(),
-                   ln.get(), mean.get(), rstd.get(), fch.get(), fchg.get(), tmp.get(),  x.get()};
+                   ln.get(), mean.get(), rstd.get(), fch.get(), fchg.get(), tmp.get(),  x.get(), nullptr,
+                   q_rstd.get(), k_rstd.get()};
   }
 };
 
@@ -90,27 +95,31 @@ int default_intermediate(Arch arch, int width) { return arch == Arch::Llama ? 8 
 ModelConfig resolve_config(ModelConfig c) {
   if (c.kv_heads == 0) c.kv_heads = c.heads;
   if (c.intermediate == 0) c.intermediate = default_intermediate(c.arch, c.width);
+  // Left 0 when width / heads is not whole: check_config then refuses the width.
+  if (c.head_dim == 0 && c.heads > 0 && c.width % c.heads == 0) c.head_dim = c.width / c.heads;
   return c;
 }
 
 ModelDims model_dims(const ModelConfig& c) {
-  const int C = c.width, NH = c.heads, NKV = c.kv_heads, hd = C / NH;
+  const int C = c.width, NH = c.heads, NKV = c.kv_heads, hd = c.head_dim, qC = NH * hd;
   const bool gpt2 = c.arch == Arch::Gpt2;
-  return ModelDims{C, c.vocab, NH, NKV, hd, NKV * hd, C + 2 * NKV * hd, gpt2 ? 4 * C : 2 * c.intermediate,
+  return ModelDims{C, c.vocab, NH, NKV, hd, qC, NKV * hd, qC + 2 * NKV * hd, gpt2 ? 4 * C : 2 * c.intermediate,
                    gpt2 ? 4 * C : c.intermediate};
 }
 
 // Mirrors acts_for(): every buffer it allocates, counted in 64 bits.
 ShapeCost activation_cost(const ModelConfig& c, std::size_t B, std::size_t T) {
   const ModelDims d = model_dims(c);
-  const std::size_t BT = B * T, C = d.C, V = d.V, QKV = d.qkv, MI = d.mlp_in, MH = d.mlp_hidden;
+  const std::size_t BT = B * T, C = d.C, V = d.V, QKV = d.qkv, MI = d.mlp_in, MH = d.mlp_hidden, QC = d.qC;
   const std::size_t att = B * static_cast<std::size_t>(d.NH) * T * T;
-  // Per layer: ln1, atty, attproj, res2, ln2, fcproj, res3 (C each), 4 norm statistics, qkv, fch,
-  // fch_act, and the saved softmax.
-  const std::size_t per_layer = BT * (7 * C + 4 + QKV + MI + MH) + att;
-  // encoded, lnf, 2 norm statistics, logits, values, lp, entropy; gradients dres, dln, dqkv,
-  // datty, dfch, dfch_act, dlogits, dvalues, dlp, dent, dlnf.
-  const std::size_t global = BT * (2 * C + 2 + V + 3) + BT * (4 * C + QKV + MI + MH + V + 3);
+  // q/k norms: the qkv product before them and one statistic per q and k head.
+  const std::size_t qk_norm = c.qk_norm ? QKV + d.NH + d.NKV : 0;
+  // Per layer: ln1, attproj, res2, ln2, fcproj, res3 (C each), atty (qC), 4 norm statistics, qkv,
+  // fch, fch_act, the q/k norms' buffers, and the saved softmax.
+  const std::size_t per_layer = BT * (6 * C + QC + 4 + QKV + MI + MH + qk_norm) + att;
+  // encoded, lnf, 2 norm statistics, logits, values, lp, entropy; gradients dres, dln, dlnf (C),
+  // datty (qC), dqkv, dfch, dfch_act, dlogits, dvalues, dlp, dent.
+  const std::size_t global = BT * (2 * C + 2 + V + 3) + BT * (3 * C + QC + QKV + MI + MH + V + 3);
   ShapeCost cost;
   cost.bytes = (per_layer * static_cast<std::size_t>(c.layers) + global) * sizeof(float) + 2 * BT * sizeof(int);
   cost.largest = std::max({BT * std::max({C, QKV, MI, MH, V}), att});
@@ -122,8 +131,9 @@ ShapeCost activation_cost(const ModelConfig& c, std::size_t B, std::size_t T) {
 static ShapeCost decode_cost(const ModelConfig& c, std::size_t rows, std::size_t batch, std::size_t cache) {
   const ModelDims d = model_dims(c);
   const std::size_t C = d.C, V = d.V, L = c.layers;
-  // x, ln, atty, tmp; mean, rstd; qkv; fch; fchg | logits, vals, lp
-  const std::size_t scratch = rows * (4 * C + 2 + d.qkv + d.mlp_in + d.mlp_hidden) + batch * (V + 2);
+  // x, ln, tmp (C); atty (qC); mean, rstd; qkv; fch; fchg; q/k norm statistics | logits, vals, lp
+  const std::size_t qk_norm = c.qk_norm ? d.NH + d.NKV : 0;
+  const std::size_t scratch = rows * (3 * C + d.qC + 2 + d.qkv + d.mlp_in + d.mlp_hidden + qk_norm) + batch * (V + 2);
   ShapeCost cost;
   cost.bytes = (2 * cache * L + scratch) * sizeof(float) + (rows + batch) * sizeof(int);
   cost.largest = std::max({cache * L, batch * V, rows * std::max<std::size_t>(d.qkv, d.mlp_in)});
@@ -160,10 +170,10 @@ std::size_t count_params(const ModelConfig& config) {
     n += L * (2 * C + 3 * C * C + 3 * C + C * C + C + 2 * C + 4 * C * C + 4 * C + 4 * C * C + C);
     n += 2 * C + V * C;
   } else {
-    const std::size_t kvC = C / c.heads * c.kv_heads, I = c.intermediate;
-    const std::size_t qkv = C + 2 * kvC;
+    const std::size_t hd = c.head_dim, qC = hd * c.heads, kvC = hd * c.kv_heads, I = c.intermediate;
+    const std::size_t qkv = qC + 2 * kvC;
     n = V * C;
-    n += L * (C + qkv * C + (c.attention_bias ? qkv : 0) + C * C + C + 3 * I * C);
+    n += L * (C + qkv * C + (c.attention_bias ? qkv : 0) + qC * C + (c.qk_norm ? 2 * hd : 0) + C + 3 * I * C);
     n += C + (c.tied_embeddings ? 0 : V * C);
   }
   if (c.value_head) n += C + 1;
@@ -194,9 +204,12 @@ void Model::check_config() const {
   RV_CHECK(in(c.context, REVENANT_CONTEXT_MIN, REVENANT_CONTEXT_MAX), kOp, "context" + range(REVENANT_CONTEXT_MIN, REVENANT_CONTEXT_MAX) + str(c.context));
   RV_CHECK(in(c.layers, REVENANT_LAYERS_MIN, REVENANT_LAYERS_MAX), kOp, "layers" + range(REVENANT_LAYERS_MIN, REVENANT_LAYERS_MAX) + str(c.layers));
   RV_CHECK(in(c.heads, REVENANT_HEADS_MIN, REVENANT_HEADS_MAX), kOp, "heads" + range(REVENANT_HEADS_MIN, REVENANT_HEADS_MAX) + str(c.heads));
-  RV_CHECK(in(c.width, REVENANT_WIDTH_MIN, REVENANT_WIDTH_MAX) && c.width % c.heads == 0, kOp,
-           "width must be a multiple of heads in " + str(REVENANT_WIDTH_MIN) + ".." + str(REVENANT_WIDTH_MAX) + ", got width " +
-               str(c.width) + ", heads " + str(c.heads));
+  // A head size of its own (llama's head_dim) frees width from being a multiple of heads.
+  RV_CHECK(in(c.width, REVENANT_WIDTH_MIN, REVENANT_WIDTH_MAX) &&
+               (c.width % c.heads == 0 || (c.arch == Arch::Llama && c.head_dim != 0)),
+           kOp,
+           "width must be a multiple of heads (unless a llama model gives headDim) in " + str(REVENANT_WIDTH_MIN) + ".." +
+               str(REVENANT_WIDTH_MAX) + ", got width " + str(c.width) + ", heads " + str(c.heads));
   RV_CHECK(in(c.kv_heads, REVENANT_KVHEADS_MIN, std::min(REVENANT_KVHEADS_MAX, c.heads)) && c.heads % c.kv_heads == 0, kOp,
            "kvHeads must divide heads (" + str(c.heads) + "), got " + str(c.kv_heads));
   RV_CHECK(in(c.intermediate, REVENANT_INTERMEDIATE_MIN, REVENANT_INTERMEDIATE_MAX), kOp,
@@ -210,19 +223,33 @@ void Model::check_config() const {
     RV_CHECK(!c.tied_embeddings && !c.attention_bias, kOp, only_llama("tiedEmbeddings and attentionBias must be false for arch \"gpt2\""));
     RV_CHECK(c.norm_eps == 1e-5f && c.rope_theta == 10000.0f, kOp,
              only_llama("normEps must be 1e-5 and ropeTheta 10000 for arch \"gpt2\", got " + str(c.norm_eps) + " and " + str(c.rope_theta)));
+    RV_CHECK(c.head_dim == c.width / c.heads && !c.qk_norm && !c.rope_llama3, kOp,
+             only_llama("headDim must be width / heads (" + str(c.width / c.heads) + "), qkNorm false and ropeScaling null for arch \"gpt2\""));
     return;
+  }
+  RV_CHECK(in(c.head_dim, REVENANT_HEADDIM_MIN, REVENANT_HEADDIM_MAX) && c.head_dim % 2 == 0, kOp,
+           "headDim must be even (rotary embeddings rotate pairs) and in " + str(REVENANT_HEADDIM_MIN) + ".." +
+               str(REVENANT_HEADDIM_MAX) + ", got " + str(c.head_dim));
+  if (c.rope_llama3) {
+    const RopeScaling& r = c.rope_scaling;
+    const auto pos = [](float v) { return std::isfinite(v) && v > 0; };
+    RV_CHECK(pos(r.factor) && pos(r.low_freq_factor) && pos(r.original_context) && std::isfinite(r.high_freq_factor) &&
+                 r.high_freq_factor > r.low_freq_factor,
+             kOp,
+             "ropeScaling must have finite factor, lowFreqFactor and originalContext > 0 and highFreqFactor > lowFreqFactor, got factor " +
+                 str(r.factor) + ", lowFreqFactor " + str(r.low_freq_factor) + ", highFreqFactor " + str(r.high_freq_factor) +
+                 ", originalContext " + str(r.original_context));
   }
   RV_CHECK(std::isfinite(c.norm_eps) && c.norm_eps > 0, kOp, "normEps must be a finite number > 0, got " + str(c.norm_eps));
   RV_CHECK(std::isfinite(c.rope_theta) && c.rope_theta > 0, kOp, "ropeTheta must be a finite number > 0, got " + str(c.rope_theta));
-  RV_CHECK((c.width / c.heads) % 2 == 0, kOp,
-           "width / heads (the head size, " + str(c.width / c.heads) + ") must be even for rotary embeddings");
 }
 
 Model::Layer Model::layer(float* base, int l) const {
   const LayerSlots& s = layer_slots_[l];
   return Layer{at(base, s.ln1w),     at(base, s.ln1b),     at(base, s.qkvw), at(base, s.qkvb),
                at(base, s.attprojw), at(base, s.attprojb), at(base, s.ln2w), at(base, s.ln2b),
-               at(base, s.fcw),      at(base, s.fcb),      at(base, s.fcprojw), at(base, s.fcprojb)};
+               at(base, s.fcw),      at(base, s.fcb),      at(base, s.fcprojw), at(base, s.fcprojb),
+               at(base, s.qnorm),    at(base, s.knorm)};
 }
 
 std::size_t Model::add_spec(const std::string& name, std::vector<int> shape, TensorSpec::Group group,
@@ -283,21 +310,25 @@ void Model::build_gpt2_specs() {
 // [(NH + 2 NKV) hd, C] or [2I, C] matrix computes them all.
 void Model::build_llama_specs() {
   using G = TensorSpec;
-  const int C = d_.C, V = d_.V, kvC = d_.kvC, I = cfg_.intermediate;
+  const int C = d_.C, V = d_.V, qC = d_.qC, kvC = d_.kvC, I = cfg_.intermediate;
   slots_.wte = add_spec("model.embed_tokens.weight", {V, C}, G::Trunk, G::Normal);
   for (int l = 0; l < cfg_.layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     LayerSlots& s = layer_slots_[l];
     s.ln1w = add_spec(p + "input_layernorm.weight", {C}, G::Trunk, G::Ones);
-    s.qkvw = add_spec(p + "self_attn.q_proj.weight", {C, C}, G::Trunk, G::Normal);
+    s.qkvw = add_spec(p + "self_attn.q_proj.weight", {qC, C}, G::Trunk, G::Normal);
     add_spec(p + "self_attn.k_proj.weight", {kvC, C}, G::Trunk, G::Normal);
     add_spec(p + "self_attn.v_proj.weight", {kvC, C}, G::Trunk, G::Normal);
     if (cfg_.attention_bias) {
-      s.qkvb = add_spec(p + "self_attn.q_proj.bias", {C}, G::Trunk, G::Zeros);
+      s.qkvb = add_spec(p + "self_attn.q_proj.bias", {qC}, G::Trunk, G::Zeros);
       add_spec(p + "self_attn.k_proj.bias", {kvC}, G::Trunk, G::Zeros);
       add_spec(p + "self_attn.v_proj.bias", {kvC}, G::Trunk, G::Zeros);
     }
-    s.attprojw = add_spec(p + "self_attn.o_proj.weight", {C, C}, G::Trunk, G::NormalResidual);
+    s.attprojw = add_spec(p + "self_attn.o_proj.weight", {C, qC}, G::Trunk, G::NormalResidual);
+    if (cfg_.qk_norm) {
+      s.qnorm = add_spec(p + "self_attn.q_norm.weight", {d_.hd}, G::Trunk, G::Ones);
+      s.knorm = add_spec(p + "self_attn.k_norm.weight", {d_.hd}, G::Trunk, G::Ones);
+    }
     s.ln2w = add_spec(p + "post_attention_layernorm.weight", {C}, G::Trunk, G::Ones);
     s.fcw = add_spec(p + "mlp.gate_proj.weight", {I, C}, G::Trunk, G::Normal);
     add_spec(p + "mlp.up_proj.weight", {I, C}, G::Trunk, G::Normal);
@@ -350,8 +381,13 @@ Model::Acts& Model::acts_for(int B, int T) {
     l.ln1_mean = DeviceBuffer<float>(be, BT);
     l.ln1_rstd = DeviceBuffer<float>(be, BT);
     l.qkv = DeviceBuffer<float>(be, BT * QKV);
-    l.atty = DeviceBuffer<float>(be, BT * C);
+    l.atty = DeviceBuffer<float>(be, BT * d_.qC);
     l.att = DeviceBuffer<float>(be, uB * NH * uT * uT);
+    if (cfg_.qk_norm) {
+      l.qkv_raw = DeviceBuffer<float>(be, BT * QKV);
+      l.q_rstd = DeviceBuffer<float>(be, BT * d_.NH);
+      l.k_rstd = DeviceBuffer<float>(be, BT * d_.NKV);
+    }
     l.attproj = DeviceBuffer<float>(be, BT * C);
     l.res2 = DeviceBuffer<float>(be, BT * C);
     l.ln2 = DeviceBuffer<float>(be, BT * C);
@@ -372,7 +408,7 @@ Model::Acts& Model::acts_for(int B, int T) {
   a->dres = DeviceBuffer<float>(be, BT * C);
   a->dln = DeviceBuffer<float>(be, BT * C);
   a->dqkv = DeviceBuffer<float>(be, BT * QKV);
-  a->datty = DeviceBuffer<float>(be, BT * C);
+  a->datty = DeviceBuffer<float>(be, BT * d_.qC);
   a->dfch = DeviceBuffer<float>(be, BT * MI);
   a->dfch_gelu = DeviceBuffer<float>(be, BT * MH);
   a->dlogits = DeviceBuffer<float>(be, BT * V);
@@ -409,6 +445,20 @@ void Model::mlp_act_backward(float* dinp, const float* inp, const float* dout, i
   else be_->gelu_backward(dinp, inp, dout, N * d_.mlp_in);
 }
 
+// RoPE on the q and k heads, which sit side by side at the start of each qkv row; Llama 3's
+// frequency scaling when the config has it. The backward rotates the gradient back in place.
+void Model::rope(float* qkv, int B, int T, int pos0, bool backward) {
+  const int heads = d_.NH + d_.NKV;
+  if (cfg_.rope_llama3) {
+    if (backward) be_->rope_llama3_backward(qkv, B, T, heads, d_.hd, d_.qkv, pos0, cfg_.rope_theta, cfg_.rope_scaling);
+    else be_->rope_llama3_forward(qkv, B, T, heads, d_.hd, d_.qkv, pos0, cfg_.rope_theta, cfg_.rope_scaling);
+  } else if (backward) {
+    be_->rope_backward(qkv, B, T, heads, d_.hd, d_.qkv, pos0, cfg_.rope_theta);
+  } else {
+    be_->rope_forward(qkv, B, T, heads, d_.hd, d_.qkv, pos0, cfg_.rope_theta);
+  }
+}
+
 // ---- forward and backward ----
 
 // One block on B rows of T positions starting at position pos0. With kcache/vcache (rows of
@@ -421,12 +471,18 @@ void Model::block_forward(const Layer& w, const BlockIO& x, const float* residua
   const Dims& d = d_;
   const int N = B * T;
   norm_forward(x.ln1, x.ln1_mean, x.ln1_rstd, residual, w.ln1w, w.ln1b, N);
-  be.matmul_forward(x.qkv, x.ln1, w.qkvw, w.qkvb, N, d.C, d.qkv);
-  if (cfg_.arch == Arch::Llama)  // q and k heads sit side by side at the start of each row
-    be.rope_forward(x.qkv, B, T, d.NH + d.NKV, d.hd, d.qkv, pos0, cfg_.rope_theta);
-  if (kcache) be.attention_decode(x.atty, kcache, vcache, x.qkv, B, T, d.C, d.NH, d.NKV, pos0, cache_len);
-  else be.attention_forward(x.atty, x.att, x.qkv, B, T, d.C, d.NH, d.NKV);
-  be.matmul_forward(x.attproj, x.atty, w.attprojw, w.attprojb, N, d.C, d.C);
+  // With q/k norms and a backward to come, the product lands in qkv_raw and is kept there.
+  float* raw = cfg_.qk_norm && x.qkv_raw ? x.qkv_raw : x.qkv;
+  be.matmul_forward(raw, x.ln1, w.qkvw, w.qkvb, N, d.C, d.qkv);
+  if (cfg_.qk_norm) {
+    if (raw != x.qkv) be.copy(x.qkv, raw, static_cast<std::size_t>(N) * d.qkv * sizeof(float));  // v as it is
+    be.head_rmsnorm_forward(x.qkv, x.q_rstd, raw, w.qnorm, N, d.NH, d.hd, d.qkv, cfg_.norm_eps);
+    be.head_rmsnorm_forward(x.qkv + d.qC, x.k_rstd, raw + d.qC, w.knorm, N, d.NKV, d.hd, d.qkv, cfg_.norm_eps);
+  }
+  if (cfg_.arch == Arch::Llama) rope(x.qkv, B, T, pos0, false);
+  if (kcache) be.attention_decode(x.atty, kcache, vcache, x.qkv, B, T, d.qC, d.NH, d.NKV, pos0, cache_len);
+  else be.attention_forward(x.atty, x.att, x.qkv, B, T, d.qC, d.NH, d.NKV);
+  be.matmul_forward(x.attproj, x.atty, w.attprojw, w.attprojb, N, d.qC, d.C);
   be.residual_forward(x.res2, residual, x.attproj, N * d.C);
   norm_forward(x.ln2, x.ln2_mean, x.ln2_rstd, x.res2, w.ln2w, w.ln2b, N);
   be.matmul_forward(x.fch, x.ln2, w.fcw, w.fcb, N, d.C, d.mlp_in);
@@ -478,12 +534,17 @@ void Model::block_backward(Acts& a, const Layer& w, const Layer& g, int l, const
   be.matmul_backward(a.dln.get(), g.fcw, g.fcb, a.dfch.get(), x.ln2.get(), w.fcw, N, d.C, d.mlp_in);
   norm_backward(a.dres.get(), g.ln2w, g.ln2b, a.dln.get(), x.res2.get(), w.ln2w, x.ln2_mean.get(), x.ln2_rstd.get(), N);
   // Attention branch: res2 = residual + proj(attention(qkv(norm1(residual))))
-  be.zero(a.datty.get(), rows * d.C);
-  be.matmul_backward(a.datty.get(), g.attprojw, g.attprojb, a.dres.get(), x.atty.get(), w.attprojw, N, d.C, d.C);
+  be.zero(a.datty.get(), rows * d.qC);
+  be.matmul_backward(a.datty.get(), g.attprojw, g.attprojb, a.dres.get(), x.atty.get(), w.attprojw, N, d.qC, d.C);
   be.zero(a.dqkv.get(), rows * d.qkv);
-  be.attention_backward(a.dqkv.get(), a.datty.get(), x.qkv.get(), x.att.get(), B, T, d.C, d.NH, d.NKV);
-  if (cfg_.arch == Arch::Llama)  // gradient of the rotated q, k -> gradient of the projections' output
-    be.rope_backward(a.dqkv.get(), B, T, d.NH + d.NKV, d.hd, d.qkv, 0, cfg_.rope_theta);
+  be.attention_backward(a.dqkv.get(), a.datty.get(), x.qkv.get(), x.att.get(), B, T, d.qC, d.NH, d.NKV);
+  // Gradient of the rotated q, k -> of the normalised ones -> of the projections' output, in place.
+  if (cfg_.arch == Arch::Llama) rope(a.dqkv.get(), B, T, 0, true);
+  if (cfg_.qk_norm) {
+    const float* raw = x.qkv_raw.get();
+    be.head_rmsnorm_backward(a.dqkv.get(), g.qnorm, raw, w.qnorm, x.q_rstd.get(), N, d.NH, d.hd, d.qkv);
+    be.head_rmsnorm_backward(a.dqkv.get() + d.qC, g.knorm, raw + d.qC, w.knorm, x.k_rstd.get(), N, d.NKV, d.hd, d.qkv);
+  }
   be.zero(a.dln.get(), rows * d.C);
   be.matmul_backward(a.dln.get(), g.qkvw, g.qkvb, a.dqkv.get(), x.ln1.get(), w.qkvw, N, d.C, d.qkv);
   norm_backward(a.dres.get(), g.ln1w, g.ln1b, a.dln.get(), residual, w.ln1w, x.ln1_mean.get(), x.ln1_rstd.get(), N);
@@ -796,7 +857,12 @@ Model::Decode& Model::decode_for(int B, int prefill, int positions) {
   s->batch = want_batch;
   s->cache = want_cache;
   const std::size_t C = d_.C, L = cfg_.layers;
-  for (DeviceBuffer<float>* b : {&s->x, &s->ln, &s->atty, &s->tmp}) *b = DeviceBuffer<float>(be, want_rows * C);
+  for (DeviceBuffer<float>* b : {&s->x, &s->ln, &s->tmp}) *b = DeviceBuffer<float>(be, want_rows * C);
+  s->atty = DeviceBuffer<float>(be, want_rows * d_.qC);
+  if (cfg_.qk_norm) {
+    s->q_rstd = DeviceBuffer<float>(be, want_rows * d_.NH);
+    s->k_rstd = DeviceBuffer<float>(be, want_rows * d_.NKV);
+  }
   s->mean = DeviceBuffer<float>(be, want_rows);
   s->rstd = DeviceBuffer<float>(be, want_rows);
   s->qkv = DeviceBuffer<float>(be, want_rows * d_.qkv);

@@ -1,5 +1,5 @@
 // The policy/critic model: a decoder-only transformer, GPT-2 style or Llama style (Llama 3,
-// Qwen2/2.5, SmolLM), whose weights, gradients, optimizer moments and activations live in one
+// Qwen2/2.5, Qwen3, SmolLM), whose weights, gradients, optimizer moments and activations live in one
 // Backend's memory for the object's life. Written once against the Backend op list, so the CPU
 // and CUDA paths run the same model code.
 //
@@ -19,7 +19,8 @@ namespace revenant {
 
 // gpt2: learned position table, LayerNorm, GELU MLP of 4 * width, biases everywhere.
 // llama: rotary positions, RMSNorm, SwiGLU MLP, grouped-query attention, no biases (optionally on
-// the q, k, v projections, as Qwen2 has), optionally tied embeddings.
+// the q, k, v projections, as Qwen2 has), optionally tied embeddings, a head size of its own
+// (heads * head_dim need not be width), per-head q/k RMSNorm (Qwen3) and Llama 3 rope scaling.
 enum class Arch { Gpt2, Llama };
 
 // "gpt2" or "llama"; throws revenant::Error naming the value otherwise.
@@ -44,6 +45,10 @@ struct ModelConfig {
   float norm_eps = 1e-5f;        // RMSNorm epsilon, > 0
   bool tied_embeddings = false;  // the LM head is the token embedding (no lm_head tensor)
   bool attention_bias = false;   // biases on the q, k and v projections (none on o_proj)
+  int head_dim = 0;              // attention head size, even; 0: width / heads
+  bool qk_norm = false;          // RMSNorm of each q and k head before RoPE (q_norm, k_norm: Qwen3)
+  bool rope_llama3 = false;      // scale RoPE's frequencies as Llama 3 does (rope_scaling below)
+  RopeScaling rope_scaling{};    // read only when rope_llama3
 };
 
 // The MLP hidden size when none is given: 4 * width for gpt2; for llama 8 * ceil(width / 3), the
@@ -51,13 +56,14 @@ struct ModelConfig {
 // multiple of 8 (the rule config/ uses too).
 int default_intermediate(Arch arch, int width);
 
-// The config with its derived defaults filled in (kv_heads, intermediate); nothing is checked.
+// The config with its derived defaults filled in (kv_heads, intermediate, head_dim); nothing is checked.
 ModelConfig resolve_config(ModelConfig cfg);
 
-// Widths that follow from a resolved config: attention width C = NH * hd, packed qkv rows of
-// C + 2 * NKV * hd, MLP input rows (gpt2: 4C; llama: gate | up = 2I) and hidden rows (4C; I).
+// Widths that follow from a resolved config: the residual width C, the attention width
+// qC = NH * hd (C unless a llama head_dim says otherwise), packed qkv rows of qC + 2 * NKV * hd,
+// MLP input rows (gpt2: 4C; llama: gate | up = 2I) and hidden rows (4C; I).
 struct ModelDims {
-  int C, V, NH, NKV, hd, kvC, qkv, mlp_in, mlp_hidden;
+  int C, V, NH, NKV, hd, qC, kvC, qkv, mlp_in, mlp_hidden;
 };
 ModelDims model_dims(const ModelConfig& resolved);
 
@@ -183,7 +189,7 @@ class Model {
   struct LayerSlots {
     std::size_t ln1w = kAbsent, ln1b = kAbsent, qkvw = kAbsent, qkvb = kAbsent, attprojw = kAbsent,
                 attprojb = kAbsent, ln2w = kAbsent, ln2b = kAbsent, fcw = kAbsent, fcb = kAbsent,
-                fcprojw = kAbsent, fcprojb = kAbsent;
+                fcprojw = kAbsent, fcprojb = kAbsent, qnorm = kAbsent, knorm = kAbsent;
   };
   struct GlobalSlots {
     std::size_t wte = kAbsent, wpe = kAbsent, lnfw = kAbsent, lnfb = kAbsent, lm_head = kAbsent,
@@ -214,6 +220,7 @@ class Model {
                      const float* w, const float* mean, const float* rstd, int N);
   void mlp_act_forward(float* out, const float* inp, int N);
   void mlp_act_backward(float* dinp, const float* inp, const float* dout, int N);
+  void rope(float* qkv, int B, int T, int pos0, bool backward);
   float* at(float* base, std::size_t slot) const { return slot == kAbsent ? nullptr : base + slot; }
   void optimizer_step(const char* op, const OptimConfig& optim, TensorSpec::Group skip, double grad_norm);
   bool update_stays_finite(const OptimConfig& optim, TensorSpec::Group skip, int step, float scale);

@@ -28,8 +28,20 @@
 // rope: rotary position embeddings (Hugging Face "rotate_half" pairs i, i + hd/2; angle
 //   pos * theta^(-2i/hd)) applied IN PLACE to the first `heads` heads of width hd of each of the
 //   B*T rows of x (rows `stride` floats apart; row (b,t) at position pos0 + t). The backward
-//   rotates the gradient back in place: the one backward op that overwrites instead of adding,
-//   since a rotation's input gradient is its output gradient turned back.
+//   rotates the gradient back in place: a backward op that overwrites instead of adding (as
+//   rope_llama3's and head_rmsnorm's do), since a rotation's input gradient is its output
+//   gradient turned back.
+// rope_llama3: rope with Llama 3's frequency scaling (Hugging Face rope_type "llama3"): each
+//   inverse frequency f = theta^(-2i/hd) of wavelength 2 pi / f is kept where the wavelength is
+//   below original_context / high_freq_factor, divided by `factor` where it is above
+//   original_context / low_freq_factor, and blended in between with
+//   s = (original_context / wavelength - low_freq_factor) / (high_freq_factor - low_freq_factor),
+//   f' = (1 - s) f / factor + s f. Same layout and in-place convention as rope.
+// head_rmsnorm: rmsnorm over each of `heads` heads of width hd at the start of each of N rows
+//   (rows `stride` floats apart), one weight w[hd] shared by the heads (Qwen3's q_norm, k_norm);
+//   rstd[N, heads] saved. Columns past the heads are not touched, and out may be inp (in place).
+//   The backward, like rope's, works in place: dx holds the output's gradient and leaves holding
+//   the input's (dw accumulates).
 // swiglu: inp[N, 2I] rows are gate | up; out[N, I] = silu(gate) * up.
 // logprob: per row of logits[N,V], lp = log softmax(logits)[target] (0 when target < 0) and the
 //   distribution's entropy (entropy may be null: not computed); the backward overwrites dlogits with the gradient of
@@ -42,6 +54,13 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+
+namespace revenant {
+// Llama 3's rope scaling parameters (rope_scaling in config.json), passed to rope_llama3 by value.
+struct RopeScaling {
+  float factor = 8.0f, low_freq_factor = 1.0f, high_freq_factor = 4.0f, original_context = 8192.0f;
+};
+}  // namespace revenant
 
 #define REVENANT_TEMPLATED_OPS(X)                                                                              \
   X(void, embedding_forward, (F * out, const int* tokens, const F* wte, const F* wpe, int B, int T, int C, int pos0), \
@@ -74,6 +93,18 @@
     (x, B, T, heads, hd, stride, pos0, theta))                                                               \
   X(void, rope_backward, (F * dx, int B, int T, int heads, int hd, int stride, int pos0, float theta),        \
     (dx, B, T, heads, hd, stride, pos0, theta))                                                              \
+  X(void, rope_llama3_forward,                                                                               \
+    (F * x, int B, int T, int heads, int hd, int stride, int pos0, float theta, RopeScaling scaling),         \
+    (x, B, T, heads, hd, stride, pos0, theta, scaling))                                                      \
+  X(void, rope_llama3_backward,                                                                              \
+    (F * dx, int B, int T, int heads, int hd, int stride, int pos0, float theta, RopeScaling scaling),        \
+    (dx, B, T, heads, hd, stride, pos0, theta, scaling))                                                     \
+  X(void, head_rmsnorm_forward,                                                                              \
+    (F * out, F* rstd, const F* inp, const F* w, int N, int heads, int hd, int stride, float eps),           \
+    (out, rstd, inp, w, N, heads, hd, stride, eps))                                                          \
+  X(void, head_rmsnorm_backward,                                                                             \
+    (F * dx, F* dw, const F* inp, const F* w, const F* rstd, int N, int heads, int hd, int stride),          \
+    (dx, dw, inp, w, rstd, N, heads, hd, stride))                                                            \
   X(void, swiglu_forward, (F * out, const F* inp, int N, int I), (out, inp, N, I))                           \
   X(void, swiglu_backward, (F * dinp, const F* inp, const F* dout, int N, int I), (dinp, inp, dout, N, I))   \
   X(void, gelu_forward, (F * out, const F* inp, int N), (out, inp, N))                                       \

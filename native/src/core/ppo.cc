@@ -11,7 +11,8 @@ PolicyLossStats policy_loss(const float* lp, const float* entropy, const float* 
                             std::size_t n, const PolicyLossConfig& cfg, float* dlp, float* dent) {
   PolicyLossStats s;
   for (std::size_t i = 0; i < n; ++i) s.tokens += weight[i];
-  const double norm = s.tokens > 0 ? 1.0 / s.tokens : 0.0;
+  const double mean_norm = s.tokens > 0 ? 1.0 / s.tokens : 0.0;
+  const double norm = cfg.loss_norm > 0 ? 1.0 / cfg.loss_norm : mean_norm;
   for (std::size_t i = 0; i < n; ++i) {
     dlp[i] = 0;
     dent[i] = 0;
@@ -41,8 +42,8 @@ PolicyLossStats policy_loss(const float* lp, const float* entropy, const float* 
   s.pg_loss *= norm;
   s.kl_loss *= norm;
   s.entropy *= norm;
-  s.clip_frac *= norm;
-  s.approx_kl *= norm;
+  s.clip_frac *= mean_norm;
+  s.approx_kl *= mean_norm;
   s.total = s.pg_loss + cfg.kl_coef * s.kl_loss - cfg.entropy_coef * s.entropy;
   return s;
 }

@@ -12,6 +12,11 @@ struct PolicyLossConfig {
   float clip_ratio = 0.2f;   // PPO epsilon
   float kl_coef = 0.0f;      // weight of the k3 KL estimate to the reference policy
   float entropy_coef = 0.0f; // weight of the entropy bonus
+  // The denominator of the loss terms (policy, KL, entropy): 0 = the summed weights (a weighted
+  // token mean); a positive value divides the weighted sums by it instead, which is how the
+  // sequence-level aggregations (sum per sequence over the number of sequences, or over a fixed
+  // length as in Dr. GRPO) are expressed. clip_frac and approx_kl stay weighted means.
+  float loss_norm = 0.0f;
 };
 
 struct PolicyLossStats {
@@ -20,6 +25,7 @@ struct PolicyLossStats {
 };
 
 // loss = mean_w[max(-A r, -A clip(r, 1-e, 1+e))] + kl_coef mean_w[k3] - entropy_coef mean_w[H]
+// (mean_w[x] = sum(w x) / sum(w), or sum(w x) / loss_norm when loss_norm > 0)
 // with r = exp(lp - old), k3 = exp(ref - lp) - (ref - lp) - 1. Writes dloss/dlp and dloss/dH.
 // ref may be null (no KL term).
 PolicyLossStats policy_loss(const float* lp, const float* entropy, const float* weight,

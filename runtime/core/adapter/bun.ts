@@ -2,7 +2,7 @@
 import type {
   ChildProcess, Conn, ConnHandlers, HttpServer, Runtime, ServeOptions, SocketServer, SpawnOptions, TcpConnectOptions, TcpServer,
 } from "./contract.ts";
-import { idleTimeoutOf, internalErrorResponse, TCP_KEEPALIVE_IDLE_S } from "./contract.ts";
+import { idleTimeoutOf, internalErrorResponse, parentDeathPrefix, TCP_KEEPALIVE_IDLE_S } from "./contract.ts";
 import { hostPort } from "./streams.ts";
 
 // The slice of Bun's API used here, typed locally so this file also type-checks under Deno.
@@ -204,7 +204,7 @@ export const bunRuntime: Runtime = {
 
   spawn(options: SpawnOptions): ChildProcess {
     const proc = bun.spawn({
-      cmd: [process.execPath, options.module, ...(options.args ?? [])],
+      cmd: [...(options.dieWithParent ? parentDeathPrefix() : []), process.execPath, options.module, ...(options.args ?? [])],
       env: options.env,
       cwd: options.cwd,
       // Bun's `detached` calls setsid() in the child: a new session and process group.

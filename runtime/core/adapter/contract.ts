@@ -3,6 +3,7 @@
  * implementation per runtime (`bun.ts`, `deno.ts`), picked by feature detection in `index.ts`.
  * Everything else in the codebase uses `node:` built-ins both runtimes share, or this contract.
  */
+import { existsSync } from "node:fs";
 
 /** How a child process ended. */
 export interface ExitStatus {
@@ -24,6 +25,21 @@ export interface SpawnOptions {
    * its foreground group (Ctrl-C's SIGINT, SIGQUIT, SIGHUP) reach the parent only.
    */
   newProcessGroup?: boolean;
+  /**
+   * The kernel SIGKILLs the child when its parent dies (Linux PR_SET_PDEATHSIG, set by util-linux's
+   * `setpriv` before the runtime starts). Unlike a watchdog inside the child, this also ends a child
+   * that is stopped (SIGSTOP) or stuck. Where `setpriv` is missing the child starts without it.
+   */
+  dieWithParent?: boolean;
+}
+
+/** `setpriv --pdeathsig KILL --`, where util-linux's setpriv is installed (Linux); found once. */
+let pdeathsigPrefix: string[] | undefined;
+export function parentDeathPrefix(): string[] {
+  if (pdeathsigPrefix) return pdeathsigPrefix;
+  const setpriv = process.platform === "linux" ? ["/usr/bin/setpriv", "/bin/setpriv"].find((p) => existsSync(p)) : undefined;
+  pdeathsigPrefix = setpriv ? [setpriv, "--pdeathsig", "KILL", "--"] : [];
+  return pdeathsigPrefix;
 }
 
 /** A running child process. */

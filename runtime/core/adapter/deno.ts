@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type {
   ChildProcess, Conn, ConnHandlers, HttpServer, Runtime, ServeOptions, SocketServer, SpawnOptions, TcpConnectOptions, TcpListenOptions, TcpServer,
 } from "./contract.ts";
-import { idleTimeoutOf, internalErrorResponse } from "./contract.ts";
+import { idleTimeoutOf, internalErrorResponse, parentDeathPrefix } from "./contract.ts";
 import { hostPort, WriteQueue } from "./streams.ts";
 
 // The slice of Deno's API used here, typed locally so this file also type-checks under Bun's tsc.
@@ -414,8 +414,9 @@ export const denoRuntime: Runtime = {
   version: deno.version.deno,
 
   spawn(options: SpawnOptions): ChildProcess {
-    const child = new deno.Command(deno.execPath(), {
-      args: ["run", "-A", "--no-prompt", options.module, ...(options.args ?? [])],
+    const [program, ...prefix] = [...(options.dieWithParent ? parentDeathPrefix() : []), deno.execPath()];
+    const child = new deno.Command(program!, {
+      args: [...prefix, "run", "-A", "--no-prompt", options.module, ...(options.args ?? [])],
       env: options.env,
       clearEnv: options.env !== undefined,
       cwd: options.cwd,

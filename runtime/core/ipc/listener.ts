@@ -13,7 +13,7 @@
  * const { channel } = await listener.expect("critic", 1, token);
  * ```
  */
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runtime, type Conn, type ConnHandlers } from "../adapter/index.ts";
@@ -38,6 +38,42 @@ export interface ListenerOptions {
   transport?: Transport;
   /** Reports connections refused (wrong token, no hello, protocol error before hello). */
   onReject?(reason: string): void;
+  /**
+   * Who the Unix socket's folder belongs to (a supervisor's mark), written into it as `owner`, so a
+   * later owner of the same name removes the folder a killed coordinator left (removeStaleSocketDirs).
+   */
+  owner?: string;
+}
+
+/** The prefix of every Unix socket folder, under the system's temporary folder. */
+const SOCKET_DIR_PREFIX = "revenant-";
+const OWNER_FILE = "owner";
+
+/**
+ * Removes the socket folders of `owner` that another process made: their coordinator is gone (its
+ * successor holds the job's lock), and a SIGKILL left them behind. Returns the folders removed.
+ */
+export function removeStaleSocketDirs(owner: string): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(tmpdir()).filter((n) => n.startsWith(SOCKET_DIR_PREFIX));
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const dir = join(tmpdir(), name);
+    let recorded: string[];
+    try {
+      recorded = readFileSync(join(dir, OWNER_FILE), "utf8").split("\n");
+    } catch {
+      continue; // not a socket folder of ours, or not readable
+    }
+    if (recorded[1] !== owner || Number(recorded[0]) === process.pid) continue;
+    rmSync(dir, { recursive: true, force: true });
+    removed.push(dir);
+  }
+  return removed;
 }
 
 type TcpTransport = Extract<Transport, { kind: "tcp" }>;
@@ -72,8 +108,9 @@ export class ActorListener {
   }
 
   private async openUnix(accept: (conn: Conn) => ConnHandlers): Promise<void> {
-    this.dir = mkdtempSync(join(tmpdir(), "revenant-"));
+    this.dir = mkdtempSync(join(tmpdir(), SOCKET_DIR_PREFIX));
     chmodSync(this.dir, 0o700);
+    if (this.options.owner) writeFileSync(join(this.dir, OWNER_FILE), `${process.pid}\n${this.options.owner}\n`);
     const path = join(this.dir, "coordinator.sock");
     this.server = await runtime.listenUnix(path, accept);
     this.address = { kind: "unix", path };

@@ -52,7 +52,8 @@ export function clusterLauncher(c: Cluster, ctx: ClusterContext): Launcher {
   const onPlaced = placedEvents(ctx.events);
   if (c.launcher === "slurm") {
     const s = c.slurm;
-    return slurmLauncher({ partition: s.partition || undefined, nodes: s.nodes, srunArgs: s.srun_args, gpus: c.gpus, env: ctx.env, onPlaced });
+    const place = Object.fromEntries(Object.entries(s.place).filter(([, node]) => node !== ""));
+    return slurmLauncher({ partition: s.partition || undefined, nodes: s.nodes, place, srunArgs: s.srun_args, gpus: c.gpus, env: ctx.env, onPlaced });
   }
   if (c.launcher === "kubernetes") return kubernetesFromConfig(c, ctx, onPlaced);
   return localLauncher;

@@ -14,6 +14,7 @@ import { after, every, type Timer } from "../timers.ts";
 import { actorEnv } from "./env.ts";
 import { describeSpawnError, type DeathCause } from "./errors.ts";
 import type { ActorProcess, Launcher } from "./launcher.ts";
+import { incarnationMark, killMarked, PROCESS_MARK } from "./process_mark.ts";
 import type { RoleEntry, SpawnSpec } from "../host/role.ts";
 
 const HOST_MODULE = fileURLToPath(new URL("../host/host.ts", import.meta.url));
@@ -41,6 +42,8 @@ export interface IncarnationOptions {
   launcher: Launcher;
   /** Extra environment, passed explicitly (the inherited one loses its secrets, see env.ts). */
   env?: Record<string, string>;
+  /** The supervisor's process mark: this incarnation's processes carry it (process_mark.ts). */
+  mark?: string;
 }
 
 type Cause = Omit<DeathCause, "code" | "signal">;
@@ -108,13 +111,18 @@ export class Incarnation {
         address: o.listener.address, helloTimeoutMs: o.listener.helloTimeoutMs, actor: o.actor, role: o.role, rank: o.rank, incarnation: o.number, token,
         module: o.entry.module, export: o.entry.export, options: o.options, maxFrameBytes: o.maxFrameBytes,
       };
-      const env = actorEnv(process.env, o.env, { REVENANT_ACTOR_SPEC: JSON.stringify(spec) });
+      const env = actorEnv(process.env, o.env, { REVENANT_ACTOR_SPEC: JSON.stringify(spec), ...this.markEnv() });
       return o.launcher.launch({ actor: o.actor, role: o.role, rank: o.rank, incarnation: o.number, module: HOST_MODULE, env });
     } catch (e) {
       this.spawnError = e instanceof Error ? e : new Error(String(e));
       this.cause = { kind: "spawn", detail: `the ${o.launcher.name} launcher could not start the process: ${describeSpawnError(e)}` };
       return undefined;
     }
+  }
+
+  private markEnv(): Record<string, string> {
+    const o = this.o;
+    return o.mark ? { [PROCESS_MARK]: incarnationMark(o.mark, o.actor, o.number) } : {};
   }
 
   /** Follows a started process to its end; resolves with the cause of death and exit status. */
@@ -125,6 +133,8 @@ export class Incarnation {
     return proc.exited.then(async (status) => {
       this.exited = true;
       this.disconnectTimer?.cancel();
+      // Whatever the actor started outlives it otherwise: orphans are not killed with their parent.
+      if (o.mark) killMarked({ exact: incarnationMark(o.mark, o.actor, o.number) });
       // Let the pipes deliver the last lines (bounded: a grandchild may hold them open).
       await Promise.race([pumps, new Promise((r) => setTimeout(r, 200))]);
       this.stopTimers();

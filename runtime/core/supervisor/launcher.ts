@@ -80,10 +80,11 @@ export function hostCommand(module: string): string[] {
 /**
  * A child of this runtime on this machine, in a new session and process group: a terminal's
  * Ctrl-C reaches the coordinator only, which then stops its actors in order. Actors still never
- * outlive the coordinator: they exit when its connection drops or their parent process is gone.
+ * outlive the coordinator: they exit when its connection drops or their parent process is gone,
+ * and the kernel kills them when it dies (`dieWithParent`), even while they are stopped.
  */
 export const localLauncher: Launcher = {
   name: "local",
-  launch: (r) => runtime.spawn({ module: r.module, env: r.env, newProcessGroup: true }),
+  launch: (r) => runtime.spawn({ module: r.module, env: r.env, newProcessGroup: true, dieWithParent: true }),
   inspect: (p) => (p.pid === undefined ? {} : procSnapshot(p.pid)),
 };

@@ -5,11 +5,17 @@
  *   of it: `srun --jobid=<job> --overlap` (CPU actors share the allocation's CPUs and memory with
  *   every other step), or `--exact --gpus=N` for an actor that has GPUs, so two such actors never
  *   get the same device. Outside one, each actor is a one-task job of its own.
- * - Placement: actors spread over the candidate nodes (cluster.slurm.nodes, else the
- *   allocation's), in the order they first start, with `--nodelist`. A rank keeps its node across
- *   restarts unless that node is gone: srun said so ("Node failure on ..."), or `sinfo` calls it
- *   down, drained, failed or not responding. Then it moves to the next usable node. With no
- *   candidates (no allocation, no list), Slurm chooses, and failed nodes are `--exclude`d.
+ * - Placement (`chooseNode`): each actor has a home node among the candidates
+ *   (cluster.slurm.nodes, else the allocation's): its role's node in `place` where one is named,
+ *   else the next one in turn, spreading actors in the order they first start. Every incarnation
+ *   starts on its home with `--nodelist` while the home is usable. A node is unusable once srun
+ *   said so ("Node failure on ...", a task launch that failed there) or `sinfo` calls it down,
+ *   drained, failed or not responding; then the incarnation starts on the next usable candidate
+ *   after the home, in list order. The home itself never changes: sinfo is asked again before
+ *   every restart, and a node it calls usable again (back in service) is a home again, so the
+ *   next restart of an actor that had moved away goes back there. A running actor is never
+ *   moved because its home came back. With no candidates (no allocation, no list), Slurm
+ *   chooses, and failed nodes are `--exclude`d.
  * - Environment: srun gets the actor's environment (spawn spec included, never on the command
  *   line, where `ps` would show the token) with `--export=ALL`, minus the coordinator's own
  *   SLURM_* / SRUN_* / SALLOC_* / SBATCH_* variables: those are srun's input (an sbatch's
@@ -41,6 +47,8 @@ export interface SlurmLauncherOptions {
   partition?: string;
   /** Candidate nodes, in order; default the allocation's nodes (none outside one: Slurm chooses). */
   nodes?: readonly string[];
+  /** Home node by role (one of the candidates); roles not named spread over the candidates. */
+  place?: Readonly<Record<string, string>>;
   /** GPUs per actor, by role; absent or 0 = none. */
   gpus?: Readonly<Record<string, number>>;
   /** Extra srun options for every actor. */
@@ -108,8 +116,9 @@ export const isUsableState = (state: string): boolean => !UNUSABLE_STATE.test(st
 
 /**
  * The node for an actor: its `home` while usable; else the next usable candidate after it (so a
- * lost node's actors spread over the rest in order); a new actor takes the `ordinal`-th usable
- * one. Undefined when there are no candidates (Slurm chooses); throws when none is usable.
+ * lost node's actors spread over the rest in order); an actor with no home yet takes the
+ * `ordinal`-th usable one. Undefined when there are no candidates (Slurm chooses); throws when
+ * none is usable.
  */
 export function chooseNode(candidates: readonly string[], unusable: ReadonlySet<string>, home: string | undefined, ordinal: number): string | undefined {
   if (candidates.length === 0) return undefined;
@@ -257,13 +266,25 @@ class SlurmLauncher implements Launcher {
     // A restart is where a lost node matters: look before choosing (one bounded query).
     if (nodes.length > 0 && r.incarnation > 1) this.refreshNodeStates(nodes);
     if (!this.ordinals.has(r.actor)) this.ordinals.set(r.actor, this.ordinals.size);
-    const node = chooseNode(nodes, this.unusable, this.home.get(r.actor), this.ordinals.get(r.actor)!);
-    if (node) this.home.set(r.actor, node);
+    const node = chooseNode(nodes, this.unusable, this.homeOf(r, nodes), this.ordinals.get(r.actor)!);
+    // The first node an unplaced actor gets is its home from then on; a move never changes it.
+    if (node && !this.home.has(r.actor)) this.home.set(r.actor, node);
     const argv = srunArgv(this.command("srun"), {
       actor: r.actor, jobId: this.jobId, partition: this.o.partition, node, exclude: [...this.unusable],
       gpus: this.o.gpus?.[r.role] ?? 0, srunArgs: this.o.srunArgs ?? [], command: hostCommand(r.module),
     });
     return new SrunProcess(argv, srunEnv(r.env), this, r, this.jobId === undefined);
+  }
+
+  /** The actor's home: its role's node in `place` (checked against the candidates), else the one it first got. */
+  private homeOf(r: LaunchRequest, nodes: readonly string[]): string | undefined {
+    const placed = this.o.place?.[r.role];
+    if (!placed) return this.home.get(r.actor);
+    if (!nodes.includes(placed)) {
+      const known = nodes.length ? `the candidate nodes are ${nodes.join(", ")}` : "there are no candidate nodes (set cluster.slurm.nodes, or run inside an allocation)";
+      throw new Error(`cluster.slurm.place.${r.role} is ${placed}, which is not a node actors may be placed on: ${known}`);
+    }
+    return placed;
   }
 
   /** srun named the step and node: remember the node, tell the hook. */

@@ -16,7 +16,8 @@
  * ```
  */
 import type { FaultTolerance } from "../../../config/schema.ts";
-import { ActorListener } from "../ipc/listener.ts";
+import { randomBytes } from "node:crypto";
+import { ActorListener, removeStaleSocketDirs } from "../ipc/listener.ts";
 import { parseTransport, type ActorAddress, type Transport } from "../ipc/transport.ts";
 import { DEFAULT_MAX_FRAME_BYTES } from "../ipc/frame.ts";
 import { EventLog } from "../metrics/events.ts";
@@ -27,6 +28,7 @@ import { RoleStartError, describeCause, type DeathCause } from "./errors.ts";
 import type { OutputSink } from "./incarnation.ts";
 import { localLauncher, type Launcher } from "./launcher.ts";
 import type { RoleEntry } from "../host/role.ts";
+import { killMarked } from "./process_mark.ts";
 import { parseChildSpecs, type ChildSpec, type ChildSpecInput } from "./spec.ts";
 
 /** Why the supervisor gave up on an actor (OTP's supervisor report). */
@@ -52,6 +54,14 @@ export interface SupervisorOptions {
   /** Registered roles by name. */
   roles: Readonly<Record<string, RoleEntry>>;
   name?: string;
+  /**
+   * The mark of every process this supervisor starts (process_mark.ts); default a random one. A
+   * job's supervisor takes one derived from the job folder, so the next driver of the job finds
+   * and removes what a killed one left.
+   */
+  mark?: string;
+  /** Told what the first start removed of an earlier supervisor of the same mark. */
+  onSweep?(line: string): void;
   metrics?: MetricsRegistry;
   events?: EventLog;
   /** Where actor output goes; default: stderr, each line prefixed `[actor#incarnation]`. */
@@ -96,6 +106,8 @@ function installExitHook(): void {
 
 export class Supervisor {
   readonly name: string;
+  /** Carried by every process this supervisor starts and all they start (process_mark.ts). */
+  readonly mark: string;
   readonly metrics: MetricsRegistry;
   readonly events: EventLog;
   private readonly ft: FaultTolerance;
@@ -112,6 +124,7 @@ export class Supervisor {
 
   constructor(private readonly o: SupervisorOptions) {
     this.name = o.name ?? "revenant";
+    this.mark = o.mark ?? randomBytes(8).toString("hex");
     this.ft = o.faultTolerance;
     this.metrics = o.metrics ?? new MetricsRegistry();
     this.events = o.events ?? new EventLog();
@@ -126,7 +139,9 @@ export class Supervisor {
   /** Validates every spec, then starts the children in order (ranks of one spec together). */
   async start(input: readonly ChildSpecInput[]): Promise<void> {
     const specs = parseChildSpecs(input, this.o.roles);
+    if (!this.listener) this.sweepLeftovers();
     this.listener ??= await ActorListener.open({
+      owner: this.mark,
       maxFrameBytes: this.o.maxFrameBytes,
       transport: this.o.transport,
       helloTimeoutMs: this.o.helloTimeoutS === undefined ? undefined : this.o.helloTimeoutS * 1000,
@@ -173,6 +188,7 @@ export class Supervisor {
         output: this.o.output ?? defaultOutput,
         launcher: this.o.launcher ?? localLauncher,
         env: this.o.env,
+        mark: this.mark,
       },
     }, {
       died: (actor, cause) => this.onDeath(actor, cause),
@@ -350,10 +366,26 @@ export class Supervisor {
     this.listener?.close();
     this.listener = undefined;
     live.delete(this);
+    // What the actors started and left behind (a reward module's detached helper, say) ends with them.
+    killMarked({ supervisor: this.mark });
   }
 
-  /** Synchronous last resort (process exit): SIGKILL every live actor process, through its launcher. */
+  /** Synchronous last resort (process exit): SIGKILL every live actor process, through its launcher, and all they started. */
   killAllNow(): void {
     for (const a of this.order) a.current?.signal("SIGKILL");
+    killMarked({ supervisor: this.mark });
+  }
+
+  /**
+   * Before the first start: processes and socket folders of an earlier supervisor of the same mark
+   * (a coordinator SIGKILLed while driving this job) are removed; the caller's lock on the job
+   * says that supervisor is gone.
+   */
+  private sweepLeftovers(): void {
+    const killed = killMarked({ supervisor: this.mark });
+    const removed = removeStaleSocketDirs(this.mark);
+    if (killed.length || removed.length) {
+      this.o.onSweep?.(`removed what an earlier coordinator of ${this.name} left: ${killed.length} process(es)${killed.length ? ` (pid ${killed.join(", ")})` : ""}, ${removed.length} socket folder(s)`);
+    }
   }
 }

@@ -11,7 +11,7 @@
 import { readFileSync } from "node:fs";
 import * as zlib from "node:zlib";
 import { parquetMetadata, parquetReadObjects, parquetSchema, type Compressors, type FileMetaData } from "hyparquet";
-import { DataError, DEFAULT_ROW_KEYS, promptRowOf, type PromptRow, type RowKeys } from "./prompt_rows.ts";
+import { DataError, DEFAULT_ROW_KEYS, promptRowOf, VERL_ROW_KEYS, type PromptRow, type ReadOptions } from "./prompt_rows.ts";
 
 /** Decompressors beyond hyparquet's own, from node:zlib (present in Bun and Deno). */
 function zlibCompressors(): Compressors {
@@ -26,7 +26,7 @@ function zlibCompressors(): Compressors {
 }
 
 /** The rows of the Parquet file at `file`, counted in rows from 0. */
-export async function parquetRows(file: string, keys: RowKeys = {}): Promise<PromptRow[]> {
+export async function parquetRows(file: string, keys: ReadOptions = {}): Promise<PromptRow[]> {
   const { promptKey, answerKey } = { ...DEFAULT_ROW_KEYS, ...keys };
   const bytes = readFileSync(file);
   const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
@@ -37,7 +37,9 @@ export async function parquetRows(file: string, keys: RowKeys = {}): Promise<Pro
     throw new DataError(`${file}: not a Parquet file (${(e as Error).message})`);
   }
   const present = parquetSchema(metadata).children.map((c) => c.element.name);
-  const columns = [...new Set([columnOf(promptKey, present, file, "data.prompt_key"), columnOf(answerKey, present, file, "data.answer_key")])];
+  // verl's data_source and extra_info go to a reward's compute_score when the file has them.
+  const verl = Object.values(VERL_ROW_KEYS).filter((k) => present.includes(k));
+  const columns = [...new Set([columnOf(promptKey, present, file, "data.prompt_key"), columnOf(answerKey, present, file, "data.answer_key"), ...verl])];
   let records: Record<string, unknown>[];
   try {
     records = await parquetReadObjects({ file: buffer, metadata, columns, compressors: zlibCompressors() });

@@ -50,6 +50,9 @@ export interface PreparedRow {
   text: string;
   answer: string;
   where: string;
+  /** The row's verl `data_source` and `extra_info`, when it has them. */
+  dataSource?: string;
+  extraInfo?: Record<string, unknown>;
 }
 
 /** The prepared rows and what preparing them did. */
@@ -94,9 +97,14 @@ export function prepareRows(rows: readonly PromptRow[], tokenizer: TextTokenizer
       truncated++;
     }
     longestPrompt = Math.max(longestPrompt, kept.length);
-    out.push({ ids: Int32Array.from(kept), text, answer: row.answer, where: row.where });
+    out.push({ ids: Int32Array.from(kept), text, answer: row.answer, where: row.where, ...rowExtras(row) });
   }
   return { rows: out, dropped, truncated, longestPrompt };
+}
+
+/** What a row carries for the reward besides its answer. */
+function rowExtras(row: PromptRow): Pick<PreparedRow, "dataSource" | "extraInfo"> {
+  return { ...(row.dataSource === undefined ? {} : { dataSource: row.dataSource }), ...(row.extraInfo === undefined ? {} : { extraInfo: row.extraInfo }) };
 }
 
 /**

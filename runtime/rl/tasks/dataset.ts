@@ -22,13 +22,16 @@ export interface Dataset {
   val: string[];
 }
 
+/** Prompts drawn at most per prompt wanted, before a data set is declared impossible (the service's check uses the same bound). */
+export const ATTEMPTS_PER_PROMPT = 50;
+
 /** Generates distinct prompts: held-out ones first, then training ones not among them. */
 export function makeDataset(cfg: DataConfig): Dataset {
   const task = TASKS[cfg.task];
   const rng = new Rng(cfg.seed);
   const val = new Set<string>();
   const train: string[] = [];
-  const attempts = (cfg.val_size + cfg.train_size) * 50;
+  const attempts = (cfg.val_size + cfg.train_size) * ATTEMPTS_PER_PROMPT;
   for (let i = 0; i < attempts && val.size < cfg.val_size; i++) val.add(task.makePrompt(rng, cfg.min_digits, cfg.max_digits));
   for (let i = 0; i < attempts && train.length < cfg.train_size; i++) {
     const p = task.makePrompt(rng, cfg.min_digits, cfg.max_digits);

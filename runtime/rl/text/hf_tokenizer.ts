@@ -21,9 +21,11 @@
  * Decoding keeps text exact: `clean_up_tokenization_spaces` (which rewrites " ." to ".") is off
  * unless tokenizer_config.json turns it on, as in current transformers.
  */
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
+import { MODEL_LIMITS } from "../../../native/model_limits.ts";
+import { readRegularFile } from "../../../native/hf/regular_file.ts";
 import { ChatTemplate, type ChatMessage, type ChatTemplateOptions } from "./chat_template.ts";
 import { checkTokenIds, TokenizerError, type DecodeOptions, type EncodeOptions, type TextTokenizer } from "./tokenizer.ts";
 
@@ -93,6 +95,7 @@ export class HfTokenizer implements TextTokenizer {
   constructor(files: TokenizerFiles) {
     this.dir = files.dir;
     const where = join(files.dir, "tokenizer.json");
+    checkFileIds(files.tokenizer, where);
     try {
       // Older files may leave out added_tokens; the library iterates it unconditionally.
       this.tokenizer = new Tokenizer({ added_tokens: [], ...files.tokenizer }, files.config);
@@ -152,6 +155,38 @@ export class HfTokenizer implements TextTokenizer {
   /** The id of a token string (as it appears in tokenizer.json), or undefined. */
   tokenToId(token: string): number | undefined {
     return this.tokenizer.token_to_id(token);
+  }
+}
+
+/** Ids a model here can have: its vocabulary is at most MODEL_LIMITS.vocab.max rows. */
+const MAX_TOKEN_ID = MODEL_LIMITS.vocab.max - 1;
+
+/**
+ * Every id tokenizer.json assigns (model.vocab and added_tokens) must be an integer a model here
+ * can embed. Checked on the parsed file before the library sees it: the library stores the
+ * vocabulary as an array indexed by id, so an id of 1e9 would make every later walk over it
+ * (listing the vocabulary, for one) step through a billion empty places before anything failed.
+ */
+function checkFileIds(tokenizer: Json, where: string): void {
+  const refuse = (what: string, id: unknown): never => {
+    throw new TokenizerError(`${where}: ${what} has id ${JSON.stringify(id)}; token ids must be integers 0..${MAX_TOKEN_ID} ` +
+      `(the largest vocabulary a model here can have is ${MODEL_LIMITS.vocab.max})`);
+  };
+  const ok = (id: unknown) => Number.isInteger(id) && (id as number) >= 0 && (id as number) <= MAX_TOKEN_ID;
+  const model = tokenizer.model;
+  const vocab = typeof model === "object" && model !== null ? (model as Json).vocab : undefined;
+  // Unigram lists [token, score] pairs, ids being their places; BPE and WordPiece map token → id.
+  if (Array.isArray(vocab)) {
+    if (vocab.length > MODEL_LIMITS.vocab.max) refuse(`model.vocab's last entry`, vocab.length - 1);
+  } else if (typeof vocab === "object" && vocab !== null) {
+    for (const [token, id] of Object.entries(vocab)) if (!ok(id)) refuse(`model.vocab token ${JSON.stringify(token.slice(0, 40))}`, id);
+  }
+  const added = tokenizer.added_tokens;
+  if (Array.isArray(added)) {
+    for (const t of added) {
+      const id = typeof t === "object" && t !== null ? (t as Json).id : undefined;
+      if (!ok(id)) refuse(`added token ${JSON.stringify(String((t as Json)?.content ?? "").slice(0, 40))}`, id);
+    }
   }
 }
 
@@ -256,5 +291,10 @@ function readJsonFile(dir: string, name: string): Json | undefined {
 
 function readTextFile(dir: string, name: string): string | undefined {
   const path = join(dir, name);
-  return existsSync(path) ? readFileSync(path, "utf8") : undefined;
+  if (!existsSync(path)) return undefined;
+  try {
+    return readRegularFile(path).toString("utf8");
+  } catch (e) {
+    throw new TokenizerError(`${path}: cannot read it (${(e as Error).message})`);
+  }
 }

@@ -8,6 +8,12 @@
  * - GRPO: no critic; each response's score is normalised within its group of `groupSize`
  *   responses to one prompt, (s − mean) / (std + ε) (or s − mean alone, without the std), and
  *   given to all of its tokens.
+ * - RLOO: no critic; each response's baseline is the mean score of the other responses to its
+ *   prompt, s_i − mean_{j≠i} s_j = n/(n−1) · (s_i − mean), given to all of its tokens.
+ * - REINFORCE++: no critic; the discounted return of each response token, G_t = r_t + γ G_{t+1}
+ *   (the score on the last token, plus any per-token reward such as a KL penalty), whitened over
+ *   the batch's response tokens. Returns are G itself.
+ * These follow verl's compute_*_advantage functions of the same names.
  */
 
 export interface TokenLayout {
@@ -67,6 +73,36 @@ export function grpo(layout: TokenLayout, scores: ArrayLike<number>, groupSize: 
     }
   }
   return advantages;
+}
+
+export function rloo(layout: TokenLayout, scores: ArrayLike<number>, groupSize: number): Float32Array {
+  if (groupSize < 2) throw new RangeError(`rloo: needs groups of at least 2 responses, got ${groupSize}`);
+  if (layout.rows % groupSize !== 0) throw new RangeError(`rloo: ${layout.rows} rows do not split into groups of ${groupSize}`);
+  const advantages = new Float32Array(layout.rows * layout.seqLen);
+  for (let g = 0; g < layout.rows; g += groupSize) {
+    let sum = 0;
+    for (let i = 0; i < groupSize; i++) sum += scores[g + i]!;
+    for (let i = 0; i < groupSize; i++) {
+      const a = scores[g + i]! - (sum - scores[g + i]!) / (groupSize - 1);
+      for (const t of responsePositions(layout, g + i)) advantages[t] = a;
+    }
+  }
+  return advantages;
+}
+
+/** `tokenRewards` (optional, [rows, seqLen]) are added to each response token's reward, as in gae. */
+export function reinforcePlusPlus(layout: TokenLayout, scores: ArrayLike<number>, gamma: number, tokenRewards?: Float32Array): GaeResult {
+  const returns = new Float32Array(layout.rows * layout.seqLen);
+  for (let row = 0; row < layout.rows; row++) {
+    const pos = responsePositions(layout, row);
+    let next = 0;
+    for (let i = pos.length - 1; i >= 0; i--) {
+      const t = pos[i]!;
+      next = (i === pos.length - 1 ? scores[row]! : 0) + (tokenRewards?.[t] ?? 0) + gamma * next;
+      returns[t] = next;
+    }
+  }
+  return { advantages: whiten(returns, layout.mask), returns };
 }
 
 /** Zero mean, unit variance over the masked entries (masked-out entries stay 0). */

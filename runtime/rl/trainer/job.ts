@@ -75,19 +75,34 @@ export function checkJobName(name: string): void {
 /**
  * What a job trains on, in a word fit for a folder name: the shipped task, or the first training
  * file's name without its extension ("train" for data/gsm8k/train.jsonl is the parent's: "gsm8k").
+ * Any file name gives one: characters outside A-Z a-z 0-9 . _ - become "_", leading ". _ -" go
+ * (a hidden folder, a flag) and it is cut to 64 characters, so it always starts a valid job id.
  */
 export function dataName(config: Config): string {
   const file = config.data.train_files[0];
   if (file === undefined) return config.data.task;
   const stem = basename(file).replace(/\.[^.]*$/, "");
   const name = ["train", "training", "data"].includes(stem.toLowerCase()) ? basename(dirname(resolve(file))) : stem;
-  return name.replace(/[^A-Za-z0-9_.-]+/g, "_").replace(/^[.]+/, "").slice(0, 64) || "files";
+  return name.replace(/[^A-Za-z0-9_.-]+/g, "_").replace(/^[._-]+/, "").slice(0, 64) || "files";
 }
 
-const defaultJobName = (config: Config): string => {
-  const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\..*$/, "").replace("T", "-");
-  return `${dataName(config)}-${stamp}-${randomBytes(2).toString("hex")}`;
-};
+/**
+ * A job id: `<dataName>-<UTC yyyymmdd-hhmmss>-<8 hex>`. The one pattern that makes and checks ids
+ * (the service looks nothing up that does not match it): anchored, with no "/" and no leading ".",
+ * so an id is always one plain folder name under the run dir.
+ */
+export const JOB_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}-\d{8}-\d{6}-[0-9a-f]{8}$/;
+
+/** Whether `id` has the shape `newJobId` makes. */
+export function isJobId(id: string): boolean {
+  return JOB_ID_PATTERN.test(id);
+}
+
+/** A fresh job id for `config` (JOB_ID_PATTERN's shape), stamped with `nowMs`. */
+export function newJobId(config: Config, nowMs: number = Date.now()): string {
+  const stamp = new Date(nowMs).toISOString().replace(/[-:]/g, "").replace(/\..*$/, "").replace("T", "-");
+  return `${dataName(config)}-${stamp}-${randomBytes(4).toString("hex")}`;
+}
 
 /**
  * Makes the job folder itself with a plain (non-recursive) mkdir: the one atomic step that
@@ -126,10 +141,10 @@ export async function createJobAsync(config: Config, id?: string): Promise<JobPa
 function reserveJobDir(config: Config, id: string | undefined): JobPaths {
   if (id !== undefined) checkJobName(id);
   mkdirSync(config.trainer.run_dir, { recursive: true });
-  let name = id ?? defaultJobName(config);
+  let name = id ?? newJobId(config);
   while (!makeJobDir(join(config.trainer.run_dir, name))) {
     if (id !== undefined) throw new JobExistsError(join(config.trainer.run_dir, name));
-    name = defaultJobName(config);
+    name = newJobId(config);
   }
   return jobPaths(join(config.trainer.run_dir, name));
 }

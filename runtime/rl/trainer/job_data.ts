@@ -32,6 +32,9 @@ export interface JobPrompt {
   ids: Int32Array;
   /** The reference answer the reward compares with. */
   answer: string;
+  /** verl's `data_source` and `extra_info` of the row, passed to a reward module's compute_score. */
+  dataSource?: string;
+  extraInfo?: Record<string, unknown>;
 }
 
 /** How responses are judged. */
@@ -71,6 +74,9 @@ export interface PackedJobData {
   source: string;
   texts: string[];
   answers: string[];
+  /** Each prompt's `data_source` and `extra_info` (null where it has none). */
+  dataSources: (string | null)[];
+  extraInfos: (Record<string, unknown> | null)[];
   /** Token ids of every prompt, training prompts first, back to back. */
   ids: Int32Array;
   /** Where each prompt's ids end in `ids`. */
@@ -92,13 +98,16 @@ export function packJobData(d: JobData): PackedJobData {
   all.forEach((p, i) => ids.set(p.ids, ends[i]! - p.ids.length));
   return {
     source: d.source, texts: all.map((p) => p.text), answers: all.map((p) => p.answer), ids, ends, trainCount: d.train.length,
+    dataSources: all.map((p) => p.dataSource ?? null), extraInfos: all.map((p) => p.extraInfo ?? null),
     ...(d.answerTokens === undefined ? {} : { answerTokens: d.answerTokens }), notes: d.notes,
   };
 }
 
 /** The job's data from a packed copy, with its tokenizer and reward made again on this thread. */
 export function unpackJobData(config: Config, p: PackedJobData): JobData {
-  const prompts = p.texts.map((text, i): JobPrompt => ({ text, ids: p.ids.subarray(i ? p.ends[i - 1]! : 0, p.ends[i]!), answer: p.answers[i]! }));
+  const prompts = p.texts.map((text, i): JobPrompt => ({
+    text, ids: p.ids.subarray(i ? p.ends[i - 1]! : 0, p.ends[i]!), answer: p.answers[i]!, ...promptExtras(p.dataSources[i], p.extraInfos[i]),
+  }));
   const task = config.data.train_files.length === 0 ? TASKS[config.data.task] : undefined;
   return {
     source: p.source, train: prompts.slice(0, p.trainCount), val: prompts.slice(p.trainCount),
@@ -168,7 +177,7 @@ async function fileData(config: Config): Promise<JobData> {
   }
   const tokenizer = jobTokenizer(config);
   const read = async (key: "train_files" | "val_files") => {
-    const rows = await readDataFiles(d[key], { promptKey: d.prompt_key, answerKey: d.answer_key }).catch((e: Error) => {
+    const rows = await readDataFiles(d[key], { promptKey: d.prompt_key, answerKey: d.answer_key, maxLineBytes: d.max_line_bytes }).catch((e: Error) => {
       throw new JobDataError(`data.${key}`, e.message);
     });
     try {
@@ -191,7 +200,12 @@ async function fileData(config: Config): Promise<JobData> {
   };
 }
 
-const jobPrompt = (r: PreparedRows["rows"][number]): JobPrompt => ({ text: r.text, ids: r.ids, answer: r.answer });
+const jobPrompt = (r: PreparedRows["rows"][number]): JobPrompt => ({ text: r.text, ids: r.ids, answer: r.answer, ...promptExtras(r.dataSource, r.extraInfo) });
+
+/** A prompt's verl extras, present only when the row had them. */
+function promptExtras(dataSource: string | null | undefined, extraInfo: Record<string, unknown> | null | undefined): Pick<JobPrompt, "dataSource" | "extraInfo"> {
+  return { ...(dataSource == null ? {} : { dataSource }), ...(extraInfo == null ? {} : { extraInfo }) };
+}
 
 function preparedNotes(what: string, p: PreparedRows, limit: number): string[] {
   return [

@@ -8,10 +8,10 @@ import type { ActorRollout } from "../../../roles/actor_rollout.ts";
 import type { Critic } from "../../../roles/critic.ts";
 import type { UpdatePlan } from "../../../roles/index.ts";
 import type { RefPolicy } from "../../../roles/ref_policy.ts";
-import type { Reward } from "../../../roles/reward.ts";
+import type { Reward, RewardItem } from "../../../roles/reward.ts";
 import type { Sample } from "../loggers/index.ts";
 import type { ActorRef } from "../../core/supervisor/actor_ref.ts";
-import { gae, grpo } from "./advantages.ts";
+import { gae, grpo, reinforcePlusPlus, rloo } from "./advantages.ts";
 import { buildBatch, type SequenceBatch } from "./batch.ts";
 import { localReward, responseText, type JobPrompt } from "./job_data.ts";
 import type { JobPlan } from "./plan.ts";
@@ -85,7 +85,10 @@ export async function score(plan: JobPlan, actors: JobActors, prompts: readonly 
   const responses = texts.map((t) => t.text);
   if (plan.data.reward.kind === "module") {
     if (!actors.reward) throw new TypeError("a reward module needs the reward actor");
-    const items = prompts.map((p, r) => ({ prompt: p.text, response: responses[r]!, answer: p.answer }));
+    const items = prompts.map((p, r): RewardItem => ({
+      prompt: p.text, response: responses[r]!, answer: p.answer,
+      ...(p.dataSource === undefined ? {} : { dataSource: p.dataSource }), ...(p.extraInfo === undefined ? {} : { extraInfo: p.extraInfo }),
+    }));
     const out = await actors.reward.callWith({ deadline: plan.config.reward.call_deadline_s }, "score", items);
     return { ...out, responses };
   }
@@ -101,6 +104,28 @@ export async function score(plan: JobPlan, actors: JobActors, prompts: readonly 
     }
   }
   return { scores, failed, errors, responses };
+}
+
+/**
+ * The reward failed on every row of a training step: there is nothing to learn from, and the
+ * reward's own first message says why (a broken reward module, a judge that is down).
+ */
+export class RewardFailedError extends Error {
+  override name = "RewardFailedError";
+  constructor(readonly step: number, readonly rows: number, readonly firstError: string) {
+    super(`the reward failed on all ${rows} rows of step ${step}; the first: ${firstError}`);
+  }
+}
+
+/** One console line for a batch with reward failures (`what`: "step 3", "validation"), or undefined without any. */
+export function rewardFailureLine(what: string, failures: number, rows: number, firstError: string | undefined): string | undefined {
+  if (failures === 0) return undefined;
+  return `${what}: the reward failed on ${failures} of ${rows} rows (left out, not scored 0); the first: ${firstError ?? "(no message)"}`;
+}
+
+/** Throws RewardFailedError when no row of a training step has a score. */
+export function checkSomeScored(step: number, sc: Scores): void {
+  if (sc.failed.length > 0 && sc.failed.every((f) => f === 1)) throw new RewardFailedError(step, sc.failed.length, sc.errors[0] ?? "(no message)");
 }
 
 /** Rows whose reward failed get no loss weight: they are left out of the update, not scored 0. */
@@ -147,15 +172,24 @@ export function klPenalty(plan: JobPlan, batch: SequenceBatch, rv: ReferenceAndV
   return out;
 }
 
-/** advantages: GAE with the critic's values (and the KL penalty as token rewards), or GRPO's group-normalised scores. */
+/**
+ * advantages: GAE with the critic's values, or REINFORCE++'s whitened returns (both with the KL
+ * penalty as token rewards when it is charged there), or GRPO's and RLOO's group baselines.
+ */
 export function advantages(plan: JobPlan, batch: SequenceBatch, scores: Float32Array, values: Float32Array | undefined, tokenRewards?: Float32Array): Advantages {
   const a = plan.config.algorithm;
   const layout = { rows: batch.batch, seqLen: batch.seqLen, mask: batch.mask };
-  if (plan.useCritic) {
-    if (!values) throw new TypeError("GAE needs the critic's values");
-    return gae(layout, scores, values, a.gamma, a.lam, tokenRewards);
+  switch (a.adv_estimator) {
+    case "gae":
+      if (!values) throw new TypeError("GAE needs the critic's values");
+      return gae(layout, scores, values, a.gamma, a.lam, tokenRewards);
+    case "reinforce_plus_plus":
+      return { advantages: reinforcePlusPlus(layout, scores, a.gamma, tokenRewards).advantages };
+    case "rloo":
+      return { advantages: rloo(layout, scores, plan.groupSize) };
+    case "grpo":
+      return { advantages: grpo(layout, scores, plan.groupSize, a.norm_adv_by_std_in_grpo) };
   }
-  return { advantages: grpo(layout, scores, plan.groupSize, a.norm_adv_by_std_in_grpo) };
 }
 
 export interface UpdateStats {
@@ -169,7 +203,9 @@ export interface UpdateStats {
 /** The epochs/mini-batch plan of one role's update, seeded by (step, role). */
 export function updatePlan(plan: JobPlan, step: number, role: "actor" | "critic"): UpdatePlan {
   const w = plan.config.worker[role];
-  return { epochs: w.ppo_epochs, miniBatchSize: w.ppo_mini_batch_size, seed: plan.seed(step, "update", role) };
+  const base = { epochs: w.ppo_epochs, miniBatchSize: w.ppo_mini_batch_size, seed: plan.seed(step, "update", role) };
+  const actor = plan.config.worker.actor;
+  return role === "actor" ? { ...base, lossAgg: { mode: actor.loss_agg_mode, maxResponse: actor.max_new_tokens } } : base;
 }
 
 /** Awaits `p`, with the wall seconds from now until it settled. */
@@ -268,6 +304,10 @@ export interface Validation {
   score: number;
   /** Held-out rows the reward failed on (left out of `score`). */
   failures: number;
+  /** Held-out rows scored or failed. */
+  rows: number;
+  /** The first failure's message, when there was one. */
+  firstError?: string;
   /** The first few generations, for a look at what the policy writes. */
   samples: Sample[];
 }
@@ -277,11 +317,13 @@ export async function evaluate(plan: JobPlan, actors: JobActors, sampleCount = 4
   const scores: number[] = [];
   const samples: Sample[] = [];
   let failures = 0;
+  let firstError: string | undefined;
   const chunk = 256;
   for (let i = 0; i < plan.data.val.length; i += chunk) {
     const prompts = plan.data.val.slice(i, i + chunk);
     const gen = await generate(actors, prompts.map((p) => p.ids), generateOptions(plan, 0, 0));
     const sc = await score(plan, actors, prompts, gen);
+    firstError ??= sc.errors[0];
     for (let r = 0; r < prompts.length && samples.length < sampleCount; r++) {
       samples.push({ prompt: prompts[r]!.text, response: sc.responses[r]!, reward: sc.failed[r] ? null : sc.scores[r]! });
     }
@@ -290,5 +332,5 @@ export async function evaluate(plan: JobPlan, actors: JobActors, sampleCount = 4
       else scores.push(sc.scores[r]!);
     }
   }
-  return { score: mean(scores), failures, samples };
+  return { score: mean(scores), failures, rows: plan.data.val.length, samples, ...(firstError === undefined ? {} : { firstError }) };
 }

@@ -3,26 +3,24 @@
  * length, response budget), each role's model, the seeds, the actors to start and their options. `checkJobConfig` runs the
  * same checks without starting anything (the HTTP service uses it to refuse a job up front).
  */
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import type { Config } from "../../../config/schema.ts";
-import { modelConfigFromHf } from "../../../native/hf/config.ts";
+import { MAX_COUNT, ModelSchema, type Config } from "../../../config/schema.ts";
+import { type LlamaModelConfig, modelConfigFromHf } from "../../../native/hf/config.ts";
+import { checkFolderTensors } from "../../../native/hf/model_folder.ts";
+import { readRegularFile } from "../../../native/hf/regular_file.ts";
 import type { ModelRoleOptions, RoleModel } from "../../../roles/index.ts";
 import { threadShare } from "../../../roles/model_options.ts";
 import { JobDataError, loadJobData, loadJobDataOffThread, taskData, type JobData } from "./job_data.ts";
+import { checkRewardModule } from "../rewards/module_check.ts";
 import { deriveSeed } from "./seeds.ts";
+import { checkContext, checkGroupSize, checkResponseBudget, JobConfigError, TOKEN_REWARD_ESTIMATORS } from "./job_limits.ts";
 
 /** Where shared-memory segments live (Linux tmpfs). */
 export const SHM_DIR = "/dev/shm";
+export { checkGroupSize, JobConfigError } from "./job_limits.ts";
 
-/** A configuration that validates key by key but cannot run as a whole (shapes, data sizes). */
-export class JobConfigError extends RangeError {
-  override name = "JobConfigError";
-  constructor(readonly path: string, message: string) {
-    super(message);
-  }
-}
 
 /**
  * Checks that a configuration can run (data, shapes, models) without starting anything; the plan
@@ -30,7 +28,20 @@ export class JobConfigError extends RangeError {
  * that cannot run leaves nothing behind.
  */
 export async function checkJobConfig(config: Config, options: { offThread?: boolean } = {}): Promise<JobPlan> {
-  return new JobPlan(config, await dataOf(() => (options.offThread ? loadJobDataOffThread(config) : loadJobData(config))));
+  const plan = new JobPlan(config, await dataOf(() => (options.offThread ? loadJobDataOffThread(config) : loadJobData(config))));
+  await checkReward(plan);
+  return plan;
+}
+
+/** A reward module that does not load or exports nothing to score with is refused now, in one line. */
+async function checkReward(plan: JobPlan): Promise<void> {
+  const reward = plan.data.reward;
+  if (reward.kind !== "module") return;
+  try {
+    await checkRewardModule(reward.path, plan.config.reward.call_deadline_s);
+  } catch (e) {
+    throw new JobConfigError("reward.module", `reward.module: ${(e as Error).message}`);
+  }
 }
 
 /** `checkJobConfig` for the shipped tasks alone, synchronously (no files to read). */
@@ -59,6 +70,26 @@ function asConfigError(e: unknown): unknown {
   return e;
 }
 
+
+/**
+ * trainer.total_epochs (verl's length of a run) as steps: enough batches of data.train_batch_size
+ * to pass over every training prompt that many times (the loader runs on into the next pass
+ * within a batch, so the count rounds up).
+ */
+export function runLength(config: Config, prompts: number): { config: Config; note?: string } {
+  const epochs = config.trainer.total_epochs;
+  if (epochs === 0) return { config };
+  const batch = config.data.train_batch_size;
+  const steps = Math.ceil((epochs * prompts) / batch);
+  if (steps > MAX_COUNT) {
+    throw new JobConfigError("trainer.total_epochs", `trainer.total_epochs=${epochs} over ${prompts} training prompts in batches of ${batch} is ${steps} steps, more than the ${MAX_COUNT} allowed`);
+  }
+  return {
+    config: { ...config, trainer: { ...config.trainer, total_steps: steps } },
+    note: `trainer.total_epochs=${epochs} → trainer.total_steps=${steps} (${epochs} pass${epochs === 1 ? "" : "es"} over ${prompts} training prompts in batches of ${batch})`,
+  };
+}
+
 /** Everything fixed for a job: shapes, seeds, the actors' options. */
 export class JobPlan {
   readonly seqLen: number;
@@ -72,8 +103,18 @@ export class JobPlan {
   readonly exportsHf: boolean;
   /** Each role's model: sizes and, for a Hugging Face folder, where its weights are. */
   private readonly models: Record<"actor" | "critic", RoleModel>;
+  /** Each role's model in words, for the banner: what it is and the context it trains at. */
+  private readonly modelLines: Partial<Record<"actor" | "critic", string>> = {};
 
-  constructor(readonly config: Config, readonly data: JobData) {
+  /** The configuration as run: trainer.total_steps set from trainer.total_epochs when that is given. */
+  readonly config: Config;
+  /** What the user should hear before the job starts: the data's notes, then the plan's. */
+  readonly notes: string[];
+
+  constructor(given: Config, readonly data: JobData) {
+    const { config, note } = runLength(given, data.train.length);
+    this.config = config;
+    this.notes = [...data.notes, ...(note ? [note] : [])];
     const actor = config.worker.actor;
     this.maxNew = actor.max_new_tokens;
     this.groupSize = actor.rollout_n;
@@ -83,18 +124,11 @@ export class JobPlan {
     let longestPrompt = 0;
     for (const p of [...data.train, ...data.val]) longestPrompt = Math.max(longestPrompt, p.ids.length);
     this.seqLen = longestPrompt + this.maxNew;
-    if (data.answerTokens !== undefined && this.maxNew < data.answerTokens) {
-      throw new JobConfigError("worker.actor.max_new_tokens", `worker.actor.max_new_tokens=${this.maxNew} is too short: ${config.data.task} answers of up to ` +
-        `${config.data.max_digits} digits need ${data.answerTokens} tokens with the end token`);
-    }
+    if (data.answerTokens !== undefined) checkResponseBudget(config, data.answerTokens);
     this.models = { actor: this.roleModel("actor"), critic: this.useCritic ? this.roleModel("critic") : this.roleModel("actor") };
     this.exportsHf = this.models.actor.config.arch === "llama";
     for (const role of this.useCritic ? ["actor", "critic"] as const : ["actor"] as const) {
-      const ctx = this.models[role].config.context;
-      if (ctx < this.seqLen) {
-        throw new JobConfigError(`worker.${role}.model.context`, `worker.${role}.model.context=${ctx} is too short: prompts of up to ${longestPrompt} tokens plus ` +
-          `max_new_tokens=${this.maxNew} need ${this.seqLen}`);
-      }
+      checkContext(role, this.models[role].config.context, longestPrompt, this.maxNew);
       const vocab = this.models[role].config.vocab;
       if (vocab < data.tokenizer.vocabSize) {
         throw new JobConfigError(`worker.${role}.model.path`, `the model of worker.${role} has ${vocab} token ids, fewer than the tokenizer's ${data.tokenizer.vocabSize}: they were not made for each other`);
@@ -103,8 +137,9 @@ export class JobPlan {
     if (config.trainer.logger.includes("mlflow") && !/^https?:\/\/[^/]/.test(config.trainer.mlflow_tracking_uri)) {
       throw new JobConfigError("trainer.mlflow_tracking_uri", `trainer.logger includes mlflow, so trainer.mlflow_tracking_uri must be the tracking server's http(s) address (got ${JSON.stringify(config.trainer.mlflow_tracking_uri)})`);
     }
-    if (config.algorithm.use_kl_in_reward && !this.useCritic) {
-      throw new JobConfigError("algorithm.use_kl_in_reward", "algorithm.use_kl_in_reward=true charges the KL per token in GAE's rewards, so it needs algorithm.adv_estimator=gae (GRPO scores whole responses; keep the KL in the loss there)");
+    if (config.algorithm.use_kl_in_reward && !TOKEN_REWARD_ESTIMATORS.has(config.algorithm.adv_estimator)) {
+      throw new JobConfigError("algorithm.use_kl_in_reward", `algorithm.use_kl_in_reward=true charges the KL in each response token's reward, which only gae and reinforce_plus_plus use ` +
+        `(${config.algorithm.adv_estimator} scores whole responses; keep the KL in the loss there)`);
     }
     const rollout = config.worker.rollout;
     if (rollout.elastic && rollout.ranks === 0) {
@@ -114,9 +149,7 @@ export class JobPlan {
       throw new JobConfigError("worker.rollout.weight_transfer", `worker.rollout.weight_transfer=shared_memory needs every actor on this host (cluster.launcher=local, here ${config.cluster.launcher}) and ${SHM_DIR}` +
         `${existsSync(SHM_DIR) ? "" : " (missing here)"}; allowed otherwise: socket or auto`);
     }
-    if (config.algorithm.adv_estimator === "grpo" && this.groupSize < 2) {
-      throw new JobConfigError("worker.actor.rollout_n", "algorithm.adv_estimator=grpo needs worker.actor.rollout_n ≥ 2 (responses per prompt to compare)");
-    }
+    checkGroupSize(config);
   }
 
   /**
@@ -129,16 +162,24 @@ export class JobPlan {
     const path = m.path || (role === "critic" ? this.config.worker.actor.model.path : "");
     const key = `worker.${role === "critic" && !m.path ? "actor" : role}.model.path`;
     if (path) {
-      let json: unknown;
+      const source = join(path, "config.json");
+      let hf: LlamaModelConfig, json: Record<string, unknown>;
       try {
-        json = JSON.parse(readFileSync(join(path, "config.json"), "utf8"));
-        const { vocab, context, width, layers, heads, kvHeads, intermediate, ropeTheta, normEps, tiedEmbeddings, attentionBias } = modelConfigFromHf(json, { source: join(path, "config.json") });
-        return { path, config: { arch: "llama", vocab, context, width, layers, heads, kvHeads, intermediate, ropeTheta, normEps, tiedEmbeddings, attentionBias } };
+        json = JSON.parse(readRegularFile(source).toString("utf8"));
+        hf = modelConfigFromHf(json, { source });
+        checkFolderTensors(path, hf); // each weight file's header checked, and its tensors against config.json
       } catch (e) {
         throw new JobConfigError(key, `${key}=${path}: ${(e as Error).message}`);
       }
+      checkShapeKeys(role, m, hf, source);
+      const context = folderContext(role, m.context, json.max_position_embeddings as number, hf.context, source);
+      const { valueHead: _v, seed: _s, ...config } = hf;
+      const architecture = Array.isArray(json.architectures) ? String(json.architectures[0]) : String(json.model_type);
+      this.modelLines[role] = `${path} (${architecture}, ${hf.layers} layers, width ${hf.width}), context ${context} of max_position_embeddings ${String(json.max_position_embeddings)}`;
+      return { path, config: { ...config, context } };
     }
     const base = { vocab: this.data.tokenizer.vocabSize, context: m.context, width: m.width, layers: m.layers, heads: m.heads };
+    this.modelLines[role] = `new ${m.arch} model (${m.layers} layers, width ${m.width}), context ${m.context}`;
     if (m.arch === "gpt2") return { config: { ...base, arch: "gpt2" } };
     return {
       config: {
@@ -146,6 +187,13 @@ export class JobPlan {
         ropeTheta: m.rope_theta, normEps: m.norm_eps, tiedEmbeddings: m.tied_embeddings, attentionBias: m.attention_bias,
       },
     };
+  }
+
+  /** The banner's model lines: each trained role's model and the context it trains at. */
+  get modelBanner(): string {
+    const lines = [`model: actor ${this.modelLines.actor}`];
+    if (this.useCritic) lines.push(`model: critic ${this.modelLines.critic}`);
+    return lines.join("\n");
   }
 
   seed(...tags: (string | number)[]): number {
@@ -193,9 +241,56 @@ export class JobPlan {
     if (this.useCritic) specs.push({ id: "critic", role: "critic", options: { ...this.roleOptions("critic") } });
     if (this.useRef) specs.push({ id: "ref_policy", role: "ref_policy", options: { ...this.roleOptions("ref") } });
     const reward = this.data.reward;
-    if (reward.kind === "module") specs.push({ id: "reward", role: "reward", options: { module: reward.path } as never });
+    if (reward.kind === "module") specs.push({ id: "reward", role: "reward", options: { module: reward.path, concurrency: this.config.reward.concurrency } as never });
     const rollout = this.config.worker.rollout;
     const group = rollout.ranks > 0 ? [{ id: "rollout", role: "rollout", ranks: rollout.ranks, elastic: rollout.elastic, options: { ...this.roleOptions("rollout") } }] : [];
     return [...specs, ...group];
   }
+}
+
+type ModelKeys = Config["worker"]["actor"]["model"];
+
+/** The model keys at their defaults: a key left there defers to a folder's config.json. */
+const MODEL_DEFAULTS: ModelKeys = ModelSchema.parse({});
+
+/** The shape keys a folder's config.json decides, with its name for each and the value it gives. */
+const FOLDER_KEYS: ReadonlyArray<[keyof ModelKeys, string, (c: LlamaModelConfig) => unknown]> = [
+  ["arch", "architectures", () => "llama"],
+  ["width", "hidden_size", (c) => c.width],
+  ["layers", "num_hidden_layers", (c) => c.layers],
+  ["heads", "num_attention_heads", (c) => c.heads],
+  ["kv_heads", "num_key_value_heads", (c) => c.kvHeads],
+  ["intermediate", "intermediate_size", (c) => c.intermediate],
+  ["rope_theta", "rope_theta", (c) => c.ropeTheta],
+  ["norm_eps", "rms_norm_eps", (c) => c.normEps],
+  ["tied_embeddings", "tie_word_embeddings", (c) => c.tiedEmbeddings],
+  ["attention_bias", "attention_bias (q/k/v biases)", (c) => c.attentionBias],
+];
+
+/**
+ * With a folder, its config.json gives the model's shape. A shape key given a value of its own
+ * (other than its default) that the folder contradicts would be ignored: refused, naming both.
+ */
+function checkShapeKeys(role: "actor" | "critic", m: ModelKeys, hf: LlamaModelConfig, source: string): void {
+  for (const [key, hfKey, folderValue] of FOLDER_KEYS) {
+    const mine = m[key], theirs = folderValue(hf);
+    if (mine === MODEL_DEFAULTS[key] || mine === theirs) continue;
+    const path = `worker.${role}.model.${key}`;
+    throw new JobConfigError(path, `${path}=${JSON.stringify(mine)} (this configuration) contradicts ${hfKey}=${JSON.stringify(theirs)} in ${source}, which gives the model's shape: ` +
+      `drop ${path} or set it to ${JSON.stringify(theirs)}`);
+  }
+}
+
+/**
+ * The context a folder's model trains at: worker.<role>.model.context when given (not its
+ * default) and at most the folder's max_position_embeddings, else the folder's (capped at the
+ * runtime's limit). RoPE has no position table, so the weights do not depend on it.
+ */
+function folderContext(role: "actor" | "critic", wanted: number, maxPositions: number, folderDefault: number, source: string): number {
+  if (wanted === MODEL_DEFAULTS.context) return folderDefault;
+  if (wanted > maxPositions) {
+    const path = `worker.${role}.model.context`;
+    throw new JobConfigError(path, `${path}=${wanted} is larger than max_position_embeddings=${maxPositions} in ${source}: the model was not made for positions past ${maxPositions}; set ${path} to at most ${maxPositions}`);
+  }
+  return wanted;
 }

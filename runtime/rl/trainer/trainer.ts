@@ -39,7 +39,7 @@ import type { Launcher } from "../../core/supervisor/launcher.ts";
 import type { Transport } from "../../core/ipc/transport.ts";
 import { DataLoader, type LoaderPosition } from "../tasks/dataset.ts";
 import { MetricsFile, type JobPaths } from "./job.ts";
-import { advantages, dropFailedRows, evaluate, klPenalty, referenceAndValues, rollout, score, tokenBatch, trainingMetrics, update, type JobActors } from "./phases.ts";
+import { advantages, checkSomeScored, dropFailedRows, evaluate, rewardFailureLine, klPenalty, referenceAndValues, rollout, score, tokenBatch, trainingMetrics, update, type JobActors } from "./phases.ts";
 import { tokenizerDir, type JobPrompt } from "./job_data.ts";
 import { checkJobConfig, JobPlan, SHM_DIR } from "./plan.ts";
 import { RolloutGroup } from "./rollout_group.ts";
@@ -63,8 +63,11 @@ export interface FitOptions {
    * initial evaluation is step 0), in the order the trainer makes them.
    */
   faultPlan?: FaultPlan;
-  /** Called after every step with its metrics. */
-  onStep?(step: number, metrics: Record<string, number>): void;
+  /**
+   * Called after every step with its metrics. A returned promise is awaited before the next step
+   * starts: what happens between two steps (a node brought back, a check) happens there.
+   */
+  onStep?(step: number, metrics: Record<string, number>): unknown;
   /** Human-readable notes (resume, checkpoint warnings, failures). */
   onNote?(line: string): void;
   /** Actor output sink; default: stderr with the actor's prefix. */
@@ -77,6 +80,8 @@ export interface FitOptions {
   cluster?: { launcher: Launcher; transport: Transport };
   /** Called once the supervisor exists (for fault injection and live views). */
   onSupervisor?(supervisor: Supervisor): void;
+  /** Told the job's plan once it is made: its steps are final there (trainer.total_epochs becomes steps). */
+  onPlan?(plan: JobPlan): void;
   /**
    * Cancels the job: checked at the top of each step; once aborted, a final checkpoint is saved
    * and fit throws TrainingCancelledError (the abort reason is on its `reason`).
@@ -89,7 +94,8 @@ export interface FitResult {
   steps: number;
   startStep: number;
   initialValScore: number | undefined;
-  finalValScore: number;
+  /** The held-out reward after the last step; null when trainer.val_interval is 0 (no validation at all). */
+  finalValScore: number | null;
   failures: number;
   restarts: number;
   wallS: number;
@@ -167,6 +173,11 @@ function jobActors(sup: Supervisor, plan: JobPlan, calls: StepCalls, job: JobPat
   };
 }
 
+/** The process mark of the job's actors: the same for every driver of the job folder (process_mark.ts). */
+function jobProcessMark(job: JobPaths): string {
+  return createHash("sha256").update(job.dir).digest("hex").slice(0, 16);
+}
+
 /** The job's weight segment: named after the job (one driver per job folder), so a resume reuses it. */
 function weightSegmentPath(job: JobPaths): string {
   return join(SHM_DIR, `revenant-${job.id}.weights`);
@@ -181,10 +192,13 @@ async function timed<T>(m: Record<string, number>, key: string, phase: () => Pro
 }
 
 /** One training step's phases; its metrics and the tokens it processed. */
-async function trainStep(plan: JobPlan, actors: JobActors, step: number, prompts: readonly JobPrompt[]): Promise<{ metrics: Record<string, number>; tokens: number }> {
+async function trainStep(plan: JobPlan, actors: JobActors, step: number, prompts: readonly JobPrompt[], note: (line: string) => void): Promise<{ metrics: Record<string, number>; tokens: number }> {
   const m: Record<string, number> = {};
   const r = await timed(m, "timing_s/gen", () => rollout(plan, actors, step, prompts));
   const sc = await timed(m, "timing_s/reward", () => score(plan, actors, r.prompts, r.gen));
+  const failures = rewardFailureLine(`step ${step}`, sc.errors.length, sc.failed.length, sc.errors[0]);
+  if (failures) note(failures);
+  checkSomeScored(step, sc);
   dropFailedRows(r.batch, sc.failed);
   const batch = tokenBatch(r.batch);
   const rv = await referenceAndValues(actors, batch);
@@ -204,6 +218,7 @@ export async function fit(o: FitOptions): Promise<FitResult> {
   // Makes the data set once, in a worker thread (it is the slow part of the check: seconds for the
   // largest, which a coordinator serving requests cannot spend on its own thread).
   const plan = o.plan ?? (await checkJobConfig(o.config, { offThread: true }));
+  o.onPlan?.(plan);
   const lock = acquireLock(join(o.job.dir, "job.lock"), `job ${o.job.id}`, { log: o.onNote ?? (() => {}) });
   try {
     return await train(o, plan);
@@ -214,15 +229,20 @@ export async function fit(o: FitOptions): Promise<FitResult> {
 
 async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
   const started = performance.now();
-  const { config, job } = o;
+  // The plan's config: trainer.total_steps as run (set from trainer.total_epochs when given).
+  const { config } = plan;
+  const { job } = o;
   const note = o.onNote ?? (() => {});
   const metrics = new MetricsRegistry();
   const events = new EventLog(job.events);
   const store = new CheckpointStore(job.checkpoints, config.checkpoint.keep, note);
   const metricsFile = new MetricsFile(job.metrics);
   const loader = new DataLoader(plan.data.train, config.data.train_batch_size, plan.seed("data"));
+  // A coordinator killed while driving this job left its segment behind (this driver holds the lock).
+  if (plan.rolloutRanks > 0) rmSync(weightSegmentPath(job), { force: true });
   const sup = new Supervisor({
     faultTolerance: config.fault_tolerance, roles: o.roles ?? SHIPPED_ROLES, metrics, events, output: o.output, name: job.id,
+    mark: jobProcessMark(job), onSweep: note,
     ...(o.cluster ?? clusterOptions(config.cluster, { owner: job.id, events })),
   });
   let failure: FailureReport | undefined;
@@ -245,11 +265,13 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
     const actors = jobActors(sup, plan, calls, job);
     if (o.resume) await resumeFromCheckpoint();
     await actors.rollout?.publish();
-    for (const line of plan.data.notes) note(line);
+    for (const line of plan.notes) note(line);
     const startStep = state.step;
     loggers = await JobLoggers.open(config, job, note);
-    if (state.initialValScore === undefined) {
-      const v = await evaluate(plan, actors);
+    // trainer.val_interval=0: no validation before or during training.
+    const validating = config.trainer.val_interval > 0;
+    if (state.initialValScore === undefined && validating && config.trainer.val_before_train) {
+      const v = await validate(actors, 0);
       state.initialValScore = v.score;
       loggers.samples(0, v.samples);
     }
@@ -269,9 +291,9 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
       }
       const t0 = performance.now();
       calls.begin(step);
-      const { metrics: m, tokens: stepTokens } = await trainStep(plan, actors, step, loader.next()).catch(rethrowFailure);
-      if (every(config.trainer.val_interval)) {
-        const v = await timed(m, "timing_s/testing", () => evaluate(plan, actors));
+      const { metrics: m, tokens: stepTokens } = await trainStep(plan, actors, step, loader.next(), note).catch(rethrowFailure);
+      if (validating && every(config.trainer.val_interval)) {
+        const v = await timed(m, "timing_s/testing", () => validate(actors, step));
         m["val/score"] = v.score;
         m["val/reward_failures"] = v.failures;
         loggers.samples(step, v.samples);
@@ -291,7 +313,7 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
       Object.assign(m, metrics.step(), fallbacks);
       if (config.trainer.logger.includes("jsonl")) metricsFile.append(step, m);
       await loggers.step(step, m);
-      o.onStep?.(step, m);
+      await o.onStep?.(step, m);
     }
     monkey?.stop();
     // A fault injected at the very end is repaired before the job is declared done.
@@ -299,7 +321,7 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
     await o.faultPlan?.settled();
     await sup.settled().catch(rethrowFailure);
     checkFailure();
-    const finalValScore = (metricsFile.read().at(-1)?.["val/score"]) ?? (await evaluate(plan, actors)).score;
+    const finalValScore = validating ? (metricsFile.read().at(-1)?.["val/score"] ?? (await validate(actors, config.trainer.total_steps)).score) : null;
     if (config.checkpoint.save_hf_model !== "never" && plan.exportsHf) note(`policy saved as a Hugging Face folder: ${await exportPolicy(plan, actors, join(job.dir, "hf_model"))}`);
     const weightsSha256 = await weightsChecksum(sup);
     const totals = sup.actors().reduce((acc, a) => {
@@ -342,6 +364,14 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
     note(`resumed ${job.id} from checkpoint step ${ckpt.step}`);
   }
 
+  /** The held-out evaluation, with one console line when the reward failed on some of its rows. */
+  async function validate(actors: JobActors, at: number) {
+    const v = await evaluate(plan, actors);
+    const line = rewardFailureLine(`validation at step ${at}`, v.failures, v.rows, v.firstError);
+    if (line) note(line);
+    return v;
+  }
+
   function checkFailure(): void {
     if (failure) throw new TrainingFailedError(failure, step);
     if (writeFailure) throw writeFailure;
@@ -368,7 +398,10 @@ async function deviceFallbacks(sup: Supervisor): Promise<Record<string, number>>
 /** Writes the policy as a Hugging Face folder, with the job's tokenizer files; the folder. */
 async function exportPolicy(plan: JobPlan, actors: JobActors, dir: string): Promise<string> {
   const tok = plan.data.tokenizer;
-  await actors.actor.call("exportHf", { dir, tokenizerDir: tokenizerDir(plan.config), eosTokenId: tok.eosId, padTokenId: tok.padId, ...(tok.bosId === undefined ? {} : { bosTokenId: tok.bosId }) });
+  await actors.actor.call("exportHf", {
+    dir, tokenizerDir: tokenizerDir(plan.config), eosTokenId: tok.eosId, padTokenId: tok.padId, dtype: plan.config.checkpoint.hf_dtype,
+    ...(tok.bosId === undefined ? {} : { bosTokenId: tok.bosId }),
+  });
   return dir;
 }
 

@@ -39,9 +39,19 @@ const USAGE = `usage: bun run serve [options]      (deno task serve [options])
   --idle-timeout-s S        close a connection silent this long, 1-255 (default ${DEFAULT_IDLE_TIMEOUT_S})
   --grace-s S               on SIGINT/SIGTERM, seconds for running jobs to checkpoint and stop, 0-3600;
                             after it their actors are killed and the coordinator exits 1 (default ${DEFAULT_GRACE_S})
+  --data-root DIR           a folder requests may name data files in (data.train_files, data.val_files,
+                            data.tokenizer); repeatable; without one a request names no data file
+  --model-root DIR          a folder requests may name model folders in (worker.*.model.path,
+                            data.tokenizer); repeatable; without one a request names no model folder
+  --mlflow-tracking-uri URL the MLflow server of jobs that log to mlflow (a request cannot name one)
   --chaos                   allow POST /jobs/:id/actors/:actor/kill
   --quiet, -q               no log lines or actor output
-  --help, -h                this text`;
+  --debug                   with an error, print its stack trace too
+  --help, -h                this text
+
+exit codes: 0 stopped by SIGINT/SIGTERM after checkpointing; 1 an error (one line says which
+file or address and why), or the grace period ran out; 2 a bad flag, a missing token, or a run
+dir another coordinator holds; 128+N a second signal N`;
 
 const SIGNAL_NUMBERS: Record<string, number> = { SIGINT: 2, SIGTERM: 15 };
 
@@ -56,6 +66,12 @@ function numberFlag(name: string, text: string | undefined, dflt: number, min: n
   return n;
 }
 
+function urlFlag(name: string, text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  if (!/^https?:\/\/[^/]/.test(text)) throw new UsageError(`--${name} ${JSON.stringify(text)}: expected an http(s) address`);
+  return text;
+}
+
 const OPTIONS = {
   port: { type: "string" },
   host: { type: "string" },
@@ -68,6 +84,9 @@ const OPTIONS = {
   "max-metric-series": { type: "string" },
   "idle-timeout-s": { type: "string" },
   "grace-s": { type: "string" },
+  "data-root": { type: "string", multiple: true },
+  "model-root": { type: "string", multiple: true },
+  "mlflow-tracking-uri": { type: "string" },
   chaos: { type: "boolean" },
   quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
@@ -87,6 +106,9 @@ interface ServeSettings {
   maxMetricSeries: number;
   idleTimeoutS: number;
   graceS: number;
+  dataRoots: string[];
+  modelRoots: string[];
+  mlflowTrackingUri: string | undefined;
   chaos: boolean;
   quiet: boolean;
 }
@@ -105,6 +127,9 @@ function settings(v: Values): ServeSettings {
     maxMetricSeries: numberFlag("max-metric-series", v["max-metric-series"], DEFAULT_MAX_SERIES, 0, 10_000_000),
     idleTimeoutS: numberFlag("idle-timeout-s", v["idle-timeout-s"], DEFAULT_IDLE_TIMEOUT_S, 1, 255),
     graceS: numberFlag("grace-s", v["grace-s"], DEFAULT_GRACE_S, 0, 3600, false),
+    dataRoots: v["data-root"] ?? [],
+    modelRoots: v["model-root"] ?? [],
+    mlflowTrackingUri: urlFlag("mlflow-tracking-uri", v["mlflow-tracking-uri"]),
     chaos: Boolean(v.chaos),
     quiet: Boolean(v.quiet),
   };
@@ -129,14 +154,15 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const log = (line: string) => void (s.quiet || process.stderr.write(`${new Date().toISOString()} ${line}\n`));
-  const jobs = new JobManager({
-    runDir: s.runDir, maxConcurrentJobs: s.maxConcurrentJobs, maxQueuedJobs: s.maxQueuedJobs,
-    keepFinishedJobs: s.keepFinishedJobs, keepFinishedS: s.keepFinishedS, log, actorOutput: s.quiet ? () => {} : undefined,
-  });
+  let jobs: JobManager;
   try {
-    jobs.start();
+    jobs = new JobManager({
+      runDir: s.runDir, maxConcurrentJobs: s.maxConcurrentJobs, maxQueuedJobs: s.maxQueuedJobs,
+      keepFinishedJobs: s.keepFinishedJobs, keepFinishedS: s.keepFinishedS, log, actorOutput: s.quiet ? () => {} : undefined,
+      dataRoots: s.dataRoots, modelRoots: s.modelRoots, mlflowTrackingUri: s.mlflowTrackingUri,
+    }).start();
   } catch (e) {
-    if (!(e instanceof LockedError)) throw e;
+    if (!(e instanceof LockedError) && !(e instanceof RangeError)) throw e;
     console.error(`revenant serve: ${e.message}`);
     return 2;
   }
@@ -186,4 +212,21 @@ function handleSignals(jobs: JobManager, server: { stop(): Promise<void> }, grac
   process.on("SIGTERM", () => onSignal("SIGTERM"));
 }
 
-if (import.meta.main) process.exit(await main(process.argv.slice(2)));
+/**
+ * `main` with the errors it does not turn into a usage message (a run dir that cannot be made or
+ * written, a port in use) said in one line, `revenant serve: <cause>`, exit 1; `--debug` adds the
+ * stack trace.
+ */
+export async function serveCommand(argv: string[]): Promise<number> {
+  const debug = argv.includes("--debug");
+  try {
+    return await main(argv.filter((a) => a !== "--debug"));
+  } catch (e) {
+    const message = (e instanceof Error ? e.message : String(e)).split("\n")[0];
+    const more = debug ? `\n${(e as Error)?.stack ?? ""}` : " (run again with --debug for the stack trace)";
+    console.error(`revenant serve: ${message}${more}`);
+    return 1;
+  }
+}
+
+if (import.meta.main) process.exit(await serveCommand(process.argv.slice(2)));

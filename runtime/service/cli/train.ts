@@ -19,12 +19,14 @@ import { createJob, dataName, JobError, JobExistsError, openJob, type JobPaths }
 import { Progress } from "../../rl/trainer/progress.ts";
 import { checkJobConfig, type JobPlan } from "../../rl/trainer/plan.ts";
 import { fit, TrainingCancelledError, TrainingFailedError, type FitResult } from "../../rl/trainer/trainer.ts";
+import { RewardFailedError } from "../../rl/trainer/phases.ts";
+import { WriteError } from "../../core/files.ts";
 
 /** How to run this CLI under the current runtime. */
 export const TRAIN_COMMAND = runtime.name === "deno" ? "deno task train" : "bun run train";
 
-const USAGE = `usage: ${TRAIN_COMMAND} [--config file.yaml] [--job name] [--chaos rate] [--fault-plan plan] [--quiet] [key.sub=value ...]
-       ${TRAIN_COMMAND} --resume runs/<job> [--chaos rate] [--fault-plan plan] [--quiet]
+const USAGE = `usage: ${TRAIN_COMMAND} [--config file.yaml] [--job name] [--chaos rate] [--fault-plan plan] [--quiet] [--debug] [key.sub=value ...]
+       ${TRAIN_COMMAND} --resume runs/<job> [--chaos rate] [--fault-plan plan] [--quiet] [--debug]
        ${TRAIN_COMMAND} --print-config [--config file.yaml] [key.sub=value ...] | --print-schema | --help`;
 
 /** Every option, explained (`--help`). */
@@ -46,10 +48,52 @@ options:
   --print-config       print the resolved configuration as YAML and exit
   --print-schema       print the configuration's JSON Schema and exit
   -q, --quiet          no progress line or per-step output (notes and the summary still print)
+  --debug              with an error, print its stack trace too
   -h, --help           this text
 
 Ctrl-C (or SIGTERM) stops after the current step with a checkpoint and prints how to resume;
-a second Ctrl-C quits at once. Every key is documented in README.md ("Configuration reference").`;
+a second Ctrl-C quits at once. Every key is documented in README.md ("Configuration reference").
+
+exit codes:
+  ${EXIT.ok}    the job finished
+  ${EXIT.failed}    the job failed while running (an actor that could not be kept alive, a reward that failed on
+       every row, a disk full or read-only): one line says why, and how to resume where that applies
+  ${EXIT.refused}    refused before anything ran: a bad option, configuration, data, model or reward module, a job
+       folder that exists, a job another process runs
+  ${EXIT.cancelled}  stopped by Ctrl-C or SIGTERM after a checkpoint; resume it with --resume`;
+}
+
+/** The exit codes, documented in --help and README.md. */
+export const EXIT = { ok: 0, failed: 1, refused: 2, cancelled: 130 } as const;
+
+/** Errors refused before anything runs: the message is the whole story (exit 2). */
+function isRefusal(e: unknown): boolean {
+  return e instanceof ConfigError || e instanceof NativeAddonError || e instanceof JobError || e instanceof LockedError || e instanceof RangeError;
+}
+
+/**
+ * One line for an error a user can meet (a refusal, a failed job, a full disk): what and why,
+ * naming the file or actor, then how to resume the job when its folder holds one. Anything else
+ * is unexpected and says so. The stack trace is printed with --debug only.
+ */
+export function errorReport(e: unknown, resumeDir: string | undefined, debug: boolean): { code: number; text: string } {
+  const message = e instanceof Error ? e.message : String(e);
+  const resumable = resumeDir !== undefined && existsSync(join(resumeDir, "config.json"));
+  const resume = resumable ? `; after fixing that, continue with: ${TRAIN_COMMAND} --resume ${resumeDir}` : "";
+  const stack = debug && e instanceof Error && e.stack ? `\n${e.stack}` : "";
+  if (isRefusal(e)) {
+    const text = e instanceof RangeError && !(e instanceof ConfigError) ? `invalid configuration: ${message}` : message;
+    return { code: EXIT.refused, text: text + stack };
+  }
+  if (e instanceof TrainingFailedError || e instanceof RewardFailedError || e instanceof WriteError) {
+    return { code: EXIT.failed, text: `${firstLine(message)}${resume}${stack}` };
+  }
+  const hint = debug ? "" : " (run again with --debug for the stack trace)";
+  return { code: EXIT.failed, text: `error: ${firstLine(message)}${resume}${hint}${stack}` };
+}
+
+function firstLine(text: string): string {
+  return text.split("\n")[0]!;
 }
 
 class UsageError extends Error {}
@@ -69,6 +113,7 @@ function parseCommandLine(argv: string[]) {
         "print-config": { type: "boolean" },
         "print-schema": { type: "boolean" },
         quiet: { type: "boolean", short: "q" },
+        debug: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -149,7 +194,7 @@ function summary(r: FitResult, job: JobPaths): string {
   return [
     `done: ${job.dir}`,
     `  steps            ${r.startStep} → ${r.steps}`,
-    `  val reward       ${before} → ${r.finalValScore.toFixed(3)}`,
+    `  val reward       ${before} → ${r.finalValScore === null ? "? (trainer.val_interval=0: no validation)" : r.finalValScore.toFixed(3)}`,
     `  faults survived  ${r.failures} failures, ${r.restarts} restarts${r.chaosFaults ? ` (${r.chaosFaults} injected)` : ""}`,
     `  wall time        ${r.wallS.toFixed(1)} s`,
     `  throughput       ${Math.round(r.tokensPerS)} tokens/s`,
@@ -173,24 +218,31 @@ export async function main(argv: string[]): Promise<number> {
     const faultPlan = values["fault-plan"] === undefined ? undefined : parseFaultPlan(values["fault-plan"]);
     let config: Config;
     let job: JobPaths;
-    let plan: JobPlan | undefined;
+    let plan: JobPlan;
+    const progress = new Progress(process.stdout, !values.quiet);
     if (values.resume) {
       if (values.config || positionals.length) throw new UsageError("--resume takes the job's saved configuration; drop --config and key=value arguments");
       if (values.job !== undefined) throw new UsageError("--resume continues the job in its own folder; drop --job");
       ({ config, paths: job } = openJob(values.resume));
+      plan = await checkJobConfig(config);
     } else {
-      config = resolveConfig({ file: values.config, args: positionals }).config;
+      const resolved = resolveConfig({ file: values.config, args: positionals });
+      config = resolved.config;
       if (values["print-config"]) {
         process.stdout.write(stringify(config));
         return 0;
       }
+      // Once each: which of verl's key names were read as which of ours.
+      for (const line of resolved.notes) progress.note(line);
       // A config that cannot run as a whole fails here, before its job folder exists.
       plan = await checkJobConfig(config);
       job = createJob(config, values.job);
     }
+    // trainer.total_steps as run: set from trainer.total_epochs when that is given.
+    config = plan.config;
     resumeHint = job.dir;
-    const progress = new Progress(process.stdout, !values.quiet);
     progress.note(deviceBanner(config));
+    progress.note(plan.modelBanner);
     progress.note(`job ${job.id} (${dataName(config)}, ${config.algorithm.adv_estimator}, ${config.trainer.total_steps} steps) → ${job.dir}`);
     // Ctrl-C or SIGTERM: finish the step, checkpoint, stop the actors, say how to resume. A second
     // signal exits at once (the actors notice the lost connection and exit too).
@@ -219,25 +271,19 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof TrainingCancelledError) {
       console.error(`${e.message}; continue with: ${TRAIN_COMMAND} --resume ${resumeHint ?? "runs/<job>"}`);
-      return 130;
+      return EXIT.cancelled;
     }
     if (e instanceof JobExistsError) {
       console.error(existsHint(e));
-      return 2;
-    }
-    if (e instanceof ConfigError || e instanceof NativeAddonError || e instanceof TrainingFailedError || e instanceof JobError || e instanceof LockedError) {
-      console.error(e.message);
-      return e instanceof TrainingFailedError ? 1 : 2;
+      return EXIT.refused;
     }
     if (e instanceof UsageError || e instanceof FaultPlanError) {
       console.error(`${e.message}\n${USAGE}`);
-      return 2;
+      return EXIT.refused;
     }
-    if (e instanceof RangeError) {
-      console.error(`invalid configuration: ${e.message}`);
-      return 2;
-    }
-    throw e;
+    const { code, text } = errorReport(e, resumeHint, argv.includes("--debug"));
+    console.error(text);
+    return code;
   }
 }
 

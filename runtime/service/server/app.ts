@@ -331,7 +331,7 @@ export function createApp(o: AppOptions) {
       const text = renderPrometheus({
         runtime: runtime.name, version: runtime.version, counts: jobs.counts(), maxSeries: o.maxMetricSeries,
         jobs: byMetricsPriority(jobs.list()).map((j) => ({
-          id: j.id, step: j.step, totalSteps: j.config.trainer.total_steps, latest: j.latest, valScore: j.valScore, faults: j.faults,
+          id: j.id, step: j.step, totalSteps: j.totalSteps, latest: j.latest, valScore: j.valScore, faults: j.faults,
         })).filter((j) => j.faults || j.latest),
       });
       return c.body(text, 200, { "Content-Type": PROMETHEUS_CONTENT_TYPE });

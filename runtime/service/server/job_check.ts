@@ -19,17 +19,17 @@
  */
 import { existsSync } from "node:fs";
 import { ConfigSchema, type Config } from "../../../config/schema.ts";
+import { ATTEMPTS_PER_PROMPT } from "../../rl/tasks/dataset.ts";
+import { TASKS } from "../../rl/tasks/tasks.ts";
+import { promptTokens } from "../../rl/tasks/tokenizer.ts";
+import { checkContext, checkGroupSize, checkResponseBudget, JobConfigError } from "../../rl/trainer/job_limits.ts";
 
 /** The cluster section every request's job gets: the coordinator alone decides where actors run. */
 const CLUSTER_DEFAULTS = ConfigSchema.parse({}).cluster;
-import { TASKS } from "../../rl/tasks/tasks.ts";
-import { promptTokens } from "../../rl/tasks/tokenizer.ts";
-import { JobConfigError } from "../../rl/trainer/plan.ts";
 
 /** Tokens a prompt gets besides its text (the BOS token). */
 const PROMPT_EXTRA_TOKENS = promptTokens("").length;
-/** makeDataset draws at most this many prompts per prompt wanted (runtime/tasks/dataset.ts). */
-const ATTEMPTS_PER_PROMPT = 50;
+
 
 /**
  * Throws JobConfigError (path and message) if the configuration cannot run; never generates or
@@ -83,26 +83,12 @@ function checkDataSize(config: Config): void {
   }
 }
 
-/** The limits of the trainer's JobPlan, with the task's longest prompt instead of the drawn one. */
+/** The limits of the trainer's JobPlan (job_limits.ts), with the task's longest prompt instead of the drawn one. */
 function checkShapes(config: Config): void {
-  const { data, worker, algorithm } = config;
+  const { data, worker } = config;
   const task = TASKS[data.task];
-  const maxNew = worker.actor.max_new_tokens;
-  const needed = task.maxAnswerLength(data.max_digits) + 1;
-  if (maxNew < needed) {
-    throw new JobConfigError("worker.actor.max_new_tokens", `worker.actor.max_new_tokens=${maxNew} is too short: ${data.task} answers of up to ` +
-      `${data.max_digits} digits need ${needed} tokens with the end token`);
-  }
+  checkResponseBudget(config, task.maxAnswerLength(data.max_digits) + 1);
   const longestPrompt = task.maxPromptLength(data.max_digits) + PROMPT_EXTRA_TOKENS;
-  const seqLen = longestPrompt + maxNew;
-  for (const role of ["actor", "critic"] as const) {
-    const ctx = worker[role].model.context;
-    if (ctx < seqLen) {
-      throw new JobConfigError(`worker.${role}.model.context`, `worker.${role}.model.context=${ctx} is too short: prompts of up to ${longestPrompt} tokens plus ` +
-        `max_new_tokens=${maxNew} need ${seqLen}`);
-    }
-  }
-  if (algorithm.adv_estimator === "grpo" && worker.actor.rollout_n < 2) {
-    throw new JobConfigError("worker.actor.rollout_n", "algorithm.adv_estimator=grpo needs worker.actor.rollout_n ≥ 2 (responses per prompt to compare)");
-  }
+  for (const role of ["actor", "critic"] as const) checkContext(role, worker[role].model.context, longestPrompt, worker.actor.max_new_tokens);
+  checkGroupSize(config);
 }

@@ -21,24 +21,22 @@
  */
 import { existsSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { ConfigError, resolveConfig } from "../../../config/index.ts";
-import type { Config, ConfigInput } from "../../../config/schema.ts";
+import { resolveConfig } from "../../../config/index.ts";
+import type { Config } from "../../../config/schema.ts";
 import { hangActor, killActor } from "../../core/chaos.ts";
 import { acquireLock, type Lock } from "../../core/checkpoint/lock.ts";
 import type { RuntimeEvent } from "../../core/metrics/events.ts";
 import { JsonLinesError, readJsonLines } from "../../core/metrics/jsonl.ts";
 import type { OutputSink } from "../../core/supervisor/incarnation.ts";
 import type { Supervisor } from "../../core/supervisor/supervisor.ts";
-import { createJobAsync, dataName, type JobPaths } from "../../rl/trainer/job.ts";
-import { fit, JobConfigError, TrainingCancelledError, type FitResult } from "../../rl/trainer/trainer.ts";
-import {
-  ActorNotAlive, ActorNotFound, InvalidConfig, JobNotCancellable, JobNotFound, JobNotRunning, QueueFull, ShuttingDown, StorageError,
-  type Problem,
-} from "./job_errors.ts";
-import { checkJobFits } from "./job_check.ts";
-import { JobStore, type JobRecord, type StoredJob } from "./job_store.ts";
+import { createJobAsync, dataName, newJobId, openJob, type JobPaths } from "../../rl/trainer/job.ts";
+import { fit, TrainingCancelledError, type FitResult } from "../../rl/trainer/trainer.ts";
+import { ActorNotAlive, ActorNotFound, JobNotCancellable, JobNotFound, JobNotRunning, QueueFull, ShuttingDown, StorageError } from "./job_errors.ts";
+import { parseJobConfig, type RequestPolicy } from "./job_request.ts";
+import { requestRoots } from "./request_paths.ts";
+import { JobStore, type JobRecord, type StoredJob, type UnreadableJob } from "./job_store.ts";
 import { faultSnapshot, type FaultSnapshot } from "./prometheus.ts";
-import { JobIdSchema, newJobId, TERMINAL_STATUSES, type ActorRow, type JobStatus, type JobView } from "./schemas.ts";
+import { JobIdSchema, TERMINAL_STATUSES, type ActorRow, type JobStatus, type JobView } from "./schemas.ts";
 
 /** What a job's listeners receive. */
 export type JobEvent =
@@ -65,6 +63,11 @@ export interface JobManagerOptions {
   actorOutput?: OutputSink;
   /** The clock for the retention age (tests); default Date.now. */
   now?: () => number;
+  /** Folders a request's data files (`serve --data-root`) and model folders (`--model-root`) may be in; none = no paths in requests. */
+  dataRoots?: readonly string[];
+  modelRoots?: readonly string[];
+  /** The MLflow tracking server every job with the mlflow logger uses (`serve --mlflow-tracking-uri`). */
+  mlflowTrackingUri?: string;
 }
 
 export const JOB_MANAGER_DEFAULTS = { maxConcurrentJobs: 1, maxQueuedJobs: 100, keepFinishedJobs: 100, keepFinishedS: 86_400 } as const;
@@ -74,9 +77,6 @@ export const COORDINATOR_LOCK = "coordinator.lock";
 /** Abort reasons: a user's cancel ends the job; a coordinator shutdown leaves it to resume. */
 const CANCEL = "cancelled by request";
 const SHUTDOWN = "coordinator shutting down";
-/** Keys that must never reach an object merge (prototype pollution). */
-const FORBIDDEN_KEYS = new Set(["__proto__", "constructor", "prototype"]);
-const MAX_DEPTH = 8;
 /** Error codes that mean the disk (or quota) is full. */
 const NO_SPACE = new Set(["ENOSPC", "EDQUOT"]);
 
@@ -94,6 +94,8 @@ export class ManagedJob {
   valScore: number | undefined;
   controller: AbortController | undefined;
   done: Promise<void> | undefined;
+  /** The steps its plan fixed (trainer.total_epochs over the data), once a run has made it. */
+  plannedSteps: number | undefined;
   readonly listeners = new Set<(e: JobEvent) => void>();
 
   constructor(public record: JobRecord, readonly config: Config, readonly paths: JobPaths) {
@@ -105,6 +107,13 @@ export class ManagedJob {
 
   get id(): string {
     return this.record.id;
+  }
+
+  /** Steps the job runs: known from its config, or, with trainer.total_epochs, once its data is planned (null before). */
+  get totalSteps(): number | null {
+    if (this.plannedSteps !== undefined) return this.plannedSteps;
+    if (this.config.trainer.total_epochs > 0) return this.record.result?.steps ?? null;
+    return this.config.trainer.total_steps;
   }
 
   /** Fault counters: live while a fit runs, frozen after. */
@@ -147,47 +156,6 @@ function readLog<T>(path: string): T[] {
   }
 }
 
-/** Validates a request body as a partial job configuration; InvalidConfig with every problem otherwise. */
-export function parseJobConfig(body: unknown, runDir: string): Config {
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new InvalidConfig("the body must be a JSON object: a (partial) training configuration", [{ path: "(body)", message: "expected an object" }]);
-  }
-  const unsafe: Problem[] = [];
-  const visit = (v: unknown, path: string[]) => {
-    if (typeof v !== "object" || v === null) return;
-    if (path.length >= MAX_DEPTH) {
-      unsafe.push({ path: path.join("."), message: `nested deeper than ${MAX_DEPTH} levels` });
-      return;
-    }
-    for (const key of Object.keys(v)) {
-      if (FORBIDDEN_KEYS.has(key)) unsafe.push({ path: [...path, key].join("."), message: "key not allowed" });
-      else visit((v as Record<string, unknown>)[key], [...path, key]);
-    }
-  };
-  visit(body, []);
-  if (unsafe.length) throw new InvalidConfig("invalid configuration", unsafe);
-  const raw = body as Record<string, unknown>;
-  const trainer = raw.trainer;
-  if (typeof trainer === "object" && trainer !== null && !Array.isArray(trainer) && "run_dir" in trainer) {
-    throw new InvalidConfig("invalid configuration", [{ path: "trainer.run_dir", source: "request", value: (trainer as Record<string, unknown>).run_dir, message: "set by the server (--run-dir); a request cannot choose a path" }]);
-  }
-  const values = trainer === undefined || (typeof trainer === "object" && trainer !== null && !Array.isArray(trainer))
-    ? { ...raw, trainer: { ...(trainer as object | undefined), run_dir: runDir } }
-    : raw;
-  try {
-    const config = resolveConfig({ file: null, env: {}, values: values as ConfigInput }).config;
-    checkJobFits(config); // arithmetic only: the data set is generated when the job starts, not here
-    return config;
-  } catch (e) {
-    if (e instanceof JobConfigError) {
-      throw new InvalidConfig("invalid configuration", [{ path: e.path, source: "request", message: e.message }]);
-    }
-    if (!(e instanceof ConfigError)) throw e;
-    throw new InvalidConfig("invalid configuration", e.problems.map((p) => ({
-      path: p.path, message: p.message, source: p.source === "code" ? "request" : p.source, ...(p.value !== undefined ? { value: p.value } : {}),
-    })));
-  }
-}
 
 /** An integer option within [min, max], or a RangeError naming it and what is allowed. */
 function intOption(name: string, value: number | undefined, dflt: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -217,8 +185,9 @@ export class JobManager {
   private readonly log: (line: string) => void;
   private readonly output: OutputSink;
   private readonly now: () => number;
+  private readonly policy: RequestPolicy;
 
-  constructor(private readonly o: JobManagerOptions) {
+  constructor(o: JobManagerOptions) {
     const d = JOB_MANAGER_DEFAULTS;
     this.maxConcurrentJobs = intOption("maxConcurrentJobs", o.maxConcurrentJobs, d.maxConcurrentJobs, 1);
     this.maxQueuedJobs = intOption("maxQueuedJobs", o.maxQueuedJobs, d.maxQueuedJobs, 0);
@@ -228,6 +197,7 @@ export class JobManager {
     this.store = new JobStore(o.runDir, this.log);
     this.output = o.actorOutput ?? ((actor, inc, _stream, line) => process.stderr.write(`[${actor}#${inc}] ${line}\n`));
     this.now = o.now ?? Date.now;
+    this.policy = { roots: requestRoots(o), mlflowTrackingUri: o.mlflowTrackingUri };
   }
 
   /**
@@ -238,8 +208,9 @@ export class JobManager {
   start(): this {
     this.lock = acquireLock(join(this.store.root, COORDINATOR_LOCK), "coordinator", { log: this.log });
     const cutoff = this.now() - this.keepFinishedS * 1000;
-    const { jobs, nextSeq } = this.store.load((r) => !TERMINAL_STATUSES.has(r.status) || finishedAt(r) >= cutoff);
+    const { jobs, unreadable, nextSeq } = this.store.load((r) => !TERMINAL_STATUSES.has(r.status) || finishedAt(r) >= cutoff);
     this.nextSeq = nextSeq;
+    for (const broken of unreadable) this.listUnreadable(broken);
     const interrupted: ManagedJob[] = [];
     const queued: ManagedJob[] = [];
     for (const { record, config, paths } of jobs) {
@@ -260,6 +231,21 @@ export class JobManager {
     return this;
   }
 
+  /**
+   * A job folder whose record or configuration cannot be read is listed as failed, with the file
+   * and the reason, so its owner sees it over the API (it is not run: nothing in it can be trusted).
+   * Its record on disk is left as it is, for the operator to inspect.
+   */
+  private listUnreadable(broken: UnreadableJob): void {
+    if (broken.id === undefined) return; // not a job id: only reported (JobStore), never reachable
+    const now = new Date(this.now()).toISOString();
+    const record: JobRecord = {
+      format: "revenant-job/1", id: broken.id, seq: broken.seq ?? this.nextSeq++, status: "failed", submitted_at: now,
+      started_at: null, finished_at: now, cancel_requested: false, error: `the job cannot be read: ${broken.problem}`, runs: 0, result: null,
+    };
+    this.jobs.set(broken.id, new ManagedJob(record, savedConfigOrDefaults(broken.paths), broken.paths));
+  }
+
   /** Jobs in memory (queued, running, and the finished ones retained). */
   get size(): number {
     return this.jobs.size;
@@ -275,7 +261,7 @@ export class JobManager {
     if (this.queue.length + this.storing >= this.maxQueuedJobs) {
       throw new QueueFull(`${this.queue.length + this.storing} jobs are already waiting, the limit (--max-queued-jobs ${this.maxQueuedJobs}); submit again when one has started`);
     }
-    const config = parseJobConfig(body, this.store.root);
+    const config = parseJobConfig(body, this.store.root, this.policy);
     this.storing++;
     const stored = this.lastStore.then(async () => {
       const id = this.newId(config);
@@ -289,7 +275,7 @@ export class JobManager {
     const job = await stored;
     this.jobs.set(job.id, job);
     this.queue.push(job);
-    this.log(`job ${job.id} queued (${dataName(config)}, ${config.trainer.total_steps} steps)`);
+    this.log(`job ${job.id} queued (${dataName(config)}, ${job.totalSteps ?? `${config.trainer.total_epochs} epochs`}${job.totalSteps === null ? "" : " steps"})`);
     this.pump();
     return job;
   }
@@ -312,7 +298,7 @@ export class JobManager {
 
   private newId(config: Config): string {
     for (;;) {
-      const id = newJobId(dataName(config), this.now());
+      const id = newJobId(config, this.now());
       if (!this.jobs.has(id) && !existsSync(join(this.store.root, id))) return id;
     }
   }
@@ -347,7 +333,7 @@ export class JobManager {
   view(job: ManagedJob): JobView {
     const r = job.record;
     return {
-      id: r.id, status: r.status, task: dataName(job.config), total_steps: job.config.trainer.total_steps, step: job.step,
+      id: r.id, status: r.status, task: dataName(job.config), total_steps: job.totalSteps, step: job.step,
       submitted_at: r.submitted_at, started_at: r.started_at, finished_at: r.finished_at, cancel_requested: r.cancel_requested,
       error: r.error, runs: r.runs, metrics: job.latest ?? null, actors: this.actorRows(job), result: r.result,
     };
@@ -465,6 +451,7 @@ export class JobManager {
         config: job.config, job: job.paths, resume, signal: controller.signal,
         output: (actor, inc, stream, line) => this.output(`${job.id}/${actor}`, inc, stream, line),
         onNote: (line) => this.log(`job ${job.id}: ${line}`),
+        onPlan: (plan) => (job.plannedSteps = plan.config.trainer.total_steps),
         onSupervisor: (sup) => {
           job.supervisor = sup;
           sup.events.subscribe((event) => job.emit({ type: "actor", event, actors: this.actorRows(job), step: job.step }));
@@ -526,6 +513,15 @@ export class JobManager {
     finished.forEach((j, rank) => {
       if (rank >= this.keepFinishedJobs || finishedAt(j.record) < cutoff) this.jobs.delete(j.id);
     });
+  }
+}
+
+/** The job folder's saved configuration; the defaults when it cannot be read (the job is only listed, never run). */
+function savedConfigOrDefaults(paths: JobPaths): Config {
+  try {
+    return openJob(paths.dir).config;
+  } catch {
+    return resolveConfig({ file: null, env: {}, values: {} }).config;
   }
 }
 

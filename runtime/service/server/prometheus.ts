@@ -51,7 +51,8 @@ export function faultSnapshot(registry: MetricsRegistry): FaultSnapshot {
 export interface JobMetricsSource {
   id: string;
   step: number;
-  totalSteps: number;
+  /** null while a job set by trainer.total_epochs has not planned its data: no sample then. */
+  totalSteps: number | null;
   /** The latest step's metrics (reference names), if any step ran. */
   latest: Record<string, number> | undefined;
   /** The latest held-out evaluation reward. */
@@ -143,7 +144,7 @@ class JobFamilies {
       this.latency.sample(h.count, { ...labels, le: "+Inf" }, "_bucket").sample(h.sum, labels, "_sum").sample(h.count, labels, "_count");
     }
     this.step.sample(job.step, labels);
-    this.total.sample(job.totalSteps, labels);
+    if (job.totalSteps !== null) this.total.sample(job.totalSteps, labels);
     const m = job.latest;
     if (m?.["critic/score/mean"] !== undefined) this.reward.sample(m["critic/score/mean"], labels);
     if (m?.["perf/throughput"] !== undefined) this.throughput.sample(m["perf/throughput"], labels);

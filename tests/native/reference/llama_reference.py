@@ -1,11 +1,13 @@
 #!/usr/bin/python3
 """Independent PyTorch reference for the runtime's Llama-family model and its Hugging Face folders.
 
-Pure torch (no transformers, no safetensors package): a small Llama/Qwen2 causal LM that mirrors
-transformers' semantics (RMSNorm x * rsqrt(mean(x^2) + eps) * w, rotate_half RoPE, SwiGLU, GQA by
-repeating each key/value head for its group of query heads, causal softmax attention scaled by
-1/sqrt(head_dim), optional q/k/v biases, optional tied embeddings), with parameter names and
-shapes exactly transformers' own, and a minimal safetensors reader and writer.
+Pure torch (no transformers, no safetensors package): a small Llama/Qwen2/Qwen3 causal LM that
+mirrors transformers' semantics (RMSNorm x * rsqrt(mean(x^2) + eps) * w, rotate_half RoPE with
+Llama 3's rope scaling when config.json has it, SwiGLU, GQA by repeating each key/value head for
+its group of query heads, causal softmax attention scaled by 1/sqrt(head_dim), optional q/k/v
+biases, Qwen3's per-head q_norm/k_norm before RoPE and head_dim of its own, optional tied
+embeddings), with parameter names and shapes exactly transformers' own, and a minimal
+safetensors reader and writer.
 
   llama_reference.py generate OUT_DIR --seed N
       Builds tiny random models, saves each as a Hugging Face folder under OUT_DIR and writes
@@ -13,11 +15,12 @@ shapes exactly transformers' own, and a minimal safetensors reader and writer.
       token and the gradient of one PPO policy loss (as native/src/core/ppo.cc defines it) with
       respect to every parameter, all computed in float64 from the weights as saved.
 
-  llama_reference.py dump MODEL_DIR OUT_FILE [--bf16-of F32_MODEL_DIR]
+  llama_reference.py dump MODEL_DIR OUT_FILE [--bf16-of F32_MODEL_DIR | --f16-of F32_MODEL_DIR]
       Loads a folder the way transformers would (config.json, then model.safetensors or the
       sharded index; every weight present with its exact shape and nothing extra, metadata
-      format "pt") and writes its weights as float32 safetensors to OUT_FILE. With --bf16-of,
-      also checks that MODEL_DIR's weights are exactly F32_MODEL_DIR's rounded by torch to bf16.
+      format "pt") and writes its weights as float32 safetensors to OUT_FILE. With --bf16-of
+      (--f16-of), also checks that MODEL_DIR's weights are exactly F32_MODEL_DIR's rounded by
+      torch to bf16 (f16) and that config.json's torch_dtype says so.
 
   llama_reference.py gpt2 FOLDER --seed N
       The same log-probs, loss and gradients for the runtime's built-in GPT-2 style model, from
@@ -104,8 +107,24 @@ def rotate_half(x):
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
-def rope_cos_sin(T, hd, theta, dtype):
+def llama3_inv_freq(inv_freq, scaling):
+    """transformers' _compute_llama3_parameters (modeling_rope_utils.py), in float64."""
+    factor, low, high = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"]
+    old_context_len = scaling["original_max_position_embeddings"]
+    low_freq_wavelen = old_context_len / low
+    high_freq_wavelen = old_context_len / high
+    wavelen = 2 * math.pi / inv_freq
+    inv_freq_llama = torch.where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq)
+    smooth_factor = (old_context_len / wavelen - low) / (high - low)
+    smoothed_inv_freq = (1 - smooth_factor) * inv_freq_llama / factor + smooth_factor * inv_freq_llama
+    is_medium_freq = ~(wavelen < high_freq_wavelen) * ~(wavelen > low_freq_wavelen)
+    return torch.where(is_medium_freq, smoothed_inv_freq, inv_freq_llama)
+
+
+def rope_cos_sin(T, hd, theta, dtype, scaling=None):
     inv_freq = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+    if scaling is not None:
+        inv_freq = llama3_inv_freq(inv_freq, scaling)
     freqs = torch.outer(torch.arange(T, dtype=torch.float64), inv_freq)
     emb = torch.cat((freqs, freqs), dim=-1)
     return emb.cos().to(dtype), emb.sin().to(dtype)
@@ -115,17 +134,24 @@ class Attention(torch.nn.Module):
     def __init__(self, cfg):
         super().__init__()
         C, nh, nkv = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
-        self.nh, self.nkv, self.hd = nh, nkv, C // nh
+        self.nh, self.nkv, self.hd = nh, nkv, cfg["_head_dim"]
         bias = cfg["_qkv_bias"]
         self.q_proj = torch.nn.Linear(C, nh * self.hd, bias=bias)
         self.k_proj = torch.nn.Linear(C, nkv * self.hd, bias=bias)
         self.v_proj = torch.nn.Linear(C, nkv * self.hd, bias=bias)
         self.o_proj = torch.nn.Linear(nh * self.hd, C, bias=False)
+        self.qk_norm = cfg["_qk_norm"]
+        if self.qk_norm:  # Qwen3: RMSNorm over each head's head_dim values, before RoPE
+            self.q_norm = RMSNorm(self.hd, cfg["rms_norm_eps"])
+            self.k_norm = RMSNorm(self.hd, cfg["rms_norm_eps"])
 
     def forward(self, x, cos, sin):
         B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, self.nh, self.hd).transpose(1, 2)
-        k = self.k_proj(x).view(B, T, self.nkv, self.hd).transpose(1, 2)
+        q = self.q_proj(x).view(B, T, self.nh, self.hd)
+        k = self.k_proj(x).view(B, T, self.nkv, self.hd)
+        if self.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k = q.transpose(1, 2), k.transpose(1, 2)
         v = self.v_proj(x).view(B, T, self.nkv, self.hd).transpose(1, 2)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
@@ -184,7 +210,7 @@ class CausalLM(torch.nn.Module):
     def forward(self, tokens):
         T = tokens.shape[1]
         h = self.model.embed_tokens(tokens)
-        cos, sin = rope_cos_sin(T, self.cfg["hidden_size"] // self.cfg["num_attention_heads"], self.cfg["rope_theta"], h.dtype)
+        cos, sin = rope_cos_sin(T, self.cfg["_head_dim"], self.cfg["rope_theta"], h.dtype, self.cfg.get("rope_scaling"))
         for layer in self.model.layers:
             h = layer(h, cos, sin)
         h = self.model.norm(h)
@@ -195,9 +221,13 @@ class CausalLM(torch.nn.Module):
 def normalise_config(cfg):
     """The keys the model reads, with transformers' defaults and each architecture's bias rule."""
     arch = cfg["architectures"][0]
-    assert arch in ("LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM"), arch
-    assert cfg.get("hidden_act", "silu") == "silu" and cfg.get("rope_scaling") is None
+    assert arch in ("LlamaForCausalLM", "Qwen2ForCausalLM", "MistralForCausalLM", "Qwen3ForCausalLM"), arch
+    scaling = cfg.get("rope_scaling")
+    assert cfg.get("hidden_act", "silu") == "silu" and (scaling is None or scaling.get("rope_type") == "llama3")
+    assert not cfg.get("attention_bias", False)  # Llama's and Qwen3's also bias o_proj: not modelled here
     out = dict(cfg)
+    out["_head_dim"] = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    out["_qk_norm"] = arch == "Qwen3ForCausalLM"
     out.setdefault("num_key_value_heads", cfg["num_attention_heads"])
     out.setdefault("rope_theta", 10000.0)
     out.setdefault("rms_norm_eps", 1e-6)
@@ -213,7 +243,7 @@ def normalise_config(cfg):
 def save_folder(path, cfg, model, dtype=torch.float32, shards=1):
     os.makedirs(path, exist_ok=True)
     public = {k: v for k, v in cfg.items() if not k.startswith("_")}
-    public["torch_dtype"] = "bfloat16" if dtype == torch.bfloat16 else "float32"
+    public["torch_dtype"] = {torch.bfloat16: "bfloat16", torch.float16: "float16"}.get(dtype, "float32")
     with open(os.path.join(path, "config.json"), "w") as f:
         json.dump(public, f, indent=2)
     state = model.state_dict()
@@ -261,7 +291,7 @@ def random_model(cfg, gen):
     model = CausalLM(cfg)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if name.endswith("layernorm.weight") or name == "model.norm.weight":
+            if name.endswith("norm.weight"):  # input/post_attention_layernorm, q_norm, k_norm, model.norm
                 p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=gen))
             elif name == "model.embed_tokens.weight":
                 # A tied embedding is also the LM head: scaled like a projection so the logits
@@ -445,6 +475,63 @@ QWEN2 = {
 }
 
 
+# Qwen3's shape at toy size: 4 heads of 12 on a width of 32 (o_proj [32, 48]), q/k norms, tied.
+QWEN3 = {
+    "architectures": ["Qwen3ForCausalLM"],
+    "model_type": "qwen3",
+    "vocab_size": 48,
+    "hidden_size": 32,
+    "head_dim": 12,
+    "intermediate_size": 40,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "hidden_act": "silu",
+    "max_position_embeddings": 40,
+    "rms_norm_eps": 1e-6,
+    "rope_theta": 1000000.0,
+    "rope_scaling": None,
+    "attention_bias": False,
+    "tie_word_embeddings": True,
+    "use_sliding_window": False,
+    "sliding_window": None,
+    "max_window_layers": 2,
+    "bos_token_id": 0,
+    "eos_token_id": 3,
+}
+
+# Llama 3.2's shape at toy size: tied, with its rope scaling; head_dim 8 at theta 10000 and an
+# original context of 64 put the four frequency pairs in all three regimes (kept, blended, divided).
+LLAMA3 = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "vocab_size": 40,
+    "hidden_size": 32,
+    "head_dim": 8,
+    "intermediate_size": 48,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 1,
+    "hidden_act": "silu",
+    "max_position_embeddings": 512,
+    "rms_norm_eps": 1e-5,
+    "rope_theta": 10000.0,
+    "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 64, "rope_type": "llama3"},
+    "tie_word_embeddings": True,
+    "attention_bias": False,
+    "mlp_bias": False,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+}
+
+
+def bf16_copy(cfg, model):
+    """The model as a bf16 folder holds it: every weight rounded by torch to bf16."""
+    rounded = CausalLM(cfg)
+    rounded.load_state_dict({k: v.to(torch.bfloat16).to(torch.float32) for k, v in model.state_dict().items()})
+    return rounded
+
+
 def generate(out, seed):
     gen = torch.Generator().manual_seed(seed)
     cases = []
@@ -456,24 +543,37 @@ def generate(out, seed):
     qwen = random_model(qwen_cfg, gen)
     save_folder(os.path.join(out, "qwen2_tied"), QWEN2, qwen)
     save_folder(os.path.join(out, "qwen2_tied_bf16"), QWEN2, qwen, dtype=torch.bfloat16)
-    # The bf16 folder's reference uses the weights as saved: rounded by torch to bf16.
-    qwen_bf16 = CausalLM(qwen_cfg)
-    qwen_bf16.load_state_dict({k: v.to(torch.bfloat16).to(torch.float32) for k, v in qwen.state_dict().items()})
-    for name, cfg, model in [("llama_gqa", llama_cfg, llama), ("llama_gqa_sharded", llama_cfg, llama), ("qwen2_tied", qwen_cfg, qwen), ("qwen2_tied_bf16", qwen_cfg, qwen_bf16)]:
+    qwen3_cfg = normalise_config(QWEN3)
+    qwen3 = random_model(qwen3_cfg, gen)
+    save_folder(os.path.join(out, "qwen3_tied"), QWEN3, qwen3)
+    save_folder(os.path.join(out, "qwen3_tied_bf16"), QWEN3, qwen3, dtype=torch.bfloat16)
+    save_folder(os.path.join(out, "qwen3_tied_f16"), QWEN3, qwen3, dtype=torch.float16)
+    llama3_cfg = normalise_config(LLAMA3)
+    llama3 = random_model(llama3_cfg, gen)
+    save_folder(os.path.join(out, "llama3_tied"), LLAMA3, llama3)
+    save_folder(os.path.join(out, "llama3_tied_bf16"), LLAMA3, llama3, dtype=torch.bfloat16)
+    # A bf16 folder's reference uses the weights as saved: rounded by torch to bf16.
+    for name, cfg, model in [("llama_gqa", llama_cfg, llama), ("llama_gqa_sharded", llama_cfg, llama), ("qwen2_tied", qwen_cfg, qwen),
+                             ("qwen2_tied_bf16", qwen_cfg, bf16_copy(qwen_cfg, qwen)), ("qwen3_tied", qwen3_cfg, qwen3),
+                             ("qwen3_tied_bf16", qwen3_cfg, bf16_copy(qwen3_cfg, qwen3)), ("llama3_tied", llama3_cfg, llama3),
+                             ("llama3_tied_bf16", llama3_cfg, bf16_copy(llama3_cfg, llama3))]:
         cases.append(llama_case(name, cfg, model, torch.Generator().manual_seed(seed * 1000 + len(cases))))
     with open(os.path.join(out, "reference.json"), "w") as f:
         json.dump({"seed": seed, "torch": torch.__version__, "cases": cases}, f)
 
 
-def dump(model_dir, out_file, bf16_of):
-    _, model, state = load_folder(model_dir)
+def dump(model_dir, out_file, rounded_of, dtype):
+    cfg, model, state = load_folder(model_dir)
     write_safetensors(out_file, model.state_dict(), torch.float32)
-    if bf16_of is not None:
-        _, _, f32_state = load_folder(bf16_of)
+    if rounded_of is not None:
+        want_name = {torch.bfloat16: "bfloat16", torch.float16: "float16"}[dtype]
+        if cfg.get("torch_dtype") != want_name:
+            raise ValueError(f"{model_dir}: config.json's torch_dtype is {cfg.get('torch_dtype')!r}, not {want_name!r}")
+        _, _, f32_state = load_folder(rounded_of)
         for name, t in f32_state.items():
             mine = state[name]
-            if mine.dtype != torch.bfloat16 or not torch.equal(mine.view(torch.int16), t.to(torch.bfloat16).view(torch.int16)):
-                raise ValueError(f"{model_dir}: {name} is not {bf16_of}'s {name} rounded to bf16 by torch")
+            if mine.dtype != dtype or not torch.equal(mine.view(torch.int16), t.to(dtype).view(torch.int16)):
+                raise ValueError(f"{model_dir}: {name} is not {rounded_of}'s {name} rounded to {want_name} by torch")
 
 
 def main():
@@ -486,6 +586,7 @@ def main():
     d.add_argument("model_dir")
     d.add_argument("out_file")
     d.add_argument("--bf16-of", default=None)
+    d.add_argument("--f16-of", default=None)
     g2 = sub.add_parser("gpt2")
     g2.add_argument("folder")
     g2.add_argument("--seed", type=int, required=True)
@@ -496,7 +597,10 @@ def main():
     elif args.command == "gpt2":
         gpt2(args.folder, args.seed)
     else:
-        dump(args.model_dir, args.out_file, args.bf16_of)
+        if args.f16_of is not None:
+            dump(args.model_dir, args.out_file, args.f16_of, torch.float16)
+        else:
+            dump(args.model_dir, args.out_file, args.bf16_of, torch.bfloat16)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ export function llamaTensorSpecs(c: LlamaModelConfig): TensorInfo[] {
     specs.push({ name, shape, offset, size });
     offset += size;
   };
-  const hd = c.width / c.heads;
+  const hd = c.headDim ?? c.width / c.heads;
   add("model.embed_tokens.weight", [c.vocab, c.width]);
   for (let i = 0; i < c.layers; i++) {
     const p = `model.layers.${i}.`;
@@ -26,6 +26,10 @@ export function llamaTensorSpecs(c: LlamaModelConfig): TensorInfo[] {
       if (c.attentionBias) add(`${p}self_attn.${proj}_proj.bias`, [rows]);
     }
     add(p + "self_attn.o_proj.weight", [c.width, c.heads * hd]);
+    if (c.qkNorm) {
+      add(p + "self_attn.q_norm.weight", [hd]);
+      add(p + "self_attn.k_norm.weight", [hd]);
+    }
     add(p + "post_attention_layernorm.weight", [c.width]);
     add(p + "mlp.gate_proj.weight", [c.intermediate, c.width]);
     add(p + "mlp.up_proj.weight", [c.intermediate, c.width]);

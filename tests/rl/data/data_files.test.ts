@@ -1,6 +1,7 @@
 /** Data files: JSON lines, JSON arrays and Parquet, read in order, with errors naming the file, line or row, and key. */
 import { describe, expect, test } from "bun:test";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { parquetWriteBuffer } from "hyparquet-writer";
@@ -61,13 +62,19 @@ describe("readDataFiles", () => {
     expect((await readDataFiles(path))[0]).toMatchObject({ prompt: "x", answer: "y" });
   });
 
+  const fifo = () => {
+    const path = join(dir, "fifo.jsonl");
+    if (!existsSync(path)) execFileSync("mkfifo", [path]);
+    return path;
+  };
   const bad = () => {
     mkdirSync(join(dir, "folder.jsonl"), { recursive: true });
     return [
       ["no files", [] as string[], "no data files given; give a path or a list of paths to .jsonl, .json or .parquet files"],
       ["a setting that is not a path", 5 as unknown as string, "data files must be a path or a list of paths (got a number)"],
       ["a missing file", join(dir, "missing.jsonl"), `${join(dir, "missing.jsonl")}: no such data file`],
-      ["a folder", join(dir, "folder.jsonl"), "not a file; give the data file itself, not a folder"],
+      ["a folder", join(dir, "folder.jsonl"), "folder.jsonl: not a file but a folder; give the data file itself"],
+      ["a FIFO", fifo(), "fifo.jsonl: not a file but a FIFO (named pipe); give the data file itself"],
       ["an unknown extension", file("data.csv", "prompt,answer\n"), `data.csv: unknown data file type ".csv"; data files end in .jsonl, .json, .parquet`],
       ["an empty file", file("empty.jsonl", "\n\n"), "empty.jsonl: the file has no rows"],
       ["an empty parquet file", file("empty.parquet", parquetWriteBuffer({ columnData: [
@@ -103,6 +110,55 @@ describe("readDataFiles", () => {
       expect((error as Error).message).toContain(message);
     });
   }
+
+  test("verl's data_source and extra_info travel with a row (JSONL and Parquet), for a reward's compute_score", async () => {
+    const jsonlPath = file("verl.jsonl", jsonl([
+      { prompt: "1+1?", answer: "2", data_source: "openai/gsm8k", extra_info: { split: "train", index: 3 } },
+      { prompt: "2+2?", answer: "4", data_source: 5, extra_info: "not an object" },
+    ]));
+    expect(await readDataFiles(jsonlPath)).toEqual([
+      { prompt: "1+1?", answer: "2", where: `${jsonlPath} line 1`, dataSource: "openai/gsm8k", extraInfo: { split: "train", index: 3 } },
+      { prompt: "2+2?", answer: "4", where: `${jsonlPath} line 2` },
+    ]);
+    const parquetPath = file("verl.parquet", parquetWriteBuffer({ columnData: [
+      { name: "prompt", data: ["a"], type: "STRING" }, { name: "answer", data: ["1"], type: "STRING" },
+      { name: "data_source", data: ["lighteval/MATH"], type: "STRING" }, { name: "extra_info", data: [{ index: 7 }] },
+    ] }));
+    expect(await readDataFiles(parquetPath)).toEqual([
+      { prompt: "a", answer: "1", where: `${parquetPath} row 0`, dataSource: "lighteval/MATH", extraInfo: { index: 7 } },
+    ]);
+  });
+
+  describe("the byte bound on a line (data.max_line_bytes)", () => {
+    test("a 10 MB line is refused by the default 1 MiB bound, naming the file and the line", async () => {
+      const huge = JSON.stringify({ prompt: "x".repeat(10_000_000), answer: "a" });
+      const path = file("huge.jsonl", `${jsonl([{ prompt: "ok", answer: "a" }])}${huge}\n`);
+      const error = await readDataFiles(path).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(DataError);
+      expect((error as Error).message).toBe(`${path} line 2 is longer than 1048576 bytes, over data.max_line_bytes=1048576; a line holds one row (shorten or drop it, or raise data.max_line_bytes)`);
+    });
+
+    test("lines up to the bound are read; one byte more is refused", async () => {
+      const row = JSON.stringify({ prompt: "é".repeat(40_000), answer: "a" }); // 80 000 bytes of prompt, across chunk ends
+      const bytes = Buffer.byteLength(row);
+      const path = file("bound.jsonl", `${row}\n${row}`);
+      const rows = await readDataFiles(path, { maxLineBytes: bytes });
+      expect(rows.map((r) => [r.prompt, r.where])).toEqual([["é".repeat(40_000), `${path} line 1`], ["é".repeat(40_000), `${path} line 2`]]);
+      const error = await readDataFiles(path, { maxLineBytes: bytes - 1 }).catch((e: unknown) => e);
+      expect((error as Error).message).toStartWith(`${path} line 1 is ${bytes} bytes, over data.max_line_bytes=${bytes - 1}`);
+    });
+
+    test("a prompt of a JSON array or Parquet row is bound the same way", async () => {
+      const long = "y".repeat(200);
+      const array = file("long.json", JSON.stringify([{ prompt: "ok", answer: "a" }, { prompt: long, answer: "a" }]));
+      const error = await readDataFiles(array, { maxLineBytes: 100 }).catch((e: unknown) => e);
+      expect((error as Error).message).toBe(`${array} row 1: "prompt" is a prompt of 200 bytes, over data.max_line_bytes=100; shorten it, drop the row, or raise data.max_line_bytes`);
+      const chat = file("longchat.parquet", parquetWriteBuffer({ columnData: [
+        { name: "prompt", data: [long], type: "STRING" }, { name: "answer", data: ["a"], type: "STRING" }] }));
+      const perror = await readDataFiles(chat, { maxLineBytes: 100 }).catch((e: unknown) => e);
+      expect((perror as Error).message).toStartWith(`${chat} row 0: "prompt" is a prompt of 200 bytes, over data.max_line_bytes=100`);
+    });
+  });
 
   test("readDataFile reads one file", async () => {
     expect(await readDataFile(file("one.jsonl", jsonl([{ prompt: "p", answer: "a" }])))).toHaveLength(1);

@@ -1,5 +1,6 @@
 /** Hugging Face tokenizer folders: loading, exact round trips, special tokens, and errors naming the file. */
 import { describe, expect, test } from "bun:test";
+import { execFileSync } from "node:child_process";
 import { cpSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ChatTemplateError, HfTokenizer, loadHfTokenizer, TokenizerError } from "../../../runtime/rl/text/index.ts";
@@ -82,6 +83,23 @@ describe("loadHfTokenizer", () => {
     expect(tok.decode(ids, { skipSpecialTokens: true })).toBe("user\nhi\n");
     expect(tok.decode([IM_END], { skipSpecialTokens: true })).toBe("");
     expect(tok.decode(Int32Array.from(ids), { skipSpecialTokens: false })).toBe(text);
+  });
+
+  test("ids in tokenizer.json beyond any model's vocabulary are refused at load, naming the token", () => {
+    const file = fixtureJson("tokenizer.json");
+    const [first] = Object.keys(file.model.vocab);
+    const far = variant({ "tokenizer.json": JSON.stringify({ ...file, model: { ...file.model, vocab: { ...file.model.vocab, [first!]: 1e9 } } }) });
+    expect(() => loadHfTokenizer(far)).toThrow(TokenizerError);
+    expect(() => loadHfTokenizer(far)).toThrow(`${join(far, "tokenizer.json")}: model.vocab token ${JSON.stringify(first)} has id 1000000000; token ids must be integers 0..1048575`);
+    const added = [{ ...file.added_tokens[0], id: -2 }, ...file.added_tokens.slice(1)];
+    const negative = variant({ "tokenizer.json": JSON.stringify({ ...file, added_tokens: added }) });
+    expect(() => loadHfTokenizer(negative)).toThrow(`added token ${JSON.stringify(SPECIAL_TOKENS[0])} has id -2; token ids must be integers 0..1048575`);
+  });
+
+  test("a tokenizer file that is a FIFO is refused at once, not waited on", () => {
+    const dir = variant({ "tokenizer_config.json": null });
+    execFileSync("mkfifo", [join(dir, "tokenizer_config.json")]);
+    expect(() => loadHfTokenizer(dir)).toThrow(`${join(dir, "tokenizer_config.json")}: cannot read it (${join(dir, "tokenizer_config.json")} is a FIFO (named pipe); expected a regular file)`);
   });
 
   test("decode refuses ids outside the vocabulary", () => {
