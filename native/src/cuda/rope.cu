@@ -26,7 +26,7 @@ __global__ void rope_kernel(float* x, int B, int T, int heads, int hd, int strid
 static void rope(float* x, int B, int T, int heads, int hd, int stride, int pos0, float theta, float sign, const char* op) {
   const long n = static_cast<long>(B) * T * heads * (hd / 2);
   if (n == 0) return;
-  rope_kernel<<<blocks_for(n, 256), 256>>>(x, B, T, heads, hd, stride, pos0, theta, sign);
+  RV_LAUNCH(rope_kernel, blocks_for(n, 256), 256)(x, B, T, heads, hd, stride, pos0, theta, sign);
   RV_CUDA_LAUNCHED(op);
 }
 

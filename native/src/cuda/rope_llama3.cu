@@ -38,7 +38,7 @@ static void rope_llama3(float* x, int B, int T, int heads, int hd, int stride, i
                         float sign, const char* op) {
   const long n = static_cast<long>(B) * T * heads * (hd / 2);
   if (n == 0) return;
-  rope_llama3_kernel<<<blocks_for(n, 256), 256>>>(x, B, T, heads, hd, stride, pos0, theta, scaling, sign);
+  RV_LAUNCH(rope_llama3_kernel, blocks_for(n, 256), 256)(x, B, T, heads, hd, stride, pos0, theta, scaling, sign);
   RV_CUDA_LAUNCHED(op);
 }
 
