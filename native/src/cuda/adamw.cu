@@ -1,5 +1,6 @@
 // adamw: elementwise AdamW update, and the deterministic sum of squares for the gradient norm
 // (CUDA mirror of cpu/adamw.cc).
+#include <algorithm>
 #include <cmath>
 
 #include "cuda/ops.cuh"
@@ -16,12 +17,12 @@ __global__ void adamw_kernel(float* params, const float* grads, float* m, float*
   params[i] -= lr * ((m[i] / bc1) / (sqrtf(v[i] / bc2) + eps) + weight_decay * params[i]);
 }
 
-// One block: each thread sums a fixed strided slice in double, then a fixed shared-memory tree.
-constexpr int kSumThreads = 256;
-__global__ void sum_squares_kernel(const float* x, long n, double* out) {
-  __shared__ double part[kSumThreads];
-  double s = 0;
-  for (long i = threadIdx.x; i < n; i += kSumThreads) s += static_cast<double>(x[i]) * x[i];
+// Two stages, each deterministic for a given n: block b of the first sums the squares of its fixed
+// strided slice (elements b * 256 + thread + k * blocks * 256) in double through a fixed shared tree;
+// one block of the second adds the blocks' partial sums the same way.
+constexpr int kSumThreads = 256, kSumMaxBlocks = 256, kSumPerThread = 16;
+
+__device__ void block_tree_sum(double* part, double s, double* out) {
   part[threadIdx.x] = s;
   __syncthreads();
   for (int half = kSumThreads / 2; half > 0; half >>= 1) {
@@ -31,25 +32,43 @@ __global__ void sum_squares_kernel(const float* x, long n, double* out) {
   if (threadIdx.x == 0) *out = part[0];
 }
 
+__global__ void sum_squares_kernel(const float* x, long n, double* partial) {
+  __shared__ double part[kSumThreads];
+  double s = 0;
+  const long stride = static_cast<long>(gridDim.x) * kSumThreads;
+  for (long i = blockIdx.x * static_cast<long>(kSumThreads) + threadIdx.x; i < n; i += stride)
+    s += static_cast<double>(x[i]) * x[i];
+  block_tree_sum(part, s, partial + blockIdx.x);
+}
+
+__global__ void sum_partials_kernel(const double* partial, int blocks, double* out) {
+  __shared__ double part[kSumThreads];
+  double s = 0;
+  for (int i = threadIdx.x; i < blocks; i += kSumThreads) s += partial[i];
+  block_tree_sum(part, s, out);
+}
+
 void adamw_update(float* params, const float* grads, float* m, float* v, std::size_t n, float lr, float beta1, float beta2,
                   float eps, float weight_decay, int step, float grad_scale) {
   const float bc1 = 1.0f - std::pow(beta1, static_cast<float>(step));
   const float bc2 = 1.0f - std::pow(beta2, static_cast<float>(step));
-  adamw_kernel<<<blocks_for(static_cast<long>(n), 256), 256>>>(params, grads, m, v, static_cast<long>(n), lr, beta1, beta2,
+  RV_LAUNCH(adamw_kernel, blocks_for(static_cast<long>(n), 256), 256)(params, grads, m, v, static_cast<long>(n), lr, beta1, beta2,
                                                                eps, weight_decay, bc1, bc2, grad_scale);
   RV_CUDA_LAUNCHED("adamw_update");
 }
 
+// The scratch holds the partial sums and the result; the one synchronous copy is the result the
+// caller waits for.
 double sum_squares(const float* x, std::size_t n) {
-  double* d = nullptr;
-  RV_CUDA_CHECK(cudaMalloc(&d, sizeof(double)), "sum_squares");
-  sum_squares_kernel<<<1, kSumThreads>>>(x, static_cast<long>(n), d);
+  const long wanted = blocks_for(static_cast<long>(n), kSumThreads * kSumPerThread);
+  const int blocks = static_cast<int>(std::min<long>(kSumMaxBlocks, std::max<long>(1, wanted)));
+  double* partial = static_cast<double*>(scratch(sizeof(double) * (blocks + 1), "sum_squares"));
+  RV_LAUNCH(sum_squares_kernel, blocks, kSumThreads)(x, static_cast<long>(n), partial);
+  RV_CUDA_LAUNCHED("sum_squares");
+  RV_LAUNCH(sum_partials_kernel, 1, kSumThreads)(partial, blocks, partial + blocks);
+  RV_CUDA_LAUNCHED("sum_squares");
   double h = 0;
-  const cudaError_t launch = cudaGetLastError();
-  const cudaError_t copy = cudaMemcpy(&h, d, sizeof(double), cudaMemcpyDeviceToHost);
-  cudaFree(d);
-  RV_CUDA_CHECK(launch, "sum_squares");
-  RV_CUDA_CHECK(copy, "sum_squares");
+  RV_CUDA_CHECK(cudaMemcpy(&h, partial + blocks, sizeof(double), cudaMemcpyDeviceToHost), "sum_squares");
   return h;
 }
 

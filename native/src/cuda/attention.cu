@@ -1,8 +1,8 @@
 // attention: causal attention with grouped kv heads (CUDA mirror of cpu/attention.cc). qkv rows
 // are [q: NH heads | k: NKV heads | v: NKV heads] of hs = C / NH; query head h reads kv head
 // h / (NH / NKV). Forward: one thread per (batch, head, query) row with a fused
-// score/softmax/weighted-sum. Backward: one thread per (batch, kv head), walking the query heads of
-// its group and their queries in order, so the shared dk/dv rows need no atomics.
+// score/softmax/weighted-sum. Backward: one thread per query row for dq, then one per key row for
+// dk/dv (summing its group's query heads in order), so no row needs atomics.
 #include "cuda/ops.cuh"
 
 namespace revenant::cuda {
@@ -54,45 +54,64 @@ __global__ void attention_forward_kernel(float* out, float* att, const float* qk
   }
 }
 
-__global__ void attention_backward_kernel(float* dqkv, const float* dout, const float* qkv, const float* att, int B,
-                                          int T, int C, int NH, int NKV) {
-  const int bg = blockIdx.x * blockDim.x + threadIdx.x;
-  if (bg >= B * NKV) return;
+// The backward in two parallel passes, each output row summed by one thread in a fixed order (no
+// atomics): one thread per (batch, head, query) sums dq and saves dot = sum_t2 att[t2] (v[t2] . dout),
+// then one thread per (batch, kv head, key) sums dk and dv over its group's heads and the queries
+// at or after it. The sums run in the order of the single-thread walk they replace, so the bits
+// are the same.
+__global__ void attention_backward_query_kernel(float* dqkv, float* dots, const float* dout, const float* qkv,
+                                                const float* att, int B, int T, int C, int NH, int NKV) {
+  const long idx = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+  if (idx >= static_cast<long>(B) * NH * T) return;
   const QkvLayout L(C, NH, NKV);
-  const int g = bg % NKV, b = bg / NKV, hs = L.hs, per_group = NH / NKV;
+  const int t = static_cast<int>(idx % T), h = static_cast<int>(idx / T % NH), b = static_cast<int>(idx / T / NH);
+  const int g = L.group(h), hs = L.hs;
+  const long row0 = static_cast<long>(b) * T, row = row0 + t;
+  const float scale = rsqrtf(static_cast<float>(hs));
+  const float* a = att + idx * T;
+  const float* d = dout + row * C + h * hs;
+  auto datt = [&](int t2) {  // v[t2] . dout
+    const float* v = qkv + L.v(row0 + t2, g);
+    float s = 0;
+    for (int i = 0; i < hs; ++i) s += v[i] * d[i];
+    return s;
+  };
+  float dot = 0;
+  for (int t2 = 0; t2 <= t; ++t2) dot += a[t2] * datt(t2);
+  dots[idx] = dot;
+  float* dq = dqkv + L.q(row, h);
+  for (int t2 = 0; t2 <= t; ++t2) {
+    const float dpre = a[t2] * (datt(t2) - dot) * scale;
+    const float* k = qkv + L.k(row0 + t2, g);
+    for (int i = 0; i < hs; ++i) dq[i] += dpre * k[i];
+  }
+}
+
+__global__ void attention_backward_key_kernel(float* dqkv, const float* dots, const float* dout, const float* qkv,
+                                              const float* att, int B, int T, int C, int NH, int NKV) {
+  const long idx = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+  if (idx >= static_cast<long>(B) * NKV * T) return;
+  const QkvLayout L(C, NH, NKV);
+  const int t2 = static_cast<int>(idx % T), g = static_cast<int>(idx / T % NKV), b = static_cast<int>(idx / T / NKV);
+  const int hs = L.hs, per_group = NH / NKV;
   const long row0 = static_cast<long>(b) * T;
   const float scale = rsqrtf(static_cast<float>(hs));
+  const float* v = qkv + L.v(row0 + t2, g);
+  float* dk = dqkv + L.k(row0 + t2, g);
+  float* dv = dqkv + L.v(row0 + t2, g);
   for (int h = g * per_group; h < (g + 1) * per_group; ++h) {
     const long bh = static_cast<long>(b) * NH + h;
-    for (int t = 0; t < T; ++t) {
-      const long row = row0 + t;
-      const float* q = qkv + L.q(row, h);
-      float* dq = dqkv + L.q(row, h);
-      const float* a = att + (bh * T + t) * T;
-      const float* d = dout + row * C + h * hs;
-      float dot = 0;  // sum att * datt, datt[t2] = v[t2] . d
-      for (int t2 = 0; t2 <= t; ++t2) {
-        const float* v = qkv + L.v(row0 + t2, g);
-        float* dv = dqkv + L.v(row0 + t2, g);
-        float s = 0;
-        for (int i = 0; i < hs; ++i) {
-          s += v[i] * d[i];
-          dv[i] += a[t2] * d[i];
-        }
-        dot += a[t2] * s;
+    for (int t = t2; t < T; ++t) {
+      const float a = att[(bh * T + t) * T + t2];
+      const float* d = dout + (row0 + t) * C + h * hs;
+      const float* q = qkv + L.q(row0 + t, h);
+      float s = 0;
+      for (int i = 0; i < hs; ++i) {
+        s += v[i] * d[i];
+        dv[i] += a * d[i];
       }
-      for (int t2 = 0; t2 <= t; ++t2) {
-        const float* v = qkv + L.v(row0 + t2, g);
-        float datt = 0;
-        for (int i = 0; i < hs; ++i) datt += v[i] * d[i];
-        const float dpre = a[t2] * (datt - dot) * scale;
-        const float* k = qkv + L.k(row0 + t2, g);
-        float* dk = dqkv + L.k(row0 + t2, g);
-        for (int i = 0; i < hs; ++i) {
-          dq[i] += dpre * k[i];
-          dk[i] += dpre * q[i];
-        }
-      }
+      const float dpre = a * (s - dots[bh * T + t]) * scale;
+      for (int i = 0; i < hs; ++i) dk[i] += dpre * q[i];
     }
   }
 }
@@ -143,22 +162,27 @@ __global__ void attention_decode_kernel(float* out, const float* kcache, const f
 }
 
 void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH, int NKV) {
-  attention_forward_kernel<<<blocks_for(static_cast<long>(B) * NH * T, 128), 128>>>(out, att, qkv, B, T, C, NH, NKV);
+  RV_LAUNCH(attention_forward_kernel, blocks_for(static_cast<long>(B) * NH * T, 128), 128)(out, att, qkv, B, T, C, NH, NKV);
   RV_CUDA_LAUNCHED("attention_forward");
 }
 
 void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T, int C, int NH,
                         int NKV) {
-  attention_backward_kernel<<<blocks_for(static_cast<long>(B) * NKV, 64), 64>>>(dqkv, dout, qkv, att, B, T, C, NH, NKV);
+  float* dots = static_cast<float*>(scratch(sizeof(float) * B * NH * T, "attention_backward"));
+  RV_LAUNCH(attention_backward_query_kernel, blocks_for(static_cast<long>(B) * NH * T, 128), 128)(dqkv, dots, dout, qkv,
+                                                                                                  att, B, T, C, NH, NKV);
+  RV_CUDA_LAUNCHED("attention_backward");
+  RV_LAUNCH(attention_backward_key_kernel, blocks_for(static_cast<long>(B) * NKV * T, 128), 128)(dqkv, dots, dout, qkv,
+                                                                                                att, B, T, C, NH, NKV);
   RV_CUDA_LAUNCHED("attention_backward");
 }
 
 void attention_decode(float* out, float* kcache, float* vcache, const float* qkv, int B, int T, int C, int NH, int NKV,
                       int pos0, int Tmax) {
   const long kv = static_cast<long>(B) * T * NKV * (C / NH);
-  kv_store_kernel<<<blocks_for(kv, 256), 256>>>(kcache, vcache, qkv, B, T, C, NH, NKV, pos0, Tmax);
+  RV_LAUNCH(kv_store_kernel, blocks_for(kv, 256), 256)(kcache, vcache, qkv, B, T, C, NH, NKV, pos0, Tmax);
   RV_CUDA_LAUNCHED("attention_decode");
-  attention_decode_kernel<<<blocks_for(static_cast<long>(B) * NH * T, 64), 64>>>(out, kcache, vcache, qkv, B, T, C, NH,
+  RV_LAUNCH(attention_decode_kernel, blocks_for(static_cast<long>(B) * NH * T, 64), 64)(out, kcache, vcache, qkv, B, T, C, NH,
                                                                                 NKV, pos0, Tmax);
   RV_CUDA_LAUNCHED("attention_decode");
 }

@@ -125,7 +125,7 @@ class CudaBackend final : public Backend {
   // cudaErrorIllegalAddress, which RV_CUDA_CHECK must classify as sticky.
   void test_device_lost() override {
     bind("test_device_lost");
-    fault_kernel<<<1, 32>>>(nullptr);
+    RV_LAUNCH(fault_kernel, 1, 32)(nullptr);
     RV_CUDA_CHECK(cudaGetLastError(), "test_device_lost");
     RV_CUDA_CHECK(cudaDeviceSynchronize(), "test_device_lost");
     RV_FAIL("test_device_lost", "a kernel writing through a null pointer did not fault on cuda:" + std::to_string(device_));

@@ -3,6 +3,8 @@
 // load on machines with no driver at all.
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <string>
 
 #include "core/device_info.h"
@@ -24,6 +26,45 @@ std::string driver_refusal(const CudaStatus& s) {
          "the addon with a CUDA toolkit no newer than " + cuda_version_text(s.driver_version);
 }
 
+// The architectures this binary carries code for, as CMake's CUDA_ARCHITECTURES with commas
+// ("75-real,80-real,86-real,89-real,90"): NN-real is machine code for compute capability N.N,
+// which runs on N.M for M >= N's minor; NN-virtual is PTX, which the driver compiles for any
+// capability at or above it; a bare NN is both. "native" and "all" mean a build for this machine
+// or for everything, and are trusted.
+#ifndef REVENANT_CUDA_ARCHS
+#define REVENANT_CUDA_ARCHS "native"
+#endif
+
+// Empty when code for compute capability major.minor is in the binary, otherwise why not.
+std::string arch_refusal(const std::string& which, int major, int minor) {
+  const std::string archs = REVENANT_CUDA_ARCHS;
+  if (archs.empty() || archs.find("native") != std::string::npos || archs.find("all") != std::string::npos) return "";
+  const int cc = major * 10 + minor;
+  std::string machine, ptx;
+  for (std::size_t at = 0; at < archs.size();) {
+    const std::size_t comma = std::min(archs.find(',', at), archs.size());
+    const std::string entry = archs.substr(at, comma - at);
+    at = comma + 1;
+    const int arch = std::atoi(entry.c_str());
+    if (arch <= 0) continue;
+    const bool real = entry.find("-virtual") == std::string::npos, virt = entry.find("-real") == std::string::npos;
+    const std::string text = std::to_string(arch / 10) + "." + std::to_string(arch % 10);
+    if (real) {
+      if (cc / 10 == arch / 10 && cc >= arch) return "";
+      machine += (machine.empty() ? "" : ", ") + text;
+    }
+    if (virt) {
+      if (cc >= arch) return "";
+      ptx += (ptx.empty() ? "" : ", ") + text + "+";
+    }
+  }
+  return which + " has compute capability " + std::to_string(major) + "." + std::to_string(minor) +
+         ", but this addon has code only for " + (machine.empty() ? "" : "compute capability " + machine + " (machine code)") +
+         (machine.empty() || ptx.empty() ? "" : " and ") + (ptx.empty() ? "" : ptx + " (PTX)") +
+         " (cudaErrorNoKernelImageForDevice at the first op): rebuild with -DCMAKE_CUDA_ARCHITECTURES=" +
+         std::to_string(cc) + " on a CUDA toolkit that supports it, or use device \"cpu\"";
+}
+
 // Fills the facts of device `s.device`; false (with the reason) when it cannot be used.
 bool probe_device(CudaStatus& s) {
   const std::string which = "device " + std::to_string(s.device);
@@ -38,6 +79,8 @@ bool probe_device(CudaStatus& s) {
   s.total_memory = prop.totalGlobalMem;
   s.compute_major = prop.major;
   s.compute_minor = prop.minor;
+  s.reason = arch_refusal(which + " (" + s.name + ")", prop.major, prop.minor);
+  if (!s.reason.empty()) return false;
   size_t free_b = 0, total_b = 0;
   err = cudaSetDevice(s.device);
   if (err == cudaSuccess) err = cudaMemGetInfo(&free_b, &total_b);

@@ -29,12 +29,12 @@ __global__ void embedding_backward_kernel(float* dwte, float* dwpe, const float*
 
 void embedding_forward(float* out, const int* tokens, const float* wte, const float* wpe, int B, int T, int C, int pos0) {
   const long n = static_cast<long>(B) * T * C;
-  embedding_forward_kernel<<<blocks_for(n, 256), 256>>>(out, tokens, wte, wpe, B, T, C, pos0);
+  RV_LAUNCH(embedding_forward_kernel, blocks_for(n, 256), 256)(out, tokens, wte, wpe, B, T, C, pos0);
   RV_CUDA_LAUNCHED("embedding_forward");
 }
 
 void embedding_backward(float* dwte, float* dwpe, const float* dout, const int* tokens, int B, int T, int C, int pos0) {
-  embedding_backward_kernel<<<blocks_for(C, 64), 64>>>(dwte, dwpe, dout, tokens, B, T, C, pos0);
+  RV_LAUNCH(embedding_backward_kernel, blocks_for(C, 64), 64)(dwte, dwpe, dout, tokens, B, T, C, pos0);
   RV_CUDA_LAUNCHED("embedding_backward");
 }
 

@@ -246,7 +246,7 @@ void flash_attention_forward(float* out, float* lse, const float* qkv, int B, in
   RV_CHECK(flash_attention_supports(C, NH), "flash_attention_forward", "head size above 128");
   const int hs = C / NH;
   const std::size_t smem = sizeof(float) * (KT * (hs + 1) + KT * hs + WARPS * hs);
-  flash_forward_kernel<<<grid_for(B, T, NH), 32 * WARPS, smem>>>(out, lse, qkv, T, C, NH, NKV);
+  RV_LAUNCH(flash_forward_kernel, grid_for(B, T, NH), 32 * WARPS, smem)(out, lse, qkv, T, C, NH, NKV);
   RV_CUDA_LAUNCHED("flash_attention_forward");
 }
 
@@ -255,10 +255,10 @@ void flash_attention_backward(float* dqkv, float* delta, const float* dout, cons
   RV_CHECK(flash_attention_supports(C, NH), "flash_attention_backward", "head size above 128");
   const int hs = C / NH;
   const std::size_t smem_dq = sizeof(float) * (2 * KT * (hs + 1) + 2 * WARPS * hs);
-  flash_dq_kernel<<<grid_for(B, T, NH), 32 * WARPS, smem_dq>>>(dqkv, delta, dout, qkv, lse, T, C, NH, NKV);
+  RV_LAUNCH(flash_dq_kernel, grid_for(B, T, NH), 32 * WARPS, smem_dq)(dqkv, delta, dout, qkv, lse, T, C, NH, NKV);
   RV_CUDA_LAUNCHED("flash_attention_backward");
   const std::size_t smem_kv = sizeof(float) * (2 * WARPS * hs + 2 * KT * (hs + 1) + 2 * KT);
-  flash_dkdv_kernel<<<grid_for(B, T, NKV), 32 * WARPS, smem_kv>>>(dqkv, dout, qkv, lse, delta, T, C, NH, NKV);
+  RV_LAUNCH(flash_dkdv_kernel, grid_for(B, T, NKV), 32 * WARPS, smem_kv)(dqkv, dout, qkv, lse, delta, T, C, NH, NKV);
   RV_CUDA_LAUNCHED("flash_attention_backward");
 }
 

@@ -22,12 +22,12 @@ __global__ void gelu_backward_kernel(float* dinp, const float* inp, const float*
 }
 
 void gelu_forward(float* out, const float* inp, int N) {
-  gelu_forward_kernel<<<blocks_for(N, 256), 256>>>(out, inp, N);
+  RV_LAUNCH(gelu_forward_kernel, blocks_for(N, 256), 256)(out, inp, N);
   RV_CUDA_LAUNCHED("gelu_forward");
 }
 
 void gelu_backward(float* dinp, const float* inp, const float* dout, int N) {
-  gelu_backward_kernel<<<blocks_for(N, 256), 256>>>(dinp, inp, dout, N);
+  RV_LAUNCH(gelu_backward_kernel, blocks_for(N, 256), 256)(dinp, inp, dout, N);
   RV_CUDA_LAUNCHED("gelu_backward");
 }
 

@@ -218,7 +218,7 @@ void gemm_tc(float* C, const float* A, bool trans_a, const float* B, bool trans_
   for (const RowSlice& s : grid_row_slices(M, BM)) {
     const Operand as{a.p + s.begin * a.s_row, a.s_row, a.s_col};
     const dim3 grid(blocks_for(N, BN), blocks_for(s.rows, BM));
-    gemm_tc_kernel<<<grid, THREADS>>>(s.rows, N, K, as, b, C + s.begin * N, N, ep);
+    RV_LAUNCH(gemm_tc_kernel, grid, THREADS)(s.rows, N, K, as, b, C + s.begin * N, N, ep);
     RV_CUDA_LAUNCHED(op);
   }
 }
@@ -232,7 +232,7 @@ void matmul_backward_tc(float* dinp, float* dw, float* dbias, const float* dout,
   if (dinp) gemm_tc(dinp, dout, false, w, false, N, C, OC, true, nullptr, false, "matmul_backward");  // dout @ w
   if (dw) gemm_tc(dw, dout, true, inp, false, OC, C, N, true, nullptr, false, "matmul_backward");      // dout^T @ inp
   if (dbias) {
-    bias_backward_tc_kernel<<<blocks_for(OC, 64), 64>>>(dbias, dout, N, OC);
+    RV_LAUNCH(bias_backward_tc_kernel, blocks_for(OC, 64), 64)(dbias, dout, N, OC);
     RV_CUDA_LAUNCHED("matmul_backward");
   }
 }

@@ -60,7 +60,7 @@ void head_rmsnorm_forward(float* out, float* rstd, const float* inp, const float
                           float eps) {
   const long units = static_cast<long>(N) * heads;
   if (units == 0) return;
-  head_rmsnorm_forward_kernel<<<blocks_for(units, 8), 256>>>(out, rstd, inp, w, N, heads, hd, stride, eps);
+  RV_LAUNCH(head_rmsnorm_forward_kernel, blocks_for(units, 8), 256)(out, rstd, inp, w, N, heads, hd, stride, eps);
   RV_CUDA_LAUNCHED("head_rmsnorm_forward");
 }
 
@@ -68,9 +68,11 @@ void head_rmsnorm_backward(float* dx, float* dw, const float* inp, const float* 
                            int hd, int stride) {
   const long units = static_cast<long>(N) * heads;
   if (units == 0) return;
-  if (dw) head_rmsnorm_backward_weight_kernel<<<blocks_for(hd, 64), 64>>>(dw, dx, inp, rstd, N, heads, hd, stride);
+  if (dw) {
+    RV_LAUNCH(head_rmsnorm_backward_weight_kernel, blocks_for(hd, 64), 64)(dw, dx, inp, rstd, N, heads, hd, stride);
+  }
   RV_CUDA_LAUNCHED("head_rmsnorm_backward");
-  head_rmsnorm_backward_input_kernel<<<blocks_for(units, 8), 256>>>(dx, inp, w, rstd, N, heads, hd, stride);
+  RV_LAUNCH(head_rmsnorm_backward_input_kernel, blocks_for(units, 8), 256)(dx, inp, w, rstd, N, heads, hd, stride);
   RV_CUDA_LAUNCHED("head_rmsnorm_backward");
 }
 

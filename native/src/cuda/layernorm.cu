@@ -66,15 +66,15 @@ __global__ void layernorm_backward_weight_kernel(float* dw, float* db, const flo
 }
 
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b, int N, int C) {
-  layernorm_forward_kernel<<<blocks_for(N, 8), 256>>>(out, mean, rstd, inp, w, b, N, C);
+  RV_LAUNCH(layernorm_forward_kernel, blocks_for(N, 8), 256)(out, mean, rstd, inp, w, b, N, C);
   RV_CUDA_LAUNCHED("layernorm_forward");
 }
 
 void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* w,
                         const float* mean, const float* rstd, int N, int C) {
-  layernorm_backward_input_kernel<<<blocks_for(N, 8), 256>>>(dinp, dout, inp, w, mean, rstd, N, C);
+  RV_LAUNCH(layernorm_backward_input_kernel, blocks_for(N, 8), 256)(dinp, dout, inp, w, mean, rstd, N, C);
   RV_CUDA_LAUNCHED("layernorm_backward");
-  layernorm_backward_weight_kernel<<<blocks_for(C, 64), 64>>>(dw, db, dout, inp, mean, rstd, N, C);
+  RV_LAUNCH(layernorm_backward_weight_kernel, blocks_for(C, 64), 64)(dw, db, dout, inp, mean, rstd, N, C);
   RV_CUDA_LAUNCHED("layernorm_backward");
 }
 

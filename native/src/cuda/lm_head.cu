@@ -94,15 +94,15 @@ void lm_head_forward(float* lp, float* entropy, float* lse, float* scratch, cons
                      const int* targets, int N, int C, int V, int chunk, float inv_temp) {
   float* s = scratch + static_cast<long>(N) * chunk;
   float* e = s + N;
-  lm_head_init_kernel<<<blocks_for(N, 128), 128>>>(lp, lse, s, e, N);
+  RV_LAUNCH(lm_head_init_kernel, blocks_for(N, 128), 128)(lp, lse, s, e, N);
   RV_CUDA_LAUNCHED("lm_head_forward");
   for (int v0 = 0; v0 < V; v0 += chunk) {
     const int vc = V - v0 < chunk ? V - v0 : chunk;
     matmul_forward(scratch, inp, w + static_cast<long>(v0) * C, nullptr, N, C, vc);
-    lm_head_fold_kernel<<<N, kThreads>>>(lp, lse, s, e, scratch, targets, vc, v0, inv_temp, entropy != nullptr);
+    RV_LAUNCH(lm_head_fold_kernel, N, kThreads)(lp, lse, s, e, scratch, targets, vc, v0, inv_temp, entropy != nullptr);
     RV_CUDA_LAUNCHED("lm_head_forward");
   }
-  lm_head_finish_kernel<<<blocks_for(N, 128), 128>>>(lp, entropy, lse, s, e, targets, N);
+  RV_LAUNCH(lm_head_finish_kernel, blocks_for(N, 128), 128)(lp, entropy, lse, s, e, targets, N);
   RV_CUDA_LAUNCHED("lm_head_forward");
 }
 
@@ -113,7 +113,7 @@ void lm_head_backward(float* dinp, float* dw, float* scratch, const float* inp, 
     const int vc = V - v0 < chunk ? V - v0 : chunk;
     const float* wc = w + static_cast<long>(v0) * C;
     matmul_forward(scratch, inp, wc, nullptr, N, C, vc);
-    lm_head_grad_kernel<<<blocks_for(static_cast<long>(N) * vc, 256), 256>>>(scratch, targets, lse, entropy, dlp, dent, N,
+    RV_LAUNCH(lm_head_grad_kernel, blocks_for(static_cast<long>(N) * vc, 256), 256)(scratch, targets, lse, entropy, dlp, dent, N,
                                                                              vc, v0, inv_temp);
     RV_CUDA_LAUNCHED("lm_head_backward");
     matmul_backward(dinp, dw ? dw + static_cast<long>(v0) * C : nullptr, nullptr, scratch, inp, wc, N, C, vc);  // dw null: frozen

@@ -45,13 +45,13 @@ __global__ void logprob_backward_kernel(float* dlogits, const float* logits, con
 }
 
 void logprob_forward(float* lp, float* entropy, const float* logits, const int* targets, int N, int V) {
-  logprob_forward_kernel<<<blocks_for(N, 128), 128>>>(lp, entropy, logits, targets, N, V);
+  RV_LAUNCH(logprob_forward_kernel, blocks_for(N, 128), 128)(lp, entropy, logits, targets, N, V);
   RV_CUDA_LAUNCHED("logprob_forward");
 }
 
 void logprob_backward(float* dlogits, const float* logits, const int* targets, const float* dlp, const float* dent, int N,
                       int V) {
-  logprob_backward_kernel<<<blocks_for(N, 128), 128>>>(dlogits, logits, targets, dlp, dent, N, V);
+  RV_LAUNCH(logprob_backward_kernel, blocks_for(N, 128), 128)(dlogits, logits, targets, dlp, dent, N, V);
   RV_CUDA_LAUNCHED("logprob_backward");
 }
 

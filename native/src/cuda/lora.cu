@@ -85,38 +85,38 @@ __global__ void lora_dropout_kernel(float* out, const float* inp, int N, int C, 
 
 void lora_dropout_forward(float* out, const float* inp, int N, int C, float p, uint64_t seed, int stream) {
   if (N == 0) return;
-  lora_dropout_kernel<<<blocks_for(static_cast<long>(N) * C, 256), 256>>>(out, inp, N, C, p, seed, stream, false);
+  RV_LAUNCH(lora_dropout_kernel, blocks_for(static_cast<long>(N) * C, 256), 256)(out, inp, N, C, p, seed, stream, false);
   RV_CUDA_LAUNCHED("lora_dropout_forward");
 }
 
 void lora_dropout_backward(float* dinp, const float* dout, int N, int C, float p, uint64_t seed, int stream) {
   if (N == 0) return;
-  lora_dropout_kernel<<<blocks_for(static_cast<long>(N) * C, 256), 256>>>(dinp, dout, N, C, p, seed, stream, true);
+  RV_LAUNCH(lora_dropout_kernel, blocks_for(static_cast<long>(N) * C, 256), 256)(dinp, dout, N, C, p, seed, stream, true);
   RV_CUDA_LAUNCHED("lora_dropout_backward");
 }
 
 void lora_forward(float* out, float* u, const float* inp, const float* A, const float* B, int N, int C, int OC, int ld, int r,
                   float scale) {
   if (N == 0) return;
-  lora_down_kernel<<<blocks_for(static_cast<long>(N) * r, 256), 256>>>(u, inp, A, N, C, r);
+  RV_LAUNCH(lora_down_kernel, blocks_for(static_cast<long>(N) * r, 256), 256)(u, inp, A, N, C, r);
   RV_CUDA_LAUNCHED("lora_forward");
-  lora_up_kernel<<<blocks_for(static_cast<long>(N) * OC, 256), 256>>>(out, u, B, N, OC, ld, r, scale);
+  RV_LAUNCH(lora_up_kernel, blocks_for(static_cast<long>(N) * OC, 256), 256)(out, u, B, N, OC, ld, r, scale);
   RV_CUDA_LAUNCHED("lora_forward");
 }
 
 void lora_backward(float* dinp, float* dA, float* dB, float* u, float* du, const float* dout, const float* inp, const float* A,
                    const float* B, int N, int C, int OC, int ld, int r, float scale) {
   if (N == 0) return;
-  lora_down_kernel<<<blocks_for(static_cast<long>(N) * r, 256), 256>>>(u, inp, A, N, C, r);
+  RV_LAUNCH(lora_down_kernel, blocks_for(static_cast<long>(N) * r, 256), 256)(u, inp, A, N, C, r);
   RV_CUDA_LAUNCHED("lora_backward");
-  lora_du_kernel<<<blocks_for(static_cast<long>(N) * r, 256), 256>>>(du, dout, B, N, OC, ld, r, scale);
+  RV_LAUNCH(lora_du_kernel, blocks_for(static_cast<long>(N) * r, 256), 256)(du, dout, B, N, OC, ld, r, scale);
   RV_CUDA_LAUNCHED("lora_backward");
-  lora_db_kernel<<<blocks_for(static_cast<long>(OC) * r, 256), 256>>>(dB, dout, u, N, OC, ld, r, scale);
+  RV_LAUNCH(lora_db_kernel, blocks_for(static_cast<long>(OC) * r, 256), 256)(dB, dout, u, N, OC, ld, r, scale);
   RV_CUDA_LAUNCHED("lora_backward");
-  lora_da_kernel<<<blocks_for(static_cast<long>(r) * C, 256), 256>>>(dA, du, inp, N, C, r);
+  RV_LAUNCH(lora_da_kernel, blocks_for(static_cast<long>(r) * C, 256), 256)(dA, du, inp, N, C, r);
   RV_CUDA_LAUNCHED("lora_backward");
   if (dinp) {
-    lora_dinp_kernel<<<blocks_for(static_cast<long>(N) * C, 256), 256>>>(dinp, du, A, N, C, r);
+    RV_LAUNCH(lora_dinp_kernel, blocks_for(static_cast<long>(N) * C, 256), 256)(dinp, du, A, N, C, r);
     RV_CUDA_LAUNCHED("lora_backward");
   }
 }

@@ -36,7 +36,7 @@ static void gemm(int M, int N, int K, const float* A, long sai, long sak, const 
   const dim3 block(TILE, TILE);
   for (const RowSlice& s : grid_row_slices(M, TILE)) {
     const dim3 grid(blocks_for(N, TILE), blocks_for(s.rows, TILE));
-    gemm_kernel<<<grid, block>>>(s.rows, N, K, A + s.begin * sai, sai, sak, B, sbk, sbn, C + s.begin * ldc, ldc,
+    RV_LAUNCH(gemm_kernel, grid, block)(s.rows, N, K, A + s.begin * sai, sai, sak, B, sbk, sbn, C + s.begin * ldc, ldc,
                                  accumulate);
     RV_CUDA_LAUNCHED(op);
   }
@@ -58,7 +58,7 @@ __global__ void bias_backward_kernel(float* dbias, const float* dout, int N, int
 
 void matmul_forward(float* out, const float* inp, const float* w, const float* bias, int N, int C, int OC) {
   if (bias) {
-    fill_bias_kernel<<<blocks_for(static_cast<long>(N) * OC, 256), 256>>>(out, bias, N, OC);
+    RV_LAUNCH(fill_bias_kernel, blocks_for(static_cast<long>(N) * OC, 256), 256)(out, bias, N, OC);
     RV_CUDA_LAUNCHED("matmul_forward");
   }
   gemm(N, OC, C, inp, C, 1, w, 1, C, out, OC, bias != nullptr, "matmul_forward");
@@ -69,7 +69,7 @@ void matmul_backward(float* dinp, float* dw, float* dbias, const float* dout, co
   if (dinp) gemm(N, C, OC, dout, OC, 1, w, C, 1, dinp, C, true, "matmul_backward");  // dout @ w
   if (dw) gemm(OC, C, N, dout, 1, OC, inp, C, 1, dw, C, true, "matmul_backward");      // dout^T @ inp (null: frozen)
   if (dbias) {
-    bias_backward_kernel<<<blocks_for(OC, 64), 64>>>(dbias, dout, N, OC);
+    RV_LAUNCH(bias_backward_kernel, blocks_for(OC, 64), 64)(dbias, dout, N, OC);
     RV_CUDA_LAUNCHED("matmul_backward");
   }
 }

@@ -65,6 +65,30 @@ namespace revenant::cuda {
 
 inline int blocks_for(long n, int threads) { return static_cast<int>((n + threads - 1) / threads); }
 
+// A grid without blocks is an op on zero elements: CUDA refuses such a launch
+// (cudaErrorInvalidConfiguration), while the CPU reference does nothing, so nothing is launched.
+inline bool empty_grid(dim3 grid) { return grid.x == 0 || grid.y == 0 || grid.z == 0; }
+
+}  // namespace revenant::cuda
+
+// Every kernel launch: RV_LAUNCH(kernel, grid, block[, dynamic shared bytes])(args...). One
+// spelling that nvcc and the host compiler of the CUDA emulator (native/src/cuda_sim, where
+// REVENANT_CUDA_SIM is defined) both build; the emulator runs the kernel's blocks and threads on
+// the host. Used as a statement.
+#ifdef REVENANT_CUDA_SIM
+#define RV_LAUNCH(kernel, grid, ...) \
+  if (::revenant::cuda::empty_grid(grid)) {} else ::cuda_sim::Launch(#kernel, kernel, grid, __VA_ARGS__)
+#else
+#define RV_LAUNCH(kernel, grid, ...) \
+  if (::revenant::cuda::empty_grid(grid)) {} else kernel<<<grid, __VA_ARGS__>>>
+#endif
+
+namespace revenant::cuda {
+
+// Device memory of at least `bytes` for the calling host thread on the current device, kept for
+// the next call (scratch.cu); valid until the next scratch() of this thread.
+void* scratch(std::size_t bytes, const char* op);
+
 // The launchers, one per entry of core/op_list.h, float only.
 using F = float;
 #define REVENANT_CUDA_DECLARE(ret, name, params, args) ret name params;

@@ -16,12 +16,12 @@ __global__ void residual_backward_kernel(float* da, float* db, const float* dout
 }
 
 void residual_forward(float* out, const float* a, const float* b, int N) {
-  residual_forward_kernel<<<blocks_for(N, 256), 256>>>(out, a, b, N);
+  RV_LAUNCH(residual_forward_kernel, blocks_for(N, 256), 256)(out, a, b, N);
   RV_CUDA_LAUNCHED("residual_forward");
 }
 
 void residual_backward(float* da, float* db, const float* dout, int N) {
-  residual_backward_kernel<<<blocks_for(N, 256), 256>>>(da, db, dout, N);
+  RV_LAUNCH(residual_backward_kernel, blocks_for(N, 256), 256)(da, db, dout, N);
   RV_CUDA_LAUNCHED("residual_backward");
 }
 

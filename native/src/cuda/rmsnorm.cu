@@ -47,15 +47,17 @@ __global__ void rmsnorm_backward_weight_kernel(float* dw, const float* dout, con
 }
 
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* w, int N, int C, float eps) {
-  rmsnorm_forward_kernel<<<blocks_for(N, 8), 256>>>(out, rstd, inp, w, N, C, eps);
+  RV_LAUNCH(rmsnorm_forward_kernel, blocks_for(N, 8), 256)(out, rstd, inp, w, N, C, eps);
   RV_CUDA_LAUNCHED("rmsnorm_forward");
 }
 
 void rmsnorm_backward(float* dinp, float* dw, const float* dout, const float* inp, const float* w, const float* rstd,
                       int N, int C) {
-  rmsnorm_backward_input_kernel<<<blocks_for(N, 8), 256>>>(dinp, dout, inp, w, rstd, N, C);
+  RV_LAUNCH(rmsnorm_backward_input_kernel, blocks_for(N, 8), 256)(dinp, dout, inp, w, rstd, N, C);
   RV_CUDA_LAUNCHED("rmsnorm_backward");
-  if (dw) rmsnorm_backward_weight_kernel<<<blocks_for(C, 64), 64>>>(dw, dout, inp, rstd, N, C);
+  if (dw) {
+    RV_LAUNCH(rmsnorm_backward_weight_kernel, blocks_for(C, 64), 64)(dw, dout, inp, rstd, N, C);
+  }
   RV_CUDA_LAUNCHED("rmsnorm_backward");
 }
 

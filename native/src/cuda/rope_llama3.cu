@@ -1,6 +1,6 @@
 // rope_llama3: rope with Llama 3's frequency scaling, in place (CUDA mirror of cpu/rope_llama3.cc).
 // One thread per (row, head, pair i), as in rope.cu: it owns dims i and i + hd/2 of its head.
-#include "cuda/ops.cuh"
+#include "cuda/rope.cuh"
 
 namespace revenant::cuda {
 
@@ -16,29 +16,25 @@ __device__ static float llama3_inv_freq(int i, int hd, float theta, RopeScaling 
   return (1.0f - smooth) * inv / s.factor + smooth * inv;
 }
 
+// Pair i's frequency with the scaling, as llama3_inv_freq gives it.
+struct Llama3InvFreq {
+  float theta;
+  int hd;
+  RopeScaling scaling;
+  __device__ float operator()(int i) const { return llama3_inv_freq(i, hd, theta, scaling); }
+};
+
 // sign +1: forward rotation; -1: its inverse (the backward).
 __global__ void rope_llama3_kernel(float* x, int B, int T, int heads, int hd, int stride, int pos0, float theta,
                                    RopeScaling scaling, float sign) {
-  const int half = hd / 2;
-  const long idx = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
-  if (idx >= static_cast<long>(B) * T * heads * half) return;
-  const int i = idx % half;
-  const int h = (idx / half) % heads;
-  const long bt = idx / (static_cast<long>(half) * heads);
-  const float angle = static_cast<float>(pos0 + static_cast<int>(bt % T)) * llama3_inv_freq(i, hd, theta, scaling);
-  const float c = cosf(angle), s = sign * sinf(angle);
-  float* x0 = x + bt * stride + static_cast<long>(h) * hd + i;
-  float* x1 = x0 + half;
-  const float a = *x0, b = *x1;
-  *x0 = a * c - b * s;
-  *x1 = b * c + a * s;
+  rope_rotate_pair(x, B, T, heads, hd, stride, pos0, sign, Llama3InvFreq{theta, hd, scaling});
 }
 
 static void rope_llama3(float* x, int B, int T, int heads, int hd, int stride, int pos0, float theta, RopeScaling scaling,
                         float sign, const char* op) {
   const long n = static_cast<long>(B) * T * heads * (hd / 2);
   if (n == 0) return;
-  rope_llama3_kernel<<<blocks_for(n, 256), 256>>>(x, B, T, heads, hd, stride, pos0, theta, scaling, sign);
+  RV_LAUNCH(rope_llama3_kernel, blocks_for(n, 256), 256)(x, B, T, heads, hd, stride, pos0, theta, scaling, sign);
   RV_CUDA_LAUNCHED(op);
 }
 

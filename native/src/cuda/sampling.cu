@@ -37,7 +37,7 @@ __global__ void sampling_kernel(int* out, const float* logits, int N, int V, flo
 }
 
 void sampling_forward(int* out, const float* logits, int N, int V, float temperature, uint64_t seed, int step) {
-  sampling_kernel<<<blocks_for(N, 128), 128>>>(out, logits, N, V, temperature, seed, step);
+  RV_LAUNCH(sampling_kernel, blocks_for(N, 128), 128)(out, logits, N, V, temperature, seed, step);
   RV_CUDA_LAUNCHED("sampling_forward");
 }
 

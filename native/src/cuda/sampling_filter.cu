@@ -105,7 +105,7 @@ void sampling_filter_forward(float* scaled, float* filtered, const float* logits
   const bool greedy = temperature <= 0.0f;
   const float inv_temp = greedy ? 1.0f : 1.0f / temperature;
   const bool use_k = !greedy && top_k > 0 && top_k < V, use_p = !greedy && top_p < 1.0f;
-  sampling_filter_kernel<<<N, kThreads>>>(scaled, filtered, logits, V, inv_temp, top_k, top_p, use_k, use_p);
+  RV_LAUNCH(sampling_filter_kernel, N, kThreads)(scaled, filtered, logits, V, inv_temp, top_k, top_p, use_k, use_p);
   RV_CUDA_LAUNCHED("sampling_filter_forward");
 }
 

@@ -26,12 +26,12 @@ __global__ void swiglu_backward_kernel(float* dinp, const float* inp, const floa
 }
 
 void swiglu_forward(float* out, const float* inp, int N, int I) {
-  swiglu_forward_kernel<<<blocks_for(static_cast<long>(N) * I, 256), 256>>>(out, inp, N, I);
+  RV_LAUNCH(swiglu_forward_kernel, blocks_for(static_cast<long>(N) * I, 256), 256)(out, inp, N, I);
   RV_CUDA_LAUNCHED("swiglu_forward");
 }
 
 void swiglu_backward(float* dinp, const float* inp, const float* dout, int N, int I) {
-  swiglu_backward_kernel<<<blocks_for(static_cast<long>(N) * I, 256), 256>>>(dinp, inp, dout, N, I);
+  RV_LAUNCH(swiglu_backward_kernel, blocks_for(static_cast<long>(N) * I, 256), 256)(dinp, inp, dout, N, I);
   RV_CUDA_LAUNCHED("swiglu_backward");
 }
 

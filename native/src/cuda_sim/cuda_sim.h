@@ -1,0 +1,25 @@
+// The CUDA emulator's own controls, for tests (native/test/cuda_sim_tests.cc) and the emulator's
+// files; plain C++ without CUDA types. Present only in builds with REVENANT_CUDA_SIM.
+#pragma once
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace cuda_sim {
+
+// Reports of the checkers since the last call (racecheck, memcheck, synccheck, initcheck), each
+// naming the check, kernel, block, thread and address; emptied by the call.
+std::vector<std::string> take_findings();
+
+// Names of the kernels launched at least once in this process (run to their end or to a fault).
+std::vector<std::string> executed_kernels();
+
+// Clears a sticky error (a kernel that faulted), as restarting the process would on a device;
+// allocations stay. For the tests that make kernels fault on purpose.
+void reset_device();
+
+// The compute capability the emulated part reports (default 9.0), e.g. 7.0 to play a card the
+// build has no code for. Also read from REVENANT_CUDA_SIM_CC ("70") at start.
+void set_compute_capability(int major, int minor);
+
+}  // namespace cuda_sim

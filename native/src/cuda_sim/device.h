@@ -1,0 +1,51 @@
+// The emulated device's state, shared by the runtime API (runtime.cc) and the executor
+// (execute.cc). One device, index 0. A launch holds the mutex from its first block to its last,
+// so kernels of different host threads run one at a time and the allocation table does not change
+// under a running kernel.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace cuda_sim {
+
+constexpr std::size_t kStaticSharedLimit = 48 * 1024;    // per block, as sm_90
+constexpr std::size_t kDynamicSharedOptIn = 227 * 1024;  // cudaFuncAttributeMaxDynamicSharedMemorySize at most
+constexpr int kMaxThreadsPerBlock = 1024;
+constexpr unsigned kMaxGridX = 2147483647u, kMaxGridYZ = 65535u;
+
+struct Allocation {
+  uintptr_t begin;
+  std::size_t bytes;  // as requested: an access past it is out of bounds even inside the padding
+};
+
+struct Device {
+  std::mutex mu;
+  std::map<uintptr_t, Allocation> allocations;  // by begin
+  std::size_t used = 0, total = 0;
+  cudaError_t sticky = cudaSuccess;  // a kernel faulted: every later call returns it
+  int cc_major = 9, cc_minor = 0;
+  std::map<const void*, int> max_dynamic_shared;  // cudaFuncSetAttribute opt-ins
+  std::set<std::string> executed;
+  std::vector<std::string> findings;
+
+  // The allocation holding [p, p + n), or null.
+  const Allocation* find(uintptr_t p, std::size_t n) const;
+  // The allocation nearest to p (for reports), or null when there is none.
+  const Allocation* nearest(uintptr_t p) const;
+};
+
+Device& device();
+
+// Records one checker report (the caller holds the mutex) and prints it to stderr.
+void add_finding(const std::string& text);
+
+// Sets the calling host thread's last error (cudaGetLastError).
+void set_last_error(cudaError_t e);
+
+}  // namespace cuda_sim

@@ -1,0 +1,425 @@
+// The CUDA runtime API of the emulator: device memory (host memory, tracked, so that the memory
+// checker knows every cudaMalloc'd range), copies, streams and events as ordered host work (every
+// call completes before it returns), errors with CUDA's codes and stickiness, and the properties of
+// an sm_90-like part.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "cuda_sim/cuda_sim.h"
+#include "cuda_sim/device.h"
+
+struct CUstream_st {
+  int flags;
+};
+struct CUevent_st {
+  std::chrono::steady_clock::time_point at;
+  bool recorded;
+};
+
+namespace cuda_sim {
+namespace {
+
+thread_local cudaError_t t_last_error = cudaSuccess;
+
+std::size_t env_bytes(const char* name, std::size_t fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == 0) return fallback;
+  char* end = nullptr;
+  const unsigned long long n = std::strtoull(v, &end, 10);
+  if (end == v || *end != 0 || n == 0) {
+    std::fprintf(stderr, "cuda_sim: %s=\"%s\" is not a positive byte count; using %zu\n", name, v, fallback);
+    return fallback;
+  }
+  return static_cast<std::size_t>(n);
+}
+
+Device& make_device() {
+  static Device d;
+  // REVENANT_CUDA_SIM_MEMORY: bytes the emulated part reports (cudaMemGetInfo) and allows.
+  d.total = env_bytes("REVENANT_CUDA_SIM_MEMORY", std::size_t(8) << 30);
+  if (const char* cc = std::getenv("REVENANT_CUDA_SIM_CC")) {
+    const int v = std::atoi(cc);
+    if (v >= 10) {
+      d.cc_major = v / 10;
+      d.cc_minor = v % 10;
+    }
+  }
+  return d;
+}
+
+// An API call's result: the sticky error when a kernel has faulted, else `e` (also remembered
+// for cudaGetLastError, as CUDA does for failed calls).
+cudaError_t result(cudaError_t e) {
+  const cudaError_t sticky = device().sticky;
+  if (sticky != cudaSuccess) e = sticky;
+  if (e != cudaSuccess) t_last_error = e;
+  return e;
+}
+
+bool in_device(uintptr_t p, std::size_t n) { return n == 0 || device().find(p, n) != nullptr; }
+
+}  // namespace
+
+Device& device() {
+  static Device& d = make_device();
+  return d;
+}
+
+const Allocation* Device::find(uintptr_t p, std::size_t n) const {
+  auto it = allocations.upper_bound(p);
+  if (it == allocations.begin()) return nullptr;
+  --it;
+  const Allocation& a = it->second;
+  return p >= a.begin && p + n <= a.begin + a.bytes && p + n >= p ? &a : nullptr;
+}
+
+const Allocation* Device::nearest(uintptr_t p) const {
+  auto it = allocations.upper_bound(p);
+  const Allocation* best = nullptr;
+  uintptr_t dist = ~uintptr_t(0);
+  if (it != allocations.end()) {
+    best = &it->second;
+    dist = it->first - p;
+  }
+  if (it != allocations.begin()) {
+    --it;
+    const uintptr_t end = it->second.begin + it->second.bytes;
+    const uintptr_t d = p >= end ? p - end : 0;
+    if (d <= dist) best = &it->second;
+  }
+  return best;
+}
+
+void add_finding(const std::string& text) {
+  device().findings.push_back(text);
+  std::fprintf(stderr, "cuda_sim: %s\n", text.c_str());
+}
+
+void set_last_error(cudaError_t e) { t_last_error = e; }
+
+std::vector<std::string> take_findings() {
+  Device& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  std::vector<std::string> out;
+  out.swap(d.findings);
+  return out;
+}
+
+std::vector<std::string> executed_kernels() {
+  Device& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  return {d.executed.begin(), d.executed.end()};
+}
+
+void reset_device() {
+  Device& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  d.sticky = cudaSuccess;
+  t_last_error = cudaSuccess;
+}
+
+void set_compute_capability(int major, int minor) {
+  Device& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  d.cc_major = major;
+  d.cc_minor = minor;
+}
+
+cudaError_t set_function_attribute(const void* kernel, cudaFuncAttribute attr, int value) {
+  Device& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 ||
+      static_cast<std::size_t>(value) > kDynamicSharedOptIn)
+    return result(cudaErrorInvalidValue);
+  d.max_dynamic_shared[kernel] = value;
+  return result(cudaSuccess);
+}
+
+}  // namespace cuda_sim
+
+using cuda_sim::device;
+using cuda_sim::in_device;
+using cuda_sim::result;
+
+cudaError_t cudaMalloc(void** p, std::size_t bytes) {
+  auto& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  if (p == nullptr) return result(cudaErrorInvalidValue);
+  *p = nullptr;
+  if (d.sticky != cudaSuccess) return result(d.sticky);
+  const std::size_t rounded = (bytes + 255) / 256 * 256;  // cudaMalloc aligns to 256 bytes
+  if (bytes == 0) return result(cudaSuccess);
+  if (rounded > d.total - d.used) return result(cudaErrorMemoryAllocation);
+  void* m = std::aligned_alloc(256, rounded);
+  if (m == nullptr) return result(cudaErrorMemoryAllocation);
+  // Device memory starts as garbage: all-ones bytes are NaN as floats, so a kernel that reads
+  // memory nobody wrote shows it in its results.
+  std::memset(m, 0xff, rounded);
+  d.allocations[reinterpret_cast<uintptr_t>(m)] = {reinterpret_cast<uintptr_t>(m), bytes};
+  d.used += rounded;
+  *p = m;
+  return result(cudaSuccess);
+}
+
+cudaError_t cudaFree(void* p) {
+  auto& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  if (p == nullptr) return result(cudaSuccess);
+  auto it = d.allocations.find(reinterpret_cast<uintptr_t>(p));
+  if (it == d.allocations.end()) return result(cudaErrorInvalidValue);
+  d.used -= (it->second.bytes + 255) / 256 * 256;
+  d.allocations.erase(it);
+  std::free(p);  // freed even after a fault, so that a process that goes on does not leak
+  return result(cudaSuccess);
+}
+
+cudaError_t cudaMallocHost(void** p, std::size_t bytes) {
+  if (p == nullptr) return result(cudaErrorInvalidValue);
+  *p = std::malloc(bytes == 0 ? 1 : bytes);
+  return result(*p ? cudaSuccess : cudaErrorMemoryAllocation);
+}
+
+cudaError_t cudaFreeHost(void* p) {
+  std::free(p);
+  return result(cudaSuccess);
+}
+
+cudaError_t cudaMemcpy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind) {
+  auto& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  const auto s = reinterpret_cast<uintptr_t>(src), t = reinterpret_cast<uintptr_t>(dst);
+  bool ok = true;
+  switch (kind) {
+    case cudaMemcpyHostToDevice: ok = in_device(t, bytes); break;
+    case cudaMemcpyDeviceToHost: ok = in_device(s, bytes); break;
+    case cudaMemcpyDeviceToDevice: ok = in_device(s, bytes) && in_device(t, bytes); break;
+    case cudaMemcpyHostToHost:
+    case cudaMemcpyDefault: break;
+    default: return result(cudaErrorInvalidMemcpyDirection);
+  }
+  if (!ok) return result(cudaErrorInvalidValue);
+  if (d.sticky != cudaSuccess) return result(d.sticky);
+  if (bytes > 0) std::memmove(dst, src, bytes);
+  return result(cudaSuccess);
+}
+
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
+  return cudaMemcpy(dst, src, bytes, kind);
+}
+
+cudaError_t cudaMemset(void* p, int value, std::size_t bytes) {
+  auto& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  if (!in_device(reinterpret_cast<uintptr_t>(p), bytes)) return result(cudaErrorInvalidValue);
+  if (d.sticky != cudaSuccess) return result(d.sticky);
+  if (bytes > 0) std::memset(p, value, bytes);
+  return result(cudaSuccess);
+}
+
+cudaError_t cudaMemsetAsync(void* p, int value, std::size_t bytes, cudaStream_t) { return cudaMemset(p, value, bytes); }
+
+cudaError_t cudaGetLastError() {
+  const cudaError_t sticky = device().sticky;
+  const cudaError_t e = sticky != cudaSuccess ? sticky : cuda_sim::t_last_error;
+  cuda_sim::t_last_error = cudaSuccess;
+  return e;
+}
+
+cudaError_t cudaPeekAtLastError() {
+  const cudaError_t sticky = device().sticky;
+  return sticky != cudaSuccess ? sticky : cuda_sim::t_last_error;
+}
+
+const char* cudaGetErrorName(cudaError_t e) {
+  switch (e) {
+#define RV_SIM_NAME(x) \
+  case x: return #x;
+    RV_SIM_NAME(cudaSuccess)
+    RV_SIM_NAME(cudaErrorInvalidValue)
+    RV_SIM_NAME(cudaErrorMemoryAllocation)
+    RV_SIM_NAME(cudaErrorInitializationError)
+    RV_SIM_NAME(cudaErrorInvalidConfiguration)
+    RV_SIM_NAME(cudaErrorInvalidDevicePointer)
+    RV_SIM_NAME(cudaErrorInvalidMemcpyDirection)
+    RV_SIM_NAME(cudaErrorInsufficientDriver)
+    RV_SIM_NAME(cudaErrorNoDevice)
+    RV_SIM_NAME(cudaErrorInvalidDevice)
+    RV_SIM_NAME(cudaErrorNoKernelImageForDevice)
+    RV_SIM_NAME(cudaErrorECCUncorrectable)
+    RV_SIM_NAME(cudaErrorNvlinkUncorrectable)
+    RV_SIM_NAME(cudaErrorInvalidResourceHandle)
+    RV_SIM_NAME(cudaErrorNotReady)
+    RV_SIM_NAME(cudaErrorIllegalAddress)
+    RV_SIM_NAME(cudaErrorLaunchOutOfResources)
+    RV_SIM_NAME(cudaErrorLaunchTimeout)
+    RV_SIM_NAME(cudaErrorAssert)
+    RV_SIM_NAME(cudaErrorHardwareStackError)
+    RV_SIM_NAME(cudaErrorIllegalInstruction)
+    RV_SIM_NAME(cudaErrorMisalignedAddress)
+    RV_SIM_NAME(cudaErrorInvalidAddressSpace)
+    RV_SIM_NAME(cudaErrorInvalidPc)
+    RV_SIM_NAME(cudaErrorLaunchFailure)
+    RV_SIM_NAME(cudaErrorNotSupported)
+    RV_SIM_NAME(cudaErrorUnknown)
+#undef RV_SIM_NAME
+  }
+  return "cudaErrorUnknown";
+}
+
+const char* cudaGetErrorString(cudaError_t e) {
+  switch (e) {
+    case cudaSuccess: return "no error";
+    case cudaErrorInvalidValue: return "invalid argument";
+    case cudaErrorMemoryAllocation: return "out of memory";
+    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+    case cudaErrorInvalidDevice: return "invalid device ordinal";
+    case cudaErrorNoKernelImageForDevice: return "no kernel image is available for execution on the device";
+    case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
+    case cudaErrorLaunchOutOfResources: return "too many resources requested for launch";
+    case cudaErrorLaunchTimeout: return "the launch timed out and was terminated";
+    case cudaErrorMisalignedAddress: return "misaligned address";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
+    case cudaErrorInvalidResourceHandle: return "invalid resource handle";
+    default: return cudaGetErrorName(e);
+  }
+}
+
+cudaError_t cudaDeviceSynchronize() { return result(cudaSuccess); }  // every call completed already
+
+cudaError_t cudaDeviceReset() {
+  cuda_sim::reset_device();
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags(s, 0); }
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int flags) {
+  if (s == nullptr) return result(cudaErrorInvalidValue);
+  *s = new CUstream_st{static_cast<int>(flags)};
+  return result(cudaSuccess);
+}
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+  delete s;
+  return result(cudaSuccess);
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return result(cudaSuccess); }
+cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned int) { return result(cudaSuccess); }
+
+cudaError_t cudaEventCreate(cudaEvent_t* e) { return cudaEventCreateWithFlags(e, 0); }
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned int) {
+  if (e == nullptr) return result(cudaErrorInvalidValue);
+  *e = new CUevent_st{{}, false};
+  return result(cudaSuccess);
+}
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
+  if (e == nullptr) return result(cudaErrorInvalidResourceHandle);
+  e->at = std::chrono::steady_clock::now();
+  e->recorded = true;
+  return result(cudaSuccess);
+}
+cudaError_t cudaEventSynchronize(cudaEvent_t e) { return result(e ? cudaSuccess : cudaErrorInvalidResourceHandle); }
+cudaError_t cudaEventQuery(cudaEvent_t e) { return result(e ? cudaSuccess : cudaErrorInvalidResourceHandle); }
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
+  if (ms == nullptr || start == nullptr || end == nullptr) return result(cudaErrorInvalidValue);
+  if (!start->recorded || !end->recorded) return result(cudaErrorInvalidResourceHandle);
+  *ms = std::chrono::duration<float, std::milli>(end->at - start->at).count();
+  return result(cudaSuccess);
+}
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  delete e;
+  return result(cudaSuccess);
+}
+
+cudaError_t cudaMemGetInfo(std::size_t* free, std::size_t* total) {
+  auto& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  if (free == nullptr || total == nullptr) return result(cudaErrorInvalidValue);
+  *free = d.total - d.used;
+  *total = d.total;
+  return result(cudaSuccess);
+}
+
+cudaError_t cudaGetDeviceCount(int* count) {
+  if (count == nullptr) return result(cudaErrorInvalidValue);
+  *count = 1;
+  return result(cudaSuccess);
+}
+
+namespace {
+thread_local int t_device = 0;
+}
+
+cudaError_t cudaSetDevice(int dev) {
+  if (dev != 0) return result(cudaErrorInvalidDevice);
+  t_device = dev;
+  return result(cudaSuccess);
+}
+
+cudaError_t cudaGetDevice(int* dev) {
+  if (dev == nullptr) return result(cudaErrorInvalidValue);
+  *dev = t_device;
+  return result(cudaSuccess);
+}
+
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int dev) {
+  if (prop == nullptr) return result(cudaErrorInvalidValue);
+  if (dev != 0) return result(cudaErrorInvalidDevice);
+  auto& d = device();
+  std::memset(prop, 0, sizeof *prop);
+  std::snprintf(prop->name, sizeof prop->name, "%s", REVENANT_CUDA_SIM_DEVICE_NAME);
+  prop->totalGlobalMem = d.total;
+  prop->sharedMemPerBlock = cuda_sim::kStaticSharedLimit;
+  prop->sharedMemPerBlockOptin = cuda_sim::kDynamicSharedOptIn;
+  prop->sharedMemPerMultiprocessor = 228 * 1024;
+  prop->regsPerBlock = 65536;
+  prop->warpSize = 32;
+  prop->maxThreadsPerBlock = cuda_sim::kMaxThreadsPerBlock;
+  prop->maxThreadsDim[0] = 1024;
+  prop->maxThreadsDim[1] = 1024;
+  prop->maxThreadsDim[2] = 64;
+  prop->maxGridSize[0] = static_cast<int>(cuda_sim::kMaxGridX);
+  prop->maxGridSize[1] = static_cast<int>(cuda_sim::kMaxGridYZ);
+  prop->maxGridSize[2] = static_cast<int>(cuda_sim::kMaxGridYZ);
+  prop->clockRate = 1755000;
+  prop->totalConstMem = 65536;
+  prop->major = d.cc_major;
+  prop->minor = d.cc_minor;
+  prop->multiProcessorCount = 132;
+  prop->maxThreadsPerMultiProcessor = 2048;
+  prop->memoryBusWidth = 5120;
+  prop->memoryClockRate = 2619000;
+  prop->l2CacheSize = 50 * 1024 * 1024;
+  return result(cudaSuccess);
+}
+
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int dev) {
+  if (value == nullptr) return result(cudaErrorInvalidValue);
+  cudaDeviceProp p;
+  const cudaError_t e = cudaGetDeviceProperties(&p, dev);
+  if (e != cudaSuccess) return e;
+  switch (attr) {
+    case cudaDevAttrMaxThreadsPerBlock: *value = p.maxThreadsPerBlock; break;
+    case cudaDevAttrMaxSharedMemoryPerBlock: *value = static_cast<int>(p.sharedMemPerBlock); break;
+    case cudaDevAttrWarpSize: *value = p.warpSize; break;
+    case cudaDevAttrMultiProcessorCount: *value = p.multiProcessorCount; break;
+    case cudaDevAttrComputeCapabilityMajor: *value = p.major; break;
+    case cudaDevAttrComputeCapabilityMinor: *value = p.minor; break;
+    case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = static_cast<int>(p.sharedMemPerBlockOptin); break;
+    default: return result(cudaErrorInvalidValue);
+  }
+  return result(cudaSuccess);
+}
+
+cudaError_t cudaDriverGetVersion(int* v) {
+  if (v == nullptr) return result(cudaErrorInvalidValue);
+  *v = CUDART_VERSION;
+  return cudaSuccess;
+}
+
+cudaError_t cudaRuntimeGetVersion(int* v) {
+  if (v == nullptr) return result(cudaErrorInvalidValue);
+  *v = CUDART_VERSION;
+  return cudaSuccess;
+}
