@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/model.h"
 #include "harness.h"
+#include "model_helpers.h"
 
 namespace rvtest {
 using namespace revenant;
@@ -162,14 +163,7 @@ void training_keeps_the_base(const std::string& label, const ModelConfig& cfg) {
   const GenerateResult r = m.generate(prompts, opt);
   double err = 0;
   for (std::size_t row = 0; row < prompts.size(); ++row) {
-    TokenBatch tb;
-    tb.B = 1;
-    tb.tokens = prompts[row];
-    for (int i = 0; i < r.lengths[row]; ++i) tb.tokens.push_back(r.tokens[row * opt.max_new_tokens + i]);
-    tb.T = static_cast<int>(tb.tokens.size());
-    tb.mask.assign(tb.T, 0.0f);
-    for (int t = static_cast<int>(prompts[row].size()); t < tb.T; ++t) tb.mask[t] = 1.0f;
-    const std::vector<float> lp = m.logprobs(tb);
+    const std::vector<float> lp = m.logprobs(rvtest::finished_row(prompts[row], r, row));
     for (int i = 0; i < r.lengths[row]; ++i)
       err = std::max(err, double(std::fabs(lp[prompts[row].size() + i] - r.logprobs[row * opt.max_new_tokens + i])));
   }

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/model.h"
 #include "harness.h"
+#include "model_helpers.h"
 
 namespace rvtest {
 using namespace revenant;
@@ -220,13 +221,7 @@ void generation_checks(const std::string& label, ModelConfig cfg) {
   // Cached decoding must agree with a full forward pass over the finished sequences.
   double err = 0, verr = 0;
   for (std::size_t r = 0; r < prompts.size(); ++r) {
-    TokenBatch tb;
-    tb.B = 1;
-    tb.tokens = prompts[r];
-    for (int i = 0; i < a.lengths[r]; ++i) tb.tokens.push_back(a.tokens[r * opt.max_new_tokens + i]);
-    tb.T = static_cast<int>(tb.tokens.size());
-    tb.mask.assign(tb.T, 0.0f);
-    for (int t = static_cast<int>(prompts[r].size()); t < tb.T; ++t) tb.mask[t] = 1.0f;
+    const TokenBatch tb = rvtest::finished_row(prompts[r], a, r);
     const std::vector<float> lp = m.logprobs(tb), v = m.values(tb);
     for (int i = 0; i < a.lengths[r]; ++i) {
       const int t = static_cast<int>(prompts[r].size()) + i;
