@@ -69,8 +69,11 @@ function markOf(pid: number): string | undefined {
   } catch {
     return undefined;
   }
-  const at = environ.startsWith(PREFIX) ? 0 : environ.indexOf(`\0${PREFIX}`) + 1;
-  if (at <= 0 && !environ.startsWith(PREFIX)) return undefined;
-  const end = environ.indexOf("\0", at);
-  return environ.slice(at + PREFIX.length, end < 0 ? undefined : end);
+  // Entries are NUL-separated: a leading NUL makes the first one look like every other.
+  const text = `\0${environ}`;
+  const at = text.indexOf(`\0${PREFIX}`);
+  if (at < 0) return undefined;
+  const from = at + 1 + PREFIX.length;
+  const end = text.indexOf("\0", from);
+  return text.slice(from, end < 0 ? undefined : end);
 }
