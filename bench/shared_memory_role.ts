@@ -36,6 +36,14 @@ export class ShmConsumer {
     return stamp(this.own);
   }
 
+  /**
+   * Zero copy: reads the floats where they lie in the segment, as a CPU rollout rank computes from
+   * it (PolicyModel.computeFrom); answers their stamp.
+   */
+  inSegment(offsetBytes: number, count: number): Stamp {
+    return stamp(this.mapped().floats(offsetBytes, count));
+  }
+
   /** Today's path: the array arrived in this call's frame, in memory this actor owns; keep it. */
   fromSocket(x: Float32Array): Stamp {
     this.own = x;
@@ -49,6 +57,12 @@ export class ShmConsumer {
   async loadFromSegment(): Promise<void> {
     const m = this.needModel();
     await m.loadParamsFrom(this.mapped().floats(0, m.numParams));
+  }
+
+  /** What a CPU rollout rank does on each push: its model computes from the segment itself (no copy). */
+  async computeFromSegment(): Promise<void> {
+    const m = this.needModel();
+    await m.computeFrom(this.mapped().floats(0, m.numParams));
   }
 
   /** Loads the model's weights from an array sent over the socket. */

@@ -560,6 +560,27 @@ export class PolicyModel {
   }
 
   /**
+   * Zero-copy weights: a model on the CPU computes, from the calls after this one on, with the
+   * weights in `view` itself (numTrained floats, laid out as getState's `params`), typically a
+   * shared-memory segment another process writes; nothing is copied, so a new version written
+   * there is in use at once. The writer must leave `view` alone while calls run, and the model
+   * cannot train from it (policyStep and valueStep fail; loadParamsFrom or setState give it its
+   * own copy again). Elsewhere (a GPU model) the weights are copied in, as loadParamsFrom does.
+   * Resolves to whether the model computes from `view` itself.
+   *
+   * @example
+   * ```ts
+   * const live = await rank.computeFrom(seg.floats(64, rank.numTrained)); // true on the CPU
+   * ```
+   */
+  async computeFrom(view: Float32Array): Promise<boolean> {
+    const zeroCopy = this.device === "cpu" && this.#native.computeFrom !== undefined;
+    const run = zeroCopy ? (a: Float32Array) => this.#native.computeFrom!(a) : (a: Float32Array) => this.#native.loadParamsFrom(a);
+    await this.#paramCopy("computeFrom", "view", view, run);
+    return zeroCopy;
+  }
+
+  /**
    * Copies every base weight (numParams floats, laid out as `tensors`) into `dst`, whatever trains:
    * a LoRA model's frozen base (for a merged export). In the queue, like getState.
    */

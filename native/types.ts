@@ -281,6 +281,8 @@ export interface PolicyModelNative {
   copyParamsTo(dst: Float32Array): Promise<void>;
   /** Sets the weights from `src` (numTrained floats); AdamW moments and step are unchanged. */
   loadParamsFrom(src: Float32Array): Promise<void>;
+  /** The calls after it compute with the weights in `view` itself, copying nothing (CPU models; absent: an addon without it). */
+  computeFrom?(view: Float32Array): Promise<void>;
   /** The base weights (numParams floats) whatever trains; a LoRA model's frozen base (absent: an addon without LoRA). */
   copyBaseTo?(dst: Float32Array): Promise<void>;
   loadBaseFrom?(src: Float32Array): Promise<void>;

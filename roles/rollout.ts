@@ -8,11 +8,13 @@ import type { GenerateOptions, GenerateResult } from "../native/policy_model.ts"
 import type { RoleContext } from "../runtime/core/host/role.ts";
 import { ModelRole } from "./model_role.ts";
 import type { ModelRoleOptions } from "./model_options.ts";
-import { loadWeights, StaleWeightsError, type WeightPush, type WeightRef } from "./weights.ts";
+import { checkSegmentVersion, loadWeights, StaleWeightsError, type WeightPush, type WeightRef, type WeightSegment } from "./weights.ts";
 
 export class RolloutRank extends ModelRole {
   /** The weights version this rank holds; -1 until the first push. */
   #version = -1;
+  /** The segment the model computes from without a copy (a CPU rank), whose version can change under it. */
+  #live: WeightSegment | undefined;
 
   constructor(options: ModelRoleOptions, _ctx: RoleContext) {
     super(options, false);
@@ -20,8 +22,9 @@ export class RolloutRank extends ModelRole {
 
   /** Takes version `push.version` of the weights; the version now held. */
   async syncWeights(push: WeightPush): Promise<{ version: number }> {
-    if (push.version !== this.#version) {
-      await loadWeights(await this.ready(), push);
+    if (push.version !== this.#version || this.#live) {
+      this.#version = -1; // until the load below completes: a failed one leaves no version held
+      this.#live = await loadWeights(await this.ready(), push);
       this.#version = push.version;
     }
     return { version: this.#version };
@@ -33,7 +36,11 @@ export class RolloutRank extends ModelRole {
       if (!weights.segment) throw new StaleWeightsError(`this rank holds weights version ${this.#version}; the call needs version ${weights.version}`);
       await this.syncWeights(weights);
     }
-    return (await this.ready()).generate(prompts, options);
+    if (this.#live) checkSegmentVersion(this.#live, weights.version);
+    const out = await (await this.ready()).generate(prompts, options);
+    // Computed from the segment itself: a write that began meanwhile may have changed the weights.
+    if (this.#live) checkSegmentVersion(this.#live, weights.version, "was rewritten while generating with");
+    return out;
   }
 
   override info() {

@@ -11,6 +11,11 @@
  * from the same folder, and every push carries only the adapters. The
  * version is written last, so a segment a crashed writer left half-written is never read.
  *
+ * A rank on the CPU computes straight from the mapped segment (PolicyModel.computeFrom): a push
+ * copies nothing on the rank's side. Its weights then change when the policy writes the next
+ * version, so such a rank checks the segment's version before and after every call it serves
+ * (checkSegmentVersion); a call that overlapped a write fails as stale and is served again.
+ *
  * @example
  * ```ts
  * const seg = await publishWeights(model, "/dev/shm/job.weights", 3); // in the policy
@@ -84,11 +89,16 @@ export async function publishWeights(model: PolicyModel, path: string, version: 
 }
 
 /**
- * Loads `push` into the model: from its segment, or its parameters. Throws StaleWeightsError when
- * the segment holds another version (a newer push overwrote it) and no parameters came along.
+ * Takes `push` into the model: from its segment, or its parameters. Resolves to the segment the
+ * model now computes from without a copy (see PolicyModel.computeFrom), or undefined when it holds
+ * a copy of its own. Throws StaleWeightsError when the segment holds another version (a newer
+ * push overwrote it) and no parameters came along.
  */
-export async function loadWeights(model: PolicyModel, push: WeightPush): Promise<void> {
-  if (push.params) return model.loadParamsFrom(push.params);
+export async function loadWeights(model: PolicyModel, push: WeightPush): Promise<WeightSegment | undefined> {
+  if (push.params) {
+    await model.loadParamsFrom(push.params);
+    return undefined;
+  }
   if (!push.segment) throw new StaleWeightsError(`weights version ${push.version} came with neither a segment nor parameters`);
   const { path, bytes } = push.segment;
   if (bytes !== segmentBytes(model.numTrained)) {
@@ -97,9 +107,18 @@ export async function loadWeights(model: PolicyModel, push: WeightPush): Promise
   const seg = mappings.get(path, bytes, false);
   const h = header(seg);
   if (h.getUint32(0, true) !== MAGIC || h.getUint32(4, true) !== LAYOUT) throw new TypeError(`${path} is not a weight segment (layout ${LAYOUT})`);
-  const held = h.getFloat64(8, true);
-  if (held !== push.version) throw new StaleWeightsError(`weight segment ${path} holds version ${held}, not ${push.version}`);
-  await model.loadParamsFrom(seg.floats(HEADER_BYTES, model.numTrained));
+  checkSegmentVersion(push.segment, push.version);
+  const live = await model.computeFrom(seg.floats(HEADER_BYTES, model.numTrained));
   // A writer that started a newer version meanwhile would have marked the header first.
-  if (h.getFloat64(8, true) !== push.version) throw new StaleWeightsError(`weight segment ${path} was rewritten while version ${push.version} was read`);
+  checkSegmentVersion(push.segment, push.version, "was rewritten while");
+  return live ? push.segment : undefined;
+}
+
+/**
+ * Throws StaleWeightsError unless the (already mapped) segment holds `version`: what a rank that
+ * computes from the segment checks around each call it serves.
+ */
+export function checkSegmentVersion(segment: WeightSegment, version: number, when = "holds another version than"): void {
+  const held = header(mappings.get(segment.path, segment.bytes, false)).getFloat64(8, true);
+  if (held !== version) throw new StaleWeightsError(`weight segment ${segment.path} ${when} version ${version} (it holds ${held})`);
 }

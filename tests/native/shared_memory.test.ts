@@ -302,3 +302,66 @@ describe("copyParamsTo / loadParamsFrom", () => {
     expect(fingerprint((await gpu.getState()).params)).toBe(fingerprint(src));
   });
 });
+
+describe("computeFrom: a CPU model computes from a segment without copying it", () => {
+  test("the model's outputs follow what is written into the segment, with no further call", async () => {
+    const a = model({ seed: 21 });
+    const b = model({ seed: 22 });
+    const seg = segment(a.numParams * 4);
+    const view = seg.floats(0, a.numParams);
+    await a.copyParamsTo(view);
+    const rank = model({ seed: 23 });
+    expect(await rank.computeFrom(SharedSegment.open(seg.path, seg.byteLength).floats(0, rank.numParams))).toBe(true);
+    const batch = tokenBatch(24, 4, 10, SMALL.vocab);
+    expect(fingerprint(await rank.logprobs(batch))).toBe(fingerprint(await a.logprobs(batch)));
+    // Another version written by the producer is what the rank computes with next: nothing was copied.
+    await b.copyParamsTo(view);
+    expect(fingerprint(await rank.logprobs(batch))).toBe(fingerprint(await b.logprobs(batch)));
+    expect(fingerprint((await rank.getState()).params)).toBe(fingerprint(view));
+  });
+
+  test("it cannot train from borrowed weights; loadParamsFrom gives it its own copy again", async () => {
+    const src = model({ seed: 25 });
+    const seg = segment(src.numParams * 4);
+    const view = seg.floats(0, src.numParams);
+    await src.copyParamsTo(view);
+    const rank = model({ seed: 26 });
+    await rank.computeFrom(view);
+    const b = tokenBatch(27, 4, 8, SMALL.vocab);
+    const step = { ...b, advantages: b.mask, oldLogprobs: b.mask.map((x) => -2 * x) };
+    await expect(rank.policyStep(step)).rejects.toThrow("computes from weights it does not own");
+    expect(fingerprint(view)).toBe(fingerprint((await src.getState()).params)); // the refused step wrote nothing
+    await rank.loadParamsFrom(view);
+    view.fill(0); // the rank's own copy no longer sees the segment
+    expect(fingerprint((await rank.getState()).params)).toBe(fingerprint((await src.getState()).params));
+    await rank.policyStep(step);
+    expect(view.every((x) => x === 0)).toBe(true);
+  });
+
+  test("calls queued before computeFrom use the weights held before it", async () => {
+    const rank = model({ seed: 28 });
+    const before = await rank.getState();
+    const seg = segment(rank.numParams * 4);
+    seg.floats(0, rank.numParams).set(randomFloats(29, rank.numParams));
+    const batch = tokenBatch(30, 4, 8, SMALL.vocab);
+    const early = rank.logprobs(batch);
+    await rank.computeFrom(seg.floats(0, rank.numParams));
+    const fresh = model({ seed: 28 });
+    await fresh.setState(before);
+    expect(fingerprint(await early)).toBe(fingerprint(await fresh.logprobs(batch)));
+  });
+
+  test("a wrong view is refused, naming the count; the null backend copies instead", async () => {
+    const m = model();
+    expect(() => m.computeFrom(new Float32Array(m.numParams + 1))).toThrow("computeFrom: view is ");
+    const addon = loadNative();
+    const native = new addon.PolicyModelNative({ ...SMALL, valueHead: false, seed: 1 }, "cpu");
+    const n = native.info().numParams;
+    expect(() => native.computeFrom!(new Float32Array(n - 1))).toThrow(new RangeError(`computeFrom: view holds ${n - 1} floats, expected ${n} (this model's parameter count)`));
+    const nul = new PolicyModel({ ...SMALL }, { device: "null" });
+    const src = randomFloats(31, nul.numParams);
+    expect(await nul.computeFrom(src)).toBe(false);
+    src.fill(0);
+    expect((await nul.getState()).params.some((x) => x !== 0)).toBe(true);
+  });
+});

@@ -209,9 +209,9 @@ ModelConfig read_config(const Napi::Object& c) {
 // the caller owns (typically a view of a shared-memory segment) without copying it first: the
 // queued work reads or writes the array's memory itself. A reference keeps the array alive until
 // the call settles; the caller must not detach or transfer its buffer meanwhile.
-Napi::Promise queue_param_copy(const Napi::CallbackInfo& info, Napi::Object owner, const std::shared_ptr<Shared>& shared,
-                               std::size_t num_params, const char* method, const char* arg,
-                               void (*copy)(Model&, float*), const char* what) {
+// The Float32Array argument of a weights copy, checked: `num_params` floats.
+Napi::Float32Array params_array(const Napi::CallbackInfo& info, std::size_t num_params, const char* method,
+                                const char* arg, const char* what) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
     throw Napi::TypeError::New(env, std::string(method) + "(" + arg + ": Float32Array): " + arg + " must be a Float32Array");
@@ -219,11 +219,18 @@ Napi::Promise queue_param_copy(const Napi::CallbackInfo& info, Napi::Object owne
   if (a.ElementLength() != num_params)
     throw Napi::RangeError::New(env, std::string(method) + ": " + arg + " holds " + std::to_string(a.ElementLength()) +
                                          " floats, expected " + std::to_string(num_params) + " (" + what + ")");
+  return a;
+}
+
+Napi::Promise queue_param_copy(const Napi::CallbackInfo& info, Napi::Object owner, const std::shared_ptr<Shared>& shared,
+                               std::size_t num_params, const char* method, const char* arg,
+                               void (*copy)(Model&, float*), const char* what) {
+  Napi::Float32Array a = params_array(info, num_params, method, arg, what);
   float* data = a.Data();
   auto keep = std::make_shared<Napi::ObjectReference>(Napi::Persistent(a.As<Napi::Object>()));
   // `keep` lives in the done callback, which is destroyed on the JavaScript thread with the job.
   return queue_job(
-      env, owner, shared, [data, copy](Model& m) { copy(m, data); }, [keep](Napi::Env env) { return env.Undefined(); });
+      info.Env(), owner, shared, [data, copy](Model& m) { copy(m, data); }, [keep](Napi::Env env) { return env.Undefined(); });
 }
 
 }  // namespace
@@ -249,6 +256,7 @@ Napi::Function PolicyModelNative::Define(Napi::Env env) {
                       InstanceMethod("setState", &PolicyModelNative::SetState),
                       InstanceMethod("copyParamsTo", &PolicyModelNative::CopyParamsTo),
                       InstanceMethod("loadParamsFrom", &PolicyModelNative::LoadParamsFrom),
+                      InstanceMethod("computeFrom", &PolicyModelNative::ComputeFrom),
                       InstanceMethod("copyBaseTo", &PolicyModelNative::CopyBaseTo),
                       InstanceMethod("loadBaseFrom", &PolicyModelNative::LoadBaseFrom),
                       InstanceMethod("initialLoraParams", &PolicyModelNative::InitialLoraParams),
@@ -488,6 +496,21 @@ Napi::Value PolicyModelNative::LoadBaseFrom(const Napi::CallbackInfo& info) {
 Napi::Value PolicyModelNative::LoadParamsFrom(const Napi::CallbackInfo& info) {
   return queue_param_copy(info, Value(), impl_->shared, impl_->num_trained, "loadParamsFrom", "src",
                           [](Model& m, float* src) { m.load_params_from(src); }, trained_what());
+}
+
+// computeFrom(view: Float32Array) -> Promise<void>, queued: the calls after it compute with the
+// weights in `view` itself (CPU only; see Model::compute_from). The model holds `view` until the
+// next computeFrom; the array it held before is let go once the calls made before this one ran.
+Napi::Value PolicyModelNative::ComputeFrom(const Napi::CallbackInfo& info) {
+  Napi::Float32Array view = params_array(info, impl_->num_trained, "computeFrom", "view", trained_what());
+  float* data = view.Data();
+  // The array lent before stays held until the model reaches this call (the done callback runs,
+  // and is destroyed, on the JavaScript thread after the job): calls queued before still use it.
+  auto before = std::make_shared<Napi::ObjectReference>(std::move(lent_));
+  lent_ = Napi::Persistent(view.As<Napi::Object>());
+  return queue_job(
+      info.Env(), Value(), impl_->shared, [data](Model& m) { m.compute_from(data); },
+      [before](Napi::Env env) { return env.Undefined(); });
 }
 
 // dispose() -> Promise<void>: the calls already made still run; later ones are refused at once;

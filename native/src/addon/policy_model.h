@@ -30,6 +30,7 @@ class PolicyModelNative : public Napi::ObjectWrap<PolicyModelNative> {
   Napi::Value SetState(const Napi::CallbackInfo& info);
   Napi::Value CopyParamsTo(const Napi::CallbackInfo& info);
   Napi::Value LoadParamsFrom(const Napi::CallbackInfo& info);
+  Napi::Value ComputeFrom(const Napi::CallbackInfo& info);
   Napi::Value CopyBaseTo(const Napi::CallbackInfo& info);
   const char* trained_what() const;
   Napi::Value LoadBaseFrom(const Napi::CallbackInfo& info);
@@ -38,6 +39,8 @@ class PolicyModelNative : public Napi::ObjectWrap<PolicyModelNative> {
   Napi::Value InitialParams(const Napi::CallbackInfo& info);
   Napi::Value TestDeviceLost(const Napi::CallbackInfo& info);
   std::unique_ptr<Impl> impl_;
+  // The array computeFrom last lent the model: held so its memory (a mapping) outlives the calls.
+  Napi::ObjectReference lent_;
 };
 
 }  // namespace revenant::addon

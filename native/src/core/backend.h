@@ -61,13 +61,20 @@ std::unique_ptr<Backend> make_cpu_backend();
 std::unique_ptr<Backend> make_cuda_backend(int device = 0);
 #endif
 
-// A typed buffer in backend memory, freed with its owner.
+// A typed buffer in backend memory, freed with its owner; or a borrowed view of memory someone
+// else owns (borrowed()), which it never frees.
 template <typename T>
 class DeviceBuffer {
  public:
   DeviceBuffer() = default;
   DeviceBuffer(Backend* be, std::size_t n) : be_(be), n_(n) {
     p_ = static_cast<T*>(be->alloc(n * sizeof(T) + 1));
+  }
+  static DeviceBuffer borrowed(T* p, std::size_t n) {
+    DeviceBuffer b;
+    b.p_ = p;
+    b.n_ = n;
+    return b;
   }
   ~DeviceBuffer() { reset(); }
   DeviceBuffer(DeviceBuffer&& o) noexcept { *this = std::move(o); }
@@ -80,12 +87,13 @@ class DeviceBuffer {
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
   void reset() {
-    if (p_) be_->release(p_);
+    if (p_ && be_) be_->release(p_);
     p_ = nullptr;
     n_ = 0;
   }
   T* get() const { return p_; }
   std::size_t size() const { return n_; }
+  bool owned() const { return be_ != nullptr; }
 
  private:
   Backend* be_ = nullptr;

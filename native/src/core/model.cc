@@ -823,6 +823,9 @@ ValueStats Model::value_gradients(const ValueBatch& batch, float clip_range) {
 constexpr std::size_t kProbeChunk = std::size_t{1} << 18;
 
 void Model::optimizer_step(const char* op, const OptimConfig& o, TensorSpec::Group skip, double grad_norm) {
+  RV_CHECK(!computes_from_external(), op,
+           "this model computes from weights it does not own (computeFrom: a shared segment); it cannot train "
+           "(loadParamsFrom or setState first gives it its own copy)");
   const int step = step_ + 1;
   float scale = 1.0f;
   if (o.max_grad_norm > 0 && grad_norm > o.max_grad_norm)
@@ -906,6 +909,7 @@ ModelState Model::get_state() {
 }
 
 void Model::set_state(const ModelState& s) {
+  own_trained();
   const Trained t = trained();
   RV_CHECK(s.params.size() == t.n && s.adam_m.size() == t.n && s.adam_v.size() == t.n, "setState",
            "state arrays must each hold " + str(t.n) + (lora_on() ? " floats (the LoRA adapters)" : " floats") +
@@ -920,7 +924,24 @@ void Model::set_state(const ModelState& s) {
 
 void Model::copy_params_to(float* dst) { be_->download(dst, trained().p, num_trained() * sizeof(float)); }
 
-void Model::load_params_from(const float* src) { be_->upload(trained().p, src, num_trained() * sizeof(float)); }
+void Model::load_params_from(const float* src) {
+  own_trained();
+  be_->upload(trained().p, src, num_trained() * sizeof(float));
+}
+
+void Model::compute_from(float* external) {
+  RV_CHECK(be_->name() == "cpu", "computeFrom",
+           "a model on " + be_->name() + " cannot compute from host memory; use loadParamsFrom, which copies");
+  trained_buffer() = DeviceBuffer<float>::borrowed(external, num_trained());
+}
+
+void Model::own_trained() {
+  DeviceBuffer<float>& b = trained_buffer();
+  if (b.owned()) return;
+  DeviceBuffer<float> own(be_.get(), num_trained());
+  be_->copy(own.get(), b.get(), num_trained() * sizeof(float));
+  b = std::move(own);
+}
 
 // The pooled buffers, grown to fit B rows, a prefill of `prefill` positions and caches of
 // `positions` per row. A request that fits what is held allocates nothing.

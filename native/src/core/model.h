@@ -223,6 +223,12 @@ class Model {
   // the step as they are, so a broadcast of new weights does not reset an optimizer.
   void copy_params_to(float* dst);
   void load_params_from(const float* src);
+  // Zero-copy weights (CPU only): from now on the model computes with the num_trained() floats at
+  // `external` (a mapped shared-memory segment), copying nothing; the caller keeps them mapped and
+  // unchanged while calls run. Such a model cannot train; load_params_from and set_state give it
+  // its own copy again.
+  void compute_from(float* external);
+  bool computes_from_external() { return !trained_buffer().owned(); }
   // The adapters a LoRA model of this config starts from (A Kaiming-uniform from the seed, B 0).
   std::vector<float> initial_lora_params() const;
   // The weights a model of this config starts from (what the constructor loads), computed anew;
@@ -300,6 +306,8 @@ class Model {
     const std::vector<TensorSpec>* specs;
   };
   Trained trained();
+  DeviceBuffer<float>& trained_buffer() { return lora_on() ? lora_p_ : params_; }
+  void own_trained();  // ends compute_from: the weights back in a buffer of the model's own
   void optimizer_step(const char* op, const OptimConfig& optim, TensorSpec::Group skip, double grad_norm);
   bool update_stays_finite(const OptimConfig& optim, TensorSpec::Group skip, int step, float scale);
   void step_if_finite(const char* op, double loss, double grad_norm, const OptimConfig& optim, TensorSpec::Group skip);
