@@ -12,6 +12,15 @@ const states = (k: number) => new Map<string, unknown>([
   ["critic", { weights: new Float64Array([k * 2]), tokens: new Int32Array([1, 2, k]) }],
 ]);
 
+/** A store in a fresh folder keeping `keep`, its warnings collected, with steps 1..saved saved. */
+function savedStore(keep: number, saved: number): { root: string; store: CheckpointStore; warnings: string[] } {
+  const root = fresh();
+  const warnings: string[] = [];
+  const store = new CheckpointStore(root, keep, (m) => warnings.push(m));
+  for (let k = 1; k <= saved; k++) store.save(k, states(k), { step: k });
+  return { root, store, warnings };
+}
+
 describe("checkpoint store", () => {
   test("round-trips actor states (typed arrays included) and trainer state", () => {
     const store = new CheckpointStore(fresh(), 3);
@@ -33,11 +42,7 @@ describe("checkpoint store", () => {
   });
 
   test("a corrupted latest checkpoint is detected and the previous one used, with a warning", () => {
-    const root = fresh();
-    const warnings: string[] = [];
-    const store = new CheckpointStore(root, 3, (m) => warnings.push(m));
-    store.save(1, states(1), { step: 1 });
-    store.save(2, states(2), { step: 2 });
+    const { root, store, warnings } = savedStore(3, 2);
     const file = join(root, "step-2", "critic.state");
     const bytes = readFileSync(file);
     bytes[bytes.length - 3]! ^= 0xff;
@@ -49,12 +54,7 @@ describe("checkpoint store", () => {
   });
 
   test("a torn checkpoint (missing file, truncated manifest) is skipped", () => {
-    const root = fresh();
-    const warnings: string[] = [];
-    const store = new CheckpointStore(root, 5, (m) => warnings.push(m));
-    store.save(1, states(1), { step: 1 });
-    store.save(2, states(2), { step: 2 });
-    store.save(3, states(3), { step: 3 });
+    const { root, store, warnings } = savedStore(5, 3);
     rmSync(join(root, "step-3", "actor_rollout.state"));
     writeFileSync(join(root, "step-2", "manifest.json"), '{"format": "revenant-checkpo');
     expect(store.latest()!.step).toBe(1);
@@ -63,11 +63,7 @@ describe("checkpoint store", () => {
   });
 
   test("a checkpoint under another step's name (a folder copied by hand) is refused, not loaded as that step", () => {
-    const root = fresh();
-    const warnings: string[] = [];
-    const store = new CheckpointStore(root, 5, (m) => warnings.push(m));
-    store.save(1, states(1), { step: 1 });
-    store.save(2, states(2), { step: 2 });
+    const { root, store, warnings } = savedStore(5, 2);
     rmSync(join(root, "step-2"), { recursive: true });
     cpSync(join(root, "step-1"), join(root, "step-2"), { recursive: true });
     expect(() => store.load(2)).toThrow("manifest says step 1");

@@ -1,28 +1,18 @@
 /** `bun run train`: prints the resolved config and the device report; bad config exits 2 with the reason. */
-import { afterAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { resolveConfig } from "../../config/index.ts";
 import { checkJobName, createJob, JobError, JobExistsError } from "../../runtime/rl/trainer/job.ts";
+import { tempDir } from "../helpers/tmp.ts";
+import { REPO_ROOT, runTrainCli } from "../helpers/train_cli.ts";
 
-const root = join(import.meta.dir, "..", "..");
-function train(args: string[], env: Record<string, string> = {}) {
-  const proc = Bun.spawnSync([process.execPath, "runtime/service/cli/train.ts", ...args], { cwd: root, env: { ...process.env, ...env } });
-  return { code: proc.exitCode, out: proc.stdout.toString(), err: proc.stderr.toString() };
-}
+const root = REPO_ROOT;
+const train = runTrainCli;
+const tempRun = (tag: string) => tempDir(`revenant-cli-${tag}-`);
 
-/** Temporary run folders, removed when the file's tests end. */
-const temps: string[] = [];
-function tempRun(tag: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `revenant-cli-${tag}-`));
-  temps.push(dir);
-  return dir;
-}
-afterAll(() => {
-  for (const dir of temps) rmSync(dir, { recursive: true, force: true });
-});
 
 /** The arguments of a tiny job: 64 prompts, batches of 8, quick steps. */
 const tiny = (runDir: string, job: string, steps: number) => [`trainer.run_dir=${runDir}`, "--job", job, `trainer.total_steps=${steps}`,

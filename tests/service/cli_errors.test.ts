@@ -2,28 +2,18 @@
  * `bun run train` errors: one line naming the file or actor and the cause, the --resume command
  * where the job folder holds a job, the documented exit code, and a stack trace only with --debug.
  */
-import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { describe, expect, test } from "bun:test";
+import { readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { WriteError } from "../../native/files.ts";
 import { errorReport, EXIT } from "../../runtime/service/cli/train.ts";
 import { RewardFailedError } from "../../runtime/rl/trainer/phases.ts";
+import { tempDir } from "../helpers/tmp.ts";
+import { REPO_ROOT, runTrainCli } from "../helpers/train_cli.ts";
 
-const root = join(import.meta.dir, "..", "..");
-function train(args: string[]) {
-  const proc = Bun.spawnSync([process.execPath, "runtime/service/cli/train.ts", ...args], { cwd: root, env: { ...process.env } });
-  return { code: proc.exitCode, out: proc.stdout.toString(), err: proc.stderr.toString() };
-}
-const temps: string[] = [];
-function tempRun(tag: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `revenant-clierr-${tag}-`));
-  temps.push(dir);
-  return dir;
-}
-afterAll(() => {
-  for (const dir of temps) rmSync(dir, { recursive: true, force: true });
-});
+const root = REPO_ROOT;
+const train = runTrainCli;
+const tempRun = (tag: string) => tempDir(`revenant-clierr-${tag}-`);
 /** A stack frame line, as Bun and V8 print them. */
 const STACK_FRAME = /^\s+at /m;
 const tiny = (runDir: string, job: string, steps: number) => [`trainer.run_dir=${runDir}`, "--job", job, `trainer.total_steps=${steps}`,
@@ -64,9 +54,8 @@ describe("errorReport", () => {
 describe("the CLI", () => {
   test("a reward module without score is refused in one line before the job folder exists (exit 2)", () => {
     const runDir = tempRun("reward");
-    const module = join(runDir, "..", `${runDir.split("/").at(-1)}-reward.ts`);
+    const module = join(tempRun("reward-module"), "reward.ts");
     writeFileSync(module, "export const scores = 1;\n");
-    temps.push(module);
     const r = train([...tiny(runDir, "noscore", 1), `reward.module=${module}`]);
     expect(r.code).toBe(EXIT.refused);
     expect(r.err.trim().split("\n")).toEqual([
