@@ -82,6 +82,16 @@ describe("PolicyModel learning", () => {
   });
 });
 
+/**
+ * Calls `place(i, c)` for each scored token i of `mask`, the k-th taking cases[k % cases.length],
+ * and checks every case came up equally often, so a mean over the tokens is the cases' mean.
+ */
+function placeCases<C>(mask: Float32Array, cases: C[], place: (i: number, c: C) => void): void {
+  let k = 0;
+  for (let i = 0; i < mask.length; i++) if (mask[i]) place(i, cases[k++ % cases.length]!);
+  expect(k % cases.length).toBe(0);
+}
+
 describe("clipped policy loss (clipRatio 0.2)", () => {
   // Old log-probs sit at fixed offsets from the model's own, so each ratio r = e^(log π − log π_old)
   // is known, and the loss mean(max(−A·r, −A·clip(r, 0.8, 1.2))) is worked by hand.
@@ -99,14 +109,10 @@ describe("clipped policy loss (clipRatio 0.2)", () => {
     const b = tokenBatch(6, 2, 6, SMALL.vocab);
     const lp = await m.logprobs(b);
     const advantages = new Float32Array(lp.length), oldLogprobs = new Float32Array(lp.length);
-    let k = 0;
-    for (let i = 0; i < lp.length; i++) {
-      if (!b.mask[i]) continue;
-      const c = cases[k++ % cases.length]!;
+    placeCases(b.mask, cases, (i, c) => {
       oldLogprobs[i] = lp[i]! - c.logRatio;
       advantages[i] = c.adv;
-    }
-    expect(k % cases.length).toBe(0); // every case equally often, so the mean is the cases' mean
+    });
     return { m, batch: { ...b, advantages, oldLogprobs } };
   }
 
@@ -146,14 +152,10 @@ describe("clipped value loss (clipRange 0.2)", () => {
     const b = tokenBatch(5, 2, 6, SMALL.vocab);
     const v = await m.values(b);
     const returns = new Float32Array(v.length), oldValues = new Float32Array(v.length);
-    let k = 0;
-    for (let i = 0; i < v.length; i++) {
-      if (!b.mask[i]) continue;
-      const c = cases[k++ % cases.length]!;
+    placeCases(b.mask, cases, (i, c) => {
       oldValues[i] = v[i]! + c.old;
       returns[i] = v[i]! + c.ret;
-    }
-    expect(k % cases.length).toBe(0); // every case equally often, so the mean is the cases' mean
+    });
     return { m, batch: { ...b, returns, oldValues } };
   }
 

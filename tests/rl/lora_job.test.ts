@@ -18,8 +18,8 @@ import { CheckpointStore } from "../../runtime/core/checkpoint/store.ts";
 import { createJob, MetricsFile } from "../../runtime/rl/trainer/job.ts";
 import { checkJobConfig } from "../../runtime/rl/trainer/plan.ts";
 import { fit, type FitResult } from "../../runtime/rl/trainer/trainer.ts";
-import { waitFor } from "../helpers/supervision.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { killMidRunAndResume } from "../helpers/train_cli.ts";
 
 const root = join(import.meta.dir, "..", "..");
 const TOKENIZER = join(root, "tests", "fixtures", "tokenizer");
@@ -126,16 +126,9 @@ describe("a GRPO job training LoRA adapters", () => {
   test("a coordinator killed with SIGKILL mid-run resumes from the adapter checkpoint to the same adapters and metrics", async () => {
     const config = configFor(folder, runDir);
     const job = createJob(config, "lora-killed");
-    const cli = join(root, "runtime", "service", "cli", "train.ts");
-    const env = { ...process.env, TMPDIR: tempDir("revenant-lora-killed-") };
-    const first = Bun.spawn([process.execPath, cli, "--resume", job.dir, "--quiet"], { cwd: root, stdout: "pipe", stderr: "pipe", env });
     // Past the first checkpoint (step 2), before the end.
-    await waitFor(() => existsSync(job.metrics) && new MetricsFile(job.metrics).read().length >= 3, "the first run to pass step 3", 120_000);
-    first.kill("SIGKILL");
-    await first.exited;
-    const second = Bun.spawnSync([process.execPath, cli, "--resume", job.dir, "--quiet"], { cwd: root, env });
-    const text = second.stdout.toString() + second.stderr.toString();
-    expect(second.exitCode, text).toBe(0);
+    const { code, out: text } = await killMidRunAndResume(job.dir, job.metrics, 3, 120_000);
+    expect(code, text).toBe(0);
     expect(text).toMatch(/resumed lora-killed from checkpoint step (2|4)/);
     const summary = JSON.parse(readFileSync(job.summary, "utf8")) as FitResult;
     expect(summary.weightsSha256).toBe(calm.result.weightsSha256);

@@ -7,18 +7,18 @@
  * job with a message naming the actor and the cause. Seeded: CHAOS_SEED=<n> reproduces a run.
  */
 import { describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { resolveConfig } from "../../config/index.ts";
 import type { Config } from "../../config/schema.ts";
 import { createJob, MetricsFile } from "../../runtime/rl/trainer/job.ts";
 import { FaultPlan, randomPlan } from "../../runtime/core/chaos.ts";
 import { fit, TrainingFailedError, type FitResult } from "../../runtime/rl/trainer/trainer.ts";
-import { processRuns, waitFor } from "../helpers/supervision.ts";
+import { processRuns } from "../helpers/supervision.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { killMidRunAndResume } from "../helpers/train_cli.ts";
 
 const SEED = Number(process.env.CHAOS_SEED ?? 11);
-const root = join(import.meta.dir, "..", "..");
 const quiet = () => {};
 
 /** A short job that uses all three roles (GAE critic, KL reference) and checkpoints often. */
@@ -91,17 +91,9 @@ describe("exact recovery", () => {
   test("a coordinator killed with SIGKILL mid-run resumes to the same weights", async () => {
     const config = smallConfig(runDir);
     const job = createJob(config, "killed");
-    const cli = join(root, "runtime", "service", "cli", "train.ts");
-    // Killed with SIGKILL, it cannot remove its socket folder: give it one the test removes.
-    const env = { ...process.env, TMPDIR: tempDir("revenant-killed-") };
-    const first = Bun.spawn([process.execPath, cli, "--resume", job.dir, "--quiet"], { cwd: root, stdout: "pipe", stderr: "pipe", env });
-    // Kill it once it is past the first checkpoint (step 6) and mid-way to the next.
-    await waitFor(() => existsSync(job.metrics) && new MetricsFile(job.metrics).read().length >= 9, "the first run to pass step 9", 60_000);
-    first.kill("SIGKILL");
-    await first.exited;
-    const second = Bun.spawnSync([process.execPath, cli, "--resume", job.dir, "--quiet"], { cwd: root });
-    const out = second.stdout.toString() + second.stderr.toString();
-    expect(second.exitCode, out).toBe(0);
+    // Killed once it is past the first checkpoint (step 6) and mid-way to the next.
+    const { code, out } = await killMidRunAndResume(job.dir, job.metrics, 9, 60_000);
+    expect(code, out).toBe(0);
     expect(out).toMatch(/resumed killed from checkpoint step (6|12)/);
     const summary = JSON.parse(readFileSync(job.summary, "utf8")) as FitResult;
     expect(summary.weightsSha256).toBe(baseline.result.weightsSha256);
