@@ -6,7 +6,8 @@
  * - deviceInfo reports the emulated sm_90 part, and a Llama model on "cuda" (tensor-core GEMM and
  *   flash attention, the default) scores, decodes and updates as the same model on "cpu";
  * - a short PPO job (GAE, critic, reference, KL) with the actor on "cuda" gives the CPU job's
- *   metrics, step by step.
+ *   metrics, step by step;
+ * - REVENANT_CUDA_TENSOR_CORES other than 0 or 1 is refused, naming it.
  * Skipped, saying how to build it, when the emulated addon is absent. The emulator is slow: sizes
  * are tiny.
  */
@@ -74,6 +75,12 @@ describe.skipIf(!built)("device cuda on the emulated addon", () => {
     expect(scaledError(cuda.after, cpu.after)).toBeLessThan(3e-2);
     expect(scaledError(cuda.after, cuda.logprobs)).toBeGreaterThan(1e-3); // the step moved the model
   }, 120_000);
+
+  test("REVENANT_CUDA_TENSOR_CORES takes 0 or 1 (default); anything else is refused naming it", async () => {
+    for (const value of ["0", "1"]) expect((await fixture<{ error: string | null }>(["create"], { REVENANT_CUDA_TENSOR_CORES: value })).error).toBeNull();
+    const { error } = await fixture<{ error: string | null }>(["create"], { REVENANT_CUDA_TENSOR_CORES: "yes" });
+    expect(error).toContain('REVENANT_CUDA_TENSOR_CORES must be 1 (tensor-core GEMM and flash attention, the default) or 0 (the fp32 kernels), got "yes"');
+  }, 60_000);
 
   // Both jobs draw their tokens with the same seeds, and a draw changes only when its uniform falls
   // within the log-probs' error of a bucket edge; at this seed none does on either path, so the
