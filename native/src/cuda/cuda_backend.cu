@@ -45,8 +45,8 @@ bool gemm_on_tensor_cores() { return fast_kernels && cuda::tensor_cores_supporte
 
 // Flash attention keeps its log-sum-exp in the first B*NH*T floats of att and the backward's delta
 // scratch in the next B*NH*T: attention_scratch_floats() sizes att so, and T >= 2 keeps a caller
-// that sized it B*NH*T*T (the op list's contract) safe too. The forward and the backward decide alike, so att always holds what
-// the backward expects.
+// that sized it B*NH*T*T (the op list's contract) safe too. The forward and the backward decide
+// alike, so att always holds what the backward expects.
 bool flash(int T, int C, int NH) { return fast_kernels && T >= 2 && cuda::flash_attention_supports(C, NH); }
 
 void matmul_forward(float* out, const float* inp, const float* w, const float* bias, int N, int C, int OC) {
