@@ -1,10 +1,11 @@
 // The CUDA emulator checked (part of the `cuda` section, in builds with REVENANT_CUDA_SIM):
 //   - the kernels of native/src/cuda, run by the sections before, drew no checker report;
 //   - every __global__ function of native/src/cuda ran at least once (the list printed);
-//   - the checkers fail where they must: a removed barrier, an off-by-one global read, a missing
-//     __syncwarp, a read past the dynamic shared size, two blocks storing to one output, lanes
-//     leaving a collective, a null write (the backend's device-lost test); and stay quiet on the
-//     corrected kernels;
+//   - the checkers fail where they must: a removed barrier (in a test kernel, and each barrier of
+//     matmul.cu's gemm_kernel in turn), an off-by-one global read, a missing __syncwarp, a read
+//     past the dynamic shared size, two blocks storing to one output, lanes leaving a collective, a
+//     null write (the backend's device-lost test); and stay quiet on the corrected kernels;
+//   - __launch_bounds__ enforced with CUDA's error code;
 //   - warp collectives, atomics, bf16 rounding and launch limits give CUDA's answers and codes.
 #include <algorithm>
 #include <cstdio>
@@ -32,6 +33,9 @@ void collectives(int* out);
 void atomic_count(int* counter, int blocks, int threads);
 void shared_output(float* out, int blocks);
 int launch_config(dim3 grid, dim3 block, std::size_t shared, int opt_in);
+int launch_bounded(int threads);
+int gemm_barriers();
+void gemm_without_barrier(int which, const float* A, const float* B, float* C, int n);
 unsigned short bf16_bits(float f);
 float bf16_value(unsigned short bits);
 }  // namespace rvtest::sim
@@ -131,6 +135,19 @@ void checker_tests() {
   expect_quiet("one block storing its outputs", [&] { sim::shared_output(out.p, 1); });
   expect_caught("lanes leaving a full-mask shuffle (synccheck)", [&] { sim::early_exit_shuffle(out.p); },
                 {"synccheck", "early_exit_shuffle_kernel", "exited"});
+
+  // matmul.cu's gemm_kernel itself, copied by CMake with one of its barriers removed at a time: the
+  // one after the tiles are stored (a thread reads a tile entry another has not written) and the
+  // one after they are used (a thread overwrites an entry another has yet to read), on a product
+  // of 40 x 40 over 3 k-tiles.
+  const int n = 40;
+  Dev<float> a(n * n, std::vector<float>(n * n, 0.5f)), b(n * n, std::vector<float>(n * n, 2.0f)), c(n * n);
+  check(sim::gemm_barriers() == 2, "emulator: matmul.cu's gemm_kernel has its 2 barriers to remove",
+        std::to_string(sim::gemm_barriers()));
+  for (int which = 1; which <= sim::gemm_barriers(); ++which)
+    expect_caught("matmul.cu's gemm_kernel without its barrier " + std::to_string(which),
+                  [&] { sim::gemm_without_barrier(which, a.p, b.p, c.p, n); },
+                  {"gemm_kernel_without_barrier_" + std::to_string(which) + "::gemm_kernel", "shared"});
 
   // The backend's own fault: a write through a null pointer becomes a sticky illegal address.
   bool lost = false;
@@ -233,6 +250,15 @@ void limit_tests() {
     check(got == c.want, std::string("emulator limit: ") + c.what + " -> " + cudaGetErrorName(c.want),
           cudaGetErrorName(got));
   }
+  // __launch_bounds__(64): 64 threads run, 65 are refused as a device refuses them.
+  const cudaError_t within = static_cast<cudaError_t>(sim::launch_bounded(64));
+  const cudaError_t past = static_cast<cudaError_t>(sim::launch_bounded(65));
+  check(within == cudaSuccess && past == cudaErrorLaunchOutOfResources,
+        "emulator limit: 65 threads for a kernel of __launch_bounds__(64) -> cudaErrorLaunchOutOfResources",
+        std::string(cudaGetErrorName(within)) + ", " + cudaGetErrorName(past));
+  // Those of native/src/cuda too: flash attention's three kernels, gemm_tc_kernel, and the test's.
+  check(cuda_sim::registered_launch_bounds() >= 5, "emulator: the __launch_bounds__ of the kernels are registered",
+        std::to_string(cuda_sim::registered_launch_bounds()) + " kernels");
   int cc = 0;
   cudaDeviceGetAttribute(&cc, cudaDevAttrComputeCapabilityMajor, 0);
   std::size_t free = 0, total = 0;
@@ -268,9 +294,10 @@ void architecture_tests() {
   cuda_sim::set_compute_capability(9, 0);
 }
 
-// An op on zero elements does nothing, as on the CPU, instead of launching a grid without blocks.
-void zero_element_tests() {
-  auto g = revenant::make_cuda_backend();
+// An op on zero elements does nothing, as on the CPU, instead of launching a grid without blocks;
+// on the fp32 kernels and on the fast ones (tensor-core GEMM, flash attention).
+void zero_element_tests(bool fast) {
+  auto g = revenant::make_cuda_backend(0, fast);
   float* buf = static_cast<float*>(g->alloc(1024 * sizeof(float)));
   int* tok = static_cast<int*>(g->alloc(64 * sizeof(int)));
   std::string failed;
@@ -298,7 +325,9 @@ void zero_element_tests() {
   run("adamw_update", [&] { g->adamw_update(buf, buf, buf, buf, 0, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f, 1, 1.0f); });
   double ss = -1;
   run("sum_squares", [&] { ss = g->sum_squares(buf, 0); });
-  check(failed.empty() && ss == 0.0, "cuda ops on zero elements do nothing, as on the CPU", failed);
+  check(failed.empty() && ss == 0.0,
+        std::string("cuda ops on zero elements do nothing, as on the CPU") + (fast ? " [tensor cores + flash]" : " [fp32 kernels]"),
+        failed);
   expect_no_reports("the zero-element ops");
   g->release(tok);
   g->release(buf);
@@ -340,7 +369,8 @@ void run_cuda_sim_tests() {
   bf16_tests();
   limit_tests();
   architecture_tests();
-  zero_element_tests();
+  zero_element_tests(false);
+  zero_element_tests(true);
   checker_tests();
   coverage_test();  // last: the checker tests run fault_kernel
 #else

@@ -4,6 +4,9 @@
 // tiles) and use different exp/tanh implementations (a few ulp), so results agree to ~1e-6
 // relative per op; 1e-5 scaled error leaves margin without hiding a wrong kernel (which is off by
 // O(1)). The whole model stacks ~30 ops, hence 1e-4 there.
+// The whole model runs twice: on the fp32 kernels (REVENANT_CUDA_TENSOR_CORES=0) at the tolerances
+// above, and on the default fast kernels (bf16 tensor-core GEMM, flash attention) at those of
+// kFastModel below.
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -12,7 +15,9 @@
 #include "core/backend.h"
 #include "core/device_info.h"
 #include "core/model.h"
+#include "counting_backend.h"
 #include "harness.h"
+#include "model_helpers.h"
 
 namespace rvtest {
 using revenant::Backend;
@@ -294,9 +299,84 @@ void compare_lm_head(Backend& c, Backend& g) {
   }
 }
 
-void compare_model(const std::string& label, const revenant::ModelConfig& cfg) {
+// What the whole model is held to on one path of kernels.
+struct ModelTolerance {
+  const char* tag;      // appended to every check's name
+  double out;           // log-probs and values (scaled error)
+  double grad_norm;     // relative
+  double weights;       // parameters after one AdamW step (scaled error), or see moved_apart
+  double moved_apart;   // > 0: instead, the share of weights whose step differs by over lr / 10
+  bool same_greedy;     // greedy tokens must be identical
+};
+
+// fp32 kernels: ~30 stacked ops at ~1e-6 each (header).
+constexpr ModelTolerance kPlainModel{" [fp32 kernels]", 1e-4, 1e-4, 1e-4, 0, true};
+// Tensor-core GEMM: every matmul rounds its operands to bf16 (unit roundoff u = 2^-8), so each
+// product's output carries a relative error of ~sqrt(2/3) u ~ 3e-3 (cuda_tc_tests.cc, header);
+// 2 layers of 4 products (qkv, proj, fc, fcproj) plus the LM head give independent errors of that
+// size, ~sqrt(9) * 3e-3 ~ 1e-2 on the logits, which reach the log-probs about unchanged (a log-prob
+// is a logit minus a log-sum-exp of logits); 3e-2 is 3 standard deviations. The gradient norm sums
+// squares of gradients that carry the same bf16 error through the backward's twice as many products:
+// 3e-2 too. AdamW's first step moves a weight by lr * g / (|g| + eps), about +-lr whatever the
+// gradient's size, so where bf16 noise flips the sign of a gradient near 0 that weight's step
+// differs by up to 2 lr = 2e-3, the most any weight can differ (a max-norm check cannot tell more):
+// instead, at most 2% of the weights may step more than lr / 10 apart (the few whose gradient is
+// within the noise of 0). Greedy tokens may legitimately differ where two logits are within the
+// bf16 error, so generation is checked through its log-probs (3e-2) and, when the tokens differ,
+// by scoring the CUDA model's tokens on the CPU (see compare_greedy).
+constexpr ModelTolerance kFastModel{" [tensor cores + flash]", 3e-2, 3e-2, 0, 0.02, false};
+
+// The parameters after one AdamW step on both backends, from the same `before`, against `tol`.
+void compare_step(const std::string& name, const std::vector<float>& gpu, const std::vector<float>& cpu,
+                  const std::vector<float>& before, const ModelTolerance& tol) {
+  if (tol.moved_apart <= 0) return check_close(name, scaled_error(gpu, cpu), tol.weights);
+  const double lr = revenant::OptimConfig{}.lr;
+  std::size_t apart = 0;
+  double worst = 0;
+  for (std::size_t i = 0; i < cpu.size() && i < gpu.size() && i < before.size(); ++i) {
+    const double d = std::fabs((double(gpu[i]) - before[i]) - (double(cpu[i]) - before[i]));
+    apart += d > lr / 10;
+    worst = std::fmax(worst, d);
+  }
+  const double share = gpu.size() == cpu.size() && cpu.size() == before.size() ? double(apart) / cpu.size() : 1.0;
+  char detail[96];
+  std::snprintf(detail, sizeof detail, " (largest difference %.3g, at most 2 lr = %.3g)", worst, 2 * lr);
+  check_close(name + ": share of weights whose step differs by over lr/10" + detail, share, tol.moved_apart);
+}
+
+// Greedy decoding takes the same path on both while no two logits are within rounding; where the
+// tolerance allows tokens to differ (bf16) and they do, the CUDA model's own tokens, scored by the
+// CPU model, must have the log-probs the CUDA model reported.
+void compare_greedy(revenant::Model& mc, revenant::Model& mg, const std::string& what, const std::string& tag,
+                    const ModelTolerance& tol) {
   using namespace revenant;
-  Model mc(cfg, make_cpu_backend()), mg(cfg, make_cuda_backend());
+  GenerateOptions opt;
+  opt.max_new_tokens = 6;
+  opt.temperature = 0.0f;
+  const std::vector<std::vector<int>> prompts{{1, 2, 3}, {4}};
+  const GenerateResult gc = mc.generate(prompts, opt), gg = mg.generate(prompts, opt);
+  if (tol.same_greedy || gc.tokens == gg.tokens) {
+    check(gc.tokens == gg.tokens, what + " greedy generate cuda vs cpu" + tag, "");
+    check_close(what + " generate logprobs cuda vs cpu" + tag, scaled_error(gg.logprobs, gc.logprobs), tol.out);
+    return;
+  }
+  std::vector<float> reported, rescored;
+  for (std::size_t row = 0; row < prompts.size(); ++row) {
+    const std::vector<float> lp = mc.logprobs(finished_row(prompts[row], gg, row));
+    for (int i = 0; i < gg.lengths[row]; ++i) {
+      rescored.push_back(lp[prompts[row].size() + i]);
+      reported.push_back(gg.logprobs[row * gg.max_new_tokens + i]);
+    }
+  }
+  check_close(what + " generate (greedy tokens differ at a near tie): log-probs of its tokens vs cpu" + tag,
+              scaled_error(reported, rescored), tol.out);
+}
+
+void compare_model(const std::string& label, const revenant::ModelConfig& cfg, bool fast) {
+  using namespace revenant;
+  const ModelTolerance& tol = fast ? kFastModel : kPlainModel;
+  const std::string tag = label + tol.tag;
+  Model mc(cfg, make_cpu_backend()), mg(cfg, make_cuda_backend(0, fast));
   Rng r(6);
   PolicyBatch pb;
   pb.B = 8;
@@ -305,34 +385,32 @@ void compare_model(const std::string& label, const revenant::ModelConfig& cfg) {
   pb.mask.assign(pb.B * pb.T, 1.0f);
   for (auto& t : pb.tokens) t = r.below(cfg.vocab);
   const std::vector<float> lc = mc.logprobs(pb), lg = mg.logprobs(pb);
-  check_close("model logprobs cuda vs cpu" + label, scaled_error(lg, lc), 1e-4);
-  check_close("model values cuda vs cpu" + label, scaled_error(mg.values(pb), mc.values(pb)), 1e-4);
+  check_close("model logprobs cuda vs cpu" + tag, scaled_error(lg, lc), tol.out);
+  check_close("model values cuda vs cpu" + tag, scaled_error(mg.values(pb), mc.values(pb)), tol.out);
   pb.advantages.resize(lc.size());
   for (auto& a : pb.advantages) a = static_cast<float>(r.normal());
   pb.old_logprobs = lc;
+  const std::vector<float> before = mc.get_state().params;
   const PolicyStats sc = mc.policy_step(pb, PolicyLossConfig{}, OptimConfig{});
   const PolicyStats sg = mg.policy_step(pb, PolicyLossConfig{}, OptimConfig{});
-  check_close("model policy_step grad norm cuda vs cpu" + label, std::fabs(sc.grad_norm - sg.grad_norm) / sc.grad_norm, 1e-4);
-  check_close("model weights after policy_step cuda vs cpu" + label, scaled_error(mg.get_state().params, mc.get_state().params), 1e-4);
-  // Greedy decoding takes the same path on both while no two logits are within rounding.
-  GenerateOptions opt;
-  opt.max_new_tokens = 6;
-  opt.temperature = 0.0f;
-  const GenerateResult gc = mc.generate({{1, 2, 3}, {4}}, opt), gg = mg.generate({{1, 2, 3}, {4}}, opt);
-  check(gc.tokens == gg.tokens, "model greedy generate cuda vs cpu" + label, "");
-  check_close("model generate logprobs cuda vs cpu" + label, scaled_error(gg.logprobs, gc.logprobs), 1e-4);
+  check_close("model policy_step grad norm cuda vs cpu" + tag, std::fabs(sc.grad_norm - sg.grad_norm) / sc.grad_norm,
+              tol.grad_norm);
+  compare_step("model weights after policy_step cuda vs cpu" + tag, mg.get_state().params, mc.get_state().params,
+               before, tol);
+  compare_greedy(mc, mg, "model", tag, tol);
 }
 
 // A LoRA model (no value head: LoRA trains policies) with adapters drawn at random, so B is not 0.
-void compare_lora_model() {
+void compare_lora_model(bool fast) {
   using namespace revenant;
+  const ModelTolerance& tol = fast ? kFastModel : kPlainModel;
   ModelConfig cfg;
   cfg.arch = Arch::Llama;
   cfg.seed = 4;
   cfg.kv_heads = 2;
   cfg.intermediate = 96;
   cfg.lora.rank = 4;
-  Model mc(cfg, make_cpu_backend()), mg(cfg, make_cuda_backend());
+  Model mc(cfg, make_cpu_backend()), mg(cfg, make_cuda_backend(0, fast));
   Rng r(7);
   ModelState s = mc.get_state();
   for (auto& p : s.params) p = static_cast<float>(0.1 * r.normal());
@@ -345,49 +423,98 @@ void compare_lora_model() {
   pb.mask.assign(pb.B * pb.T, 1.0f);
   for (auto& t : pb.tokens) t = r.below(cfg.vocab);
   const std::vector<float> lc = mc.logprobs(pb), lg = mg.logprobs(pb);
-  check_close("lora model logprobs cuda vs cpu", scaled_error(lg, lc), 1e-4);
-  check_close("lora model base logprobs (adapters off) cuda vs cpu", scaled_error(mg.logprobs(pb, false), mc.logprobs(pb, false)), 1e-4);
+  check_close("lora model logprobs cuda vs cpu" + std::string(tol.tag), scaled_error(lg, lc), tol.out);
+  check_close("lora model base logprobs (adapters off) cuda vs cpu" + std::string(tol.tag),
+              scaled_error(mg.logprobs(pb, false), mc.logprobs(pb, false)), tol.out);
   pb.advantages.resize(lc.size());
   for (auto& a : pb.advantages) a = static_cast<float>(r.normal());
   pb.old_logprobs = lc;
+  const std::vector<float> before = mc.get_state().params;
   const PolicyStats sc = mc.policy_step(pb, PolicyLossConfig{}, OptimConfig{});
   const PolicyStats sg = mg.policy_step(pb, PolicyLossConfig{}, OptimConfig{});
-  check_close("lora model policy_step grad norm cuda vs cpu", std::fabs(sc.grad_norm - sg.grad_norm) / sc.grad_norm, 1e-4);
-  check_close("lora model adapters after policy_step cuda vs cpu", scaled_error(mg.get_state().params, mc.get_state().params), 1e-4);
-  GenerateOptions opt;
-  opt.max_new_tokens = 6;
-  opt.temperature = 0.0f;
-  const GenerateResult gc = mc.generate({{1, 2, 3}, {4}}, opt), gg = mg.generate({{1, 2, 3}, {4}}, opt);
-  check(gc.tokens == gg.tokens, "lora model greedy generate cuda vs cpu", "");
-  check_close("lora model generate logprobs cuda vs cpu", scaled_error(gg.logprobs, gc.logprobs), 1e-4);
+  check_close("lora model policy_step grad norm cuda vs cpu" + std::string(tol.tag),
+              std::fabs(sc.grad_norm - sg.grad_norm) / sc.grad_norm, tol.grad_norm);
+  compare_step("lora model adapters after policy_step cuda vs cpu" + std::string(tol.tag), mg.get_state().params,
+               mc.get_state().params, before, tol);
+  compare_greedy(mc, mg, "lora model", tol.tag, tol);
 }
 
-void compare_models() {
+void compare_models(bool fast) {
   revenant::ModelConfig cfg;
   cfg.value_head = true;
   cfg.seed = 4;
-  compare_model("", cfg);
+  compare_model("", cfg, fast);
   revenant::ModelConfig llama = cfg;  // GQA 4/2 with q/k/v biases, then tied with one kv head
   llama.arch = revenant::Arch::Llama;
   llama.kv_heads = 2;
   llama.intermediate = 96;
   llama.attention_bias = true;
-  compare_model(" [llama, GQA 4/2, q/k/v bias]", llama);
+  compare_model(" [llama, GQA 4/2, q/k/v bias]", llama, fast);
   llama.kv_heads = 1;
   llama.attention_bias = false;
   llama.tied_embeddings = true;
-  compare_model(" [llama, tied, 1 kv head]", llama);
+  compare_model(" [llama, tied, 1 kv head]", llama, fast);
   revenant::ModelConfig qwen3 = llama;  // q/k norms, 4 heads of 24 on width 64 (attention width 96)
   qwen3.tied_embeddings = false;
   qwen3.kv_heads = 2;
   qwen3.head_dim = 24;
   qwen3.qk_norm = true;
-  compare_model(" [qwen3, q/k norms, head_dim 24]", qwen3);
+  compare_model(" [qwen3, q/k norms, head_dim 24]", qwen3, fast);
   revenant::ModelConfig llama3 = llama;  // Llama 3 rope scaling with a short original context
   llama3.rope_llama3 = true;
   llama3.rope_scaling = revenant::RopeScaling{8.0f, 1.0f, 4.0f, 64.0f};
-  compare_model(" [llama3 rope scaling, tied]", llama3);
-  compare_lora_model();
+  compare_model(" [llama3 rope scaling, tied]", llama3, fast);
+  compare_lora_model(fast);
+}
+
+// The T x T attention buffer is never allocated when flash attention runs: the same update step on
+// the fast kernels and on the fp32 kernels, every allocation counted where the allocator hands it
+// out. The fp32 path holds a [B,NH,T,T] softmax per layer; the fast path holds exactly
+// L * B*NH*(T*T - 2T) floats less (each layer's att is B*NH*T*2 floats: log-sum-exp and delta), at
+// rest and at its peak, and allocates no buffer as large as one softmax. At T = 128 the softmax
+// (B*NH*T*T) is twice the largest other activation (B*T * 4C), so the largest-buffer check can fail.
+void flash_scratch_test() {
+  using namespace revenant;
+  ModelConfig cfg;
+  cfg.seed = 4;
+  cfg.context = 128;
+  const int B = 2, T = 128;
+  const std::size_t softmax = std::size_t(B) * cfg.heads * T * T * sizeof(float);
+  Rng r(12);
+  PolicyBatch pb;
+  pb.B = B;
+  pb.T = T;
+  for (int i = 0; i < B * T; ++i) {
+    pb.tokens.push_back(r.below(cfg.vocab));
+    pb.mask.push_back(1.0f);
+    pb.advantages.push_back(static_cast<float>(r.normal()));
+  }
+  std::size_t live[2], peak[2], largest[2];
+  for (const bool fast : {false, true}) {
+    auto owned = std::make_unique<CountingBackend>(make_cuda_backend(0, fast));
+    CountingBackend* be = owned.get();
+    Model m(cfg, std::move(owned));
+    const std::size_t held = be->live_;  // weights, gradients, AdamW moments
+    be->peak_ = held;
+    be->largest_ = 0;
+    pb.old_logprobs = m.logprobs(pb);  // allocates the activations of this shape
+    largest[fast] = be->largest_;
+    m.policy_step(pb, PolicyLossConfig{}, OptimConfig{});  // and the gradients, moments and scratch
+    live[fast] = be->live_ - held;
+    peak[fast] = be->peak_ - held;
+  }
+  const std::size_t saved = std::size_t(cfg.layers) * B * cfg.heads * (std::size_t(T) * T - 2 * T) * sizeof(float);
+  const std::string detail = "activations " + std::to_string(live[1]) + " bytes flash, " + std::to_string(live[0]) +
+                             " fp32; expected " + std::to_string(saved) + " fewer";
+  check(live[0] - live[1] == saved && peak[0] - peak[1] == saved,
+        "flash attention: the model holds B*NH*T*2 floats of attention per layer, not B*NH*T*T", detail);
+  check(largest[0] >= softmax && largest[1] < softmax,
+        "flash attention: no activation as large as one [B,NH,T,T] softmax is allocated",
+        "largest buffer " + std::to_string(largest[1]) + " bytes flash, " + std::to_string(largest[0]) +
+            " fp32; softmax " + std::to_string(softmax));
+  const ModelConfig rc = resolve_config(cfg);
+  check(activation_cost(rc, B, T).bytes - activation_cost(rc, B, T, std::size_t(B) * cfg.heads * T * 2).bytes == saved,
+        "flash attention: activation_cost counts the smaller buffer", "");
 }
 
 }  // namespace
@@ -402,10 +529,14 @@ void run_cuda_tests() {
   }
 #ifdef REVENANT_HAVE_CUDA
   auto cpu = revenant::make_cpu_backend();
-  auto gpu = revenant::make_cuda_backend();
+  // The ops on the fp32 kernels (the tensor-core GEMM and flash attention are checked op by op in
+  // cuda_tc_tests.cc, against their own bounds); the whole model on both paths.
+  auto gpu = revenant::make_cuda_backend(0, false);
   compare_ops(*cpu, *gpu);
   compare_lm_head(*cpu, *gpu);
-  compare_models();
+  compare_models(false);
+  compare_models(true);
+  flash_scratch_test();
 #endif
 }
 

@@ -15,12 +15,12 @@
 #include "core/model.h"
 #include "core/threads.h"
 #include "cpu/ops.h"
+#include "counting_backend.h"
 #include "harness.h"
 
 namespace rvtest {
 namespace cpu = revenant::cpu;
 using revenant::Backend;
-using revenant::RopeScaling;  // named unqualified by the op list that CountingBackend expands
 using Tensors64 = std::vector<std::vector<double>>;
 
 namespace {
@@ -170,45 +170,6 @@ void lm_head_thread_check() {
 
 // ---- the memory the model holds, counted where it is allocated ----
 
-// The CPU backend with every allocation counted: bytes live now and the most ever live.
-class CountingBackend final : public Backend {
- public:
-  CountingBackend() : inner_(revenant::make_cpu_backend()) {}
-  std::string name() const override { return "cpu"; }
-  void* alloc(std::size_t bytes) override {
-    void* p = inner_->alloc(bytes);
-    sizes_.push_back({p, bytes});
-    live_ += bytes;
-    peak_ = std::max(peak_, live_);
-    return p;
-  }
-  void release(void* p) override {
-    for (auto it = sizes_.begin(); it != sizes_.end(); ++it)
-      if (it->first == p) {
-        live_ -= it->second;
-        sizes_.erase(it);
-        break;
-      }
-    inner_->release(p);
-  }
-  void upload(void* d, const void* s, std::size_t n) override { inner_->upload(d, s, n); }
-  void download(void* d, const void* s, std::size_t n) override { inner_->download(d, s, n); }
-  void zero(void* p, std::size_t n) override { inner_->zero(p, n); }
-  void copy(void* d, const void* s, std::size_t n) override { inner_->copy(d, s, n); }
-  void synchronize() override {}
-  revenant::MemoryBudget free_memory() override { return inner_->free_memory(); }
-#define RV_COUNTING_OP(ret, name, params, args) \
-  ret name params override { return inner_->name args; }
-  REVENANT_OPS(RV_COUNTING_OP)
-#undef RV_COUNTING_OP
-
-  std::size_t live_ = 0, peak_ = 0;
-
- private:
-  std::unique_ptr<Backend> inner_;
-  std::vector<std::pair<void*, std::size_t>> sizes_;
-};
-
 void lm_head_memory_check() {
   using namespace revenant;
   ModelConfig c;
@@ -219,7 +180,7 @@ void lm_head_memory_check() {
   c.layers = 1;
   c.heads = 4;
   c.seed = 5;
-  auto owned = std::make_unique<CountingBackend>();
+  auto owned = std::make_unique<CountingBackend>(make_cpu_backend());
   CountingBackend* be = owned.get();
   Model m(c, std::move(owned));
   const std::size_t held = be->live_;  // weights, gradients, AdamW moments

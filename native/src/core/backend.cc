@@ -54,6 +54,10 @@ BackendChoice choose_backend(const std::string& device) {
 
 std::unique_ptr<Backend> make_backend(const std::string& device) { return choose_backend(device).backend; }
 
+std::size_t Backend::attention_scratch_floats(int B, int T, int /*C*/, int NH) {
+  return static_cast<std::size_t>(B) * NH * T * static_cast<std::size_t>(T);
+}
+
 void Backend::test_device_lost() {
   throw DeviceLostError("test_device_lost", __FILE__, __LINE__,
                         "cudaErrorIllegalAddress: an illegal memory access was encountered (simulated on the " + name() +

@@ -34,6 +34,12 @@ class Backend {
   // backends raise it directly.
   virtual void test_device_lost();
 
+  // Floats of the `att` buffer that attention_forward fills and attention_backward reads, for B rows
+  // of T positions and NH query heads over C channels: the [B,NH,T,T] softmax of core/op_list.h, or
+  // less where the backend's attention saves less (the CUDA backend's flash attention: a
+  // log-sum-exp and one scratch value per query, B*NH*T*2). Computed in 64 bits.
+  virtual std::size_t attention_scratch_floats(int B, int T, int C, int NH);
+
   // ---- ops (core/op_list.h documents each) ----
   using F = float;  // the element type the op list is written in
 #define REVENANT_BACKEND_OP(ret, name, params, args) virtual ret name params = 0;
@@ -57,8 +63,11 @@ BackendChoice choose_backend(const std::string& device);
 std::unique_ptr<Backend> make_backend(const std::string& device);
 std::unique_ptr<Backend> make_cpu_backend();
 #ifdef REVENANT_HAVE_CUDA
-// The CUDA backend on device `device` (0-based), selected in every thread that uses it.
+// The CUDA backend on device `device` (0-based), selected in every thread that uses it. Its matmul
+// and attention run on the tensor-core GEMM and flash attention (fast_kernels) or on the fp32
+// kernels; the first form takes the default, fast unless REVENANT_CUDA_TENSOR_CORES=0.
 std::unique_ptr<Backend> make_cuda_backend(int device = 0);
+std::unique_ptr<Backend> make_cuda_backend(int device, bool fast_kernels);
 #endif
 
 // A typed buffer in backend memory, freed with its owner; or a borrowed view of memory someone

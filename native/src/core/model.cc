@@ -114,12 +114,15 @@ ModelDims model_dims(const ModelConfig& c) {
                    gpt2 ? 4 * C : c.intermediate, Vs, std::min(Vs, kLmHeadChunk)};
 }
 
-// Mirrors acts_for(): every buffer it allocates, counted in 64 bits.
 ShapeCost activation_cost(const ModelConfig& c, std::size_t B, std::size_t T) {
+  return activation_cost(c, B, T, B * static_cast<std::size_t>(model_dims(c).NH) * T * T);
+}
+
+// Mirrors acts_for(): every buffer it allocates, counted in 64 bits.
+ShapeCost activation_cost(const ModelConfig& c, std::size_t B, std::size_t T, std::size_t att) {
   const ModelDims d = model_dims(c);
   const std::size_t BT = B * T, C = d.C, QKV = d.qkv, MI = d.mlp_in, MH = d.mlp_hidden, QC = d.qC;
   const std::size_t head = lm_head_scratch(BT, d.chunk);
-  const std::size_t att = B * static_cast<std::size_t>(d.NH) * T * T;
   // q/k norms: the qkv product before them and one statistic per q and k head.
   const std::size_t qk_norm = c.qk_norm ? QKV + d.NH + d.NKV : 0;
   // Per layer: ln1, attproj, res2, ln2, fcproj, res3 (C each), atty (qC), 4 norm statistics, qkv,
@@ -406,8 +409,11 @@ Model::Acts& Model::acts_for(int B, int T) {
   acts_bytes_ = 0;
   auto a = std::make_unique<Acts>();
   Backend* be = be_.get();
-  const std::size_t BT = static_cast<std::size_t>(B) * T, C = d_.C, NH = d_.NH;
+  const std::size_t BT = static_cast<std::size_t>(B) * T, C = d_.C;
   const std::size_t QKV = d_.qkv, MI = d_.mlp_in, MH = d_.mlp_hidden, uB = B, uT = T;
+  // What the backend's attention saves per layer: the T x T softmax, or flash attention's 2 floats
+  // per query.
+  const std::size_t att_floats = be->attention_scratch_floats(B, T, d_.qC, d_.NH);
   a->B = B;
   a->T = T;
   a->tokens = DeviceBuffer<int>(be, BT);
@@ -420,7 +426,7 @@ Model::Acts& Model::acts_for(int B, int T) {
     l.ln1_rstd = DeviceBuffer<float>(be, BT);
     l.qkv = DeviceBuffer<float>(be, BT * QKV);
     l.atty = DeviceBuffer<float>(be, BT * d_.qC);
-    l.att = DeviceBuffer<float>(be, uB * NH * uT * uT);
+    l.att = DeviceBuffer<float>(be, att_floats);
     if (cfg_.qk_norm) {
       l.qkv_raw = DeviceBuffer<float>(be, BT * QKV);
       l.q_rstd = DeviceBuffer<float>(be, BT * d_.NH);
@@ -455,7 +461,7 @@ Model::Acts& Model::acts_for(int B, int T) {
   a->dent = DeviceBuffer<float>(be, BT);
   a->dlnf = DeviceBuffer<float>(be, BT * C);
   acts_ = std::move(a);
-  acts_bytes_ = activation_cost(cfg_, uB, uT).bytes;
+  acts_bytes_ = activation_cost(cfg_, uB, uT, att_floats).bytes;
   return *acts_;
 }
 
@@ -641,7 +647,8 @@ void Model::validate(const TokenBatch& batch, const char* op) const {
   // Before the arrays are looked at: a shape that cannot fit is refused on its numbers alone.
   const bool allocated = acts_ && acts_->B == batch.B && acts_->T == batch.T;
   if (!allocated)
-    check_fits(op, "batch [B=" + str(batch.B) + ", T=" + str(batch.T) + "]", activation_cost(cfg_, batch.B, batch.T),
+    check_fits(op, "batch [B=" + str(batch.B) + ", T=" + str(batch.T) + "]",
+               activation_cost(cfg_, batch.B, batch.T, be_->attention_scratch_floats(batch.B, batch.T, d_.qC, d_.NH)),
                acts_bytes_);
   const std::size_t n = static_cast<std::size_t>(batch.B) * batch.T;
   RV_CHECK(batch.tokens.size() == n && batch.mask.size() == n, op, "tokens and mask must hold B*T values");

@@ -103,8 +103,11 @@ struct ShapeCost {
   std::size_t bytes = 0;
   std::size_t largest = 0;
 };
-// Activations and their gradients for forward/backward over B rows of T tokens.
+// Activations and their gradients for forward/backward over B rows of T tokens, each layer's saved
+// attention taking att_floats (Backend::attention_scratch_floats); the first form counts the
+// [B,NH,T,T] softmax (the CPU backend's).
 ShapeCost activation_cost(const ModelConfig& resolved, std::size_t B, std::size_t T);
+ShapeCost activation_cost(const ModelConfig& resolved, std::size_t B, std::size_t T, std::size_t att_floats);
 // What generate() holds for B rows whose prompts share `prefill` leading positions (the batched
 // prefill's B * prefill token rows of scratch) and run to `positions` (the KV cache per row).
 ShapeCost generate_cost(const ModelConfig& resolved, std::size_t B, std::size_t prefill, std::size_t positions);

@@ -16,13 +16,18 @@
 namespace revenant {
 namespace {
 
-// REVENANT_CUDA_TENSOR_CORES=1 (read once) routes matmul through the bf16 tensor-core GEMM
-// (gemm_tc.cu) on devices of compute capability 8.0+, and attention through flash attention
-// (flash_attention.cu). Off by default: the fp32 kernels are the verified path.
-bool tensor_cores_wanted() {
+// The fast kernels are the default: matmul on the bf16 tensor-core GEMM (gemm_tc.cu) on devices of
+// compute capability 8.0+, attention on flash attention (flash_attention.cu, fp32, every
+// architecture). REVENANT_CUDA_TENSOR_CORES=0 (read once) selects the fp32 kernels of matmul.cu
+// and attention.cu instead, the fallback.
+bool tensor_cores_default() {
   static const bool on = [] {
     const char* v = std::getenv("REVENANT_CUDA_TENSOR_CORES");
-    return v != nullptr && std::string(v) == "1";
+    const std::string s = v == nullptr ? "" : v;
+    RV_CHECK(s.empty() || s == "0" || s == "1", "cuda backend",
+             "REVENANT_CUDA_TENSOR_CORES must be 1 (tensor-core GEMM and flash attention, the default) or 0 (the "
+             "fp32 kernels), got \"" + s + "\"");
+    return s != "0";
   }();
   return on;
 }
@@ -32,12 +37,17 @@ bool tensor_cores_wanted() {
 namespace routed {
 using namespace cuda;
 
-bool gemm_on_tensor_cores() { return tensor_cores_wanted() && cuda::tensor_cores_supported(); }
+// The calling backend's choice of kernels: set with the device by every entry point (bind()), as
+// a model's calls run on whichever thread picks them up.
+thread_local bool fast_kernels = false;
 
-// Flash attention keeps its log-sum-exp in the first B*NH*T floats of att (B*NH*T*T floats, saved
-// per layer for the backward) and the backward's delta scratch in the next B*NH*T, hence T >= 2.
-// The forward and the backward decide alike, so att always holds what the backward expects.
-bool flash(int T, int C, int NH) { return tensor_cores_wanted() && T >= 2 && cuda::flash_attention_supports(C, NH); }
+bool gemm_on_tensor_cores() { return fast_kernels && cuda::tensor_cores_supported(); }
+
+// Flash attention keeps its log-sum-exp in the first B*NH*T floats of att and the backward's delta
+// scratch in the next B*NH*T: attention_scratch_floats() sizes att so, and T >= 2 keeps a caller
+// that sized it B*NH*T*T (the op list's contract) safe too. The forward and the backward decide
+// alike, so att always holds what the backward expects.
+bool flash(int T, int C, int NH) { return fast_kernels && T >= 2 && cuda::flash_attention_supports(C, NH); }
 
 void matmul_forward(float* out, const float* inp, const float* w, const float* bias, int N, int C, int OC) {
   if (gemm_on_tensor_cores()) cuda::matmul_forward_tc(out, inp, w, bias, N, C, OC);
@@ -69,7 +79,7 @@ __global__ void fault_kernel(float* p) { p[threadIdx.x] = 1.0f; }
 
 class CudaBackend final : public Backend {
  public:
-  explicit CudaBackend(int device) : device_(device) {
+  CudaBackend(int device, bool fast_kernels) : device_(device), fast_kernels_(fast_kernels) {
     bind("cuda backend");
     // A device that cannot even report its memory is not usable; say so now, not at the first op.
     std::size_t free = 0, total = 0;
@@ -131,6 +141,12 @@ class CudaBackend final : public Backend {
     RV_FAIL("test_device_lost", "a kernel writing through a null pointer did not fault on cuda:" + std::to_string(device_));
   }
 
+  std::size_t attention_scratch_floats(int B, int T, int C, int NH) override {
+    bind("attention_scratch_floats");
+    if (!routed::flash(T, C, NH)) return Backend::attention_scratch_floats(B, T, C, NH);
+    return 2 * static_cast<std::size_t>(B) * NH * T;  // log-sum-exp, then delta (see routed::flash)
+  }
+
   // Every op selects the device, then forwards to its kernel launcher of the same name in
   // cuda/ops.cuh (or, for the ops in routed, to the switch's choice).
 #define REVENANT_CUDA_OP(ret, name, params, args) \
@@ -142,14 +158,23 @@ class CudaBackend final : public Backend {
 #undef REVENANT_CUDA_OP
 
  private:
-  // Makes this backend's device current on the calling thread (cheap when it already is).
-  void bind(const char* op) const { RV_CUDA_CHECK(cudaSetDevice(device_), op); }
+  // Makes this backend's device current on the calling thread (cheap when it already is), and its
+  // choice of kernels the one the routed ops see.
+  void bind(const char* op) const {
+    RV_CUDA_CHECK(cudaSetDevice(device_), op);
+    routed::fast_kernels = fast_kernels_;
+  }
 
   int device_;
+  bool fast_kernels_;
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cuda_backend(int device) { return std::make_unique<CudaBackend>(device); }
+std::unique_ptr<Backend> make_cuda_backend(int device) { return make_cuda_backend(device, tensor_cores_default()); }
+
+std::unique_ptr<Backend> make_cuda_backend(int device, bool fast_kernels) {
+  return std::make_unique<CudaBackend>(device, fast_kernels);
+}
 
 }  // namespace revenant

@@ -22,4 +22,7 @@ void reset_device();
 // build has no code for. Also read from REVENANT_CUDA_SIM_CC ("70") at start.
 void set_compute_capability(int major, int minor);
 
+// How many kernels have a __launch_bounds__ registered (cuda_runtime.h, register_launch_bounds).
+std::size_t registered_launch_bounds();
+
 }  // namespace cuda_sim

@@ -31,6 +31,7 @@ struct Device {
   cudaError_t sticky = cudaSuccess;  // a kernel faulted: every later call returns it
   int cc_major = 9, cc_minor = 0;
   std::map<const void*, int> max_dynamic_shared;  // cudaFuncSetAttribute opt-ins
+  std::map<const void*, int> launch_bounds;       // __launch_bounds__ (register_launch_bounds)
   std::set<std::string> executed;
   std::vector<std::string> findings;
 

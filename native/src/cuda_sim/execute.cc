@@ -775,6 +775,9 @@ void launch(const KernelRun& run) {
       b.z > 64 || threads > static_cast<unsigned long long>(kMaxThreadsPerBlock) || g.x > kMaxGridX ||
       g.y > kMaxGridYZ || g.z > kMaxGridYZ)
     return set_last_error(cudaErrorInvalidConfiguration);
+  const auto bound = d.launch_bounds.find(run.kernel);
+  if (bound != d.launch_bounds.end() && threads > static_cast<unsigned long long>(bound->second))
+    return set_last_error(cudaErrorLaunchOutOfResources);
   auto opt = d.max_dynamic_shared.find(run.kernel);
   const std::size_t dyn_limit = opt == d.max_dynamic_shared.end() ? kStaticSharedLimit : static_cast<std::size_t>(opt->second);
   if (run.shared_bytes > dyn_limit) return set_last_error(cudaErrorInvalidValue);

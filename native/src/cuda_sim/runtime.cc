@@ -128,6 +128,19 @@ void set_compute_capability(int major, int minor) {
   d.cc_minor = minor;
 }
 
+int register_launch_bounds(const void* kernel, int max_threads) {
+  Device& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  d.launch_bounds[kernel] = max_threads;
+  return 0;
+}
+
+std::size_t registered_launch_bounds() {
+  Device& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  return d.launch_bounds.size();
+}
+
 cudaError_t set_function_attribute(const void* kernel, cudaFuncAttribute attr, int value) {
   Device& d = device();
   std::lock_guard<std::mutex> lock(d.mu);

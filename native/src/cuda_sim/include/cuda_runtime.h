@@ -31,7 +31,7 @@
 #define __shared__ thread_local
 #define __align__(n) __attribute__((aligned(n)))
 // Launch bounds are not recorded: the emulator enforces the device's own limits at launch.
-#define __launch_bounds__(...)
+#define __launch_bounds__(...)  // enforced through cuda_sim::register_launch_bounds
 
 #define CUDART_VERSION 13000
 #define REVENANT_CUDA_SIM_DEVICE_NAME "Revenant CUDA emulator (sm_90-like)"
@@ -196,6 +196,13 @@ struct KernelRun {
 // before returning (launches are ordered host work). Errors land where CUDA puts them:
 // cudaGetLastError for a bad configuration, a sticky error for a kernel that faulted.
 void launch(const KernelRun& run);
+
+// A kernel's __launch_bounds__ (its maximum threads per block), which the host compiler drops:
+// registered by the file CMakeLists.txt generates around each kernel file that declares one, so
+// that launch() refuses a block of more threads with cudaErrorLaunchOutOfResources, as a device
+// does (the bound is the kernel's maxThreadsPerBlock attribute). Returns 0, for use in a static
+// initializer.
+int register_launch_bounds(const void* kernel, int max_threads);
 
 // RV_LAUNCH(kernel, grid, block[, shared, stream])(args...): the parameters are converted and
 // copied once, as CUDA copies kernel parameters at the launch.
