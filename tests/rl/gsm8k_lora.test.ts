@@ -2,10 +2,11 @@
  * LoRA post-training learns on the GSM8K-style example, used as LoRA is used: on a pretrained
  * base. The base is examples/gsm8k_style.yaml's model after a few dozen steps of full fine-tuning,
  * exported as a BF16 folder (so the LoRA actor holds it as bfloat16), the latest export whose
- * held-out reward is still about 0 while its embeddings and LM head are shaped. examples/gsm8k_lora.yaml then trains rank-16
- * adapters on that frozen folder (lr 0.01, ten times full fine-tuning's) for LORA_STEPS steps, and
- * the best held-out reward must rise at least MARGIN above the base's own (the LoRA run's step-0
- * score: fresh adapters compute the base exactly).
+ * held-out reward is still about 0 while its embeddings and LM head are shaped.
+ * examples/gsm8k_lora.yaml then trains rank-16 adapters on that frozen folder (lr 0.005, five
+ * times full fine-tuning's) for LORA_STEPS steps, and the best held-out reward must rise at least
+ * MARGIN above the base's own (the LoRA run's step-0 score: fresh adapters compute the base
+ * exactly).
  *
  * From scratch LoRA cannot learn here, by design: the frozen head and final norm of a random base
  * bound the logits to about ±1.3, so sampling stays near uniform. See bench/RESULTS.md (LoRA).
@@ -26,8 +27,11 @@ const EVERY = 5;
 const UNTRAINED = 0.05;
 const LORA_STEPS = 25;
 /**
- * Measured on the reference machine (bench/RESULTS.md): held-out 0.000 → best 0.219. 0.1 leaves
- * room for the float differences between CPUs, which move both runs.
+ * Measured on the reference machine (bench/RESULTS.md) at this test's seed (42): held-out 0.000 →
+ * 0.219 from the fifth LoRA step on, the share of held-out problems whose answer is the most
+ * common one, 9, where full fine-tuning plateaus too. 0.1 leaves room for the float differences
+ * between CPUs, which move both runs. Not every seed learns: of seeds 2 and 3, seed 2 rose 0.000 →
+ * 0.281 and seed 3 only 0.000 → 0.094.
  */
 const MARGIN = 0.1;
 
