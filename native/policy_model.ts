@@ -110,7 +110,8 @@ export interface PolicyModelConfig {
   validVocab?: number;
   /**
    * llama: LoRA adapters (rank 1..1024; alpha > 0, default 2 × rank; modules, default all seven;
-   * dropout of the adapters' input in policy steps, [0, 1), default 0, its mask from hyper.dropoutSeed);
+   * dropout of the adapters' input in policy steps, [0, 1), default 0, its mask from hyper.dropoutSeed;
+   * bf16Base: the frozen projection matrices held as bfloat16, default false);
    * null: every weight trains. Default null. With adapters the base is frozen, and getState,
    * setState, copyParamsTo and loadParamsFrom move the adapters alone (numTrained floats).
    */
@@ -302,6 +303,11 @@ export class PolicyModel {
   readonly numTrained: number;
   /** A LoRA model's adapters ([] without): PEFT's names without "base_model.model.", offsets into the state's arrays. */
   readonly loraTensors: readonly TensorInfo[];
+  /**
+   * Bytes the base weights take in the backend's memory, as the model itself counts them: 4 per
+   * weight, or 2 per projection weight of a LoRA model with `lora.bf16Base`.
+   */
+  readonly baseBytes: number;
   readonly #native: PolicyModelNative;
 
   /**
@@ -350,6 +356,7 @@ export class PolicyModel {
     }
     this.numTrained = info.numTrained ?? info.numParams;
     this.loraTensors = Object.freeze(info.loraTensors ?? []);
+    this.baseBytes = info.baseBytes ?? 4 * info.numParams;
   }
 
   /**
@@ -748,6 +755,7 @@ function lora(c: Check, v: PolicyModelConfig["lora"]): LoraConfig | null {
   if (rank === 0) return null;
   const alpha = v.alpha === undefined ? 2 * rank : positive(c, "config.lora.alpha", v.alpha);
   const rslora = flag(c, "config.lora.rslora", v.rslora ?? false);
+  const bf16Base = flag(c, "config.lora.bf16Base", v.bf16Base ?? false);
   const dropout = v.dropout ?? 0;
   if (typeof dropout !== "number" || !(dropout >= 0 && dropout < 1)) c.fail("config.lora.dropout", dropout, "a probability in [0, 1)");
   const modules = v.modules ?? [...LORA_MODULES];
@@ -757,7 +765,7 @@ function lora(c: Check, v: PolicyModelConfig["lora"]): LoraConfig | null {
     if (modules.indexOf(m) !== i) c.fail(`config.lora.modules[${i}]`, m, "a module not already named");
   });
   // In the native order, so the same set always makes the same layout.
-  return { rank, alpha, rslora, modules: LORA_MODULES.filter((m) => modules.includes(m)), dropout };
+  return { rank, alpha, rslora, modules: LORA_MODULES.filter((m) => modules.includes(m)), dropout, bf16Base };
 }
 
 function ropeScaling(c: Check, v: RopeScalingConfig | null): RopeScalingConfig | null {

@@ -98,9 +98,15 @@ export interface LoraConfig {
   modules: LoraModule[];
   /** Dropout of each adapter's input during policy steps (never when scoring or sampling), [0, 1). */
   dropout: number;
+  /**
+   * The frozen base's projection matrices held as bfloat16 (half the bytes; each widened to float32
+   * right before its product, so results equal a float32 base of the same rounded weights). Set
+   * when the base comes from a BF16 folder. Default false.
+   */
+  bf16Base: boolean;
 }
 
-/** A LoRA setting as given: rank, the rest defaulted (alpha 2 × rank, no rsLoRA, every module, no dropout). */
+/** A LoRA setting as given: rank, the rest defaulted (alpha 2 × rank, no rsLoRA, every module, no dropout, a float32 base). */
 export type LoraSetting = Partial<LoraConfig> & { rank: number };
 
 /** Llama 3's rope scaling (config.json's `rope_scaling` with rope_type "llama3"). */
@@ -139,6 +145,8 @@ export interface NativeModelInfo {
   tensors: TensorInfo[];
   /** The adapters' tensors (PEFT's names without "base_model.model."), offsets into the state's arrays; [] without LoRA. */
   loraTensors?: TensorInfo[];
+  /** Bytes the base weights take in the backend's memory, as the model counts them (absent: an older addon). */
+  baseBytes?: number;
 }
 
 /** Tokens [batch, seqLen] row-major, with a per-token loss weight (1 = response token). */

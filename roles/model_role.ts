@@ -6,7 +6,7 @@
 import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { LlamaModelConfig } from "../native/hf/config.ts";
-import { isValueHeadTensor, loadHfModel, paramsFromTensors, saveHfModel } from "../native/hf/model_folder.ts";
+import { type HfModel, isValueHeadTensor, loadHfModel, paramsFromTensors, saveHfModel } from "../native/hf/model_folder.ts";
 import { mergeLora, savePeftAdapter } from "../native/hf/peft.ts";
 import type { WritableDtype } from "../native/hf/safetensors.ts";
 import { PolicyModel, type ModelState } from "../native/policy_model.ts";
@@ -23,8 +23,11 @@ export class ModelRole implements Role {
 
   constructor(options: ModelRoleOptions, valueHead: boolean) {
     const threads = actorThreads(options.threads, process.env);
-    this.model = new PolicyModel({ ...options.model, valueHead }, { device: options.device, ...(threads === undefined ? {} : { threads }) });
-    const load = options.path ? loadWeights(this.model, options.path, options.model.context, valueHead, options.hfConfig) : null;
+    const hf = options.path ? loadHfModel(options.path, { context: options.model.context, valueHead, ...(options.hfConfig ? { hfConfig: options.hfConfig } : {}) }) : null;
+    // A LoRA model's frozen base stays in its folder's precision: a BF16 folder's matrices are held as bfloat16.
+    const lora = options.model.lora && hf?.dtype === "BF16" ? { ...options.model.lora, bf16Base: true } : options.model.lora;
+    this.model = new PolicyModel({ ...options.model, lora, valueHead }, { device: options.device, ...(threads === undefined ? {} : { threads }) });
+    const load = options.path && hf ? loadWeights(this.model, hf, options.path) : null;
     this.folder = load?.folder ?? null;
     this.#loaded = load?.loaded ?? Promise.resolve();
     // Awaited by every call (see ready()); marked handled so a failed load is those calls' error,
@@ -38,10 +41,13 @@ export class ModelRole implements Role {
     return this.model;
   }
 
-  /** `fallback`: why device "auto" runs on the CPU (null when it did not fall back), so a slow CPU run is explained. */
+  /**
+   * `fallback`: why device "auto" runs on the CPU (null when it did not fall back), so a slow CPU run
+   * is explained; `baseBytes`: what the base weights take in the model's memory.
+   */
   info() {
     const m = this.model;
-    return { backend: m.backend, device: m.device, fallback: m.fallback, params: m.numParams, step: m.step };
+    return { backend: m.backend, device: m.device, fallback: m.fallback, params: m.numParams, baseBytes: m.baseBytes, step: m.step };
   }
 
   health() {
@@ -51,14 +57,13 @@ export class ModelRole implements Role {
 }
 
 /**
- * Puts a Hugging Face folder's weights into `model` (built from the same config.json), with fresh
+ * Puts a Hugging Face folder's weights (`hf`, read from `path`) into `model` (built from the same config.json), with fresh
  * optimizer moments. A value head the folder lacks (a policy checkpoint under a critic) keeps the
  * model's own seeded initialisation; every other tensor must be there with its exact shape. The
  * folder is read and checked now (a bad one throws from the constructor); the weights go in
  * through the model's queue, ahead of every call made afterwards.
  */
-function loadWeights(model: PolicyModel, path: string, context: number, valueHead: boolean, hfConfig?: Record<string, unknown>): { loaded: Promise<void>; folder: FolderFacts } {
-  const hf = loadHfModel(path, { context, valueHead, ...(hfConfig ? { hfConfig } : {}) });
+function loadWeights(model: PolicyModel, hf: HfModel, path: string): { loaded: Promise<void>; folder: FolderFacts } {
   const params = paramsFromTensors(model.tensors, hf.tensors, {
     tied: hf.config.tiedEmbeddings, optional: isValueHeadTensor, fallback: model.initialParams(),
   });

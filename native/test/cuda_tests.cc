@@ -9,6 +9,7 @@
 // kFastModel below.
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -246,6 +247,15 @@ void compare_ops(Backend& c, Backend& g) {
   p.compare("adamw_update", tol);
   const double sc = c.sum_squares(p.cpu(), 1000), sg = g.sum_squares(p.gpu(), 1000);
   check_close("sum_squares cuda vs cpu", std::fabs(sc - sg) / sc, 1e-9);  // double accumulation
+  // bf16_widen: exact on both (a bit shift), so bit for bit; every 16-bit pattern over 1000 + 17 values.
+  std::vector<uint16_t> halves(1017);
+  for (std::size_t i = 0; i < halves.size(); ++i) halves[i] = static_cast<uint16_t>(i * 64 + r.below(64));
+  Twin<uint16_t> h16(c, g, halves);
+  F widened(c, g, halves.size());
+  c.bf16_widen(widened.cpu(), h16.cpu(), halves.size());
+  g.bf16_widen(widened.gpu(), h16.gpu(), halves.size());
+  const std::vector<float> wc = widened.host_cpu(), wg = widened.host_gpu();
+  check(std::memcmp(wc.data(), wg.data(), wc.size() * sizeof(float)) == 0, "bf16_widen cuda vs cpu (bit for bit)", "");
   // sampling: greedy must agree exactly; at temperature 1 a draw can differ only when the uniform
   // lands within rounding of a bucket edge, so allow 1% of rows.
   I s_cpu(c, g, N), s_gpu(c, g, N);
@@ -400,8 +410,9 @@ void compare_model(const std::string& label, const revenant::ModelConfig& cfg, b
   compare_greedy(mc, mg, "model", tag, tol);
 }
 
-// A LoRA model (no value head: LoRA trains policies) with adapters drawn at random, so B is not 0.
-void compare_lora_model(bool fast) {
+// A LoRA model (no value head: LoRA trains policies) with adapters drawn at random, so B is not 0;
+// with bf16_base its projection matrices are held as bfloat16 and widened before each product.
+void compare_lora_model(bool fast, bool bf16_base) {
   using namespace revenant;
   const ModelTolerance& tol = fast ? kFastModel : kPlainModel;
   ModelConfig cfg;
@@ -410,12 +421,15 @@ void compare_lora_model(bool fast) {
   cfg.kv_heads = 2;
   cfg.intermediate = 96;
   cfg.lora.rank = 4;
+  cfg.lora.bf16_base = bf16_base;
+  const std::string label = std::string(tol.tag) + (bf16_base ? " [bf16 base]" : "");
   Model mc(cfg, make_cpu_backend()), mg(cfg, make_cuda_backend(0, fast));
   Rng r(7);
   ModelState s = mc.get_state();
   for (auto& p : s.params) p = static_cast<float>(0.1 * r.normal());
   mc.set_state(s);
   mg.set_state(s);
+  check(mc.base_bytes() == mg.base_bytes(), "lora model base bytes cuda vs cpu" + label, std::to_string(mg.base_bytes()));
   PolicyBatch pb;
   pb.B = 4;
   pb.T = 16;
@@ -423,8 +437,8 @@ void compare_lora_model(bool fast) {
   pb.mask.assign(pb.B * pb.T, 1.0f);
   for (auto& t : pb.tokens) t = r.below(cfg.vocab);
   const std::vector<float> lc = mc.logprobs(pb), lg = mg.logprobs(pb);
-  check_close("lora model logprobs cuda vs cpu" + std::string(tol.tag), scaled_error(lg, lc), tol.out);
-  check_close("lora model base logprobs (adapters off) cuda vs cpu" + std::string(tol.tag),
+  check_close("lora model logprobs cuda vs cpu" + label, scaled_error(lg, lc), tol.out);
+  check_close("lora model base logprobs (adapters off) cuda vs cpu" + label,
               scaled_error(mg.logprobs(pb, false), mc.logprobs(pb, false)), tol.out);
   pb.advantages.resize(lc.size());
   for (auto& a : pb.advantages) a = static_cast<float>(r.normal());
@@ -432,11 +446,11 @@ void compare_lora_model(bool fast) {
   const std::vector<float> before = mc.get_state().params;
   const PolicyStats sc = mc.policy_step(pb, PolicyLossConfig{}, OptimConfig{});
   const PolicyStats sg = mg.policy_step(pb, PolicyLossConfig{}, OptimConfig{});
-  check_close("lora model policy_step grad norm cuda vs cpu" + std::string(tol.tag),
+  check_close("lora model policy_step grad norm cuda vs cpu" + label,
               std::fabs(sc.grad_norm - sg.grad_norm) / sc.grad_norm, tol.grad_norm);
-  compare_step("lora model adapters after policy_step cuda vs cpu" + std::string(tol.tag), mg.get_state().params,
+  compare_step("lora model adapters after policy_step cuda vs cpu" + label, mg.get_state().params,
                mc.get_state().params, before, tol);
-  compare_greedy(mc, mg, "lora model", tol.tag, tol);
+  compare_greedy(mc, mg, "lora model", label, tol);
 }
 
 void compare_models(bool fast) {
@@ -464,7 +478,8 @@ void compare_models(bool fast) {
   llama3.rope_llama3 = true;
   llama3.rope_scaling = revenant::RopeScaling{8.0f, 1.0f, 4.0f, 64.0f};
   compare_model(" [llama3 rope scaling, tied]", llama3, fast);
-  compare_lora_model(fast);
+  compare_lora_model(fast, false);
+  compare_lora_model(fast, true);
 }
 
 // The T x T attention buffer is never allocated when flash attention runs: the same update step on

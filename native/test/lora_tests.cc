@@ -1,9 +1,11 @@
 // LoRA model tests on the CPU: a fresh adapter computes exactly the base; the adapters' gradients
 // through the whole model against central differences; the base stays frozen and scores the
 // reference policy with the adapters off; cached generation includes the adapters; the state (the
-// adapters and their moments) round-trips and resumes bit-exactly; bad settings are refused.
+// adapters and their moments) round-trips and resumes bit-exactly; a bfloat16 base computes what a
+// float32 base of the same rounded weights computes, in half the bytes; bad settings are refused.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -210,6 +212,65 @@ void dropout_checks() {
   check(plain_loss != a, "lora dropout: a step with dropout is not the step without", "");
 }
 
+// x rounded to bfloat16 (nearest even), back in float32: what torch's x.to(torch.bfloat16).float() gives.
+float bf16_rounded(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, sizeof u);
+  u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  std::memcpy(&x, &u, sizeof x);
+  return x;
+}
+
+// lora.bf16_base: the projection matrices held as bfloat16 must give exactly what a float32 base
+// of the same rounded weights gives (every product reads the widened matrix, the same float32
+// values), in log-probs, gradients, updates and cached generation; the base then takes 2 bytes
+// per projection weight instead of 4.
+void bf16_base_matches_rounded_float32(const std::string& label, ModelConfig cfg) {
+  Rng rng(17);
+  Model wide(cfg, make_cpu_backend());
+  cfg.lora.bf16_base = true;
+  Model narrow(cfg, make_cpu_backend());
+  std::vector<float> w(wide.num_params()), rounded(w.size());
+  for (std::size_t i = 0; i < w.size(); ++i) {
+    w[i] = static_cast<float>(0.3 * rng.normal());
+    rounded[i] = bf16_rounded(w[i]);
+  }
+  std::size_t matrices = 0;  // the projection weights, held as bfloat16
+  std::vector<float> expect = w;
+  for (const TensorSpec& s : wide.tensors()) {
+    if (s.name.size() < 12 || s.name.compare(s.name.size() - 12, 12, "_proj.weight") != 0) continue;
+    matrices += s.size;
+    std::copy(rounded.begin() + s.offset, rounded.begin() + s.offset + s.size, expect.begin() + s.offset);
+  }
+  wide.load_base_from(expect.data());
+  narrow.load_base_from(w.data());
+  check(base_of(narrow) == expect, "lora bf16 base: projections come back rounded to bfloat16 (nearest even), the rest exact" + label, "");
+  const std::size_t want = (wide.num_params() - matrices) * 4 + matrices * 2;
+  check(wide.base_bytes() == wide.num_params() * 4 && narrow.base_bytes() == want,
+        "lora bf16 base: the base holds 2 bytes per projection weight" + label,
+        std::to_string(narrow.base_bytes()) + " of float32's " + std::to_string(wide.base_bytes()) + " bytes");
+  randomise_adapters(wide, rng);
+  narrow.set_state(wide.get_state());
+  PolicyBatch pb = policy_batch(wide, 3, rng);
+  check(wide.logprobs(pb) == narrow.logprobs(pb) && wide.logprobs(pb, false) == narrow.logprobs(pb, false),
+        "lora bf16 base: log-probs (adapters on and off) equal the float32 base's bit for bit" + label, "");
+  PolicyLossConfig lc;
+  lc.kl_coef = 0.5f;
+  const double la = wide.policy_gradients(pb, lc).loss, lb = narrow.policy_gradients(pb, lc).loss;
+  check(la == lb && wide.gradients() == narrow.gradients(),
+        "lora bf16 base: the loss and the adapters' gradients (through the frozen matrices' input gradients) equal bit for bit" + label, "");
+  for (int i = 0; i < 2; ++i) {
+    wide.policy_step(pb, lc, OptimConfig{});
+    narrow.policy_step(pb, lc, OptimConfig{});
+  }
+  check(wide.get_state().params == narrow.get_state().params, "lora bf16 base: two policy steps give the same adapters" + label, "");
+  GenerateOptions opt;
+  opt.max_new_tokens = 4;
+  opt.seed = 3;
+  const GenerateResult ga = wide.generate({{1, 2}, {3}}, opt), gb = narrow.generate({{1, 2}, {3}}, opt);
+  check(ga.tokens == gb.tokens && ga.logprobs == gb.logprobs, "lora bf16 base: cached generation equals the float32 base's" + label, "");
+}
+
 void refuses(const std::string& name, const ModelConfig& cfg, const std::string& needle) {
   std::string msg;
   try {
@@ -234,6 +295,9 @@ void lora_refusals() {
   ModelConfig certain = lora_llama(4, false);
   certain.lora.dropout = 1.0f;
   refuses("lora: dropout 1 is refused naming lora.dropout and [0, 1)", certain, "lora.dropout must be a probability in [0, 1)");
+  ModelConfig trained = lora_llama(0, false);
+  trained.lora.bf16_base = true;
+  refuses("lora: a bfloat16 base without adapters is refused naming lora.bf16Base", trained, "lora.bf16Base");
 }
 
 }  // namespace
@@ -246,6 +310,7 @@ void run_lora_tests() {
     fresh_adapters_are_the_base(label, cfg);
     adapter_gradients(label, cfg);
     training_keeps_the_base(label, cfg);
+    bf16_base_matches_rounded_float32(label, cfg);
   }
   ModelConfig some = lora_llama(2, false);
   some.lora.modules = (1u << LoraQ) | (1u << LoraV) | (1u << LoraDown);

@@ -71,7 +71,7 @@ describe("LoRA on the native model", () => {
     expect(() => new PolicyModel({ ...TINY, lora: { rank: 4 } }, { device: "null" })).toThrow(/null backend/);
     const m = new PolicyModel({ ...TINY, lora: { rank: 4, modules: ["v_proj", "q_proj"] } }, { device: "cpu" });
     // Resolved: alpha 2 × rank, modules in the model's order whatever order they were given in.
-    expect(m.config.lora).toEqual({ rank: 4, alpha: 8, rslora: false, modules: ["q_proj", "v_proj"], dropout: 0 });
+    expect(m.config.lora).toEqual({ rank: 4, alpha: 8, rslora: false, modules: ["q_proj", "v_proj"], dropout: 0, bf16Base: false });
     expect(m.loraTensors.map((t) => [t.name, t.shape])).toEqual([0, 1].flatMap((l) => [
       [`model.layers.${l}.self_attn.q_proj.lora_A.weight`, [4, 16]], [`model.layers.${l}.self_attn.q_proj.lora_B.weight`, [16, 4]],
       [`model.layers.${l}.self_attn.v_proj.lora_A.weight`, [4, 16]], [`model.layers.${l}.self_attn.v_proj.lora_B.weight`, [8, 4]],
@@ -172,6 +172,54 @@ interface LoraReference {
   grads: Record<string, number[]>;
   merged_error: number;
 }
+
+describe("LoRA on a bfloat16 base", () => {
+  const projection = (name: string) => name.endsWith("_proj.weight");
+
+  test("a BF16 folder's base is held as bfloat16 (2 bytes per projection weight) and computes what the float32 base of the same weights does", async () => {
+    const init = new PolicyModel(TINY, { device: "cpu" });
+    const weights = new Float32Array(init.numParams).map(() => 0); // filled below, 0.3 · U(-1, 1)
+    const r = rng(41);
+    weights.forEach((_, i) => { weights[i] = 0.3 * (2 * r() - 1); });
+    const dir = join(tempDir("revenant-lora-bf16-"), "base");
+    saveHfModel(dir, { ...TINY, normEps: 1e-5, tiedEmbeddings: false, attentionBias: false } as LlamaModelConfig, init.tensors, weights, { dtype: "BF16" });
+    const hf = loadHfModel(dir);
+    expect(hf.dtype).toBe("BF16");
+    const base = paramsFromTensors(init.tensors, hf.tensors, { tied: false });
+    const wide = new PolicyModel({ ...TINY, lora: { rank: 4 } }, { device: "cpu" });
+    const narrow = new PolicyModel({ ...TINY, lora: { rank: 4, bf16Base: true } }, { device: "cpu" });
+    for (const m of [wide, narrow]) await m.loadBaseFrom(base);
+    // The allocator's view, as the model counts it: 4 bytes per weight, 2 per projection weight.
+    const matrices = init.tensors.filter((t) => projection(t.name)).reduce((n, t) => n + t.size, 0);
+    expect(wide.baseBytes).toBe(4 * init.numParams);
+    expect(narrow.baseBytes).toBe(4 * (init.numParams - matrices) + 2 * matrices);
+    expect(narrow.baseBytes / wide.baseBytes).toBeLessThan(0.6); // TINY's projections are 90% of its weights
+    const back = new Float32Array(narrow.numParams);
+    await narrow.copyBaseTo(back);
+    expect(bits(back)).toEqual(bits(base)); // a BF16 folder's values are bfloat16 already: held exactly
+    const adapters = randomAdapters(wide.numTrained, 6);
+    for (const m of [wide, narrow]) await m.loadParamsFrom(adapters);
+    const b = policyBatch(8, TINY.vocab, 3, TINY.context);
+    expect(bits(await narrow.logprobs(b))).toEqual(bits(await wide.logprobs(b)));
+    expect(bits(await narrow.logprobs(b, { adapters: false }))).toEqual(bits(await wide.logprobs(b, { adapters: false })));
+    // The adapters' gradients (beta1 = 0, lr = 0: the first moment is the raw gradient), which flow
+    // through every frozen matrix's input gradient.
+    const grad = async (m: PolicyModel) => {
+      await m.policyStep(b, { lr: 0, beta1: 0, weightDecay: 0, maxGradNorm: 0, klCoef: 0.1 });
+      return (await m.getState()).adamM;
+    };
+    expect(bits(await grad(narrow))).toEqual(bits(await grad(wide)));
+    const prompts = [Int32Array.from([1, 2, 3]), Int32Array.from([4])];
+    const gen = (m: PolicyModel) => m.generate(prompts, { maxNewTokens: 4, temperature: 1, seed: 5 });
+    const [g16, g32] = [await gen(narrow), await gen(wide)];
+    expect([Array.from(g16.tokens), bits(g16.logprobs)]).toEqual([Array.from(g32.tokens), bits(g32.logprobs)]);
+    for (const m of [init, wide, narrow]) m.dispose();
+  });
+
+  test("a bf16Base that is not a boolean is refused, naming the key", () => {
+    expect(() => new PolicyModel({ ...TINY, lora: { rank: 4, bf16Base: "yes" as never } }, { device: "cpu" })).toThrow(/config\.lora\.bf16Base/);
+  });
+});
 
 describe.skipIf(pySkip !== null)("LoRA against the PyTorch reference", () => {
   let root = "";

@@ -5,13 +5,14 @@
  * folder whose tensors do not fit its config.json (Qwen3 relabelled as Qwen2) is refused naming
  * q_norm/k_norm, all before a job folder exists. An export keeps the folder's dtype (BF16 in,
  * BF16 out; F16 in, F16 out) unless checkpoint.hf_dtype says otherwise, and its
- * max_position_embeddings.
+ * max_position_embeddings. A LoRA actor keeps a BF16 folder's base in bfloat16 and merges into BF16.
  */
 import { describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { LlamaModelConfig } from "../../native/hf/config.ts";
 import { loadHfModel } from "../../native/hf/model_folder.ts";
+import { LORA_MODULES } from "../../native/types.ts";
 import { readSafetensors } from "../../native/hf/safetensors.ts";
 import { ActorRollout } from "../../roles/actor_rollout.ts";
 import { checkJobConfig, JobConfigError } from "../../runtime/rl/trainer/plan.ts";
@@ -112,5 +113,24 @@ describe("an export keeps the folder's dtype and max_position_embeddings", () =>
     const before = loadHfModel(bf16).tensors.get("model.layers.0.self_attn.q_norm.weight")!.data;
     expect(Array.from(asF32.hf.tensors.get("model.layers.0.self_attn.q_norm.weight")!.data)).toEqual(Array.from(before));
     expect(existsSync(bf16)).toBe(true);
+  }, 60_000);
+
+  test("a LoRA actor on a BF16 folder holds its base as bfloat16 (about half the bytes); its merged export is BF16", async () => {
+    const lora = { rank: 4, alpha: 8, rslora: false, modules: [...LORA_MODULES], dropout: 0, bf16Base: false };
+    const actorOn = (folder: string) => new ActorRollout({ model: { ...loadHfModel(folder).config, context: 96, seed: 1, lora }, path: folder, device: "cpu" }, {} as never);
+    const bf16 = makeFolder(QWEN3, "BF16"), f32 = makeFolder(QWEN3, "F32");
+    const [narrow, wide] = [actorOn(bf16), actorOn(f32)];
+    // QWEN3's vocabulary of 336 × width 32 (tied) is a third of its weights, held float32 either way.
+    const ratio = narrow.info().baseBytes / wide.info().baseBytes;
+    expect(wide.info().baseBytes).toBe(4 * wide.info().params);
+    expect(ratio).toBeGreaterThan(0.5);
+    expect(ratio).toBeLessThan(0.7);
+    const dirs = { dir: join(tempDir("revenant-hf-lora-bf16-"), "adapter"), mergedDir: join(tempDir("revenant-hf-lora-bf16-"), "merged") };
+    await narrow.exportHf(dirs);
+    const merged = readSafetensors(join(dirs.mergedDir, "model.safetensors")).tensors;
+    expect([...new Set([...merged.values()].map((t) => t.dtype))]).toEqual(["BF16"]);
+    // Fresh adapters (B = 0): the merged weights are the folder's, bit for bit.
+    const folder = loadHfModel(bf16).tensors;
+    for (const [name, t] of merged) expect(Array.from(t.data)).toEqual(Array.from(folder.get(name)!.data));
   }, 60_000);
 });

@@ -176,7 +176,7 @@ ModelConfig read_config(const Napi::Object& c) {
     cfg.rope_scaling.original_context = static_cast<float>(get_number(r, "originalContext"));
   }
   cfg.valid_vocab = get_int_or(c, "validVocab", 0);
-  // lora: null or absent (no adapters), or {rank, alpha?, rslora?, dropout?, modules?: string[]}.
+  // lora: null or absent (no adapters), or {rank, alpha?, rslora?, dropout?, modules?: string[], bf16Base?}.
   const Napi::Value lv = c.Get("lora");
   if (!lv.IsUndefined() && !lv.IsNull()) {
     if (!lv.IsObject()) throw Napi::TypeError::New(c.Env(), "lora must be null or an object {rank, alpha?, rslora?, modules?}");
@@ -185,6 +185,7 @@ ModelConfig read_config(const Napi::Object& c) {
     cfg.lora.alpha = static_cast<float>(get_number_or(l, "alpha", 0));
     cfg.lora.rslora = get_bool_or(l, "rslora", false);
     cfg.lora.dropout = static_cast<float>(get_number_or(l, "dropout", 0));
+    cfg.lora.bf16_base = get_bool_or(l, "bf16Base", false);
     const Napi::Value mods = l.Get("modules");
     if (!mods.IsUndefined()) {
       if (!mods.IsArray()) throw Napi::TypeError::New(c.Env(), "lora.modules must be an array of projection names");
@@ -302,6 +303,7 @@ Napi::Value PolicyModelNative::Info(const Napi::CallbackInfo& info) {
   out.Set("fallback", impl_->fallback.empty() ? env.Null() : Napi::String::New(env, impl_->fallback));
   out.Set("numParams", static_cast<double>(m.num_params()));
   out.Set("numTrained", static_cast<double>(m.num_trained()));
+  out.Set("baseBytes", static_cast<double>(m.base_bytes()));
   out.Set("step", impl_->shared->step.load());
   const auto list = [&](const std::vector<TensorSpec>& specs) {
     Napi::Array tensors = Napi::Array::New(env, specs.size());

@@ -196,7 +196,8 @@ Model::Model(const ModelConfig& cfg, std::unique_ptr<Backend> backend)
   check_config();
   d_ = model_dims(cfg_);
   build_specs();
-  params_ = DeviceBuffer<float>(be_.get(), num_params_);
+  if (base16_on()) build_base16();
+  else params_ = DeviceBuffer<float>(be_.get(), num_params_);
   // A chunk at a time (4 MB): a model never holds a second full copy of its weights on the host.
   constexpr std::size_t kInitChunk = std::size_t{1} << 20;
   std::vector<float> chunk(std::min(kInitChunk, num_params_));
@@ -204,7 +205,7 @@ Model::Model(const ModelConfig& cfg, std::unique_ptr<Backend> backend)
     const std::size_t n = std::min(kInitChunk, num_params_ - at);
     std::fill(chunk.begin(), chunk.begin() + n, 0.0f);
     initial_range(at, at + n, chunk.data());
-    be_->upload(params_.get() + at, chunk.data(), n * sizeof(float));
+    store_base(at, n, chunk.data());
   }
   // A LoRA model keeps no gradient or moments for its frozen base: only the adapters train.
   DeviceBuffer<float>*g = &grads_, *m = &m_, *v = &v_;
@@ -517,7 +518,7 @@ void Model::block_forward(const Layer& w, int l, const BlockIO& x, const float* 
   norm_forward(x.ln1, x.ln1_mean, x.ln1_rstd, residual, w.ln1w, w.ln1b, N);
   // With q/k norms and a backward to come, the product lands in qkv_raw and is kept there.
   float* raw = cfg_.qk_norm && x.qkv_raw ? x.qkv_raw : x.qkv;
-  be.matmul_forward(raw, x.ln1, w.qkvw, w.qkvb, N, d.C, d.qkv);
+  be.matmul_forward(raw, x.ln1, frozen(w.qkvw, l, kQkvW), w.qkvb, N, d.C, d.qkv);
   lora_add(l, LoraQ, LoraV, raw, x.ln1, N);
   if (cfg_.qk_norm) {
     if (raw != x.qkv) be.copy(x.qkv, raw, static_cast<std::size_t>(N) * d.qkv * sizeof(float));  // v as it is
@@ -527,14 +528,14 @@ void Model::block_forward(const Layer& w, int l, const BlockIO& x, const float* 
   if (cfg_.arch == Arch::Llama) rope(x.qkv, B, T, pos0, false);
   if (kcache) be.attention_decode(x.atty, kcache, vcache, x.qkv, B, T, d.qC, d.NH, d.NKV, pos0, cache_len);
   else be.attention_forward(x.atty, x.att, x.qkv, B, T, d.qC, d.NH, d.NKV);
-  be.matmul_forward(x.attproj, x.atty, w.attprojw, w.attprojb, N, d.qC, d.C);
+  be.matmul_forward(x.attproj, x.atty, frozen(w.attprojw, l, kAttProjW), w.attprojb, N, d.qC, d.C);
   lora_add(l, LoraO, LoraO, x.attproj, x.atty, N);
   be.residual_forward(x.res2, residual, x.attproj, N * d.C);
   norm_forward(x.ln2, x.ln2_mean, x.ln2_rstd, x.res2, w.ln2w, w.ln2b, N);
-  be.matmul_forward(x.fch, x.ln2, w.fcw, w.fcb, N, d.C, d.mlp_in);
+  be.matmul_forward(x.fch, x.ln2, frozen(w.fcw, l, kFcW), w.fcb, N, d.C, d.mlp_in);
   lora_add(l, LoraGate, LoraUp, x.fch, x.ln2, N);
   mlp_act_forward(x.fch_act, x.fch, N);
-  be.matmul_forward(x.fcproj, x.fch_act, w.fcprojw, w.fcprojb, N, d.mlp_hidden, d.C);
+  be.matmul_forward(x.fcproj, x.fch_act, frozen(w.fcprojw, l, kFcProjW), w.fcprojb, N, d.mlp_hidden, d.C);
   lora_add(l, LoraDown, LoraDown, x.fcproj, x.fch_act, N);
   be.residual_forward(x.res3, x.res2, x.fcproj, N * d.C);
 }
@@ -586,17 +587,17 @@ void Model::block_backward(Acts& a, const Layer& w, const Layer& g, int l, const
   Acts::PerLayer& x = a.layers[l];
   // MLP branch: res3 = res2 + down(act(up(norm2(res2))))
   be.zero(a.dfch_gelu.get(), rows * d.mlp_hidden);
-  be.matmul_backward(a.dfch_gelu.get(), g.fcprojw, g.fcprojb, a.dres.get(), x.fch_gelu.get(), w.fcprojw, N, d.mlp_hidden, d.C);
+  be.matmul_backward(a.dfch_gelu.get(), g.fcprojw, g.fcprojb, a.dres.get(), x.fch_gelu.get(), frozen(w.fcprojw, l, kFcProjW), N, d.mlp_hidden, d.C);
   lora_grad(l, LoraDown, LoraDown, a.dfch_gelu.get(), a.dres.get(), x.fch_gelu.get(), N);
   be.zero(a.dfch.get(), rows * d.mlp_in);
   mlp_act_backward(a.dfch.get(), x.fch.get(), a.dfch_gelu.get(), N);
   be.zero(a.dln.get(), rows * d.C);
-  be.matmul_backward(a.dln.get(), g.fcw, g.fcb, a.dfch.get(), x.ln2.get(), w.fcw, N, d.C, d.mlp_in);
+  be.matmul_backward(a.dln.get(), g.fcw, g.fcb, a.dfch.get(), x.ln2.get(), frozen(w.fcw, l, kFcW), N, d.C, d.mlp_in);
   lora_grad(l, LoraGate, LoraUp, a.dln.get(), a.dfch.get(), x.ln2.get(), N);
   norm_backward(a.dres.get(), g.ln2w, g.ln2b, a.dln.get(), x.res2.get(), w.ln2w, x.ln2_mean.get(), x.ln2_rstd.get(), N);
   // Attention branch: res2 = residual + proj(attention(qkv(norm1(residual))))
   be.zero(a.datty.get(), rows * d.qC);
-  be.matmul_backward(a.datty.get(), g.attprojw, g.attprojb, a.dres.get(), x.atty.get(), w.attprojw, N, d.qC, d.C);
+  be.matmul_backward(a.datty.get(), g.attprojw, g.attprojb, a.dres.get(), x.atty.get(), frozen(w.attprojw, l, kAttProjW), N, d.qC, d.C);
   lora_grad(l, LoraO, LoraO, a.datty.get(), a.dres.get(), x.atty.get(), N);
   be.zero(a.dqkv.get(), rows * d.qkv);
   be.attention_backward(a.dqkv.get(), a.datty.get(), x.qkv.get(), x.att.get(), B, T, d.qC, d.NH, d.NKV);
@@ -608,7 +609,7 @@ void Model::block_backward(Acts& a, const Layer& w, const Layer& g, int l, const
     be.head_rmsnorm_backward(a.dqkv.get() + d.qC, g.knorm, raw + d.qC, w.knorm, x.k_rstd.get(), N, d.NKV, d.hd, d.qkv);
   }
   be.zero(a.dln.get(), rows * d.C);
-  be.matmul_backward(a.dln.get(), g.qkvw, g.qkvb, a.dqkv.get(), x.ln1.get(), w.qkvw, N, d.C, d.qkv);
+  be.matmul_backward(a.dln.get(), g.qkvw, g.qkvb, a.dqkv.get(), x.ln1.get(), frozen(w.qkvw, l, kQkvW), N, d.C, d.qkv);
   lora_grad(l, LoraQ, LoraV, a.dln.get(), a.dqkv.get(), x.ln1.get(), N);
   norm_backward(a.dres.get(), g.ln1w, g.ln1b, a.dln.get(), residual, w.ln1w, x.ln1_mean.get(), x.ln1_rstd.get(), N);
 }

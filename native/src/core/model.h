@@ -39,6 +39,10 @@ struct LoraConfig {
   bool rslora = false;
   unsigned modules = kLoraAllModules;  // bit m set: an adapter beside LoraModule m
   float dropout = 0.0f;               // drop probability of each adapter's input in policy steps, [0, 1)
+  // The frozen base's projection matrices (q/k/v/o/gate/up/down) held as bfloat16, a BF16 folder's
+  // own precision, in half the memory; each is widened to float32 scratch right before its product,
+  // so the model computes exactly what a float32 base of the same (bf16-rounded) weights computes.
+  bool bf16_base = false;
 };
 float lora_scale(const LoraConfig& lora);
 
@@ -218,6 +222,9 @@ class Model {
   // through these).
   void copy_base_to(float* dst);
   void load_base_from(const float* src);
+  // What the base weights take in the backend's memory: float32 tensors, plus the bfloat16
+  // matrices of a lora.bf16_base model (loaded values are rounded to bfloat16, nearest even).
+  std::size_t base_bytes() const { return params_.size() * sizeof(float) + base16_.size() * sizeof(uint16_t); }
 
   ModelState get_state();
   void set_state(const ModelState& state);
@@ -297,6 +304,18 @@ class Model {
   // Their backward: dA, dB accumulate into lora_g_, dinp += the input's gradient.
   void lora_grad(int l, int first, int last, float* dinp, const float* dout, const float* inp, int N);
   void lora_scratch(std::size_t rows);
+  // ---- a bfloat16 frozen base (model_base16.cc) ----
+  bool base16_on() const { return lora_on() && cfg_.lora.bf16_base; }
+  // Moves the projection matrices into base16_ and the rest into a compact params_, remapping the
+  // slots (a held matrix's slot becomes kAbsent: its product goes through frozen()).
+  void build_base16();
+  // Flat entries [begin, begin + n) of the base (specs_' offsets) into or out of wherever they are held.
+  void store_base(std::size_t begin, std::size_t n, const float* src);
+  void fetch_base(std::size_t begin, std::size_t n, float* dst);
+  // The float32 matrix a block's product reads: w itself, or with a bfloat16 base the layer's
+  // matrix `which` widened into widened_ (valid until the next call).
+  enum FrozenMatrix { kQkvW, kAttProjW, kFcW, kFcProjW, kFrozenMatrices };
+  const float* frozen(const float* w, int l, FrozenMatrix which);
   // Set while a policy step computes (the adapters' dropout applies then, never when scoring or
   // sampling), with the step's mask seed.
   bool lora_training_ = false;
@@ -339,6 +358,13 @@ class Model {
   float lora_scale_ = 0.0f;
   bool adapters_on_ = true;
   DeviceBuffer<float> lora_p_, lora_g_, lora_m_, lora_v_, lora_u_, lora_du_, lora_x_, lora_dx_;
+  // A bfloat16 base (model_base16.cc): where each spec is held, the held matrices, their scratch.
+  // Declared after be_, so that they are released before the backend goes.
+  std::vector<std::size_t> home_;     // per spec: its offset in params_, or in base16_ when held16_
+  std::vector<char> held16_;          // per spec: held as bfloat16
+  std::vector<std::size_t> frozen16_;  // [layer][FrozenMatrix]: offsets into base16_
+  DeviceBuffer<uint16_t> base16_;
+  DeviceBuffer<float> widened_;
 };
 
 // Parses nothing, allocates nothing: the parameter count a config implies.

@@ -55,6 +55,8 @@ void Model::check_lora_config() const {
   const LoraConfig& l = cfg_.lora;
   const char* op = "model";
   RV_CHECK(l.rank >= 0 && l.rank <= 1024, op, "lora.rank must be an integer in 0..1024 (0: no adapters), got " + std::to_string(l.rank));
+  RV_CHECK(l.rank > 0 || !l.bf16_base, op,
+           "lora.bf16Base keeps a frozen base in bfloat16: it needs adapters (lora.rank > 0), since a base that trains keeps float32 weights");
   if (l.rank == 0) return;
   RV_CHECK(cfg_.arch == Arch::Llama, op,
            "lora needs arch \"llama\": adapters sit beside the Llama family's q/k/v/o/gate/up/down projections, which arch \"gpt2\" does not have");
@@ -172,9 +174,5 @@ Model::Trained Model::trained() {
   if (lora_on()) return Trained{lora_p_.get(), lora_g_.get(), lora_m_.get(), lora_v_.get(), num_lora_, &lora_specs_};
   return Trained{params_.get(), grads_.get(), m_.get(), v_.get(), num_params_, &specs_};
 }
-
-void Model::copy_base_to(float* dst) { be_->download(dst, params_.get(), num_params_ * sizeof(float)); }
-
-void Model::load_base_from(const float* src) { be_->upload(params_.get(), src, num_params_ * sizeof(float)); }
 
 }  // namespace revenant

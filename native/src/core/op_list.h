@@ -69,6 +69,8 @@
 //   remove set to -infinity, as Hugging Face's samplers do (cpu/sampling_filter.cc says exactly).
 //   scaled may be logits itself (scaled in place): each entry is read once, then written.
 // sum_squares: accumulated in double in a fixed order (a deterministic gradient norm).
+// bf16_widen: out[i] = the float whose upper 16 bits are inp[i] (bfloat16 -> float32, exact), n
+//   values: how a frozen bfloat16 base (LoRA) is read into float32 scratch before its product.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -164,7 +166,8 @@ struct RopeScaling {
   X(void, sampling_filter_forward,                                                                           \
     (float* scaled, float* filtered, const float* logits, int N, int V, float temperature, int top_k, float top_p), \
     (scaled, filtered, logits, N, V, temperature, top_k, top_p))                                             \
-  X(double, sum_squares, (const float* x, std::size_t n), (x, n))
+  X(double, sum_squares, (const float* x, std::size_t n), (x, n))                                           \
+  X(void, bf16_widen, (float* out, const uint16_t* inp, std::size_t n), (out, inp, n))
 
 // The scratch lm_head_forward and lm_head_backward take: N rows of one chunk's logits, then two
 // running sums per row.

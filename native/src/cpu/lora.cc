@@ -4,97 +4,40 @@
 //   u = inp @ A^T            [N, r]
 //   out += scale * u @ B^T
 // The backward recomputes u (cheaper than keeping r floats per row per adapter per layer) and
-// accumulates dA, dB and dinp (null: no input gradient wanted).
+// accumulates dA, dB and dinp (null: no input gradient wanted). u and du are scratch: both are left
+// scaled by `scale`.
 #include "core/dropout.h"
+#include "cpu/gemm.h"
 #include "cpu/ops.h"
 
 namespace revenant::cpu {
 
-namespace {
-
-// u[n, :] = inp[n, :] @ A^T for every row.
-template <typename T>
-void lora_down(T* u, const T* inp, const T* A, int N, int C, int r) {
-  for_chunks(N, double(N) * C * r, [&](int n0, int n1) {
-    for (int n = n0; n < n1; ++n) {
-      const T* x = inp + static_cast<long>(n) * C;
-      for (int k = 0; k < r; ++k) {
-        const T* a = A + static_cast<long>(k) * C;
-        T s = 0;
-        for (int c = 0; c < C; ++c) s += x[c] * a[c];
-        u[static_cast<long>(n) * r + k] = s;
-      }
-    }
-  });
-}
-
-}  // namespace
-
+// Every product goes through gemm (cpu/gemm.h: OpenBLAS or our blocked kernel for float, a plain
+// loop for double), as the frozen projection's own does: at a policy batch's tens of thousands of
+// rows, rank-r products in scalar loops (strided column walks for dA and dB) cost several times the
+// whole base model's products.
 template <typename T>
 void lora_forward(T* out, T* u, const T* inp, const T* A, const T* B, int N, int C, int OC, int ld, int r, float scale) {
-  lora_down(u, inp, A, N, C, r);
+  gemm<T>(false, true, N, r, C, inp, C, A, C, false, u, r);  // u = inp @ A^T
   const T sc = static_cast<T>(scale);
-  for_chunks(N, double(N) * OC * r, [&](int n0, int n1) {
-    for (int n = n0; n < n1; ++n) {
-      const T* un = u + static_cast<long>(n) * r;
-      T* o = out + static_cast<long>(n) * ld;
-      for (int j = 0; j < OC; ++j) {
-        const T* b = B + static_cast<long>(j) * r;
-        T s = 0;
-        for (int k = 0; k < r; ++k) s += un[k] * b[k];
-        o[j] += sc * s;
-      }
-    }
-  });
+  for (long i = 0; i < static_cast<long>(N) * r; ++i) u[i] *= sc;
+  gemm<T>(false, true, N, OC, r, u, r, B, r, true, out, ld);  // out += (scale u) @ B^T
 }
 
 template <typename T>
 void lora_backward(T* dinp, T* dA, T* dB, T* u, T* du, const T* dout, const T* inp, const T* A, const T* B, int N, int C,
                    int OC, int ld, int r, float scale) {
   const T sc = static_cast<T>(scale);
-  lora_down(u, inp, A, N, C, r);
-  // du = scale * dout @ B, per row.
-  for_chunks(N, double(N) * OC * r, [&](int n0, int n1) {
-    for (int n = n0; n < n1; ++n) {
-      const T* d = dout + static_cast<long>(n) * ld;
-      for (int k = 0; k < r; ++k) {
-        T s = 0;
-        for (int j = 0; j < OC; ++j) s += d[j] * B[static_cast<long>(j) * r + k];
-        du[static_cast<long>(n) * r + k] = sc * s;
-      }
-    }
-  });
-  // dB[j, k] += scale * sum_n dout[n, j] u[n, k]: each chunk owns rows j of dB, sums n in order.
-  for_chunks(OC, double(N) * OC * r, [&](int j0, int j1) {
-    for (int j = j0; j < j1; ++j)
-      for (int k = 0; k < r; ++k) {
-        T s = 0;
-        for (int n = 0; n < N; ++n) s += dout[static_cast<long>(n) * ld + j] * u[static_cast<long>(n) * r + k];
-        dB[static_cast<long>(j) * r + k] += sc * s;
-      }
-  });
-  // dA[k, c] += sum_n du[n, k] inp[n, c]: each chunk owns columns c of dA.
-  for_chunks(C, double(N) * C * r, [&](int c0, int c1) {
-    for (int k = 0; k < r; ++k)
-      for (int c = c0; c < c1; ++c) {
-        T s = 0;
-        for (int n = 0; n < N; ++n) s += du[static_cast<long>(n) * r + k] * inp[static_cast<long>(n) * C + c];
-        dA[static_cast<long>(k) * C + c] += s;
-      }
-  });
-  if (!dinp) return;
-  // dinp[n, c] += sum_k du[n, k] A[k, c].
-  for_chunks(N, double(N) * C * r, [&](int n0, int n1) {
-    for (int n = n0; n < n1; ++n) {
-      const T* dn = du + static_cast<long>(n) * r;
-      T* g = dinp + static_cast<long>(n) * C;
-      for (int c = 0; c < C; ++c) {
-        T s = 0;
-        for (int k = 0; k < r; ++k) s += dn[k] * A[static_cast<long>(k) * C + c];
-        g[c] += s;
-      }
-    }
-  });
+  const long n = static_cast<long>(N) * r;
+  gemm<T>(false, true, N, r, C, inp, C, A, C, false, u, r);      // u = inp @ A^T
+  gemm<T>(false, false, N, r, OC, dout, ld, B, r, false, du, r);  // du = dout @ B
+  for (long i = 0; i < n; ++i) {
+    u[i] *= sc;
+    du[i] *= sc;
+  }
+  gemm<T>(true, false, OC, r, N, dout, ld, u, r, true, dB, r);   // dB += dout^T @ (scale u)
+  gemm<T>(true, false, r, C, N, du, r, inp, C, true, dA, C);     // dA += du^T @ inp
+  if (dinp) gemm<T>(false, false, N, C, r, du, r, A, C, true, dinp, C);  // dinp += du @ A
 }
 
 template <typename T>

@@ -279,7 +279,8 @@ function loraConfig(l: Config["worker"]["actor"]["lora"], arch: string): LoraCon
     throw new JobConfigError("worker.actor.lora.rank", `worker.actor.lora.rank=${l.rank} needs a llama-family policy (a Hugging Face folder in worker.actor.model.path, or worker.actor.model.arch=llama): ` +
       `LoRA adapters sit beside the q/k/v/o/gate/up/down projections, which arch ${arch} does not have; set worker.actor.lora.rank=0 for this model`);
   }
-  return { rank: l.rank, alpha: l.alpha > 0 ? l.alpha : 2 * l.rank, rslora: l.use_rslora, modules: [...l.target_modules], dropout: l.dropout };
+  // bf16Base follows the folder the base is read from (the roles set it for a BF16 folder).
+  return { rank: l.rank, alpha: l.alpha > 0 ? l.alpha : 2 * l.rank, rslora: l.use_rslora, modules: [...l.target_modules], dropout: l.dropout, bf16Base: false };
 }
 
 /** The model keys at their defaults: a key left there defers to a folder's config.json. */
