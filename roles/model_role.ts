@@ -12,9 +12,12 @@ import type { WritableDtype } from "../native/hf/safetensors.ts";
 import { PolicyModel, type ModelState } from "../native/policy_model.ts";
 import type { Role } from "../runtime/core/host/role.ts";
 import { meanStats, miniBatches, type RowBatch } from "./minibatch.ts";
+import { ComputeClock, type ComputeInterval } from "./compute_clock.ts";
 import { actorThreads, type ModelRoleOptions, type UpdatePlan } from "./model_options.ts";
 
 export class ModelRole implements Role {
+  /** When this role's native calls ran (see computeLog). */
+  readonly #clock = new ComputeClock();
   protected readonly model: PolicyModel;
   /** Settles once a folder's weights are in the model. */
   readonly #loaded: Promise<void>;
@@ -23,7 +26,8 @@ export class ModelRole implements Role {
 
   constructor(options: ModelRoleOptions, valueHead: boolean) {
     const threads = actorThreads(options.threads, process.env);
-    this.model = new PolicyModel({ ...options.model, valueHead }, { device: options.device, ...(threads === undefined ? {} : { threads }) });
+    const model = new PolicyModel({ ...options.model, valueHead }, { device: options.device, ...(threads === undefined ? {} : { threads }) });
+    this.model = this.#clock.wrap(model);
     const load = options.path ? loadWeights(this.model, options.path, options.model.context, valueHead, options.hfConfig) : null;
     this.folder = load?.folder ?? null;
     this.#loaded = load?.loaded ?? Promise.resolve();
@@ -42,6 +46,14 @@ export class ModelRole implements Role {
   info() {
     const m = this.model;
     return { backend: m.backend, device: m.device, fallback: m.fallback, params: m.numParams, step: m.step };
+  }
+
+  /**
+   * The native calls since the last computeLog, as [start, end] epoch-millisecond intervals: what
+   * a benchmark needs to split step time into native compute and the rest. Taking it clears it.
+   */
+  computeLog(): ComputeInterval[] {
+    return this.#clock.take();
   }
 
   health() {
