@@ -202,7 +202,8 @@ async function main(): Promise<void> {
   console.log(`best sgemm 1024^3: ${fmt(sgemm.gflops, 1)} GFLOP/s (${sgemm.kernel}); copy bandwidth ${fmt(gbps, 1)} GB/s (${threads} parallel copies, read + written); last-level cache ${(llc / 2 ** 20).toFixed(0)} MiB`);
   const mine: Timing[] = [];
   for (const s of SPECS) mine.push(await ours(s));
-  const theirs = torch(threads);
+  // `--no-torch`: our figures alone (PyTorch's side of the 135M shape takes many minutes on a loaded machine).
+  const theirs = process.argv.includes("--no-torch") ? "PyTorch skipped: --no-torch" : torch(threads);
   if (typeof theirs === "string") console.log(theirs);
   else console.log(`PyTorch ${theirs.version}, torch.set_num_threads(${threads}), eager`);
 
