@@ -5,6 +5,8 @@
  * benchmark can split a step's wall time into native compute and everything outside it
  * (coordinator, IPC, serialisation) from the union of every actor's intervals.
  *
+ * A call's interval runs from the call to its result, so it includes any wait behind an earlier
+ * call on the same model's queue: overlapping calls count once in a union, twice in a sum.
  * The log is bounded (the oldest intervals go first), and taking it clears it.
  */
 import type { PolicyModel } from "../native/policy_model.ts";
