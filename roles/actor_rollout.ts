@@ -11,7 +11,7 @@ import type { ModelRoleOptions, UpdatePlan } from "./model_options.ts";
 import { publishWeights, type WeightSegment } from "./weights.ts";
 
 export class ActorRollout extends TrainedModelRole {
-  static readOnly = ["generate", "logprobs", "refLogprobs", "info", "exportHf", "publishWeights", "params"];
+  static readOnly = ["generate", "logprobs", "refLogprobs", "info", "exportHf", "publishWeights", "params", "computeLog"];
 
   constructor(options: ModelRoleOptions, _ctx: RoleContext) {
     super(options, false);

@@ -8,7 +8,7 @@ import { TrainedModelRole } from "./model_role.ts";
 import type { ModelRoleOptions, UpdatePlan } from "./model_options.ts";
 
 export class Critic extends TrainedModelRole {
-  static readOnly = ["values", "info", "exportHf"];
+  static readOnly = ["values", "info", "exportHf", "computeLog"];
 
   constructor(options: ModelRoleOptions, _ctx: RoleContext) {
     super(options, true);

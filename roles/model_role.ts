@@ -12,9 +12,12 @@ import type { WritableDtype } from "../native/hf/safetensors.ts";
 import { PolicyModel, type ModelState } from "../native/policy_model.ts";
 import type { Role } from "../runtime/core/host/role.ts";
 import { meanStats, miniBatches, type RowBatch } from "./minibatch.ts";
+import { ComputeClock, type ComputeInterval } from "./compute_clock.ts";
 import { actorThreads, type ModelRoleOptions, type UpdatePlan } from "./model_options.ts";
 
 export class ModelRole implements Role {
+  /** When this role's native calls ran (see computeLog). */
+  readonly #clock = new ComputeClock();
   protected readonly model: PolicyModel;
   /** Settles once a folder's weights are in the model. */
   readonly #loaded: Promise<void>;
@@ -26,7 +29,8 @@ export class ModelRole implements Role {
     const hf = options.path ? loadHfModel(options.path, { context: options.model.context, valueHead, ...(options.hfConfig ? { hfConfig: options.hfConfig } : {}) }) : null;
     // A LoRA model's frozen base stays in its folder's precision: a BF16 folder's matrices are held as bfloat16.
     const lora = options.model.lora && hf?.dtype === "BF16" ? { ...options.model.lora, bf16Base: true } : options.model.lora;
-    this.model = new PolicyModel({ ...options.model, lora, valueHead }, { device: options.device, ...(threads === undefined ? {} : { threads }) });
+    const model = new PolicyModel({ ...options.model, lora, valueHead }, { device: options.device, ...(threads === undefined ? {} : { threads }) });
+    this.model = this.#clock.wrap(model);
     const load = options.path && hf ? loadWeights(this.model, hf, options.path) : null;
     this.folder = load?.folder ?? null;
     this.#loaded = load?.loaded ?? Promise.resolve();
@@ -48,6 +52,14 @@ export class ModelRole implements Role {
   info() {
     const m = this.model;
     return { backend: m.backend, device: m.device, fallback: m.fallback, params: m.numParams, baseBytes: m.baseBytes, step: m.step };
+  }
+
+  /**
+   * The native calls since the last computeLog, as [start, end] epoch-millisecond intervals: what
+   * a benchmark needs to split step time into native compute and the rest. Taking it clears it.
+   */
+  computeLog(): ComputeInterval[] {
+    return this.#clock.take();
   }
 
   health() {

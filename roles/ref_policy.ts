@@ -9,7 +9,7 @@ import { ModelRole } from "./model_role.ts";
 import type { ModelRoleOptions } from "./model_options.ts";
 
 export class RefPolicy extends ModelRole {
-  static readOnly = ["logprobs", "info"];
+  static readOnly = ["logprobs", "info", "computeLog"];
 
   constructor(options: ModelRoleOptions, _ctx: RoleContext) {
     super(options, false);

@@ -1,5 +1,5 @@
-// A backend that wraps another and counts every allocation: the bytes live now, the most ever live
-// and the largest single buffer. The native tests measure the memory a model holds with it, where
+// A backend that wraps another and counts every allocation: how many, the bytes live now, the most
+// ever live and the largest single buffer. The native tests measure the memory a model holds with it, where
 // the allocator hands it out.
 #pragma once
 #include <algorithm>
@@ -20,6 +20,7 @@ class CountingBackend final : public revenant::Backend {
   void* alloc(std::size_t bytes) override {
     void* p = inner_->alloc(bytes);
     sizes_.push_back({p, bytes});
+    ++allocs_;
     live_ += bytes;
     peak_ = std::max(peak_, live_);
     largest_ = std::max(largest_, bytes);
@@ -49,7 +50,7 @@ class CountingBackend final : public revenant::Backend {
   REVENANT_OPS(RV_COUNTING_OP)
 #undef RV_COUNTING_OP
 
-  std::size_t live_ = 0, peak_ = 0, largest_ = 0;
+  std::size_t live_ = 0, peak_ = 0, largest_ = 0, allocs_ = 0;
 
  private:
   std::unique_ptr<revenant::Backend> inner_;

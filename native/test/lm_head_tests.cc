@@ -317,12 +317,53 @@ void sampling_filter_check() {
 
 }  // namespace
 
+// The actor scores the whole batch, then updates over mini-batches: a smaller shape after a
+// larger one runs in the buffers already held (no allocation), with the same bits as a fresh model.
+void activation_reuse_check() {
+  using namespace revenant;
+  ModelConfig c;
+  c.arch = Arch::Llama;
+  c.vocab = 97;
+  c.context = 32;
+  c.width = 32;
+  c.layers = 2;
+  c.heads = 4;
+  c.kv_heads = 2;
+  c.seed = 9;
+  const auto batch = [&](int B, int T, uint64_t seed) {
+    Rng rng(seed);
+    TokenBatch b;
+    b.B = B;
+    b.T = T;
+    for (int i = 0; i < B * T; ++i) {
+      b.tokens.push_back(rng.below(c.vocab));
+      b.mask.push_back(i % T >= 2 ? 1.0f : 0.0f);
+    }
+    return b;
+  };
+  auto owned = std::make_unique<CountingBackend>(make_cpu_backend());
+  CountingBackend* be = owned.get();
+  Model m(c, std::move(owned));
+  Model fresh(c, make_cpu_backend());
+  m.logprobs(batch(4, 24, 1));
+  const std::size_t allocs = be->allocs_, live = be->live_;
+  const TokenBatch small = batch(2, 16, 2), longer = batch(1, 24, 3);
+  const std::vector<float> a = m.logprobs(small), b = m.logprobs(longer);
+  check(be->allocs_ == allocs && be->live_ == live, "logprobs of a smaller shape after a larger one allocate nothing",
+        std::to_string(be->allocs_ - allocs) + " allocations");
+  check(a == fresh.logprobs(small) && b == fresh.logprobs(longer),
+        "logprobs in reused, larger buffers equal a fresh model's bit for bit", "");
+  m.logprobs(batch(4, 32, 4));  // a larger shape is allocated anew, the old one given back first
+  check(be->allocs_ > allocs, "a larger shape than the held one allocates", "");
+}
+
 void run_lm_head_tests() {
   std::printf("== fused LM head and sampling filter (cpu reference)\n");
   lm_head_gradient_check();
   lm_head_unfused_check();
   lm_head_thread_check();
   lm_head_memory_check();
+  activation_reuse_check();
   sampling_filter_check();
 }
 

@@ -40,6 +40,13 @@ struct Model::BlockIO {
 // Activations for one (B, T) shape, plus the gradient scratch the backward pass reuses per layer.
 struct Model::Acts {
   int B = 0, T = 0;
+  // What the buffers were sized for: B*T token rows and B*T*T attention entries (per head). A
+  // smaller shape runs in them as they are (every op indexes by the call's B and T).
+  std::size_t cap_bt = 0, cap_btt = 0;
+  bool fits(int b, int t) const {
+    const std::size_t bt = static_cast<std::size_t>(b) * t;
+    return bt <= cap_bt && bt * t <= cap_btt;
+  }
   DeviceBuffer<int> tokens, targets;
   DeviceBuffer<float> encoded;
   struct PerLayer {
@@ -404,8 +411,15 @@ void Model::initial_range(std::size_t begin, std::size_t end, float* out) const 
   }
 }
 
+// The activation buffers for a B x T batch. Buffers held for a larger shape are reused: the
+// actor's log-probs over the whole batch and its updates over mini-batches alternate shapes every
+// step, and reallocating (and faulting in fresh pages) each time cost as much as the compute.
 Model::Acts& Model::acts_for(int B, int T) {
-  if (acts_ && acts_->B == B && acts_->T == T) return *acts_;
+  if (acts_ && acts_->fits(B, T)) {
+    acts_->B = B;
+    acts_->T = T;
+    return *acts_;
+  }
   acts_.reset();  // free the old shape before allocating the new one
   acts_bytes_ = 0;
   auto a = std::make_unique<Acts>();
@@ -417,6 +431,8 @@ Model::Acts& Model::acts_for(int B, int T) {
   const std::size_t att_floats = be->attention_scratch_floats(B, T, d_.qC, d_.NH);
   a->B = B;
   a->T = T;
+  a->cap_bt = BT;
+  a->cap_btt = BT * uT;
   a->tokens = DeviceBuffer<int>(be, BT);
   a->targets = DeviceBuffer<int>(be, BT);
   a->encoded = DeviceBuffer<float>(be, BT * C);
@@ -646,7 +662,7 @@ void Model::validate(const TokenBatch& batch, const char* op) const {
            "batch shape [" + str(batch.B) + ", " + str(batch.T) + "] must have B >= 1 and 2 <= T <= context (" +
                str(cfg_.context) + ")");
   // Before the arrays are looked at: a shape that cannot fit is refused on its numbers alone.
-  const bool allocated = acts_ && acts_->B == batch.B && acts_->T == batch.T;
+  const bool allocated = acts_ && acts_->fits(batch.B, batch.T);
   if (!allocated)
     check_fits(op, "batch [B=" + str(batch.B) + ", T=" + str(batch.T) + "]",
                activation_cost(cfg_, batch.B, batch.T, be_->attention_scratch_floats(batch.B, batch.T, d_.qC, d_.NH)),

@@ -1,6 +1,8 @@
 // adamw: Adam with decoupled weight decay (Loshchilov & Hutter), bias-corrected moments.
 // Also the deterministic sum of squares used for the global gradient norm.
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "cpu/ops.h"
 
@@ -27,9 +29,32 @@ void adamw_update(float* params, const float* grads, float* m, float* v, std::si
   });
 }
 
-double sum_squares(const float* x, std::size_t n) {
+// One block's sum in 8 independent double lanes (vectorised; no chain of dependent adds), then
+// the lanes in order.
+static double block_sum_squares(const float* x, std::size_t n) {
+  double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) lane[j] += static_cast<double>(x[i + j]) * x[i + j];
+  for (; i < n; ++i) lane[i % 8] += static_cast<double>(x[i]) * x[i];
   double s = 0;
-  for (std::size_t i = 0; i < n; ++i) s += static_cast<double>(x[i]) * x[i];
+  for (double l : lane) s += l;
+  return s;
+}
+
+// Fixed blocks summed in parallel, then the block sums in order: the result depends on n alone,
+// never on the thread count. It runs over every weight several times per step (the gradient
+// norm, the finite-update probe), where a serial chain of double adds cost as much as AdamW.
+double sum_squares(const float* x, std::size_t n) {
+  constexpr std::size_t kBlock = std::size_t{1} << 16;
+  const std::size_t blocks = (n + kBlock - 1) / kBlock;
+  if (blocks <= 1) return block_sum_squares(x, n);
+  std::vector<double> partial(blocks);
+  for_ranges(blocks, double(n) * 2, [&](std::size_t b0, std::size_t b1) {
+    for (std::size_t b = b0; b < b1; ++b) partial[b] = block_sum_squares(x + b * kBlock, std::min(kBlock, n - b * kBlock));
+  });
+  double s = 0;
+  for (double p : partial) s += p;
   return s;
 }
 
