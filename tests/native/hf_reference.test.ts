@@ -11,8 +11,7 @@
  * bit (m = 0 * m + 1 * g), and the weights unchanged.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
-import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { LlamaModelConfig } from "../../native/hf/config.ts";
 import { isValueHeadTensor, loadHfModel, paramsFromTensors, saveHfModel } from "../../native/hf/model_folder.ts";
@@ -20,14 +19,11 @@ import { bf16ToFloat32, f16ToFloat32, float32ToBf16, float32ToF16, readSafetenso
 import { PolicyModel } from "../../native/policy_model.ts";
 import type { TensorInfo } from "../../native/types.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { PYTHON_TEST_MS, runReference, torchSkipReason } from "./reference/torch.ts";
 import { rng, tokenBatch } from "./helpers.ts";
 import { llamaTensorSpecs } from "./reference/llama_specs.ts";
 
-const PYTHON = "/usr/bin/python3";
-const SCRIPT = join(import.meta.dir, "reference", "llama_reference.py");
 const SEED = 7;
-/** Each run of the script imports torch (seconds on a busy machine); a limit, not an assertion. */
-const PYTHON_TEST_MS = 180_000;
 
 /** Log-probs: max |a - b| / max |b| over a case's entries. float32 compute vs float64 is ~1e-7. */
 const LOGPROB_TOL = 1e-4;
@@ -49,18 +45,9 @@ interface ReferenceCase {
   grads: Record<string, number[]>;
 }
 
-function python(args: string[]): void {
-  const r = spawnSync(PYTHON, [SCRIPT, ...args], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`llama_reference.py ${args[0]} failed (${r.status ?? r.signal}): ${r.stderr}`);
-}
+const python = (args: string[]) => runReference("llama_reference.py", args);
 
-function pythonSkipReason(): string | null {
-  if (!existsSync(PYTHON)) return `${PYTHON} is not installed`;
-  const r = spawnSync(PYTHON, ["-c", "import torch"], { encoding: "utf8" });
-  return r.status === 0 ? null : `${PYTHON} cannot import torch (${r.stderr.trim().split("\n").pop()})`;
-}
-
-const pySkip = pythonSkipReason();
+const pySkip = torchSkipReason();
 if (pySkip !== null) console.warn(`hf_reference.test.ts: skipped: ${pySkip}`);
 
 const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));

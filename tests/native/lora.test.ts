@@ -9,8 +9,7 @@
  * weight decay and no clipping leaves the AdamW first moment equal to the raw gradient.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
-import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { LlamaModelConfig } from "../../native/hf/config.ts";
 import { loadHfModel, paramsFromTensors, saveHfModel } from "../../native/hf/model_folder.ts";
@@ -18,12 +17,9 @@ import { ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, mergeLora, PEFT_PREFIX, save
 import { readSafetensors } from "../../native/hf/safetensors.ts";
 import { InvalidArgumentError, PolicyModel, type PolicyModelConfig } from "../../native/policy_model.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { PYTHON_TEST_MS, runReference, torchSkipReason } from "./reference/torch.ts";
 import { rng, tokenBatch } from "./helpers.ts";
 
-const PYTHON = "/usr/bin/python3";
-const SCRIPT = join(import.meta.dir, "reference", "lora_reference.py");
-/** Each run of the script imports torch (seconds on a busy machine); a limit, not an assertion. */
-const PYTHON_TEST_MS = 180_000;
 /** Log-probs: max |a - b| / max |b|; float32 compute against float64 measures ~1e-7. */
 const LOGPROB_TOL = 1e-4;
 /**
@@ -150,18 +146,9 @@ describe("LoRA on the native model", () => {
   });
 });
 
-function python(args: string[]): void {
-  const r = spawnSync(PYTHON, [SCRIPT, ...args], { encoding: "utf8" });
-  if (r.status !== 0) throw new Error(`lora_reference.py ${args[0]} failed (${r.status ?? r.signal}): ${r.stderr}`);
-}
+const python = (args: string[]) => runReference("lora_reference.py", args);
 
-function pythonSkipReason(): string | null {
-  if (!existsSync(PYTHON)) return `${PYTHON} is not installed`;
-  const r = spawnSync(PYTHON, ["-c", "import torch"], { encoding: "utf8" });
-  return r.status === 0 ? null : `${PYTHON} cannot import torch (${r.stderr.trim().split("\n").pop()})`;
-}
-
-const pySkip = pythonSkipReason();
+const pySkip = torchSkipReason();
 if (pySkip !== null) console.warn(`lora.test.ts: PyTorch reference skipped: ${pySkip}`);
 
 interface LoraReference {
