@@ -89,6 +89,13 @@ namespace revenant::cuda {
 // the next call (scratch.cu); valid until the next scratch() of this thread.
 void* scratch(std::size_t bytes, const char* op);
 
+// Deterministic two-stage column sums (slice_sum.cu): stage 1 (in each op's file) sums slice k of
+// kSliceRows rows into partial row k; slice_sum adds rows 0..slices-1 of partial (stride floats
+// apart) into out[0..width) in slice order. A fixed slicing, not the grid's, decides the order.
+constexpr int kSliceRows = 32, kSliceThreads = 64;
+inline int slices_for(long rows) { return static_cast<int>((rows + kSliceRows - 1) / kSliceRows); }
+void slice_sum(float* out, const float* partial, int slices, long stride, int width, const char* op);
+
 // The launchers, one per entry of core/op_list.h, float only.
 using F = float;
 #define REVENANT_CUDA_DECLARE(ret, name, params, args) ret name params;

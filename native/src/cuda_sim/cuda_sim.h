@@ -22,4 +22,9 @@ void reset_device();
 // build has no code for. Also read from REVENANT_CUDA_SIM_CC ("70") at start.
 void set_compute_capability(int major, int minor);
 
+// Runs the blocks of every later launch last to first (true) or first to last (false, the
+// default). A kernel whose result depends on the order its blocks run in gives different bits
+// under the two orders; the determinism tests run each reduction both ways.
+void set_block_order(bool reverse);
+
 }  // namespace cuda_sim

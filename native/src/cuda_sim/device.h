@@ -30,6 +30,7 @@ struct Device {
   std::size_t used = 0, total = 0;
   cudaError_t sticky = cudaSuccess;  // a kernel faulted: every later call returns it
   int cc_major = 9, cc_minor = 0;
+  bool reverse_blocks = false;  // run each grid's blocks last to first (set_block_order)
   std::map<const void*, int> max_dynamic_shared;  // cudaFuncSetAttribute opt-ins
   std::set<std::string> executed;
   std::vector<std::string> findings;

@@ -128,6 +128,12 @@ void set_compute_capability(int major, int minor) {
   d.cc_minor = minor;
 }
 
+void set_block_order(bool reverse) {
+  Device& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  d.reverse_blocks = reverse;
+}
+
 cudaError_t set_function_attribute(const void* kernel, cudaFuncAttribute attr, int value) {
   Device& d = device();
   std::lock_guard<std::mutex> lock(d.mu);
