@@ -55,6 +55,9 @@ struct Model::Acts {
   // head: the fused LM head's scratch (lm_head_scratch rows of one vocabulary chunk), shared by
   // its forward and backward; no [B*T, V] logits tensor is ever held.
   DeviceBuffer<float> lnf, lnf_mean, lnf_rstd, head, lse, values, lp, entropy;
+  // The loss's per-row inputs, uploaded once: the weight, then the advantages (a value step: the
+  // returns), the old log-probs (old values) and the reference log-probs.
+  DeviceBuffer<float> weight, adv, old, ref;
   // gradients
   DeviceBuffer<float> dres, dln, dqkv, datty, dfch, dfch_gelu, dvalues, dlp, dent, dlnf;
 };
@@ -125,9 +128,9 @@ ShapeCost activation_cost(const ModelConfig& c, std::size_t B, std::size_t T) {
   // Per layer: ln1, attproj, res2, ln2, fcproj, res3 (C each), atty (qC), 4 norm statistics, qkv,
   // fch, fch_act, the q/k norms' buffers, and the saved softmax.
   const std::size_t per_layer = BT * (6 * C + QC + 4 + QKV + MI + MH + qk_norm) + att;
-  // encoded, lnf, 2 norm statistics, lse, values, lp, entropy, the LM head's scratch; gradients
-  // dres, dln, dlnf (C), datty (qC), dqkv, dfch, dfch_act, dvalues, dlp, dent.
-  const std::size_t global = BT * (2 * C + 2 + 4) + head + BT * (3 * C + QC + QKV + MI + MH + 3);
+  // encoded, lnf, 2 norm statistics, lse, values, lp, entropy, the LM head's scratch, the loss's 4
+  // inputs; gradients dres, dln, dlnf (C), datty (qC), dqkv, dfch, dfch_act, dvalues, dlp, dent.
+  const std::size_t global = BT * (2 * C + 2 + 4 + 4) + head + BT * (3 * C + QC + QKV + MI + MH + 3);
   ShapeCost cost;
   cost.bytes = (per_layer * static_cast<std::size_t>(c.layers) + global) * sizeof(float) + 2 * BT * sizeof(int);
   cost.largest = std::max({BT * std::max({C, QKV, MI, MH}), head, att});
@@ -444,6 +447,7 @@ Model::Acts& Model::acts_for(int B, int T) {
   a->values = DeviceBuffer<float>(be, BT);
   a->lp = DeviceBuffer<float>(be, BT);
   a->entropy = DeviceBuffer<float>(be, BT);
+  for (DeviceBuffer<float>* b : {&a->weight, &a->adv, &a->old, &a->ref}) *b = DeviceBuffer<float>(be, BT);
   a->dres = DeviceBuffer<float>(be, BT * C);
   a->dln = DeviceBuffer<float>(be, BT * C);
   a->dqkv = DeviceBuffer<float>(be, BT * QKV);
@@ -776,22 +780,23 @@ PolicyStats Model::policy_gradients(const PolicyBatch& batch, const PolicyLossCo
   be_->upload(a.targets.get(), targets.data(), n * sizeof(int));
   forward(a, false);
   head_logprobs(a, batch.temperature, true);
-  std::vector<float> lp(n), ent(n), dlp(n), dent(n);
-  be_->download(lp.data(), a.lp.get(), n * sizeof(float));
-  be_->download(ent.data(), a.entropy.get(), n * sizeof(float));
-  const std::vector<float> adv = tokens_to_rows(batch.advantages, batch.B, batch.T);
-  const std::vector<float> old = tokens_to_rows(batch.old_logprobs, batch.B, batch.T);
-  std::vector<float> ref;
-  if (!batch.ref_logprobs.empty()) ref = tokens_to_rows(batch.ref_logprobs, batch.B, batch.T);
-  const PolicyLossStats s = policy_loss(lp.data(), ent.data(), weight.data(), adv.data(), old.data(),
-                                        ref.empty() ? nullptr : ref.data(), n, loss, dlp.data(), dent.data());
-  be_->upload(a.dlp.get(), dlp.data(), n * sizeof(float));
-  be_->upload(a.dent.get(), dent.data(), n * sizeof(float));
+  // The loss, its gradient and the gradient norm stay on the device; the statistics come back in
+  // one copy at the end.
+  const bool with_ref = !batch.ref_logprobs.empty();
+  upload_rows(a.weight.get(), weight);
+  upload_rows(a.adv.get(), tokens_to_rows(batch.advantages, batch.B, batch.T));
+  upload_rows(a.old.get(), tokens_to_rows(batch.old_logprobs, batch.B, batch.T));
+  if (with_ref) upload_rows(a.ref.get(), tokens_to_rows(batch.ref_logprobs, batch.B, batch.T));
+  double* stats = step_stats();
+  be_->policy_loss_forward(a.dlp.get(), a.dent.get(), stats, a.lp.get(), a.entropy.get(), a.weight.get(), a.adv.get(),
+                           a.old.get(), with_ref ? a.ref.get() : nullptr, static_cast<int>(n), loss);
   const Trained t = trained();
   be_->zero(t.g, t.n * sizeof(float));
   backward(a, batch.temperature, true, false);
-  const double norm = std::sqrt(be_->sum_squares(t.g, t.n));
-  return PolicyStats{s.pg_loss, s.kl_loss, s.entropy, s.clip_frac, s.approx_kl, norm, s.total};
+  be_->sum_squares_accumulate(stats + kStatGradSquares, t.g, t.n);
+  const std::vector<double> h = read_stats();
+  return PolicyStats{h[kPolicyPg], h[kPolicyKl], h[kPolicyEntropy], h[kPolicyClipFrac], h[kPolicyApproxKl],
+                     std::sqrt(h[kStatGradSquares]), h[kPolicyTotal]};
 }
 
 ValueStats Model::value_gradients(const ValueBatch& batch, float clip_range) {
@@ -806,17 +811,37 @@ ValueStats Model::value_gradients(const ValueBatch& batch, float clip_range) {
   const std::vector<float> weight = row_targets(batch, targets);
   be_->upload(a.tokens.get(), batch.tokens.data(), n * sizeof(int));
   forward(a, true);
-  std::vector<float> vals(n), dvals(n);
-  be_->download(vals.data(), a.values.get(), n * sizeof(float));
-  const std::vector<float> ret = tokens_to_rows(batch.returns, batch.B, batch.T);
-  const std::vector<float> old = tokens_to_rows(batch.old_values, batch.B, batch.T);
-  const ValueLossStats s = value_loss(vals.data(), weight.data(), ret.data(), old.data(), n, clip_range, dvals.data());
-  be_->upload(a.dvalues.get(), dvals.data(), n * sizeof(float));
+  upload_rows(a.weight.get(), weight);
+  upload_rows(a.adv.get(), tokens_to_rows(batch.returns, batch.B, batch.T));
+  upload_rows(a.old.get(), tokens_to_rows(batch.old_values, batch.B, batch.T));
+  double* stats = step_stats();
+  be_->value_loss_forward(a.dvalues.get(), stats, a.values.get(), a.weight.get(), a.adv.get(), a.old.get(),
+                          static_cast<int>(n), clip_range);
   const Trained t = trained();
   be_->zero(t.g, t.n * sizeof(float));
   backward(a, 1.0f, false, true);
-  const double norm = std::sqrt(be_->sum_squares(t.g, t.n));
-  return ValueStats{s.vf_loss, s.vf_clip_frac, norm};
+  be_->sum_squares_accumulate(stats + kStatGradSquares, t.g, t.n);
+  const std::vector<double> h = read_stats();
+  return ValueStats{h[kValueLoss], h[kValueClipFrac], std::sqrt(h[kStatGradSquares])};
+}
+
+// The step's statistics in backend memory (stats_), zeroed: the loss's (PolicyStat or ValueStat
+// order), then the gradient's and the finite-update probe's sums of squares.
+double* Model::step_stats() {
+  if (!stats_.get()) stats_ = DeviceBuffer<double>(be_.get(), kStatCount);
+  be_->zero(stats_.get(), kStatCount * sizeof(double));
+  return stats_.get();
+}
+
+// The loss's statistics and the gradient's sum of squares: one copy from the backend.
+std::vector<double> Model::read_stats() {
+  std::vector<double> h(kStatCount);
+  be_->download(h.data(), stats_.get(), kStatCount * sizeof(double));
+  return h;
+}
+
+void Model::upload_rows(float* dst, const std::vector<float>& rows) {
+  be_->upload(dst, rows.data(), rows.size() * sizeof(float));
 }
 
 // Elements per probe of update_stays_finite: a fixed 3 MB of scratch however large the model.
@@ -846,6 +871,8 @@ bool Model::update_stays_finite(const OptimConfig& o, TensorSpec::Group skip, in
   const std::size_t chunk = std::min(kProbeChunk, t.n);
   if (probe_.size() < 3 * chunk) probe_ = DeviceBuffer<float>(be_.get(), 3 * chunk);
   float *p = probe_.get(), *m = p + chunk, *v = m + chunk;
+  // Every chunk's squares add into one device double, read once at the end.
+  double* acc = step_stats() + kStatProbeSquares;
   for (const TensorSpec& s : *t.specs) {
     if (s.group == skip) continue;
     for (std::size_t at = 0; at < s.size; at += chunk) {
@@ -855,13 +882,14 @@ bool Model::update_stays_finite(const OptimConfig& o, TensorSpec::Group skip, in
       be_->copy(v, t.v + off, bytes);
       be_->adamw_update(p, t.g + off, m, v, n, o.lr, o.beta1, o.beta2, o.eps, s.decay ? o.weight_decay : 0.0f,
                         step, scale);
-      // A sum of squares is finite exactly when every term is: NaN and infinity propagate.
-      if (!std::isfinite(be_->sum_squares(p, n)) || !std::isfinite(be_->sum_squares(m, n)) ||
-          !std::isfinite(be_->sum_squares(v, n)))
-        return false;
+      for (const float* x : {p, m, v}) be_->sum_squares_accumulate(acc, x, n);
     }
   }
-  return true;
+  // A sum of squares is finite exactly when every term is: NaN and infinity propagate (a finite
+  // total of many huge squares could overflow too, which refuses a step no finite update makes).
+  double total = 0;
+  be_->download(&total, acc, sizeof(double));
+  return std::isfinite(total);
 }
 
 // A step whose loss or gradient is not finite is refused before the optimizer touches anything.

@@ -300,6 +300,12 @@ class Model {
     const std::vector<TensorSpec>* specs;
   };
   Trained trained();
+  // The step's statistics on the backend (model.cc says the layout).
+  static constexpr int kStatGradSquares = kPolicyStats, kStatProbeSquares = kPolicyStats + 1,
+                       kStatCount = kPolicyStats + 2;
+  double* step_stats();
+  std::vector<double> read_stats();
+  void upload_rows(float* dst, const std::vector<float>& rows);
   void optimizer_step(const char* op, const OptimConfig& optim, TensorSpec::Group skip, double grad_norm);
   bool update_stays_finite(const OptimConfig& optim, TensorSpec::Group skip, int step, float scale);
   void step_if_finite(const char* op, double loss, double grad_norm, const OptimConfig& optim, TensorSpec::Group skip);
@@ -319,6 +325,7 @@ class Model {
   std::unique_ptr<Decode> decode_;  // generate()'s KV caches and scratch, kept between calls
   std::size_t decode_bytes_ = 0;
   DeviceBuffer<float> probe_;      // scratch of the finite-update check (see update_stays_finite)
+  DeviceBuffer<double> stats_;     // the step's statistics (step_stats)
   int step_ = 0;
   // LoRA: the adapter tensors (their own flat layout), their offsets by layer and module (a then
   // b; kAbsent when the module has none), weights, gradients, moments and the u/du scratch.

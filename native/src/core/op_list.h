@@ -69,9 +69,16 @@
 //   remove set to -infinity, as Hugging Face's samplers do (cpu/sampling_filter.cc says exactly).
 //   scaled may be logits itself (scaled in place): each entry is read once, then written.
 // sum_squares: accumulated in double in a fixed order (a deterministic gradient norm).
+// sum_squares_accumulate: acc[0] += sum_squares(x, n), with acc in backend memory, so that a step
+//   sums several tensors on the device and reads the total once.
+// policy_loss_forward: core/ppo.h's policy_loss over n tokens in backend memory: dlp and dent
+//   written, the statistics into stats[kPolicyStats] (PolicyStat order). ref_lp may be null.
+// value_loss_forward: core/ppo.h's value_loss likewise: dvalues written, stats[kValueStats].
 #pragma once
 #include <cstddef>
 #include <cstdint>
+
+#include "core/ppo.h"
 
 namespace revenant {
 // Llama 3's rope scaling parameters (rope_scaling in config.json), passed to rope_llama3 by value.
@@ -164,7 +171,16 @@ struct RopeScaling {
   X(void, sampling_filter_forward,                                                                           \
     (float* scaled, float* filtered, const float* logits, int N, int V, float temperature, int top_k, float top_p), \
     (scaled, filtered, logits, N, V, temperature, top_k, top_p))                                             \
-  X(double, sum_squares, (const float* x, std::size_t n), (x, n))
+  X(double, sum_squares, (const float* x, std::size_t n), (x, n))                                            \
+  X(void, sum_squares_accumulate, (double* acc, const float* x, std::size_t n), (acc, x, n))                 \
+  X(void, policy_loss_forward,                                                                               \
+    (float* dlp, float* dent, double* stats, const float* lp, const float* entropy, const float* weight,      \
+     const float* adv, const float* old_lp, const float* ref_lp, int n, ::revenant::PolicyLossConfig cfg),            \
+    (dlp, dent, stats, lp, entropy, weight, adv, old_lp, ref_lp, n, cfg))                                    \
+  X(void, value_loss_forward,                                                                                \
+    (float* dvalues, double* stats, const float* values, const float* weight, const float* returns,           \
+     const float* old_values, int n, float clip_range),                                                      \
+    (dvalues, stats, values, weight, returns, old_values, n, clip_range))
 
 // The scratch lm_head_forward and lm_head_backward take: N rows of one chunk's logits, then two
 // running sums per row.

@@ -33,4 +33,6 @@ double sum_squares(const float* x, std::size_t n) {
   return s;
 }
 
+void sum_squares_accumulate(double* acc, const float* x, std::size_t n) { *acc += sum_squares(x, n); }
+
 }  // namespace revenant::cpu
