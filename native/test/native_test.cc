@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
     if (wants("cuda")) rvtest::run_cuda_tc_tests();
     if (wants("cuda")) rvtest::run_cuda_reduction_tests();
     if (wants("cuda")) rvtest::run_cuda_step_tests();
+    if (wants("cuda")) rvtest::run_cuda_memory_tests();
     if (wants("cuda")) rvtest::run_cuda_sim_tests();
     if (wants("bench")) rvtest::run_bench();
     if (wants("bench")) rvtest::run_bench_tc();
