@@ -96,6 +96,7 @@ void run_cuda_tests();
 void run_cuda_tc_tests();
 void run_cuda_reduction_tests();
 void run_cuda_step_tests();
+void run_generate_tests();
 void run_cuda_memory_tests();
 void run_cuda_sim_tests();
 void run_bench();

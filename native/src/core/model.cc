@@ -67,13 +67,19 @@ struct Model::Acts {
 // logits and samples for `batch` rows, and per-layer KV caches of `cache` floats each (B rows of
 // the request's positions). The residual stream x is updated in place; norms, projections and the
 // MLP share the rest.
+//
+// The decoding loop's bookkeeping stays on the backend too (decode_feed, decode_record): `feed`
+// holds what one upload brings (the prompt lengths [batch], the prompts padded to the longest
+// [batch, span] and the prefill's tokens [rows]), `record` what one download takes back (the drawn
+// tokens, their log-probs and values [batch, span] each, the lengths and done flags [batch] and the
+// all-done flag); span is the positions a row may reach.
 struct Model::Decode {
-  std::size_t rows = 0, batch = 0, cache = 0;
+  std::size_t rows = 0, batch = 0, cache = 0, span = 0;
   // logits and filtered: [batch, Vs] for one position; the logits are divided by the temperature in
   // place, filtered is what top-k/top-p leave of them.
   DeviceBuffer<float> x, ln, mean, rstd, qkv, atty, tmp, fch, fchg, logits, filtered, vals, lp, kcache, vcache, q_rstd,
       k_rstd;
-  DeviceBuffer<int> tok, next;
+  DeviceBuffer<int> tok, next, feed, record;
   BlockIO io() const {
     return BlockIO{ln.get(), mean.get(), rstd.get(), qkv.get(), nullptr,    atty.get(), tmp.get(), x.get(),
                    ln.get(), mean.get(), rstd.get(), fch.get(), fchg.get(), tmp.get(),  x.get(), nullptr,
@@ -137,22 +143,28 @@ ShapeCost activation_cost(const ModelConfig& c, std::size_t B, std::size_t T) {
   return cost;
 }
 
-// Mirrors Model::decode_for(): `rows` token rows of scratch, `batch` rows of logits and samples, and
-// per-layer KV caches of `cache` floats each.
-static ShapeCost decode_cost(const ModelConfig& c, std::size_t rows, std::size_t batch, std::size_t cache) {
+// The ints of Decode::feed and Decode::record.
+static std::size_t feed_ints(std::size_t rows, std::size_t batch, std::size_t span) { return batch * (1 + span) + rows; }
+static std::size_t record_ints(std::size_t batch, std::size_t span) { return batch * (3 * span + 2) + 1; }
+
+// Mirrors Model::decode_for(): `rows` token rows of scratch, `batch` rows of logits and samples,
+// per-layer KV caches of `cache` floats each, and the loop's bookkeeping for rows of `span` positions.
+static ShapeCost decode_cost(const ModelConfig& c, std::size_t rows, std::size_t batch, std::size_t cache,
+                             std::size_t span) {
   const ModelDims d = model_dims(c);
   const std::size_t C = d.C, V = d.Vs, L = c.layers;
   // x, ln, tmp (C); atty (qC); mean, rstd; qkv; fch; fchg; q/k norm statistics | logits, filtered, vals, lp
   const std::size_t qk_norm = c.qk_norm ? d.NH + d.NKV : 0;
   const std::size_t scratch = rows * (3 * C + d.qC + 2 + d.qkv + d.mlp_in + d.mlp_hidden + qk_norm) + batch * (2 * V + 2);
   ShapeCost cost;
-  cost.bytes = (2 * cache * L + scratch) * sizeof(float) + (rows + batch) * sizeof(int);
+  cost.bytes = (2 * cache * L + scratch) * sizeof(float) +
+               (rows + batch + feed_ints(rows, batch, span) + record_ints(batch, span)) * sizeof(int);
   cost.largest = std::max({cache * L, batch * V, rows * std::max<std::size_t>(d.qkv, d.mlp_in)});
   return cost;
 }
 
 ShapeCost generate_cost(const ModelConfig& c, std::size_t B, std::size_t prefill, std::size_t positions) {
-  return decode_cost(c, B * prefill, B, B * positions * static_cast<std::size_t>(model_dims(c).kvC));
+  return decode_cost(c, B * prefill, B, B * positions * static_cast<std::size_t>(model_dims(c).kvC), positions);
 }
 
 void check_optim(const char* op, const OptimConfig& o) {
@@ -954,11 +966,15 @@ void Model::load_params_from(const float* src) { be_->upload(trained().p, src, n
 // `positions` per row. A request that fits what is held allocates nothing.
 Model::Decode& Model::decode_for(int B, int prefill, int positions) {
   const std::size_t uB = B, rows = uB * prefill, cache = uB * positions * static_cast<std::size_t>(d_.kvC);
-  if (decode_ && rows <= decode_->rows && uB <= decode_->batch && cache <= decode_->cache) return *decode_;
+  const std::size_t span = positions;
+  if (decode_ && rows <= decode_->rows && uB <= decode_->batch && cache <= decode_->cache && span <= decode_->span)
+    return *decode_;
   const std::size_t want_rows = std::max(rows, decode_ ? decode_->rows : 0);
   const std::size_t want_batch = std::max(uB, decode_ ? decode_->batch : 0);
   const std::size_t want_cache = std::max(cache, decode_ ? decode_->cache : 0);
-  check_fits("generate", str(B) + " prompts", decode_cost(cfg_, want_rows, want_batch, want_cache), decode_bytes_);
+  const std::size_t want_span = std::max(span, decode_ ? decode_->span : 0);
+  const ShapeCost cost = decode_cost(cfg_, want_rows, want_batch, want_cache, want_span);
+  check_fits("generate", str(B) + " prompts", cost, decode_bytes_);
   decode_.reset();  // give the old buffers back before taking the new ones
   decode_bytes_ = 0;
   Backend* be = be_.get();
@@ -966,6 +982,7 @@ Model::Decode& Model::decode_for(int B, int prefill, int positions) {
   s->rows = want_rows;
   s->batch = want_batch;
   s->cache = want_cache;
+  s->span = want_span;
   const std::size_t C = d_.C, L = cfg_.layers;
   for (DeviceBuffer<float>* b : {&s->x, &s->ln, &s->tmp}) *b = DeviceBuffer<float>(be, want_rows * C);
   s->atty = DeviceBuffer<float>(be, want_rows * d_.qC);
@@ -985,8 +1002,10 @@ Model::Decode& Model::decode_for(int B, int prefill, int positions) {
   s->vcache = DeviceBuffer<float>(be, L * want_cache);
   s->tok = DeviceBuffer<int>(be, want_rows);
   s->next = DeviceBuffer<int>(be, want_batch);
+  s->feed = DeviceBuffer<int>(be, feed_ints(want_rows, want_batch, want_span));
+  s->record = DeviceBuffer<int>(be, record_ints(want_batch, want_span));
   decode_ = std::move(s);
-  decode_bytes_ = decode_cost(cfg_, want_rows, want_batch, want_cache).bytes;
+  decode_bytes_ = cost.bytes;
   return *decode_;
 }
 
@@ -1004,6 +1023,15 @@ void Model::decode_blocks(Decode& s, int B, int T, int pos0, int positions) {
 // are prefilled for all rows in one pass; then all rows advance one position per step in lockstep:
 // a row still reading its prompt is fed the prompt token, afterwards its own last sample. Rows that
 // are finished keep computing (cheap at these sizes) but nothing more is recorded for them.
+//
+// The loop runs on the backend from end to end: the prompts go up in one upload, each step's input
+// tokens are built from them and from the samples where the samples are drawn (decode_feed), each
+// draw is recorded there (decode_record), and the results come back in one download at the end,
+// the one time the host waits for the device. Whether every row is done (an end-of-sequence id may
+// end all rows early) is read with Backend::poll, which never waits: on a device the answer trails
+// the queued work, so the loop may queue a few steps past the last row's end, which record nothing
+// (a done row records no more) and whose draws no row uses: the results are those of a loop that
+// stopped at once. Without an early end the loop stops at the last position a row can sample.
 GenerateResult Model::generate(const std::vector<std::vector<int>>& prompts, const GenerateOptions& opt) {
   const char* op = "generate";
   const int B = static_cast<int>(prompts.size());
@@ -1032,71 +1060,71 @@ GenerateResult Model::generate(const std::vector<std::vector<int>>& prompts, con
   const int positions = longest + opt.max_new_tokens;
   Decode& s = decode_for(B, shortest, positions);
   Backend& be = *be_;
-  const int C = d_.C, V = d_.Vs;
-  const std::size_t uB = B;
-  float* P = params_.get();
+  const int C = d_.C, V = d_.Vs, P = longest, M = opt.max_new_tokens;
+  const std::size_t uB = B, BM = uB * M;
+  float* P0 = params_.get();
 
-  GenerateResult r;
-  r.batch = B;
-  r.max_new_tokens = opt.max_new_tokens;
-  r.tokens.assign(uB * opt.max_new_tokens, 0);
-  r.logprobs.assign(uB * opt.max_new_tokens, 0.0f);
-  if (cfg_.value_head) r.values.assign(uB * opt.max_new_tokens, 0.0f);
-  r.lengths.assign(uB, 0);
-  std::vector<char> done(uB, 0);
-  std::vector<int> host_tok(uB * shortest), host_next(uB);
-  std::vector<float> host_lp(uB), host_val(uB);
-  const auto samples_at = [&](int b, int pos) { return !done[b] && pos + 1 >= static_cast<int>(prompts[b].size()); };
+  // One upload: prompt lengths | prompts padded to P | the prefill's B x shortest tokens.
+  std::vector<int> feed(uB * (1 + P) + uB * shortest, 0);
+  int *h_plen = feed.data(), *h_prompts = h_plen + B, *h_prefill = h_prompts + uB * P;
+  for (int b = 0; b < B; ++b) {
+    h_plen[b] = static_cast<int>(prompts[b].size());
+    std::copy(prompts[b].begin(), prompts[b].end(), h_prompts + static_cast<std::size_t>(b) * P);
+    std::copy(prompts[b].begin(), prompts[b].begin() + shortest, h_prefill + static_cast<std::size_t>(b) * shortest);
+  }
+  be.upload(s.feed.get(), feed.data(), feed.size() * sizeof(int));
+  const int *plen = s.feed.get(), *d_prompts = plen + B, *prefill = d_prompts + uB * P;
+  // The record: tokens | log-probs | values [B, M] each | lengths | done flags | all done.
+  const std::size_t record = BM * 3 + 2 * uB + 1;
+  be.zero(s.record.get(), record * sizeof(int));
+  int* gen = s.record.get();
+  float* gen_lp = reinterpret_cast<float*>(gen + BM);
+  float* gen_val = gen_lp + BM;
+  int* gen_len = reinterpret_cast<int*>(gen_val + BM);
+  int *done = gen_len + B, *all_done = done + B;
 
   // Prefill: positions 0..shortest-1 of every row, then each row's last one moved to row b of x,
   // where the decoding steps keep their B rows.
-  for (int b = 0; b < B; ++b) std::copy(prompts[b].begin(), prompts[b].begin() + shortest, host_tok.begin() + b * shortest);
-  be.upload(s.tok.get(), host_tok.data(), host_tok.size() * sizeof(int));
-  be.embedding_forward(s.x.get(), s.tok.get(), at(P, slots_.wte), at(P, slots_.wpe), B, shortest, C, 0);
+  be.embedding_forward(s.x.get(), prefill, at(P0, slots_.wte), at(P0, slots_.wpe), B, shortest, C, 0);
   decode_blocks(s, B, shortest, 0, positions);
   if (shortest > 1)
     for (int b = 0; b < B; ++b)
       be.copy(s.x.get() + static_cast<std::size_t>(b) * C, s.x.get() + (static_cast<std::size_t>(b) * shortest + shortest - 1) * C,
               C * sizeof(float));
 
-  for (int pos = shortest - 1;; ++pos) {
+  // The last position a row may sample at: the longest prompt's row drawing its M-th token.
+  const int last = longest + M - 2;
+  for (int pos = shortest - 1; pos <= last; ++pos) {
     if (pos >= shortest) {  // one decoding step: position pos of every row
-      for (int b = 0; b < B; ++b) {
-        const int len = static_cast<int>(prompts[b].size());
-        if (pos < len) host_tok[b] = prompts[b][pos];
-        else if (pos - len < r.lengths[b]) host_tok[b] = r.tokens[static_cast<std::size_t>(b) * opt.max_new_tokens + (pos - len)];
-        else host_tok[b] = 0;  // row finished: its input no longer matters
-      }
-      be.upload(s.tok.get(), host_tok.data(), uB * sizeof(int));
-      be.embedding_forward(s.x.get(), s.tok.get(), at(P, slots_.wte), at(P, slots_.wpe), B, 1, C, pos);
+      be.decode_feed(s.tok.get(), d_prompts, plen, gen, gen_len, B, P, M, pos);
+      be.embedding_forward(s.x.get(), s.tok.get(), at(P0, slots_.wte), at(P0, slots_.wpe), B, 1, C, pos);
       decode_blocks(s, B, 1, pos, positions);
     }
-    bool sampling = false;
-    for (int b = 0; b < B; ++b) sampling |= samples_at(b, pos);
-    if (!sampling) continue;  // every row is still reading its prompt
     head_forward(s.ln.get(), s.mean.get(), s.rstd.get(), s.x.get(), s.logits.get(), cfg_.value_head ? s.vals.get() : nullptr, B);
     // Drawn from the filtered distribution (already divided by the temperature, hence 1 below),
     // scored under the untruncated one, as logprobs() at this temperature scores it.
     be.sampling_filter_forward(s.logits.get(), s.filtered.get(), s.logits.get(), B, V, opt.temperature, opt.top_k, opt.top_p);
     be.sampling_forward(s.next.get(), s.filtered.get(), B, V, opt.temperature > 0 ? 1.0f : 0.0f, opt.seed, pos);
     be.logprob_forward(s.lp.get(), nullptr, s.logits.get(), s.next.get(), B, V);
-    be.download(host_next.data(), s.next.get(), uB * sizeof(int));
-    be.download(host_lp.data(), s.lp.get(), uB * sizeof(float));
-    if (cfg_.value_head) be.download(host_val.data(), s.vals.get(), uB * sizeof(float));
-    bool all_done = true;
-    for (int b = 0; b < B; ++b) {
-      if (samples_at(b, pos)) {
-        const std::size_t i = static_cast<std::size_t>(b) * opt.max_new_tokens + r.lengths[b];
-        r.tokens[i] = host_next[b];
-        r.logprobs[i] = host_lp[b];
-        if (cfg_.value_head) r.values[i] = host_val[b];
-        ++r.lengths[b];
-        if (r.lengths[b] == opt.max_new_tokens || host_next[b] == opt.eos_token) done[b] = 1;
-      }
-      all_done &= done[b] != 0;
-    }
-    if (all_done) break;
+    be.decode_record(gen, gen_lp, cfg_.value_head ? gen_val : nullptr, gen_len, done, all_done, s.next.get(), s.lp.get(),
+                     s.vals.get(), plen, B, M, pos, opt.eos_token);
+    int finished = 0;
+    if (be.poll(all_done, &finished) && finished) break;
   }
+
+  std::vector<int> h(record);
+  be.download(h.data(), s.record.get(), record * sizeof(int));
+  GenerateResult r;
+  r.batch = B;
+  r.max_new_tokens = M;
+  r.tokens.assign(h.begin(), h.begin() + BM);
+  r.logprobs.resize(BM);
+  std::memcpy(r.logprobs.data(), h.data() + BM, BM * sizeof(float));
+  if (cfg_.value_head) {
+    r.values.resize(BM);
+    std::memcpy(r.values.data(), h.data() + 2 * BM, BM * sizeof(float));
+  }
+  r.lengths.assign(h.begin() + 3 * BM, h.begin() + 3 * BM + B);
   return r;
 }
 

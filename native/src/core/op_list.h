@@ -74,6 +74,15 @@
 // policy_loss_forward: core/ppo.h's policy_loss over n tokens in backend memory: dlp and dent
 //   written, the statistics into stats[kPolicyStats] (PolicyStat order). ref_lp may be null.
 // value_loss_forward: core/ppo.h's value_loss likewise: dvalues written, stats[kValueStats].
+// decode_feed, decode_record: generate()'s bookkeeping on the backend, so that a decoding loop
+//   keeps its samples where they are drawn. Rows b < B; prompts [B, P] (padded), plen [B] their
+//   lengths; gen [B, M] the tokens drawn so far, gen_len [B] how many.
+//   decode_feed: tok[b] = the token row b reads at position pos: prompts[b, pos] while pos < plen[b],
+//     else gen[b, pos - plen[b]] while gen_len[b] exceeds that index, else 0 (a finished row).
+//   decode_record: after the draw at position pos, each row that samples there (not done[b], and
+//     pos + 1 >= plen[b]) stores next[b], lp[b] (and val[b], when gen_val is not null) at index
+//     gen_len[b] of its row of gen, gen_lp, gen_val, counts it, and is done once it holds M tokens
+//     or drew eos (< 0: none); all_done[0] = 1 when every row is done, else 0.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -180,7 +189,15 @@ struct RopeScaling {
   X(void, value_loss_forward,                                                                                \
     (float* dvalues, double* stats, const float* values, const float* weight, const float* returns,           \
      const float* old_values, int n, float clip_range),                                                      \
-    (dvalues, stats, values, weight, returns, old_values, n, clip_range))
+    (dvalues, stats, values, weight, returns, old_values, n, clip_range))                                    \
+  X(void, decode_feed,                                                                                       \
+    (int* tok, const int* prompts, const int* plen, const int* gen, const int* gen_len, int B, int P, int M,  \
+     int pos),                                                                                               \
+    (tok, prompts, plen, gen, gen_len, B, P, M, pos))                                                        \
+  X(void, decode_record,                                                                                     \
+    (int* gen, float* gen_lp, float* gen_val, int* gen_len, int* done, int* all_done, const int* next,        \
+     const float* lp, const float* val, const int* plen, int B, int M, int pos, int eos),                    \
+    (gen, gen_lp, gen_val, gen_len, done, all_done, next, lp, val, plen, B, M, pos, eos))
 
 // The scratch lm_head_forward and lm_head_backward take: N rows of one chunk's logits, then two
 // running sums per row.
