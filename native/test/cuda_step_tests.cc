@@ -1,8 +1,9 @@
 // A training step's scalars on the device: the PPO policy and value losses (policy_loss_forward,
 // value_loss_forward) and the gradient's sum of squares (sum_squares_accumulate) against the CPU
-// reference, and, under the emulator, the count of device-to-host copies a whole policy_step and
-// value_step make: the statistics with the gradient norm, then the finite-update verdict, two
-// whatever the number of tensors. Part of the `cuda` section.
+// reference, the clipping factor (clip_scale), and, under the emulator, the count of
+// device-to-host copies a whole policy_step and value_step make: one (the statistics, the gradient
+// norm and the finite-update verdict together), whatever the number of tensors. Part of the `cuda`
+// section.
 //
 // Tolerances: per-token gradients are the same double expression on both, cast to float: 1e-6
 // scaled error leaves room for exp's last bit. Statistics are double sums in another order (a
@@ -137,10 +138,28 @@ void compare_sum_squares(Backend& c, Backend& g) {
     be->release(acc);
   }
   check_close("sum_squares_accumulate of 3 tensors cuda vs cpu", relative(total[0], total[1]), 1e-12);
+  // The clipping factor from a sum of squares, above, at and below max_norm^2 and with clipping off:
+  // the same double expression on both, so the same float.
+  for (const auto& [sumsq, max_norm] : {std::pair{50.0, 2.0f}, std::pair{4.0, 2.0f}, std::pair{1.0, 2.0f}, std::pair{50.0, 0.0f}}) {
+    float got[2] = {0, 0};
+    int b = 0;
+    for (Backend* be : {&c, &g}) {
+      double* sq = put(*be, std::vector<double>{sumsq});
+      float* scale = put(*be, std::vector<float>{-1.0f});
+      be->clip_scale(scale, sq, max_norm);
+      got[b++] = get(*be, scale, 1)[0];
+      be->release(sq);
+      be->release(scale);
+    }
+    const double want = max_norm > 0 && std::sqrt(sumsq) > max_norm ? max_norm / (std::sqrt(sumsq) + 1e-6) : 1.0;
+    check(got[0] == got[1] && got[0] == static_cast<float>(want),
+          "clip_scale cuda vs cpu (sum of squares " + std::to_string(sumsq) + ", max norm " + std::to_string(max_norm) + ")",
+          std::to_string(got[0]) + " and " + std::to_string(got[1]));
+  }
 }
 
 // A policy step and a value step of a model on both backends: the same statistics, and on the
-// emulator two device-to-host copies per step.
+// emulator one device-to-host copy per step.
 void compare_steps() {
   using namespace revenant;
   ModelConfig cfg;
@@ -169,7 +188,7 @@ void compare_steps() {
   const PolicyStats sg = mg.policy_step(pb, loss, OptimConfig{});
 #ifdef REVENANT_CUDA_SIM
   const long copies = cuda_sim::host_syncs().device_to_host - before;
-  check(copies == 2, "policy_step copies its scalars to the host twice (statistics, finite-update verdict)",
+  check(copies == 1, "policy_step copies its scalars to the host once (statistics, norm, finite-update verdict)",
         std::to_string(copies) + " device-to-host copies");
 #endif
   const double loss_err = std::fmax(relative(sc.loss, sg.loss), std::fmax(relative(sc.pg_loss, sg.pg_loss), relative(sc.approx_kl, sg.approx_kl)));
@@ -187,7 +206,7 @@ void compare_steps() {
   const ValueStats vg = mg.value_step(vb, 0.2f, OptimConfig{});
 #ifdef REVENANT_CUDA_SIM
   const long vcopies = cuda_sim::host_syncs().device_to_host - vbefore;
-  check(vcopies == 2, "value_step copies its scalars to the host twice", std::to_string(vcopies) + " device-to-host copies");
+  check(vcopies == 1, "value_step copies its scalars to the host once", std::to_string(vcopies) + " device-to-host copies");
 #endif
   check_close("value_step vf_loss and grad norm cuda vs cpu",
               std::fmax(relative(vc.vf_loss, vg.vf_loss), relative(vc.grad_norm, vg.grad_norm)), 1e-4);

@@ -772,6 +772,27 @@ std::vector<float> Model::values(const TokenBatch& batch) {
 }
 
 PolicyStats Model::policy_gradients(const PolicyBatch& batch, const PolicyLossConfig& loss) {
+  queue_policy_gradients(batch, loss);
+  return policy_stats(read_stats());
+}
+
+ValueStats Model::value_gradients(const ValueBatch& batch, float clip_range) {
+  queue_value_gradients(batch, clip_range);
+  return value_stats(read_stats());
+}
+
+PolicyStats Model::policy_stats(const std::vector<double>& h) {
+  return PolicyStats{h[kPolicyPg], h[kPolicyKl], h[kPolicyEntropy], h[kPolicyClipFrac], h[kPolicyApproxKl],
+                     std::sqrt(h[kStatGradSquares]), h[kPolicyTotal]};
+}
+
+ValueStats Model::value_stats(const std::vector<double>& h) {
+  return ValueStats{h[kValueLoss], h[kValueClipFrac], std::sqrt(h[kStatGradSquares])};
+}
+
+// The forward pass, the loss and the backward pass, queued: the statistics and the gradient's sum
+// of squares land in stats_, for the caller to read.
+void Model::queue_policy_gradients(const PolicyBatch& batch, const PolicyLossConfig& loss) {
   validate(batch, "policyStep");
   // LoRA dropout applies while this step computes, with its seed; off again however it ends.
   struct Training {
@@ -806,12 +827,9 @@ PolicyStats Model::policy_gradients(const PolicyBatch& batch, const PolicyLossCo
   be_->zero(t.g, t.n * sizeof(float));
   backward(a, batch.temperature, true, false);
   be_->sum_squares_accumulate(stats + kStatGradSquares, t.g, t.n);
-  const std::vector<double> h = read_stats();
-  return PolicyStats{h[kPolicyPg], h[kPolicyKl], h[kPolicyEntropy], h[kPolicyClipFrac], h[kPolicyApproxKl],
-                     std::sqrt(h[kStatGradSquares]), h[kPolicyTotal]};
 }
 
-ValueStats Model::value_gradients(const ValueBatch& batch, float clip_range) {
+void Model::queue_value_gradients(const ValueBatch& batch, float clip_range) {
   validate(batch, "valueStep");
   require_scored(batch, "valueStep");
   RV_CHECK(cfg_.value_head, "valueStep", "this model has no value head (create it with valueHead: true)");
@@ -833,19 +851,20 @@ ValueStats Model::value_gradients(const ValueBatch& batch, float clip_range) {
   be_->zero(t.g, t.n * sizeof(float));
   backward(a, 1.0f, false, true);
   be_->sum_squares_accumulate(stats + kStatGradSquares, t.g, t.n);
-  const std::vector<double> h = read_stats();
-  return ValueStats{h[kValueLoss], h[kValueClipFrac], std::sqrt(h[kStatGradSquares])};
 }
 
 // The step's statistics in backend memory (stats_), zeroed: the loss's (PolicyStat or ValueStat
 // order), then the gradient's and the finite-update probe's sums of squares.
 double* Model::step_stats() {
-  if (!stats_.get()) stats_ = DeviceBuffer<double>(be_.get(), kStatCount);
+  if (!stats_.get()) {
+    stats_ = DeviceBuffer<double>(be_.get(), kStatCount);
+    clip_ = DeviceBuffer<float>(be_.get(), 1);
+  }
   be_->zero(stats_.get(), kStatCount * sizeof(double));
   return stats_.get();
 }
 
-// The loss's statistics and the gradient's sum of squares: one copy from the backend.
+// The loss's statistics and the sums of squares: one copy from the backend.
 std::vector<double> Model::read_stats() {
   std::vector<double> h(kStatCount);
   be_->download(h.data(), stats_.get(), kStatCount * sizeof(double));
@@ -859,32 +878,18 @@ void Model::upload_rows(float* dst, const std::vector<float>& rows) {
 // Elements per probe of update_stays_finite: a fixed 3 MB of scratch however large the model.
 constexpr std::size_t kProbeChunk = std::size_t{1} << 18;
 
-void Model::optimizer_step(const char* op, const OptimConfig& o, TensorSpec::Group skip, double grad_norm) {
-  const int step = step_ + 1;
-  float scale = 1.0f;
-  if (o.max_grad_norm > 0 && grad_norm > o.max_grad_norm)
-    scale = static_cast<float>(o.max_grad_norm / (grad_norm + 1e-6));
-  RV_CHECK(update_stays_finite(o, skip, step, scale), op,
-           "the update would make a weight or an AdamW moment NaN or infinite (lr " + str(o.lr) + ", weightDecay " +
-               str(o.weight_decay) + ", grad norm " + str(grad_norm) + "); weights, moments and step left unchanged");
-  const Trained t = trained();
-  for (const TensorSpec& s : *t.specs) {
-    if (s.group == skip) continue;  // the head this loss does not train keeps weights and moments
-    be_->adamw_update(t.p + s.offset, t.g + s.offset, t.m + s.offset, t.v + s.offset, s.size, o.lr, o.beta1, o.beta2, o.eps, s.decay ? o.weight_decay : 0.0f, step, scale);
-  }
-  step_ = step;
-}
-
-// Runs the update on copies, a chunk at a time, and reports whether every weight and moment it
-// produces is finite. AdamW is elementwise, so a chunk's copy comes out exactly as the real update
-// will; the real buffers are not touched, which is what lets a refused step leave them as they were.
-bool Model::update_stays_finite(const OptimConfig& o, TensorSpec::Group skip, int step, float scale) {
+// Queues the update on copies, a chunk at a time, with the clipping factor computed on the backend
+// from the gradient's sum of squares (clip_scale), every result's squares added into
+// stats_[kStatProbeSquares]: finite exactly when every weight and moment the update would produce
+// is. AdamW is elementwise, so a chunk's copy comes out exactly as the real update will; the real
+// buffers are not touched, which is what lets a refused step leave them as they were.
+void Model::queue_update_probe(const OptimConfig& o, TensorSpec::Group skip) {
   const Trained t = trained();
   const std::size_t chunk = std::min(kProbeChunk, t.n);
   if (probe_.size() < 3 * chunk) probe_ = DeviceBuffer<float>(be_.get(), 3 * chunk);
   float *p = probe_.get(), *m = p + chunk, *v = m + chunk;
-  // Every chunk's squares add into one device double, read once at the end.
-  double* acc = step_stats() + kStatProbeSquares;
+  be_->clip_scale(clip_.get(), stats_.get() + kStatGradSquares, o.max_grad_norm);
+  double* acc = stats_.get() + kStatProbeSquares;
   for (const TensorSpec& s : *t.specs) {
     if (s.group == skip) continue;
     for (std::size_t at = 0; at < s.size; at += chunk) {
@@ -893,35 +898,54 @@ bool Model::update_stays_finite(const OptimConfig& o, TensorSpec::Group skip, in
       be_->copy(m, t.m + off, bytes);
       be_->copy(v, t.v + off, bytes);
       be_->adamw_update(p, t.g + off, m, v, n, o.lr, o.beta1, o.beta2, o.eps, s.decay ? o.weight_decay : 0.0f,
-                        step, scale);
+                        step_ + 1, clip_.get());
       for (const float* x : {p, m, v}) be_->sum_squares_accumulate(acc, x, n);
     }
   }
-  // A sum of squares is finite exactly when every term is: NaN and infinity propagate (a finite
-  // total of many huge squares could overflow too, which refuses a step no finite update makes).
-  double total = 0;
-  be_->download(&total, acc, sizeof(double));
-  return std::isfinite(total);
 }
 
-// A step whose loss or gradient is not finite is refused before the optimizer touches anything.
-void Model::step_if_finite(const char* op, double loss, double grad_norm, const OptimConfig& optim, TensorSpec::Group skip) {
+// With the step's statistics read (h): refuses a step whose loss or gradient is not finite, or whose
+// update would not be (the probe's sum of squares: NaN and infinity propagate, and a finite total
+// of many huge squares could overflow too, refusing a step no finite update makes), before the
+// optimizer touches anything; else applies the update with the clipping factor already on the
+// backend.
+void Model::apply_update(const char* op, const OptimConfig& o, TensorSpec::Group skip, double loss,
+                         const std::vector<double>& h) {
+  const double grad_norm = std::sqrt(h[kStatGradSquares]);
   RV_CHECK(std::isfinite(loss) && std::isfinite(grad_norm), op,
            "loss or gradient is not finite (loss " + str(loss) + ", grad norm " + str(grad_norm) + "); weights left unchanged");
-  optimizer_step(op, optim, skip, grad_norm);
+  RV_CHECK(std::isfinite(h[kStatProbeSquares]), op,
+           "the update would make a weight or an AdamW moment NaN or infinite (lr " + str(o.lr) + ", weightDecay " +
+               str(o.weight_decay) + ", grad norm " + str(grad_norm) + "); weights, moments and step left unchanged");
+  const Trained t = trained();
+  const int step = step_ + 1;
+  for (const TensorSpec& s : *t.specs) {
+    if (s.group == skip) continue;  // the head this loss does not train keeps weights and moments
+    be_->adamw_update(t.p + s.offset, t.g + s.offset, t.m + s.offset, t.v + s.offset, s.size, o.lr, o.beta1, o.beta2,
+                      o.eps, s.decay ? o.weight_decay : 0.0f, step, clip_.get());
+  }
+  step_ = step;
 }
 
+// A step reads its scalars once: the loss's statistics, the gradient's norm and the probe's verdict
+// come back in one copy, after everything that produces them is queued.
 PolicyStats Model::policy_step(const PolicyBatch& batch, const PolicyLossConfig& loss, const OptimConfig& optim) {
   check_optim("policyStep", optim);  // before the forward pass: a bad setting costs nothing
-  const PolicyStats s = policy_gradients(batch, loss);
-  step_if_finite("policyStep", s.loss, s.grad_norm, optim, TensorSpec::ValueHead);
+  queue_policy_gradients(batch, loss);
+  queue_update_probe(optim, TensorSpec::ValueHead);
+  const std::vector<double> h = read_stats();
+  const PolicyStats s = policy_stats(h);
+  apply_update("policyStep", optim, TensorSpec::ValueHead, s.loss, h);
   return s;
 }
 
 ValueStats Model::value_step(const ValueBatch& batch, float clip_range, const OptimConfig& optim) {
   check_optim("valueStep", optim);
-  const ValueStats s = value_gradients(batch, clip_range);
-  step_if_finite("valueStep", s.vf_loss, s.grad_norm, optim, TensorSpec::LmHead);
+  queue_value_gradients(batch, clip_range);
+  queue_update_probe(optim, TensorSpec::LmHead);
+  const std::vector<double> h = read_stats();
+  const ValueStats s = value_stats(h);
+  apply_update("valueStep", optim, TensorSpec::LmHead, s.vf_loss, h);
   return s;
 }
 

@@ -60,8 +60,12 @@
 //   the first V rows of w are read (a padded vocabulary passes the ids it may score). scratch
 //   holds lm_head_scratch(N, chunk) elements. The backward recomputes each chunk's z from lse and
 //   entropy and accumulates the gradient of sum_rows(dlp*lp + dent*entropy) into dinp and dw.
-// adamw_update: AdamW on n values; grads are multiplied by grad_scale first (global-norm
-//   clipping). No backward: this is the update itself.
+// adamw_update: AdamW on n values; grads are multiplied by *grad_scale first (global-norm
+//   clipping; grad_scale in backend memory, so that it can be computed there; null: 1). No
+//   backward: this is the update itself.
+// clip_scale: *scale = max_norm / (norm + 1e-6) when max_norm > 0 and norm > max_norm, else 1, with
+//   norm = sqrt(*sum_squares) (both in backend memory): global-norm clipping's factor, computed in
+//   double and rounded to float.
 // sampling_forward: one token per row from softmax(logits/temperature) (argmax when
 //   temperature == 0) with uniform = Philox(seed, row, step). Not differentiable.
 // sampling_filter_forward: per row of logits[N,V], scaled = logits / temperature (greedy,
@@ -173,8 +177,9 @@ struct RopeScaling {
 #define REVENANT_FLOAT_OPS(X)                                                                                \
   X(void, adamw_update,                                                                                      \
     (float* params, const float* grads, float* m, float* v, std::size_t n, float lr, float beta1, float beta2, \
-     float eps, float weight_decay, int step, float grad_scale),                                             \
+     float eps, float weight_decay, int step, const float* grad_scale),                                      \
     (params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, step, grad_scale))                         \
+  X(void, clip_scale, (float* scale, const double* sum_squares, float max_norm), (scale, sum_squares, max_norm)) \
   X(void, sampling_forward, (int* out, const float* logits, int N, int V, float temperature, uint64_t seed, int step), \
     (out, logits, N, V, temperature, seed, step))                                                            \
   X(void, sampling_filter_forward,                                                                           \

@@ -8,10 +8,10 @@
 namespace revenant::cuda {
 
 __global__ void adamw_kernel(float* params, const float* grads, float* m, float* v, long n, float lr, float beta1,
-                             float beta2, float eps, float weight_decay, float bc1, float bc2, float grad_scale) {
+                             float beta2, float eps, float weight_decay, float bc1, float bc2, const float* grad_scale) {
   const long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
   if (i >= n) return;
-  const float g = grads[i] * grad_scale;
+  const float g = grads[i] * (grad_scale ? *grad_scale : 1.0f);
   m[i] = beta1 * m[i] + (1.0f - beta1) * g;
   v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
   params[i] -= lr * ((m[i] / bc1) / (sqrtf(v[i] / bc2) + eps) + weight_decay * params[i]);
@@ -41,6 +41,17 @@ __global__ void sum_squares_kernel(const float* x, long n, double* partial) {
   block_tree_sum(part, s, partial + blockIdx.x);
 }
 
+// cpu/adamw.cc's clip_scale, one thread: the same double expression, so the same float.
+__global__ void clip_scale_kernel(float* scale, const double* sum_squares, float max_norm) {
+  const double norm = sqrt(*sum_squares);
+  *scale = max_norm > 0 && norm > max_norm ? static_cast<float>(max_norm / (norm + 1e-6)) : 1.0f;
+}
+
+void clip_scale(float* scale, const double* sum_squares, float max_norm) {
+  RV_LAUNCH(clip_scale_kernel, 1, 1)(scale, sum_squares, max_norm);
+  RV_CUDA_LAUNCHED("clip_scale");
+}
+
 // Adds the blocks' partial sums to *acc (stream order keeps a run of these in call order);
 // partial[blocks] holds their total on the way.
 __global__ void sum_partials_kernel(double* partial, int blocks, double* acc) {
@@ -52,7 +63,7 @@ __global__ void sum_partials_kernel(double* partial, int blocks, double* acc) {
 }
 
 void adamw_update(float* params, const float* grads, float* m, float* v, std::size_t n, float lr, float beta1, float beta2,
-                  float eps, float weight_decay, int step, float grad_scale) {
+                  float eps, float weight_decay, int step, const float* grad_scale) {
   const float bc1 = 1.0f - std::pow(beta1, static_cast<float>(step));
   const float bc2 = 1.0f - std::pow(beta2, static_cast<float>(step));
   RV_LAUNCH(adamw_kernel, blocks_for(static_cast<long>(n), 256), 256)(params, grads, m, v, static_cast<long>(n), lr, beta1, beta2,
