@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "harness.h"
@@ -73,6 +74,23 @@ void pool_tests() {
         "pool: cudaFreeAsync gives both back", "");
   check(cudaFreeAsync(twos.data(), nullptr) == cudaErrorInvalidValue, "pool: cudaFreeAsync of host memory is refused", "");
   cudaGetLastError();
+
+  // A device without memory pools: a thread's scratch (no kernel launched) comes from cudaMalloc,
+  // leaving the pool untouched, and is freed when the thread ends.
+  cuda_sim::set_memory_pools(false);
+  std::size_t free0 = 0, free1 = 0, free2 = 0, total = 0;
+  uint64_t pooled = 0;
+  cudaMemGetInfo(&free0, &total);
+  std::thread([&] {
+    rc::scratch(small, "pool test");
+    pooled = pool_attribute(cudaMemPoolAttrUsedMemCurrent);
+    cudaMemGetInfo(&free1, &total);
+  }).join();
+  cudaMemGetInfo(&free2, &total);
+  cuda_sim::set_memory_pools(true);
+  check(pooled == before && free0 - free1 == small && free2 == free0,
+        "pool: without memory pools scratch takes cudaMalloc memory, freed with its thread",
+        std::to_string(free0 - free1) + " bytes taken, pool " + std::to_string(pooled) + " bytes in use");
 }
 
 // Uploads and downloads of a few sizes (one past the staging buffer's cap, copied direct) through

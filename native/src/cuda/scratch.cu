@@ -5,6 +5,7 @@
 // takes the new one without making the host wait, where cudaFree would synchronise the device. The
 // pool keeps up to kPoolKeep bytes of freed memory across synchronisations (its release
 // threshold), so a buffer that grows again is served from the pool rather than from the driver.
+// A device without memory pools (cudaDevAttrMemoryPoolsSupported 0) gets cudaMalloc and cudaFree.
 #include <vector>
 
 #include "cuda/ops.cuh"
@@ -16,6 +17,7 @@ namespace {
 struct Scratch {
   struct Buffer {
     int device;
+    bool pooled;  // from the stream-ordered pool (else cudaMalloc)
     void* p;
     std::size_t bytes;
   };
@@ -23,20 +25,32 @@ struct Scratch {
   ~Scratch() {
     for (const Buffer& b : buffers) {
       cudaSetDevice(b.device);
-      cudaFreeAsync(b.p, nullptr);
+      if (b.pooled) cudaFreeAsync(b.p, nullptr);
+      else cudaFree(b.p);
     }
   }
 };
 
 thread_local Scratch t_scratch;
 
-// Sets the release threshold of the device's default pool (the first time a thread uses it; setting
-// it again changes nothing).
-void keep_freed_memory(int device, const char* op) {
+// Whether the device has memory pools; if so, sets the release threshold of its default pool (the
+// first time a thread uses it; setting it again changes nothing).
+bool use_pool(int device, const char* op) {
+  int pools = 0;
+  RV_CUDA_CHECK(cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device), op);
+  if (!pools) return false;
   cudaMemPool_t pool = nullptr;
   RV_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device), op);
   uint64_t keep = kPoolKeep;
   RV_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep), op);
+  return true;
+}
+
+void* take(bool pooled, std::size_t bytes, const char* op) {
+  void* p = nullptr;
+  if (pooled) RV_CUDA_CHECK(cudaMallocAsync(&p, bytes, nullptr), op);
+  else RV_CUDA_CHECK(cudaMalloc(&p, bytes), op);
+  return p;
 }
 
 }  // namespace
@@ -47,17 +61,17 @@ void* scratch(std::size_t bytes, const char* op) {
   for (Scratch::Buffer& b : t_scratch.buffers) {
     if (b.device != device) continue;
     if (b.bytes >= bytes) return b.p;
-    RV_CUDA_CHECK(cudaFreeAsync(b.p, nullptr), op);
+    if (b.pooled) RV_CUDA_CHECK(cudaFreeAsync(b.p, nullptr), op);
+    else RV_CUDA_CHECK(cudaFree(b.p), op);
     b.p = nullptr;
     b.bytes = 0;
-    RV_CUDA_CHECK(cudaMallocAsync(&b.p, bytes, nullptr), op);
+    b.p = take(b.pooled, bytes, op);
     b.bytes = bytes;
     return b.p;
   }
-  keep_freed_memory(device, op);
-  void* p = nullptr;
-  RV_CUDA_CHECK(cudaMallocAsync(&p, bytes, nullptr), op);
-  t_scratch.buffers.push_back({device, p, bytes});
+  const bool pooled = use_pool(device, op);
+  void* p = take(pooled, bytes, op);
+  t_scratch.buffers.push_back({device, pooled, p, bytes});
   return p;
 }
 

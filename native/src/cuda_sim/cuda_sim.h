@@ -27,6 +27,10 @@ void set_compute_capability(int major, int minor);
 // under the two orders; the determinism tests run each reduction both ways.
 void set_block_order(bool reverse);
 
+// Whether the part reports memory pools (cudaDevAttrMemoryPoolsSupported; default yes), to play a
+// device without them. The pool calls themselves keep working.
+void set_memory_pools(bool supported);
+
 // Counts, since the process started, of the calls that make the host wait for the device on a GPU:
 // cudaDeviceSynchronize, cudaStreamSynchronize, cudaEventSynchronize, cudaFree (it synchronises
 // the device), every cudaMemcpy to or from the host, and a cudaMemcpyAsync to or from pageable

@@ -33,6 +33,7 @@ struct Device {
   cudaError_t sticky = cudaSuccess;  // a kernel faulted: every later call returns it
   int cc_major = 9, cc_minor = 0;
   bool reverse_blocks = false;  // run each grid's blocks last to first (set_block_order)
+  bool memory_pools = true;     // cudaDevAttrMemoryPoolsSupported (set_memory_pools)
   uint64_t pool_release_threshold = 0, pool_used = 0, pool_used_high = 0;  // the default pool's attributes
   std::map<uintptr_t, std::size_t> pinned;      // cudaMallocHost'd host ranges, by begin
   // Calls that make the host wait for the device on a GPU (cuda_sim.h's host_syncs()).

@@ -144,6 +144,12 @@ void set_compute_capability(int major, int minor) {
   d.cc_minor = minor;
 }
 
+void set_memory_pools(bool supported) {
+  Device& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  d.memory_pools = supported;
+}
+
 void set_block_order(bool reverse) {
   Device& d = device();
   std::lock_guard<std::mutex> lock(d.mu);
@@ -520,6 +526,7 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int dev) {
     case cudaDevAttrComputeCapabilityMajor: *value = p.major; break;
     case cudaDevAttrComputeCapabilityMinor: *value = p.minor; break;
     case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = static_cast<int>(p.sharedMemPerBlockOptin); break;
+    case cudaDevAttrMemoryPoolsSupported: *value = device().memory_pools ? 1 : 0; break;
     default: return result(cudaErrorInvalidValue);
   }
   return result(cudaSuccess);
