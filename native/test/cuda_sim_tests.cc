@@ -322,7 +322,7 @@ void zero_element_tests(bool fast) {
   run("rmsnorm_forward", [&] { g->rmsnorm_forward(buf, buf, buf, buf, 0, 8, 1e-5f); });
   run("logprob_forward", [&] { g->logprob_forward(buf, buf, buf, tok, 0, 8); });
   run("sampling_forward", [&] { g->sampling_forward(tok, buf, 0, 8, 1.0f, 1, 0); });
-  run("adamw_update", [&] { g->adamw_update(buf, buf, buf, buf, 0, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f, 1, 1.0f); });
+  run("adamw_update", [&] { g->adamw_update(buf, buf, buf, buf, 0, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.0f, 1, nullptr); });
   double ss = -1;
   run("sum_squares", [&] { ss = g->sum_squares(buf, 0); });
   check(failed.empty() && ss == 0.0,

@@ -239,10 +239,10 @@ void compare_ops(Backend& c, Backend& g) {
   ent.compare("logprob_forward entropy", tol);
   dlogits.compare("logprob_backward", tol);
   // adamw
-  F p(c, g, normals(r, 1000)), gr(c, g, normals(r, 1000)), m(c, g, 1000), v(c, g, 1000);
+  F p(c, g, normals(r, 1000)), gr(c, g, normals(r, 1000)), m(c, g, 1000), v(c, g, 1000), clip(c, g, std::vector<float>{0.7f});
   for (int step = 1; step <= 3; ++step) {
-    c.adamw_update(p.cpu(), gr.cpu(), m.cpu(), v.cpu(), 1000, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, step, 0.7f);
-    g.adamw_update(p.gpu(), gr.gpu(), m.gpu(), v.gpu(), 1000, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, step, 0.7f);
+    c.adamw_update(p.cpu(), gr.cpu(), m.cpu(), v.cpu(), 1000, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, step, clip.cpu());
+    g.adamw_update(p.gpu(), gr.gpu(), m.gpu(), v.gpu(), 1000, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, step, clip.gpu());
   }
   p.compare("adamw_update", tol);
   const double sc = c.sum_squares(p.cpu(), 1000), sg = g.sum_squares(p.gpu(), 1000);

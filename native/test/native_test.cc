@@ -1,6 +1,6 @@
 // Native test and benchmark executable: runs without any JavaScript runtime, so a GPU node that
 // has only a compiler can check the native library.
-//   revenant_native_test [ops] [model] [cuda] [bench]   (no argument: all four)
+//   revenant_native_test [ops] [model] [cuda] [generate] [bench]   (no argument: all; cuda includes generate)
 // Prints one line per check and ends with "N passed, M failed"; exits non-zero on any failure.
 #include <cstdio>
 #include <cstring>
@@ -59,6 +59,10 @@ int main(int argc, char** argv) {
     if (wants("model")) rvtest::run_lora_tests();
     if (wants("cuda")) rvtest::run_cuda_tests();
     if (wants("cuda")) rvtest::run_cuda_tc_tests();
+    if (wants("cuda")) rvtest::run_cuda_reduction_tests();
+    if (wants("cuda")) rvtest::run_cuda_step_tests();
+    if (wants("cuda") || wants("generate")) rvtest::run_generate_tests();
+    if (wants("cuda")) rvtest::run_cuda_memory_tests();
     if (wants("cuda")) rvtest::run_cuda_sim_tests();
     if (wants("bench")) rvtest::run_bench();
     if (wants("bench")) rvtest::run_bench_tc();

@@ -520,7 +520,7 @@ void adamw_check() {
   std::vector<double> p64(p.begin(), p.end()), m64(n, 0), v64(n, 0);
   const float lr = 0.01f, b1 = 0.9f, b2 = 0.95f, eps = 1e-8f, wd = 0.1f, scale = 0.5f;
   for (int step = 1; step <= 3; ++step) {
-    cpu::adamw_update(p.data(), g.data(), m.data(), v.data(), n, lr, b1, b2, eps, wd, step, scale);
+    cpu::adamw_update(p.data(), g.data(), m.data(), v.data(), n, lr, b1, b2, eps, wd, step, &scale);
     for (int i = 0; i < n; ++i) {
       const double gi = double(g[i]) * scale;
       m64[i] = b1 * m64[i] + (1 - double(b1)) * gi;

@@ -147,8 +147,9 @@ void size_arithmetic() {
   check(cost.largest == att && cost.largest > (std::size_t{1} << 31),
         "activation_cost: the largest tensor past 2^31 elements is exact", std::to_string(cost.largest));
   const std::size_t per_layer = BT * (7 * 4096 + 4 + 3 * 4096 + 4 * 4096 + 4 * 4096) + att;
-  // No [B*T, vocab] logits: the fused LM head's scratch holds one chunk of 2048 ids (plus 2) per row.
-  const std::size_t global = BT * (2 * 4096 + 2 + 4) + BT * (2048 + 2) + BT * (4 * 4096 + 3 * 4096 + 8 * 4096 + 3);
+  // No [B*T, vocab] logits: the fused LM head's scratch holds one chunk of 2048 ids (plus 2) per row;
+  // the loss's 4 per-row inputs (weight, advantages, old and reference log-probs) live beside it.
+  const std::size_t global = BT * (2 * 4096 + 2 + 4 + 4) + BT * (2048 + 2) + BT * (4 * 4096 + 3 * 4096 + 8 * 4096 + 3);
   check(cost.bytes == (2 * per_layer + global) * 4 + 2 * BT * 4, "activation_cost: bytes past 2^31 are exact",
         std::to_string(cost.bytes));
   const ShapeCost gen = generate_cost(c, 1 << 16, 1, 4096);

@@ -28,6 +28,13 @@ class Backend {
   virtual void synchronize() = 0;
   // Bytes that can still be allocated, and where the figure comes from.
   virtual MemoryBudget free_memory() = 0;
+  // A read of one int that does not wait for the device: true with *value set when a read of `src`
+  // asked for by an earlier call has arrived; each call asks for a fresh one when none is in
+  // flight. An upload or a download drops the read in flight. The CPU (this default) reads at once.
+  virtual bool poll(const int* src, int* value) {
+    download(value, src, sizeof(int));
+    return true;
+  }
 
   // Test hook: fails as a lost device does, with a DeviceLostError (core/error.h). The CUDA
   // backend makes a kernel fault for real, so that its sticky-error check is what raises it; other

@@ -62,6 +62,9 @@ struct Model::Acts {
   // head: the fused LM head's scratch (lm_head_scratch rows of one vocabulary chunk), shared by
   // its forward and backward; no [B*T, V] logits tensor is ever held.
   DeviceBuffer<float> lnf, lnf_mean, lnf_rstd, head, lse, values, lp, entropy;
+  // The loss's per-row inputs, uploaded once: the weight, then the advantages (a value step: the
+  // returns), the old log-probs (old values) and the reference log-probs.
+  DeviceBuffer<float> weight, adv, old, ref;
   // gradients
   DeviceBuffer<float> dres, dln, dqkv, datty, dfch, dfch_gelu, dvalues, dlp, dent, dlnf;
 };
@@ -71,13 +74,19 @@ struct Model::Acts {
 // logits and samples for `batch` rows, and per-layer KV caches of `cache` floats each (B rows of
 // the request's positions). The residual stream x is updated in place; norms, projections and the
 // MLP share the rest.
+//
+// The decoding loop's bookkeeping stays on the backend too (decode_feed, decode_record): `feed`
+// holds what one upload brings (the prompt lengths [batch], the prompts padded to the longest
+// [batch, span] and the prefill's tokens [rows]), `record` what one download takes back (the drawn
+// tokens, their log-probs and values [batch, span] each, the lengths and done flags [batch] and the
+// all-done flag); span is the positions a row may reach.
 struct Model::Decode {
-  std::size_t rows = 0, batch = 0, cache = 0;
+  std::size_t rows = 0, batch = 0, cache = 0, span = 0;
   // logits and filtered: [batch, Vs] for one position; the logits are divided by the temperature in
   // place, filtered is what top-k/top-p leave of them.
   DeviceBuffer<float> x, ln, mean, rstd, qkv, atty, tmp, fch, fchg, logits, filtered, vals, lp, kcache, vcache, q_rstd,
       k_rstd;
-  DeviceBuffer<int> tok, next;
+  DeviceBuffer<int> tok, next, feed, record;
   BlockIO io() const {
     return BlockIO{ln.get(), mean.get(), rstd.get(), qkv.get(), nullptr,    atty.get(), tmp.get(), x.get(),
                    ln.get(), mean.get(), rstd.get(), fch.get(), fchg.get(), tmp.get(),  x.get(), nullptr,
@@ -135,31 +144,37 @@ ShapeCost activation_cost(const ModelConfig& c, std::size_t B, std::size_t T, st
   // Per layer: ln1, attproj, res2, ln2, fcproj, res3 (C each), atty (qC), 4 norm statistics, qkv,
   // fch, fch_act, the q/k norms' buffers, and the saved softmax.
   const std::size_t per_layer = BT * (6 * C + QC + 4 + QKV + MI + MH + qk_norm) + att;
-  // encoded, lnf, 2 norm statistics, lse, values, lp, entropy, the LM head's scratch; gradients
-  // dres, dln, dlnf (C), datty (qC), dqkv, dfch, dfch_act, dvalues, dlp, dent.
-  const std::size_t global = BT * (2 * C + 2 + 4) + head + BT * (3 * C + QC + QKV + MI + MH + 3);
+  // encoded, lnf, 2 norm statistics, lse, values, lp, entropy, the LM head's scratch, the loss's 4
+  // inputs; gradients dres, dln, dlnf (C), datty (qC), dqkv, dfch, dfch_act, dvalues, dlp, dent.
+  const std::size_t global = BT * (2 * C + 2 + 4 + 4) + head + BT * (3 * C + QC + QKV + MI + MH + 3);
   ShapeCost cost;
   cost.bytes = (per_layer * static_cast<std::size_t>(c.layers) + global) * sizeof(float) + 2 * BT * sizeof(int);
   cost.largest = std::max({BT * std::max({C, QKV, MI, MH}), head, att});
   return cost;
 }
 
-// Mirrors Model::decode_for(): `rows` token rows of scratch, `batch` rows of logits and samples, and
-// per-layer KV caches of `cache` floats each.
-static ShapeCost decode_cost(const ModelConfig& c, std::size_t rows, std::size_t batch, std::size_t cache) {
+// The ints of Decode::feed and Decode::record.
+static std::size_t feed_ints(std::size_t rows, std::size_t batch, std::size_t span) { return batch * (1 + span) + rows; }
+static std::size_t record_ints(std::size_t batch, std::size_t span) { return batch * (3 * span + 2) + 1; }
+
+// Mirrors Model::decode_for(): `rows` token rows of scratch, `batch` rows of logits and samples,
+// per-layer KV caches of `cache` floats each, and the loop's bookkeeping for rows of `span` positions.
+static ShapeCost decode_cost(const ModelConfig& c, std::size_t rows, std::size_t batch, std::size_t cache,
+                             std::size_t span) {
   const ModelDims d = model_dims(c);
   const std::size_t C = d.C, V = d.Vs, L = c.layers;
   // x, ln, tmp (C); atty (qC); mean, rstd; qkv; fch; fchg; q/k norm statistics | logits, filtered, vals, lp
   const std::size_t qk_norm = c.qk_norm ? d.NH + d.NKV : 0;
   const std::size_t scratch = rows * (3 * C + d.qC + 2 + d.qkv + d.mlp_in + d.mlp_hidden + qk_norm) + batch * (2 * V + 2);
   ShapeCost cost;
-  cost.bytes = (2 * cache * L + scratch) * sizeof(float) + (rows + batch) * sizeof(int);
+  cost.bytes = (2 * cache * L + scratch) * sizeof(float) +
+               (rows + batch + feed_ints(rows, batch, span) + record_ints(batch, span)) * sizeof(int);
   cost.largest = std::max({cache * L, batch * V, rows * std::max<std::size_t>(d.qkv, d.mlp_in)});
   return cost;
 }
 
 ShapeCost generate_cost(const ModelConfig& c, std::size_t B, std::size_t prefill, std::size_t positions) {
-  return decode_cost(c, B * prefill, B, B * positions * static_cast<std::size_t>(model_dims(c).kvC));
+  return decode_cost(c, B * prefill, B, B * positions * static_cast<std::size_t>(model_dims(c).kvC), positions);
 }
 
 void check_optim(const char* op, const OptimConfig& o) {
@@ -467,6 +482,7 @@ Model::Acts& Model::acts_for(int B, int T) {
   a->values = DeviceBuffer<float>(be, BT);
   a->lp = DeviceBuffer<float>(be, BT);
   a->entropy = DeviceBuffer<float>(be, BT);
+  for (DeviceBuffer<float>* b : {&a->weight, &a->adv, &a->old, &a->ref}) *b = DeviceBuffer<float>(be, BT);
   a->dres = DeviceBuffer<float>(be, BT * C);
   a->dln = DeviceBuffer<float>(be, BT * C);
   a->dqkv = DeviceBuffer<float>(be, BT * QKV);
@@ -780,6 +796,27 @@ std::vector<float> Model::values(const TokenBatch& batch) {
 }
 
 PolicyStats Model::policy_gradients(const PolicyBatch& batch, const PolicyLossConfig& loss) {
+  queue_policy_gradients(batch, loss);
+  return policy_stats(read_stats());
+}
+
+ValueStats Model::value_gradients(const ValueBatch& batch, float clip_range) {
+  queue_value_gradients(batch, clip_range);
+  return value_stats(read_stats());
+}
+
+PolicyStats Model::policy_stats(const std::vector<double>& h) {
+  return PolicyStats{h[kPolicyPg], h[kPolicyKl], h[kPolicyEntropy], h[kPolicyClipFrac], h[kPolicyApproxKl],
+                     std::sqrt(h[kStatGradSquares]), h[kPolicyTotal]};
+}
+
+ValueStats Model::value_stats(const std::vector<double>& h) {
+  return ValueStats{h[kValueLoss], h[kValueClipFrac], std::sqrt(h[kStatGradSquares])};
+}
+
+// The forward pass, the loss and the backward pass, queued: the statistics and the gradient's sum
+// of squares land in stats_, for the caller to read.
+void Model::queue_policy_gradients(const PolicyBatch& batch, const PolicyLossConfig& loss) {
   validate(batch, "policyStep");
   // LoRA dropout applies while this step computes, with its seed; off again however it ends.
   struct Training {
@@ -800,25 +837,23 @@ PolicyStats Model::policy_gradients(const PolicyBatch& batch, const PolicyLossCo
   be_->upload(a.targets.get(), targets.data(), n * sizeof(int));
   forward(a, false);
   head_logprobs(a, batch.temperature, true);
-  std::vector<float> lp(n), ent(n), dlp(n), dent(n);
-  be_->download(lp.data(), a.lp.get(), n * sizeof(float));
-  be_->download(ent.data(), a.entropy.get(), n * sizeof(float));
-  const std::vector<float> adv = tokens_to_rows(batch.advantages, batch.B, batch.T);
-  const std::vector<float> old = tokens_to_rows(batch.old_logprobs, batch.B, batch.T);
-  std::vector<float> ref;
-  if (!batch.ref_logprobs.empty()) ref = tokens_to_rows(batch.ref_logprobs, batch.B, batch.T);
-  const PolicyLossStats s = policy_loss(lp.data(), ent.data(), weight.data(), adv.data(), old.data(),
-                                        ref.empty() ? nullptr : ref.data(), n, loss, dlp.data(), dent.data());
-  be_->upload(a.dlp.get(), dlp.data(), n * sizeof(float));
-  be_->upload(a.dent.get(), dent.data(), n * sizeof(float));
+  // The loss, its gradient and the gradient norm stay on the device; the statistics come back in
+  // one copy at the end.
+  const bool with_ref = !batch.ref_logprobs.empty();
+  upload_rows(a.weight.get(), weight);
+  upload_rows(a.adv.get(), tokens_to_rows(batch.advantages, batch.B, batch.T));
+  upload_rows(a.old.get(), tokens_to_rows(batch.old_logprobs, batch.B, batch.T));
+  if (with_ref) upload_rows(a.ref.get(), tokens_to_rows(batch.ref_logprobs, batch.B, batch.T));
+  double* stats = step_stats();
+  be_->policy_loss_forward(a.dlp.get(), a.dent.get(), stats, a.lp.get(), a.entropy.get(), a.weight.get(), a.adv.get(),
+                           a.old.get(), with_ref ? a.ref.get() : nullptr, static_cast<int>(n), loss);
   const Trained t = trained();
   be_->zero(t.g, t.n * sizeof(float));
   backward(a, batch.temperature, true, false);
-  const double norm = std::sqrt(be_->sum_squares(t.g, t.n));
-  return PolicyStats{s.pg_loss, s.kl_loss, s.entropy, s.clip_frac, s.approx_kl, norm, s.total};
+  be_->sum_squares_accumulate(stats + kStatGradSquares, t.g, t.n);
 }
 
-ValueStats Model::value_gradients(const ValueBatch& batch, float clip_range) {
+void Model::queue_value_gradients(const ValueBatch& batch, float clip_range) {
   validate(batch, "valueStep");
   require_scored(batch, "valueStep");
   RV_CHECK(cfg_.value_head, "valueStep", "this model has no value head (create it with valueHead: true)");
@@ -830,49 +865,55 @@ ValueStats Model::value_gradients(const ValueBatch& batch, float clip_range) {
   const std::vector<float> weight = row_targets(batch, targets);
   be_->upload(a.tokens.get(), batch.tokens.data(), n * sizeof(int));
   forward(a, true);
-  std::vector<float> vals(n), dvals(n);
-  be_->download(vals.data(), a.values.get(), n * sizeof(float));
-  const std::vector<float> ret = tokens_to_rows(batch.returns, batch.B, batch.T);
-  const std::vector<float> old = tokens_to_rows(batch.old_values, batch.B, batch.T);
-  const ValueLossStats s = value_loss(vals.data(), weight.data(), ret.data(), old.data(), n, clip_range, dvals.data());
-  be_->upload(a.dvalues.get(), dvals.data(), n * sizeof(float));
+  upload_rows(a.weight.get(), weight);
+  upload_rows(a.adv.get(), tokens_to_rows(batch.returns, batch.B, batch.T));
+  upload_rows(a.old.get(), tokens_to_rows(batch.old_values, batch.B, batch.T));
+  double* stats = step_stats();
+  be_->value_loss_forward(a.dvalues.get(), stats, a.values.get(), a.weight.get(), a.adv.get(), a.old.get(),
+                          static_cast<int>(n), clip_range);
   const Trained t = trained();
   be_->zero(t.g, t.n * sizeof(float));
   backward(a, 1.0f, false, true);
-  const double norm = std::sqrt(be_->sum_squares(t.g, t.n));
-  return ValueStats{s.vf_loss, s.vf_clip_frac, norm};
+  be_->sum_squares_accumulate(stats + kStatGradSquares, t.g, t.n);
+}
+
+// The step's statistics in backend memory (stats_), zeroed: the loss's (PolicyStat or ValueStat
+// order), then the gradient's and the finite-update probe's sums of squares.
+double* Model::step_stats() {
+  if (!stats_.get()) {
+    stats_ = DeviceBuffer<double>(be_.get(), kStatCount);
+    clip_ = DeviceBuffer<float>(be_.get(), 1);
+  }
+  be_->zero(stats_.get(), kStatCount * sizeof(double));
+  return stats_.get();
+}
+
+// The loss's statistics and the sums of squares: one copy from the backend.
+std::vector<double> Model::read_stats() {
+  std::vector<double> h(kStatCount);
+  be_->download(h.data(), stats_.get(), kStatCount * sizeof(double));
+  return h;
+}
+
+void Model::upload_rows(float* dst, const std::vector<float>& rows) {
+  be_->upload(dst, rows.data(), rows.size() * sizeof(float));
 }
 
 // Elements per probe of update_stays_finite: a fixed 3 MB of scratch however large the model.
 constexpr std::size_t kProbeChunk = std::size_t{1} << 18;
 
-void Model::optimizer_step(const char* op, const OptimConfig& o, TensorSpec::Group skip, double grad_norm) {
-  RV_CHECK(!computes_from_external(), op,
-           "this model computes from weights it does not own (computeFrom: a shared segment); it cannot train "
-           "(loadParamsFrom or setState first gives it its own copy)");
-  const int step = step_ + 1;
-  float scale = 1.0f;
-  if (o.max_grad_norm > 0 && grad_norm > o.max_grad_norm)
-    scale = static_cast<float>(o.max_grad_norm / (grad_norm + 1e-6));
-  RV_CHECK(update_stays_finite(o, skip, step, scale), op,
-           "the update would make a weight or an AdamW moment NaN or infinite (lr " + str(o.lr) + ", weightDecay " +
-               str(o.weight_decay) + ", grad norm " + str(grad_norm) + "); weights, moments and step left unchanged");
-  const Trained t = trained();
-  for (const TensorSpec& s : *t.specs) {
-    if (s.group == skip) continue;  // the head this loss does not train keeps weights and moments
-    be_->adamw_update(t.p + s.offset, t.g + s.offset, t.m + s.offset, t.v + s.offset, s.size, o.lr, o.beta1, o.beta2, o.eps, s.decay ? o.weight_decay : 0.0f, step, scale);
-  }
-  step_ = step;
-}
-
-// Runs the update on copies, a chunk at a time, and reports whether every weight and moment it
-// produces is finite. AdamW is elementwise, so a chunk's copy comes out exactly as the real update
-// will; the real buffers are not touched, which is what lets a refused step leave them as they were.
-bool Model::update_stays_finite(const OptimConfig& o, TensorSpec::Group skip, int step, float scale) {
+// Queues the update on copies, a chunk at a time, with the clipping factor computed on the backend
+// from the gradient's sum of squares (clip_scale), every result's squares added into
+// stats_[kStatProbeSquares]: finite exactly when every weight and moment the update would produce
+// is. AdamW is elementwise, so a chunk's copy comes out exactly as the real update will; the real
+// buffers are not touched, which is what lets a refused step leave them as they were.
+void Model::queue_update_probe(const OptimConfig& o, TensorSpec::Group skip) {
   const Trained t = trained();
   const std::size_t chunk = std::min(kProbeChunk, t.n);
   if (probe_.size() < 3 * chunk) probe_ = DeviceBuffer<float>(be_.get(), 3 * chunk);
   float *p = probe_.get(), *m = p + chunk, *v = m + chunk;
+  be_->clip_scale(clip_.get(), stats_.get() + kStatGradSquares, o.max_grad_norm);
+  double* acc = stats_.get() + kStatProbeSquares;
   for (const TensorSpec& s : *t.specs) {
     if (s.group == skip) continue;
     for (std::size_t at = 0; at < s.size; at += chunk) {
@@ -881,34 +922,62 @@ bool Model::update_stays_finite(const OptimConfig& o, TensorSpec::Group skip, in
       be_->copy(m, t.m + off, bytes);
       be_->copy(v, t.v + off, bytes);
       be_->adamw_update(p, t.g + off, m, v, n, o.lr, o.beta1, o.beta2, o.eps, s.decay ? o.weight_decay : 0.0f,
-                        step, scale);
-      // A sum of squares is finite exactly when every term is: NaN and infinity propagate.
-      if (!std::isfinite(be_->sum_squares(p, n)) || !std::isfinite(be_->sum_squares(m, n)) ||
-          !std::isfinite(be_->sum_squares(v, n)))
-        return false;
+                        step_ + 1, clip_.get());
+      for (const float* x : {p, m, v}) be_->sum_squares_accumulate(acc, x, n);
     }
   }
-  return true;
 }
 
-// A step whose loss or gradient is not finite is refused before the optimizer touches anything.
-void Model::step_if_finite(const char* op, double loss, double grad_norm, const OptimConfig& optim, TensorSpec::Group skip) {
+// With the step's statistics read (h): refuses a step whose loss or gradient is not finite, or whose
+// update would not be (the probe's sum of squares: NaN and infinity propagate, and a finite total
+// of many huge squares could overflow too, refusing a step no finite update makes), before the
+// optimizer touches anything; else applies the update with the clipping factor already on the
+// backend.
+void Model::check_owns_weights(const char* op) {
+  RV_CHECK(!computes_from_external(), op,
+           "this model computes from weights it does not own (computeFrom: a shared segment); it cannot train "
+           "(loadParamsFrom or setState first gives it its own copy)");
+}
+
+void Model::apply_update(const char* op, const OptimConfig& o, TensorSpec::Group skip, double loss,
+                         const std::vector<double>& h) {
+  const double grad_norm = std::sqrt(h[kStatGradSquares]);
   RV_CHECK(std::isfinite(loss) && std::isfinite(grad_norm), op,
            "loss or gradient is not finite (loss " + str(loss) + ", grad norm " + str(grad_norm) + "); weights left unchanged");
-  optimizer_step(op, optim, skip, grad_norm);
+  RV_CHECK(std::isfinite(h[kStatProbeSquares]), op,
+           "the update would make a weight or an AdamW moment NaN or infinite (lr " + str(o.lr) + ", weightDecay " +
+               str(o.weight_decay) + ", grad norm " + str(grad_norm) + "); weights, moments and step left unchanged");
+  const Trained t = trained();
+  const int step = step_ + 1;
+  for (const TensorSpec& s : *t.specs) {
+    if (s.group == skip) continue;  // the head this loss does not train keeps weights and moments
+    be_->adamw_update(t.p + s.offset, t.g + s.offset, t.m + s.offset, t.v + s.offset, s.size, o.lr, o.beta1, o.beta2,
+                      o.eps, s.decay ? o.weight_decay : 0.0f, step, clip_.get());
+  }
+  step_ = step;
 }
 
+// A step reads its scalars once: the loss's statistics, the gradient's norm and the probe's verdict
+// come back in one copy, after everything that produces them is queued.
 PolicyStats Model::policy_step(const PolicyBatch& batch, const PolicyLossConfig& loss, const OptimConfig& optim) {
   check_optim("policyStep", optim);  // before the forward pass: a bad setting costs nothing
-  const PolicyStats s = policy_gradients(batch, loss);
-  step_if_finite("policyStep", s.loss, s.grad_norm, optim, TensorSpec::ValueHead);
+  check_owns_weights("policyStep");
+  queue_policy_gradients(batch, loss);
+  queue_update_probe(optim, TensorSpec::ValueHead);
+  const std::vector<double> h = read_stats();
+  const PolicyStats s = policy_stats(h);
+  apply_update("policyStep", optim, TensorSpec::ValueHead, s.loss, h);
   return s;
 }
 
 ValueStats Model::value_step(const ValueBatch& batch, float clip_range, const OptimConfig& optim) {
   check_optim("valueStep", optim);
-  const ValueStats s = value_gradients(batch, clip_range);
-  step_if_finite("valueStep", s.vf_loss, s.grad_norm, optim, TensorSpec::LmHead);
+  check_owns_weights("valueStep");
+  queue_value_gradients(batch, clip_range);
+  queue_update_probe(optim, TensorSpec::LmHead);
+  const std::vector<double> h = read_stats();
+  const ValueStats s = value_stats(h);
+  apply_update("valueStep", optim, TensorSpec::LmHead, s.vf_loss, h);
   return s;
 }
 
@@ -971,11 +1040,15 @@ void Model::own_trained() {
 // `positions` per row. A request that fits what is held allocates nothing.
 Model::Decode& Model::decode_for(int B, int prefill, int positions) {
   const std::size_t uB = B, rows = uB * prefill, cache = uB * positions * static_cast<std::size_t>(d_.kvC);
-  if (decode_ && rows <= decode_->rows && uB <= decode_->batch && cache <= decode_->cache) return *decode_;
+  const std::size_t span = positions;
+  if (decode_ && rows <= decode_->rows && uB <= decode_->batch && cache <= decode_->cache && span <= decode_->span)
+    return *decode_;
   const std::size_t want_rows = std::max(rows, decode_ ? decode_->rows : 0);
   const std::size_t want_batch = std::max(uB, decode_ ? decode_->batch : 0);
   const std::size_t want_cache = std::max(cache, decode_ ? decode_->cache : 0);
-  check_fits("generate", str(B) + " prompts", decode_cost(cfg_, want_rows, want_batch, want_cache), decode_bytes_);
+  const std::size_t want_span = std::max(span, decode_ ? decode_->span : 0);
+  const ShapeCost cost = decode_cost(cfg_, want_rows, want_batch, want_cache, want_span);
+  check_fits("generate", str(B) + " prompts", cost, decode_bytes_);
   decode_.reset();  // give the old buffers back before taking the new ones
   decode_bytes_ = 0;
   Backend* be = be_.get();
@@ -983,6 +1056,7 @@ Model::Decode& Model::decode_for(int B, int prefill, int positions) {
   s->rows = want_rows;
   s->batch = want_batch;
   s->cache = want_cache;
+  s->span = want_span;
   const std::size_t C = d_.C, L = cfg_.layers;
   for (DeviceBuffer<float>* b : {&s->x, &s->ln, &s->tmp}) *b = DeviceBuffer<float>(be, want_rows * C);
   s->atty = DeviceBuffer<float>(be, want_rows * d_.qC);
@@ -1002,8 +1076,10 @@ Model::Decode& Model::decode_for(int B, int prefill, int positions) {
   s->vcache = DeviceBuffer<float>(be, L * want_cache);
   s->tok = DeviceBuffer<int>(be, want_rows);
   s->next = DeviceBuffer<int>(be, want_batch);
+  s->feed = DeviceBuffer<int>(be, feed_ints(want_rows, want_batch, want_span));
+  s->record = DeviceBuffer<int>(be, record_ints(want_batch, want_span));
   decode_ = std::move(s);
-  decode_bytes_ = decode_cost(cfg_, want_rows, want_batch, want_cache).bytes;
+  decode_bytes_ = cost.bytes;
   return *decode_;
 }
 
@@ -1021,6 +1097,15 @@ void Model::decode_blocks(Decode& s, int B, int T, int pos0, int positions) {
 // are prefilled for all rows in one pass; then all rows advance one position per step in lockstep:
 // a row still reading its prompt is fed the prompt token, afterwards its own last sample. Rows that
 // are finished keep computing (cheap at these sizes) but nothing more is recorded for them.
+//
+// The loop runs on the backend from end to end: the prompts go up in one upload, each step's input
+// tokens are built from them and from the samples where the samples are drawn (decode_feed), each
+// draw is recorded there (decode_record), and the results come back in one download at the end,
+// the one time the host waits for the device. Whether every row is done (an end-of-sequence id may
+// end all rows early) is read with Backend::poll, which never waits: on a device the answer trails
+// the queued work, so the loop may queue a few steps past the last row's end, which record nothing
+// (a done row records no more) and whose draws no row uses: the results are those of a loop that
+// stopped at once. Without an early end the loop stops at the last position a row can sample.
 GenerateResult Model::generate(const std::vector<std::vector<int>>& prompts, const GenerateOptions& opt) {
   const char* op = "generate";
   const int B = static_cast<int>(prompts.size());
@@ -1049,71 +1134,71 @@ GenerateResult Model::generate(const std::vector<std::vector<int>>& prompts, con
   const int positions = longest + opt.max_new_tokens;
   Decode& s = decode_for(B, shortest, positions);
   Backend& be = *be_;
-  const int C = d_.C, V = d_.Vs;
-  const std::size_t uB = B;
-  float* P = params_.get();
+  const int C = d_.C, V = d_.Vs, P = longest, M = opt.max_new_tokens;
+  const std::size_t uB = B, BM = uB * M;
+  float* P0 = params_.get();
 
-  GenerateResult r;
-  r.batch = B;
-  r.max_new_tokens = opt.max_new_tokens;
-  r.tokens.assign(uB * opt.max_new_tokens, 0);
-  r.logprobs.assign(uB * opt.max_new_tokens, 0.0f);
-  if (cfg_.value_head) r.values.assign(uB * opt.max_new_tokens, 0.0f);
-  r.lengths.assign(uB, 0);
-  std::vector<char> done(uB, 0);
-  std::vector<int> host_tok(uB * shortest), host_next(uB);
-  std::vector<float> host_lp(uB), host_val(uB);
-  const auto samples_at = [&](int b, int pos) { return !done[b] && pos + 1 >= static_cast<int>(prompts[b].size()); };
+  // One upload: prompt lengths | prompts padded to P | the prefill's B x shortest tokens.
+  std::vector<int> feed(uB * (1 + P) + uB * shortest, 0);
+  int *h_plen = feed.data(), *h_prompts = h_plen + B, *h_prefill = h_prompts + uB * P;
+  for (int b = 0; b < B; ++b) {
+    h_plen[b] = static_cast<int>(prompts[b].size());
+    std::copy(prompts[b].begin(), prompts[b].end(), h_prompts + static_cast<std::size_t>(b) * P);
+    std::copy(prompts[b].begin(), prompts[b].begin() + shortest, h_prefill + static_cast<std::size_t>(b) * shortest);
+  }
+  be.upload(s.feed.get(), feed.data(), feed.size() * sizeof(int));
+  const int *plen = s.feed.get(), *d_prompts = plen + B, *prefill = d_prompts + uB * P;
+  // The record: tokens | log-probs | values [B, M] each | lengths | done flags | all done.
+  const std::size_t record = BM * 3 + 2 * uB + 1;
+  be.zero(s.record.get(), record * sizeof(int));
+  int* gen = s.record.get();
+  float* gen_lp = reinterpret_cast<float*>(gen + BM);
+  float* gen_val = gen_lp + BM;
+  int* gen_len = reinterpret_cast<int*>(gen_val + BM);
+  int *done = gen_len + B, *all_done = done + B;
 
   // Prefill: positions 0..shortest-1 of every row, then each row's last one moved to row b of x,
   // where the decoding steps keep their B rows.
-  for (int b = 0; b < B; ++b) std::copy(prompts[b].begin(), prompts[b].begin() + shortest, host_tok.begin() + b * shortest);
-  be.upload(s.tok.get(), host_tok.data(), host_tok.size() * sizeof(int));
-  be.embedding_forward(s.x.get(), s.tok.get(), at(P, slots_.wte), at(P, slots_.wpe), B, shortest, C, 0);
+  be.embedding_forward(s.x.get(), prefill, at(P0, slots_.wte), at(P0, slots_.wpe), B, shortest, C, 0);
   decode_blocks(s, B, shortest, 0, positions);
   if (shortest > 1)
     for (int b = 0; b < B; ++b)
       be.copy(s.x.get() + static_cast<std::size_t>(b) * C, s.x.get() + (static_cast<std::size_t>(b) * shortest + shortest - 1) * C,
               C * sizeof(float));
 
-  for (int pos = shortest - 1;; ++pos) {
+  // The last position a row may sample at: the longest prompt's row drawing its M-th token.
+  const int last = longest + M - 2;
+  for (int pos = shortest - 1; pos <= last; ++pos) {
     if (pos >= shortest) {  // one decoding step: position pos of every row
-      for (int b = 0; b < B; ++b) {
-        const int len = static_cast<int>(prompts[b].size());
-        if (pos < len) host_tok[b] = prompts[b][pos];
-        else if (pos - len < r.lengths[b]) host_tok[b] = r.tokens[static_cast<std::size_t>(b) * opt.max_new_tokens + (pos - len)];
-        else host_tok[b] = 0;  // row finished: its input no longer matters
-      }
-      be.upload(s.tok.get(), host_tok.data(), uB * sizeof(int));
-      be.embedding_forward(s.x.get(), s.tok.get(), at(P, slots_.wte), at(P, slots_.wpe), B, 1, C, pos);
+      be.decode_feed(s.tok.get(), d_prompts, plen, gen, gen_len, B, P, M, pos);
+      be.embedding_forward(s.x.get(), s.tok.get(), at(P0, slots_.wte), at(P0, slots_.wpe), B, 1, C, pos);
       decode_blocks(s, B, 1, pos, positions);
     }
-    bool sampling = false;
-    for (int b = 0; b < B; ++b) sampling |= samples_at(b, pos);
-    if (!sampling) continue;  // every row is still reading its prompt
     head_forward(s.ln.get(), s.mean.get(), s.rstd.get(), s.x.get(), s.logits.get(), cfg_.value_head ? s.vals.get() : nullptr, B);
     // Drawn from the filtered distribution (already divided by the temperature, hence 1 below),
     // scored under the untruncated one, as logprobs() at this temperature scores it.
     be.sampling_filter_forward(s.logits.get(), s.filtered.get(), s.logits.get(), B, V, opt.temperature, opt.top_k, opt.top_p);
     be.sampling_forward(s.next.get(), s.filtered.get(), B, V, opt.temperature > 0 ? 1.0f : 0.0f, opt.seed, pos);
     be.logprob_forward(s.lp.get(), nullptr, s.logits.get(), s.next.get(), B, V);
-    be.download(host_next.data(), s.next.get(), uB * sizeof(int));
-    be.download(host_lp.data(), s.lp.get(), uB * sizeof(float));
-    if (cfg_.value_head) be.download(host_val.data(), s.vals.get(), uB * sizeof(float));
-    bool all_done = true;
-    for (int b = 0; b < B; ++b) {
-      if (samples_at(b, pos)) {
-        const std::size_t i = static_cast<std::size_t>(b) * opt.max_new_tokens + r.lengths[b];
-        r.tokens[i] = host_next[b];
-        r.logprobs[i] = host_lp[b];
-        if (cfg_.value_head) r.values[i] = host_val[b];
-        ++r.lengths[b];
-        if (r.lengths[b] == opt.max_new_tokens || host_next[b] == opt.eos_token) done[b] = 1;
-      }
-      all_done &= done[b] != 0;
-    }
-    if (all_done) break;
+    be.decode_record(gen, gen_lp, cfg_.value_head ? gen_val : nullptr, gen_len, done, all_done, s.next.get(), s.lp.get(),
+                     s.vals.get(), plen, B, M, pos, opt.eos_token);
+    int finished = 0;
+    if (be.poll(all_done, &finished) && finished) break;
   }
+
+  std::vector<int> h(record);
+  be.download(h.data(), s.record.get(), record * sizeof(int));
+  GenerateResult r;
+  r.batch = B;
+  r.max_new_tokens = M;
+  r.tokens.assign(h.begin(), h.begin() + BM);
+  r.logprobs.resize(BM);
+  std::memcpy(r.logprobs.data(), h.data() + BM, BM * sizeof(float));
+  if (cfg_.value_head) {
+    r.values.resize(BM);
+    std::memcpy(r.values.data(), h.data() + 2 * BM, BM * sizeof(float));
+  }
+  r.lengths.assign(h.begin() + 3 * BM, h.begin() + 3 * BM + B);
   return r;
 }
 

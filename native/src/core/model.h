@@ -330,9 +330,20 @@ class Model {
   Trained trained();
   DeviceBuffer<float>& trained_buffer() { return lora_on() ? lora_p_ : params_; }
   void own_trained();  // ends compute_from: the weights back in a buffer of the model's own
-  void optimizer_step(const char* op, const OptimConfig& optim, TensorSpec::Group skip, double grad_norm);
-  bool update_stays_finite(const OptimConfig& optim, TensorSpec::Group skip, int step, float scale);
-  void step_if_finite(const char* op, double loss, double grad_norm, const OptimConfig& optim, TensorSpec::Group skip);
+  void check_owns_weights(const char* op);  // a model computing from borrowed weights cannot train
+  // The step's statistics on the backend (model.cc says the layout).
+  static constexpr int kStatGradSquares = kPolicyStats, kStatProbeSquares = kPolicyStats + 1,
+                       kStatCount = kPolicyStats + 2;
+  double* step_stats();
+  std::vector<double> read_stats();
+  static PolicyStats policy_stats(const std::vector<double>& h);
+  static ValueStats value_stats(const std::vector<double>& h);
+  void upload_rows(float* dst, const std::vector<float>& rows);
+  void queue_policy_gradients(const PolicyBatch& batch, const PolicyLossConfig& loss);
+  void queue_value_gradients(const ValueBatch& batch, float clip_range);
+  void queue_update_probe(const OptimConfig& optim, TensorSpec::Group skip);
+  void apply_update(const char* op, const OptimConfig& optim, TensorSpec::Group skip, double loss,
+                    const std::vector<double>& h);
   Layer layer(float* base, int l) const;
   std::vector<float> row_targets(const TokenBatch& batch, std::vector<int>& targets) const;
 
@@ -348,7 +359,9 @@ class Model {
   std::size_t acts_bytes_ = 0;     // what acts_ holds, given back before a new shape is allocated
   std::unique_ptr<Decode> decode_;  // generate()'s KV caches and scratch, kept between calls
   std::size_t decode_bytes_ = 0;
-  DeviceBuffer<float> probe_;      // scratch of the finite-update check (see update_stays_finite)
+  DeviceBuffer<float> probe_;      // scratch of the finite-update check (see queue_update_probe)
+  DeviceBuffer<double> stats_;     // the step's statistics (step_stats)
+  DeviceBuffer<float> clip_;       // the step's gradient clipping factor (clip_scale)
   int step_ = 0;
   // LoRA: the adapter tensors (their own flat layout), their offsets by layer and module (a then
   // b; kAbsent when the module has none), weights, gradients, moments and the u/du scratch.

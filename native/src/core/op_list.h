@@ -60,8 +60,12 @@
 //   the first V rows of w are read (a padded vocabulary passes the ids it may score). scratch
 //   holds lm_head_scratch(N, chunk) elements. The backward recomputes each chunk's z from lse and
 //   entropy and accumulates the gradient of sum_rows(dlp*lp + dent*entropy) into dinp and dw.
-// adamw_update: AdamW on n values; grads are multiplied by grad_scale first (global-norm
-//   clipping). No backward: this is the update itself.
+// adamw_update: AdamW on n values; grads are multiplied by *grad_scale first (global-norm
+//   clipping; grad_scale in backend memory, so that it can be computed there; null: 1). No
+//   backward: this is the update itself.
+// clip_scale: *scale = max_norm / (norm + 1e-6) when max_norm > 0 and norm > max_norm, else 1, with
+//   norm = sqrt(*sum_squares) (both in backend memory): global-norm clipping's factor, computed in
+//   double and rounded to float.
 // sampling_forward: one token per row from softmax(logits/temperature) (argmax when
 //   temperature == 0) with uniform = Philox(seed, row, step). Not differentiable.
 // sampling_filter_forward: per row of logits[N,V], scaled = logits / temperature (greedy,
@@ -71,9 +75,25 @@
 // sum_squares: accumulated in double in a fixed order (a deterministic gradient norm).
 // bf16_widen: out[i] = the float whose upper 16 bits are inp[i] (bfloat16 -> float32, exact), n
 //   values: how a frozen bfloat16 base (LoRA) is read into float32 scratch before its product.
+// sum_squares_accumulate: acc[0] += sum_squares(x, n), with acc in backend memory, so that a step
+//   sums several tensors on the device and reads the total once.
+// policy_loss_forward: core/ppo.h's policy_loss over n tokens in backend memory: dlp and dent
+//   written, the statistics into stats[kPolicyStats] (PolicyStat order). ref_lp may be null.
+// value_loss_forward: core/ppo.h's value_loss likewise: dvalues written, stats[kValueStats].
+// decode_feed, decode_record: generate()'s bookkeeping on the backend, so that a decoding loop
+//   keeps its samples where they are drawn. Rows b < B; prompts [B, P] (padded), plen [B] their
+//   lengths; gen [B, M] the tokens drawn so far, gen_len [B] how many.
+//   decode_feed: tok[b] = the token row b reads at position pos: prompts[b, pos] while pos < plen[b],
+//     else gen[b, pos - plen[b]] while gen_len[b] exceeds that index, else 0 (a finished row).
+//   decode_record: after the draw at position pos, each row that samples there (not done[b], and
+//     pos + 1 >= plen[b]) stores next[b], lp[b] (and val[b], when gen_val is not null) at index
+//     gen_len[b] of its row of gen, gen_lp, gen_val, counts it, and is done once it holds M tokens
+//     or drew eos (< 0: none); all_done[0] = 1 when every row is done, else 0.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+
+#include "core/ppo.h"
 
 namespace revenant {
 // Llama 3's rope scaling parameters (rope_scaling in config.json), passed to rope_llama3 by value.
@@ -159,15 +179,33 @@ struct RopeScaling {
 #define REVENANT_FLOAT_OPS(X)                                                                                \
   X(void, adamw_update,                                                                                      \
     (float* params, const float* grads, float* m, float* v, std::size_t n, float lr, float beta1, float beta2, \
-     float eps, float weight_decay, int step, float grad_scale),                                             \
+     float eps, float weight_decay, int step, const float* grad_scale),                                      \
     (params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, step, grad_scale))                         \
+  X(void, clip_scale, (float* scale, const double* sum_squares, float max_norm), (scale, sum_squares, max_norm)) \
   X(void, sampling_forward, (int* out, const float* logits, int N, int V, float temperature, uint64_t seed, int step), \
     (out, logits, N, V, temperature, seed, step))                                                            \
   X(void, sampling_filter_forward,                                                                           \
     (float* scaled, float* filtered, const float* logits, int N, int V, float temperature, int top_k, float top_p), \
     (scaled, filtered, logits, N, V, temperature, top_k, top_p))                                             \
-  X(double, sum_squares, (const float* x, std::size_t n), (x, n))                                           \
-  X(void, bf16_widen, (float* out, const uint16_t* inp, std::size_t n), (out, inp, n))
+  X(double, sum_squares, (const float* x, std::size_t n), (x, n))                                            \
+  X(void, bf16_widen, (float* out, const uint16_t* inp, std::size_t n), (out, inp, n))                      \
+  X(void, sum_squares_accumulate, (double* acc, const float* x, std::size_t n), (acc, x, n))                 \
+  X(void, policy_loss_forward,                                                                               \
+    (float* dlp, float* dent, double* stats, const float* lp, const float* entropy, const float* weight,      \
+     const float* adv, const float* old_lp, const float* ref_lp, int n, ::revenant::PolicyLossConfig cfg),            \
+    (dlp, dent, stats, lp, entropy, weight, adv, old_lp, ref_lp, n, cfg))                                    \
+  X(void, value_loss_forward,                                                                                \
+    (float* dvalues, double* stats, const float* values, const float* weight, const float* returns,           \
+     const float* old_values, int n, float clip_range),                                                      \
+    (dvalues, stats, values, weight, returns, old_values, n, clip_range))                                    \
+  X(void, decode_feed,                                                                                       \
+    (int* tok, const int* prompts, const int* plen, const int* gen, const int* gen_len, int B, int P, int M,  \
+     int pos),                                                                                               \
+    (tok, prompts, plen, gen, gen_len, B, P, M, pos))                                                        \
+  X(void, decode_record,                                                                                     \
+    (int* gen, float* gen_lp, float* gen_val, int* gen_len, int* done, int* all_done, const int* next,        \
+     const float* lp, const float* val, const int* plen, int B, int M, int pos, int eos),                    \
+    (gen, gen_lp, gen_val, gen_len, done, all_done, next, lp, val, plen, B, M, pos, eos))
 
 // The scratch lm_head_forward and lm_head_backward take: N rows of one chunk's logits, then two
 // running sums per row.

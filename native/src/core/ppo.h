@@ -24,6 +24,11 @@ struct PolicyLossStats {
   double tokens = 0;
 };
 
+// Where the backend ops policy_loss_forward and value_loss_forward (core/op_list.h) put the
+// statistics in their array of doubles: PolicyLossStats' and ValueLossStats' fields.
+enum PolicyStat { kPolicyPg, kPolicyKl, kPolicyEntropy, kPolicyClipFrac, kPolicyApproxKl, kPolicyTotal, kPolicyTokens, kPolicyStats };
+enum ValueStat { kValueLoss, kValueClipFrac, kValueTokens, kValueStats };
+
 // loss = mean_w[max(-A r, -A clip(r, 1-e, 1+e))] + kl_coef mean_w[k3] - entropy_coef mean_w[H]
 // (mean_w[x] = sum(w x) / sum(w), or sum(w x) / loss_norm when loss_norm > 0)
 // with r = exp(lp - old), k3 = exp(ref - lp) - (ref - lp) - 1. Writes dloss/dlp and dloss/dH.

@@ -10,7 +10,8 @@ namespace revenant::cpu {
 
 void adamw_update(float* params, const float* grads, float* m, float* v, std::size_t n, float lr,
                   float beta1, float beta2, float eps, float weight_decay, int step,
-                  float grad_scale) {
+                  const float* scale) {
+  const float grad_scale = scale ? *scale : 1.0f;
   const float bc1 = 1.0f - std::pow(beta1, static_cast<float>(step));
   const float bc2 = 1.0f - std::pow(beta2, static_cast<float>(step));
   for_ranges(n, double(n) * 12, [&](std::size_t begin, std::size_t end) {
@@ -56,6 +57,13 @@ double sum_squares(const float* x, std::size_t n) {
   double s = 0;
   for (double p : partial) s += p;
   return s;
+}
+
+void sum_squares_accumulate(double* acc, const float* x, std::size_t n) { *acc += sum_squares(x, n); }
+
+void clip_scale(float* scale, const double* sum_squares, float max_norm) {
+  const double norm = std::sqrt(*sum_squares);
+  *scale = max_norm > 0 && norm > max_norm ? static_cast<float>(max_norm / (norm + 1e-6)) : 1.0f;
 }
 
 }  // namespace revenant::cpu

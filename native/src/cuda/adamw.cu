@@ -8,10 +8,10 @@
 namespace revenant::cuda {
 
 __global__ void adamw_kernel(float* params, const float* grads, float* m, float* v, long n, float lr, float beta1,
-                             float beta2, float eps, float weight_decay, float bc1, float bc2, float grad_scale) {
+                             float beta2, float eps, float weight_decay, float bc1, float bc2, const float* grad_scale) {
   const long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
   if (i >= n) return;
-  const float g = grads[i] * grad_scale;
+  const float g = grads[i] * (grad_scale ? *grad_scale : 1.0f);
   m[i] = beta1 * m[i] + (1.0f - beta1) * g;
   v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
   params[i] -= lr * ((m[i] / bc1) / (sqrtf(v[i] / bc2) + eps) + weight_decay * params[i]);
@@ -41,15 +41,29 @@ __global__ void sum_squares_kernel(const float* x, long n, double* partial) {
   block_tree_sum(part, s, partial + blockIdx.x);
 }
 
-__global__ void sum_partials_kernel(const double* partial, int blocks, double* out) {
+// cpu/adamw.cc's clip_scale, one thread: the same double expression, so the same float.
+__global__ void clip_scale_kernel(float* scale, const double* sum_squares, float max_norm) {
+  const double norm = sqrt(*sum_squares);
+  *scale = max_norm > 0 && norm > max_norm ? static_cast<float>(max_norm / (norm + 1e-6)) : 1.0f;
+}
+
+void clip_scale(float* scale, const double* sum_squares, float max_norm) {
+  RV_LAUNCH(clip_scale_kernel, 1, 1)(scale, sum_squares, max_norm);
+  RV_CUDA_LAUNCHED("clip_scale");
+}
+
+// Adds the blocks' partial sums to *acc (stream order keeps a run of these in call order);
+// partial[blocks] holds their total on the way.
+__global__ void sum_partials_kernel(double* partial, int blocks, double* acc) {
   __shared__ double part[kSumThreads];
   double s = 0;
   for (int i = threadIdx.x; i < blocks; i += kSumThreads) s += partial[i];
-  block_tree_sum(part, s, out);
+  block_tree_sum(part, s, partial + blocks);
+  if (threadIdx.x == 0) *acc += partial[blocks];
 }
 
 void adamw_update(float* params, const float* grads, float* m, float* v, std::size_t n, float lr, float beta1, float beta2,
-                  float eps, float weight_decay, int step, float grad_scale) {
+                  float eps, float weight_decay, int step, const float* grad_scale) {
   const float bc1 = 1.0f - std::pow(beta1, static_cast<float>(step));
   const float bc2 = 1.0f - std::pow(beta2, static_cast<float>(step));
   RV_LAUNCH(adamw_kernel, blocks_for(static_cast<long>(n), 256), 256)(params, grads, m, v, static_cast<long>(n), lr, beta1, beta2,
@@ -57,18 +71,35 @@ void adamw_update(float* params, const float* grads, float* m, float* v, std::si
   RV_CUDA_LAUNCHED("adamw_update");
 }
 
-// The scratch holds the partial sums and the result; the one synchronous copy is the result the
-// caller waits for.
-double sum_squares(const float* x, std::size_t n) {
+int sum_blocks(std::size_t n) {
   const long wanted = blocks_for(static_cast<long>(n), kSumThreads * kSumPerThread);
-  const int blocks = static_cast<int>(std::min<long>(kSumMaxBlocks, std::max<long>(1, wanted)));
-  double* partial = static_cast<double*>(scratch(sizeof(double) * (blocks + 1), "sum_squares"));
+  return static_cast<int>(std::min<long>(kSumMaxBlocks, std::max<long>(1, wanted)));
+}
+
+// partial: blocks + 1 doubles of scratch (the blocks' sums, then their total).
+void launch_sum_squares(double* acc, const float* x, std::size_t n, double* partial, int blocks) {
   RV_LAUNCH(sum_squares_kernel, blocks, kSumThreads)(x, static_cast<long>(n), partial);
   RV_CUDA_LAUNCHED("sum_squares");
-  RV_LAUNCH(sum_partials_kernel, 1, kSumThreads)(partial, blocks, partial + blocks);
+  RV_LAUNCH(sum_partials_kernel, 1, kSumThreads)(partial, blocks, acc);
   RV_CUDA_LAUNCHED("sum_squares");
+}
+
+// Nothing here waits for the device.
+void sum_squares_accumulate(double* acc, const float* x, std::size_t n) {
+  const int blocks = sum_blocks(n);
+  launch_sum_squares(acc, x, n, static_cast<double*>(scratch(sizeof(double) * (blocks + 1), "sum_squares")), blocks);
+}
+
+// One tensor's sum read back at once: the accumulator sits after the partial sums in scratch; the
+// copy is the one synchronisation, which the caller waits for anyway.
+double sum_squares(const float* x, std::size_t n) {
+  const int blocks = sum_blocks(n);
+  double* partial = static_cast<double*>(scratch(sizeof(double) * (blocks + 2), "sum_squares"));
+  double* acc = partial + blocks + 1;
+  RV_CUDA_CHECK(cudaMemsetAsync(acc, 0, sizeof(double)), "sum_squares");
+  launch_sum_squares(acc, x, n, partial, blocks);
   double h = 0;
-  RV_CUDA_CHECK(cudaMemcpy(&h, partial + blocks, sizeof(double), cudaMemcpyDeviceToHost), "sum_squares");
+  RV_CUDA_CHECK(cudaMemcpy(&h, acc, sizeof(double), cudaMemcpyDeviceToHost), "sum_squares");
   return h;
 }
 

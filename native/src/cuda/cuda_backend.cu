@@ -11,6 +11,7 @@
 #include "core/backend.h"
 #include "cuda/flash_attention.cuh"
 #include "cuda/gemm_tc.cuh"
+#include "cuda/host_staging.cuh"
 #include "cuda/ops.cuh"
 
 namespace revenant {
@@ -85,6 +86,8 @@ class CudaBackend final : public Backend {
     std::size_t free = 0, total = 0;
     RV_CUDA_CHECK(cudaMemGetInfo(&free, &total), "cuda backend");
   }
+  // The staging buffers (destroyed after this body) are freed with this backend's device current.
+  ~CudaBackend() override { cudaSetDevice(device_); }
   std::string name() const override { return "cuda"; }
 
   void* alloc(std::size_t bytes) override {
@@ -104,13 +107,18 @@ class CudaBackend final : public Backend {
     cudaSetDevice(device_);
     cudaFree(p);
   }
+  // Through pinned host memory kept for the backend's life (cuda/host_staging.cu).
   void upload(void* dst, const void* src, std::size_t bytes) override {
     bind("upload");
-    RV_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "upload");
+    staging_.upload(dst, src, bytes);
   }
   void download(void* dst, const void* src, std::size_t bytes) override {
     bind("download");
-    RV_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "download");
+    staging_.download(dst, src, bytes);
+  }
+  bool poll(const int* src, int* value) override {
+    bind("poll");
+    return staging_.poll(src, value);
   }
   void zero(void* p, std::size_t bytes) override {
     bind("zero");
@@ -167,6 +175,7 @@ class CudaBackend final : public Backend {
 
   int device_;
   bool fast_kernels_;
+  cuda::HostStaging staging_;
 };
 
 }  // namespace

@@ -41,19 +41,20 @@ __global__ void head_rmsnorm_backward_input_kernel(float* dx, const float* inp, 
   for (int c = lane; c < hd; c += 32) d[c] = (d[c] * w[c] - x[c] * r * mean) * r;
 }
 
-// One thread per channel sums over rows and heads in order (deterministic, no atomics); it runs
-// before the input kernel overwrites dx.
-__global__ void head_rmsnorm_backward_weight_kernel(float* dw, const float* dx, const float* inp, const float* rstd, int N,
-                                                    int heads, int hd, int stride) {
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+// Stage 1 of the weight gradient, over the N * heads (row, head) units: block (s, j) sums units of
+// slice s, in order, for channels j*64.. into partial row s; stage 2 is slice_sum (slice_sum.cu).
+// It runs before the input kernel overwrites dx.
+__global__ void head_rmsnorm_backward_weight_kernel(float* partial, const float* dx, const float* inp, const float* rstd,
+                                                    int N, int heads, int hd, int stride) {
+  const int c = blockIdx.y * blockDim.x + threadIdx.x;
   if (c >= hd) return;
+  const long u0 = static_cast<long>(blockIdx.x) * kSliceRows, u1 = min(static_cast<long>(N) * heads, u0 + kSliceRows);
   float gw = 0;
-  for (long n = 0; n < N; ++n)
-    for (int h = 0; h < heads; ++h) {
-      const long at = n * stride + static_cast<long>(h) * hd + c;
-      gw += dx[at] * inp[at] * rstd[n * heads + h];
-    }
-  dw[c] += gw;
+  for (long u = u0; u < u1; ++u) {
+    const long at = (u / heads) * stride + (u % heads) * static_cast<long>(hd) + c;
+    gw += dx[at] * inp[at] * rstd[u];
+  }
+  partial[static_cast<long>(blockIdx.x) * hd + c] = gw;
 }
 
 void head_rmsnorm_forward(float* out, float* rstd, const float* inp, const float* w, int N, int heads, int hd, int stride,
@@ -69,9 +70,13 @@ void head_rmsnorm_backward(float* dx, float* dw, const float* inp, const float* 
   const long units = static_cast<long>(N) * heads;
   if (units == 0) return;
   if (dw) {
-    RV_LAUNCH(head_rmsnorm_backward_weight_kernel, blocks_for(hd, 64), 64)(dw, dx, inp, rstd, N, heads, hd, stride);
+    const int slices = slices_for(units);
+    float* partial = static_cast<float*>(scratch(sizeof(float) * slices * hd, "head_rmsnorm_backward"));
+    RV_LAUNCH(head_rmsnorm_backward_weight_kernel, dim3(slices, blocks_for(hd, kSliceThreads)), kSliceThreads)(
+        partial, dx, inp, rstd, N, heads, hd, stride);
+    RV_CUDA_LAUNCHED("head_rmsnorm_backward");
+    slice_sum(dw, partial, slices, hd, hd, "head_rmsnorm_backward");
   }
-  RV_CUDA_LAUNCHED("head_rmsnorm_backward");
   RV_LAUNCH(head_rmsnorm_backward_input_kernel, blocks_for(units, 8), 256)(dx, inp, w, rstd, N, heads, hd, stride);
   RV_CUDA_LAUNCHED("head_rmsnorm_backward");
 }

@@ -50,19 +50,23 @@ __global__ void layernorm_backward_input_kernel(float* dinp, const float* dout, 
   }
 }
 
-// One thread per channel sums over rows in order (deterministic, no atomics).
-__global__ void layernorm_backward_weight_kernel(float* dw, float* db, const float* dout, const float* inp,
+// Stage 1 of the weight and bias gradients: block (s, j) sums rows of slice s, in order, for
+// channels j*64.. and writes partial row s: dw's part at [s][0, C), db's at [s][C, 2C). Stage 2 is
+// slice_sum (slice_sum.cu); neither uses atomics, so the sums are bit-identical run to run.
+__global__ void layernorm_backward_weight_kernel(float* partial, const float* dout, const float* inp,
                                                  const float* mean, const float* rstd, int N, int C) {
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  const int c = blockIdx.y * blockDim.x + threadIdx.x;
   if (c >= C) return;
+  const int n0 = blockIdx.x * kSliceRows, n1 = min(N, n0 + kSliceRows);
   float gw = 0, gb = 0;
-  for (int n = 0; n < N; ++n) {
+  for (int n = n0; n < n1; ++n) {
     const float d = dout[static_cast<long>(n) * C + c];
     gw += d * (inp[static_cast<long>(n) * C + c] - mean[n]) * rstd[n];
     gb += d;
   }
-  dw[c] += gw;
-  db[c] += gb;
+  float* row = partial + static_cast<long>(blockIdx.x) * 2 * C;
+  row[c] = gw;
+  row[C + c] = gb;
 }
 
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w, const float* b, int N, int C) {
@@ -74,8 +78,14 @@ void layernorm_backward(float* dinp, float* dw, float* db, const float* dout, co
                         const float* mean, const float* rstd, int N, int C) {
   RV_LAUNCH(layernorm_backward_input_kernel, blocks_for(N, 8), 256)(dinp, dout, inp, w, mean, rstd, N, C);
   RV_CUDA_LAUNCHED("layernorm_backward");
-  RV_LAUNCH(layernorm_backward_weight_kernel, blocks_for(C, 64), 64)(dw, db, dout, inp, mean, rstd, N, C);
+  const int slices = slices_for(N);
+  if (slices == 0) return;
+  float* partial = static_cast<float*>(scratch(sizeof(float) * slices * 2 * C, "layernorm_backward"));
+  RV_LAUNCH(layernorm_backward_weight_kernel, dim3(slices, blocks_for(C, kSliceThreads)), kSliceThreads)(
+      partial, dout, inp, mean, rstd, N, C);
   RV_CUDA_LAUNCHED("layernorm_backward");
+  slice_sum(dw, partial, slices, 2L * C, C, "layernorm_backward");
+  slice_sum(db, partial + C, slices, 2L * C, C, "layernorm_backward");
 }
 
 }  // namespace revenant::cuda

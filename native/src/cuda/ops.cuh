@@ -86,8 +86,22 @@ inline bool empty_grid(dim3 grid) { return grid.x == 0 || grid.y == 0 || grid.z 
 namespace revenant::cuda {
 
 // Device memory of at least `bytes` for the calling host thread on the current device, kept for
-// the next call (scratch.cu); valid until the next scratch() of this thread.
+// the next call (scratch.cu, from the stream-ordered pool); valid until the next scratch() of this
+// thread.
 void* scratch(std::size_t bytes, const char* op);
+// The release threshold scratch() gives the device's default pool: freed pool memory kept for
+// reuse across synchronisations, up to this many bytes.
+constexpr uint64_t kPoolKeep = uint64_t{256} << 20;
+// The largest copy the backend stages through pinned host memory (host_staging.cu); larger ones go
+// direct.
+constexpr std::size_t kHostStagingMax = std::size_t{4} << 20;
+
+// Deterministic two-stage column sums (slice_sum.cu): stage 1 (in each op's file) sums slice k of
+// kSliceRows rows into partial row k; slice_sum adds rows 0..slices-1 of partial (stride floats
+// apart) into out[0..width) in slice order. A fixed slicing, not the grid's, decides the order.
+constexpr int kSliceRows = 32, kSliceThreads = 64;
+inline int slices_for(long rows) { return static_cast<int>((rows + kSliceRows - 1) / kSliceRows); }
+void slice_sum(float* out, const float* partial, int slices, long stride, int width, const char* op);
 
 // The launchers, one per entry of core/op_list.h, float only.
 using F = float;

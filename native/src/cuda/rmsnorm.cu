@@ -36,14 +36,16 @@ __global__ void rmsnorm_backward_input_kernel(float* dinp, const float* dout, co
   for (int c = lane; c < C; c += 32) di[c] += (d[c] * w[c] - x[c] * r * dnorm_norm_mean) * r;
 }
 
-// One thread per channel sums over rows in order (deterministic, no atomics).
-__global__ void rmsnorm_backward_weight_kernel(float* dw, const float* dout, const float* inp, const float* rstd, int N,
-                                               int C) {
-  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+// Stage 1 of the weight gradient: block (s, j) sums rows of slice s, in order, for channels
+// j*64.. into partial row s; stage 2 is slice_sum (slice_sum.cu). No atomics: bit-identical runs.
+__global__ void rmsnorm_backward_weight_kernel(float* partial, const float* dout, const float* inp, const float* rstd,
+                                               int N, int C) {
+  const int c = blockIdx.y * blockDim.x + threadIdx.x;
   if (c >= C) return;
+  const int n0 = blockIdx.x * kSliceRows, n1 = min(N, n0 + kSliceRows);
   float gw = 0;
-  for (int n = 0; n < N; ++n) gw += dout[static_cast<long>(n) * C + c] * inp[static_cast<long>(n) * C + c] * rstd[n];
-  dw[c] += gw;
+  for (int n = n0; n < n1; ++n) gw += dout[static_cast<long>(n) * C + c] * inp[static_cast<long>(n) * C + c] * rstd[n];
+  partial[static_cast<long>(blockIdx.x) * C + c] = gw;
 }
 
 void rmsnorm_forward(float* out, float* rstd, const float* inp, const float* w, int N, int C, float eps) {
@@ -55,10 +57,13 @@ void rmsnorm_backward(float* dinp, float* dw, const float* dout, const float* in
                       int N, int C) {
   RV_LAUNCH(rmsnorm_backward_input_kernel, blocks_for(N, 8), 256)(dinp, dout, inp, w, rstd, N, C);
   RV_CUDA_LAUNCHED("rmsnorm_backward");
-  if (dw) {
-    RV_LAUNCH(rmsnorm_backward_weight_kernel, blocks_for(C, 64), 64)(dw, dout, inp, rstd, N, C);
-  }
+  const int slices = slices_for(N);
+  if (!dw || slices == 0) return;
+  float* partial = static_cast<float*>(scratch(sizeof(float) * slices * C, "rmsnorm_backward"));
+  RV_LAUNCH(rmsnorm_backward_weight_kernel, dim3(slices, blocks_for(C, kSliceThreads)), kSliceThreads)(
+      partial, dout, inp, rstd, N, C);
   RV_CUDA_LAUNCHED("rmsnorm_backward");
+  slice_sum(dw, partial, slices, C, C, "rmsnorm_backward");
 }
 
 }  // namespace revenant::cuda

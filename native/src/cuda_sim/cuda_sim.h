@@ -25,4 +25,24 @@ void set_compute_capability(int major, int minor);
 // How many kernels have a __launch_bounds__ registered (cuda_runtime.h, register_launch_bounds).
 std::size_t registered_launch_bounds();
 
+// Runs the blocks of every later launch last to first (true) or first to last (false, the
+// default). A kernel whose result depends on the order its blocks run in gives different bits
+// under the two orders; the determinism tests run each reduction both ways.
+void set_block_order(bool reverse);
+
+// Whether the part reports memory pools (cudaDevAttrMemoryPoolsSupported; default yes), to play a
+// device without them. The pool calls themselves keep working.
+void set_memory_pools(bool supported);
+
+// Counts, since the process started, of the calls that make the host wait for the device on a GPU:
+// cudaDeviceSynchronize, cudaStreamSynchronize, cudaEventSynchronize, cudaFree (it synchronises
+// the device), every cudaMemcpy to or from the host, and a cudaMemcpyAsync to or from pageable
+// (not cudaMallocHost'd) host memory, which CUDA performs synchronously. device_to_host counts the
+// copies from device to host memory, synchronous or not. The emulator completes every call before
+// it returns, so these count what a GPU would make the host wait for.
+struct HostSyncs {
+  long waits = 0, device_to_host = 0;
+};
+HostSyncs host_syncs();
+
 }  // namespace cuda_sim

@@ -5,6 +5,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -22,6 +23,7 @@ constexpr unsigned kMaxGridX = 2147483647u, kMaxGridYZ = 65535u;
 struct Allocation {
   uintptr_t begin;
   std::size_t bytes;  // as requested: an access past it is out of bounds even inside the padding
+  bool pooled = false;  // from cudaMallocAsync (freed with cudaFreeAsync)
 };
 
 struct Device {
@@ -30,6 +32,12 @@ struct Device {
   std::size_t used = 0, total = 0;
   cudaError_t sticky = cudaSuccess;  // a kernel faulted: every later call returns it
   int cc_major = 9, cc_minor = 0;
+  bool reverse_blocks = false;  // run each grid's blocks last to first (set_block_order)
+  bool memory_pools = true;     // cudaDevAttrMemoryPoolsSupported (set_memory_pools)
+  uint64_t pool_release_threshold = 0, pool_used = 0, pool_used_high = 0;  // the default pool's attributes
+  std::map<uintptr_t, std::size_t> pinned;      // cudaMallocHost'd host ranges, by begin
+  // Calls that make the host wait for the device on a GPU (cuda_sim.h's host_syncs()).
+  std::atomic<long> host_waits{0}, device_to_host{0};
   std::map<const void*, int> max_dynamic_shared;  // cudaFuncSetAttribute opt-ins
   std::map<const void*, int> launch_bounds;       // __launch_bounds__ (register_launch_bounds)
   std::set<std::string> executed;
@@ -37,6 +45,8 @@ struct Device {
 
   // The allocation holding [p, p + n), or null.
   const Allocation* find(uintptr_t p, std::size_t n) const;
+  // Whether [p, p + n) lies in pinned host memory (the caller holds the mutex).
+  bool is_pinned(uintptr_t p, std::size_t n) const;
   // The allocation nearest to p (for reports), or null when there is none.
   const Allocation* nearest(uintptr_t p) const;
 };

@@ -793,13 +793,18 @@ void launch(const KernelRun& run) {
   e.static_reported = false;
   e.last_alloc = nullptr;
   e.global_writes.clear();
-  for (unsigned z = 0; z < g.z && !e.aborted; ++z)
-    for (unsigned y = 0; y < g.y && !e.aborted; ++y)
-      for (unsigned x = 0; x < g.x && !e.aborted; ++x) {
-        e.block = {x, y, z};
-        e.block_linear = (z * g.y + y) * g.x + x;
-        run_block(e);
-      }
+  // Blocks in linear order, or the reverse (set_block_order): a result that changes with the order
+  // depends on scheduling, which a device does not fix.
+  const unsigned long long blocks = 1ull * g.x * g.y * g.z;
+  const bool reverse = d.reverse_blocks;
+  for (unsigned long long i = 0; i < blocks && !e.aborted; ++i) {
+    const unsigned long long lin = reverse ? blocks - 1 - i : i;
+    const unsigned x = static_cast<unsigned>(lin % g.x), y = static_cast<unsigned>(lin / g.x % g.y),
+                   z = static_cast<unsigned>(lin / g.x / g.y);
+    e.block = {x, y, z};
+    e.block_linear = static_cast<unsigned>(lin);
+    run_block(e);
+  }
   if (e.reports_dropped > 0)
     add_finding(std::string("(") + std::to_string(e.reports_dropped) + " more reports of kernel " + run.name +
                 " in this launch left out)");

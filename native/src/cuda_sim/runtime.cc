@@ -2,6 +2,7 @@
 // checker knows every cudaMalloc'd range), copies, streams and events as ordered host work (every
 // call completes before it returns), errors with CUDA's codes and stickiness, and the properties of
 // an sm_90-like part.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +14,9 @@
 
 struct CUstream_st {
   int flags;
+};
+struct CUmemPoolHandle_st {
+  int device;
 };
 struct CUevent_st {
   std::chrono::steady_clock::time_point at;
@@ -74,6 +78,18 @@ const Allocation* Device::find(uintptr_t p, std::size_t n) const {
   --it;
   const Allocation& a = it->second;
   return p >= a.begin && p + n <= a.begin + a.bytes && p + n >= p ? &a : nullptr;
+}
+
+bool Device::is_pinned(uintptr_t p, std::size_t n) const {
+  auto it = pinned.upper_bound(p);
+  if (it == pinned.begin()) return false;
+  --it;
+  return p >= it->first && p + n <= it->first + it->second;
+}
+
+HostSyncs host_syncs() {
+  const Device& d = device();
+  return HostSyncs{d.host_waits.load(), d.device_to_host.load()};
 }
 
 const Allocation* Device::nearest(uintptr_t p) const {
@@ -141,6 +157,18 @@ std::size_t registered_launch_bounds() {
   return d.launch_bounds.size();
 }
 
+void set_memory_pools(bool supported) {
+  Device& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  d.memory_pools = supported;
+}
+
+void set_block_order(bool reverse) {
+  Device& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  d.reverse_blocks = reverse;
+}
+
 cudaError_t set_function_attribute(const void* kernel, cudaFuncAttribute attr, int value) {
   Device& d = device();
   std::lock_guard<std::mutex> lock(d.mu);
@@ -157,7 +185,10 @@ using cuda_sim::device;
 using cuda_sim::in_device;
 using cuda_sim::result;
 
-cudaError_t cudaMalloc(void** p, std::size_t bytes) {
+namespace {
+
+// cudaMalloc and cudaMallocAsync: fresh memory, tracked for the memory checker.
+cudaError_t allocate(void** p, std::size_t bytes, bool pooled) {
   auto& d = device();
   std::lock_guard<std::mutex> lock(d.mu);
   if (p == nullptr) return result(cudaErrorInvalidValue);
@@ -171,36 +202,104 @@ cudaError_t cudaMalloc(void** p, std::size_t bytes) {
   // Device memory starts as garbage: all-ones bytes are NaN as floats, so a kernel that reads
   // memory nobody wrote shows it in its results.
   std::memset(m, 0xff, rounded);
-  d.allocations[reinterpret_cast<uintptr_t>(m)] = {reinterpret_cast<uintptr_t>(m), bytes};
+  d.allocations[reinterpret_cast<uintptr_t>(m)] = {reinterpret_cast<uintptr_t>(m), bytes, pooled};
   d.used += rounded;
+  if (pooled) {
+    d.pool_used += rounded;
+    d.pool_used_high = std::max(d.pool_used_high, d.pool_used);
+  }
   *p = m;
   return result(cudaSuccess);
 }
 
-cudaError_t cudaFree(void* p) {
+cudaError_t release(void* p, bool pooled) {
   auto& d = device();
   std::lock_guard<std::mutex> lock(d.mu);
   if (p == nullptr) return result(cudaSuccess);
   auto it = d.allocations.find(reinterpret_cast<uintptr_t>(p));
-  if (it == d.allocations.end()) return result(cudaErrorInvalidValue);
-  d.used -= (it->second.bytes + 255) / 256 * 256;
+  if (it == d.allocations.end() || (pooled && !it->second.pooled)) return result(cudaErrorInvalidValue);
+  if (!pooled) ++d.host_waits;  // cudaFree synchronises the device; cudaFreeAsync is stream-ordered
+  const std::size_t rounded = (it->second.bytes + 255) / 256 * 256;
+  d.used -= rounded;
+  if (it->second.pooled) d.pool_used -= rounded;
   d.allocations.erase(it);
   std::free(p);  // freed even after a fault, so that a process that goes on does not leak
   return result(cudaSuccess);
 }
 
+}  // namespace
+
+cudaError_t cudaMalloc(void** p, std::size_t bytes) { return allocate(p, bytes, false); }
+cudaError_t cudaFree(void* p) { return release(p, false); }
+cudaError_t cudaMallocAsync(void** p, std::size_t bytes, cudaStream_t) { return allocate(p, bytes, true); }
+cudaError_t cudaFreeAsync(void* p, cudaStream_t) { return release(p, true); }
+
+cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int dev) {
+  static CUmemPoolHandle_st the_pool{0};
+  if (pool == nullptr) return result(cudaErrorInvalidValue);
+  if (dev != 0) return result(cudaErrorInvalidDevice);
+  *pool = &the_pool;
+  return result(cudaSuccess);
+}
+
+cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, cudaMemPoolAttr attr, void* value) {
+  if (pool == nullptr || value == nullptr) return result(cudaErrorInvalidValue);
+  auto& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  if (attr == cudaMemPoolAttrReleaseThreshold) d.pool_release_threshold = *static_cast<uint64_t*>(value);
+  else if (attr == cudaMemPoolAttrUsedMemHigh && *static_cast<uint64_t*>(value) == 0) d.pool_used_high = d.pool_used;
+  else return result(cudaErrorInvalidValue);
+  return result(cudaSuccess);
+}
+
+cudaError_t cudaMemPoolGetAttribute(cudaMemPool_t pool, cudaMemPoolAttr attr, void* value) {
+  if (pool == nullptr || value == nullptr) return result(cudaErrorInvalidValue);
+  auto& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  uint64_t* v = static_cast<uint64_t*>(value);
+  switch (attr) {
+    case cudaMemPoolAttrReleaseThreshold: *v = d.pool_release_threshold; break;
+    // Nothing is held back after a free here: reserved is what is in use.
+    case cudaMemPoolAttrReservedMemCurrent:
+    case cudaMemPoolAttrUsedMemCurrent: *v = d.pool_used; break;
+    case cudaMemPoolAttrReservedMemHigh:
+    case cudaMemPoolAttrUsedMemHigh: *v = d.pool_used_high; break;
+    default: return result(cudaErrorInvalidValue);
+  }
+  return result(cudaSuccess);
+}
+
+// Pinned memory is plain host memory here, remembered so that copies from and to it count as
+// asynchronous (host_syncs).
 cudaError_t cudaMallocHost(void** p, std::size_t bytes) {
   if (p == nullptr) return result(cudaErrorInvalidValue);
   *p = std::malloc(bytes == 0 ? 1 : bytes);
-  return result(*p ? cudaSuccess : cudaErrorMemoryAllocation);
+  if (*p == nullptr) return result(cudaErrorMemoryAllocation);
+  auto& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  d.pinned[reinterpret_cast<uintptr_t>(*p)] = bytes == 0 ? 1 : bytes;
+  return result(cudaSuccess);
 }
 
+cudaError_t cudaHostAlloc(void** p, std::size_t bytes, unsigned int) { return cudaMallocHost(p, bytes); }
+
 cudaError_t cudaFreeHost(void* p) {
+  if (p == nullptr) return result(cudaSuccess);
+  auto& d = device();
+  {
+    std::lock_guard<std::mutex> lock(d.mu);
+    auto it = d.pinned.find(reinterpret_cast<uintptr_t>(p));
+    if (it == d.pinned.end()) return result(cudaErrorInvalidValue);
+    d.pinned.erase(it);
+  }
   std::free(p);
   return result(cudaSuccess);
 }
 
-cudaError_t cudaMemcpy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind) {
+namespace {
+
+// Both copies; `async` says which call it is, for the count of host waits.
+cudaError_t copy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind, bool async) {
   auto& d = device();
   std::lock_guard<std::mutex> lock(d.mu);
   const auto s = reinterpret_cast<uintptr_t>(src), t = reinterpret_cast<uintptr_t>(dst);
@@ -215,12 +314,23 @@ cudaError_t cudaMemcpy(void* dst, const void* src, std::size_t bytes, cudaMemcpy
   }
   if (!ok) return result(cudaErrorInvalidValue);
   if (d.sticky != cudaSuccess) return result(d.sticky);
+  if (kind == cudaMemcpyDeviceToHost) ++d.device_to_host;
+  if (kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyHostToDevice) {
+    const uintptr_t host = kind == cudaMemcpyDeviceToHost ? t : s;
+    if (!async || !d.is_pinned(host, bytes)) ++d.host_waits;
+  }
   if (bytes > 0) std::memmove(dst, src, bytes);
   return result(cudaSuccess);
 }
 
+}  // namespace
+
+cudaError_t cudaMemcpy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind) {
+  return copy(dst, src, bytes, kind, false);
+}
+
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
-  return cudaMemcpy(dst, src, bytes, kind);
+  return copy(dst, src, bytes, kind, true);
 }
 
 cudaError_t cudaMemset(void* p, int value, std::size_t bytes) {
@@ -300,7 +410,10 @@ const char* cudaGetErrorString(cudaError_t e) {
   }
 }
 
-cudaError_t cudaDeviceSynchronize() { return result(cudaSuccess); }  // every call completed already
+cudaError_t cudaDeviceSynchronize() {  // every call completed already
+  ++device().host_waits;
+  return result(cudaSuccess);
+}
 
 cudaError_t cudaDeviceReset() {
   cuda_sim::reset_device();
@@ -317,7 +430,10 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
   delete s;
   return result(cudaSuccess);
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return result(cudaSuccess); }
+cudaError_t cudaStreamSynchronize(cudaStream_t) {
+  ++device().host_waits;
+  return result(cudaSuccess);
+}
 cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned int) { return result(cudaSuccess); }
 
 cudaError_t cudaEventCreate(cudaEvent_t* e) { return cudaEventCreateWithFlags(e, 0); }
@@ -332,7 +448,10 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
   e->recorded = true;
   return result(cudaSuccess);
 }
-cudaError_t cudaEventSynchronize(cudaEvent_t e) { return result(e ? cudaSuccess : cudaErrorInvalidResourceHandle); }
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+  ++device().host_waits;
+  return result(e ? cudaSuccess : cudaErrorInvalidResourceHandle);
+}
 cudaError_t cudaEventQuery(cudaEvent_t e) { return result(e ? cudaSuccess : cudaErrorInvalidResourceHandle); }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
   if (ms == nullptr || start == nullptr || end == nullptr) return result(cudaErrorInvalidValue);
@@ -420,6 +539,7 @@ cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attr, int dev) {
     case cudaDevAttrComputeCapabilityMajor: *value = p.major; break;
     case cudaDevAttrComputeCapabilityMinor: *value = p.minor; break;
     case cudaDevAttrMaxSharedMemoryPerBlockOptin: *value = static_cast<int>(p.sharedMemPerBlockOptin); break;
+    case cudaDevAttrMemoryPoolsSupported: *value = device().memory_pools ? 1 : 0; break;
     default: return result(cudaErrorInvalidValue);
   }
   return result(cudaSuccess);

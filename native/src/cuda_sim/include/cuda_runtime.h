@@ -95,6 +95,7 @@ enum cudaDeviceAttr {
   cudaDevAttrComputeCapabilityMajor = 75,
   cudaDevAttrComputeCapabilityMinor = 76,
   cudaDevAttrMaxSharedMemoryPerBlockOptin = 97,
+  cudaDevAttrMemoryPoolsSupported = 115,
 };
 
 enum cudaFuncAttribute {
@@ -103,6 +104,19 @@ enum cudaFuncAttribute {
 
 struct CUstream_st;
 struct CUevent_st;
+struct CUmemPoolHandle_st;
+typedef CUmemPoolHandle_st* cudaMemPool_t;
+// The attributes of a memory pool, numbered as CUDA numbers them.
+enum cudaMemPoolAttr {
+  cudaMemPoolReuseFollowEventDependencies = 1,
+  cudaMemPoolReuseAllowOpportunistic = 2,
+  cudaMemPoolReuseAllowInternalDependencies = 3,
+  cudaMemPoolAttrReleaseThreshold = 4,
+  cudaMemPoolAttrReservedMemCurrent = 5,
+  cudaMemPoolAttrReservedMemHigh = 6,
+  cudaMemPoolAttrUsedMemCurrent = 7,
+  cudaMemPoolAttrUsedMemHigh = 8,
+};
 typedef CUstream_st* cudaStream_t;
 typedef CUevent_st* cudaEvent_t;
 #define cudaStreamNonBlocking 0x01
@@ -138,8 +152,26 @@ cudaError_t cudaMalloc(T** p, std::size_t bytes) {
   return cudaMalloc(reinterpret_cast<void**>(p), bytes);
 }
 cudaError_t cudaFree(void* p);
+// The stream-ordered allocator: the device's default pool, whose allocations the memory checker
+// knows like cudaMalloc's; every call completes at once, so a free is immediate. The pool's
+// attributes are kept: the release threshold as set, used memory as allocated (uint64_t values).
+cudaError_t cudaMallocAsync(void** p, std::size_t bytes, cudaStream_t stream);
+template <typename T>
+cudaError_t cudaMallocAsync(T** p, std::size_t bytes, cudaStream_t stream) {
+  return cudaMallocAsync(reinterpret_cast<void**>(p), bytes, stream);
+}
+cudaError_t cudaFreeAsync(void* p, cudaStream_t stream);
+cudaError_t cudaDeviceGetDefaultMemPool(cudaMemPool_t* pool, int device);
+cudaError_t cudaMemPoolSetAttribute(cudaMemPool_t pool, cudaMemPoolAttr attr, void* value);
+cudaError_t cudaMemPoolGetAttribute(cudaMemPool_t pool, cudaMemPoolAttr attr, void* value);
 cudaError_t cudaMallocHost(void** p, std::size_t bytes);
+template <typename T>
+cudaError_t cudaMallocHost(T** p, std::size_t bytes, unsigned int = 0) {
+  return cudaMallocHost(reinterpret_cast<void**>(p), bytes);
+}
 cudaError_t cudaFreeHost(void* p);
+cudaError_t cudaHostAlloc(void** p, std::size_t bytes, unsigned int flags);
+#define cudaHostAllocDefault 0x00
 cudaError_t cudaMemcpy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind);
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind kind,
                             cudaStream_t stream = nullptr);
