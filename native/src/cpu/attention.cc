@@ -49,13 +49,26 @@ static void dot_rows(T* __restrict scores, const T* __restrict q, const T* __res
   }
 }
 
+// o[i] = sum over t2 < n of a[t2] * v[t2 * stride + i], summed over t2 in order in `acc` (not in
+// o, which the compiler must assume may alias v: a store per term otherwise).
+template <typename T>
+static void weighted_rows(T* o, T* __restrict acc, const T* a, const T* v, int n, int stride, int hs) {
+  for (int i = 0; i < hs; ++i) acc[i] = 0;
+  for (int t2 = 0; t2 < n; ++t2) {
+    const T w = a[t2];
+    const T* __restrict row = v + static_cast<long>(t2) * stride;
+    for (int i = 0; i < hs; ++i) acc[i] += w * row[i];
+  }
+  for (int i = 0; i < hs; ++i) o[i] = acc[i];
+}
+
 template <typename T>
 void attention_forward(T* out, T* att, const T* qkv, int B, int Tn, int C, int NH, int NKV) {
   const QkvLayout L(C, NH, NKV);
   const int hs = L.hs;
   const T scale = T(1) / std::sqrt(T(hs));
   for_chunks(B * NH, double(B) * NH * Tn * Tn * hs * 2, [&](int begin, int end) {
-    std::vector<T> kt(static_cast<std::size_t>(hs) * Tn);
+    std::vector<T> kt(static_cast<std::size_t>(hs) * Tn), acc(hs);
     for (int bh = begin; bh < end; ++bh) {
       const int b = bh / NH, h = bh % NH, g = L.group(h);
       const long row0 = static_cast<long>(b) * Tn;
@@ -76,12 +89,7 @@ void attention_forward(T* out, T* att, const T* qkv, int B, int Tn, int C, int N
         }
         for (int t2 = 0; t2 <= t; ++t2) a[t2] /= sum;
         for (int t2 = t + 1; t2 < Tn; ++t2) a[t2] = 0;
-        T* o = out + (row0 + t) * C + h * hs;
-        for (int i = 0; i < hs; ++i) o[i] = 0;
-        for (int t2 = 0; t2 <= t; ++t2) {
-          const T* v = qkv + L.v(row0 + t2, g);
-          for (int i = 0; i < hs; ++i) o[i] += a[t2] * v[i];
-        }
+        weighted_rows(out + (row0 + t) * C + h * hs, acc.data(), a, qkv + L.v(row0, g), t + 1, L.stride, hs);
       }
     }
   });
@@ -94,7 +102,7 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* att, int 
   const int hs = L.hs, per_group = NH / NKV;
   const T scale = T(1) / std::sqrt(T(hs));
   for_chunks(B * NKV, double(B) * NH * Tn * Tn * hs * 4, [&](int begin, int end) {
-    std::vector<T> datt(Tn), vt(static_cast<std::size_t>(hs) * Tn);
+    std::vector<T> datt(Tn), vt(static_cast<std::size_t>(hs) * Tn), dq_acc(hs);
     for (int bg = begin; bg < end; ++bg) {
       const int b = bg / NKV, g = bg % NKV;
       const long row0 = static_cast<long>(b) * Tn;
@@ -116,15 +124,20 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* att, int 
           // Through the softmax: dpre = att * (datt - sum(att * datt)).
           T dot = 0;
           for (int t2 = 0; t2 <= t; ++t2) dot += a[t2] * datt[t2];
+          // dq accumulates in a local row (dq and dk both point into dqkv, so the compiler could
+          // not keep it in registers); the sum over t2 runs in the same order either way.
+          T* __restrict dqa = dq_acc.data();
+          for (int i = 0; i < hs; ++i) dqa[i] = dq[i];
           for (int t2 = 0; t2 <= t; ++t2) {
             const T dpre = a[t2] * (datt[t2] - dot) * scale;
-            const T* k = qkv + L.k(row0 + t2, g);
-            T* dk = dqkv + L.k(row0 + t2, g);
+            const T* __restrict k = qkv + L.k(row0 + t2, g);
+            T* __restrict dk = dqkv + L.k(row0 + t2, g);
             for (int i = 0; i < hs; ++i) {
-              dq[i] += dpre * k[i];
+              dqa[i] += dpre * k[i];
               dk[i] += dpre * q[i];
             }
           }
+          for (int i = 0; i < hs; ++i) dq[i] = dqa[i];
         }
       }
     }
@@ -160,7 +173,7 @@ void attention_decode(T* out, T* kcache, T* vcache, const T* qkv, int B, int Tn,
   const T scale = T(1) / std::sqrt(T(hs));
   kv_store(kcache, vcache, qkv, L, B, Tn, pos0, Tmax);
   for_chunks(B * NH, double(B) * NH * Tn * end_pos * hs * 4, [&](int begin, int end) {
-    std::vector<T> a(end_pos);
+    std::vector<T> a(end_pos), acc(hs);
     for (int bh = begin; bh < end; ++bh) {
       const int b = bh / NH, h = bh % NH, g = L.group(h);
       const T* kt = kcache + (static_cast<long>(b) * NKV + g) * hs * Tmax;
@@ -180,12 +193,7 @@ void attention_decode(T* out, T* kcache, T* vcache, const T* qkv, int B, int Tn,
           sum += a[t2];
         }
         for (int t2 = 0; t2 < n; ++t2) a[t2] /= sum;
-        T* o = out + row * C + h * hs;
-        for (int i = 0; i < hs; ++i) o[i] = 0;
-        for (int t2 = 0; t2 < n; ++t2) {
-          const T* v = vrows + static_cast<long>(t2) * L.kvC;
-          for (int i = 0; i < hs; ++i) o[i] += a[t2] * v[i];
-        }
+        weighted_rows(out + row * C + h * hs, acc.data(), a.data(), vrows, n, L.kvC, hs);
       }
     }
   });
