@@ -97,6 +97,33 @@ std::vector<std::pair<std::string, double>> time_ops(Backend& be) {
   return t;
 }
 
+// Attention of one layer against the same layer's MLP products (fc C->4C and proj 4C->C), forward
+// and backward, each side's best of five alternating rounds (the machine may be shared). The
+// target: attention no slower than the MLP products.
+void attention_against_mlp(Backend& be) {
+  Rng r(5);
+  Buffers b{be, {}};
+  float *x = b.f(N * C, r), *y = b.f(N * C, r), *d = b.f(N * C, r), *w = b.f(4 * C * C, r), *w2 = b.f(4 * C * C, r);
+  float *bias = b.f(4 * C, r), *h = b.f(N * 4 * C, r), *dh = b.f(N * 4 * C, r), *gw = b.f(4 * C * C, r), *gb = b.f(4 * C, r);
+  float *qkv = b.f(N * 3 * C, r), *dqkv = b.f(N * 3 * C, r), *att = b.f(B * NH * T * T, r);
+  double af = 1e30, ab = 1e30, mf = 1e30, mb = 1e30;
+  for (int round = 0; round < 5; ++round) {
+    af = std::min(af, ms(be, [&] { be.attention_forward(y, att, qkv, B, T, C, NH, NH); }));
+    mf = std::min(mf, ms(be, [&] {
+      be.matmul_forward(h, x, w, bias, N, C, 4 * C);
+      be.matmul_forward(y, h, w2, bias, N, 4 * C, C);
+    }));
+    ab = std::min(ab, ms(be, [&] { be.attention_backward(dqkv, d, qkv, att, B, T, C, NH, NH); }));
+    mb = std::min(mb, ms(be, [&] {
+      be.matmul_backward(dh, gw, gb, d, h, w2, N, 4 * C, C);
+      be.matmul_backward(y, gw, gb, dh, x, w, N, C, 4 * C);
+    }));
+  }
+  std::printf("attention vs the layer's MLP products (fc + proj), best of 5: forward %.3f vs %.3f ms (%.2fx), "
+              "backward %.3f vs %.3f ms (%.2fx); target: attention <= MLP (%s)\n",
+              af, mf, af / mf, ab, mb, ab / mb, af <= mf && ab <= mb ? "met" : "missed");
+}
+
 void model_throughput(const char* device) {
   ModelConfig cfg;  // the default model
   Model m(cfg, make_backend(device));
@@ -159,6 +186,7 @@ void run_bench() {
     }
     std::printf("%-34s %10.1f %10s\n", s.name, flop / own / 1e9, blas > 0 ? std::to_string(flop / blas / 1e9).substr(0, 6).c_str() : "-");
   }
+  attention_against_mlp(*cpu);
   model_throughput("cpu");
   if (cs.usable) model_throughput("cuda");
 }
