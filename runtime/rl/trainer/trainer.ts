@@ -287,7 +287,7 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
     for (step = startStep + 1; step <= config.trainer.total_steps; step++) {
       if (o.signal?.aborted) {
         // state.step is the last completed step; keep it so a resume continues from exactly there.
-        if (state.step > 0 && store.steps()[0] !== state.step) await saveCheckpoint(sup, store, state.step, state);
+        if (state.step > 0 && store.steps()[0] !== state.step) await saveCheckpoint(sup, store, state.step, () => state);
         throw new TrainingCancelledError(state.step, o.signal.reason);
       }
       const t0 = performance.now();
@@ -299,14 +299,19 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
         m["val/reward_failures"] = v.failures;
         loggers.samples(step, v.samples);
       }
-      if (health.due(step)) await sup.probeHealth();
-      Object.assign(state, { step, data: loader.state, metrics: metrics.save() });
+      // The probe is answered out of band, so it runs while the checkpoint's snapshots are taken;
+      // the trainer state (with the health it sets) is read once both are in.
+      const probe = health.due(step) ? sup.probeHealth() : undefined;
+      const recordState = async () => {
+        await probe;
+        return Object.assign(state, { step, data: loader.state, metrics: metrics.save() });
+      };
       if (every(config.checkpoint.interval)) {
         await timed(m, "timing_s/save_checkpoint", async () => {
-          await saveCheckpoint(sup, store, step, state);
+          await saveCheckpoint(sup, store, step, recordState);
           if (config.checkpoint.save_hf_model === "every_checkpoint" && plan.exportsHf) await exportCheckpoint(plan, actors, job.dir, step);
         });
-      }
+      } else await recordState();
       checkFailure();
       tokens += stepTokens;
       m["timing_s/step"] = (performance.now() - t0) / 1000;
@@ -421,8 +426,9 @@ async function exportCheckpoint(plan: JobPlan, actors: JobActors, jobDir: string
   for (const old of steps.slice(plan.config.checkpoint.keep)) rmSync(join(root, `step-${old}`), { recursive: true, force: true });
 }
 
-async function saveCheckpoint(sup: Supervisor, store: CheckpointStore, step: number, state: TrainerState): Promise<void> {
-  const snapshots = await sup.snapshotAll();
+/** Snapshots every stateful actor and writes them with the trainer's state (`trainer`, read while the snapshots are taken). */
+async function saveCheckpoint(sup: Supervisor, store: CheckpointStore, step: number, trainer: () => TrainerState | Promise<TrainerState>): Promise<void> {
+  const [snapshots, state] = await Promise.all([sup.snapshotAll(), trainer()]);
   const states = new Map([...snapshots].filter(([, s]) => s !== undefined));
   store.save(step, states, { ...state });
 }
