@@ -341,9 +341,19 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
       ahead.next = undefined;
       const prompts = sentAhead ? [] : loader.next();
       const nextStep = step < config.trainer.total_steps && !actors.rolloutGroup ? step + 1 : undefined;
+      const checkpointDue = every(config.checkpoint.interval);
+      const snapshots: { taken?: Promise<Map<string, unknown>> } = {};
+      const afterUpdateSent = () => {
+        // The checkpoint's snapshots queue right behind the update (the state the step leaves),
+        // ahead of the next rollout: they travel and are written while the policy samples.
+        if (checkpointDue) {
+          snapshots.taken = sup.snapshotAll();
+          snapshots.taken.catch(() => {}); // a step that fails after this never reads them
+        }
+        if (nextStep !== undefined) sendAhead(nextStep);
+      };
       const { metrics: m, tokens: stepTokens } = await trainStep(
-        plan, actors, step, () => sentAhead ?? rollout(plan, actors, step, prompts), note,
-        nextStep === undefined ? undefined : () => sendAhead(nextStep),
+        plan, actors, step, () => sentAhead ?? rollout(plan, actors, step, prompts), note, afterUpdateSent,
       ).catch(rethrowFailure);
       if (validating && every(config.trainer.val_interval)) {
         const v = await timed(m, "timing_s/testing", () => validate(actors, step));
@@ -358,9 +368,9 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
         await probe;
         return Object.assign(state, { step, data: ahead.next?.data ?? loader.state, metrics: metrics.save() });
       };
-      if (every(config.checkpoint.interval)) {
+      if (checkpointDue) {
         await timed(m, "timing_s/save_checkpoint", async () => {
-          await saveCheckpoint(sup, store, step, recordState);
+          await saveCheckpoint(sup, store, step, recordState, snapshots.taken);
           if (config.checkpoint.save_hf_model === "every_checkpoint" && plan.exportsHf) await exportCheckpoint(plan, actors, job.dir, step);
         });
       } else await recordState();
@@ -478,9 +488,14 @@ async function exportCheckpoint(plan: JobPlan, actors: JobActors, jobDir: string
   for (const old of steps.slice(plan.config.checkpoint.keep)) rmSync(join(root, `step-${old}`), { recursive: true, force: true });
 }
 
-/** Snapshots every stateful actor and writes them with the trainer's state (`trainer`, read while the snapshots are taken). */
-async function saveCheckpoint(sup: Supervisor, store: CheckpointStore, step: number, trainer: () => TrainerState | Promise<TrainerState>): Promise<void> {
-  const [snapshots, state] = await Promise.all([sup.snapshotAll(), trainer()]);
+/**
+ * Writes every stateful actor's snapshot (`taken`, when they were asked for already) with the
+ * trainer's state (`trainer`, read while the snapshots come in).
+ */
+async function saveCheckpoint(
+  sup: Supervisor, store: CheckpointStore, step: number, trainer: () => TrainerState | Promise<TrainerState>, taken?: Promise<Map<string, unknown>>,
+): Promise<void> {
+  const [snapshots, state] = await Promise.all([taken ?? sup.snapshotAll(), trainer()]);
   const states = new Map([...snapshots].filter(([, s]) => s !== undefined));
   store.save(step, states, { ...state });
 }
