@@ -226,6 +226,24 @@ describe("replay log", () => {
     expect(requests).toHaveLength(1);
   });
 
+  test("a snapshot on its way (a checkpoint's) stands for the log's own until it is answered or fails", async () => {
+    const { log, requests } = replayLog({ maxReplayMs: 100 });
+    log.snapshotQueued();
+    log.record("step", [], 120); // past the budget, but the queued snapshot comes after this call
+    expect(requests).toHaveLength(0);
+    log.snapshotTaken({ n: 1 }, 10);
+    expect(log.length).toBe(0);
+    log.record("step", [], 101);
+    expect(requests).toHaveLength(1);
+    log.snapshotTaken({ n: 2 }, 10); // the log's own, answered
+    requests[0]!.resolve({ n: 2 });
+    await settle();
+    log.snapshotQueued();
+    log.snapshotFailed();
+    log.record("step", [], 101);
+    expect(requests).toHaveLength(2);
+  });
+
   test("a long log asks for a snapshot even when replaying it is cheap", () => {
     const { log, requests } = replayLog({ autoSnapshotCalls: 3 });
     log.record("add", [1], 0);

@@ -6,7 +6,7 @@
 import { describe, expect, test } from "bun:test";
 import { encode as msgpackEncode, ExtData } from "@msgpack/msgpack";
 import { Channel } from "../../runtime/core/ipc/channel.ts";
-import { FrameDecoder, FrameEncoder, HEADER_BYTES, MAGIC, ProtocolError, VERSION, DEFAULT_MAX_FRAME_BYTES } from "../../runtime/core/ipc/frame.ts";
+import { FrameDecoder, FrameEncoder, HEADER_BYTES, MAGIC, ProtocolError, VERSION, DEFAULT_MAX_FRAME_BYTES, ZERO_COPY_MIN_BYTES } from "../../runtime/core/ipc/frame.ts";
 import { asMessage } from "../../runtime/core/ipc/messages.ts";
 import { Rng } from "../../runtime/core/rng.ts";
 import { concat, frameOf } from "../helpers/frames.ts";
@@ -127,10 +127,41 @@ describe("frame round trip", () => {
     });
   });
 
-  test("the encoder sends typed array bytes without copying them", () => {
-    const big = new Float32Array(1024).fill(1.5);
+  test("the encoder sends large typed arrays without copying them", () => {
+    const big = new Float32Array(ZERO_COPY_MIN_BYTES / 4).fill(1.5);
     const chunks = new FrameEncoder().encode({ t: "result", id: 1, value: big });
     expect(chunks.some((c) => c.buffer === big.buffer)).toBe(true);
+  });
+
+  test("small typed arrays are copied in beside the header: a frame of many is one chunk", () => {
+    const prompts = Array.from({ length: 128 }, (_, i) => new Int32Array(i % 7 + 1).fill(i));
+    const chunks = new FrameEncoder().encode({ t: "call", id: 3, method: "generate", args: [prompts], deadline: 1 });
+    expect(chunks.length).toBe(1);
+    const [got] = new FrameDecoder().push(chunks[0]!) as [{ args: [Int32Array[]] }];
+    expect(got.args[0].map((p) => [...p])).toEqual(prompts.map((p) => [...p]));
+  });
+
+  test("large arrays between small ones: small ones and paddings copied, large ones sent as they are", () => {
+    seeded(SEED + 7, (rng) => {
+      for (let trial = 0; trial < 20; trial++) {
+        const arrays: (Float32Array | Uint8Array | Int32Array)[] = [];
+        for (let i = 0, n = 1 + rng.int(6); i < n; i++) {
+          const big = rng.next() < 0.4;
+          const len = big ? ZERO_COPY_MIN_BYTES + rng.int(9) : rng.int(300);
+          const kind = rng.int(3);
+          const a = kind === 0 ? new Uint8Array(len) : kind === 1 ? new Float32Array(Math.ceil(len / 4)) : new Int32Array(Math.ceil(len / 4));
+          for (let j = 0; j < a.length; j++) a[j] = rng.int(200);
+          arrays.push(a);
+        }
+        const chunks = new FrameEncoder().encode({ t: "result", id: trial + 1, value: arrays });
+        for (const a of arrays) {
+          const sentAsIs = chunks.some((c) => c.buffer === a.buffer);
+          expect(sentAsIs).toBe(a.byteLength >= ZERO_COPY_MIN_BYTES);
+        }
+        const [got] = new FrameDecoder().push(concat(chunks)) as [{ value: typeof arrays }];
+        expect(got.value.map((a) => [a.constructor.name, ...a])).toEqual(arrays.map((a) => [a.constructor.name, ...a]));
+      }
+    });
   });
 
   test("a Buffer travels as a Uint8Array", () => {

@@ -2,7 +2,8 @@
  * Faults around the trainer rather than inside an actor: a disk that fills up (a real ENOSPC,
  * from /dev/full) fails the job with the path and the error named and stops its actors; the
  * fault counters survive a resume; a torn last line in metrics.jsonl and events.jsonl (a
- * coordinator killed mid-append) does not stop a resume.
+ * coordinator killed mid-append) does not stop a resume; a rollout sent ahead of its step is
+ * counted in that step by a fault plan, and checkpoints keep the data position before it.
  */
 import { expect, test } from "bun:test";
 import { appendFileSync, existsSync, readFileSync, rmSync, symlinkSync } from "node:fs";
@@ -114,4 +115,20 @@ test("one driver per job folder: a second fit of a running job is refused naming
   expect((second as Error).message).toContain(`job locked`);
   expect(existsSync(join(job.dir, "job.lock"))).toBe(false); // released at the end
   await fit({ config: c, job, resume: true, output: quiet, onNote: quiet }); // and free again
+});
+
+test("a step's generate, sent behind the update of the step before, counts as that step's first call; checkpoints keep the position before its batch", async () => {
+  const c = config(tempDir("revenant-ahead-"));
+  const calm = await fit({ config: c, job: createJob(c, "ahead-calm"), output: quiet, onNote: quiet });
+  // Step 3's generate is sent during step 2; step 4's behind step 3's update and checkpoint snapshot.
+  const plan = FaultPlan.parse("actor_rollout@3:1=kill,actor_rollout@4:1=kill");
+  const job = createJob(c, "ahead-kills");
+  const struck = await fit({ config: c, job, output: quiet, onNote: quiet, faultPlan: plan });
+  expect(plan.injected).toBe(2);
+  expect(plan.remaining).toEqual([]);
+  expect(struck.weightsSha256).toBe(calm.weightsSha256);
+  // 8 prompts a step: the checkpoint of step 3 is at prompt 24 of epoch 0, not 32 (step 4's batch, drawn before it was saved).
+  const manifest = JSON.parse(readFileSync(join(job.checkpoints, "step-3", "manifest.json"), "utf8")) as { trainer: { step: number; data: unknown } };
+  expect(manifest.trainer.step).toBe(3);
+  expect(manifest.trainer.data).toEqual({ epoch: 0, offset: 24 });
 });

@@ -158,6 +158,7 @@ export class Actor {
     }
     return new Promise((resolve, reject) => {
       const call = this.queue.push(kind, method, args, deadlineS, { resolve, reject });
+      if (kind === "snapshot") this.replay.snapshotQueued();
       if (this.state === "alive" || this.state === "restoring") this.queue.send(call);
     });
   }
@@ -256,6 +257,7 @@ export class Actor {
       return;
     }
     if (call.kind === "user") this.log(call, ranMs);
+    if (call.kind === "snapshot") this.replay.snapshotFailed();
     call.reject(new ActorCallError(this.id, call.method, name, message, stack));
   }
 

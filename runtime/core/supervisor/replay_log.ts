@@ -23,6 +23,8 @@ export class ReplayLog {
   private costMs = 0;
   private snapshotCostMs = 0;
   private snapshotPending = false;
+  /** Snapshots sent to the actor and not answered yet, whoever asked (a checkpoint, this log). */
+  private queued = 0;
 
   /**
    * `takeSnapshot` asks the actor for a snapshot in call order; its result comes back through
@@ -48,22 +50,37 @@ export class ReplayLog {
   /**
    * Logs a completed call that changed state. When replaying the log would take longer than the
    * recovery budget (max_replay_s, or twice what a snapshot costs: a snapshot must be worth
-   * taking), or the log grows long, one snapshot is requested; no second while it is pending.
+   * taking), or the log grows long, one snapshot is requested; none while it, or any other
+   * snapshot sent to the actor (a checkpoint's), is pending.
    */
   record(method: string, args: unknown[], ranMs: number): void {
     this.calls.push({ method, args });
     this.costMs += ranMs;
     const budget = Math.max(this.o.maxReplayMs, 2 * this.snapshotCostMs);
     if (this.snapshotPending || (this.costMs <= budget && this.calls.length < this.o.autoSnapshotCalls)) return;
+    // A snapshot already on its way comes after this call (answers come in order) and restarts
+    // the log when it is answered: asking for another would take the same state twice.
+    if (this.queued > 0) return;
     this.snapshotPending = true;
     // A failed snapshot is the actor's death, handled there; the log just asks again later.
     void this.takeSnapshot().catch(() => {}).finally(() => (this.snapshotPending = false));
   }
 
+  /** A snapshot was sent to the actor (by anyone): until it is answered, it stands for the log's own. */
+  snapshotQueued(): void {
+    this.queued++;
+  }
+
   /** A snapshot the actor took, `costMs` to take: the log restarts from it. */
   snapshotTaken(state: unknown, costMs: number): void {
+    this.queued = Math.max(0, this.queued - 1);
     this.snapshotCostMs = costMs;
     this.restartFrom(state);
+  }
+
+  /** A snapshot the actor answered with an error: the log asks again when it next passes its budget. */
+  snapshotFailed(): void {
+    this.queued = Math.max(0, this.queued - 1);
   }
 
   /**

@@ -245,14 +245,14 @@ async function clocked<T>(p: Promise<T>): Promise<[T, number]> {
   return [out, (performance.now() - t) / 1000];
 }
 
-/** update: the critic's value update and the policy's PPO update, side by side. */
+/**
+ * update: the policy's PPO update and the critic's value update, side by side. The policy's is
+ * sent first: it is the longer chain (the next rollout queues behind it), and on a busy machine
+ * the first write can wake its reader in the trainer's place for a while.
+ */
 export async function update(plan: JobPlan, actors: JobActors, step: number, batch: TokenBatch, rv: ReferenceAndValues, adv: Advantages): Promise<UpdateStats> {
   const w = plan.config.worker;
-  const [critic, actor] = await Promise.all([
-    actors.critic && clocked(actors.critic.call("update",
-      { ...batch, returns: adv.returns!, oldValues: rv.values! },
-      { lr: w.critic.lr, weightDecay: w.critic.weight_decay, maxGradNorm: w.critic.grad_clip, clipRange: w.critic.cliprange_value },
-      updatePlan(plan, step, "critic"))),
+  const [actor, critic] = await Promise.all([
     clocked(actors.actor.call("update",
       { ...batch, advantages: adv.advantages, oldLogprobs: rv.oldLogprobs, ...(rv.refLogprobs && !plan.klInReward ? { refLogprobs: rv.refLogprobs } : {}) },
       {
@@ -261,6 +261,10 @@ export async function update(plan: JobPlan, actors: JobActors, step: number, bat
         temperature: logprobTemperature(plan),
       },
       updatePlan(plan, step, "actor"))),
+    actors.critic && clocked(actors.critic.call("update",
+      { ...batch, returns: adv.returns!, oldValues: rv.values! },
+      { lr: w.critic.lr, weightDecay: w.critic.weight_decay, maxGradNorm: w.critic.grad_clip, clipRange: w.critic.cliprange_value },
+      updatePlan(plan, step, "critic"))),
   ]);
   return { actor: actor[0], actorS: actor[1], ...(critic ? { critic: critic[0], criticS: critic[1] } : {}) };
 }

@@ -2,7 +2,8 @@
  * The training loop (PPO or GRPO) in the coordinator. Each step runs the phases of phases.ts:
  * rollout, score, reference/values, advantages (GAE or GRPO), update (critic and policy);
  * then validation every `val_interval`, health probes every `health_check_interval` steps and a
- * checkpoint every `checkpoint.interval`. All compute happens in the supervised
+ * checkpoint every `checkpoint.interval`. The next step's rollout is sent right behind the
+ * policy's update, so the policy goes from one to the other without waiting on the loop. All compute happens in the supervised
  * role actors; a fault in one of them is repaired underneath this loop, which simply awaits.
  *
  * @example
@@ -39,8 +40,8 @@ import type { Launcher } from "../../core/supervisor/launcher.ts";
 import type { Transport } from "../../core/ipc/transport.ts";
 import { DataLoader, type LoaderPosition } from "../tasks/dataset.ts";
 import { MetricsFile, type JobPaths } from "./job.ts";
-import { advantages, checkSomeScored, dropFailedRows, evaluate, rewardFailureLine, klPenalty, logprobTemperature, referenceAndValues, rollout, score, tokenBatch, trainingMetrics, update, type JobActors } from "./phases.ts";
-import { tokenizerDir, type JobPrompt } from "./job_data.ts";
+import { advantages, checkSomeScored, dropFailedRows, evaluate, rewardFailureLine, klPenalty, logprobTemperature, referenceAndValues, rollout, score, tokenBatch, trainingMetrics, update, type JobActors, type RolloutBatch } from "./phases.ts";
+import { tokenizerDir } from "./job_data.ts";
 import { checkJobConfig, JobPlan, SHM_DIR } from "./plan.ts";
 import { RolloutGroup } from "./rollout_group.ts";
 import { JobLoggers } from "../loggers/index.ts";
@@ -60,12 +61,15 @@ export interface FitOptions {
   /**
    * Faults by step and call count (`FaultPlan`): the same faults on every machine. Counted are
    * the trainer's calls to each actor within a step (generate, logprobs, values, update; the
-   * initial evaluation is step 0), in the order the trainer makes them.
+   * initial evaluation is step 0), in the order the trainer makes them. A step's generate is sent
+   * behind the previous step's update (see RolloutAhead) and counts as its own step's first call.
    */
   faultPlan?: FaultPlan;
   /**
    * Called after every step with its metrics. A returned promise is awaited before the next step
-   * starts: what happens between two steps (a node brought back, a check) happens there.
+   * starts: what happens between two steps (a node brought back, a check) happens there. The next
+   * step's generate may already be with the policy by then (see RolloutAhead); like any call, it
+   * is retried if its actor dies.
    */
   onStep?(step: number, metrics: Record<string, number>): unknown;
   /** Human-readable notes (resume, checkpoint warnings, failures). */
@@ -133,25 +137,51 @@ interface TrainerState {
 
 /**
  * The trainer's calls to its actors, counted per step so a `FaultPlan` can strike "the 2nd call
- * to critic in step 5" on every machine alike.
+ * to critic in step 5" on every machine alike. A step's rollout may be sent before the step
+ * begins (see RolloutAhead): it is counted in its own step all the same.
  */
 class StepCalls {
   private step = 0;
-  private readonly counts = new Map<string, number>();
+  /** Calls so far to each actor, by step. */
+  private readonly counts = new Map<number, Map<string, number>>();
 
   constructor(private readonly plan: FaultPlan | undefined) {}
 
   begin(step: number): void {
     this.step = step;
-    this.counts.clear();
+    for (const s of this.counts.keys()) if (s < step) this.counts.delete(s);
   }
 
   /** The `ActorRef` hook: runs right after each call is handed to its actor. */
-  readonly afterSend = (actor: Actor): void => {
-    const n = (this.counts.get(actor.id) ?? 0) + 1;
-    this.counts.set(actor.id, n);
-    this.plan?.afterCall(actor, this.step, n);
-  };
+  readonly afterSend = (actor: Actor): void => this.count(actor, this.step);
+
+  /** The hook for calls of `step` sent before it begins. */
+  forStep(step: number): (actor: Actor) => void {
+    return (actor) => this.count(actor, step);
+  }
+
+  private count(actor: Actor, step: number): void {
+    let counts = this.counts.get(step);
+    if (!counts) this.counts.set(step, (counts = new Map()));
+    const n = (counts.get(actor.id) ?? 0) + 1;
+    counts.set(actor.id, n);
+    this.plan?.afterCall(actor, step, n);
+  }
+}
+
+/**
+ * The next step's rollout, sent to the policy right behind this step's update, so the policy
+ * starts sampling the moment its update ends instead of after a round trip through the trainer
+ * (its result read, the step's bookkeeping, the next call sent and read). The policy serves its
+ * calls in the order sent and sampling reads the weights only, so it samples exactly what it
+ * would have sampled at the start of the next step; the data position after this step is
+ * recorded before the next batch is drawn, so checkpoints hold the same position.
+ */
+interface RolloutAhead {
+  step: number;
+  rollout: Promise<RolloutBatch>;
+  /** The data position after the step before it (what that step's checkpoint records). */
+  data: LoaderPosition;
 }
 
 /** The job's actors, typed against their role classes, their calls counted for the fault plan. */
@@ -192,10 +222,13 @@ async function timed<T>(m: Record<string, number>, key: string, phase: () => Pro
   return out;
 }
 
-/** One training step's phases; its metrics and the tokens it processed. */
-async function trainStep(plan: JobPlan, actors: JobActors, step: number, prompts: readonly JobPrompt[], note: (line: string) => void): Promise<{ metrics: Record<string, number>; tokens: number }> {
+/**
+ * One training step's phases; its metrics and the tokens it processed. `rollout` is the step's
+ * rollout (sent ahead, or sent now); `afterUpdateSent` runs once the update calls are on their way.
+ */
+async function trainStep(plan: JobPlan, actors: JobActors, step: number, rollout: () => Promise<RolloutBatch>, note: (line: string) => void, afterUpdateSent?: () => void): Promise<{ metrics: Record<string, number>; tokens: number }> {
   const m: Record<string, number> = {};
-  const r = await timed(m, "timing_s/gen", () => rollout(plan, actors, step, prompts));
+  const r = await timed(m, "timing_s/gen", rollout);
   const sc = await timed(m, "timing_s/reward", () => score(plan, actors, r.prompts, r.gen));
   const failures = rewardFailureLine(`step ${step}`, sc.errors.length, sc.failed.length, sc.errors[0]);
   if (failures) note(failures);
@@ -206,7 +239,9 @@ async function trainStep(plan: JobPlan, actors: JobActors, step: number, prompts
   const t = performance.now();
   const adv = advantages(plan, r.batch, sc.scores, rv.values, klPenalty(plan, r.batch, rv));
   m["timing_s/adv"] = (performance.now() - t) / 1000;
-  const stats = await update(plan, actors, step, batch, rv, adv);
+  const updating = update(plan, actors, step, batch, rv, adv);
+  afterUpdateSent?.();
+  const stats = await updating;
   if (actors.rolloutGroup) m["perf/weight_sync_bytes"] = await timed(m, "timing_s/weight_sync", () => actors.rolloutGroup!.publish());
   return { metrics: Object.assign(m, rv.timing, trainingMetrics(plan, r, sc, rv, adv, stats)), tokens: r.batch.batch * r.batch.seqLen };
 }
@@ -283,30 +318,62 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
     }
     const health = new HealthSchedule(config.fault_tolerance);
     const every = (n: number) => (n > 0 && step % n === 0) || step === config.trainer.total_steps;
+    // Rollout ranks sample only after the new weights are published: no rollout is sent ahead to them.
+    const ahead: { next?: RolloutAhead } = {};
+    const sendAhead = (next: number) => {
+      const data = loader.state;
+      const prompts = loader.next();
+      const policy = new ActorRef<ActorRollout>(actors.actor.actor, calls.forStep(next));
+      const sent = rollout(plan, { ...actors, actor: policy }, next, prompts);
+      sent.catch(() => {}); // a step never run (cancelled, failed) leaves it unread
+      ahead.next = { step: next, rollout: sent, data };
+    };
 
     for (step = startStep + 1; step <= config.trainer.total_steps; step++) {
       if (o.signal?.aborted) {
         // state.step is the last completed step; keep it so a resume continues from exactly there.
-        if (state.step > 0 && store.steps()[0] !== state.step) await saveCheckpoint(sup, store, state.step, state);
+        if (state.step > 0 && store.steps()[0] !== state.step) await saveCheckpoint(sup, store, state.step, () => state);
         throw new TrainingCancelledError(state.step, o.signal.reason);
       }
       const t0 = performance.now();
       calls.begin(step);
-      const { metrics: m, tokens: stepTokens } = await trainStep(plan, actors, step, loader.next(), note).catch(rethrowFailure);
+      const sentAhead = ahead.next?.step === step ? ahead.next.rollout : undefined;
+      ahead.next = undefined;
+      const prompts = sentAhead ? [] : loader.next();
+      const nextStep = step < config.trainer.total_steps && !actors.rolloutGroup ? step + 1 : undefined;
+      const checkpointDue = every(config.checkpoint.interval);
+      const snapshots: { taken?: Promise<Map<string, unknown>> } = {};
+      const afterUpdateSent = () => {
+        // The checkpoint's snapshots queue right behind the update (the state the step leaves),
+        // ahead of the next rollout: they travel and are written while the policy samples.
+        if (checkpointDue) {
+          snapshots.taken = sup.snapshotAll();
+          snapshots.taken.catch(() => {}); // a step that fails after this never reads them
+        }
+        if (nextStep !== undefined) sendAhead(nextStep);
+      };
+      const { metrics: m, tokens: stepTokens } = await trainStep(
+        plan, actors, step, () => sentAhead ?? rollout(plan, actors, step, prompts), note, afterUpdateSent,
+      ).catch(rethrowFailure);
       if (validating && every(config.trainer.val_interval)) {
         const v = await timed(m, "timing_s/testing", () => validate(actors, step));
         m["val/score"] = v.score;
         m["val/reward_failures"] = v.failures;
         loggers.samples(step, v.samples);
       }
-      if (health.due(step)) await sup.probeHealth();
-      Object.assign(state, { step, data: loader.state, metrics: metrics.save() });
-      if (every(config.checkpoint.interval)) {
+      // The probe is answered out of band, so it runs while the checkpoint's snapshots are taken;
+      // the trainer state (with the health it sets) is read once both are in.
+      const probe = health.due(step) ? sup.probeHealth() : undefined;
+      const recordState = async () => {
+        await probe;
+        return Object.assign(state, { step, data: ahead.next?.data ?? loader.state, metrics: metrics.save() });
+      };
+      if (checkpointDue) {
         await timed(m, "timing_s/save_checkpoint", async () => {
-          await saveCheckpoint(sup, store, step, state);
+          await saveCheckpoint(sup, store, step, recordState, snapshots.taken);
           if (config.checkpoint.save_hf_model === "every_checkpoint" && plan.exportsHf) await exportCheckpoint(plan, actors, job.dir, step);
         });
-      }
+      } else await recordState();
       checkFailure();
       tokens += stepTokens;
       m["timing_s/step"] = (performance.now() - t0) / 1000;
@@ -421,8 +488,14 @@ async function exportCheckpoint(plan: JobPlan, actors: JobActors, jobDir: string
   for (const old of steps.slice(plan.config.checkpoint.keep)) rmSync(join(root, `step-${old}`), { recursive: true, force: true });
 }
 
-async function saveCheckpoint(sup: Supervisor, store: CheckpointStore, step: number, state: TrainerState): Promise<void> {
-  const snapshots = await sup.snapshotAll();
+/**
+ * Writes every stateful actor's snapshot (`taken`, when they were asked for already) with the
+ * trainer's state (`trainer`, read while the snapshots come in).
+ */
+async function saveCheckpoint(
+  sup: Supervisor, store: CheckpointStore, step: number, trainer: () => TrainerState | Promise<TrainerState>, taken?: Promise<Map<string, unknown>>,
+): Promise<void> {
+  const [snapshots, state] = await Promise.all([taken ?? sup.snapshotAll(), trainer()]);
   const states = new Map([...snapshots].filter(([, s]) => s !== undefined));
   store.save(step, states, { ...state });
 }
