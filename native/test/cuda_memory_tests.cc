@@ -121,8 +121,8 @@ void staging_tests() {
 void run_cuda_memory_tests() {
 #ifdef REVENANT_CUDA_SIM
   std::printf("== cuda memory pool and pinned staging (emulator)\n");
-  pool_tests();
-  staging_tests();
+  unit("memory pool", pool_tests);
+  unit("pinned staging", staging_tests);
 #endif
 }
 

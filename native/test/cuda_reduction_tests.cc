@@ -45,10 +45,11 @@ int* upload(Backend& be, const std::vector<int>& h) {
   return p;
 }
 
-// The inputs of every reduction, on one backend. N = 4 * 50 rows span 7 slices of 32 rows; 7
-// token ids make every token's rows cross slices; C = 70 leaves a partial block of channels.
+// The inputs of every reduction, on one backend. N = 4 * 70 rows span 9 slices of 32 rows and two
+// 256-row tiles of the embedding's rank kernel (the second partial); 7 token ids make every token's
+// rows cross slices; C = 70 leaves a partial block of channels.
 struct Fixture {
-  static constexpr int B = 4, T = 50, N = B * T, C = 70, V = 7, heads = 3, hd = 10, stride = 35;
+  static constexpr int B = 4, T = 70, N = B * T, C = 70, V = 7, heads = 3, hd = 10, stride = 35;
   std::vector<float> x, dout, w, mean, rstd, hx, hrstd;
   std::vector<int> tokens;
   explicit Fixture(Rng& r) {
@@ -125,26 +126,28 @@ void run_cuda_reduction_tests() {
     return;
   }
 #ifdef REVENANT_HAVE_CUDA
-  Rng r(31);
-  const Fixture f(r);
-  auto cpu = revenant::make_cpu_backend();
-  auto gpu = revenant::make_cuda_backend();
-  const auto ref = reduce_all(*cpu, f);
-  const auto first = reduce_all(*gpu, f);
+  unit("deterministic reductions", [] {
+    Rng r(31);
+    const Fixture f(r);
+    auto cpu = revenant::make_cpu_backend();
+    auto gpu = revenant::make_cuda_backend();
+    const auto ref = reduce_all(*cpu, f);
+    const auto first = reduce_all(*gpu, f);
 #ifdef REVENANT_CUDA_SIM
-  cuda_sim::set_block_order(true);
-  const char* again = " (second run, blocks in reverse order)";
+    cuda_sim::set_block_order(true);
+    const char* again = " (second run, blocks in reverse order)";
 #else
-  const char* again = " (second run)";
+    const char* again = " (second run)";
 #endif
-  const auto second = reduce_all(*gpu, f);
+    const auto second = reduce_all(*gpu, f);
 #ifdef REVENANT_CUDA_SIM
-  cuda_sim::set_block_order(false);
+    cuda_sim::set_block_order(false);
 #endif
-  for (std::size_t i = 0; i < ref.size(); ++i) {
-    check_close(std::string("deterministic reductions: ") + kNames[i] + " cuda vs cpu", scaled_error(first[i], ref[i]), 1e-5);
-    check(same_bits(first[i], second[i]), std::string("deterministic reductions: ") + kNames[i] + " bit-identical" + again, "");
-  }
+    for (std::size_t i = 0; i < ref.size(); ++i) {
+      check_close(std::string("deterministic reductions: ") + kNames[i] + " cuda vs cpu", scaled_error(first[i], ref[i]), 1e-5);
+      check(same_bits(first[i], second[i]), std::string("deterministic reductions: ") + kNames[i] + " bit-identical" + again, "");
+    }
+  });
 #ifdef REVENANT_CUDA_SIM
   check_sources_hold_no_atomics();
 #endif

@@ -1,8 +1,8 @@
 // The CUDA emulator checked (part of the `cuda` section, in builds with REVENANT_CUDA_SIM):
 //   - the kernels of native/src/cuda, run by the sections before, drew no checker report;
 //   - every __global__ function of native/src/cuda ran at least once (the list printed);
-//   - the checkers fail where they must: a removed barrier (in a test kernel, and each barrier of
-//     matmul.cu's gemm_kernel in turn), an off-by-one global read, a missing __syncwarp, a read
+//   - the checkers fail where they must: a removed barrier (in a test kernel here; every barrier of
+//     native/src/cuda in barrier_sweep.cc), an off-by-one global read, a missing __syncwarp, a read
 //     past the dynamic shared size, two blocks storing to one output, lanes leaving a collective, a
 //     null write (the backend's device-lost test); and stay quiet on the corrected kernels;
 //   - __launch_bounds__ enforced with CUDA's error code;
@@ -34,8 +34,6 @@ void atomic_count(int* counter, int blocks, int threads);
 void shared_output(float* out, int blocks);
 int launch_config(dim3 grid, dim3 block, std::size_t shared, int opt_in);
 int launch_bounded(int threads);
-int gemm_barriers();
-void gemm_without_barrier(int which, const float* A, const float* B, float* C, int n);
 unsigned short bf16_bits(float f);
 float bf16_value(unsigned short bits);
 }  // namespace rvtest::sim
@@ -135,19 +133,6 @@ void checker_tests() {
   expect_quiet("one block storing its outputs", [&] { sim::shared_output(out.p, 1); });
   expect_caught("lanes leaving a full-mask shuffle (synccheck)", [&] { sim::early_exit_shuffle(out.p); },
                 {"synccheck", "early_exit_shuffle_kernel", "exited"});
-
-  // matmul.cu's gemm_kernel itself, copied by CMake with one of its barriers removed at a time: the
-  // one after the tiles are stored (a thread reads a tile entry another has not written) and the
-  // one after they are used (a thread overwrites an entry another has yet to read), on a product
-  // of 40 x 40 over 3 k-tiles.
-  const int n = 40;
-  Dev<float> a(n * n, std::vector<float>(n * n, 0.5f)), b(n * n, std::vector<float>(n * n, 2.0f)), c(n * n);
-  check(sim::gemm_barriers() == 2, "emulator: matmul.cu's gemm_kernel has its 2 barriers to remove",
-        std::to_string(sim::gemm_barriers()));
-  for (int which = 1; which <= sim::gemm_barriers(); ++which)
-    expect_caught("matmul.cu's gemm_kernel without its barrier " + std::to_string(which),
-                  [&] { sim::gemm_without_barrier(which, a.p, b.p, c.p, n); },
-                  {"gemm_kernel_without_barrier_" + std::to_string(which) + "::gemm_kernel", "shared"});
 
   // The backend's own fault: a write through a null pointer becomes a sticky illegal address.
   bool lost = false;

@@ -227,9 +227,9 @@ void run_cuda_step_tests() {
 #ifdef REVENANT_HAVE_CUDA
   auto cpu = revenant::make_cpu_backend();
   auto gpu = revenant::make_cuda_backend();
-  compare_losses(*cpu, *gpu);
-  compare_sum_squares(*cpu, *gpu);
-  compare_steps();
+  unit("ppo losses on the device", [&] { compare_losses(*cpu, *gpu); });
+  unit("sum of squares on the device", [&] { compare_sum_squares(*cpu, *gpu); });
+  unit("update steps on the device", compare_steps);
 #endif
 }
 

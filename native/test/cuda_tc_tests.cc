@@ -219,8 +219,8 @@ void run_cuda_tc_tests() {
 #ifdef REVENANT_HAVE_CUDA
   std::printf("device: %s (compute capability %d.%d)\n", s.name.c_str(), s.compute_major, s.compute_minor);
   auto gpu = revenant::make_cuda_backend();
-  gemm_tests(*gpu);
-  flash_tests(*gpu);
+  unit("tensor-core gemm", [&] { gemm_tests(*gpu); });
+  unit("flash attention", [&] { flash_tests(*gpu); });
 #endif
 }
 

@@ -547,11 +547,11 @@ void run_cuda_tests() {
   // The ops on the fp32 kernels (the tensor-core GEMM and flash attention are checked op by op in
   // cuda_tc_tests.cc, against their own bounds); the whole model on both paths.
   auto gpu = revenant::make_cuda_backend(0, false);
-  compare_ops(*cpu, *gpu);
-  compare_lm_head(*cpu, *gpu);
-  compare_models(false);
-  compare_models(true);
-  flash_scratch_test();
+  unit("cuda ops", [&] { compare_ops(*cpu, *gpu); });
+  unit("cuda lm head", [&] { compare_lm_head(*cpu, *gpu); });
+  unit("cuda models (fp32 kernels)", [] { compare_models(false); });
+  unit("cuda models (fast kernels)", [] { compare_models(true); });
+  unit("flash attention scratch", flash_scratch_test);
 #endif
 }
 

@@ -152,13 +152,11 @@ void run_generate_tests() {
   check_record("cpu", [] { return make_cpu_backend(); });
   check_early_end("cpu", make_cpu_backend(), 0);
 #ifdef REVENANT_HAVE_CUDA
-  if (cuda_status().usable) check_record("cuda", [] { return make_cuda_backend(); });
+  if (cuda_status().usable) unit("generate record (cuda)", [] { check_record("cuda", [] { return make_cuda_backend(); }); });
 #endif
 #ifdef REVENANT_CUDA_SIM
-  check_early_end("cuda", make_cuda_backend(), 1);
-#endif
-#ifdef REVENANT_CUDA_SIM
-  check_host_waits();
+  unit("generate early end (cuda)", [] { check_early_end("cuda", make_cuda_backend(), 1); });
+  unit("generate host waits", check_host_waits);
 #endif
 }
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,18 @@ double time_per_call(F&& fn, double budget = 0.2) {
   return t.seconds() / n;
 }
 
+// A named piece of a section, the grain the barrier sweep (barrier_sweep.cc) reruns alone. An
+// exception it throws is a failed check naming it. In an emulated build each run records its time
+// and the __syncthreads() sites its kernels executed.
+void unit(const std::string& name, const std::function<void()>& fn);
+struct UnitRun {
+  std::string name;
+  double seconds = 0;
+  std::vector<std::string> barriers;  // "file.cu:line"
+};
+const std::vector<UnitRun>& unit_runs();
+void set_only_unit(const std::string& name);  // --unit: every other unit is skipped
+
 // Sections, each defined in its own file.
 void run_op_tests();
 void run_lm_head_tests();
@@ -99,6 +112,7 @@ void run_cuda_step_tests();
 void run_generate_tests();
 void run_cuda_memory_tests();
 void run_cuda_sim_tests();
+void run_barrier_sweep();
 void run_bench();
 void run_bench_tc();
 

@@ -58,14 +58,14 @@ __global__ void sampling_filter_kernel(float* scaled, float* filtered, const flo
   const float* x = logits + row;
   float* s = scaled + row;
   float* f = filtered + row;
+  // Each thread reads and writes only its own ids j (threadIdx.x + k * blockDim.x) until the tie
+  // loop at the end, so the passes over the row need no barrier of their own: block_sum's order them.
   for (int j = threadIdx.x; j < V; j += blockDim.x) s[j] = f[j] = x[j] * inv_temp;
-  __syncthreads();
   if (use_k) {
     const uint32_t K = bisect([&](uint32_t k) { return row_sum(f, V, shared, [&](uint32_t key, float) { return key >= k ? 1.0 : 0.0; }); },
                               double(top_k));
     for (int j = threadIdx.x; j < V; j += blockDim.x)
       if (order_key(f[j]) < K) f[j] = -INFINITY;
-    __syncthreads();
   }
   if (!use_p) return;
   float m = -INFINITY;
@@ -87,7 +87,9 @@ __global__ void sampling_filter_kernel(float* scaled, float* filtered, const flo
   const double above = mass(K, true);
   for (int j = threadIdx.x; j < V; j += blockDim.x)
     if (order_key(f[j]) < K) f[j] = -INFINITY;
-  __syncthreads();
+  // Thread 0 reads every id below, with no barrier after the cut above: it looks only at ids whose
+  // key is K, which the cut leaves alone (K is above -inf's key: the row's smallest finite key
+  // already has mass >= target), and writes only those.
   if (threadIdx.x == 0) {  // ties at the boundary, in id order, while the mass before them is below top_p
     double before = above;
     for (int j = 0; j < V; ++j) {

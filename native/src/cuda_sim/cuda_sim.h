@@ -14,6 +14,22 @@ std::vector<std::string> take_findings();
 // Names of the kernels launched at least once in this process (run to their end or to a fault).
 std::vector<std::string> executed_kernels();
 
+// The plain __syncthreads() sites executed, as "file.cu:line" (the file's name without its folder):
+// executed_barriers() since the process started, take_barrier_hits() since its last call (emptied
+// by the call), so a test can tell which barriers one piece of work runs.
+std::vector<std::string> executed_barriers();
+std::vector<std::string> take_barrier_hits();
+
+// Runs as if the plain __syncthreads() at `site` ("file.cu:line", as above) were deleted from the
+// source: each thread that reaches it goes straight on. Empty restores every barrier. Also read
+// from REVENANT_CUDA_SIM_REMOVE_BARRIER at start. For the barrier sweep (native/test/barrier_sweep.cc):
+// with any one barrier that guards shared memory gone, the suite must fail.
+void remove_barrier(const std::string& site);
+
+// Calls `hook` (null: none) right after each report is recorded and printed, for a process that
+// stops at its first report (the barrier sweep's children).
+void on_finding(void (*hook)());
+
 // Clears a sticky error (a kernel that faulted), as restarting the process would on a device;
 // allocations stay. For the tests that make kernels fault on purpose.
 void reset_device();

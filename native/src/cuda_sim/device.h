@@ -41,6 +41,10 @@ struct Device {
   std::map<const void*, int> max_dynamic_shared;  // cudaFuncSetAttribute opt-ins
   std::map<const void*, int> launch_bounds;       // __launch_bounds__ (register_launch_bounds)
   std::set<std::string> executed;
+  // Plain __syncthreads() sites ("file.cu:line") run since the start and since take_barrier_hits,
+  // and the one the barrier sweep removes (remove_barrier; empty: none).
+  std::set<std::string> barriers_executed, barrier_hits;
+  std::string removed_barrier;
   std::vector<std::string> findings;
 
   // The allocation holding [p, p + n), or null.

@@ -32,6 +32,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -169,6 +170,8 @@ struct Exec {
   int live = 0, at_barrier = 0;
   const char* barrier_site = nullptr;
   int barrier_op = 0;
+  std::set<const char*> barriers_run;  // plain __syncthreads() sites reached in this launch
+  const char* removed_barrier = nullptr;  // "file.cu:line" of the barrier the sweep removes, or null
   bool aborted = false;
   cudaError_t abort_error = cudaSuccess;
   int reports = 0, reports_dropped = 0;
@@ -761,6 +764,12 @@ void check_access(void* addr, std::size_t n, Access kind) {
   abort_kernel(e, t, cudaErrorIllegalAddress);
 }
 
+// The site "path/file.cu:line" names the barrier "file.cu:line".
+const char* site_name(const char* site) {
+  const char* slash = std::strrchr(site, '/');
+  return slash == nullptr ? site : slash + 1;
+}
+
 }  // namespace
 
 // ---- launch --------------------------------------------------------------------------------------
@@ -793,6 +802,8 @@ void launch(const KernelRun& run) {
   e.static_reported = false;
   e.last_alloc = nullptr;
   e.global_writes.clear();
+  e.barriers_run.clear();
+  e.removed_barrier = d.removed_barrier.empty() ? nullptr : d.removed_barrier.c_str();
   // Blocks in linear order, or the reverse (set_block_order): a result that changes with the order
   // depends on scheduling, which a device does not fix.
   const unsigned long long blocks = 1ull * g.x * g.y * g.z;
@@ -809,6 +820,10 @@ void launch(const KernelRun& run) {
     add_finding(std::string("(") + std::to_string(e.reports_dropped) + " more reports of kernel " + run.name +
                 " in this launch left out)");
   d.executed.insert(run.name);  // it ran, to its end or to a fault
+  for (const char* site : e.barriers_run) {
+    d.barriers_executed.insert(site_name(site));
+    d.barrier_hits.insert(site_name(site));
+  }
   if (e.aborted) {
     d.sticky = e.abort_error;
     set_last_error(e.abort_error);
@@ -829,7 +844,12 @@ unsigned active_mask() {
   return e.warps[e.current->warp].live;
 }
 
-void syncthreads(const char* site) { syncthreads_count(0, -1, site); }
+void syncthreads(const char* site) {
+  Exec& e = exec("__syncthreads");
+  e.barriers_run.insert(site);
+  if (e.removed_barrier != nullptr && std::strcmp(site_name(site), e.removed_barrier) == 0) return;
+  syncthreads_count(0, -1, site);
+}
 
 int syncthreads_count(int predicate, int op, const char* site) {
   Exec& e = exec("__syncthreads");

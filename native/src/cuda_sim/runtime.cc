@@ -51,6 +51,7 @@ Device& make_device() {
       d.cc_minor = v % 10;
     }
   }
+  if (const char* site = std::getenv("REVENANT_CUDA_SIM_REMOVE_BARRIER")) d.removed_barrier = site;
   return d;
 }
 
@@ -109,10 +110,17 @@ const Allocation* Device::nearest(uintptr_t p) const {
   return best;
 }
 
+namespace {
+void (*g_finding_hook)() = nullptr;
+}
+
 void add_finding(const std::string& text) {
   device().findings.push_back(text);
   std::fprintf(stderr, "cuda_sim: %s\n", text.c_str());
+  if (g_finding_hook != nullptr) g_finding_hook();
 }
+
+void on_finding(void (*hook)()) { g_finding_hook = hook; }
 
 void set_last_error(cudaError_t e) { t_last_error = e; }
 
@@ -128,6 +136,26 @@ std::vector<std::string> executed_kernels() {
   Device& d = device();
   std::lock_guard<std::mutex> lock(d.mu);
   return {d.executed.begin(), d.executed.end()};
+}
+
+std::vector<std::string> executed_barriers() {
+  Device& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  return {d.barriers_executed.begin(), d.barriers_executed.end()};
+}
+
+std::vector<std::string> take_barrier_hits() {
+  Device& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  std::vector<std::string> out(d.barrier_hits.begin(), d.barrier_hits.end());
+  d.barrier_hits.clear();
+  return out;
+}
+
+void remove_barrier(const std::string& site) {
+  Device& d = device();
+  std::lock_guard<std::mutex> lock(d.mu);
+  d.removed_barrier = site;
 }
 
 void reset_device() {
