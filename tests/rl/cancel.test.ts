@@ -80,7 +80,7 @@ test("a promise returned by onStep is awaited before the next step: a cancel mad
   await expect(run).rejects.toThrow("training cancelled after step 2: test");
 });
 
-test("a cancel right after a checkpoint step, and the end of a job, leave that checkpoint whole on disk when fit settles", async () => {
+test("a checkpoint is on disk by the end of the step after it; a cancel right after it, and the end of a job, leave it whole when fit settles", async () => {
   const runDir = tempDir("revenant-cancel-ckpt-");
   const config = resolveConfig({
     file: null, env: {},
@@ -89,10 +89,14 @@ test("a cancel right after a checkpoint step, and the end of a job, leave that c
       "data.train_size=32", "data.val_size=8", "data.train_batch_size=4", "worker.actor.ppo_mini_batch_size=4", "worker.critic.ppo_mini_batch_size=4",
     ],
   }).config;
-  // The job's checkpoints are written behind the steps: the last one is on disk, verified, with
-  // no temporary folder beside it, by the time fit returns.
+  // The job's checkpoints are written behind the steps: each is on disk by the end of the step
+  // after it, and the last one, verified, with no temporary folder beside it, when fit returns.
   const cleanJob = createJob(config, "clean");
-  const clean = await fit({ config, job: cleanJob, output: quiet, onNote: quiet });
+  const onDisk: string[][] = [];
+  const clean = await fit({
+    config, job: cleanJob, output: quiet, onNote: quiet, onStep: (step) => step === 4 && onDisk.push(readdirSync(cleanJob.checkpoints)),
+  });
+  expect(onDisk).toEqual([["step-3"]]);
   expect(readdirSync(cleanJob.checkpoints).sort()).toEqual(["step-3", "step-6"]);
   expect(new CheckpointStore(cleanJob.checkpoints, 5).load(6).step).toBe(6);
 

@@ -2,8 +2,8 @@
  * The training loop (PPO or GRPO) in the coordinator. Each step runs the phases of phases.ts:
  * rollout, score, reference/values, advantages (GAE or GRPO), update (critic and policy);
  * then validation every `val_interval`, health probes every `health_check_interval` steps and a
- * checkpoint every `checkpoint.interval`, written to disk behind the steps that follow it (the
- * next checkpoint, a cancel and the end of the job await it). The next step's rollout is sent
+ * checkpoint every `checkpoint.interval`, written to disk behind the step that follows it (that
+ * step's end, a cancel and the end of the job await it). The next step's rollout is sent
  * right behind the policy's update, so the policy goes from one to the other without waiting on
  * the loop. All compute happens in the supervised role actors; a fault in one of them is
  * repaired underneath this loop, which simply awaits.
@@ -379,7 +379,12 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
           await saveCheckpoint(sup, checkpoints, step, recordState, snapshots.taken);
           if (config.checkpoint.save_hf_model === "every_checkpoint" && plan.exportsHf) await exportCheckpoint(plan, actors, job.dir, step);
         });
-      } else await recordState();
+      } else {
+        await recordState();
+        // The last checkpoint's write ran behind this step and is on disk before the step ends:
+        // a coordinator killed later resumes from it (a checkpoint step awaits it in its write).
+        await checkpoints.settled();
+      }
       checkFailure();
       tokens += stepTokens;
       m["timing_s/step"] = (performance.now() - t0) / 1000;
