@@ -137,18 +137,20 @@ describe("checkpoint writer", () => {
     return { log, disk, gates, drain };
   }
 
-  test("a write goes on after write() returns; the next waits for it, so writes never overlap and stay in order", async () => {
+  test("a write goes on after write() returns, with the trainer state as handed over; the next waits for it, so writes never overlap and stay in order", async () => {
     const root = fresh();
     const { log, disk, gates, drain } = gatedDisk(root);
     const writer = new CheckpointWriter(new CheckpointStore(root, 3, () => {}, disk));
     const trainer = { step: 1, data: { offset: 8 } };
-    await writer.write(1, states(1), trainer);
-    // Started, not on disk: its first file waits at the gate; the step is not listed yet.
+    // The actors' states are still on their way when write() returns; the trainer state is copied.
+    let arrive!: (s: Map<string, unknown>) => void;
+    await writer.write(1, new Promise((resolve) => (arrive = resolve)), trainer);
+    trainer.data.offset = 99;
+    arrive(states(1));
+    // Under way, not on disk: its first file waits at the gate; the step is not listed yet.
     while (gates.length === 0) await new Promise((r) => setImmediate(r));
     expect(writer.store.steps()).toEqual([]);
-    // The caller's objects change under the write in flight: the checkpoint keeps what was handed over.
-    trainer.data.offset = 99;
-    const second = writer.write(2, states(2), { step: 2 });
+    const second = writer.write(2, Promise.resolve(states(2)), { step: 2 });
     await drain(second);
     await drain(writer.settled());
     expect(log.indexOf("folder .")).toBeLessThan(log.indexOf("file TMP-step-2/actor_rollout.state"));
@@ -162,12 +164,21 @@ describe("checkpoint writer", () => {
     const root = join(fresh(), "checkpoints");
     writeFileSync(root, "a file where the checkpoint folder should be");
     const writer = new CheckpointWriter(new CheckpointStore(root, 3));
-    await writer.write(1, states(1), { step: 1 });
+    await writer.write(1, Promise.resolve(states(1)), { step: 1 });
     const err = await writer.settled().then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(WriteError);
     expect((err as WriteError).code).toBe("EEXIST");
     expect((err as Error).message).toContain(`cannot write ${join(root, ".tmp-step-1-")}`);
     expect(() => writer.check()).toThrow(err as Error);
-    await expect(writer.write(2, states(2), { step: 2 })).rejects.toBe(err);
+    await expect(writer.write(2, Promise.resolve(states(2)), { step: 2 })).rejects.toBe(err);
+  });
+
+  test("snapshots that never come (an actor given up on) fail the write with their error, leaving nothing behind", async () => {
+    const root = fresh();
+    const writer = new CheckpointWriter(new CheckpointStore(root, 3));
+    const lost = new Error("actor critic died (SIGKILL); restarts exhausted");
+    await writer.write(1, Promise.reject(lost), { step: 1 });
+    await expect(writer.settled()).rejects.toBe(lost);
+    expect(readdirSync(root)).toEqual([]);
   });
 });

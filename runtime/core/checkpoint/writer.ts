@@ -1,7 +1,7 @@
 /**
- * Checkpoint writes behind the training loop: a step hands its snapshots over and goes on while
- * the files are written and fsynced off the event loop, so the actors are not kept waiting for
- * the disk. At most one write is in flight: the next one starts after it, in step order, and
+ * Checkpoint writes behind the training loop: a step hands over its snapshots (still on their
+ * way from the actors) and goes on while they arrive and the files are written and fsynced off
+ * the event loop, so the actors are not kept waiting for the transfer or the disk. At most one write is in flight: the next one starts after it, in step order, and
  * whoever needs the checkpoint on disk (the end of the next step, a cancel, the end of the job,
  * an error on the way out) awaits `settled()`. A failed write is kept and raised by `settled()` and
  * `check()`, as the same error a synchronous save would have thrown.
@@ -16,12 +16,16 @@ export class CheckpointWriter {
   constructor(readonly store: CheckpointStore) {}
 
   /**
-   * Waits for the write before (raising its failure), then starts writing `step`. Resolves once
-   * the write has started, not once it is on disk: `settled()` says that.
+   * Waits for the write before (raising its failure), then writes `step` once its actor `states`
+   * come in. Resolves once the write is under way, not once it is on disk: `settled()` says that.
+   * The trainer state is copied now; the states are the actors' snapshots, taken in their call
+   * order (the state the step left), whenever they arrive.
    */
-  async write<T>(step: number, states: Map<string, unknown>, trainer: T): Promise<void> {
+  async write<T>(step: number, states: Promise<Map<string, unknown>>, trainer: T): Promise<void> {
+    states.catch(() => {}); // read below, once the write before is done
+    const held = structuredClone(trainer);
     await this.settled();
-    this.pending = this.store.save(step, states, trainer).then(
+    this.pending = states.then((s) => this.store.save(step, s, held)).then(
       () => {},
       (e: unknown) => {
         this.failure = e;

@@ -368,7 +368,7 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
         loggers.samples(step, v.samples);
       }
       // The probe is answered out of band, so it runs while the checkpoint's snapshots are taken;
-      // the trainer state (with the health it sets) is read once both are in.
+      // the trainer state (with the health it sets) is read once it is in.
       const probe = health.due(step) ? sup.probeHealth() : undefined;
       const recordState = async () => {
         await probe;
@@ -505,14 +505,15 @@ async function exportCheckpoint(plan: JobPlan, actors: JobActors, jobDir: string
 
 /**
  * Starts writing every stateful actor's snapshot (`taken`, when they were asked for already) with
- * the trainer's state (`trainer`, read while the snapshots come in); the write goes on behind the
- * next steps (`checkpoints.settled()` awaits it).
+ * the trainer's state (`trainer`, read while the snapshots come in). The snapshots arrive and are
+ * written behind the next step (`checkpoints.settled()` awaits them): each actor takes its own in
+ * call order, before any call of that step.
  */
 async function saveCheckpoint(
   sup: Supervisor, checkpoints: CheckpointWriter, step: number, trainer: () => TrainerState | Promise<TrainerState>, taken?: Promise<Map<string, unknown>>,
 ): Promise<void> {
-  const [snapshots, state] = await Promise.all([taken ?? sup.snapshotAll(), trainer()]);
-  const states = new Map([...snapshots].filter(([, s]) => s !== undefined));
+  const state = await trainer();
+  const states = (taken ?? sup.snapshotAll()).then((snapshots) => new Map([...snapshots].filter(([, s]) => s !== undefined)));
   await checkpoints.write(step, states, { ...state });
 }
 
