@@ -1,10 +1,11 @@
 /**
  * Checkpoint writes behind the training loop: a step hands over its snapshots (still on their
  * way from the actors) and goes on while they arrive and the files are written and fsynced off
- * the event loop, so the actors are not kept waiting for the transfer or the disk. At most one write is in flight: the next one starts after it, in step order, and
- * whoever needs the checkpoint on disk (the end of the next step, a cancel, the end of the job,
- * an error on the way out) awaits `settled()`. A failed write is kept and raised by `settled()` and
- * `check()`, as the same error a synchronous save would have thrown.
+ * the event loop, so the actors are not kept waiting for the transfer or the disk. At most one
+ * write is in flight: the next one starts after it, in step order, and whoever needs the
+ * checkpoint on disk (the end of the next step, a cancel, the end of the job, an error on the way
+ * out) awaits `settled()`. A failed write is kept and raised by `settled()` and `check()`, as the
+ * same error a synchronous save would have thrown.
  */
 import type { CheckpointStore } from "./store.ts";
 

@@ -275,7 +275,7 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
   const metrics = new MetricsRegistry();
   const events = new EventLog(job.events);
   const store = new CheckpointStore(job.checkpoints, config.checkpoint.keep, note);
-  // Checkpoints are written while the next steps run; each exit below awaits the last write.
+  // A checkpoint is written while the step after it runs; that step and each exit below await it.
   const checkpoints = new CheckpointWriter(store);
   const metricsFile = new MetricsFile(job.metrics);
   const loader = new DataLoader(plan.data.train, config.data.train_batch_size, plan.seed("data"));
