@@ -60,19 +60,60 @@ export function fsyncDir(path: string): void {
   });
 }
 
+/** `writing` for an asynchronous write. */
+export async function writingAsync<T>(path: string, write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (e) {
+    throw e instanceof WriteError ? e : new WriteError(path, e);
+  }
+}
+
+/** `writeSynced` off the event loop: the writes and the fsync run on the runtime's I/O threads. */
+export function writeSyncedAsync(path: string, chunks: readonly Uint8Array[], onChunk?: (c: Uint8Array) => void): Promise<number> {
+  return writingAsync(path, async () => {
+    const file = await open(path, "w", 0o600);
+    let bytes = 0;
+    try {
+      for (const chunk of chunks) {
+        let off = 0;
+        while (off < chunk.byteLength) off += (await file.write(chunk, off, chunk.byteLength - off)).bytesWritten;
+        onChunk?.(chunk);
+        bytes += chunk.byteLength;
+      }
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    return bytes;
+  });
+}
+
+/** `fsyncDir` off the event loop. */
+export function fsyncDirAsync(path: string): Promise<void> {
+  return writingAsync(path, async () => {
+    const dir = await open(path, "r");
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  });
+}
+
 /**
  * The steps a durable folder write is made of, as one object so a caller can be handed a recorder
  * in place of the disk: the order of these calls is the whole crash-safety argument, and only a
  * recorder can see it (a skipped fsync leaves the same files behind until the machine loses power).
  */
 export interface DurableSteps {
-  writeSynced(path: string, chunks: readonly Uint8Array[], onChunk?: (c: Uint8Array) => void): number;
-  fsyncDir(path: string): void;
-  rename(from: string, to: string): void;
+  writeSynced(path: string, chunks: readonly Uint8Array[], onChunk?: (c: Uint8Array) => void): Promise<number>;
+  fsyncDir(path: string): Promise<void>;
+  rename(from: string, to: string): Promise<void>;
 }
 
-/** The real steps, on the disk. */
-export const DISK: DurableSteps = { writeSynced, fsyncDir, rename: renameSync };
+/** The real steps, on the disk, off the event loop. */
+export const DISK: DurableSteps = { writeSynced: writeSyncedAsync, fsyncDir: fsyncDirAsync, rename };
 
 /** Replaces `path` atomically and durably with `data`. */
 export function writeFileDurably(path: string, data: string | Uint8Array): void {

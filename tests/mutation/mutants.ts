@@ -87,9 +87,9 @@ export const MUTANTS: Mutant[] = [
 
   // ---- checkpoint store
   { area: "checkpoint store", file: "runtime/core/checkpoint/store.ts", tests: CHECKPOINT,
-    from: "      this.disk.fsyncDir(tmp);", to: "      // temporary folder not synced" },
+    from: "      await this.disk.fsyncDir(tmp);", to: "      // temporary folder not synced" },
   { area: "checkpoint store", file: "runtime/core/checkpoint/store.ts", tests: CHECKPOINT,
-    from: "      this.disk.fsyncDir(this.root);", to: "      // parent not synced" },
+    from: "      await this.disk.fsyncDir(this.root);", to: "      // parent not synced" },
   { area: "checkpoint store", file: "runtime/core/checkpoint/store.ts", tests: CHECKPOINT,
     from: "for (const step of this.steps().slice(this.keep))", to: "for (const step of this.steps().slice(this.keep + 1))" },
   { area: "checkpoint store", file: "runtime/core/checkpoint/store.ts", tests: CHECKPOINT,

@@ -8,6 +8,7 @@ import { expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { resolveConfig } from "../../config/index.ts";
+import { CheckpointStore } from "../../runtime/core/checkpoint/store.ts";
 import { createJob, MetricsFile } from "../../runtime/rl/trainer/job.ts";
 import { fit, TrainingCancelledError } from "../../runtime/rl/trainer/trainer.ts";
 import type { Supervisor } from "../../runtime/core/supervisor/supervisor.ts";
@@ -78,3 +79,39 @@ test("a promise returned by onStep is awaited before the next step: a cancel mad
   });
   await expect(run).rejects.toThrow("training cancelled after step 2: test");
 });
+
+test("a checkpoint is on disk by the end of the step after it; a cancel right after it, and the end of a job, leave it whole when fit settles", async () => {
+  const runDir = tempDir("revenant-cancel-ckpt-");
+  const config = resolveConfig({
+    file: null, env: {},
+    args: [
+      `trainer.run_dir=${runDir}`, "trainer.total_steps=6", "trainer.val_interval=0", "checkpoint.interval=3", "checkpoint.keep=5",
+      "data.train_size=32", "data.val_size=8", "data.train_batch_size=4", "worker.actor.ppo_mini_batch_size=4", "worker.critic.ppo_mini_batch_size=4",
+    ],
+  }).config;
+  // The job's checkpoints are written behind the steps: each is on disk by the end of the step
+  // after it, and the last one, verified, with no temporary folder beside it, when fit returns.
+  const cleanJob = createJob(config, "clean");
+  const onDisk: string[][] = [];
+  const clean = await fit({
+    config, job: cleanJob, output: quiet, onNote: quiet, onStep: (step) => step === 4 && onDisk.push(readdirSync(cleanJob.checkpoints)),
+  });
+  expect(onDisk).toEqual([["step-3"]]);
+  expect(readdirSync(cleanJob.checkpoints).sort()).toEqual(["step-3", "step-6"]);
+  expect(new CheckpointStore(cleanJob.checkpoints, 5).load(6).step).toBe(6);
+
+  // Cancelled in step 3's onStep, while step 3's checkpoint may still be written: the cancel
+  // waits for it and finds it (no second save under the same name), and it is whole when fit throws.
+  const job = createJob(config, "cancelled");
+  const controller = new AbortController();
+  await expect(fit({
+    config, job, output: quiet, onNote: quiet, signal: controller.signal,
+    onStep: (step) => step === 3 && controller.abort("test"),
+  })).rejects.toThrow("training cancelled after step 3: test");
+  expect(readdirSync(job.checkpoints)).toEqual(["step-3"]);
+  expect(new CheckpointStore(job.checkpoints, 5).load(3).manifest.trainer).toMatchObject({ step: 3 });
+
+  const resumed = await fit({ config, job, resume: true, output: quiet, onNote: quiet });
+  expect(resumed.startStep).toBe(3);
+  expect(resumed.weightsSha256).toBe(clean.weightsSha256);
+}, 60_000);

@@ -6,7 +6,7 @@
  * counted in that step by a fault plan, and checkpoints keep the data position before it.
  */
 import { expect, test } from "bun:test";
-import { appendFileSync, existsSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { resolveConfig } from "../../config/index.ts";
 import { FaultPlan } from "../../runtime/core/chaos.ts";
@@ -47,6 +47,25 @@ test("a full disk fails the job naming the file and ENOSPC, and stops its actors
   expect(err).toBeInstanceOf(WriteError);
   expect((err as WriteError).code).toBe("ENOSPC");
   expect((err as Error).message).toContain(`cannot write ${job.metrics}: ENOSPC`);
+  expect(sup!.actors().every((a) => a.state === "stopped")).toBe(true);
+  for (const e of sup!.events.events) if (typeof e.pid === "number") expect(processRuns(e.pid)).toBe(false);
+});
+
+test("a checkpoint that cannot be written (written behind the next step) fails the job with the path named, its actors stopped", async () => {
+  const c = config(tempDir("revenant-ckpt-unwritable-"));
+  const job = createJob(c, "ckpt-unwritable");
+  writeFileSync(job.checkpoints, "a file where the checkpoints folder should be");
+  let sup: Supervisor | undefined;
+  let err: unknown;
+  try {
+    await fit({ config: c, job, output: quiet, onNote: quiet, onSupervisor: (s) => (sup = s) });
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(WriteError);
+  expect((err as Error).message).toContain(`cannot write ${join(job.checkpoints, ".tmp-step-3-")}`);
+  // Step 3's checkpoint failed while step 4 ran: the job stops there, before step 4's metrics.
+  expect(new MetricsFile(job.metrics).read().map((m) => m.step)).toEqual([1, 2, 3]);
   expect(sup!.actors().every((a) => a.state === "stopped")).toBe(true);
   for (const e of sup!.events.events) if (typeof e.pid === "number") expect(processRuns(e.pid)).toBe(false);
 });

@@ -11,9 +11,10 @@
  * array payloads), so large tensors are written and read without re-encoding.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { DISK, writing, type DurableSteps } from "../../../native/files.ts";
+import { DISK, writingAsync, type DurableSteps } from "../../../native/files.ts";
 import { FrameDecoder, FrameEncoder } from "../ipc/frame.ts";
 
 export const MANIFEST = "manifest.json";
@@ -69,52 +70,56 @@ export class CheckpointStore {
       .sort((a, b) => b - a);
   }
 
-  /** Writes a checkpoint atomically and prunes old ones; returns its folder. */
-  save<T>(step: number, states: Map<string, unknown>, trainer: T): string {
+  /**
+   * Writes a checkpoint atomically and prunes old ones; resolves with its folder once it is on
+   * disk. The writes, fsyncs and renames run off the event loop. The states are encoded and the
+   * trainer state copied before the first of them, so the caller's objects may change meanwhile.
+   * One save at a time per store (CheckpointWriter keeps them in order): pruning removes any
+   * temporary folder it finds.
+   */
+  async save<T>(step: number, states: Map<string, unknown>, trainer: T): Promise<string> {
+    const encoder = new FrameEncoder();
+    const encoded = [...states].map(([actor, state]) => ({ actor, file: fileName(actor), chunks: encoder.encode({ actor, state }) }));
+    const created = new Date().toISOString();
+    const trainerCopy = structuredClone(trainer);
     const tmp = join(this.root, `.tmp-step-${step}-${randomBytes(4).toString("hex")}`);
-    writing(tmp, () => {
-      mkdirSync(this.root, { recursive: true });
-      mkdirSync(tmp);
+    await writingAsync(tmp, async () => {
+      await mkdir(this.root, { recursive: true });
+      await mkdir(tmp);
     });
     try {
-      const encoder = new FrameEncoder();
       const files: ManifestFile[] = [];
-      for (const [actor, state] of states) {
-        const file = fileName(actor);
-        const { bytes, sha256 } = this.writeHashed(join(tmp, file), encoder.encode({ actor, state }));
+      for (const { actor, file, chunks } of encoded) {
+        const { bytes, sha256 } = await this.writeHashed(join(tmp, file), chunks);
         files.push({ actor, file, bytes, sha256 });
       }
-      const manifest: Manifest<T> = { format: FORMAT, step, created: new Date().toISOString(), files, trainer };
-      this.writeHashed(join(tmp, MANIFEST), [new TextEncoder().encode(JSON.stringify(manifest, null, 1))]);
-      this.disk.fsyncDir(tmp);
+      const manifest: Manifest<T> = { format: FORMAT, step, created, files, trainer: trainerCopy };
+      await this.writeHashed(join(tmp, MANIFEST), [new TextEncoder().encode(JSON.stringify(manifest, null, 1))]);
+      await this.disk.fsyncDir(tmp);
       const final = stepDir(this.root, step);
-      writing(final, () => {
-        rmSync(final, { recursive: true, force: true });
-        this.disk.rename(tmp, final);
+      await writingAsync(final, async () => {
+        await rm(final, { recursive: true, force: true });
+        await this.disk.rename(tmp, final);
       });
-      this.disk.fsyncDir(this.root);
-      writing(this.root, () => this.prune());
+      await this.disk.fsyncDir(this.root);
+      await writingAsync(this.root, () => this.prune());
       return final;
     } catch (e) {
-      try {
-        rmSync(tmp, { recursive: true, force: true });
-      } catch {
-        // the write error below is the one to report
-      }
+      await rm(tmp, { recursive: true, force: true }).catch(() => {}); // the write error is the one to report
       throw e;
     }
   }
 
   /** Writes and fsyncs one file, hashing it on the way. */
-  private writeHashed(path: string, chunks: Uint8Array[]): { bytes: number; sha256: string } {
+  private async writeHashed(path: string, chunks: Uint8Array[]): Promise<{ bytes: number; sha256: string }> {
     const hash = createHash("sha256");
-    const bytes = this.disk.writeSynced(path, chunks, (c) => hash.update(c));
+    const bytes = await this.disk.writeSynced(path, chunks, (c) => hash.update(c));
     return { bytes, sha256: hash.digest("hex") };
   }
 
-  private prune(): void {
-    for (const step of this.steps().slice(this.keep)) rmSync(stepDir(this.root, step), { recursive: true, force: true });
-    for (const name of readdirSync(this.root)) if (name.startsWith(".tmp-")) rmSync(join(this.root, name), { recursive: true, force: true });
+  private async prune(): Promise<void> {
+    for (const step of this.steps().slice(this.keep)) await rm(stepDir(this.root, step), { recursive: true, force: true });
+    for (const name of await readdir(this.root)) if (name.startsWith(".tmp-")) await rm(join(this.root, name), { recursive: true, force: true });
   }
 
   /** Reads and verifies one checkpoint; throws CheckpointError naming what is wrong. */

@@ -2,9 +2,11 @@
  * The training loop (PPO or GRPO) in the coordinator. Each step runs the phases of phases.ts:
  * rollout, score, reference/values, advantages (GAE or GRPO), update (critic and policy);
  * then validation every `val_interval`, health probes every `health_check_interval` steps and a
- * checkpoint every `checkpoint.interval`. The next step's rollout is sent right behind the
- * policy's update, so the policy goes from one to the other without waiting on the loop. All compute happens in the supervised
- * role actors; a fault in one of them is repaired underneath this loop, which simply awaits.
+ * checkpoint every `checkpoint.interval`, written to disk behind the step that follows it (that
+ * step's end, a cancel and the end of the job await it). The next step's rollout is sent
+ * right behind the policy's update, so the policy goes from one to the other without waiting on
+ * the loop. All compute happens in the supervised role actors; a fault in one of them is
+ * repaired underneath this loop, which simply awaits.
  *
  * @example
  * ```ts
@@ -26,6 +28,7 @@ import type { Reward } from "../../../roles/reward.ts";
 import { ChaosMonkey, type FaultPlan } from "../../core/chaos.ts";
 import { acquireLock } from "../../core/checkpoint/lock.ts";
 import { CheckpointStore } from "../../core/checkpoint/store.ts";
+import { CheckpointWriter } from "../../core/checkpoint/writer.ts";
 import { writeFileDurably, type WriteError } from "../../../native/files.ts";
 import { EventLog } from "../../core/metrics/events.ts";
 import { MetricsRegistry, type RegistryState } from "../../core/metrics/registry.ts";
@@ -272,6 +275,8 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
   const metrics = new MetricsRegistry();
   const events = new EventLog(job.events);
   const store = new CheckpointStore(job.checkpoints, config.checkpoint.keep, note);
+  // A checkpoint is written while the step after it runs; that step and each exit below await it.
+  const checkpoints = new CheckpointWriter(store);
   const metricsFile = new MetricsFile(job.metrics);
   const loader = new DataLoader(plan.data.train, config.data.train_batch_size, plan.seed("data"));
   // A coordinator killed while driving this job left its segment behind (this driver holds the lock).
@@ -332,7 +337,8 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
     for (step = startStep + 1; step <= config.trainer.total_steps; step++) {
       if (o.signal?.aborted) {
         // state.step is the last completed step; keep it so a resume continues from exactly there.
-        if (state.step > 0 && store.steps()[0] !== state.step) await saveCheckpoint(sup, store, state.step, () => state);
+        if (state.step > 0 && (await checkpoints.durableSteps())[0] !== state.step) await saveCheckpoint(sup, checkpoints, state.step, () => state);
+        await checkpoints.settled();
         throw new TrainingCancelledError(state.step, o.signal.reason);
       }
       const t0 = performance.now();
@@ -362,7 +368,7 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
         loggers.samples(step, v.samples);
       }
       // The probe is answered out of band, so it runs while the checkpoint's snapshots are taken;
-      // the trainer state (with the health it sets) is read once both are in.
+      // the trainer state (with the health it sets) is read once it is in.
       const probe = health.due(step) ? sup.probeHealth() : undefined;
       const recordState = async () => {
         await probe;
@@ -370,10 +376,15 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
       };
       if (checkpointDue) {
         await timed(m, "timing_s/save_checkpoint", async () => {
-          await saveCheckpoint(sup, store, step, recordState, snapshots.taken);
+          await saveCheckpoint(sup, checkpoints, step, recordState, snapshots.taken);
           if (config.checkpoint.save_hf_model === "every_checkpoint" && plan.exportsHf) await exportCheckpoint(plan, actors, job.dir, step);
         });
-      } else await recordState();
+      } else {
+        await recordState();
+        // The last checkpoint's write ran behind this step and is on disk before the step ends:
+        // a coordinator killed later resumes from it (a checkpoint step awaits it in its write).
+        await checkpoints.settled();
+      }
       checkFailure();
       tokens += stepTokens;
       m["timing_s/step"] = (performance.now() - t0) / 1000;
@@ -383,6 +394,7 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
       await loggers.step(step, m);
       await o.onStep?.(step, m);
     }
+    await checkpoints.settled();
     monkey?.stop();
     // A fault injected at the very end is repaired before the job is declared done.
     await monkey?.settled();
@@ -412,6 +424,8 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
     ended = "FINISHED";
     return result;
   } catch (e) {
+    // A failure mid-write stops the job with its checkpoint whole (or its temporary folder gone).
+    await checkpoints.settled().catch(() => {});
     if (e instanceof TrainingCancelledError) ended = "KILLED";
     if (failure && !(e instanceof TrainingFailedError)) throw new TrainingFailedError(failure, step);
     throw writeFailure ?? e;
@@ -449,6 +463,7 @@ async function train(o: FitOptions, plan: JobPlan): Promise<FitResult> {
   function checkFailure(): void {
     if (failure) throw new TrainingFailedError(failure, step);
     if (writeFailure) throw writeFailure;
+    checkpoints.check();
   }
 
   /** A call that failed because its actor could not be kept alive ends the job with the report. */
@@ -489,15 +504,17 @@ async function exportCheckpoint(plan: JobPlan, actors: JobActors, jobDir: string
 }
 
 /**
- * Writes every stateful actor's snapshot (`taken`, when they were asked for already) with the
- * trainer's state (`trainer`, read while the snapshots come in).
+ * Starts writing every stateful actor's snapshot (`taken`, when they were asked for already) with
+ * the trainer's state (`trainer`, read while the snapshots come in). The snapshots arrive and are
+ * written behind the next step (`checkpoints.settled()` awaits them): each actor takes its own in
+ * call order, before any call of that step.
  */
 async function saveCheckpoint(
-  sup: Supervisor, store: CheckpointStore, step: number, trainer: () => TrainerState | Promise<TrainerState>, taken?: Promise<Map<string, unknown>>,
+  sup: Supervisor, checkpoints: CheckpointWriter, step: number, trainer: () => TrainerState | Promise<TrainerState>, taken?: Promise<Map<string, unknown>>,
 ): Promise<void> {
-  const [snapshots, state] = await Promise.all([taken ?? sup.snapshotAll(), trainer()]);
-  const states = new Map([...snapshots].filter(([, s]) => s !== undefined));
-  store.save(step, states, { ...state });
+  const state = await trainer();
+  const states = (taken ?? sup.snapshotAll()).then((snapshots) => new Map([...snapshots].filter(([, s]) => s !== undefined)));
+  await checkpoints.write(step, states, { ...state });
 }
 
 /** SHA-256 over the stateful actors' weights, in actor order: the run's fingerprint. */
