@@ -29,6 +29,7 @@ import type { Supervisor } from "../../runtime/core/supervisor/supervisor.ts";
 import { createJob } from "../../runtime/rl/trainer/job.ts";
 import { fit } from "../../runtime/rl/trainer/trainer.ts";
 import { tcpConnections, type NetNode } from "../helpers/netns.ts";
+import { nodeLossJobArgs } from "../helpers/node_loss_job.ts";
 import { startSlurmNodes, useSlurmCluster, type SlurmNodes } from "../helpers/slurm.ts";
 import { waitFor } from "../helpers/supervision.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -47,15 +48,7 @@ function config(runDir: string, cluster?: SlurmNodes): Config {
     file: null,
     env: {},
     args: [
-      `trainer.run_dir=${runDir}`, "trainer.total_steps=6", "trainer.val_interval=3", "trainer.seed=11",
-      "data.train_size=64", "data.val_size=8", "data.train_batch_size=6",
-      "worker.actor.ppo_mini_batch_size=6", "worker.critic.ppo_mini_batch_size=6", "worker.rollout.ranks=2",
-      "fault_tolerance.max_restarts=-1", "fault_tolerance.max_task_retries=-1",
-      // Hangs are found after 2 s of missed pings: long enough that a healthy actor on a loaded
-      // machine never misses that many, well before Slurm itself reports the node's failure to
-      // srun (when it marks the node down), so the supervisor is the one that notices.
-      "fault_tolerance.ping_interval_s=0.1", "fault_tolerance.ping_timeout_s=2",
-      "fault_tolerance.restart_backoff_initial_s=0.005", "fault_tolerance.restart_intensity=1000",
+      ...nodeLossJobArgs(runDir, 11), "worker.critic.ppo_mini_batch_size=6",
       ...(cluster
         ? [
           "cluster.launcher=slurm", `cluster.listen=${cluster.coordinatorHost}:0`, `cluster.slurm.nodes=[${node1},${node2}]`,

@@ -17,6 +17,17 @@ import { tempDir } from "../helpers/tmp.ts";
 
 const quiet = () => {};
 
+/** A small job in `runDir`: batches of 4 from 32 prompts, then `extra`. */
+function smallJob(runDir: string, extra: string[]) {
+  return resolveConfig({
+    file: null, env: {},
+    args: [
+      `trainer.run_dir=${runDir}`, "data.train_size=32", "data.val_size=8", "data.train_batch_size=4",
+      "worker.actor.ppo_mini_batch_size=4", "worker.critic.ppo_mini_batch_size=4", ...extra,
+    ],
+  }).config;
+}
+
 test("an aborted signal checkpoints the last step, stops the actors, and the job resumes to the same weights", async () => {
   const runDir = tempDir("revenant-cancel-");
   const config = resolveConfig({
@@ -58,14 +69,9 @@ test("an aborted signal checkpoints the last step, stops the actors, and the job
 
 test("a promise returned by onStep is awaited before the next step: a cancel made in it stops the job at that step", async () => {
   const runDir = tempDir("revenant-cancel-await-");
-  const config = resolveConfig({
-    file: null, env: {},
-    args: [
-      `trainer.run_dir=${runDir}`, "trainer.total_steps=4", "trainer.val_interval=4", "data.train_size=32", "data.val_size=8",
-      "data.train_batch_size=4", "worker.actor.ppo_mini_batch_size=4", "worker.critic.ppo_mini_batch_size=4",
-      "worker.actor.device=null", "worker.critic.device=null", "worker.ref.device=null",
-    ],
-  }).config;
+  const config = smallJob(runDir, [
+    "trainer.total_steps=4", "trainer.val_interval=4", "worker.actor.device=null", "worker.critic.device=null", "worker.ref.device=null",
+  ]);
   const controller = new AbortController();
   // The abort comes a macrotask after onStep returns: only a trainer that waits for the promise
   // sees it at the top of step 3 (one that does not checks the signal in the same tick, and runs on).
@@ -82,13 +88,7 @@ test("a promise returned by onStep is awaited before the next step: a cancel mad
 
 test("a checkpoint is on disk by the end of the step after it; a cancel right after it, and the end of a job, leave it whole when fit settles", async () => {
   const runDir = tempDir("revenant-cancel-ckpt-");
-  const config = resolveConfig({
-    file: null, env: {},
-    args: [
-      `trainer.run_dir=${runDir}`, "trainer.total_steps=6", "trainer.val_interval=0", "checkpoint.interval=3", "checkpoint.keep=5",
-      "data.train_size=32", "data.val_size=8", "data.train_batch_size=4", "worker.actor.ppo_mini_batch_size=4", "worker.critic.ppo_mini_batch_size=4",
-    ],
-  }).config;
+  const config = smallJob(runDir, ["trainer.total_steps=6", "trainer.val_interval=0", "checkpoint.interval=3", "checkpoint.keep=5"]);
   // The job's checkpoints are written behind the steps: each is on disk by the end of the step
   // after it, and the last one, verified, with no temporary folder beside it, when fit returns.
   const cleanJob = createJob(config, "clean");

@@ -14,6 +14,7 @@ import type { Placement } from "../../runtime/core/supervisor/launcher.ts";
 import { createJob } from "../../runtime/rl/trainer/job.ts";
 import { fit } from "../../runtime/rl/trainer/trainer.ts";
 import { createNodes, destroyAllNodes, NetnsLauncher, netnsUnavailable, partitionUnavailable } from "../helpers/netns.ts";
+import { nodeLossJobArgs } from "../helpers/node_loss_job.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 const skip = netnsUnavailable() ?? partitionUnavailable();
@@ -27,15 +28,8 @@ function config(runDir: string): Config {
     file: null,
     env: {},
     args: [
-      `trainer.run_dir=${runDir}`, "trainer.total_steps=6", "trainer.val_interval=3", "trainer.seed=4",
-      "data.train_size=64", "data.val_size=8", "data.train_batch_size=6",
-      "algorithm.adv_estimator=grpo", "worker.actor.rollout_n=2", "worker.actor.ppo_mini_batch_size=6",
-      "worker.rollout.ranks=2", "worker.rollout.weight_transfer=socket",
-      "fault_tolerance.max_restarts=-1", "fault_tolerance.max_task_retries=-1",
-      // Hangs are found after 2 s of missed pings: long enough that a healthy actor on a loaded
-      // machine never misses that many, so the fault counts below are exact on any machine.
-      "fault_tolerance.ping_interval_s=0.1", "fault_tolerance.ping_timeout_s=2",
-      "fault_tolerance.restart_backoff_initial_s=0.005", "fault_tolerance.restart_intensity=1000",
+      ...nodeLossJobArgs(runDir, 4),
+      "algorithm.adv_estimator=grpo", "worker.actor.rollout_n=2", "worker.rollout.weight_transfer=socket",
     ],
   }).config;
 }

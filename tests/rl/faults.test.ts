@@ -9,12 +9,13 @@ import { expect, test } from "bun:test";
 import { appendFileSync, existsSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { resolveConfig } from "../../config/index.ts";
+import type { Config } from "../../config/schema.ts";
 import { FaultPlan } from "../../runtime/core/chaos.ts";
 import { LockedError } from "../../runtime/core/checkpoint/lock.ts";
 import { WriteError } from "../../native/files.ts";
 import { readJsonLines } from "../../runtime/core/metrics/jsonl.ts";
 import type { Supervisor } from "../../runtime/core/supervisor/supervisor.ts";
-import { createJob, MetricsFile } from "../../runtime/rl/trainer/job.ts";
+import { createJob, MetricsFile, type JobPaths } from "../../runtime/rl/trainer/job.ts";
 import { fit, TrainingCancelledError } from "../../runtime/rl/trainer/trainer.ts";
 import { processRuns } from "../helpers/supervision.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -33,41 +34,36 @@ function config(runDir: string, extra: string[] = []) {
   }).config;
 }
 
+/** Runs `job` to the write failure it must end in; every actor is stopped and its process gone. */
+async function failedWrite(c: Config, job: JobPaths): Promise<WriteError> {
+  let sup: Supervisor | undefined;
+  const err = await fit({ config: c, job, output: quiet, onNote: quiet, onSupervisor: (s) => (sup = s) }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(WriteError);
+  expect(sup!.actors().every((a) => a.state === "stopped")).toBe(true);
+  for (const e of sup!.events.events) if (typeof e.pid === "number") expect(processRuns(e.pid)).toBe(false);
+  return err as WriteError;
+}
+
 test("a full disk fails the job naming the file and ENOSPC, and stops its actors", async () => {
   const c = config(tempDir("revenant-enospc-"));
   const job = createJob(c, "full");
   symlinkSync("/dev/full", job.metrics); // every append to metrics.jsonl now fails with ENOSPC
-  let sup: Supervisor | undefined;
-  let err: unknown;
-  try {
-    await fit({ config: c, job, output: quiet, onNote: quiet, onSupervisor: (s) => (sup = s) });
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(WriteError);
-  expect((err as WriteError).code).toBe("ENOSPC");
-  expect((err as Error).message).toContain(`cannot write ${job.metrics}: ENOSPC`);
-  expect(sup!.actors().every((a) => a.state === "stopped")).toBe(true);
-  for (const e of sup!.events.events) if (typeof e.pid === "number") expect(processRuns(e.pid)).toBe(false);
+  const err = await failedWrite(c, job);
+  expect(err.code).toBe("ENOSPC");
+  expect(err.message).toContain(`cannot write ${job.metrics}: ENOSPC`);
 });
 
 test("a checkpoint that cannot be written (written behind the next step) fails the job with the path named, its actors stopped", async () => {
   const c = config(tempDir("revenant-ckpt-unwritable-"));
   const job = createJob(c, "ckpt-unwritable");
   writeFileSync(job.checkpoints, "a file where the checkpoints folder should be");
-  let sup: Supervisor | undefined;
-  let err: unknown;
-  try {
-    await fit({ config: c, job, output: quiet, onNote: quiet, onSupervisor: (s) => (sup = s) });
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(WriteError);
-  expect((err as Error).message).toContain(`cannot write ${join(job.checkpoints, ".tmp-step-3-")}`);
+  const err = await failedWrite(c, job);
+  expect(err.message).toContain(`cannot write ${join(job.checkpoints, ".tmp-step-3-")}`);
   // Step 3's checkpoint failed while step 4 ran: the job stops there, before step 4's metrics.
   expect(new MetricsFile(job.metrics).read().map((m) => m.step)).toEqual([1, 2, 3]);
-  expect(sup!.actors().every((a) => a.state === "stopped")).toBe(true);
-  for (const e of sup!.events.events) if (typeof e.pid === "number") expect(processRuns(e.pid)).toBe(false);
 });
 
 test("an event that cannot be written fails the job with the path named", async () => {
