@@ -119,12 +119,7 @@ void check_sources_hold_no_atomics() {
 #endif
 
 void run_cuda_reduction_tests() {
-  std::printf("== cuda deterministic reductions\n");
-  const revenant::CudaStatus s = revenant::cuda_status();
-  if (!s.usable) {
-    std::printf("skipped: no CUDA device (%s)\n", s.reason.c_str());
-    return;
-  }
+  if (!cuda_section("cuda deterministic reductions").usable) return;
 #ifdef REVENANT_HAVE_CUDA
   unit("deterministic reductions", [] {
     Rng r(31);

@@ -45,13 +45,7 @@ ModelConfig lora_llama(int rank, bool qwen3) {
 PolicyBatch policy_batch(Model& m, int B, Rng& rng) {
   const ModelConfig& c = m.config();
   PolicyBatch pb;
-  pb.B = B;
-  pb.T = c.context;
-  pb.tokens.resize(B * c.context);
-  pb.mask.assign(B * c.context, 0.0f);
-  for (auto& t : pb.tokens) t = rng.below(c.vocab);
-  for (int b = 0; b < B; ++b)
-    for (int t = 2; t < c.context; ++t) pb.mask[b * c.context + t] = 1.0f;
+  fill_tokens(pb, B, c.context, c.vocab, 2, rng);
   const std::vector<float> lp = m.logprobs(pb);
   pb.advantages.resize(lp.size());
   pb.old_logprobs.resize(lp.size());

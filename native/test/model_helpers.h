@@ -4,8 +4,28 @@
 #include <vector>
 
 #include "core/model.h"
+#include "harness.h"
 
 namespace rvtest {
+
+// B rows of T tokens drawn below V into b (a TokenBatch, PolicyBatch or ValueBatch), the mask on
+// from position `prompt` of each row: the response part.
+template <typename Batch>
+void fill_tokens(Batch& b, int B, int T, int V, int prompt, Rng& rng) {
+  b.B = B;
+  b.T = T;
+  b.tokens.resize(static_cast<std::size_t>(B) * T);
+  b.mask.assign(b.tokens.size(), 0.0f);
+  for (auto& t : b.tokens) t = rng.below(V);
+  for (int i = 0; i < B; ++i)
+    for (int t = prompt; t < T; ++t) b.mask[static_cast<std::size_t>(i) * T + t] = 1.0f;
+}
+
+// An advantage for every token, drawn from a standard normal.
+inline void fill_advantages(revenant::PolicyBatch& b, Rng& rng) {
+  b.advantages.resize(b.tokens.size());
+  for (auto& a : b.advantages) a = static_cast<float>(rng.normal());
+}
 
 // Row `row` of a generate call as a batch of its own: the prompt, then the tokens generated for
 // it, with the mask on the generated ones (what logprobs() scores to check cached decoding).

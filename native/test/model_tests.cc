@@ -88,17 +88,6 @@ std::vector<std::pair<std::string, ModelConfig>> model_configs() {
           {" [llama3 rope scaling, tied]", tiny_llama3()}};
 }
 
-template <typename Batch>
-void fill_tokens(Batch& b, int B, int T, int V, Rng& rng) {
-  b.B = B;
-  b.T = T;
-  b.tokens.resize(B * T);
-  b.mask.assign(B * T, 0.0f);
-  for (auto& t : b.tokens) t = rng.below(V);
-  for (int i = 0; i < B; ++i)
-    for (int t = 2; t < T; ++t) b.mask[i * T + t] = 1.0f;  // the "response" part
-}
-
 // Picks the parameters to probe: in each tensor, its largest-gradient entry and one random entry.
 std::vector<std::size_t> probe_indices(const Model& m, const std::vector<float>& g, Rng& rng) {
   std::vector<std::size_t> idx;
@@ -173,7 +162,7 @@ void whole_model_gradients(const std::string& label, const ModelConfig& cfg) {
   const float step = cfg.arch == Arch::Llama ? 2.5e-3f : 1e-2f;
   Model m(cfg, make_cpu_backend());
   PolicyBatch pb;
-  fill_tokens(pb, 3, cfg.context, cfg.vocab, rng);
+  fill_tokens(pb, 3, cfg.context, cfg.vocab, 2, rng);
   const std::vector<float> lp = m.logprobs(pb);
   pb.advantages.resize(lp.size());
   pb.old_logprobs.resize(lp.size());
@@ -192,7 +181,7 @@ void whole_model_gradients(const std::string& label, const ModelConfig& cfg) {
                    [&] { return m.policy_gradients(pb, lc).loss; }, rng, step);
 
   ValueBatch vb;
-  fill_tokens(vb, 3, cfg.context, cfg.vocab, rng);
+  fill_tokens(vb, 3, cfg.context, cfg.vocab, 2, rng);
   vb.returns.resize(vb.tokens.size());
   vb.old_values.assign(vb.tokens.size(), 0.0f);
   for (auto& r : vb.returns) r = static_cast<float>(rng.normal());
@@ -251,7 +240,7 @@ void state_checks(const std::string& label, const ModelConfig& cfg) {
   check(a.num_params() == count_params(cfg), "parameter layout matches count_params()" + label,
         std::to_string(a.num_params()) + " parameters");
   PolicyBatch pb;
-  fill_tokens(pb, 2, cfg.context, cfg.vocab, rng);
+  fill_tokens(pb, 2, cfg.context, cfg.vocab, 2, rng);
   pb.advantages.assign(pb.tokens.size(), 1.0f);
   pb.old_logprobs = a.logprobs(pb);
   OptimConfig oc;
