@@ -16,6 +16,7 @@
 #include "core/backend.h"
 #include "core/device_info.h"
 #include "core/model.h"
+#include "backend_copies.h"
 #include "harness.h"
 #include "model_helpers.h"
 
@@ -28,20 +29,6 @@ namespace rvtest {
 #ifdef REVENANT_HAVE_CUDA
 namespace {
 using revenant::Backend;
-
-template <typename T>
-T* put(Backend& be, const std::vector<T>& h) {
-  T* p = static_cast<T*>(be.alloc(h.size() * sizeof(T) + 1));
-  be.upload(p, h.data(), h.size() * sizeof(T));
-  return p;
-}
-
-template <typename T>
-std::vector<T> get(Backend& be, const T* p, std::size_t n) {
-  std::vector<T> h(n);
-  be.download(h.data(), p, n * sizeof(T));
-  return h;
-}
 
 double relative(double a, double b) { return std::fabs(a - b) / std::fmax(1e-300, std::fmax(std::fabs(a), std::fabs(b))); }
 
