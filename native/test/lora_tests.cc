@@ -20,19 +20,12 @@ using namespace revenant;
 
 namespace {
 
-// A grouped-query llama with q/k/v biases, and Qwen3's q/k norms with a head size of its own (so
-// q_proj's and o_proj's adapters are not square and the packed q|k|v blocks have three widths).
+// The model tests' grouped-query llama with q/k/v biases (no value head: LoRA trains policies), and
+// Qwen3's q/k norms with a head size of its own (so q_proj's and o_proj's adapters are not square
+// and the packed q|k|v blocks have three widths).
 ModelConfig lora_llama(int rank, bool qwen3) {
-  ModelConfig c;
-  c.arch = Arch::Llama;
-  c.vocab = 7;
-  c.context = 6;
-  c.width = 16;
-  c.layers = 2;
-  c.heads = 4;
-  c.kv_heads = 2;
-  c.intermediate = 12;
-  c.rope_theta = 100.0f;
+  ModelConfig c = tiny_llama_gqa_bias();
+  c.value_head = false;
   c.attention_bias = !qwen3;
   c.qk_norm = qwen3;
   c.head_dim = qwen3 ? 6 : 0;

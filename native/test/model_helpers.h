@@ -8,6 +8,32 @@
 
 namespace rvtest {
 
+// A model small enough for the checks by central differences: 7 tokens, 6 positions, width 8.
+inline revenant::ModelConfig tiny_config() {
+  revenant::ModelConfig c;
+  c.vocab = 7;
+  c.context = 6;
+  c.width = 8;
+  c.layers = 2;
+  c.heads = 2;
+  c.value_head = true;
+  c.seed = 11;
+  return c;
+}
+
+// Heads of size 4 (RoPE needs an even size), theta 100 so six positions turn the pairs a lot.
+inline revenant::ModelConfig tiny_llama_gqa_bias() {
+  revenant::ModelConfig c = tiny_config();
+  c.arch = revenant::Arch::Llama;
+  c.width = 16;
+  c.heads = 4;
+  c.kv_heads = 2;
+  c.intermediate = 12;
+  c.rope_theta = 100.0f;
+  c.attention_bias = true;
+  return c;
+}
+
 // B rows of T tokens drawn below V into b (a TokenBatch, PolicyBatch or ValueBatch), the mask on
 // from position `prompt` of each row: the response part.
 template <typename Batch>

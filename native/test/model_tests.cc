@@ -20,31 +20,6 @@ using namespace revenant;
 
 namespace {
 
-ModelConfig tiny_config() {
-  ModelConfig c;
-  c.vocab = 7;
-  c.context = 6;
-  c.width = 8;
-  c.layers = 2;
-  c.heads = 2;
-  c.value_head = true;
-  c.seed = 11;
-  return c;
-}
-
-// Heads of size 4 (RoPE needs an even size), theta 100 so six positions turn the pairs a lot.
-ModelConfig tiny_llama_gqa_bias() {
-  ModelConfig c = tiny_config();
-  c.arch = Arch::Llama;
-  c.width = 16;
-  c.heads = 4;
-  c.kv_heads = 2;
-  c.intermediate = 12;
-  c.rope_theta = 100.0f;
-  c.attention_bias = true;
-  return c;
-}
-
 ModelConfig tiny_llama_tied() {
   ModelConfig c = tiny_llama_gqa_bias();
   c.kv_heads = 1;
