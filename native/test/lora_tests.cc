@@ -35,22 +35,6 @@ ModelConfig lora_llama(int rank, bool qwen3) {
   return c;
 }
 
-PolicyBatch policy_batch(Model& m, int B, Rng& rng) {
-  const ModelConfig& c = m.config();
-  PolicyBatch pb;
-  fill_tokens(pb, B, c.context, c.vocab, 2, rng);
-  const std::vector<float> lp = m.logprobs(pb);
-  pb.advantages.resize(lp.size());
-  pb.old_logprobs.resize(lp.size());
-  pb.ref_logprobs.resize(lp.size());
-  for (std::size_t i = 0; i < lp.size(); ++i) {
-    pb.advantages[i] = static_cast<float>(rng.normal());
-    pb.old_logprobs[i] = lp[i] + static_cast<float>(0.05 * (rng.uniform() - 0.5));  // inside the clip range
-    pb.ref_logprobs[i] = lp[i] + static_cast<float>(0.3 * rng.normal());
-  }
-  return pb;
-}
-
 // Adapters with B drawn at random too (a fresh B is 0, whose A gradient is 0: nothing to check).
 void randomise_adapters(Model& m, Rng& rng) {
   ModelState s = m.get_state();
@@ -69,7 +53,7 @@ void fresh_adapters_are_the_base(const std::string& label, const ModelConfig& cf
   ModelConfig plain = cfg;
   plain.lora = LoraConfig{};
   Model base(plain, make_cpu_backend()), lora(cfg, make_cpu_backend());
-  const PolicyBatch pb = policy_batch(base, 3, rng);
+  const PolicyBatch pb = ppo_batch(base, 3, rng);
   // B = 0 adds scale * 0 = +0.0 to every projection, which leaves each float as it was.
   check(base.logprobs(pb) == lora.logprobs(pb), "lora: fresh adapters (B = 0) give the base's log-probs bit for bit" + label, "");
   const std::vector<float> init = lora.initial_lora_params();
@@ -93,7 +77,7 @@ void adapter_gradients(const std::string& label, const ModelConfig& cfg) {
   Rng rng(21);
   Model m(cfg, make_cpu_backend());
   randomise_adapters(m, rng);
-  const PolicyBatch pb = policy_batch(m, 3, rng);
+  const PolicyBatch pb = ppo_batch(m, 3, rng);
   PolicyLossConfig lc;
   lc.kl_coef = 0.5f;
   lc.entropy_coef = 0.1f;
@@ -134,7 +118,7 @@ void training_keeps_the_base(const std::string& label, const ModelConfig& cfg) {
   ModelConfig plain = cfg;
   plain.lora = LoraConfig{};
   Model base(plain, make_cpu_backend()), m(cfg, make_cpu_backend());
-  PolicyBatch pb = policy_batch(m, 2, rng);
+  PolicyBatch pb = ppo_batch(m, 2, rng);
   const std::vector<float> before = base_of(m), base_lp = base.logprobs(pb);
   OptimConfig oc;
   oc.lr = 1e-2f;
@@ -180,7 +164,7 @@ void dropout_checks() {
   cfg.lora.dropout = 0.3f;
   Model m(cfg, make_cpu_backend());
   randomise_adapters(m, rng);
-  PolicyBatch pb = policy_batch(m, 2, rng);
+  PolicyBatch pb = ppo_batch(m, 2, rng);
   ModelConfig plain = cfg;
   plain.lora.dropout = 0.0f;
   Model nodrop(plain, make_cpu_backend());
@@ -238,7 +222,7 @@ void bf16_base_matches_rounded_float32(const std::string& label, ModelConfig cfg
         std::to_string(narrow.base_bytes()) + " of float32's " + std::to_string(wide.base_bytes()) + " bytes");
   randomise_adapters(wide, rng);
   narrow.set_state(wide.get_state());
-  PolicyBatch pb = policy_batch(wide, 3, rng);
+  PolicyBatch pb = ppo_batch(wide, 3, rng);
   check(wide.logprobs(pb) == narrow.logprobs(pb) && wide.logprobs(pb, false) == narrow.logprobs(pb, false),
         "lora bf16 base: log-probs (adapters on and off) equal the float32 base's bit for bit" + label, "");
   PolicyLossConfig lc;

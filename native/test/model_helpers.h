@@ -53,6 +53,25 @@ inline void fill_advantages(revenant::PolicyBatch& b, Rng& rng) {
   for (auto& a : b.advantages) a = static_cast<float>(rng.normal());
 }
 
+// B rows over m's whole context (the mask from position 2) for a PPO loss: advantages drawn from a
+// standard normal, old log-probs within 0.025 of m's (ratios within 0.95..1.05: inside the clip
+// range, away from the loss's kinks), reference log-probs 0.3 standard deviations from m's.
+inline revenant::PolicyBatch ppo_batch(revenant::Model& m, int B, Rng& rng) {
+  const revenant::ModelConfig& c = m.config();
+  revenant::PolicyBatch pb;
+  fill_tokens(pb, B, c.context, c.vocab, 2, rng);
+  const std::vector<float> lp = m.logprobs(pb);
+  pb.advantages.resize(lp.size());
+  pb.old_logprobs.resize(lp.size());
+  pb.ref_logprobs.resize(lp.size());
+  for (std::size_t i = 0; i < lp.size(); ++i) {
+    pb.advantages[i] = static_cast<float>(rng.normal());
+    pb.old_logprobs[i] = lp[i] + static_cast<float>(0.05 * (rng.uniform() - 0.5));
+    pb.ref_logprobs[i] = lp[i] + static_cast<float>(0.3 * rng.normal());
+  }
+  return pb;
+}
+
 // Row `row` of a generate call as a batch of its own: the prompt, then the tokens generated for
 // it, with the mask on the generated ones (what logprobs() scores to check cached decoding).
 inline revenant::TokenBatch finished_row(const std::vector<int>& prompt, const revenant::GenerateResult& r, std::size_t row) {

@@ -136,18 +136,7 @@ void whole_model_gradients(const std::string& label, const ModelConfig& cfg) {
   Rng rng(21);
   const float step = cfg.arch == Arch::Llama ? 2.5e-3f : 1e-2f;
   Model m(cfg, make_cpu_backend());
-  PolicyBatch pb;
-  fill_tokens(pb, 3, cfg.context, cfg.vocab, 2, rng);
-  const std::vector<float> lp = m.logprobs(pb);
-  pb.advantages.resize(lp.size());
-  pb.old_logprobs.resize(lp.size());
-  pb.ref_logprobs.resize(lp.size());
-  for (std::size_t i = 0; i < lp.size(); ++i) {
-    pb.advantages[i] = static_cast<float>(rng.normal());
-    // Ratios within 0.95..1.05: inside the clip range, away from the loss's kinks.
-    pb.old_logprobs[i] = lp[i] + static_cast<float>(0.05 * (rng.uniform() - 0.5));
-    pb.ref_logprobs[i] = lp[i] + static_cast<float>(0.3 * rng.normal());
-  }
+  const PolicyBatch pb = ppo_batch(m, 3, rng);
   PolicyLossConfig lc;
   lc.clip_ratio = 0.2f;
   lc.kl_coef = 0.5f;

@@ -22,13 +22,7 @@ using namespace revenant;
 namespace {
 
 ModelConfig small_config() {
-  ModelConfig c;
-  c.vocab = 7;
-  c.context = 6;
-  c.width = 8;
-  c.layers = 2;
-  c.heads = 2;
-  c.value_head = true;
+  ModelConfig c = tiny_config();
   c.seed = 3;
   return c;
 }
