@@ -71,8 +71,7 @@ void fresh_adapters_are_the_base(const std::string& label, const ModelConfig& cf
         "lora: the state holds the adapters alone" + label, std::to_string(lora.num_lora_params()) + " adapter floats");
 }
 
-// Central differences in float32 on the adapters, as model_tests' whole-model check does (same
-// step and the same tolerance 1e-3 + 2e-2 |g|, for the same reasons: loss noise ~1e-6 / h).
+// Central differences in float32 on the adapters, with the whole-model check's step for Llama.
 void adapter_gradients(const std::string& label, const ModelConfig& cfg) {
   Rng rng(21);
   Model m(cfg, make_cpu_backend());
@@ -81,36 +80,8 @@ void adapter_gradients(const std::string& label, const ModelConfig& cfg) {
   PolicyLossConfig lc;
   lc.kl_coef = 0.5f;
   lc.entropy_coef = 0.1f;
-  const auto loss = [&] { return m.policy_gradients(pb, lc).loss; };
-  loss();
-  const std::vector<float> g = m.gradients();
-  ModelState st = m.get_state();
-  const std::vector<float> start = st.params;
-  const float h = 2.5e-3f;
-  int bad = 0, probed = 0;
-  for (const TensorSpec& s : m.lora_tensors()) {
-    std::size_t best = s.offset;
-    for (std::size_t i = s.offset; i < s.offset + s.size; ++i)
-      if (std::fabs(g[i]) > std::fabs(g[best])) best = i;
-    for (std::size_t i : {best, s.offset + static_cast<std::size_t>(rng.below(static_cast<int>(s.size)))}) {
-      st.params = start;
-      st.params[i] = start[i] + h;
-      m.set_state(st);
-      const double up = loss();
-      st.params[i] = start[i] - h;
-      m.set_state(st);
-      const double fd = (up - loss()) / (2.0 * h);
-      if (std::fabs(fd - g[i]) > 1e-3 + 2e-2 * std::fabs(g[i])) {
-        ++bad;
-        std::printf("     %s[%zu]: analytic %.6g, finite difference %.6g\n", s.name.c_str(), i - s.offset, g[i], fd);
-      }
-      ++probed;
-    }
-  }
-  st.params = start;
-  m.set_state(st);
-  check(bad == 0, "lora: adapter gradients of the PPO loss match central differences" + label,
-        std::to_string(probed) + " adapter weights probed");
+  grad_check("lora: adapter gradients of the PPO loss match central differences" + label, m, m.lora_tensors(),
+             [&] { return m.policy_gradients(pb, lc).loss; }, rng, 2.5e-3f);
 }
 
 void training_keeps_the_base(const std::string& label, const ModelConfig& cfg) {
