@@ -124,12 +124,9 @@ void bench_attention(Backend& gpu, int NKV) {
 #endif
 
 void run_bench_tc() {
-  std::printf("== bench tensor cores (update step: d_model 1024, 24 layers, 8 x 512 tokens)\n");
-  const revenant::CudaStatus s = revenant::cuda_status();
-  if (!s.usable) {
-    std::printf("skipped: no CUDA device (%s)\n", s.reason.c_str());
-    return;
-  }
+  const revenant::CudaStatus s =
+      cuda_section("bench tensor cores (update step: d_model 1024, 24 layers, 8 x 512 tokens)");
+  if (!s.usable) return;
 #ifdef REVENANT_HAVE_CUDA
   auto gpu = revenant::make_cuda_backend();
   const double peak = bf16_peak(s);

@@ -15,6 +15,7 @@
 
 #include "core/backend.h"
 #include "core/device_info.h"
+#include "backend_copies.h"
 #include "harness.h"
 
 #ifdef REVENANT_CUDA_SIM
@@ -26,24 +27,6 @@ namespace rvtest {
 #ifdef REVENANT_HAVE_CUDA
 namespace {
 using revenant::Backend;
-
-std::vector<float> download(Backend& be, const float* p, std::size_t n) {
-  std::vector<float> h(n);
-  be.download(h.data(), p, n * sizeof(float));
-  return h;
-}
-
-float* upload(Backend& be, const std::vector<float>& h) {
-  float* p = static_cast<float*>(be.alloc(h.size() * sizeof(float) + 1));
-  be.upload(p, h.data(), h.size() * sizeof(float));
-  return p;
-}
-
-int* upload(Backend& be, const std::vector<int>& h) {
-  int* p = static_cast<int*>(be.alloc(h.size() * sizeof(int) + 1));
-  be.upload(p, h.data(), h.size() * sizeof(int));
-  return p;
-}
 
 // The inputs of every reduction, on one backend. N = 4 * 70 rows span 9 slices of 32 rows and two
 // 256-row tiles of the embedding's rank kernel (the second partial); 7 token ids make every token's
@@ -69,21 +52,21 @@ struct Fixture {
 // Every gradient the reductions produce, from zeroed outputs, on one backend, copied to the host.
 std::vector<std::vector<float>> reduce_all(Backend& be, const Fixture& f) {
   using F = Fixture;
-  float *x = upload(be, f.x), *dout = upload(be, f.dout), *w = upload(be, f.w), *mean = upload(be, f.mean),
-        *rstd = upload(be, f.rstd), *hx = upload(be, f.hx), *hrstd = upload(be, f.hrstd);
-  int* tok = upload(be, f.tokens);
-  float* dinp = upload(be, std::vector<float>(F::N * F::C));
-  float *dw = upload(be, std::vector<float>(F::C)), *db = upload(be, std::vector<float>(F::C));
-  float *rdw = upload(be, std::vector<float>(F::C)), *hdw = upload(be, std::vector<float>(F::hd));
-  float* hdx = upload(be, std::vector<float>(f.dout.begin(), f.dout.begin() + F::N * F::stride));
-  float *dwte = upload(be, std::vector<float>(F::V * F::C)), *dwpe = upload(be, std::vector<float>((F::T + 3) * F::C));
+  float *x = put(be, f.x), *dout = put(be, f.dout), *w = put(be, f.w), *mean = put(be, f.mean),
+        *rstd = put(be, f.rstd), *hx = put(be, f.hx), *hrstd = put(be, f.hrstd);
+  int* tok = put(be, f.tokens);
+  float* dinp = put(be, std::vector<float>(F::N * F::C));
+  float *dw = put(be, std::vector<float>(F::C)), *db = put(be, std::vector<float>(F::C));
+  float *rdw = put(be, std::vector<float>(F::C)), *hdw = put(be, std::vector<float>(F::hd));
+  float* hdx = put(be, std::vector<float>(f.dout.begin(), f.dout.begin() + F::N * F::stride));
+  float *dwte = put(be, std::vector<float>(F::V * F::C)), *dwpe = put(be, std::vector<float>((F::T + 3) * F::C));
   be.layernorm_backward(dinp, dw, db, dout, x, w, mean, rstd, F::N, F::C);
   be.rmsnorm_backward(dinp, rdw, dout, x, w, rstd, F::N, F::C);
   be.head_rmsnorm_backward(hdx, hdw, hx, w, hrstd, F::N, F::heads, F::hd, F::stride);
   be.embedding_backward(dwte, dwpe, dout, tok, F::B, F::T, F::C, 3);
-  std::vector<std::vector<float>> out = {download(be, dw, F::C),          download(be, db, F::C),
-                                         download(be, rdw, F::C),         download(be, hdw, F::hd),
-                                         download(be, dwte, F::V * F::C), download(be, dwpe, (F::T + 3) * F::C)};
+  std::vector<std::vector<float>> out = {get(be, dw, F::C),          get(be, db, F::C),
+                                         get(be, rdw, F::C),         get(be, hdw, F::hd),
+                                         get(be, dwte, F::V * F::C), get(be, dwpe, (F::T + 3) * F::C)};
   for (void* p : {static_cast<void*>(x), static_cast<void*>(dout), static_cast<void*>(w), static_cast<void*>(mean),
                   static_cast<void*>(rstd), static_cast<void*>(hx), static_cast<void*>(hrstd), static_cast<void*>(tok),
                   static_cast<void*>(dinp), static_cast<void*>(dw), static_cast<void*>(db), static_cast<void*>(rdw),
@@ -119,12 +102,7 @@ void check_sources_hold_no_atomics() {
 #endif
 
 void run_cuda_reduction_tests() {
-  std::printf("== cuda deterministic reductions\n");
-  const revenant::CudaStatus s = revenant::cuda_status();
-  if (!s.usable) {
-    std::printf("skipped: no CUDA device (%s)\n", s.reason.c_str());
-    return;
-  }
+  if (!cuda_section("cuda deterministic reductions").usable) return;
 #ifdef REVENANT_HAVE_CUDA
   unit("deterministic reductions", [] {
     Rng r(31);

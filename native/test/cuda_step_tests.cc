@@ -16,7 +16,9 @@
 #include "core/backend.h"
 #include "core/device_info.h"
 #include "core/model.h"
+#include "backend_copies.h"
 #include "harness.h"
+#include "model_helpers.h"
 
 #ifdef REVENANT_CUDA_SIM
 #include "cuda_sim/cuda_sim.h"
@@ -27,20 +29,6 @@ namespace rvtest {
 #ifdef REVENANT_HAVE_CUDA
 namespace {
 using revenant::Backend;
-
-template <typename T>
-T* put(Backend& be, const std::vector<T>& h) {
-  T* p = static_cast<T*>(be.alloc(h.size() * sizeof(T) + 1));
-  be.upload(p, h.data(), h.size() * sizeof(T));
-  return p;
-}
-
-template <typename T>
-std::vector<T> get(Backend& be, const T* p, std::size_t n) {
-  std::vector<T> h(n);
-  be.download(h.data(), p, n * sizeof(T));
-  return h;
-}
 
 double relative(double a, double b) { return std::fabs(a - b) / std::fmax(1e-300, std::fmax(std::fabs(a), std::fabs(b))); }
 
@@ -170,16 +158,11 @@ void compare_steps() {
   Model mc(cfg, make_cpu_backend()), mg(cfg, make_cuda_backend(0, false));
   Rng r(57);
   PolicyBatch pb;
-  pb.B = 3;
-  pb.T = 12;
-  pb.tokens.resize(pb.B * pb.T);
-  pb.mask.assign(pb.B * pb.T, 1.0f);
-  for (auto& t : pb.tokens) t = r.below(cfg.vocab);
+  fill_tokens(pb, 3, 12, cfg.vocab, 0, r);
   pb.old_logprobs = mc.logprobs(pb);
   for (auto& o : pb.old_logprobs) o += static_cast<float>(0.3 * r.normal());
   pb.ref_logprobs = pb.old_logprobs;
-  pb.advantages.resize(pb.tokens.size());
-  for (auto& a : pb.advantages) a = static_cast<float>(r.normal());
+  fill_advantages(pb, r);
   PolicyLossConfig loss;
   loss.kl_coef = 0.05f;
   loss.entropy_coef = 0.01f;
@@ -218,12 +201,7 @@ void compare_steps() {
 #endif
 
 void run_cuda_step_tests() {
-  std::printf("== cuda step scalars on the device\n");
-  const revenant::CudaStatus s = revenant::cuda_status();
-  if (!s.usable) {
-    std::printf("skipped: no CUDA device (%s)\n", s.reason.c_str());
-    return;
-  }
+  if (!cuda_section("cuda step scalars on the device").usable) return;
 #ifdef REVENANT_HAVE_CUDA
   auto cpu = revenant::make_cpu_backend();
   auto gpu = revenant::make_cuda_backend();

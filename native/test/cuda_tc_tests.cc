@@ -210,12 +210,8 @@ void flash_tests(Backend& gpu) {
 #endif
 
 void run_cuda_tc_tests() {
-  std::printf("== cuda tensor-core GEMM and flash attention vs cpu\n");
-  const revenant::CudaStatus s = revenant::cuda_status();
-  if (!s.usable) {
-    std::printf("skipped: no CUDA device (%s)\n", s.reason.c_str());
-    return;
-  }
+  const revenant::CudaStatus s = cuda_section("cuda tensor-core GEMM and flash attention vs cpu");
+  if (!s.usable) return;
 #ifdef REVENANT_HAVE_CUDA
   std::printf("device: %s (compute capability %d.%d)\n", s.name.c_str(), s.compute_major, s.compute_minor);
   auto gpu = revenant::make_cuda_backend();

@@ -389,16 +389,11 @@ void compare_model(const std::string& label, const revenant::ModelConfig& cfg, b
   Model mc(cfg, make_cpu_backend()), mg(cfg, make_cuda_backend(0, fast));
   Rng r(6);
   PolicyBatch pb;
-  pb.B = 8;
-  pb.T = 24;
-  pb.tokens.resize(pb.B * pb.T);
-  pb.mask.assign(pb.B * pb.T, 1.0f);
-  for (auto& t : pb.tokens) t = r.below(cfg.vocab);
+  fill_tokens(pb, 8, 24, cfg.vocab, 0, r);
   const std::vector<float> lc = mc.logprobs(pb), lg = mg.logprobs(pb);
   check_close("model logprobs cuda vs cpu" + tag, scaled_error(lg, lc), tol.out);
   check_close("model values cuda vs cpu" + tag, scaled_error(mg.values(pb), mc.values(pb)), tol.out);
-  pb.advantages.resize(lc.size());
-  for (auto& a : pb.advantages) a = static_cast<float>(r.normal());
+  fill_advantages(pb, r);
   pb.old_logprobs = lc;
   const std::vector<float> before = mc.get_state().params;
   const PolicyStats sc = mc.policy_step(pb, PolicyLossConfig{}, OptimConfig{});
@@ -431,17 +426,12 @@ void compare_lora_model(bool fast, bool bf16_base) {
   mg.set_state(s);
   check(mc.base_bytes() == mg.base_bytes(), "lora model base bytes cuda vs cpu" + label, std::to_string(mg.base_bytes()));
   PolicyBatch pb;
-  pb.B = 4;
-  pb.T = 16;
-  pb.tokens.resize(pb.B * pb.T);
-  pb.mask.assign(pb.B * pb.T, 1.0f);
-  for (auto& t : pb.tokens) t = r.below(cfg.vocab);
+  fill_tokens(pb, 4, 16, cfg.vocab, 0, r);
   const std::vector<float> lc = mc.logprobs(pb), lg = mg.logprobs(pb);
   check_close("lora model logprobs cuda vs cpu" + label, scaled_error(lg, lc), tol.out);
   check_close("lora model base logprobs (adapters off) cuda vs cpu" + label,
               scaled_error(mg.logprobs(pb, false), mc.logprobs(pb, false)), tol.out);
-  pb.advantages.resize(lc.size());
-  for (auto& a : pb.advantages) a = static_cast<float>(r.normal());
+  fill_advantages(pb, r);
   pb.old_logprobs = lc;
   const std::vector<float> before = mc.get_state().params;
   const PolicyStats sc = mc.policy_step(pb, PolicyLossConfig{}, OptimConfig{});
@@ -497,13 +487,8 @@ void flash_scratch_test() {
   const std::size_t softmax = std::size_t(B) * cfg.heads * T * T * sizeof(float);
   Rng r(12);
   PolicyBatch pb;
-  pb.B = B;
-  pb.T = T;
-  for (int i = 0; i < B * T; ++i) {
-    pb.tokens.push_back(r.below(cfg.vocab));
-    pb.mask.push_back(1.0f);
-    pb.advantages.push_back(static_cast<float>(r.normal()));
-  }
+  fill_tokens(pb, B, T, cfg.vocab, 0, r);
+  fill_advantages(pb, r);
   std::size_t live[2], peak[2], largest[2];
   for (const bool fast : {false, true}) {
     auto owned = std::make_unique<CountingBackend>(make_cuda_backend(0, fast));
@@ -536,12 +521,7 @@ void flash_scratch_test() {
 #endif
 
 void run_cuda_tests() {
-  std::printf("== cuda vs cpu\n");
-  const revenant::CudaStatus s = revenant::cuda_status();
-  if (!s.usable) {
-    std::printf("skipped: no CUDA device (%s)\n", s.reason.c_str());
-    return;
-  }
+  if (!cuda_section("cuda vs cpu").usable) return;
 #ifdef REVENANT_HAVE_CUDA
   auto cpu = revenant::make_cpu_backend();
   // The ops on the fp32 kernels (the tensor-core GEMM and flash attention are checked op by op in

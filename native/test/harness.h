@@ -1,5 +1,6 @@
 // Minimal test harness for the native test executable: pass/fail counting, seeded random
-// fixtures, tolerance comparisons and a timer. No dependencies, so it builds on any GPU node.
+// fixtures, tolerance comparisons and a timer. No dependencies beyond the library's device query, so
+// it builds on any GPU node.
 #pragma once
 #include <chrono>
 #include <cmath>
@@ -8,6 +9,8 @@
 #include <functional>
 #include <string>
 #include <vector>
+
+#include "core/device_info.h"
 
 namespace rvtest {
 
@@ -98,6 +101,10 @@ struct UnitRun {
 };
 const std::vector<UnitRun>& unit_runs();
 void set_only_unit(const std::string& name);  // --unit: every other unit is skipped
+
+// Opens a section that needs a CUDA device: prints its heading and, where no device is usable, that
+// the section is skipped and why. The section runs only where the returned status is usable.
+revenant::CudaStatus cuda_section(const char* heading);
 
 // Sections, each defined in its own file.
 void run_op_tests();

@@ -17,6 +17,7 @@
 #include "cpu/ops.h"
 #include "counting_backend.h"
 #include "harness.h"
+#include "model_helpers.h"
 
 namespace rvtest {
 namespace cpu = revenant::cpu;
@@ -188,13 +189,8 @@ void lm_head_memory_check() {
   const std::size_t NV = std::size_t(B) * T * c.vocab * sizeof(float);
   Rng rng(66);
   PolicyBatch b;
-  b.B = B;
-  b.T = T;
-  for (int i = 0; i < B * T; ++i) {
-    b.tokens.push_back(rng.below(c.vocab));
-    b.mask.push_back(i % T >= T / 2 ? 1.0f : 0.0f);
-    b.advantages.push_back(static_cast<float>(rng.normal()));
-  }
+  fill_tokens(b, B, T, c.vocab, T / 2, rng);
+  fill_advantages(b, rng);
   b.old_logprobs = m.logprobs(b);
   m.policy_step(b, PolicyLossConfig{}, OptimConfig{});
   const std::size_t extra = be->peak_ - held;
@@ -333,12 +329,7 @@ void activation_reuse_check() {
   const auto batch = [&](int B, int T, uint64_t seed) {
     Rng rng(seed);
     TokenBatch b;
-    b.B = B;
-    b.T = T;
-    for (int i = 0; i < B * T; ++i) {
-      b.tokens.push_back(rng.below(c.vocab));
-      b.mask.push_back(i % T >= 2 ? 1.0f : 0.0f);
-    }
+    fill_tokens(b, B, T, c.vocab, 2, rng);
     return b;
   };
   auto owned = std::make_unique<CountingBackend>(make_cpu_backend());

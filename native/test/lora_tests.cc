@@ -20,19 +20,12 @@ using namespace revenant;
 
 namespace {
 
-// A grouped-query llama with q/k/v biases, and Qwen3's q/k norms with a head size of its own (so
-// q_proj's and o_proj's adapters are not square and the packed q|k|v blocks have three widths).
+// The model tests' grouped-query llama with q/k/v biases (no value head: LoRA trains policies), and
+// Qwen3's q/k norms with a head size of its own (so q_proj's and o_proj's adapters are not square
+// and the packed q|k|v blocks have three widths).
 ModelConfig lora_llama(int rank, bool qwen3) {
-  ModelConfig c;
-  c.arch = Arch::Llama;
-  c.vocab = 7;
-  c.context = 6;
-  c.width = 16;
-  c.layers = 2;
-  c.heads = 4;
-  c.kv_heads = 2;
-  c.intermediate = 12;
-  c.rope_theta = 100.0f;
+  ModelConfig c = tiny_llama_gqa_bias();
+  c.value_head = false;
   c.attention_bias = !qwen3;
   c.qk_norm = qwen3;
   c.head_dim = qwen3 ? 6 : 0;
@@ -40,28 +33,6 @@ ModelConfig lora_llama(int rank, bool qwen3) {
   c.lora.rank = rank;
   c.lora.alpha = 3.0f;
   return c;
-}
-
-PolicyBatch policy_batch(Model& m, int B, Rng& rng) {
-  const ModelConfig& c = m.config();
-  PolicyBatch pb;
-  pb.B = B;
-  pb.T = c.context;
-  pb.tokens.resize(B * c.context);
-  pb.mask.assign(B * c.context, 0.0f);
-  for (auto& t : pb.tokens) t = rng.below(c.vocab);
-  for (int b = 0; b < B; ++b)
-    for (int t = 2; t < c.context; ++t) pb.mask[b * c.context + t] = 1.0f;
-  const std::vector<float> lp = m.logprobs(pb);
-  pb.advantages.resize(lp.size());
-  pb.old_logprobs.resize(lp.size());
-  pb.ref_logprobs.resize(lp.size());
-  for (std::size_t i = 0; i < lp.size(); ++i) {
-    pb.advantages[i] = static_cast<float>(rng.normal());
-    pb.old_logprobs[i] = lp[i] + static_cast<float>(0.05 * (rng.uniform() - 0.5));  // inside the clip range
-    pb.ref_logprobs[i] = lp[i] + static_cast<float>(0.3 * rng.normal());
-  }
-  return pb;
 }
 
 // Adapters with B drawn at random too (a fresh B is 0, whose A gradient is 0: nothing to check).
@@ -82,7 +53,7 @@ void fresh_adapters_are_the_base(const std::string& label, const ModelConfig& cf
   ModelConfig plain = cfg;
   plain.lora = LoraConfig{};
   Model base(plain, make_cpu_backend()), lora(cfg, make_cpu_backend());
-  const PolicyBatch pb = policy_batch(base, 3, rng);
+  const PolicyBatch pb = ppo_batch(base, 3, rng);
   // B = 0 adds scale * 0 = +0.0 to every projection, which leaves each float as it was.
   check(base.logprobs(pb) == lora.logprobs(pb), "lora: fresh adapters (B = 0) give the base's log-probs bit for bit" + label, "");
   const std::vector<float> init = lora.initial_lora_params();
@@ -100,46 +71,17 @@ void fresh_adapters_are_the_base(const std::string& label, const ModelConfig& cf
         "lora: the state holds the adapters alone" + label, std::to_string(lora.num_lora_params()) + " adapter floats");
 }
 
-// Central differences in float32 on the adapters, as model_tests' whole-model check does (same
-// step and the same tolerance 1e-3 + 2e-2 |g|, for the same reasons: loss noise ~1e-6 / h).
+// Central differences in float32 on the adapters, with the whole-model check's step for Llama.
 void adapter_gradients(const std::string& label, const ModelConfig& cfg) {
   Rng rng(21);
   Model m(cfg, make_cpu_backend());
   randomise_adapters(m, rng);
-  const PolicyBatch pb = policy_batch(m, 3, rng);
+  const PolicyBatch pb = ppo_batch(m, 3, rng);
   PolicyLossConfig lc;
   lc.kl_coef = 0.5f;
   lc.entropy_coef = 0.1f;
-  const auto loss = [&] { return m.policy_gradients(pb, lc).loss; };
-  loss();
-  const std::vector<float> g = m.gradients();
-  ModelState st = m.get_state();
-  const std::vector<float> start = st.params;
-  const float h = 2.5e-3f;
-  int bad = 0, probed = 0;
-  for (const TensorSpec& s : m.lora_tensors()) {
-    std::size_t best = s.offset;
-    for (std::size_t i = s.offset; i < s.offset + s.size; ++i)
-      if (std::fabs(g[i]) > std::fabs(g[best])) best = i;
-    for (std::size_t i : {best, s.offset + static_cast<std::size_t>(rng.below(static_cast<int>(s.size)))}) {
-      st.params = start;
-      st.params[i] = start[i] + h;
-      m.set_state(st);
-      const double up = loss();
-      st.params[i] = start[i] - h;
-      m.set_state(st);
-      const double fd = (up - loss()) / (2.0 * h);
-      if (std::fabs(fd - g[i]) > 1e-3 + 2e-2 * std::fabs(g[i])) {
-        ++bad;
-        std::printf("     %s[%zu]: analytic %.6g, finite difference %.6g\n", s.name.c_str(), i - s.offset, g[i], fd);
-      }
-      ++probed;
-    }
-  }
-  st.params = start;
-  m.set_state(st);
-  check(bad == 0, "lora: adapter gradients of the PPO loss match central differences" + label,
-        std::to_string(probed) + " adapter weights probed");
+  grad_check("lora: adapter gradients of the PPO loss match central differences" + label, m, m.lora_tensors(),
+             [&] { return m.policy_gradients(pb, lc).loss; }, rng, 2.5e-3f);
 }
 
 void training_keeps_the_base(const std::string& label, const ModelConfig& cfg) {
@@ -147,7 +89,7 @@ void training_keeps_the_base(const std::string& label, const ModelConfig& cfg) {
   ModelConfig plain = cfg;
   plain.lora = LoraConfig{};
   Model base(plain, make_cpu_backend()), m(cfg, make_cpu_backend());
-  PolicyBatch pb = policy_batch(m, 2, rng);
+  PolicyBatch pb = ppo_batch(m, 2, rng);
   const std::vector<float> before = base_of(m), base_lp = base.logprobs(pb);
   OptimConfig oc;
   oc.lr = 1e-2f;
@@ -193,7 +135,7 @@ void dropout_checks() {
   cfg.lora.dropout = 0.3f;
   Model m(cfg, make_cpu_backend());
   randomise_adapters(m, rng);
-  PolicyBatch pb = policy_batch(m, 2, rng);
+  PolicyBatch pb = ppo_batch(m, 2, rng);
   ModelConfig plain = cfg;
   plain.lora.dropout = 0.0f;
   Model nodrop(plain, make_cpu_backend());
@@ -251,7 +193,7 @@ void bf16_base_matches_rounded_float32(const std::string& label, ModelConfig cfg
         std::to_string(narrow.base_bytes()) + " of float32's " + std::to_string(wide.base_bytes()) + " bytes");
   randomise_adapters(wide, rng);
   narrow.set_state(wide.get_state());
-  PolicyBatch pb = policy_batch(wide, 3, rng);
+  PolicyBatch pb = ppo_batch(wide, 3, rng);
   check(wide.logprobs(pb) == narrow.logprobs(pb) && wide.logprobs(pb, false) == narrow.logprobs(pb, false),
         "lora bf16 base: log-probs (adapters on and off) equal the float32 base's bit for bit" + label, "");
   PolicyLossConfig lc;

@@ -20,31 +20,6 @@ using namespace revenant;
 
 namespace {
 
-ModelConfig tiny_config() {
-  ModelConfig c;
-  c.vocab = 7;
-  c.context = 6;
-  c.width = 8;
-  c.layers = 2;
-  c.heads = 2;
-  c.value_head = true;
-  c.seed = 11;
-  return c;
-}
-
-// Heads of size 4 (RoPE needs an even size), theta 100 so six positions turn the pairs a lot.
-ModelConfig tiny_llama_gqa_bias() {
-  ModelConfig c = tiny_config();
-  c.arch = Arch::Llama;
-  c.width = 16;
-  c.heads = 4;
-  c.kv_heads = 2;
-  c.intermediate = 12;
-  c.rope_theta = 100.0f;
-  c.attention_bias = true;
-  return c;
-}
-
 ModelConfig tiny_llama_tied() {
   ModelConfig c = tiny_llama_gqa_bias();
   c.kv_heads = 1;
@@ -88,67 +63,6 @@ std::vector<std::pair<std::string, ModelConfig>> model_configs() {
           {" [llama3 rope scaling, tied]", tiny_llama3()}};
 }
 
-template <typename Batch>
-void fill_tokens(Batch& b, int B, int T, int V, Rng& rng) {
-  b.B = B;
-  b.T = T;
-  b.tokens.resize(B * T);
-  b.mask.assign(B * T, 0.0f);
-  for (auto& t : b.tokens) t = rng.below(V);
-  for (int i = 0; i < B; ++i)
-    for (int t = 2; t < T; ++t) b.mask[i * T + t] = 1.0f;  // the "response" part
-}
-
-// Picks the parameters to probe: in each tensor, its largest-gradient entry and one random entry.
-std::vector<std::size_t> probe_indices(const Model& m, const std::vector<float>& g, Rng& rng) {
-  std::vector<std::size_t> idx;
-  for (const TensorSpec& s : m.tensors()) {
-    std::size_t best = s.offset;
-    for (std::size_t i = s.offset; i < s.offset + s.size; ++i)
-      if (std::fabs(g[i]) > std::fabs(g[best])) best = i;
-    idx.push_back(best);
-    idx.push_back(s.offset + rng.below(static_cast<int>(s.size)));
-  }
-  return idx;
-}
-
-// Central differences in float32 on the whole model with step h (1e-2 for GPT-2). The loss is
-// O(1) and its float32 evaluation carries ~1e-6 absolute noise, so the difference quotient has
-// ~1e-6 / h noise; curvature over h adds ~h^2 |g'''|/6 more. Accept |fd - g| <= 1e-3 + 2e-2 |g|.
-// Llama's first RMSNorm sees the raw token embeddings (rms ~0.02, no position table added), so a
-// 1e-2 step is half its input's scale and curvature dominates (measured: the error shrinks 4x per
-// halving of h); 2.5e-3 cuts that 16x while the noise (~4e-4) stays under the 1e-3 floor.
-template <typename LossFn>
-void model_grad_check(const std::string& name, Model& m, LossFn loss, Rng& rng, float step) {
-  loss();
-  const std::vector<float> g = m.gradients();
-  ModelState st = m.get_state();
-  const std::vector<float> base = st.params;
-  int bad = 0, probed = 0;
-  double worst = 0;
-  for (std::size_t i : probe_indices(m, g, rng)) {
-    const float h = step;
-    st.params = base;
-    st.params[i] = base[i] + h;
-    m.set_state(st);
-    const double up = loss();
-    st.params[i] = base[i] - h;
-    m.set_state(st);
-    const double down = loss();
-    const double fd = (up - down) / (2.0 * h);
-    const double err = std::fabs(fd - g[i]);
-    worst = std::max(worst, err / (1e-3 + 2e-2 * std::fabs(g[i])));
-    if (err > 1e-3 + 2e-2 * std::fabs(g[i])) {
-      ++bad;
-      std::printf("     param %zu: analytic %.6g, finite difference %.6g\n", i, g[i], fd);
-    }
-    ++probed;
-  }
-  st.params = base;
-  m.set_state(st);
-  check(bad == 0, name, std::to_string(probed) + " parameters probed, worst error/tolerance " + std::to_string(worst));
-}
-
 // Sets each scored token's old value and return at fixed offsets from its current value v, cycling
 // through the regimes of the clipped value loss with clip 0.2: outside old ± 0.2 with the clipped
 // error larger (above and below: the loss is flat in v, zero gradient), outside with the plain error
@@ -172,36 +86,26 @@ void whole_model_gradients(const std::string& label, const ModelConfig& cfg) {
   Rng rng(21);
   const float step = cfg.arch == Arch::Llama ? 2.5e-3f : 1e-2f;
   Model m(cfg, make_cpu_backend());
-  PolicyBatch pb;
-  fill_tokens(pb, 3, cfg.context, cfg.vocab, rng);
-  const std::vector<float> lp = m.logprobs(pb);
-  pb.advantages.resize(lp.size());
-  pb.old_logprobs.resize(lp.size());
-  pb.ref_logprobs.resize(lp.size());
-  for (std::size_t i = 0; i < lp.size(); ++i) {
-    pb.advantages[i] = static_cast<float>(rng.normal());
-    // Ratios within 0.95..1.05: inside the clip range, away from the loss's kinks.
-    pb.old_logprobs[i] = lp[i] + static_cast<float>(0.05 * (rng.uniform() - 0.5));
-    pb.ref_logprobs[i] = lp[i] + static_cast<float>(0.3 * rng.normal());
-  }
+  const PolicyBatch pb = ppo_batch(m, 3, rng);
   PolicyLossConfig lc;
   lc.clip_ratio = 0.2f;
   lc.kl_coef = 0.5f;
   lc.entropy_coef = 0.1f;
-  model_grad_check("whole-model gradient: PPO loss (clip, KL, entropy)" + label, m,
-                   [&] { return m.policy_gradients(pb, lc).loss; }, rng, step);
+  grad_check("whole-model gradient: PPO loss (clip, KL, entropy)" + label, m, m.tensors(),
+             [&] { return m.policy_gradients(pb, lc).loss; }, rng, step);
 
   ValueBatch vb;
-  fill_tokens(vb, 3, cfg.context, cfg.vocab, rng);
+  fill_tokens(vb, 3, cfg.context, cfg.vocab, 2, rng);
   vb.returns.resize(vb.tokens.size());
   vb.old_values.assign(vb.tokens.size(), 0.0f);
   for (auto& r : vb.returns) r = static_cast<float>(rng.normal());
-  model_grad_check("whole-model gradient: value loss" + label, m, [&] { return m.value_gradients(vb, 0.0f).vf_loss; }, rng, step);
+  grad_check("whole-model gradient: value loss" + label, m, m.tensors(),
+             [&] { return m.value_gradients(vb, 0.0f).vf_loss; }, rng, step);
 
   ValueBatch clipped = vb;
   place_clip_targets(clipped, m.values(clipped));
-  model_grad_check("whole-model gradient: clipped value loss (clip 0.2)" + label, m,
-                   [&] { return m.value_gradients(clipped, 0.2f).vf_loss; }, rng, step);
+  grad_check("whole-model gradient: clipped value loss (clip 0.2)" + label, m, m.tensors(),
+             [&] { return m.value_gradients(clipped, 0.2f).vf_loss; }, rng, step);
 }
 
 void generation_checks(const std::string& label, ModelConfig cfg) {
@@ -251,7 +155,7 @@ void state_checks(const std::string& label, const ModelConfig& cfg) {
   check(a.num_params() == count_params(cfg), "parameter layout matches count_params()" + label,
         std::to_string(a.num_params()) + " parameters");
   PolicyBatch pb;
-  fill_tokens(pb, 2, cfg.context, cfg.vocab, rng);
+  fill_tokens(pb, 2, cfg.context, cfg.vocab, 2, rng);
   pb.advantages.assign(pb.tokens.size(), 1.0f);
   pb.old_logprobs = a.logprobs(pb);
   OptimConfig oc;

@@ -89,6 +89,13 @@ const std::vector<UnitRun>& unit_runs() { return g_runs; }
 
 void set_only_unit(const std::string& name) { g_only_unit = name; }
 
+revenant::CudaStatus cuda_section(const char* heading) {
+  std::printf("== %s\n", heading);
+  revenant::CudaStatus s = revenant::cuda_status();
+  if (!s.usable) std::printf("skipped: no CUDA device (%s)\n", s.reason.c_str());
+  return s;
+}
+
 void check_close(const std::string& name, double err, double tol) {
   char buf[96];
   std::snprintf(buf, sizeof buf, "error %.3g (tolerance %.1g)", err, tol);

@@ -14,6 +14,7 @@
 #include "core/model.h"
 #include "cpu/ops.h"
 #include "harness.h"
+#include "model_helpers.h"
 
 namespace rvtest {
 using namespace revenant;
@@ -21,26 +22,14 @@ using namespace revenant;
 namespace {
 
 ModelConfig small_config() {
-  ModelConfig c;
-  c.vocab = 7;
-  c.context = 6;
-  c.width = 8;
-  c.layers = 2;
-  c.heads = 2;
-  c.value_head = true;
+  ModelConfig c = tiny_config();
   c.seed = 3;
   return c;
 }
 
 PolicyBatch policy_batch(Model& m, int B, int T, Rng& rng) {
   PolicyBatch b;
-  b.B = B;
-  b.T = T;
-  b.tokens.resize(static_cast<std::size_t>(B) * T);
-  for (auto& t : b.tokens) t = rng.below(m.config().vocab);
-  b.mask.assign(b.tokens.size(), 0.0f);
-  for (int r = 0; r < B; ++r)
-    for (int t = 1; t < T; ++t) b.mask[static_cast<std::size_t>(r) * T + t] = 1.0f;
+  fill_tokens(b, B, T, m.config().vocab, 1, rng);
   b.advantages.assign(b.tokens.size(), 1.0f);
   b.old_logprobs = m.logprobs(b);
   return b;

@@ -24,6 +24,19 @@ uint16_t to_bf16(float x) {
   return static_cast<uint16_t>(u >> 16);
 }
 
+// The pieces of the base's flat range [begin, begin + n), one per tensor it overlaps:
+// piece(i, off, at, count) for `count` entries of tensor i, `off` past begin in the flat range and
+// `at` in the tensor's home (home[i] onwards).
+template <typename F>
+void for_each_piece(const std::vector<TensorSpec>& specs, const std::vector<std::size_t>& home, std::size_t begin,
+                    std::size_t n, F&& piece) {
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    const TensorSpec& s = specs[i];
+    const std::size_t lo = std::max(begin, s.offset), hi = std::min(begin + n, s.offset + s.size);
+    if (lo < hi) piece(i, lo - begin, home[i] + (lo - s.offset), hi - lo);
+  }
+}
+
 float from_bf16(uint16_t h) {
   const uint32_t u = static_cast<uint32_t>(h) << 16;
   float x;
@@ -95,20 +108,16 @@ void Model::store_base(std::size_t begin, std::size_t n, const float* src) {
     return;
   }
   std::vector<uint16_t> narrow;
-  for (std::size_t i = 0; i < specs_.size(); ++i) {
-    const TensorSpec& s = specs_[i];
-    const std::size_t lo = std::max(begin, s.offset), hi = std::min(begin + n, s.offset + s.size);
-    if (lo >= hi) continue;
-    const std::size_t at = home_[i] + (lo - s.offset);
-    const float* from = src + (lo - begin);
+  for_each_piece(specs_, home_, begin, n, [&](std::size_t i, std::size_t off, std::size_t at, std::size_t count) {
+    const float* from = src + off;
     if (!held16_[i]) {
-      be_->upload(params_.get() + at, from, (hi - lo) * sizeof(float));
-      continue;
+      be_->upload(params_.get() + at, from, count * sizeof(float));
+      return;
     }
-    narrow.resize(hi - lo);
-    for (std::size_t k = 0; k < narrow.size(); ++k) narrow[k] = to_bf16(from[k]);
-    be_->upload(base16_.get() + at, narrow.data(), narrow.size() * sizeof(uint16_t));
-  }
+    narrow.resize(count);
+    for (std::size_t k = 0; k < count; ++k) narrow[k] = to_bf16(from[k]);
+    be_->upload(base16_.get() + at, narrow.data(), count * sizeof(uint16_t));
+  });
 }
 
 void Model::fetch_base(std::size_t begin, std::size_t n, float* dst) {
@@ -117,20 +126,16 @@ void Model::fetch_base(std::size_t begin, std::size_t n, float* dst) {
     return;
   }
   std::vector<uint16_t> narrow;
-  for (std::size_t i = 0; i < specs_.size(); ++i) {
-    const TensorSpec& s = specs_[i];
-    const std::size_t lo = std::max(begin, s.offset), hi = std::min(begin + n, s.offset + s.size);
-    if (lo >= hi) continue;
-    const std::size_t at = home_[i] + (lo - s.offset);
-    float* to = dst + (lo - begin);
+  for_each_piece(specs_, home_, begin, n, [&](std::size_t i, std::size_t off, std::size_t at, std::size_t count) {
+    float* to = dst + off;
     if (!held16_[i]) {
-      be_->download(to, params_.get() + at, (hi - lo) * sizeof(float));
-      continue;
+      be_->download(to, params_.get() + at, count * sizeof(float));
+      return;
     }
-    narrow.resize(hi - lo);
-    be_->download(narrow.data(), base16_.get() + at, narrow.size() * sizeof(uint16_t));
-    for (std::size_t k = 0; k < narrow.size(); ++k) to[k] = from_bf16(narrow[k]);
-  }
+    narrow.resize(count);
+    be_->download(narrow.data(), base16_.get() + at, count * sizeof(uint16_t));
+    for (std::size_t k = 0; k < count; ++k) to[k] = from_bf16(narrow[k]);
+  });
 }
 
 void Model::copy_base_to(float* dst) { fetch_base(0, num_params_, dst); }

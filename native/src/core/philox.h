@@ -4,11 +4,7 @@
 #pragma once
 #include <cstdint>
 
-#ifdef __CUDACC__
-#define RV_HD __host__ __device__ __forceinline__
-#else
-#define RV_HD inline
-#endif
+#include "core/host_device.h"
 
 namespace revenant {
 

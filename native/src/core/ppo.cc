@@ -1,8 +1,7 @@
 // PPO clipped policy loss and clipped value loss with their per-token gradients.
 #include "core/ppo.h"
 
-#include <algorithm>
-#include <cmath>
+#include "core/ppo_token.h"
 
 namespace revenant {
 
@@ -18,25 +17,13 @@ PolicyLossStats policy_loss(const float* lp, const float* entropy, const float* 
     dent[i] = 0;
     const double w = weight[i];
     if (w == 0) continue;
-    const double log_ratio = static_cast<double>(lp[i]) - old_lp[i];
-    const double ratio = std::exp(log_ratio);
-    const double a = adv[i];
-    const double clipped = std::min(std::max(ratio, 1.0 - cfg.clip_ratio), 1.0 + cfg.clip_ratio);
-    const double l1 = -a * ratio, l2 = -a * clipped;
-    // The clipped branch wins only when the ratio left the trust region in the direction the
-    // advantage rewards; its gradient is zero there.
-    const bool clip_active = l2 > l1;
-    s.pg_loss += w * (clip_active ? l2 : l1);
-    s.clip_frac += w * (clip_active ? 1.0 : 0.0);
-    s.approx_kl += w * -log_ratio;
-    double g = clip_active ? 0.0 : -a * ratio;
-    if (ref_lp && cfg.kl_coef != 0) {
-      const double d = static_cast<double>(ref_lp[i]) - lp[i];
-      s.kl_loss += w * (std::exp(d) - d - 1.0);
-      g += cfg.kl_coef * (1.0 - std::exp(d));
-    }
+    const PolicyToken t = policy_token(lp, adv, old_lp, ref_lp, i, cfg);
+    s.pg_loss += w * t.loss;
+    s.clip_frac += w * (t.clipped ? 1.0 : 0.0);
+    s.approx_kl += w * -t.log_ratio;
+    s.kl_loss += w * t.k3;
     s.entropy += w * entropy[i];
-    dlp[i] = static_cast<float>(w * norm * g);
+    dlp[i] = static_cast<float>(w * norm * t.dlp);
     dent[i] = static_cast<float>(-cfg.entropy_coef * w * norm);
   }
   s.pg_loss *= norm;
@@ -57,21 +44,10 @@ ValueLossStats value_loss(const float* values, const float* weight, const float*
     dvalues[i] = 0;
     const double w = weight[i];
     if (w == 0) continue;
-    const double v = values[i], r = returns[i];
-    const double e1 = v - r;
-    double loss = e1 * e1, g = e1;
-    if (clip_range > 0) {
-      const double old = old_values[i];
-      const double vc = std::min(std::max(v, old - clip_range), old + clip_range);
-      const double e2 = vc - r;
-      if (e2 * e2 > loss) {
-        loss = e2 * e2;
-        g = (v > old - clip_range && v < old + clip_range) ? e2 : 0.0;
-        s.vf_clip_frac += w;
-      }
-    }
-    s.vf_loss += 0.5 * w * loss;
-    dvalues[i] = static_cast<float>(w * norm * g);
+    const ValueToken t = value_token(values, returns, old_values, i, clip_range);
+    if (t.clipped) s.vf_clip_frac += w;
+    s.vf_loss += 0.5 * w * t.loss;
+    dvalues[i] = static_cast<float>(w * norm * t.dv);
   }
   s.vf_loss *= norm;
   s.vf_clip_frac *= norm;

@@ -40,27 +40,27 @@ void lora_backward(T* dinp, T* dA, T* dB, T* u, T* du, const T* dout, const T* i
   if (dinp) gemm<T>(false, false, N, C, r, du, r, A, C, true, dinp, C);  // dinp += du @ A
 }
 
+// Calls f(i, keep) for each element i of an [N, C] array, keep being dropout's draw for it; rows
+// in parallel.
+template <typename F>
+void for_each_draw(int N, int C, float p, uint64_t seed, int stream, F&& f) {
+  for_chunks(N, double(N) * C * 40, [&](int n0, int n1) {
+    for (int n = n0; n < n1; ++n)
+      for (int c = 0; c < C; ++c) f(static_cast<long>(n) * C + c, dropout_keep(seed, stream, n, c, p));
+  });
+}
+
 template <typename T>
 void lora_dropout_forward(T* out, const T* inp, int N, int C, float p, uint64_t seed, int stream) {
   const T keep_scale = static_cast<T>(1.0 / (1.0 - p));
-  for_chunks(N, double(N) * C * 40, [&](int n0, int n1) {
-    for (int n = n0; n < n1; ++n)
-      for (int c = 0; c < C; ++c) {
-        const long i = static_cast<long>(n) * C + c;
-        out[i] = dropout_keep(seed, stream, n, c, p) ? inp[i] * keep_scale : T(0);
-      }
-  });
+  for_each_draw(N, C, p, seed, stream, [&](long i, bool keep) { out[i] = keep ? inp[i] * keep_scale : T(0); });
 }
 
 template <typename T>
 void lora_dropout_backward(T* dinp, const T* dout, int N, int C, float p, uint64_t seed, int stream) {
   const T keep_scale = static_cast<T>(1.0 / (1.0 - p));
-  for_chunks(N, double(N) * C * 40, [&](int n0, int n1) {
-    for (int n = n0; n < n1; ++n)
-      for (int c = 0; c < C; ++c) {
-        const long i = static_cast<long>(n) * C + c;
-        if (dropout_keep(seed, stream, n, c, p)) dinp[i] += dout[i] * keep_scale;
-      }
+  for_each_draw(N, C, p, seed, stream, [&](long i, bool keep) {
+    if (keep) dinp[i] += dout[i] * keep_scale;
   });
 }
 

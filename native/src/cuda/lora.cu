@@ -6,15 +6,21 @@
 
 namespace revenant::cuda {
 
+// x[0] y[0] + x[xs] y[ys] + ... over `len` terms, summed in order: every kernel below is one of these
+// per output element, over a row or a column of its operands.
+__device__ float strided_dot(const float* x, long xs, const float* y, long ys, int len) {
+  float s = 0;
+  for (int i = 0; i < len; ++i) s += x[i * xs] * y[i * ys];
+  return s;
+}
+
 // u[n, k] = inp[n, :] . A[k, :]
 __global__ void lora_down_kernel(float* u, const float* inp, const float* A, int N, int C, int r) {
   const long idx = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
   if (idx >= static_cast<long>(N) * r) return;
   const long n = idx / r;
   const int k = idx % r;
-  float s = 0;
-  for (int c = 0; c < C; ++c) s += inp[n * C + c] * A[static_cast<long>(k) * C + c];
-  u[idx] = s;
+  u[idx] = strided_dot(inp + n * C, 1, A + static_cast<long>(k) * C, 1, C);
 }
 
 // out[n, j] += scale * u[n, :] . B[j, :]
@@ -23,9 +29,7 @@ __global__ void lora_up_kernel(float* out, const float* u, const float* B, int N
   if (idx >= static_cast<long>(N) * OC) return;
   const long n = idx / OC;
   const int j = idx % OC;
-  float s = 0;
-  for (int k = 0; k < r; ++k) s += u[n * r + k] * B[static_cast<long>(j) * r + k];
-  out[n * ld + j] += scale * s;
+  out[n * ld + j] += scale * strided_dot(u + n * r, 1, B + static_cast<long>(j) * r, 1, r);
 }
 
 // du[n, k] = scale * dout[n, :] . B[:, k]
@@ -34,9 +38,7 @@ __global__ void lora_du_kernel(float* du, const float* dout, const float* B, int
   if (idx >= static_cast<long>(N) * r) return;
   const long n = idx / r;
   const int k = idx % r;
-  float s = 0;
-  for (int j = 0; j < OC; ++j) s += dout[n * ld + j] * B[static_cast<long>(j) * r + k];
-  du[idx] = scale * s;
+  du[idx] = scale * strided_dot(dout + n * ld, 1, B + k, r, OC);
 }
 
 // dB[j, k] += scale * sum_n dout[n, j] u[n, k]
@@ -44,9 +46,7 @@ __global__ void lora_db_kernel(float* dB, const float* dout, const float* u, int
   const long idx = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
   if (idx >= static_cast<long>(OC) * r) return;
   const int j = idx / r, k = idx % r;
-  float s = 0;
-  for (int n = 0; n < N; ++n) s += dout[static_cast<long>(n) * ld + j] * u[static_cast<long>(n) * r + k];
-  dB[idx] += scale * s;
+  dB[idx] += scale * strided_dot(dout + j, ld, u + k, r, N);
 }
 
 // dA[k, c] += sum_n du[n, k] inp[n, c]
@@ -54,9 +54,7 @@ __global__ void lora_da_kernel(float* dA, const float* du, const float* inp, int
   const long idx = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
   if (idx >= static_cast<long>(r) * C) return;
   const int k = idx / C, c = idx % C;
-  float s = 0;
-  for (int n = 0; n < N; ++n) s += du[static_cast<long>(n) * r + k] * inp[static_cast<long>(n) * C + c];
-  dA[idx] += s;
+  dA[idx] += strided_dot(du + k, r, inp + c, C, N);
 }
 
 // dinp[n, c] += du[n, :] . A[:, c]
@@ -65,9 +63,7 @@ __global__ void lora_dinp_kernel(float* dinp, const float* du, const float* A, i
   if (idx >= static_cast<long>(N) * C) return;
   const long n = idx / C;
   const int c = idx % C;
-  float s = 0;
-  for (int k = 0; k < r; ++k) s += du[n * r + k] * A[static_cast<long>(k) * C + c];
-  dinp[idx] += s;
+  dinp[idx] += strided_dot(du + n * r, 1, A + c, C, r);
 }
 
 __global__ void lora_dropout_kernel(float* out, const float* inp, int N, int C, float p, uint64_t seed, int stream, bool add) {

@@ -3,15 +3,12 @@
 // device. One block walks all tokens twice (the weight sum first: the gradients are divided by
 // it), each thread a fixed strided slice, accumulated in double and added through a fixed shared
 // tree: the same bits on every run. A step's tokens are a few thousand, a single block's work.
+#include "core/ppo_token.h"
 #include "cuda/ops.cuh"
 
 namespace revenant::cuda {
 
 constexpr int kLossThreads = 256;
-
-// std::min and std::max as the host reference has them (a NaN first argument comes through).
-__device__ double std_max(double a, double b) { return a < b ? b : a; }
-__device__ double std_min(double a, double b) { return b < a ? b : a; }
 
 // The block's total of v, returned to every thread; the barriers let `part` be reused at once.
 __device__ double loss_block_sum(double* part, double v) {
@@ -32,7 +29,7 @@ __device__ double loss_weight_sum(double* part, const float* weight, int n) {
   return loss_block_sum(part, s);
 }
 
-// core/ppo.cc's policy_loss term by term, in double.
+// core/ppo.cc's policy_loss: the same per-token terms (core/ppo_token.h), summed in double.
 __global__ void policy_loss_kernel(float* dlp, float* dent, double* stats, const float* lp, const float* entropy,
                                    const float* weight, const float* adv, const float* old_lp, const float* ref_lp, int n,
                                    PolicyLossConfig cfg) {
@@ -46,23 +43,13 @@ __global__ void policy_loss_kernel(float* dlp, float* dent, double* stats, const
     dent[i] = 0;
     const double w = weight[i];
     if (w == 0) continue;
-    const double log_ratio = static_cast<double>(lp[i]) - old_lp[i];
-    const double ratio = exp(log_ratio);
-    const double a = adv[i];
-    const double clipped = std_min(std_max(ratio, 1.0 - cfg.clip_ratio), 1.0 + cfg.clip_ratio);
-    const double l1 = -a * ratio, l2 = -a * clipped;
-    const bool clip_active = l2 > l1;
-    pg += w * (clip_active ? l2 : l1);
-    clip += clip_active ? w : 0.0;
-    approx_kl += w * -log_ratio;
-    double g = clip_active ? 0.0 : -a * ratio;
-    if (ref_lp && cfg.kl_coef != 0) {
-      const double d = static_cast<double>(ref_lp[i]) - lp[i];
-      kl += w * (exp(d) - d - 1.0);
-      g += cfg.kl_coef * (1.0 - exp(d));
-    }
+    const PolicyToken t = policy_token(lp, adv, old_lp, ref_lp, i, cfg);
+    pg += w * t.loss;
+    clip += t.clipped ? w : 0.0;
+    approx_kl += w * -t.log_ratio;
+    kl += w * t.k3;
     ent += w * entropy[i];
-    dlp[i] = static_cast<float>(w * norm * g);
+    dlp[i] = static_cast<float>(w * norm * t.dlp);
     dent[i] = static_cast<float>(-cfg.entropy_coef * w * norm);
   }
   pg = loss_block_sum(part, pg) * norm;
@@ -81,7 +68,7 @@ __global__ void policy_loss_kernel(float* dlp, float* dent, double* stats, const
   }
 }
 
-// core/ppo.cc's value_loss term by term, in double.
+// core/ppo.cc's value_loss: the same per-token terms (core/ppo_token.h), summed in double.
 __global__ void value_loss_kernel(float* dvalues, double* stats, const float* values, const float* weight,
                                   const float* returns, const float* old_values, int n, float clip_range) {
   __shared__ double part[kLossThreads];
@@ -92,21 +79,10 @@ __global__ void value_loss_kernel(float* dvalues, double* stats, const float* va
     dvalues[i] = 0;
     const double w = weight[i];
     if (w == 0) continue;
-    const double v = values[i], r = returns[i];
-    const double e1 = v - r;
-    double loss = e1 * e1, g = e1;
-    if (clip_range > 0) {
-      const double old = old_values[i];
-      const double vc = std_min(std_max(v, old - clip_range), old + clip_range);
-      const double e2 = vc - r;
-      if (e2 * e2 > loss) {
-        loss = e2 * e2;
-        g = (v > old - clip_range && v < old + clip_range) ? e2 : 0.0;
-        clip += w;
-      }
-    }
-    loss_sum += 0.5 * w * loss;
-    dvalues[i] = static_cast<float>(w * norm * g);
+    const ValueToken t = value_token(values, returns, old_values, i, clip_range);
+    if (t.clipped) clip += w;
+    loss_sum += 0.5 * w * t.loss;
+    dvalues[i] = static_cast<float>(w * norm * t.dv);
   }
   loss_sum = loss_block_sum(part, loss_sum) * norm;
   clip = loss_block_sum(part, clip) * norm;
