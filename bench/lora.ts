@@ -5,8 +5,9 @@
  *
  *   full: the policy trains every weight (weights, gradients, two AdamW moments)
  *   lora: rank-16 adapters on all seven projections; the base frozen (weights only, float32)
- *   lora-bf16: the same with the base as a BF16 folder holds it (projection matrices in bfloat16,
- *         each widened to float32 scratch before its product; embeddings and norms float32)
+ *   lora-bf16: the same with the base as a BF16 folder holds it (projection matrices, the tied
+ *         embedding and LM head in bfloat16, each widened to float32 scratch before its product,
+ *         the head a vocabulary chunk at a time, the lookup only its rows; norms float32)
  *   ref:  the reference policy a full job also runs (a second copy of the weights, log-probs only)
  *
  * Each mode takes policy steps (or, for ref, log-probs) on one batch of B rows of T tokens and

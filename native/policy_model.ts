@@ -111,7 +111,7 @@ export interface PolicyModelConfig {
   /**
    * llama: LoRA adapters (rank 1..1024; alpha > 0, default 2 × rank; modules, default all seven;
    * dropout of the adapters' input in policy steps, [0, 1), default 0, its mask from hyper.dropoutSeed;
-   * bf16Base: the frozen projection matrices held as bfloat16, default false);
+   * bf16Base: the frozen projection matrices, embedding and LM head held as bfloat16, default false);
    * null: every weight trains. Default null. With adapters the base is frozen, and getState,
    * setState, copyParamsTo and loadParamsFrom move the adapters alone (numTrained floats).
    */
@@ -305,7 +305,7 @@ export class PolicyModel {
   readonly loraTensors: readonly TensorInfo[];
   /**
    * Bytes the base weights take in the backend's memory, as the model itself counts them: 4 per
-   * weight, or 2 per projection weight of a LoRA model with `lora.bf16Base`.
+   * weight, or 2 per projection, embedding and LM head weight of a LoRA model with `lora.bf16Base`.
    */
   readonly baseBytes: number;
   readonly #native: PolicyModelNative;

@@ -99,9 +99,10 @@ export interface LoraConfig {
   /** Dropout of each adapter's input during policy steps (never when scoring or sampling), [0, 1). */
   dropout: number;
   /**
-   * The frozen base's projection matrices held as bfloat16 (half the bytes; each widened to float32
-   * right before its product, so results equal a float32 base of the same rounded weights). Set
-   * when the base comes from a BF16 folder. Default false.
+   * The frozen base's projection matrices, token embedding and LM head held as bfloat16 (half the
+   * bytes; each matrix, gathered row or head chunk widened to float32 right before it is used, so
+   * results equal a float32 base of the same rounded weights). Set when the base comes from a BF16
+   * folder. Default false.
    */
   bf16Base: boolean;
 }

@@ -85,9 +85,9 @@ std::vector<std::pair<std::string, double>> time_ops(Backend& be) {
   t.push_back({"logprob_backward", ms(be, [&] { be.logprob_backward(logits, logits, tgt, lp, ent, N, V); })});
   {
     float *lse = b.f(N, r), *scratch = b.f(revenant::lm_head_scratch(N, V), r), *dx = b.f(N * C, r);
-    t.push_back({"lm_head_forward (fused)", ms(be, [&] { be.lm_head_forward(lp, ent, lse, scratch, x, wte, tgt, N, C, V, V, 1.0f); })});
+    t.push_back({"lm_head_forward (fused)", ms(be, [&] { be.lm_head_forward(lp, ent, lse, scratch, x, wte, nullptr, nullptr, tgt, N, C, V, V, 1.0f); })});
     t.push_back({"lm_head_backward (fused)",
-                 ms(be, [&] { be.lm_head_backward(dx, gw, scratch, x, wte, tgt, lse, ent, lp, ent, N, C, V, V, 1.0f); })});
+                 ms(be, [&] { be.lm_head_backward(dx, gw, scratch, x, wte, nullptr, nullptr, tgt, lse, ent, lp, ent, N, C, V, V, 1.0f); })});
   }
   float *scaled = b.f(B * V, r), *filtered = b.f(B * V, r);
   t.push_back({"sampling_filter_forward (64 rows, top-k 8, top-p 0.9)",

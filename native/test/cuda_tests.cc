@@ -256,6 +256,34 @@ void compare_ops(Backend& c, Backend& g) {
   g.bf16_widen(widened.gpu(), h16.gpu(), halves.size());
   const std::vector<float> wc = widened.host_cpu(), wg = widened.host_gpu();
   check(std::memcmp(wc.data(), wg.data(), wc.size() * sizeof(float)) == 0, "bf16_widen cuda vs cpu (bit for bit)", "");
+  // bf16_embedding_forward: the gathered rows of a bfloat16 table (17 rows of C), widened: bit for
+  // bit, and equal to the rows of the widened table.
+  {
+    std::vector<int> ids(N);
+    for (auto& t : ids) t = r.below(17);
+    I etok(c, g, ids);
+    F emb(c, g, std::size_t(N) * C);
+    c.bf16_embedding_forward(emb.cpu(), etok.cpu(), h16.cpu(), N, C);
+    g.bf16_embedding_forward(emb.gpu(), etok.gpu(), h16.gpu(), N, C);
+    const std::vector<float> ec = emb.host_cpu(), eg = emb.host_gpu();
+    bool rows = true;
+    for (int n = 0; n < N; ++n)
+      rows = rows && std::memcmp(ec.data() + std::size_t(n) * C, wc.data() + std::size_t(ids[n]) * C, C * sizeof(float)) == 0;
+    rows = rows && std::memcmp(ec.data(), eg.data(), ec.size() * sizeof(float)) == 0;  // NaN patterns too: bits, not ==
+    check(rows, "bf16_embedding_forward cuda vs cpu (bit for bit), the widened table's rows", "");
+  }
+  // copy_columns: a [N, 7] block into columns 5..11 of rows 19 wide, the rest untouched.
+  {
+    const int ld = 19, cols = 7;
+    F block(c, g, normals(r, std::size_t(N) * cols)), wider(c, g, normals(r, std::size_t(N) * ld));
+    std::vector<float> want = wider.host_cpu();
+    const std::vector<float> src = block.host_cpu();
+    for (int n = 0; n < N; ++n)
+      for (int j = 0; j < cols; ++j) want[std::size_t(n) * ld + 5 + j] = src[std::size_t(n) * cols + j];
+    c.copy_columns(wider.cpu() + 5, ld, block.cpu(), N, cols);
+    g.copy_columns(wider.gpu() + 5, ld, block.gpu(), N, cols);
+    check(wider.host_cpu() == want && wider.host_gpu() == want, "copy_columns cuda and cpu: the block's columns, nothing else", "");
+  }
   // sampling: greedy must agree exactly; at temperature 1 a draw can differ only when the uniform
   // lands within rounding of a bucket edge, so allow 1% of rows.
   I s_cpu(c, g, N), s_gpu(c, g, N);
@@ -284,17 +312,50 @@ void compare_lm_head(Backend& c, Backend& g) {
       scratch(c, g, revenant::lm_head_scratch(N, chunk)), dlp(c, g, normals(r, N)), dent(c, g, normals(r, N, 0.1)),
       dinp(c, g, N * C), dw(c, g, std::size_t(Vw) * C);
   I targets(c, g, tgt);
-  c.lm_head_forward(lp.cpu(), ent.cpu(), lse.cpu(), scratch.cpu(), inp.cpu(), w.cpu(), targets.cpu(), N, C, V, chunk, inv_temp);
-  g.lm_head_forward(lp.gpu(), ent.gpu(), lse.gpu(), scratch.gpu(), inp.gpu(), w.gpu(), targets.gpu(), N, C, V, chunk, inv_temp);
-  c.lm_head_backward(dinp.cpu(), dw.cpu(), scratch.cpu(), inp.cpu(), w.cpu(), targets.cpu(), lse.cpu(), ent.cpu(), dlp.cpu(),
+  c.lm_head_forward(lp.cpu(), ent.cpu(), lse.cpu(), scratch.cpu(), inp.cpu(), w.cpu(), nullptr, nullptr, targets.cpu(), N, C, V, chunk, inv_temp);
+  g.lm_head_forward(lp.gpu(), ent.gpu(), lse.gpu(), scratch.gpu(), inp.gpu(), w.gpu(), nullptr, nullptr, targets.gpu(), N, C, V, chunk, inv_temp);
+  c.lm_head_backward(dinp.cpu(), dw.cpu(), scratch.cpu(), inp.cpu(), w.cpu(), nullptr, nullptr, targets.cpu(), lse.cpu(), ent.cpu(), dlp.cpu(),
                      dent.cpu(), N, C, V, chunk, inv_temp);
-  g.lm_head_backward(dinp.gpu(), dw.gpu(), scratch.gpu(), inp.gpu(), w.gpu(), targets.gpu(), lse.gpu(), ent.gpu(), dlp.gpu(),
+  g.lm_head_backward(dinp.gpu(), dw.gpu(), scratch.gpu(), inp.gpu(), w.gpu(), nullptr, nullptr, targets.gpu(), lse.gpu(), ent.gpu(), dlp.gpu(),
                      dent.gpu(), N, C, V, chunk, inv_temp);
   lp.compare("lm_head_forward lp", 2e-5);
   ent.compare("lm_head_forward entropy", 2e-5);
   lse.compare("lm_head_forward lse", 2e-5);
   dinp.compare("lm_head_backward dinp", 2e-5);
   dw.compare("lm_head_backward dw", 2e-5);
+  // A bfloat16 head (a frozen LoRA base's): each chunk widened before its product must give what
+  // the float32 head of the same values gives, bit for bit, on each backend (dw null: frozen).
+  {
+    const std::vector<float> wh = w.host_cpu();
+    std::vector<uint16_t> narrow(wh.size());
+    std::vector<float> values(wh.size());
+    for (std::size_t i = 0; i < wh.size(); ++i) {
+      uint32_t u;
+      std::memcpy(&u, &wh[i], sizeof u);
+      narrow[i] = static_cast<uint16_t>(u >> 16);
+      u &= 0xffff0000u;
+      std::memcpy(&values[i], &u, sizeof u);
+    }
+    Twin<uint16_t> w16(c, g, narrow);
+    F wv(c, g, values), wide(c, g, std::size_t(chunk) * C);
+    for (const bool on_gpu : {false, true}) {
+      Backend& be = on_gpu ? g : c;
+      const auto at = [&](auto& t) { return on_gpu ? t.gpu() : t.cpu(); };
+      const auto host = [&](F& t) { return on_gpu ? t.host_gpu() : t.host_cpu(); };
+      std::vector<std::vector<float>> runs[2];
+      for (const bool held : {false, true}) {
+        be.zero(at(dinp), std::size_t(N) * C * sizeof(float));
+        be.lm_head_forward(at(lp), at(ent), at(lse), at(scratch), at(inp), held ? nullptr : at(wv), held ? at(w16) : nullptr,
+                           held ? at(wide) : nullptr, at(targets), N, C, V, chunk, inv_temp);
+        be.lm_head_backward(at(dinp), nullptr, at(scratch), at(inp), held ? nullptr : at(wv), held ? at(w16) : nullptr,
+                            held ? at(wide) : nullptr, at(targets), at(lse), at(ent), at(dlp), at(dent), N, C, V, chunk,
+                            inv_temp);
+        runs[held] = {host(lp), host(ent), host(lse), host(dinp)};
+      }
+      check(runs[0] == runs[1], std::string("lm_head with a bfloat16 head equals the float32 head of its values bit for bit (") +
+                                    (on_gpu ? "cuda)" : "cpu)"), "");
+    }
+  }
   const int M = 64, W = 3000;
   F logits(c, g, normals(r, std::size_t(M) * W, 2.0)), scaled(c, g, std::size_t(M) * W), filtered(c, g, std::size_t(M) * W);
   for (const auto& [k, p] : {std::pair{0, 0.9f}, std::pair{500, 1.0f}, std::pair{500, 0.8f}}) {
@@ -406,7 +467,8 @@ void compare_model(const std::string& label, const revenant::ModelConfig& cfg, b
 }
 
 // A LoRA model (no value head: LoRA trains policies) with adapters drawn at random, so B is not 0;
-// with bf16_base its projection matrices are held as bfloat16 and widened before each product.
+// with bf16_base its projection matrices, embedding and LM head are held as bfloat16 and widened
+// before each product (the head chunk by chunk) or lookup.
 void compare_lora_model(bool fast, bool bf16_base) {
   using namespace revenant;
   const ModelTolerance& tol = fast ? kFastModel : kPlainModel;

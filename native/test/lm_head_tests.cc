@@ -53,9 +53,9 @@ HeadOut fused(const HeadCase& h) {
   const std::vector<T> inp = cast<T>(h.inp), w = cast<T>(h.w), dlp = cast<T>(h.dlp), dent = cast<T>(h.dent);
   std::vector<T> lp(h.N), ent(h.N), lse(h.N), scratch(revenant::lm_head_scratch(h.N, h.chunk));
   std::vector<T> dinp(inp.size(), T(0)), dw(w.size(), T(0));
-  cpu::lm_head_forward<T>(lp.data(), ent.data(), lse.data(), scratch.data(), inp.data(), w.data(), h.targets.data(), h.N,
+  cpu::lm_head_forward<T>(lp.data(), ent.data(), lse.data(), scratch.data(), inp.data(), w.data(), nullptr, nullptr, h.targets.data(), h.N,
                           h.C, h.V, h.chunk, h.inv_temp);
-  cpu::lm_head_backward<T>(dinp.data(), dw.data(), scratch.data(), inp.data(), w.data(), h.targets.data(), lse.data(),
+  cpu::lm_head_backward<T>(dinp.data(), dw.data(), scratch.data(), inp.data(), w.data(), nullptr, nullptr, h.targets.data(), lse.data(),
                            ent.data(), dlp.data(), dent.data(), h.N, h.C, h.V, h.chunk, h.inv_temp);
   return {cast<double>(lp), cast<double>(ent), cast<double>(dinp), cast<double>(dw)};
 }
@@ -92,17 +92,17 @@ void lm_head_gradient_check() {
   const auto fwd = [=](const auto& x) {
     using E = typename std::decay_t<decltype(x)>::value_type::value_type;
     std::vector<E> out(2 * N), lse(N), scratch(revenant::lm_head_scratch(N, chunk));
-    cpu::lm_head_forward<E>(out.data(), out.data() + N, lse.data(), scratch.data(), x[0].data(), x[1].data(),
+    cpu::lm_head_forward<E>(out.data(), out.data() + N, lse.data(), scratch.data(), x[0].data(), x[1].data(), nullptr, nullptr,
                             targets.data(), N, C, V, chunk, inv_temp);
     return out;
   };
   const auto bwd = [=](const auto& x, const auto& d) {
     using E = typename std::decay_t<decltype(x)>::value_type::value_type;
     std::vector<E> lp(N), ent(N), lse(N), scratch(revenant::lm_head_scratch(N, chunk));
-    cpu::lm_head_forward<E>(lp.data(), ent.data(), lse.data(), scratch.data(), x[0].data(), x[1].data(), targets.data(),
+    cpu::lm_head_forward<E>(lp.data(), ent.data(), lse.data(), scratch.data(), x[0].data(), x[1].data(), nullptr, nullptr, targets.data(),
                             N, C, V, chunk, inv_temp);
     std::vector<std::vector<E>> g = {std::vector<E>(N * C), std::vector<E>(Vw * C)};
-    cpu::lm_head_backward<E>(g[0].data(), g[1].data(), scratch.data(), x[0].data(), x[1].data(), targets.data(),
+    cpu::lm_head_backward<E>(g[0].data(), g[1].data(), scratch.data(), x[0].data(), x[1].data(), nullptr, nullptr, targets.data(),
                              lse.data(), ent.data(), d.data(), d.data() + N, N, C, V, chunk, inv_temp);
     return g;
   };

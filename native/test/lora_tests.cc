@@ -163,10 +163,11 @@ float bf16_rounded(float x) {
   return x;
 }
 
-// lora.bf16_base: the projection matrices held as bfloat16 must give exactly what a float32 base
-// of the same rounded weights gives (every product reads the widened matrix, the same float32
-// values), in log-probs, gradients, updates and cached generation; the base then takes 2 bytes
-// per projection weight instead of 4.
+// lora.bf16_base: the projection matrices, the token embedding and the LM head held as bfloat16
+// must give exactly what a float32 base of the same rounded weights gives (every product reads the
+// widened matrix or vocabulary chunk, every lookup the widened rows: the same float32 values), in
+// log-probs, gradients, updates and cached generation; the base then takes 2 bytes per such weight
+// instead of 4.
 void bf16_base_matches_rounded_float32(const std::string& label, ModelConfig cfg) {
   Rng rng(17);
   Model wide(cfg, make_cpu_backend());
@@ -177,19 +178,21 @@ void bf16_base_matches_rounded_float32(const std::string& label, ModelConfig cfg
     w[i] = static_cast<float>(0.3 * rng.normal());
     rounded[i] = bf16_rounded(w[i]);
   }
-  std::size_t matrices = 0;  // the projection weights, held as bfloat16
+  std::size_t matrices = 0;  // the projection weights, the embedding and the head, held as bfloat16
   std::vector<float> expect = w;
   for (const TensorSpec& s : wide.tensors()) {
-    if (s.name.size() < 12 || s.name.compare(s.name.size() - 12, 12, "_proj.weight") != 0) continue;
+    const bool projection = s.name.size() > 12 && s.name.compare(s.name.size() - 12, 12, "_proj.weight") == 0;
+    if (!projection && s.name != "model.embed_tokens.weight" && s.name != "lm_head.weight") continue;
     matrices += s.size;
     std::copy(rounded.begin() + s.offset, rounded.begin() + s.offset + s.size, expect.begin() + s.offset);
   }
   wide.load_base_from(expect.data());
   narrow.load_base_from(w.data());
-  check(base_of(narrow) == expect, "lora bf16 base: projections come back rounded to bfloat16 (nearest even), the rest exact" + label, "");
+  check(base_of(narrow) == expect,
+        "lora bf16 base: projections, embedding and head come back rounded to bfloat16 (nearest even), the rest exact" + label, "");
   const std::size_t want = (wide.num_params() - matrices) * 4 + matrices * 2;
   check(wide.base_bytes() == wide.num_params() * 4 && narrow.base_bytes() == want,
-        "lora bf16 base: the base holds 2 bytes per projection weight" + label,
+        "lora bf16 base: the base holds 2 bytes per projection, embedding and head weight" + label,
         std::to_string(narrow.base_bytes()) + " of float32's " + std::to_string(wide.base_bytes()) + " bytes");
   randomise_adapters(wide, rng);
   narrow.set_state(wide.get_state());
@@ -254,6 +257,16 @@ void run_lora_tests() {
     training_keeps_the_base(label, cfg);
     bf16_base_matches_rounded_float32(label, cfg);
   }
+  // Tied (one bfloat16 table read by the lookup and the head), and a vocabulary of 4100 ids: three
+  // chunks of the head (the last of 4 ids), so generation's logits come chunk by chunk.
+  ModelConfig tied = lora_llama(2, false);
+  tied.tied_embeddings = true;
+  bf16_base_matches_rounded_float32(" [llama, tied embeddings]", tied);
+  ModelConfig chunked = lora_llama(2, true);
+  chunked.vocab = 2 * kLmHeadChunk + 4;
+  bf16_base_matches_rounded_float32(" [qwen3, vocab of 3 head chunks]", chunked);
+  chunked.tied_embeddings = true;
+  bf16_base_matches_rounded_float32(" [qwen3, tied, vocab of 3 head chunks]", chunked);
   ModelConfig some = lora_llama(2, false);
   some.lora.modules = (1u << LoraQ) | (1u << LoraV) | (1u << LoraDown);
   some.lora.rslora = true;

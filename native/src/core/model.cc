@@ -573,12 +573,23 @@ void Model::block_forward(const Layer& w, int l, const BlockIO& x, const float* 
 }
 
 // Final norm, then the LM head's logits over the Vs ids that may be sampled (generate's few rows)
-// and/or the value head (values), either may be null.
+// and/or the value head (values), either may be null. A bfloat16 head computes the logits one
+// vocabulary chunk at a time, each chunk widened into widened_ and its product written to scratch
+// (N * chunk floats) and moved into its columns: the same products as one over the whole head.
 void Model::head_forward(float* lnf, float* lnf_mean, float* lnf_rstd, const float* residual, float* logits,
-                         float* values, int N) {
+                         float* scratch, float* values, int N) {
   float* P = params_.get();
+  const int C = d_.C, V = d_.Vs;
   norm_forward(lnf, lnf_mean, lnf_rstd, residual, at(P, slots_.lnfw), at(P, slots_.lnfb), N);
-  if (logits) be_->matmul_forward(logits, lnf, at(P, slots_.lm_head), nullptr, N, d_.C, d_.Vs);
+  if (logits && !head16()) be_->matmul_forward(logits, lnf, at(P, slots_.lm_head), nullptr, N, C, V);
+  else if (logits)
+    for (int v0 = 0; v0 < V; v0 += d_.chunk) {
+      const int vc = std::min(d_.chunk, V - v0);
+      be_->bf16_widen(widened_.get(), head16() + static_cast<std::size_t>(v0) * C, static_cast<std::size_t>(vc) * C);
+      float* out = vc == V ? logits : scratch;
+      be_->matmul_forward(out, lnf, widened_.get(), nullptr, N, C, vc);
+      if (out != logits) be_->copy_columns(logits + v0, V, scratch, N, vc);
+    }
   if (values) {
     RV_CHECK(cfg_.value_head, kOp, "this model has no value head (create it with valueHead: true)");
     be_->matmul_forward(values, lnf, at(P, slots_.vhw), at(P, slots_.vhb), N, d_.C, 1);
@@ -590,13 +601,13 @@ void Model::head_forward(float* lnf, float* lnf_mean, float* lnf_rstd, const flo
 void Model::forward(Acts& a, bool want_values) {
   const int B = a.B, T = a.T;
   float* P = params_.get();
-  be_->embedding_forward(a.encoded.get(), a.tokens.get(), at(P, slots_.wte), at(P, slots_.wpe), B, T, d_.C, 0);
+  embed(a.encoded.get(), a.tokens.get(), B, T, 0);
   const float* residual = a.encoded.get();
   for (int l = 0; l < cfg_.layers; ++l) {
     block_forward(layer(P, l), l, a.layers[l].io(), residual, B, T, 0, nullptr, nullptr, 0);
     residual = a.layers[l].res3.get();
   }
-  head_forward(a.lnf.get(), a.lnf_mean.get(), a.lnf_rstd.get(), residual, nullptr, want_values ? a.values.get() : nullptr,
+  head_forward(a.lnf.get(), a.lnf_mean.get(), a.lnf_rstd.get(), residual, nullptr, nullptr, want_values ? a.values.get() : nullptr,
                B * T);
 }
 
@@ -604,8 +615,8 @@ void Model::forward(Acts& a, bool want_values) {
 // vocabulary chunk by chunk; a.lse kept for the backward.
 void Model::head_logprobs(Acts& a, float temperature, bool want_entropy) {
   be_->lm_head_forward(a.lp.get(), want_entropy ? a.entropy.get() : nullptr, a.lse.get(), a.head.get(), a.lnf.get(),
-                       at(params_.get(), slots_.lm_head), a.targets.get(), a.B * a.T, d_.C, d_.Vs, d_.chunk,
-                       1.0f / temperature);
+                       at(params_.get(), slots_.lm_head), head16(), widened_.get(), a.targets.get(), a.B * a.T, d_.C,
+                       d_.Vs, d_.chunk, 1.0f / temperature);
 }
 
 // Block l's backward: a.dres holds the gradient of its output (res3) and leaves holding that of
@@ -657,9 +668,9 @@ void Model::backward(Acts& a, float temperature, bool with_logits, bool with_val
   be.zero(a.dlnf.get(), bytes);
   be.zero(a.dres.get(), bytes);
   if (with_logits)
-    be.lm_head_backward(a.dlnf.get(), at(G, slots_.lm_head), a.head.get(), a.lnf.get(), at(P, slots_.lm_head),
-                        a.targets.get(), a.lse.get(), a.entropy.get(), a.dlp.get(), a.dent.get(), BT, C, d_.Vs, d_.chunk,
-                        1.0f / temperature);
+    be.lm_head_backward(a.dlnf.get(), at(G, slots_.lm_head), a.head.get(), a.lnf.get(), at(P, slots_.lm_head), head16(),
+                        widened_.get(), a.targets.get(), a.lse.get(), a.entropy.get(), a.dlp.get(), a.dent.get(), BT, C,
+                        d_.Vs, d_.chunk, 1.0f / temperature);
   if (with_values)
     be.matmul_backward(a.dlnf.get(), at(G, slots_.vhw), at(G, slots_.vhb), a.dvalues.get(), a.lnf.get(), at(P, slots_.vhw),
                        BT, C, 1);
@@ -1136,7 +1147,6 @@ GenerateResult Model::generate(const std::vector<std::vector<int>>& prompts, con
   Backend& be = *be_;
   const int C = d_.C, V = d_.Vs, P = longest, M = opt.max_new_tokens;
   const std::size_t uB = B, BM = uB * M;
-  float* P0 = params_.get();
 
   // One upload: prompt lengths | prompts padded to P | the prefill's B x shortest tokens.
   std::vector<int> feed(uB * (1 + P) + uB * shortest, 0);
@@ -1159,7 +1169,7 @@ GenerateResult Model::generate(const std::vector<std::vector<int>>& prompts, con
 
   // Prefill: positions 0..shortest-1 of every row, then each row's last one moved to row b of x,
   // where the decoding steps keep their B rows.
-  be.embedding_forward(s.x.get(), prefill, at(P0, slots_.wte), at(P0, slots_.wpe), B, shortest, C, 0);
+  embed(s.x.get(), prefill, B, shortest, 0);
   decode_blocks(s, B, shortest, 0, positions);
   if (shortest > 1)
     for (int b = 0; b < B; ++b)
@@ -1171,10 +1181,10 @@ GenerateResult Model::generate(const std::vector<std::vector<int>>& prompts, con
   for (int pos = shortest - 1; pos <= last; ++pos) {
     if (pos >= shortest) {  // one decoding step: position pos of every row
       be.decode_feed(s.tok.get(), d_prompts, plen, gen, gen_len, B, P, M, pos);
-      be.embedding_forward(s.x.get(), s.tok.get(), at(P0, slots_.wte), at(P0, slots_.wpe), B, 1, C, pos);
+      embed(s.x.get(), s.tok.get(), B, 1, pos);
       decode_blocks(s, B, 1, pos, positions);
     }
-    head_forward(s.ln.get(), s.mean.get(), s.rstd.get(), s.x.get(), s.logits.get(), cfg_.value_head ? s.vals.get() : nullptr, B);
+    head_forward(s.ln.get(), s.mean.get(), s.rstd.get(), s.x.get(), s.logits.get(), s.filtered.get(), cfg_.value_head ? s.vals.get() : nullptr, B);
     // Drawn from the filtered distribution (already divided by the temperature, hence 1 below),
     // scored under the untruncated one, as logprobs() at this temperature scores it.
     be.sampling_filter_forward(s.logits.get(), s.filtered.get(), s.logits.get(), B, V, opt.temperature, opt.top_k, opt.top_p);

@@ -39,9 +39,11 @@ struct LoraConfig {
   bool rslora = false;
   unsigned modules = kLoraAllModules;  // bit m set: an adapter beside LoraModule m
   float dropout = 0.0f;               // drop probability of each adapter's input in policy steps, [0, 1)
-  // The frozen base's projection matrices (q/k/v/o/gate/up/down) held as bfloat16, a BF16 folder's
-  // own precision, in half the memory; each is widened to float32 scratch right before its product,
-  // so the model computes exactly what a float32 base of the same (bf16-rounded) weights computes.
+  // The frozen base's projection matrices (q/k/v/o/gate/up/down), token embedding and LM head held
+  // as bfloat16, a BF16 folder's own precision, in half the memory; each matrix (each vocabulary
+  // chunk of the head) is widened to float32 scratch right before its product and the embedding
+  // widens the rows it gathers, so the model computes exactly what a float32 base of the same
+  // (bf16-rounded) weights computes.
   bool bf16_base = false;
 };
 float lora_scale(const LoraConfig& lora);
@@ -223,7 +225,7 @@ class Model {
   void copy_base_to(float* dst);
   void load_base_from(const float* src);
   // What the base weights take in the backend's memory: float32 tensors, plus the bfloat16
-  // matrices of a lora.bf16_base model (loaded values are rounded to bfloat16, nearest even).
+  // matrices, embedding and head of a lora.bf16_base model (loaded values are rounded to bfloat16, nearest even).
   std::size_t base_bytes() const { return params_.size() * sizeof(float) + base16_.size() * sizeof(uint16_t); }
 
   ModelState get_state();
@@ -282,7 +284,9 @@ class Model {
   void decode_blocks(Decode& s, int B, int T, int pos0, int positions);
   void block_backward(Acts& a, const Layer& w, const Layer& g, int l, const float* residual);
   void head_forward(float* lnf, float* lnf_mean, float* lnf_rstd, const float* residual,
-                    float* logits, float* values, int N);
+                    float* logits, float* scratch, float* values, int N);
+  // The token embedding of B rows of T tokens at positions pos0.. into out (the table as held).
+  void embed(float* out, const int* tokens, int B, int T, int pos0);
   void norm_forward(float* out, float* mean, float* rstd, const float* inp, const float* w,
                     const float* b, int N);
   void norm_backward(float* dinp, float* dw, float* db, const float* dout, const float* inp,
@@ -306,8 +310,9 @@ class Model {
   void lora_scratch(std::size_t rows);
   // ---- a bfloat16 frozen base (model_base16.cc) ----
   bool base16_on() const { return lora_on() && cfg_.lora.bf16_base; }
-  // Moves the projection matrices into base16_ and the rest into a compact params_, remapping the
-  // slots (a held matrix's slot becomes kAbsent: its product goes through frozen()).
+  // Moves the projection matrices, the token embedding and the LM head into base16_ and the rest
+  // into a compact params_, remapping the slots (a held matrix's slot becomes kAbsent: its product
+  // goes through frozen(), the embedding's through embed(), the head's through head16()).
   void build_base16();
   // Flat entries [begin, begin + n) of the base (specs_' offsets) into or out of wherever they are held.
   void store_base(std::size_t begin, std::size_t n, const float* src);
@@ -316,6 +321,9 @@ class Model {
   // matrix `which` widened into widened_ (valid until the next call).
   enum FrozenMatrix { kQkvW, kAttProjW, kFcW, kFcProjW, kFrozenMatrices };
   const float* frozen(const float* w, int l, FrozenMatrix which);
+  // The LM head as bfloat16 (null unless a bfloat16 base holds it), what lm_head_forward and
+  // lm_head_backward widen chunk by chunk into widened_.
+  const uint16_t* head16() const { return head16_ == kAbsent ? nullptr : base16_.get() + head16_; }
   // Set while a policy step computes (the adapters' dropout applies then, never when scoring or
   // sampling), with the step's mask seed.
   bool lora_training_ = false;
@@ -376,6 +384,7 @@ class Model {
   std::vector<std::size_t> home_;     // per spec: its offset in params_, or in base16_ when held16_
   std::vector<char> held16_;          // per spec: held as bfloat16
   std::vector<std::size_t> frozen16_;  // [layer][FrozenMatrix]: offsets into base16_
+  std::size_t emb16_ = kAbsent, head16_ = kAbsent;  // the token embedding and the LM head in base16_ (tied: one)
   DeviceBuffer<uint16_t> base16_;
   DeviceBuffer<float> widened_;
 };

@@ -3,7 +3,10 @@
 // of float32. Each block's product widens its matrix into one reused float32 scratch (as big as the
 // largest matrix of a layer) right before the product, forward and backward alike, so everything
 // computes in float32 exactly as a float32 base holding the same bf16-rounded weights does.
-// Embeddings, norms and the LM head stay float32 (their ops read float32 rows directly).
+// The token embedding and the LM head (one table when tied) are held as bfloat16 too: the lookup
+// widens only the rows it gathers, and the fused LM head widens one vocabulary chunk at a time into
+// the same scratch (widened_ is at least chunk * C), so the base stays bfloat16 whole but for its
+// norms and biases, and no float32 copy of the vocabulary ever exists.
 #include <algorithm>
 #include <cstring>
 
@@ -56,7 +59,8 @@ void Model::build_base16() {
   held16_.assign(specs_.size(), 0);
   std::size_t n32 = 0, n16 = 0;
   for (std::size_t i = 0; i < specs_.size(); ++i) {
-    held16_[i] = is_projection(specs_[i].name);
+    const std::size_t at = specs_[i].offset;
+    held16_[i] = is_projection(specs_[i].name) || at == slots_.wte || at == slots_.lm_head;
     std::size_t& n = held16_[i] ? n16 : n32;
     home_[i] = n;
     n += specs_[i].size;
@@ -85,12 +89,15 @@ void Model::build_base16() {
     for (std::size_t* slot : {&s.ln1w, &s.ln1b, &s.qkvb, &s.attprojb, &s.ln2w, &s.ln2b, &s.fcb, &s.fcprojb, &s.qnorm, &s.knorm})
       remap(*slot);
   }
-  for (std::size_t* slot : {&slots_.wte, &slots_.wpe, &slots_.lnfw, &slots_.lnfb, &slots_.lm_head, &slots_.vhw, &slots_.vhb})
-    remap(*slot);
+  emb16_ = home_[spec_at(slots_.wte)];
+  head16_ = home_[spec_at(slots_.lm_head)];
+  slots_.wte = slots_.lm_head = kAbsent;
+  for (std::size_t* slot : {&slots_.wpe, &slots_.lnfw, &slots_.lnfb, &slots_.vhw, &slots_.vhb}) remap(*slot);
   params_ = DeviceBuffer<float>(be_.get(), n32);
   base16_ = DeviceBuffer<uint16_t>(be_.get(), n16);
   const std::size_t widest = std::max({static_cast<std::size_t>(d_.qkv) * d_.C, static_cast<std::size_t>(d_.C) * d_.qC,
-                                       static_cast<std::size_t>(d_.mlp_in) * d_.C, static_cast<std::size_t>(d_.C) * d_.mlp_hidden});
+                                       static_cast<std::size_t>(d_.mlp_in) * d_.C, static_cast<std::size_t>(d_.C) * d_.mlp_hidden,
+                                       static_cast<std::size_t>(d_.chunk) * d_.C});
   widened_ = DeviceBuffer<float>(be_.get(), widest);
 }
 
@@ -100,6 +107,12 @@ const float* Model::frozen(const float* w, int l, FrozenMatrix which) {
   const std::size_t sizes[kFrozenMatrices] = {d_.qkv * C, C * d_.qC, d_.mlp_in * C, C * d_.mlp_hidden};
   be_->bf16_widen(widened_.get(), base16_.get() + frozen16_[static_cast<std::size_t>(l) * kFrozenMatrices + which], sizes[which]);
   return widened_.get();
+}
+
+// A bfloat16 table belongs to a LoRA model, a llama one: no position table, so pos0 plays no part.
+void Model::embed(float* out, const int* tokens, int B, int T, int pos0) {
+  if (emb16_ != kAbsent) be_->bf16_embedding_forward(out, tokens, base16_.get() + emb16_, B * T, d_.C);
+  else be_->embedding_forward(out, tokens, at(params_.get(), slots_.wte), at(params_.get(), slots_.wpe), B, T, d_.C, pos0);
 }
 
 void Model::store_base(std::size_t begin, std::size_t n, const float* src) {

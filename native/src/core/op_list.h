@@ -60,6 +60,9 @@
 //   the first V rows of w are read (a padded vocabulary passes the ids it may score). scratch
 //   holds lm_head_scratch(N, chunk) elements. The backward recomputes each chunk's z from lse and
 //   entropy and accumulates the gradient of sum_rows(dlp*lp + dent*entropy) into dinp and dw.
+//   w16 not null: the head is held as bfloat16 (a LoRA model's frozen base), w is not read, and
+//   each chunk's rows of w16 are widened into wide (chunk * C elements) before its product; dw
+//   must then be null (a frozen head).
 // adamw_update: AdamW on n values; grads are multiplied by *grad_scale first (global-norm
 //   clipping; grad_scale in backend memory, so that it can be computed there; null: 1). No
 //   backward: this is the update itself.
@@ -75,6 +78,10 @@
 // sum_squares: accumulated in double in a fixed order (a deterministic gradient norm).
 // bf16_widen: out[i] = the float whose upper 16 bits are inp[i] (bfloat16 -> float32, exact), n
 //   values: how a frozen bfloat16 base (LoRA) is read into float32 scratch before its product.
+// bf16_embedding_forward: out[n,:] = the bfloat16 row wte[tokens[n],:] widened to float32, N rows
+//   of C: the token embedding of a bfloat16 base (llama: no position table), only the rows gathered.
+// copy_columns: dst[n * ld + j] = src[n * cols + j] for N rows and j < cols (a block of columns of
+//   a wider row-major matrix): a bfloat16 head's chunk of logits into generate's [N, V] logits.
 // sum_squares_accumulate: acc[0] += sum_squares(x, n), with acc in backend memory, so that a step
 //   sums several tensors on the device and reads the total once.
 // policy_loss_forward: core/ppo.h's policy_loss over n tokens in backend memory: dlp and dent
@@ -168,13 +175,13 @@ struct RopeScaling {
     (F * dlogits, const F* logits, const int* targets, const F* dlp, const F* dent, int N, int V),           \
     (dlogits, logits, targets, dlp, dent, N, V))                                                          \
   X(void, lm_head_forward,                                                                                   \
-    (F * lp, F* entropy, F* lse, F* scratch, const F* inp, const F* w, const int* targets, int N, int C, int V, \
-     int chunk, float inv_temp),                                                                             \
-    (lp, entropy, lse, scratch, inp, w, targets, N, C, V, chunk, inv_temp))                                  \
+    (F * lp, F* entropy, F* lse, F* scratch, const F* inp, const F* w, const uint16_t* w16, F* wide,           \
+     const int* targets, int N, int C, int V, int chunk, float inv_temp),                                    \
+    (lp, entropy, lse, scratch, inp, w, w16, wide, targets, N, C, V, chunk, inv_temp))                       \
   X(void, lm_head_backward,                                                                                  \
-    (F * dinp, F* dw, F* scratch, const F* inp, const F* w, const int* targets, const F* lse, const F* entropy, \
-     const F* dlp, const F* dent, int N, int C, int V, int chunk, float inv_temp),                           \
-    (dinp, dw, scratch, inp, w, targets, lse, entropy, dlp, dent, N, C, V, chunk, inv_temp))
+    (F * dinp, F* dw, F* scratch, const F* inp, const F* w, const uint16_t* w16, F* wide, const int* targets,  \
+     const F* lse, const F* entropy, const F* dlp, const F* dent, int N, int C, int V, int chunk, float inv_temp), \
+    (dinp, dw, scratch, inp, w, w16, wide, targets, lse, entropy, dlp, dent, N, C, V, chunk, inv_temp))
 
 #define REVENANT_FLOAT_OPS(X)                                                                                \
   X(void, adamw_update,                                                                                      \
@@ -189,6 +196,9 @@ struct RopeScaling {
     (scaled, filtered, logits, N, V, temperature, top_k, top_p))                                             \
   X(double, sum_squares, (const float* x, std::size_t n), (x, n))                                            \
   X(void, bf16_widen, (float* out, const uint16_t* inp, std::size_t n), (out, inp, n))                      \
+  X(void, bf16_embedding_forward, (float* out, const int* tokens, const uint16_t* wte, int N, int C),        \
+    (out, tokens, wte, N, C))                                                                                \
+  X(void, copy_columns, (float* dst, int ld, const float* src, int N, int cols), (dst, ld, src, N, cols))    \
   X(void, sum_squares_accumulate, (double* acc, const float* x, std::size_t n), (acc, x, n))                 \
   X(void, policy_loss_forward,                                                                               \
     (float* dlp, float* dent, double* stats, const float* lp, const float* entropy, const float* weight,      \

@@ -7,6 +7,10 @@
 // product's backward, as cut cross-entropy and fused linear cross-entropy do. Memory is
 // O(N * chunk) whatever the vocabulary.
 //
+// A bfloat16 head (w16, a LoRA model's frozen base) is widened chunk by chunk into `wide` right
+// before each chunk's product, so it too takes O(chunk * C) of float32 and computes exactly what a
+// float32 head of the same values computes.
+//
 // Only the first V rows of w are read: a padded vocabulary (an embedding with more rows than the
 // tokenizer has ids) passes the tokenizer's size, and the padding is never scored nor trained.
 // z = logits * inv_temp: log-probs of the temperature-scaled distribution.
@@ -14,6 +18,8 @@
 // Rows are independent in the row passes and every sum runs in a fixed order (chunk by chunk,
 // lane by lane), so results are bit-identical for any thread count.
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "cpu/fast_exp.h"
@@ -70,12 +76,30 @@ void fold_chunk(const T* x, int n, T scale, bool want_e, T& m, T& s, T& e) {
   m = m_new;
 }
 
+// Rows v0..v0+vc of the head as float32: w's own, or w16's widened into wide.
+template <typename T>
+const T* chunk_rows(const T* w, const uint16_t* w16, T* wide, int v0, int vc, int C) {
+  const long at = static_cast<long>(v0) * C, n = static_cast<long>(vc) * C;
+  if (!w16) return w + at;
+  if constexpr (std::is_same_v<T, float>) {
+    bf16_widen(wide, w16 + at, static_cast<std::size_t>(n));
+  } else {
+    for (long i = 0; i < n; ++i) {
+      const uint32_t bits = static_cast<uint32_t>(w16[at + i]) << 16;
+      float x;
+      std::memcpy(&x, &bits, sizeof x);
+      wide[i] = x;
+    }
+  }
+  return wide;
+}
+
 }  // namespace
 
 // scratch: N * (chunk + 2) elements: the chunk's logits, then each row's running s and e.
 template <typename T>
-void lm_head_forward(T* lp, T* entropy, T* lse, T* scratch, const T* inp, const T* w, const int* targets, int N, int C,
-                     int V, int chunk, float inv_temp) {
+void lm_head_forward(T* lp, T* entropy, T* lse, T* scratch, const T* inp, const T* w, const uint16_t* w16, T* wide,
+                     const int* targets, int N, int C, int V, int chunk, float inv_temp) {
   T* logits = scratch;
   T* s = scratch + static_cast<long>(N) * chunk;
   T* e = s + N;
@@ -86,7 +110,7 @@ void lm_head_forward(T* lp, T* entropy, T* lse, T* scratch, const T* inp, const 
   }
   for (int v0 = 0; v0 < V; v0 += chunk) {
     const int vc = V - v0 < chunk ? V - v0 : chunk;
-    matmul_forward<T>(logits, inp, w + static_cast<long>(v0) * C, nullptr, N, C, vc);
+    matmul_forward<T>(logits, inp, chunk_rows(w, w16, wide, v0, vc, C), nullptr, N, C, vc);
     for_chunks(N, double(N) * vc * 12, [&](int begin, int end) {
       for (int n = begin; n < end; ++n) {
         const T* x = logits + static_cast<long>(n) * vc;
@@ -107,13 +131,14 @@ void lm_head_forward(T* lp, T* entropy, T* lse, T* scratch, const T* inp, const 
 // d lp / d z_j = [j == target] - p_j;  d H / d z_j = -p_j (log p_j + H);  d z / d logit = inv_temp.
 // dinp and dw accumulate (+=), as every backward op does.
 template <typename T>
-void lm_head_backward(T* dinp, T* dw, T* scratch, const T* inp, const T* w, const int* targets, const T* lse,
-                      const T* entropy, const T* dlp, const T* dent, int N, int C, int V, int chunk, float inv_temp) {
+void lm_head_backward(T* dinp, T* dw, T* scratch, const T* inp, const T* w, const uint16_t* w16, T* wide,
+                      const int* targets, const T* lse, const T* entropy, const T* dlp, const T* dent, int N, int C, int V,
+                      int chunk, float inv_temp) {
   T* g = scratch;
   const T scale = static_cast<T>(inv_temp);
   for (int v0 = 0; v0 < V; v0 += chunk) {
     const int vc = V - v0 < chunk ? V - v0 : chunk;
-    const T* wc = w + static_cast<long>(v0) * C;
+    const T* wc = chunk_rows(w, w16, wide, v0, vc, C);
     matmul_forward<T>(g, inp, wc, nullptr, N, C, vc);
     for_chunks(N, double(N) * vc * 12, [&](int begin, int end) {
       for (int n = begin; n < end; ++n) {
@@ -133,14 +158,15 @@ void lm_head_backward(T* dinp, T* dw, T* scratch, const T* inp, const T* w, cons
   }
 }
 
-template void lm_head_forward<float>(float*, float*, float*, float*, const float*, const float*, const int*, int, int,
-                                     int, int, float);
-template void lm_head_forward<double>(double*, double*, double*, double*, const double*, const double*, const int*, int,
-                                      int, int, int, float);
-template void lm_head_backward<float>(float*, float*, float*, const float*, const float*, const int*, const float*,
-                                      const float*, const float*, const float*, int, int, int, int, float);
-template void lm_head_backward<double>(double*, double*, double*, const double*, const double*, const int*,
-                                       const double*, const double*, const double*, const double*, int, int, int, int,
-                                       float);
+template void lm_head_forward<float>(float*, float*, float*, float*, const float*, const float*, const uint16_t*, float*,
+                                     const int*, int, int, int, int, float);
+template void lm_head_forward<double>(double*, double*, double*, double*, const double*, const double*, const uint16_t*,
+                                      double*, const int*, int, int, int, int, float);
+template void lm_head_backward<float>(float*, float*, float*, const float*, const float*, const uint16_t*, float*,
+                                      const int*, const float*, const float*, const float*, const float*, int, int, int,
+                                      int, float);
+template void lm_head_backward<double>(double*, double*, double*, const double*, const double*, const uint16_t*, double*,
+                                       const int*, const double*, const double*, const double*, const double*, int, int,
+                                       int, int, float);
 
 }  // namespace revenant::cpu

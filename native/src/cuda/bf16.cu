@@ -14,4 +14,17 @@ void bf16_widen(float* out, const uint16_t* inp, std::size_t n) {
   RV_CUDA_LAUNCHED("bf16_widen");
 }
 
+// One thread per output entry; only the N gathered rows are widened.
+__global__ void bf16_embedding_kernel(float* out, const int* tokens, const uint16_t* wte, int N, int C) {
+  const long i = static_cast<long>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= static_cast<long>(N) * C) return;
+  const long n = i / C, c = i % C;
+  out[i] = __uint_as_float(static_cast<unsigned>(wte[static_cast<long>(tokens[n]) * C + c]) << 16);
+}
+
+void bf16_embedding_forward(float* out, const int* tokens, const uint16_t* wte, int N, int C) {
+  RV_LAUNCH(bf16_embedding_kernel, blocks_for(static_cast<long>(N) * C, 256), 256)(out, tokens, wte, N, C);
+  RV_CUDA_LAUNCHED("bf16_embedding_forward");
+}
+
 }  // namespace revenant::cuda

@@ -3,7 +3,8 @@
 // matmul.cu), folded into each row's running max, sum and entropy sum by one block per row, then
 // dropped; the backward recomputes each chunk's logits and turns them into their gradient in place
 // before the product's backward. Block sums reduce in a fixed tree order (no atomics), so results
-// are run-to-run deterministic.
+// are run-to-run deterministic. A bfloat16 head (w16) is widened chunk by chunk into `wide` before
+// each chunk's product, as on the CPU.
 #include <cmath>
 
 #include "cuda/ops.cuh"
@@ -88,17 +89,25 @@ __global__ void lm_head_grad_kernel(float* g, const int* targets, const float* l
   g[i] = scale * d;
 }
 
+// Rows v0..v0+vc of the head as float32: w's own, or w16's widened into wide.
+const float* chunk_rows(const float* w, const uint16_t* w16, float* wide, int v0, int vc, int C) {
+  const long at = static_cast<long>(v0) * C;
+  if (!w16) return w + at;
+  bf16_widen(wide, w16 + at, static_cast<std::size_t>(vc) * C);
+  return wide;
+}
+
 }  // namespace
 
 void lm_head_forward(float* lp, float* entropy, float* lse, float* scratch, const float* inp, const float* w,
-                     const int* targets, int N, int C, int V, int chunk, float inv_temp) {
+                     const uint16_t* w16, float* wide, const int* targets, int N, int C, int V, int chunk, float inv_temp) {
   float* s = scratch + static_cast<long>(N) * chunk;
   float* e = s + N;
   RV_LAUNCH(lm_head_init_kernel, blocks_for(N, 128), 128)(lp, lse, s, e, N);
   RV_CUDA_LAUNCHED("lm_head_forward");
   for (int v0 = 0; v0 < V; v0 += chunk) {
     const int vc = V - v0 < chunk ? V - v0 : chunk;
-    matmul_forward(scratch, inp, w + static_cast<long>(v0) * C, nullptr, N, C, vc);
+    matmul_forward(scratch, inp, chunk_rows(w, w16, wide, v0, vc, C), nullptr, N, C, vc);
     RV_LAUNCH(lm_head_fold_kernel, N, kThreads)(lp, lse, s, e, scratch, targets, vc, v0, inv_temp, entropy != nullptr);
     RV_CUDA_LAUNCHED("lm_head_forward");
   }
@@ -106,12 +115,12 @@ void lm_head_forward(float* lp, float* entropy, float* lse, float* scratch, cons
   RV_CUDA_LAUNCHED("lm_head_forward");
 }
 
-void lm_head_backward(float* dinp, float* dw, float* scratch, const float* inp, const float* w, const int* targets,
-                      const float* lse, const float* entropy, const float* dlp, const float* dent, int N, int C, int V,
-                      int chunk, float inv_temp) {
+void lm_head_backward(float* dinp, float* dw, float* scratch, const float* inp, const float* w, const uint16_t* w16,
+                      float* wide, const int* targets, const float* lse, const float* entropy, const float* dlp,
+                      const float* dent, int N, int C, int V, int chunk, float inv_temp) {
   for (int v0 = 0; v0 < V; v0 += chunk) {
     const int vc = V - v0 < chunk ? V - v0 : chunk;
-    const float* wc = w + static_cast<long>(v0) * C;
+    const float* wc = chunk_rows(w, w16, wide, v0, vc, C);
     matmul_forward(scratch, inp, wc, nullptr, N, C, vc);
     RV_LAUNCH(lm_head_grad_kernel, blocks_for(static_cast<long>(N) * vc, 256), 256)(scratch, targets, lse, entropy, dlp, dent, N,
                                                                              vc, v0, inv_temp);
