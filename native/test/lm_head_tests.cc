@@ -2,11 +2,14 @@
 // - lm_head against finite differences, and against the unfused computation it replaces
 //   (matmul_forward + logprob_forward, logprob_backward + matmul_backward) in float64 and float32;
 // - bit-identical results for any thread count;
+// - a bfloat16 head, widened chunk by chunk, bit-identical to the head of its values;
 // - the memory it holds, counted by the allocator itself (a backend that records every byte it
 //   hands out), at no point a [B*T, V] tensor;
 // - the sampling filter against Hugging Face's top-k / top-p written out its own way.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -152,6 +155,34 @@ void lm_head_unfused_check() {
   HeadCase one = big;
   one.chunk = 5000;  // one chunk: the plain, unchunked log-sum-exp
   compare("lm_head float32 in one chunk vs the unfused float64 path", fused<float>(one), ref, 2e-5);
+}
+
+// A bfloat16 head (w16, widened chunk by chunk into `wide`), here in float64 (the gradient checks'
+// precision), must give what the float64 head of the same values gives, bit for bit (dw null: a
+// frozen head). The float32 path is checked on both backends in cuda_tests.cc and in the model.
+void lm_head_bf16_check() {
+  HeadCase h = make_case(13, 6, 40, 37, 5, 1.0f / 0.7f, 67);
+  std::vector<uint16_t> w16(h.w.size());
+  for (std::size_t i = 0; i < h.w.size(); ++i) {
+    const float f = static_cast<float>(h.w[i]);
+    uint32_t u;
+    std::memcpy(&u, &f, sizeof u);
+    w16[i] = static_cast<uint16_t>(u >> 16);
+    u &= 0xffff0000u;
+    float back;
+    std::memcpy(&back, &u, sizeof back);
+    h.w[i] = back;
+  }
+  const HeadOut plain = fused<double>(h);
+  std::vector<double> lp(h.N), ent(h.N), lse(h.N), scratch(revenant::lm_head_scratch(h.N, h.chunk));
+  std::vector<double> wide(static_cast<std::size_t>(h.chunk) * h.C), dinp(h.inp.size(), 0.0);
+  cpu::lm_head_forward<double>(lp.data(), ent.data(), lse.data(), scratch.data(), h.inp.data(), nullptr, w16.data(),
+                               wide.data(), h.targets.data(), h.N, h.C, h.V, h.chunk, h.inv_temp);
+  cpu::lm_head_backward<double>(dinp.data(), nullptr, scratch.data(), h.inp.data(), nullptr, w16.data(), wide.data(),
+                                h.targets.data(), lse.data(), ent.data(), h.dlp.data(), h.dent.data(), h.N, h.C, h.V,
+                                h.chunk, h.inv_temp);
+  check(lp == plain.lp && ent == plain.ent && dinp == plain.dinp,
+        "lm_head float64 with a bfloat16 head (chunks of 5 widened) equals the head of its values bit for bit", "");
 }
 
 void lm_head_thread_check() {
@@ -353,6 +384,7 @@ void run_lm_head_tests() {
   lm_head_gradient_check();
   lm_head_unfused_check();
   lm_head_thread_check();
+  lm_head_bf16_check();
   lm_head_memory_check();
   activation_reuse_check();
   sampling_filter_check();
