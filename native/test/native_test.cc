@@ -74,7 +74,10 @@ void unit(const std::string& name, const std::function<void()>& fn) {
 #ifdef REVENANT_CUDA_SIM
   run.barriers = cuda_sim::take_barrier_hits();
 #endif
-  if (g_only_unit.empty()) return g_runs.push_back(run);
+  if (g_only_unit.empty()) {
+    std::printf("unit %s: %.1f s\n", name.c_str(), run.seconds);
+    return g_runs.push_back(run);
+  }
   bool reported = false;
 #ifdef REVENANT_CUDA_SIM
   reported = !cuda_sim::take_findings().empty();
