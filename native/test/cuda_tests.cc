@@ -450,7 +450,7 @@ void compare_model(const std::string& label, const revenant::ModelConfig& cfg, b
   Model mc(cfg, make_cpu_backend()), mg(cfg, make_cuda_backend(0, fast));
   Rng r(6);
   PolicyBatch pb;
-  fill_tokens(pb, 8, 24, cfg.vocab, 0, r);
+  fill_tokens(pb, 4, 24, cfg.vocab, 0, r);
   const std::vector<float> lc = mc.logprobs(pb), lg = mg.logprobs(pb);
   check_close("model logprobs cuda vs cpu" + tag, scaled_error(lg, lc), tol.out);
   check_close("model values cuda vs cpu" + tag, scaled_error(mg.values(pb), mc.values(pb)), tol.out);
