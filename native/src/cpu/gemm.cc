@@ -206,8 +206,10 @@ void sgemm_tiles(bool trans_a, bool trans_b, int M, int N, int K, const float* A
 
 // ---- few rows (decoding): out = bias + A @ B^T with B in its stored [N, K] layout ----
 //
-// Eight lanes (256 bits): eight B rows' partial sums then reduce into one vector of eight outputs
-// with shuffles, and 256-bit FMAs run at full rate on every AVX2 and AVX-512 core.
+// Eight lanes (256 bits): a register tile holds R rows of A against 4 rows of B as 4R vectors of
+// partial sums, reduced with shuffles eight sums at a time; 256-bit FMAs run at full rate on every
+// AVX2 and AVX-512 core. Every element's sum runs over the same lanes in the same order in every
+// tile shape, so it does not depend on M, on where its row sits or on the thread count.
 typedef float v8 __attribute__((vector_size(8 * sizeof(float))));
 
 // s[j] = sum of a[j]'s lanes, as ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)) for every j.
@@ -245,35 +247,58 @@ inline void keep_in_register(v8& b) {
 #endif
 }
 
-// R rows of A against 8 rows of B (columns o..o+7 of C). With `next` (8 rows of B at the same
-// stride) it is fetched into cache meanwhile: streaming B from memory is the cost of a decoding
-// step, and the hardware prefetcher alone does not keep eight row streams ahead.
+// Rows of A per register tile: R rows x 4 outputs take 4R accumulators, R registers of A and one
+// of B, which is 31 of AVX-512's 32 vector registers at R = 6 and all 16 of AVX2's at R = 3.
+#if defined(__AVX512F__)
+constexpr int kTileRows = 6;
+#else
+constexpr int kTileRows = 3;
+#endif
+
+// Blocks of 4 rows of B a tile fetches ahead of the block it computes.
+constexpr int kAhead = 2;
+
+// R rows of A against 4 rows of B (columns o..o+3 of C). Meanwhile it fetches rows p0..p1 of
+// `next` (4 rows of B at the same stride, kAhead blocks on) into L2: streaming B from memory is
+// the cost of a decoding step, and the hardware prefetcher alone does not keep four row streams
+// ahead. Spreading the fetch over every tile of a block keeps memory busy throughout rather than
+// in one burst, and fetching into L2 (not L1) leaves L1 to the rows of A the tiles reuse.
 template <int R>
-inline void skinny_tile8(int K, const float* A, long lda, const float* B, long ldb, const float* bias, float* C, long ldc,
-                         const float* next) {
-  v8 acc[R][8];
+inline void skinny_tile4(int K, const float* A, long lda, const float* B, long ldb, const float* bias, float* C, long ldc,
+                         const float* next, int p0, int p1) {
+  v8 acc[R][4];
   for (int r = 0; r < R; ++r)
-    for (int o = 0; o < 8; ++o) acc[r][o] = v8{};
+    for (int o = 0; o < 4; ++o) acc[r][o] = v8{};
   int k = 0;
   for (; k + 8 <= K; k += 8) {
     if (next && k % 16 == 0)  // one 64-byte line per row every other step
-      for (int o = 0; o < 8; ++o) __builtin_prefetch(next + o * ldb + k);
+      for (int o = p0; o < p1; ++o) __builtin_prefetch(next + o * ldb + k, 0, 2);
     v8 a[R];
-    for (int r = 0; r < R; ++r) std::memcpy(&a[r], A + r * lda + k, sizeof(v8));
-    for (int o = 0; o < 8; ++o) {
+    for (int r = 0; r < R; ++r) {
+      std::memcpy(&a[r], A + r * lda + k, sizeof(v8));
+      keep_in_register(a[r]);
+    }
+    for (int o = 0; o < 4; ++o) {
       v8 b;
       std::memcpy(&b, B + o * ldb + k, sizeof(v8));
       keep_in_register(b);
       for (int r = 0; r < R; ++r) acc[r][o] += a[r] * b;
     }
   }
-  for (int r = 0; r < R; ++r) {
-    const v8 s = lane_sums(acc[r]);
-    for (int o = 0; o < 8; ++o) C[r * ldc + o] = finish(s[o], k, K, A + r * lda, B + o * ldb, bias ? bias + o : nullptr);
+  // Two rows' four sums per reduction (an odd last row is reduced beside itself).
+  for (int r = 0; r < R; r += 2) {
+    const int r2 = r + 1 < R ? r + 1 : r;
+    const v8 group[8] = {acc[r][0], acc[r][1], acc[r][2], acc[r][3], acc[r2][0], acc[r2][1], acc[r2][2], acc[r2][3]};
+    const v8 s = lane_sums(group);
+    for (int i = 0; i < (r2 > r ? 2 : 1); ++i)
+      for (int o = 0; o < 4; ++o) {
+        const int row = r + i;
+        C[row * ldc + o] = finish(s[4 * i + o], k, K, A + row * lda, B + o * ldb, bias ? bias + o : nullptr);
+      }
   }
 }
 
-// All M rows against one row of B (the last N % 8 columns).
+// All M rows against one row of B (the last N % 4 columns).
 inline void skinny_column(int M, int K, const float* A, long lda, const float* B, const float* bias, float* C, long ldc) {
   for (int r = 0; r < M; ++r) {
     v8 acc = v8{};
@@ -288,26 +313,37 @@ inline void skinny_column(int M, int K, const float* A, long lda, const float* B
   }
 }
 
-// All M rows against 8 rows of B, which stay in cache while the rows of A go by; the first rows
-// also fetch `next`, the 8 rows of B the caller takes up after these (null: none).
-inline void skinny_columns8(int M, int K, const float* A, long lda, const float* B, long ldb, const float* bias, float* C,
+template <int R>
+inline void tile_of(int rows, int K, const float* A, long lda, const float* B, long ldb, const float* bias, float* C,
+                    long ldc, const float* next, int p0, int p1) {
+  if constexpr (R > 1) {
+    if (rows < R) return tile_of<R - 1>(rows, K, A, lda, B, ldb, bias, C, ldc, next, p0, p1);
+  }
+  skinny_tile4<R>(K, A, lda, B, ldb, bias, C, ldc, next, p0, p1);
+}
+
+// All M rows against 4 rows of B, which stay in cache while the rows of A go by in tiles; each
+// tile also fetches its share of `next`, the 4 rows of B the caller takes up after these (null:
+// none).
+inline void skinny_columns4(int M, int K, const float* A, long lda, const float* B, long ldb, const float* bias, float* C,
                             long ldc, const float* next) {
-  int r = 0;
-  for (; r + 2 <= M; r += 2) skinny_tile8<2>(K, A + r * lda, lda, B, ldb, bias, C + r * ldc, ldc, r == 0 ? next : nullptr);
-  if (r < M) skinny_tile8<1>(K, A + r * lda, lda, B, ldb, bias, C + r * ldc, ldc, r == 0 ? next : nullptr);
+  const int tiles = (M + kTileRows - 1) / kTileRows;
+  for (int t = 0, r = 0; r < M; ++t, r += kTileRows)
+    tile_of<kTileRows>(std::min(kTileRows, M - r), K, A + r * lda, lda, B, ldb, bias, C + r * ldc, ldc, next,
+                       4 * t / tiles, 4 * (t + 1) / tiles);
 }
 
 }  // namespace
 
 void sgemm_skinny_nt(int M, int N, int K, const float* A, int lda, const float* B, int ldb, const float* bias, float* C,
                      int ldc) {
-  const int blocks = (N + 7) / 8;
+  const int blocks = (N + 3) / 4;
   run_ranges(blocks, 2.0 * M * N * K, [&](int b0, int b1) {
     for (int blk = b0; blk < b1; ++blk) {
-      const int o = blk * 8;
-      if (o + 8 <= N) {
-        const float* next = blk + 1 < b1 && o + 16 <= N ? B + static_cast<long>(o + 8) * ldb : nullptr;
-        skinny_columns8(M, K, A, lda, B + static_cast<long>(o) * ldb, ldb, bias ? bias + o : nullptr, C + o, ldc, next);
+      const int o = blk * 4;
+      if (o + 4 <= N) {
+        const float* next = blk + kAhead < b1 && o + 4 * kAhead + 4 <= N ? B + static_cast<long>(o + 4 * kAhead) * ldb : nullptr;
+        skinny_columns4(M, K, A, lda, B + static_cast<long>(o) * ldb, ldb, bias ? bias + o : nullptr, C + o, ldc, next);
         continue;
       }
       for (int j = o; j < N; ++j)
