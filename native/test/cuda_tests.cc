@@ -245,6 +245,12 @@ void compare_ops(Backend& c, Backend& g) {
     g.adamw_update(p.gpu(), gr.gpu(), m.gpu(), v.gpu(), 1000, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, step, clip.gpu());
   }
   p.compare("adamw_update", tol);
+  {
+    Twin<double> acc(c, g, 1);
+    c.adamw_probe(acc.cpu(), p.cpu(), gr.cpu(), m.cpu(), v.cpu(), 1000, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, 4, clip.cpu());
+    g.adamw_probe(acc.gpu(), p.gpu(), gr.gpu(), m.gpu(), v.gpu(), 1000, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, 4, clip.gpu());
+    acc.compare("adamw_probe", 1e-6);
+  }
   const double sc = c.sum_squares(p.cpu(), 1000), sg = g.sum_squares(p.gpu(), 1000);
   check_close("sum_squares cuda vs cpu", std::fabs(sc - sg) / sc, 1e-9);  // double accumulation
   // bf16_widen: exact on both (a bit shift), so bit for bit; every 16-bit pattern over 1000 + 17 values.

@@ -534,6 +534,36 @@ void adamw_check() {
   check_close("adamw_update float32 vs float64 formula (3 steps)", scaled_error(p, p64), 1e-6);
 }
 
+// The finite-update probe against the update itself: its total is the sum of the squares of the
+// weights and moments adamw_update then writes (200,000 values: four blocks, the last one partial),
+// it writes nothing, and one second moment pushed past float's range makes it infinite.
+void adamw_probe_check() {
+  Rng rng(6);
+  const std::size_t n = 200000;
+  const std::vector<float> p0 = cast<float>(rng.normals(n)), g = cast<float>(rng.normals(n)), m0 = cast<float>(rng.normals(n));
+  std::vector<float> v0 = cast<float>(rng.normals(n));
+  for (float& x : v0) x = x * x;
+  const float lr = 0.01f, b1 = 0.9f, b2 = 0.95f, eps = 1e-8f, wd = 0.1f, scale = 0.5f;
+  const int step = 4;
+  std::vector<float> p = p0, m = m0, v = v0;
+  double probe = 0;
+  cpu::adamw_probe(&probe, p.data(), g.data(), m.data(), v.data(), n, lr, b1, b2, eps, wd, step, &scale);
+  check(p == p0 && m == m0 && v == v0, "adamw_probe writes nothing", "");
+  cpu::adamw_update(p.data(), g.data(), m.data(), v.data(), n, lr, b1, b2, eps, wd, step, &scale);
+  const double want = cpu::sum_squares(p.data(), n) + cpu::sum_squares(m.data(), n) + cpu::sum_squares(v.data(), n);
+  check_close("adamw_probe equals the squares of what adamw_update writes", std::fabs(probe - want) / want, 1e-12);
+  std::vector<float> huge = g;
+  huge[123457] = 3e38f;  // g * g overflows float: that weight's second moment becomes infinite
+  double inf = 0;
+  cpu::adamw_probe(&inf, p0.data(), huge.data(), m0.data(), v0.data(), n, lr, b1, b2, eps, wd, step, &scale);
+  check(std::isinf(inf), "adamw_probe is infinite when an updated moment overflows", "got " + std::to_string(inf));
+  std::vector<float> nan_grad = g;
+  nan_grad[7] = NAN;
+  double nan = 0;
+  cpu::adamw_probe(&nan, p0.data(), nan_grad.data(), m0.data(), v0.data(), n, lr, b1, b2, eps, wd, step, &scale);
+  check(std::isnan(nan), "adamw_probe is NaN when a gradient is", "got " + std::to_string(nan));
+}
+
 // The vectorisable exp used by GELU and the attention softmax, against float64 exp over the range
 // the ops use. float32 expf itself is within ~1 ulp (6e-8); a 4-ulp bound (5e-7) still catches a
 // wrong coefficient or exponent, which are off by 1e-3 or more.
@@ -650,6 +680,7 @@ void run_op_tests() {
   rope_reference_check();
   rope_llama3_reference_check();
   adamw_check();
+  adamw_probe_check();
   exp_check();
   sampling_check();
   gemm_check();

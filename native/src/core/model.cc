@@ -910,32 +910,18 @@ void Model::upload_rows(float* dst, const std::vector<float>& rows) {
   be_->upload(dst, rows.data(), rows.size() * sizeof(float));
 }
 
-// Elements per probe of update_stays_finite: a fixed 3 MB of scratch however large the model.
-constexpr std::size_t kProbeChunk = std::size_t{1} << 18;
-
-// Queues the update on copies, a chunk at a time, with the clipping factor computed on the backend
-// from the gradient's sum of squares (clip_scale), every result's squares added into
-// stats_[kStatProbeSquares]: finite exactly when every weight and moment the update would produce
-// is. AdamW is elementwise, so a chunk's copy comes out exactly as the real update will; the real
-// buffers are not touched, which is what lets a refused step leave them as they were.
+// Queues the probe of the update with the clipping factor computed on the backend from the
+// gradient's sum of squares (clip_scale): the squares of every weight and moment the update would
+// produce go into stats_[kStatProbeSquares], finite exactly when they all are. The probe evaluates
+// the update's own element formula (core/adamw_element.h) without writing, which is what lets a
+// refused step leave the weights as they were.
 void Model::queue_update_probe(const OptimConfig& o, TensorSpec::Group skip) {
   const Trained t = trained();
-  const std::size_t chunk = std::min(kProbeChunk, t.n);
-  if (probe_.size() < 3 * chunk) probe_ = DeviceBuffer<float>(be_.get(), 3 * chunk);
-  float *p = probe_.get(), *m = p + chunk, *v = m + chunk;
   be_->clip_scale(clip_.get(), stats_.get() + kStatGradSquares, o.max_grad_norm);
-  double* acc = stats_.get() + kStatProbeSquares;
   for (const TensorSpec& s : *t.specs) {
     if (s.group == skip) continue;
-    for (std::size_t at = 0; at < s.size; at += chunk) {
-      const std::size_t n = std::min(chunk, s.size - at), off = s.offset + at, bytes = n * sizeof(float);
-      be_->copy(p, t.p + off, bytes);
-      be_->copy(m, t.m + off, bytes);
-      be_->copy(v, t.v + off, bytes);
-      be_->adamw_update(p, t.g + off, m, v, n, o.lr, o.beta1, o.beta2, o.eps, s.decay ? o.weight_decay : 0.0f,
-                        step_ + 1, clip_.get());
-      for (const float* x : {p, m, v}) be_->sum_squares_accumulate(acc, x, n);
-    }
+    be_->adamw_probe(stats_.get() + kStatProbeSquares, t.p + s.offset, t.g + s.offset, t.m + s.offset, t.v + s.offset,
+                     s.size, o.lr, o.beta1, o.beta2, o.eps, s.decay ? o.weight_decay : 0.0f, step_ + 1, clip_.get());
   }
 }
 

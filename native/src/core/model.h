@@ -367,7 +367,6 @@ class Model {
   std::size_t acts_bytes_ = 0;     // what acts_ holds, given back before a new shape is allocated
   std::unique_ptr<Decode> decode_;  // generate()'s KV caches and scratch, kept between calls
   std::size_t decode_bytes_ = 0;
-  DeviceBuffer<float> probe_;      // scratch of the finite-update check (see queue_update_probe)
   DeviceBuffer<double> stats_;     // the step's statistics (step_stats)
   DeviceBuffer<float> clip_;       // the step's gradient clipping factor (clip_scale)
   int step_ = 0;

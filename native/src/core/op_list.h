@@ -66,6 +66,10 @@
 // adamw_update: AdamW on n values; grads are multiplied by *grad_scale first (global-norm
 //   clipping; grad_scale in backend memory, so that it can be computed there; null: 1). No
 //   backward: this is the update itself.
+// adamw_probe: acc[0] += the sum of the squares of every weight and both moments adamw_update with
+//   the same arguments would produce, nothing written: finite exactly when the update would leave
+//   them all finite (NaN and infinity propagate; a finite total of many huge squares may overflow
+//   too, which refuses a step no finite update makes). acc and grad_scale in backend memory.
 // clip_scale: *scale = max_norm / (norm + 1e-6) when max_norm > 0 and norm > max_norm, else 1, with
 //   norm = sqrt(*sum_squares) (both in backend memory): global-norm clipping's factor, computed in
 //   double and rounded to float.
@@ -188,6 +192,10 @@ struct RopeScaling {
     (float* params, const float* grads, float* m, float* v, std::size_t n, float lr, float beta1, float beta2, \
      float eps, float weight_decay, int step, const float* grad_scale),                                      \
     (params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, step, grad_scale))                         \
+  X(void, adamw_probe,                                                                                       \
+    (double* acc, const float* params, const float* grads, const float* m, const float* v, std::size_t n, float lr, \
+     float beta1, float beta2, float eps, float weight_decay, int step, const float* grad_scale),            \
+    (acc, params, grads, m, v, n, lr, beta1, beta2, eps, weight_decay, step, grad_scale))                    \
   X(void, clip_scale, (float* scale, const double* sum_squares, float max_norm), (scale, sum_squares, max_norm)) \
   X(void, sampling_forward, (int* out, const float* logits, int N, int V, float temperature, uint64_t seed, int step), \
     (out, logits, N, V, temperature, seed, step))                                                            \

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/adamw_element.h"
 #include "cpu/ops.h"
 
 namespace revenant::cpu {
@@ -20,14 +21,48 @@ void adamw_update(float* params, const float* grads, float* m, float* v, std::si
     float* __restrict mm = m;
     float* __restrict vv = v;
     for (std::size_t i = begin; i < end; ++i) {
-      const float g = gr[i] * grad_scale;
-      mm[i] = beta1 * mm[i] + (1.0f - beta1) * g;
-      vv[i] = beta2 * vv[i] + (1.0f - beta2) * g * g;
-      const float mhat = mm[i] / bc1;
-      const float vhat = vv[i] / bc2;
-      p[i] -= lr * (mhat / (std::sqrt(vhat) + eps) + weight_decay * p[i]);
+      const AdamwElement e = adamw_element(p[i], gr[i] * grad_scale, mm[i], vv[i], lr, beta1, beta2, eps, weight_decay, bc1, bc2);
+      p[i] = e.p;
+      mm[i] = e.m;
+      vv[i] = e.v;
     }
   });
+}
+
+// One block's squares of the updated weights and moments, in 8 double lanes as block_sum_squares.
+static double block_probe(const float* __restrict p, const float* __restrict g, const float* __restrict m,
+                          const float* __restrict v, std::size_t n, float grad_scale, float lr, float beta1, float beta2,
+                          float eps, float weight_decay, float bc1, float bc2) {
+  double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (std::size_t i = 0; i < n; ++i) {
+    const AdamwElement e = adamw_element(p[i], g[i] * grad_scale, m[i], v[i], lr, beta1, beta2, eps, weight_decay, bc1, bc2);
+    lane[i % 8] += static_cast<double>(e.p) * e.p + static_cast<double>(e.m) * e.m + static_cast<double>(e.v) * e.v;
+  }
+  double s = 0;
+  for (double l : lane) s += l;
+  return s;
+}
+
+// The update evaluated and squared in one pass over the four arrays, in fixed blocks summed in
+// order (like sum_squares): no copies of the weights and moments, and nothing written.
+void adamw_probe(double* acc, const float* params, const float* grads, const float* m, const float* v, std::size_t n,
+                 float lr, float beta1, float beta2, float eps, float weight_decay, int step, const float* scale) {
+  const float grad_scale = scale ? *scale : 1.0f;
+  const float bc1 = 1.0f - std::pow(beta1, static_cast<float>(step));
+  const float bc2 = 1.0f - std::pow(beta2, static_cast<float>(step));
+  constexpr std::size_t kBlock = std::size_t{1} << 16;
+  const std::size_t blocks = (n + kBlock - 1) / kBlock;
+  std::vector<double> partial(blocks);
+  for_ranges(blocks, double(n) * 16, [&](std::size_t b0, std::size_t b1) {
+    for (std::size_t b = b0; b < b1; ++b) {
+      const std::size_t at = b * kBlock, len = std::min(kBlock, n - at);
+      partial[b] = block_probe(params + at, grads + at, m + at, v + at, len, grad_scale, lr, beta1, beta2, eps,
+                               weight_decay, bc1, bc2);
+    }
+  });
+  double s = 0;
+  for (double x : partial) s += x;
+  *acc += s;
 }
 
 // One block's sum in 8 independent double lanes (vectorised; no chain of dependent adds), then

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/adamw_element.h"
 #include "cuda/ops.cuh"
 
 namespace revenant::cuda {
@@ -11,10 +12,11 @@ __global__ void adamw_kernel(float* params, const float* grads, float* m, float*
                              float beta2, float eps, float weight_decay, float bc1, float bc2, const float* grad_scale) {
   const long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
   if (i >= n) return;
-  const float g = grads[i] * (grad_scale ? *grad_scale : 1.0f);
-  m[i] = beta1 * m[i] + (1.0f - beta1) * g;
-  v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
-  params[i] -= lr * ((m[i] / bc1) / (sqrtf(v[i] / bc2) + eps) + weight_decay * params[i]);
+  const AdamwElement e = adamw_element(params[i], grads[i] * (grad_scale ? *grad_scale : 1.0f), m[i], v[i], lr, beta1,
+                                       beta2, eps, weight_decay, bc1, bc2);
+  params[i] = e.p;
+  m[i] = e.m;
+  v[i] = e.v;
 }
 
 // Two stages, each deterministic for a given n: block b of the first sums the squares of its fixed
@@ -38,6 +40,21 @@ __global__ void sum_squares_kernel(const float* x, long n, double* partial) {
   const long stride = static_cast<long>(gridDim.x) * kSumThreads;
   for (long i = blockIdx.x * static_cast<long>(kSumThreads) + threadIdx.x; i < n; i += stride)
     s += static_cast<double>(x[i]) * x[i];
+  block_tree_sum(part, s, partial + blockIdx.x);
+}
+
+// The squares of the weights and moments the update would produce, summed like sum_squares_kernel.
+__global__ void adamw_probe_kernel(const float* params, const float* grads, const float* m, const float* v, long n,
+                                   float lr, float beta1, float beta2, float eps, float weight_decay, float bc1,
+                                   float bc2, const float* grad_scale, double* partial) {
+  __shared__ double part[kSumThreads];
+  const float scale = grad_scale ? *grad_scale : 1.0f;
+  double s = 0;
+  const long stride = static_cast<long>(gridDim.x) * kSumThreads;
+  for (long i = blockIdx.x * static_cast<long>(kSumThreads) + threadIdx.x; i < n; i += stride) {
+    const AdamwElement e = adamw_element(params[i], grads[i] * scale, m[i], v[i], lr, beta1, beta2, eps, weight_decay, bc1, bc2);
+    s += static_cast<double>(e.p) * e.p + static_cast<double>(e.m) * e.m + static_cast<double>(e.v) * e.v;
+  }
   block_tree_sum(part, s, partial + blockIdx.x);
 }
 
@@ -82,6 +99,20 @@ void launch_sum_squares(double* acc, const float* x, std::size_t n, double* part
   RV_CUDA_LAUNCHED("sum_squares");
   RV_LAUNCH(sum_partials_kernel, 1, kSumThreads)(partial, blocks, acc);
   RV_CUDA_LAUNCHED("sum_squares");
+}
+
+// Nothing here waits for the device.
+void adamw_probe(double* acc, const float* params, const float* grads, const float* m, const float* v, std::size_t n,
+                 float lr, float beta1, float beta2, float eps, float weight_decay, int step, const float* grad_scale) {
+  const float bc1 = 1.0f - std::pow(beta1, static_cast<float>(step));
+  const float bc2 = 1.0f - std::pow(beta2, static_cast<float>(step));
+  const int blocks = sum_blocks(n);
+  double* partial = static_cast<double*>(scratch(sizeof(double) * (blocks + 1), "adamw_probe"));
+  RV_LAUNCH(adamw_probe_kernel, blocks, kSumThreads)(params, grads, m, v, static_cast<long>(n), lr, beta1, beta2, eps,
+                                                     weight_decay, bc1, bc2, grad_scale, partial);
+  RV_CUDA_LAUNCHED("adamw_probe");
+  RV_LAUNCH(sum_partials_kernel, 1, kSumThreads)(partial, blocks, acc);
+  RV_CUDA_LAUNCHED("adamw_probe");
 }
 
 // Nothing here waits for the device.
