@@ -245,11 +245,20 @@ void compare_ops(Backend& c, Backend& g) {
     g.adamw_update(p.gpu(), gr.gpu(), m.gpu(), v.gpu(), 1000, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, step, clip.gpu());
   }
   p.compare("adamw_update", tol);
-  {
-    Twin<double> acc(c, g, 1);
-    c.adamw_probe(acc.cpu(), p.cpu(), gr.cpu(), m.cpu(), v.cpu(), 1000, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, 4, clip.cpu());
-    g.adamw_probe(acc.gpu(), p.gpu(), gr.gpu(), m.gpu(), v.gpu(), 1000, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, 4, clip.gpu());
-    acc.compare("adamw_probe", 1e-6);
+  {  // the probe's verdict, on the state above and with one gradient whose square overflows float
+    std::vector<float> huge = normals(r, 1000);
+    huge[617] = 3e38f;
+    F big(c, g, huge), unclipped(c, g, std::vector<float>{1.0f});
+    Twin<double> fine(c, g, 1), bad(c, g, 1);
+    c.adamw_probe(fine.cpu(), p.cpu(), gr.cpu(), m.cpu(), v.cpu(), 1000, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, 4, clip.cpu());
+    g.adamw_probe(fine.gpu(), p.gpu(), gr.gpu(), m.gpu(), v.gpu(), 1000, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, 4, clip.gpu());
+    c.adamw_probe(bad.cpu(), p.cpu(), big.cpu(), m.cpu(), v.cpu(), 1000, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, 4, unclipped.cpu());
+    g.adamw_probe(bad.gpu(), p.gpu(), big.gpu(), m.gpu(), v.gpu(), 1000, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, 4, unclipped.gpu());
+    const double fc = fine.host_cpu()[0], fg = fine.host_gpu()[0], bc = bad.host_cpu()[0], bg = bad.host_gpu()[0];
+    check(fc == 0 && fg == 0 && !std::isfinite(bc) && !std::isfinite(bg),
+          "adamw_probe cuda and cpu: 0 for a finite update, not finite when a moment overflows",
+          "finite update: cpu " + std::to_string(fc) + ", cuda " + std::to_string(fg) + "; overflow: cpu " +
+              std::to_string(bc) + ", cuda " + std::to_string(bg));
   }
   const double sc = c.sum_squares(p.cpu(), 1000), sg = g.sum_squares(p.gpu(), 1000);
   check_close("sum_squares cuda vs cpu", std::fabs(sc - sg) / sc, 1e-9);  // double accumulation

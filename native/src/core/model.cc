@@ -889,7 +889,7 @@ void Model::queue_value_gradients(const ValueBatch& batch, float clip_range) {
 }
 
 // The step's statistics in backend memory (stats_), zeroed: the loss's (PolicyStat or ValueStat
-// order), then the gradient's and the finite-update probe's sums of squares.
+// order), then the gradient's sum of squares and the finite-update probe's verdict.
 double* Model::step_stats() {
   if (!stats_.get()) {
     stats_ = DeviceBuffer<double>(be_.get(), kStatCount);
@@ -911,8 +911,8 @@ void Model::upload_rows(float* dst, const std::vector<float>& rows) {
 }
 
 // Queues the probe of the update with the clipping factor computed on the backend from the
-// gradient's sum of squares (clip_scale): the squares of every weight and moment the update would
-// produce go into stats_[kStatProbeSquares], finite exactly when they all are. The probe evaluates
+// gradient's sum of squares (clip_scale): stats_[kStatUpdateProbe] stays finite exactly when every
+// weight and moment the update would produce is finite. The probe evaluates
 // the update's own element formula (core/adamw_element.h) without writing, which is what lets a
 // refused step leave the weights as they were.
 void Model::queue_update_probe(const OptimConfig& o, TensorSpec::Group skip) {
@@ -920,14 +920,13 @@ void Model::queue_update_probe(const OptimConfig& o, TensorSpec::Group skip) {
   be_->clip_scale(clip_.get(), stats_.get() + kStatGradSquares, o.max_grad_norm);
   for (const TensorSpec& s : *t.specs) {
     if (s.group == skip) continue;
-    be_->adamw_probe(stats_.get() + kStatProbeSquares, t.p + s.offset, t.g + s.offset, t.m + s.offset, t.v + s.offset,
+    be_->adamw_probe(stats_.get() + kStatUpdateProbe, t.p + s.offset, t.g + s.offset, t.m + s.offset, t.v + s.offset,
                      s.size, o.lr, o.beta1, o.beta2, o.eps, s.decay ? o.weight_decay : 0.0f, step_ + 1, clip_.get());
   }
 }
 
 // With the step's statistics read (h): refuses a step whose loss or gradient is not finite, or whose
-// update would not be (the probe's sum of squares: NaN and infinity propagate, and a finite total
-// of many huge squares could overflow too, refusing a step no finite update makes), before the
+// update would not be (the probe's verdict), before the
 // optimizer touches anything; else applies the update with the clipping factor already on the
 // backend.
 void Model::check_owns_weights(const char* op) {
@@ -941,7 +940,7 @@ void Model::apply_update(const char* op, const OptimConfig& o, TensorSpec::Group
   const double grad_norm = std::sqrt(h[kStatGradSquares]);
   RV_CHECK(std::isfinite(loss) && std::isfinite(grad_norm), op,
            "loss or gradient is not finite (loss " + str(loss) + ", grad norm " + str(grad_norm) + "); weights left unchanged");
-  RV_CHECK(std::isfinite(h[kStatProbeSquares]), op,
+  RV_CHECK(std::isfinite(h[kStatUpdateProbe]), op,
            "the update would make a weight or an AdamW moment NaN or infinite (lr " + str(o.lr) + ", weightDecay " +
                str(o.weight_decay) + ", grad norm " + str(grad_norm) + "); weights, moments and step left unchanged");
   const Trained t = trained();

@@ -340,7 +340,7 @@ class Model {
   void own_trained();  // ends compute_from: the weights back in a buffer of the model's own
   void check_owns_weights(const char* op);  // a model computing from borrowed weights cannot train
   // The step's statistics on the backend (model.cc says the layout).
-  static constexpr int kStatGradSquares = kPolicyStats, kStatProbeSquares = kPolicyStats + 1,
+  static constexpr int kStatGradSquares = kPolicyStats, kStatUpdateProbe = kPolicyStats + 1,
                        kStatCount = kPolicyStats + 2;
   double* step_stats();
   std::vector<double> read_stats();

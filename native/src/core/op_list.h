@@ -66,10 +66,9 @@
 // adamw_update: AdamW on n values; grads are multiplied by *grad_scale first (global-norm
 //   clipping; grad_scale in backend memory, so that it can be computed there; null: 1). No
 //   backward: this is the update itself.
-// adamw_probe: acc[0] += the sum of the squares of every weight and both moments adamw_update with
-//   the same arguments would produce, nothing written: finite exactly when the update would leave
-//   them all finite (NaN and infinity propagate; a finite total of many huge squares may overflow
-//   too, which refuses a step no finite update makes). acc and grad_scale in backend memory.
+// adamw_probe: acc[0] += 0 when every weight and both moments adamw_update with the same
+//   arguments would produce are finite, else a NaN; nothing written. acc and grad_scale in backend
+//   memory.
 // clip_scale: *scale = max_norm / (norm + 1e-6) when max_norm > 0 and norm > max_norm, else 1, with
 //   norm = sqrt(*sum_squares) (both in backend memory): global-norm clipping's factor, computed in
 //   double and rounded to float.

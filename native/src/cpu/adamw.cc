@@ -29,22 +29,29 @@ void adamw_update(float* params, const float* grads, float* m, float* v, std::si
   });
 }
 
-// One block's squares of the updated weights and moments, in 8 double lanes as block_sum_squares.
-static double block_probe(const float* __restrict p, const float* __restrict g, const float* __restrict m,
-                          const float* __restrict v, std::size_t n, float grad_scale, float lr, float beta1, float beta2,
-                          float eps, float weight_decay, float bc1, float bc2) {
-  double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  for (std::size_t i = 0; i < n; ++i) {
+// One block's verdict: 0 when every updated weight and moment is finite, else NaN (x * 0 is NaN
+// exactly when x is infinite or NaN, and a NaN stays). Sixteen float lanes, so the block
+// vectorises like the update itself.
+static float block_probe(const float* __restrict p, const float* __restrict g, const float* __restrict m,
+                         const float* __restrict v, std::size_t n, float grad_scale, float lr, float beta1, float beta2,
+                         float eps, float weight_decay, float bc1, float bc2) {
+  constexpr int kLanes = 16;
+  float lane[kLanes] = {};
+  const auto bad = [&](std::size_t i) {
     const AdamwElement e = adamw_element(p[i], g[i] * grad_scale, m[i], v[i], lr, beta1, beta2, eps, weight_decay, bc1, bc2);
-    lane[i % 8] += static_cast<double>(e.p) * e.p + static_cast<double>(e.m) * e.m + static_cast<double>(e.v) * e.v;
-  }
-  double s = 0;
-  for (double l : lane) s += l;
+    return e.p * 0.0f + e.m * 0.0f + e.v * 0.0f;
+  };
+  std::size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) lane[j] += bad(i + j);
+  for (; i < n; ++i) lane[0] += bad(i);
+  float s = 0;
+  for (float l : lane) s += l;
   return s;
 }
 
-// The update evaluated and squared in one pass over the four arrays, in fixed blocks summed in
-// order (like sum_squares): no copies of the weights and moments, and nothing written.
+// The update evaluated in one pass over the four arrays, in blocks over the pool: no copies of the
+// weights and moments, and nothing written.
 void adamw_probe(double* acc, const float* params, const float* grads, const float* m, const float* v, std::size_t n,
                  float lr, float beta1, float beta2, float eps, float weight_decay, int step, const float* scale) {
   const float grad_scale = scale ? *scale : 1.0f;
@@ -52,7 +59,7 @@ void adamw_probe(double* acc, const float* params, const float* grads, const flo
   const float bc2 = 1.0f - std::pow(beta2, static_cast<float>(step));
   constexpr std::size_t kBlock = std::size_t{1} << 16;
   const std::size_t blocks = (n + kBlock - 1) / kBlock;
-  std::vector<double> partial(blocks);
+  std::vector<float> partial(blocks);
   for_ranges(blocks, double(n) * 16, [&](std::size_t b0, std::size_t b1) {
     for (std::size_t b = b0; b < b1; ++b) {
       const std::size_t at = b * kBlock, len = std::min(kBlock, n - at);
@@ -60,8 +67,8 @@ void adamw_probe(double* acc, const float* params, const float* grads, const flo
                                weight_decay, bc1, bc2);
     }
   });
-  double s = 0;
-  for (double x : partial) s += x;
+  float s = 0;
+  for (float x : partial) s += x;
   *acc += s;
 }
 

@@ -43,7 +43,7 @@ __global__ void sum_squares_kernel(const float* x, long n, double* partial) {
   block_tree_sum(part, s, partial + blockIdx.x);
 }
 
-// The squares of the weights and moments the update would produce, summed like sum_squares_kernel.
+// cpu/adamw.cc's probe: x * 0 is 0 for a finite x and NaN otherwise, summed like sum_squares_kernel.
 __global__ void adamw_probe_kernel(const float* params, const float* grads, const float* m, const float* v, long n,
                                    float lr, float beta1, float beta2, float eps, float weight_decay, float bc1,
                                    float bc2, const float* grad_scale, double* partial) {
@@ -53,7 +53,7 @@ __global__ void adamw_probe_kernel(const float* params, const float* grads, cons
   const long stride = static_cast<long>(gridDim.x) * kSumThreads;
   for (long i = blockIdx.x * static_cast<long>(kSumThreads) + threadIdx.x; i < n; i += stride) {
     const AdamwElement e = adamw_element(params[i], grads[i] * scale, m[i], v[i], lr, beta1, beta2, eps, weight_decay, bc1, bc2);
-    s += static_cast<double>(e.p) * e.p + static_cast<double>(e.m) * e.m + static_cast<double>(e.v) * e.v;
+    s += e.p * 0.0f + e.m * 0.0f + e.v * 0.0f;
   }
   block_tree_sum(part, s, partial + blockIdx.x);
 }
