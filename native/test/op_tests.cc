@@ -212,14 +212,15 @@ void gradient_checks() {
     cpu::lora_dropout_forward(other.data(), ones.data(), N, C, p, 77, 6);
     check(other != out, "lora_dropout: another stream, another mask", "");
   }
-  // attention: B=2, T=5, C=8; NH=2 plain multi-head, then NH=4 over NKV=2 and NKV=1 kv heads
-  // (grouped-query: several query heads add into one kv head's gradient).
+  // attention: B=2, T=11, C=8; NH=2 plain multi-head, then NH=4 over NKV=2 and NKV=1 kv heads
+  // (grouped-query: several query heads add into one kv head's gradient). T = 11 is one group of
+  // 8 query rows computed side by side and 3 rows on their own.
   for (const std::pair<int, int> heads : {std::pair{2, 2}, std::pair{4, 2}, std::pair{4, 1}}) {
     const int NH = heads.first, NKV = heads.second;  // plain ints: lambdas below capture them
-    const int B = 2, T = 5, C = 8, QKV = C + 2 * NKV * (C / NH);
+    const int B = 2, T = 11, C = 8, QKV = C + 2 * NKV * (C / NH);
     const std::string name = NH == NKV ? "attention" : "attention (NH " + std::to_string(NH) + ", NKV " + std::to_string(NKV) + ")";
     op_check(name, (Tensors64{rng.normals(B * T * QKV)}), (std::vector<std::string>{"qkv"}),
-                2e-5,  // softmax exp and sums over <= 5 keys: ~1e-6; margin for exp's float error
+                2e-5,  // softmax exp and sums over <= 11 keys: ~1e-6; margin for exp's float error
                 [=](const auto& x) {
                   using E = T_of<decltype(x)>;
                   std::vector<E> out(B * T * C), att(B * NH * T * T);
@@ -410,10 +411,11 @@ void gradient_checks() {
 
 // The cached attention must give the same numbers as the full causal pass, with and without
 // grouped kv heads: one position at a time, and a prefill of several positions followed by steps.
+// T = 11: the full pass computes 8 query rows side by side and 3 on their own.
 void attention_decode_check() {
   for (const std::pair<int, int> heads : {std::pair{4, 4}, std::pair{4, 2}, std::pair{4, 1}}) {
     const int NH = heads.first, NKV = heads.second;
-    const int B = 3, T = 6, C = 16, kvC = NKV * (C / NH), QKV = C + 2 * kvC;
+    const int B = 3, T = 11, C = 16, kvC = NKV * (C / NH), QKV = C + 2 * kvC;
     Rng rng(77);
     const std::vector<float> qkv = cast<float>(rng.normals(B * T * QKV));
     std::vector<float> full(B * T * C), att(B * NH * T * T), kc(B * T * kvC), vc(B * T * kvC), step(B * T * C),

@@ -62,33 +62,105 @@ static void weighted_rows(T* o, T* __restrict acc, const T* a, const T* v, int n
   for (int i = 0; i < hs; ++i) o[i] = acc[i];
 }
 
+// dot_rows for R query rows at once, each over the first n keys: a row's scores are summed over i
+// in order exactly as dot_rows sums them, and the R rows' independent chains of adds run side by
+// side instead of one after another (with a head of 16 the chains, not the multiply-adds, set the
+// pace). Keys past a row's own are computed too and left for the caller to overwrite.
+template <int R, typename T>
+static void dot_rows_many(T* const (&scores)[R], const T* const (&q)[R], const T* __restrict kt, int n, int stride, int hs) {
+  for (int r = 0; r < R; ++r)
+    for (int t2 = 0; t2 < n; ++t2) scores[r][t2] = 0;
+  for (int i = 0; i < hs; ++i) {
+    const T* __restrict row = kt + static_cast<long>(i) * stride;
+    for (int r = 0; r < R; ++r) {
+      const T qi = q[r][i];
+      T* __restrict s = scores[r];
+      for (int t2 = 0; t2 < n; ++t2) s[t2] += qi * row[t2];
+    }
+  }
+}
+
+// weighted_rows for R rows, row r over its first n[r] keys (n ascending): the keys every row sees
+// are summed side by side, then each row's own remainder, so every row's sum runs over t2 in
+// order exactly as weighted_rows runs it.
+template <int R, typename T>
+static void weighted_rows_many(T* const (&o)[R], T* __restrict acc, const T* const (&a)[R], const T* v, const int (&n)[R],
+                               int stride, int hs) {
+  for (int i = 0; i < R * hs; ++i) acc[i] = 0;
+  for (int t2 = 0; t2 < n[0]; ++t2) {
+    const T* __restrict row = v + static_cast<long>(t2) * stride;
+    for (int r = 0; r < R; ++r) {
+      const T w = a[r][t2];
+      T* __restrict ar = acc + r * hs;
+      for (int i = 0; i < hs; ++i) ar[i] += w * row[i];
+    }
+  }
+  for (int r = 1; r < R; ++r) {
+    T* __restrict ar = acc + r * hs;
+    for (int t2 = n[0]; t2 < n[r]; ++t2) {
+      const T w = a[r][t2];
+      const T* __restrict row = v + static_cast<long>(t2) * stride;
+      for (int i = 0; i < hs; ++i) ar[i] += w * row[i];
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int i = 0; i < hs; ++i) o[r][i] = acc[r * hs + i];
+}
+
+// One query row's softmax over its scores a[0..t] (scaled in place), the rest of the row zeroed.
+template <typename T>
+static void causal_softmax_row(T* a, int t, int Tn, T scale) {
+  T maxv = -INFINITY;
+  for (int t2 = 0; t2 <= t; ++t2) {
+    a[t2] *= scale;
+    if (a[t2] > maxv) maxv = a[t2];
+  }
+  T sum = 0;
+  for (int t2 = 0; t2 <= t; ++t2) {
+    a[t2] = exp_fast(a[t2] - maxv);
+    sum += a[t2];
+  }
+  for (int t2 = 0; t2 <= t; ++t2) a[t2] /= sum;
+  for (int t2 = t + 1; t2 < Tn; ++t2) a[t2] = 0;
+}
+
+// Query rows per group of attention_forward: independent rows whose chains of adds interleave.
+constexpr int kQueryRows = 8;
+
 template <typename T>
 void attention_forward(T* out, T* att, const T* qkv, int B, int Tn, int C, int NH, int NKV) {
   const QkvLayout L(C, NH, NKV);
   const int hs = L.hs;
   const T scale = T(1) / std::sqrt(T(hs));
   for_chunks(B * NH, double(B) * NH * Tn * Tn * hs * 2, [&](int begin, int end) {
-    std::vector<T> kt(static_cast<std::size_t>(hs) * Tn), acc(hs);
+    std::vector<T> kt(static_cast<std::size_t>(hs) * Tn), acc(static_cast<std::size_t>(hs) * kQueryRows);
     for (int bh = begin; bh < end; ++bh) {
       const int b = bh / NH, h = bh % NH, g = L.group(h);
       const long row0 = static_cast<long>(b) * Tn;
       gather_transposed(kt.data(), qkv, row0, L.k(0, g), Tn, L.stride, hs);
-      for (int t = 0; t < Tn; ++t) {
+      int t = 0;
+      for (; t + kQueryRows <= Tn; t += kQueryRows) {
+        const T* q[kQueryRows];
+        T* a[kQueryRows];
+        T* o[kQueryRows];
+        int n[kQueryRows];
+        for (int r = 0; r < kQueryRows; ++r) {
+          q[r] = qkv + L.q(row0 + t + r, h);
+          a[r] = att + (static_cast<long>(bh) * Tn + t + r) * Tn;
+          o[r] = out + (row0 + t + r) * C + h * hs;
+          n[r] = t + r + 1;
+        }
+        dot_rows_many<kQueryRows>(a, q, kt.data(), t + kQueryRows, Tn, hs);
+        for (int r = 0; r < kQueryRows; ++r) causal_softmax_row(a[r], t + r, Tn, scale);
+        const T* ca[kQueryRows];
+        for (int r = 0; r < kQueryRows; ++r) ca[r] = a[r];
+        weighted_rows_many<kQueryRows>(o, acc.data(), ca, qkv + L.v(row0, g), n, L.stride, hs);
+      }
+      for (; t < Tn; ++t) {
         const T* q = qkv + L.q(row0 + t, h);
         T* a = att + (static_cast<long>(bh) * Tn + t) * Tn;
         dot_rows(a, q, kt.data(), t + 1, Tn, hs);
-        T maxv = -INFINITY;
-        for (int t2 = 0; t2 <= t; ++t2) {
-          a[t2] *= scale;
-          if (a[t2] > maxv) maxv = a[t2];
-        }
-        T sum = 0;
-        for (int t2 = 0; t2 <= t; ++t2) {
-          a[t2] = exp_fast(a[t2] - maxv);
-          sum += a[t2];
-        }
-        for (int t2 = 0; t2 <= t; ++t2) a[t2] /= sum;
-        for (int t2 = t + 1; t2 < Tn; ++t2) a[t2] = 0;
+        causal_softmax_row(a, t, Tn, scale);
         weighted_rows(out + (row0 + t) * C + h * hs, acc.data(), a, qkv + L.v(row0, g), t + 1, L.stride, hs);
       }
     }
