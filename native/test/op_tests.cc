@@ -639,12 +639,15 @@ void gemm_check() {
 // independent of how many rows come with it, of where its row sits among them and of the thread
 // count: a row decoded alone or beside 15 others gets the same bits. N = 1003 is 250 blocks of 4
 // columns and 3 edge columns, so blocks fetch the rows of blocks ahead of them up to the end of a
-// thread's range; K = 2001 leaves a tail after the last whole vector and makes even one row's
+// thread's range; K = 2001 leaves a tail after the last whole vector (each sum is finished one at
+// a time), K = 2000 none (four at a time), with and without a bias; either K makes even one row's
 // product large enough to be split over the threads.
-void skinny_product_check() {
+void skinny_product_check(int K, bool with_bias) {
   Rng rng(23);
-  const int N = 1003, K = 2001, Mmax = 21;
-  const std::vector<double> A = rng.normals(Mmax * K), B = rng.normals(N * K), bias = rng.normals(N);
+  const int N = 1003, Mmax = 21;
+  const std::string tag = " (K " + std::to_string(K) + (with_bias ? ", bias)" : ", no bias)");
+  const std::vector<double> A = rng.normals(Mmax * K), B = rng.normals(N * K),
+                            bias = with_bias ? rng.normals(N) : std::vector<double>(N, 0.0);
   const std::vector<float> Af = cast<float>(A), Bf = cast<float>(B), bf = cast<float>(bias);
   std::vector<double> want(Mmax * N);
   cpu::gemm<double>(false, true, Mmax, N, K, A.data(), K, B.data(), K, false, want.data(), N);
@@ -653,8 +656,9 @@ void skinny_product_check() {
   const int keep = revenant::num_threads();
   revenant::set_num_threads(1);
   std::vector<float> alone(Mmax * N);  // each row computed on its own, one thread
-  for (int r = 0; r < Mmax; ++r) cpu::sgemm_skinny_nt(1, N, K, &Af[r * K], K, Bf.data(), K, bf.data(), &alone[r * N], N);
-  check_close("sgemm_skinny_nt, one row at a time, vs float64", scaled_error(alone, want), 1e-4);
+  const float* b = with_bias ? bf.data() : nullptr;
+  for (int r = 0; r < Mmax; ++r) cpu::sgemm_skinny_nt(1, N, K, &Af[r * K], K, Bf.data(), K, b, &alone[r * N], N);
+  check_close("sgemm_skinny_nt, one row at a time, vs float64" + tag, scaled_error(alone, want), 1e-4);
   bool same = true;
   std::string where;
   for (int threads : {1, 2, 3})
@@ -662,7 +666,7 @@ void skinny_product_check() {
       for (int r0 : {0, Mmax - M}) {  // rows [r0, r0 + M): first and last rows of the tiles move
         revenant::set_num_threads(threads);
         std::vector<float> got(M * N);
-        cpu::sgemm_skinny_nt(M, N, K, &Af[r0 * K], K, Bf.data(), K, bf.data(), got.data(), N);
+        cpu::sgemm_skinny_nt(M, N, K, &Af[r0 * K], K, Bf.data(), K, b, got.data(), N);
         const bool eq = std::equal(got.begin(), got.end(), alone.begin() + r0 * N);
         if (!eq && where.empty())
           where = "first difference at " + std::to_string(M) + " rows from row " + std::to_string(r0) + " on " +
@@ -670,7 +674,7 @@ void skinny_product_check() {
         same &= eq;
       }
   revenant::set_num_threads(keep);
-  check(same, "sgemm_skinny_nt: every row bit-identical alone and among 1..21 rows, on 1, 2 and 3 threads", where);
+  check(same, "sgemm_skinny_nt: every row bit-identical alone and among 1..21 rows, on 1, 2 and 3 threads" + tag, where);
 }
 
 }  // namespace
@@ -686,7 +690,9 @@ void run_op_tests() {
   exp_check();
   sampling_check();
   gemm_check();
-  skinny_product_check();
+  skinny_product_check(2001, true);
+  skinny_product_check(2000, true);
+  skinny_product_check(2000, false);
   run_lm_head_tests();
 }
 

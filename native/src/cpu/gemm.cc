@@ -290,6 +290,16 @@ inline void skinny_tile4(int K, const float* A, long lda, const float* B, long l
     const int r2 = r + 1 < R ? r + 1 : r;
     const v8 group[8] = {acc[r][0], acc[r][1], acc[r][2], acc[r][3], acc[r2][0], acc[r2][1], acc[r2][2], acc[r2][3]};
     const v8 s = lane_sums(group);
+    if (k == K) {  // no tail: finish's bias + sum, four outputs per vector add
+      typedef float v4 __attribute__((vector_size(4 * sizeof(float))));
+      v4 b = v4{};
+      if (bias) std::memcpy(&b, bias, sizeof(v4));
+      for (int i = 0; i < (r2 > r ? 2 : 1); ++i) {
+        const v4 out = b + (i == 0 ? __builtin_shufflevector(s, s, 0, 1, 2, 3) : __builtin_shufflevector(s, s, 4, 5, 6, 7));
+        std::memcpy(C + (r + i) * ldc, &out, sizeof(v4));
+      }
+      continue;
+    }
     for (int i = 0; i < (r2 > r ? 2 : 1); ++i)
       for (int o = 0; o < 4; ++o) {
         const int row = r + i;
