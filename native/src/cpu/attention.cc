@@ -254,17 +254,7 @@ void attention_decode(T* out, T* kcache, T* vcache, const T* qkv, int B, int Tn,
         const int n = pos0 + t + 1;  // positions this query sees
         const long row = static_cast<long>(b) * Tn + t;
         dot_rows(a.data(), qkv + L.q(row, h), kt, n, Tmax, hs);
-        T maxv = -INFINITY;
-        for (int t2 = 0; t2 < n; ++t2) {
-          a[t2] *= scale;
-          if (a[t2] > maxv) maxv = a[t2];
-        }
-        T sum = 0;
-        for (int t2 = 0; t2 < n; ++t2) {
-          a[t2] = exp_fast(a[t2] - maxv);
-          sum += a[t2];
-        }
-        for (int t2 = 0; t2 < n; ++t2) a[t2] /= sum;
+        causal_softmax_row(a.data(), n - 1, n, scale);
         weighted_rows(out + row * C + h * hs, acc.data(), a.data(), vrows, n, L.kvC, hs);
       }
     }
