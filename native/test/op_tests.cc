@@ -411,11 +411,13 @@ void gradient_checks() {
 
 // The cached attention must give the same numbers as the full causal pass, with and without
 // grouped kv heads: one position at a time, and a prefill of several positions followed by steps.
-// T = 11: the full pass computes 8 query rows side by side and 3 on their own.
+// T = 11: the full pass computes 8 query rows side by side and 3 on their own. Groups of 1, 2, 3, 4
+// and 6 query heads per kv head.
 void attention_decode_check() {
-  for (const std::pair<int, int> heads : {std::pair{4, 4}, std::pair{4, 2}, std::pair{4, 1}}) {
+  for (const std::pair<int, int> heads :
+       {std::pair{4, 4}, std::pair{4, 2}, std::pair{6, 2}, std::pair{4, 1}, std::pair{6, 1}}) {
     const int NH = heads.first, NKV = heads.second;
-    const int B = 3, T = 11, C = 16, kvC = NKV * (C / NH), QKV = C + 2 * kvC;
+    const int B = 3, T = 11, C = 24, kvC = NKV * (C / NH), QKV = C + 2 * kvC;
     Rng rng(77);
     const std::vector<float> qkv = cast<float>(rng.normals(B * T * QKV));
     std::vector<float> full(B * T * C), att(B * NH * T * T), kc(B * T * kvC), vc(B * T * kvC), step(B * T * C),
