@@ -12,8 +12,11 @@ struct AdamwElement {
   float p, m, v;  // the weight and its two moments after the update
 };
 
+// AdamW's bias correction 1 - beta^step, computed once per update on the host.
+inline float adamw_bias_correction(float beta, int step) { return 1.0f - std::pow(beta, static_cast<float>(step)); }
+
 // g is the gradient already multiplied by the clipping factor; bc1 and bc2 the bias corrections
-// 1 - beta^step.
+// (adamw_bias_correction).
 RV_HD AdamwElement adamw_element(float p, float g, float m, float v, float lr, float beta1, float beta2, float eps,
                                  float weight_decay, float bc1, float bc2) {
   AdamwElement e;

@@ -912,9 +912,9 @@ void Model::upload_rows(float* dst, const std::vector<float>& rows) {
 
 // Queues the probe of the update with the clipping factor computed on the backend from the
 // gradient's sum of squares (clip_scale): stats_[kStatUpdateProbe] stays finite exactly when every
-// weight and moment the update would produce is finite. The probe evaluates
-// the update's own element formula (core/adamw_element.h) without writing, which is what lets a
-// refused step leave the weights as they were.
+// weight and moment the update would produce is finite. The probe evaluates the update's own
+// element formula (core/adamw_element.h) without writing, which is what lets a refused step leave
+// the weights as they were.
 void Model::queue_update_probe(const OptimConfig& o, TensorSpec::Group skip) {
   const Trained t = trained();
   be_->clip_scale(clip_.get(), stats_.get() + kStatGradSquares, o.max_grad_norm);
@@ -926,9 +926,8 @@ void Model::queue_update_probe(const OptimConfig& o, TensorSpec::Group skip) {
 }
 
 // With the step's statistics read (h): refuses a step whose loss or gradient is not finite, or whose
-// update would not be (the probe's verdict), before the
-// optimizer touches anything; else applies the update with the clipping factor already on the
-// backend.
+// update would not be (the probe's verdict), before the optimizer touches anything; else applies
+// the update with the clipping factor already on the backend.
 void Model::check_owns_weights(const char* op) {
   RV_CHECK(!computes_from_external(), op,
            "this model computes from weights it does not own (computeFrom: a shared segment); it cannot train "

@@ -13,8 +13,8 @@ void adamw_update(float* params, const float* grads, float* m, float* v, std::si
                   float beta1, float beta2, float eps, float weight_decay, int step,
                   const float* scale) {
   const float grad_scale = scale ? *scale : 1.0f;
-  const float bc1 = 1.0f - std::pow(beta1, static_cast<float>(step));
-  const float bc2 = 1.0f - std::pow(beta2, static_cast<float>(step));
+  const float bc1 = adamw_bias_correction(beta1, step);
+  const float bc2 = adamw_bias_correction(beta2, step);
   for_ranges(n, double(n) * 12, [&](std::size_t begin, std::size_t end) {
     float* __restrict p = params;  // restrict locals: lets the compiler vectorise the loop
     const float* __restrict gr = grads;
@@ -55,8 +55,8 @@ static float block_probe(const float* __restrict p, const float* __restrict g, c
 void adamw_probe(double* acc, const float* params, const float* grads, const float* m, const float* v, std::size_t n,
                  float lr, float beta1, float beta2, float eps, float weight_decay, int step, const float* scale) {
   const float grad_scale = scale ? *scale : 1.0f;
-  const float bc1 = 1.0f - std::pow(beta1, static_cast<float>(step));
-  const float bc2 = 1.0f - std::pow(beta2, static_cast<float>(step));
+  const float bc1 = adamw_bias_correction(beta1, step);
+  const float bc2 = adamw_bias_correction(beta2, step);
   constexpr std::size_t kBlock = std::size_t{1} << 16;
   const std::size_t blocks = (n + kBlock - 1) / kBlock;
   std::vector<float> partial(blocks);

@@ -84,7 +84,7 @@ static void dot_rows_many(T* const (&scores)[R], const T* const (&q)[R], const T
 // are summed side by side, then each row's own remainder, so every row's sum runs over t2 in
 // order exactly as weighted_rows runs it.
 template <int R, typename T>
-static void weighted_rows_many(T* const (&o)[R], T* __restrict acc, const T* const (&a)[R], const T* v, const int (&n)[R],
+static void weighted_rows_many(T* const (&o)[R], T* __restrict acc, T* const (&a)[R], const T* v, const int (&n)[R],
                                int stride, int hs) {
   for (int i = 0; i < R * hs; ++i) acc[i] = 0;
   for (int t2 = 0; t2 < n[0]; ++t2) {
@@ -152,9 +152,7 @@ void attention_forward(T* out, T* att, const T* qkv, int B, int Tn, int C, int N
         }
         dot_rows_many<kQueryRows>(a, q, kt.data(), t + kQueryRows, Tn, hs);
         for (int r = 0; r < kQueryRows; ++r) causal_softmax_row(a[r], t + r, Tn, scale);
-        const T* ca[kQueryRows];
-        for (int r = 0; r < kQueryRows; ++r) ca[r] = a[r];
-        weighted_rows_many<kQueryRows>(o, acc.data(), ca, qkv + L.v(row0, g), n, L.stride, hs);
+        weighted_rows_many<kQueryRows>(o, acc.data(), a, qkv + L.v(row0, g), n, L.stride, hs);
       }
       for (; t < Tn; ++t) {
         const T* q = qkv + L.q(row0 + t, h);

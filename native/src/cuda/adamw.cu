@@ -81,8 +81,8 @@ __global__ void sum_partials_kernel(double* partial, int blocks, double* acc) {
 
 void adamw_update(float* params, const float* grads, float* m, float* v, std::size_t n, float lr, float beta1, float beta2,
                   float eps, float weight_decay, int step, const float* grad_scale) {
-  const float bc1 = 1.0f - std::pow(beta1, static_cast<float>(step));
-  const float bc2 = 1.0f - std::pow(beta2, static_cast<float>(step));
+  const float bc1 = adamw_bias_correction(beta1, step);
+  const float bc2 = adamw_bias_correction(beta2, step);
   RV_LAUNCH(adamw_kernel, blocks_for(static_cast<long>(n), 256), 256)(params, grads, m, v, static_cast<long>(n), lr, beta1, beta2,
                                                                eps, weight_decay, bc1, bc2, grad_scale);
   RV_CUDA_LAUNCHED("adamw_update");
@@ -104,8 +104,8 @@ void launch_sum_squares(double* acc, const float* x, std::size_t n, double* part
 // Nothing here waits for the device.
 void adamw_probe(double* acc, const float* params, const float* grads, const float* m, const float* v, std::size_t n,
                  float lr, float beta1, float beta2, float eps, float weight_decay, int step, const float* grad_scale) {
-  const float bc1 = 1.0f - std::pow(beta1, static_cast<float>(step));
-  const float bc2 = 1.0f - std::pow(beta2, static_cast<float>(step));
+  const float bc1 = adamw_bias_correction(beta1, step);
+  const float bc2 = adamw_bias_correction(beta2, step);
   const int blocks = sum_blocks(n);
   double* partial = static_cast<double*>(scratch(sizeof(double) * (blocks + 1), "adamw_probe"));
   RV_LAUNCH(adamw_probe_kernel, blocks, kSumThreads)(params, grads, m, v, static_cast<long>(n), lr, beta1, beta2, eps,
