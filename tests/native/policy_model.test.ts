@@ -7,6 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { loadNative } from "../../native/loader.ts";
 import { DEFAULT_MODEL_CONFIG, PolicyModel } from "../../native/policy_model.ts";
+import { clearFailedRows } from "../../runtime/rl/trainer/phases.ts";
 import { fingerprint, model, SMALL, tokenBatch } from "./helpers.ts";
 
 describe("PolicyModel learning", () => {
@@ -213,6 +214,22 @@ describe("PolicyModel reproducibility", () => {
     expect(fingerprint(a.tokens, a.logprobs, a.values!, a.lengths)).toBe(fingerprint(b.tokens, b.logprobs, b.values!, b.lengths));
     expect(fingerprint(a.tokens)).not.toBe(fingerprint(c.tokens));
     expect(a.lengths).toEqual(new Int32Array([6, 6, 6]));
+  });
+
+  test("clearing a row's mask zeroes exactly that row's logprobs and values, bit for bit (clearFailedRows)", async () => {
+    // The trainer scores rewards while the log-probs and values run over every row, then clears
+    // the rows whose reward failed: that must equal sending them with their mask cleared.
+    const m = model({ valueHead: true });
+    const rows = 5, seqLen = 7;
+    const full = tokenBatch(21, rows, seqLen, SMALL.vocab, 2);
+    const failed = Uint8Array.of(0, 1, 0, 0, 1);
+    const dropped = { ...full, mask: full.mask.slice() };
+    for (let r = 0; r < rows; r++) if (failed[r]) dropped.mask.fill(0, r * seqLen, (r + 1) * seqLen);
+    const sent = { oldLogprobs: await m.logprobs(full), values: await m.values(full), timing: {} };
+    const cleared = clearFailedRows(sent, { ...full, responseLengths: new Int32Array(rows) }, failed);
+    expect(fingerprint(cleared.oldLogprobs, cleared.values!)).toBe(fingerprint(await m.logprobs(dropped), await m.values(dropped)));
+    expect(cleared.oldLogprobs.subarray(seqLen, 2 * seqLen).some((x) => x !== 0)).toBe(false);
+    expect(full.mask.subarray(seqLen + 2, 2 * seqLen).every((x) => x === 1)).toBe(true); // the row had tokens to clear
   });
 
   test("generated logprobs equal logprobs() of the same sequences", async () => {

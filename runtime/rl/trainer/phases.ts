@@ -170,6 +170,18 @@ export interface ReferenceAndValues {
   timing: Record<string, number>;
 }
 
+/**
+ * `rv` as if the rows whose reward failed had been dropped before it was computed: every row's
+ * log-probs and values depend on that row alone, and are 0 where the mask is 0.
+ */
+export function clearFailedRows(rv: ReferenceAndValues, batch: SequenceBatch, failed: Uint8Array): ReferenceAndValues {
+  for (let r = 0; r < batch.batch; r++) {
+    if (!failed[r]) continue;
+    for (const a of [rv.oldLogprobs, rv.refLogprobs, rv.values]) a?.fill(0, r * batch.seqLen, (r + 1) * batch.seqLen);
+  }
+  return rv;
+}
+
 /** reference/values: the policy's own log-probs, the reference's, and the critic's values, at once. */
 export async function referenceAndValues(actors: JobActors, batch: TokenBatch, temperature = 1): Promise<ReferenceAndValues> {
   const [[oldLogprobs, oldS], ref, critic] = await Promise.all([

@@ -43,7 +43,7 @@ import type { Launcher } from "../../core/supervisor/launcher.ts";
 import type { Transport } from "../../core/ipc/transport.ts";
 import { DataLoader, type LoaderPosition } from "../tasks/dataset.ts";
 import { MetricsFile, type JobPaths } from "./job.ts";
-import { advantages, checkSomeScored, dropFailedRows, evaluate, rewardFailureLine, klPenalty, logprobTemperature, referenceAndValues, rollout, score, tokenBatch, trainingMetrics, update, type JobActors, type RolloutBatch } from "./phases.ts";
+import { advantages, checkSomeScored, clearFailedRows, dropFailedRows, evaluate, rewardFailureLine, klPenalty, logprobTemperature, referenceAndValues, rollout, score, tokenBatch, trainingMetrics, update, type JobActors, type RolloutBatch } from "./phases.ts";
 import { tokenizerDir } from "./job_data.ts";
 import { checkJobConfig, JobPlan, SHM_DIR } from "./plan.ts";
 import { RolloutGroup } from "./rollout_group.ts";
@@ -232,13 +232,18 @@ async function timed<T>(m: Record<string, number>, key: string, phase: () => Pro
 async function trainStep(plan: JobPlan, actors: JobActors, step: number, rollout: () => Promise<RolloutBatch>, note: (line: string) => void, afterUpdateSent?: () => void): Promise<{ metrics: Record<string, number>; tokens: number }> {
   const m: Record<string, number> = {};
   const r = await timed(m, "timing_s/gen", rollout);
+  // The log-probs and values do not wait for the reward: they are sent first, over every row (with
+  // a copy of the mask, which dropping failed rows clears), and a failed row's numbers are zeroed
+  // once it is known, which is what the calls return for a row whose mask is cleared.
+  const reference = referenceAndValues(actors, tokenBatch({ ...r.batch, mask: r.batch.mask.slice() }), logprobTemperature(plan));
+  reference.catch(() => {}); // a step whose reward fails never reads it
   const sc = await timed(m, "timing_s/reward", () => score(plan, actors, r.prompts, r.gen));
   const failures = rewardFailureLine(`step ${step}`, sc.errors.length, sc.failed.length, sc.errors[0]);
   if (failures) note(failures);
   checkSomeScored(step, sc);
   dropFailedRows(r.batch, sc.failed);
   const batch = tokenBatch(r.batch);
-  const rv = await referenceAndValues(actors, batch, logprobTemperature(plan));
+  const rv = clearFailedRows(await reference, r.batch, sc.failed);
   const t = performance.now();
   const adv = advantages(plan, r.batch, sc.scores, rv.values, klPenalty(plan, r.batch, rv));
   m["timing_s/adv"] = (performance.now() - t) / 1000;
