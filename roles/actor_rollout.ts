@@ -5,6 +5,7 @@
  */
 import type { GenerateOptions, GenerateResult, PolicyBatch, PolicyHyper, PolicyStepStats, TokenBatch, LogprobOptions } from "../native/policy_model.ts";
 import type { RoleContext } from "../runtime/core/host/role.ts";
+import { buildBatch } from "../runtime/rl/trainer/batch.ts";
 import { aggregation } from "./loss_agg.ts";
 import { TrainedModelRole } from "./model_role.ts";
 import type { ModelRoleOptions, UpdatePlan } from "./model_options.ts";
@@ -17,13 +18,45 @@ export class ActorRollout extends TrainedModelRole {
     super(options, false);
   }
 
-  async generate(prompts: Int32Array[], options: GenerateOptions): Promise<GenerateResult> {
-    return (await this.ready()).generate(prompts, options);
+  /** The log-probs the next `logprobs` call is likely to ask for, begun when the rollout was sampled. */
+  #ahead: { batch: TokenBatch; temperature: number; logprobs: Promise<Float32Array> } | undefined;
+
+  /**
+   * Samples responses. With `scoreAs`, the log-probs of the batch the trainer will build from them
+   * (buildBatch: prompt, response, `scoreAs.padId` up to `scoreAs.seqLen`, the response masked)
+   * start right after, at `scoreAs.temperature`, while the result travels: the trainer's
+   * `logprobs` call for that batch then finds them computed, or running, instead of waiting a
+   * round trip to start them.
+   */
+  async generate(prompts: Int32Array[], options: GenerateOptions, scoreAs?: BatchLayout): Promise<GenerateResult> {
+    if (scoreAs !== undefined) checkLayout(scoreAs, options);
+    const model = await this.ready();
+    this.#ahead = undefined;
+    const gen = await model.generate(prompts, options);
+    if (scoreAs) {
+      const batch = buildBatch(prompts, gen.tokens, gen.lengths, options.maxNewTokens!, scoreAs.seqLen, scoreAs.padId);
+      const logprobs = model.logprobs(batch, { temperature: scoreAs.temperature });
+      logprobs.catch(() => {}); // a batch nobody asks for again is dropped unread
+      this.#ahead = { batch, temperature: scoreAs.temperature, logprobs };
+    }
+    return gen;
   }
 
-  /** Log-probs of softmax(logits / options.temperature) (default 1), without truncation. */
+  /**
+   * Log-probs of softmax(logits / options.temperature) (default 1), without truncation. The ones
+   * begun by `generate` are returned when the batch and temperature are the same: the weights
+   * cannot have changed since, as every call that changes them drops them first.
+   */
   async logprobs(batch: TokenBatch, options: LogprobOptions = {}): Promise<Float32Array> {
+    const ahead = this.#ahead;
+    this.#ahead = undefined;
+    if (ahead && options.adapters === undefined && sameBatch(ahead.batch, batch) && ahead.temperature === (options.temperature ?? 1)) return ahead.logprobs;
     return (await this.ready()).logprobs(batch, options);
+  }
+
+  override async loadState(state: Parameters<TrainedModelRole["loadState"]>[0]): Promise<void> {
+    this.#ahead = undefined;
+    return super.loadState(state);
   }
 
   /**
@@ -51,6 +84,7 @@ export class ActorRollout extends TrainedModelRole {
 
   /** PPO epochs over shuffled mini-batches, the loss aggregated as the plan says; the mean of each statistic. */
   async update(batch: PolicyBatch, hyper: Partial<PolicyHyper>, plan: UpdatePlan): Promise<PolicyStepStats> {
+    this.#ahead = undefined;
     const model = await this.ready();
     const dropout = (model.config.lora?.dropout ?? 0) > 0;
     return this.updateOver(batch, plan, (mb, index) => {
@@ -61,4 +95,29 @@ export class ActorRollout extends TrainedModelRole {
       return model.policyStep({ ...mb, mask }, { ...h, lossNorm });
     });
   }
+}
+
+/** How `generate` lays out the batch whose log-probs it begins: as the trainer builds its batches. */
+export interface BatchLayout {
+  seqLen: number;
+  padId: number;
+  temperature: number;
+}
+
+function checkLayout(layout: BatchLayout, options: GenerateOptions): void {
+  const whole = (v: unknown, min: number) => typeof v === "number" && Number.isInteger(v) && v >= min;
+  const fail = (what: string, v: unknown, allowed: string): never => {
+    throw new TypeError(`generate: ${what} must be ${allowed}, got ${JSON.stringify(v) ?? String(v)}`);
+  };
+  if (typeof layout !== "object" || layout === null) fail("scoreAs", layout, "{ seqLen, padId, temperature }");
+  if (!whole(layout.seqLen, 1)) fail("scoreAs.seqLen", layout.seqLen, "an integer >= 1");
+  if (!whole(layout.padId, 0)) fail("scoreAs.padId", layout.padId, "an integer >= 0");
+  if (typeof layout.temperature !== "number" || !(layout.temperature > 0) || !Number.isFinite(layout.temperature)) fail("scoreAs.temperature", layout.temperature, "a finite number > 0");
+  if (!whole(options?.maxNewTokens, 1)) fail("options.maxNewTokens", options?.maxNewTokens, "an integer >= 1 with scoreAs (the batch's response stride)");
+}
+
+function sameBatch(a: TokenBatch, b: TokenBatch): boolean {
+  if (a.batch !== b.batch || a.seqLen !== b.seqLen || a.tokens.length !== b.tokens?.length || a.mask.length !== b.mask?.length) return false;
+  for (let i = 0; i < a.tokens.length; i++) if (a.tokens[i] !== b.tokens[i] || a.mask[i] !== b.mask[i]) return false;
+  return true;
 }

@@ -165,49 +165,93 @@ void attention_forward(T* out, T* att, const T* qkv, int B, int Tn, int C, int N
   });
 }
 
+// dst[i] += sum over j of w[j] * x[j][i] for j = j0..R-1, added in order of j: each element gets
+// the terms row j of a group would have added one row after another, with one load and one store
+// for all of them where rows one at a time make one per term.
+template <int R, typename T>
+static void add_rows(T* __restrict dst, const T (&w)[R], const T* const (&x)[R], int j0, int hs) {
+  if (j0 == 0) {
+    for (int i = 0; i < hs; ++i) {
+      T acc = dst[i];
+      for (int j = 0; j < R; ++j) acc += w[j] * x[j][i];
+      dst[i] = acc;
+    }
+    return;
+  }
+  for (int j = j0; j < R; ++j)
+    for (int i = 0; i < hs; ++i) dst[i] += w[j] * x[j][i];
+}
+
 template <typename T>
 void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* att, int B, int Tn, int C,
                         int NH, int NKV) {
+  constexpr int R = kQueryRows;
   const QkvLayout L(C, NH, NKV);
   const int hs = L.hs, per_group = NH / NKV;
   const T scale = T(1) / std::sqrt(T(hs));
   for_chunks(B * NKV, double(B) * NH * Tn * Tn * hs * 4, [&](int begin, int end) {
-    std::vector<T> datt(Tn), vt(static_cast<std::size_t>(hs) * Tn), dq_acc(hs);
+    // Per row of a group: datt (its scores' gradient), then dpre (the pre-softmax gradient).
+    std::vector<T> datt(static_cast<std::size_t>(R) * Tn), dpre(static_cast<std::size_t>(R) * Tn),
+        vt(static_cast<std::size_t>(hs) * Tn), dq_acc(hs);
     for (int bg = begin; bg < end; ++bg) {
       const int b = bg / NKV, g = bg % NKV;
       const long row0 = static_cast<long>(b) * Tn;
       gather_transposed(vt.data(), qkv, row0, L.v(0, g), Tn, L.stride, hs);
       for (int h = g * per_group; h < (g + 1) * per_group; ++h) {
         const long bh = static_cast<long>(b) * NH + h;
-        for (int t = 0; t < Tn; ++t) {
-          const long row = row0 + t;
-          const T* q = qkv + L.q(row, h);
-          T* dq = dqkv + L.q(row, h);
-          const T* a = att + (bh * Tn + t) * Tn;
-          const T* d = dout + row * C + h * hs;
-          // Through out = sum att * v: datt[t2] = v[t2] . d, dv[t2] += att[t2] * d.
-          dot_rows(datt.data(), d, vt.data(), t + 1, Tn, hs);
-          for (int t2 = 0; t2 <= t; ++t2) {
+        // Query rows t..t+R'-1 (R' = R, or 1 for the rows past the last whole group), row j seeing
+        // keys 0..t+j. Every sum runs over the terms in the order rows one at a time would add
+        // them: dv and dk of a key collect row t's term, then row t+1's, and so on.
+        for (int t = 0; t < Tn;) {
+          const int rows = t + R <= Tn ? R : 1, n = t + rows;
+          const T* q[R];
+          const T* a[R];
+          const T* d[R];
+          T* dt[R];
+          for (int j = 0; j < rows; ++j) {
+            q[j] = qkv + L.q(row0 + t + j, h);
+            a[j] = att + (bh * Tn + t + j) * Tn;
+            d[j] = dout + (row0 + t + j) * C + h * hs;
+            dt[j] = datt.data() + static_cast<long>(j) * Tn;
+          }
+          // Through out = sum att * v: datt[t2] = v[t2] . d (keys past a row's own are computed
+          // and never read), dv[t2] += att[t2] * d.
+          if (rows == R) dot_rows_many<R>(dt, d, vt.data(), n, Tn, hs);
+          else dot_rows(dt[0], d[0], vt.data(), n, Tn, hs);
+          for (int t2 = 0; t2 < n; ++t2) {
+            T w[R];
+            for (int j = 0; j < rows; ++j) w[j] = a[j][t2];
             T* dv = dqkv + L.v(row0 + t2, g);
-            for (int i = 0; i < hs; ++i) dv[i] += a[t2] * d[i];
+            if (rows == R) add_rows<R>(dv, w, d, t2 > t ? t2 - t : 0, hs);
+            else for (int i = 0; i < hs; ++i) dv[i] += w[0] * d[0][i];
           }
-          // Through the softmax: dpre = att * (datt - sum(att * datt)).
-          T dot = 0;
-          for (int t2 = 0; t2 <= t; ++t2) dot += a[t2] * datt[t2];
-          // dq accumulates in a local row (dq and dk both point into dqkv, so the compiler could
-          // not keep it in registers); the sum over t2 runs in the same order either way.
-          T* __restrict dqa = dq_acc.data();
-          for (int i = 0; i < hs; ++i) dqa[i] = dq[i];
-          for (int t2 = 0; t2 <= t; ++t2) {
-            const T dpre = a[t2] * (datt[t2] - dot) * scale;
-            const T* __restrict k = qkv + L.k(row0 + t2, g);
-            T* __restrict dk = dqkv + L.k(row0 + t2, g);
-            for (int i = 0; i < hs; ++i) {
-              dqa[i] += dpre * k[i];
-              dk[i] += dpre * q[i];
+          // Through the softmax: dpre = att * (datt - sum(att * datt)); dq += dpre * k.
+          for (int j = 0; j < rows; ++j) {
+            const int last = t + j;
+            T dot = 0;
+            for (int t2 = 0; t2 <= last; ++t2) dot += a[j][t2] * dt[j][t2];
+            T* pre = dpre.data() + static_cast<long>(j) * Tn;
+            // dq accumulates in a local row (dq and dk both point into dqkv, so the compiler could
+            // not keep it in registers); the sum over t2 runs in the same order either way.
+            T* dq = dqkv + L.q(row0 + last, h);
+            T* __restrict dqa = dq_acc.data();
+            for (int i = 0; i < hs; ++i) dqa[i] = dq[i];
+            for (int t2 = 0; t2 <= last; ++t2) {
+              pre[t2] = a[j][t2] * (dt[j][t2] - dot) * scale;
+              const T* __restrict k = qkv + L.k(row0 + t2, g);
+              for (int i = 0; i < hs; ++i) dqa[i] += pre[t2] * k[i];
             }
+            for (int i = 0; i < hs; ++i) dq[i] = dqa[i];
           }
-          for (int i = 0; i < hs; ++i) dq[i] = dqa[i];
+          // dk[t2] += dpre[t2] * q, the group's rows together.
+          for (int t2 = 0; t2 < n; ++t2) {
+            T w[R];
+            for (int j = 0; j < rows; ++j) w[j] = dpre[static_cast<long>(j) * Tn + t2];
+            T* dk = dqkv + L.k(row0 + t2, g);
+            if (rows == R) add_rows<R>(dk, w, q, t2 > t ? t2 - t : 0, hs);
+            else for (int i = 0; i < hs; ++i) dk[i] += w[0] * q[0][i];
+          }
+          t += rows;
         }
       }
     }

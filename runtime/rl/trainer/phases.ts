@@ -4,7 +4,7 @@
  * against their role classes), so each can be tested on its own; `fit` runs them in order.
  */
 import type { GenerateResult, PolicyStepStats, TokenBatch, ValueStepStats } from "../../../native/policy_model.ts";
-import type { ActorRollout } from "../../../roles/actor_rollout.ts";
+import type { ActorRollout, BatchLayout } from "../../../roles/actor_rollout.ts";
 import type { Critic } from "../../../roles/critic.ts";
 import type { UpdatePlan } from "../../../roles/index.ts";
 import type { RefPolicy } from "../../../roles/ref_policy.ts";
@@ -76,8 +76,8 @@ function generateOptions(plan: JobPlan, sampling: Sampling, seed: number) {
  * Generation by the rollout group when the job has one, else by actor_rollout. The group's first
  * shard keeps the call's seed, so one rollout rank samples exactly what actor_rollout would.
  */
-function generate(actors: JobActors, prompts: Int32Array[], options: ReturnType<typeof generateOptions>): Promise<GenerateResult> {
-  if (!actors.rolloutGroup) return actors.actor.call("generate", prompts, options);
+function generate(actors: JobActors, prompts: Int32Array[], options: ReturnType<typeof generateOptions>, scoreAs?: BatchLayout): Promise<GenerateResult> {
+  if (!actors.rolloutGroup) return scoreAs ? actors.actor.call("generate", prompts, options, scoreAs) : actors.actor.call("generate", prompts, options);
   return actors.rolloutGroup.generate(prompts, options, (shard) => (shard === 0 ? options.seed : deriveSeed(options.seed, "shard", shard)));
 }
 
@@ -85,8 +85,11 @@ function generate(actors: JobActors, prompts: Int32Array[], options: ReturnType<
 export async function rollout(plan: JobPlan, actors: JobActors, step: number, batchPrompts: readonly JobPrompt[]): Promise<RolloutBatch> {
   const prompts = batchPrompts.flatMap((p) => Array<JobPrompt>(plan.groupSize).fill(p));
   const promptToks = prompts.map((p) => p.ids);
-  const gen = await generate(actors, promptToks, generateOptions(plan, rolloutSampling(plan), plan.seed(step, "generate")));
-  return { prompts, gen, batch: buildBatch(promptToks, gen.tokens, gen.lengths, plan.maxNew, plan.seqLen, plan.data.tokenizer.padId) };
+  const options = generateOptions(plan, rolloutSampling(plan), plan.seed(step, "generate"));
+  const padId = plan.data.tokenizer.padId;
+  // actor_rollout begins the old log-probs of this batch as soon as it has sampled it.
+  const gen = await generate(actors, promptToks, options, { seqLen: plan.seqLen, padId, temperature: logprobTemperature(plan) });
+  return { prompts, gen, batch: buildBatch(promptToks, gen.tokens, gen.lengths, plan.maxNew, plan.seqLen, padId) };
 }
 
 /** What the reward made of a batch of responses. */
