@@ -295,6 +295,8 @@ describe("sampling settings reach the calls that use them", () => {
     const { plan, actors, args } = setup(configWith("worker.actor.temperature=1.5", "worker.actor.top_k=7", "worker.actor.top_p=0.8"));
     const r = await rollout(plan, actors, 1, plan.data.train.slice(0, 4));
     expect(args("generate")[0]![1]).toMatchObject({ temperature: 1.5, topK: 7, topP: 0.8 });
+    // The old log-probs actor_rollout begins at generate: the trainer's batch, at the same temperature.
+    expect(args("generate")[0]![2]).toEqual({ seqLen: plan.seqLen, padId: plan.data.tokenizer.padId, temperature: 1.5 });
     const rv = await referenceAndValues(actors, tokenBatch(r.batch), logprobTemperature(plan));
     // The old and the reference log-probs: logits / 1.5, untruncated (no topK/topP passed).
     expect(args("logprobs").map((a) => a[1])).toEqual([{ temperature: 1.5 }, { temperature: 1.5 }]);

@@ -1,7 +1,8 @@
 /**
  * One training step, as named phases: rollout → score → reference/values → advantages → update
  * → metrics. Each phase is a small function of its inputs (the actors it calls come typed
- * against their role classes), so each can be tested on its own; `fit` runs them in order.
+ * against their role classes), so each can be tested on its own; `fit` runs them in order, with
+ * score and reference/values side by side (neither reads the other).
  */
 import type { GenerateResult, PolicyStepStats, TokenBatch, ValueStepStats } from "../../../native/policy_model.ts";
 import type { ActorRollout, BatchLayout } from "../../../roles/actor_rollout.ts";
