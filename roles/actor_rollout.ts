@@ -5,7 +5,7 @@
  */
 import type { GenerateOptions, GenerateResult, PolicyBatch, PolicyHyper, PolicyStepStats, TokenBatch, LogprobOptions } from "../native/policy_model.ts";
 import type { RoleContext } from "../runtime/core/host/role.ts";
-import { buildBatch } from "../runtime/rl/trainer/batch.ts";
+import { buildBatch } from "./batch.ts";
 import { aggregation } from "./loss_agg.ts";
 import { TrainedModelRole } from "./model_role.ts";
 import type { ModelRoleOptions, UpdatePlan } from "./model_options.ts";

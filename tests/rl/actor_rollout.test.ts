@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { resolveConfig } from "../../config/index.ts";
 import { ActorRollout } from "../../roles/actor_rollout.ts";
 import type { RoleContext } from "../../runtime/core/host/role.ts";
-import { buildBatch } from "../../runtime/rl/trainer/batch.ts";
+import { buildBatch } from "../../roles/batch.ts";
 import { taskData } from "../../runtime/rl/trainer/job_data.ts";
 import { tokenBatch } from "../../runtime/rl/trainer/phases.ts";
 import { JobPlan } from "../../runtime/rl/trainer/plan.ts";

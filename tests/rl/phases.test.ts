@@ -15,7 +15,7 @@ import type { RoleContext } from "../../runtime/core/host/role.ts";
 import { taskData } from "../../runtime/rl/trainer/job_data.ts";
 import { gae, grpo, reinforcePlusPlus, rloo, whiten } from "../../runtime/rl/trainer/advantages.ts";
 import { aggregation, type LossAggMode } from "../../roles/loss_agg.ts";
-import { buildBatch } from "../../runtime/rl/trainer/batch.ts";
+import { buildBatch } from "../../roles/batch.ts";
 import { advantages, evaluate, klPenalty, logprobTemperature, referenceAndValues, rollout, score, tokenBatch, trainingMetrics, update, type JobActors } from "../../runtime/rl/trainer/phases.ts";
 import { JobPlan } from "../../runtime/rl/trainer/plan.ts";
 import { deriveSeed } from "../../runtime/rl/trainer/seeds.ts";

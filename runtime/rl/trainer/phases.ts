@@ -6,6 +6,7 @@
  */
 import type { GenerateResult, PolicyStepStats, TokenBatch, ValueStepStats } from "../../../native/policy_model.ts";
 import type { ActorRollout, BatchLayout } from "../../../roles/actor_rollout.ts";
+import { buildBatch, type SequenceBatch } from "../../../roles/batch.ts";
 import type { Critic } from "../../../roles/critic.ts";
 import type { UpdatePlan } from "../../../roles/index.ts";
 import type { RefPolicy } from "../../../roles/ref_policy.ts";
@@ -13,7 +14,6 @@ import type { Reward, RewardItem } from "../../../roles/reward.ts";
 import type { Sample } from "../loggers/index.ts";
 import type { ActorRef } from "../../core/supervisor/actor_ref.ts";
 import { gae, grpo, reinforcePlusPlus, rloo } from "./advantages.ts";
-import { buildBatch, type SequenceBatch } from "./batch.ts";
 import { localReward, responseText, type JobPrompt } from "./job_data.ts";
 import type { JobPlan } from "./plan.ts";
 import type { RolloutGroup } from "./rollout_group.ts";
