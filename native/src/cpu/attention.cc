@@ -165,12 +165,13 @@ void attention_forward(T* out, T* att, const T* qkv, int B, int Tn, int C, int N
   });
 }
 
-// dst[i] += sum over j of w[j] * x[j][i] for j = j0..R-1, added in order of j: each element gets
-// the terms row j of a group would have added one row after another, with one load and one store
-// for all of them where rows one at a time make one per term.
+// dst[i] += sum over j of w[j] * x[j][i] for j = j0..rows-1, added in order of j: each element
+// gets the terms row j of a group would have added one row after another. A whole group of R
+// rows does it with one load and one store for all of them, where rows one at a time make one
+// per term.
 template <int R, typename T>
-static void add_rows(T* __restrict dst, const T (&w)[R], const T* const (&x)[R], int j0, int hs) {
-  if (j0 == 0) {
+static void add_rows(T* __restrict dst, const T (&w)[R], const T* const (&x)[R], int j0, int rows, int hs) {
+  if (j0 == 0 && rows == R) {
     for (int i = 0; i < hs; ++i) {
       T acc = dst[i];
       for (int j = 0; j < R; ++j) acc += w[j] * x[j][i];
@@ -178,7 +179,7 @@ static void add_rows(T* __restrict dst, const T (&w)[R], const T* const (&x)[R],
     }
     return;
   }
-  for (int j = j0; j < R; ++j)
+  for (int j = j0; j < rows; ++j)
     for (int i = 0; i < hs; ++i) dst[i] += w[j] * x[j][i];
 }
 
@@ -222,8 +223,7 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* att, int 
             T w[R];
             for (int j = 0; j < rows; ++j) w[j] = a[j][t2];
             T* dv = dqkv + L.v(row0 + t2, g);
-            if (rows == R) add_rows<R>(dv, w, d, t2 > t ? t2 - t : 0, hs);
-            else for (int i = 0; i < hs; ++i) dv[i] += w[0] * d[0][i];
+            add_rows<R>(dv, w, d, t2 > t ? t2 - t : 0, rows, hs);
           }
           // Through the softmax: dpre = att * (datt - sum(att * datt)); dq += dpre * k.
           for (int j = 0; j < rows; ++j) {
@@ -248,8 +248,7 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* att, int 
             T w[R];
             for (int j = 0; j < rows; ++j) w[j] = dpre[static_cast<long>(j) * Tn + t2];
             T* dk = dqkv + L.k(row0 + t2, g);
-            if (rows == R) add_rows<R>(dk, w, q, t2 > t ? t2 - t : 0, hs);
-            else for (int i = 0; i < hs; ++i) dk[i] += w[0] * q[0][i];
+            add_rows<R>(dk, w, q, t2 > t ? t2 - t : 0, rows, hs);
           }
           t += rows;
         }
