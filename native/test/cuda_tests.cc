@@ -15,6 +15,7 @@
 
 #include "core/backend.h"
 #include "core/device_info.h"
+#include "core/kv_cache.h"
 #include "core/model.h"
 #include "counting_backend.h"
 #include "harness.h"
@@ -142,7 +143,7 @@ void compare_ops(Backend& c, Backend& g) {
     att.compare("attention_forward att" + tag, tol);
     dqkv.compare("attention_backward dqkv" + tag, tol);
     const int kvC = NKV * (C / NH);
-    F kc(c, g, B * T * kvC), vc(c, g, B * T * kvC), dec(c, g, B * 2 * C);
+    F kc(c, g, revenant::kv_cache_floats(B, T, kvC)), vc(c, g, revenant::kv_cache_floats(B, T, kvC)), dec(c, g, B * 2 * C);
     // A 2-position prefill, then steps: rows of batch row 0's first positions act as B rows of 2.
     c.attention_decode(dec.cpu(), kc.cpu(), vc.cpu(), qkv.cpu(), B, 2, C, NH, NKV, 0, T);
     g.attention_decode(dec.gpu(), kc.gpu(), vc.gpu(), qkv.gpu(), B, 2, C, NH, NKV, 0, T);

@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include "core/kv_cache.h"
 #include "core/philox.h"
 #include "cpu/fast_exp.h"
 #include "cpu/gemm.h"
@@ -411,16 +412,20 @@ void gradient_checks() {
 
 // The cached attention must give the same numbers as the full causal pass, with and without
 // grouped kv heads: one position at a time, and a prefill of several positions followed by steps.
-// T = 11: the full pass computes 8 query rows side by side and 3 on their own. Groups of 1, 2, 3, 4
-// and 6 query heads per kv head.
+// T = 11, width 24: the full pass computes 8 query rows side by side and 3 on their own, with heads
+// of 6 and 4 channels (the cache's generic weighted sum); groups of 1, 2, 3, 4 and 6 query heads per
+// kv head. T = 70, width 128: five key blocks (four side by side, then one), heads of 16, 32 and 64
+// channels (the weighted sums in registers).
 void attention_decode_check() {
-  for (const std::pair<int, int> heads :
-       {std::pair{4, 4}, std::pair{4, 2}, std::pair{6, 2}, std::pair{4, 1}, std::pair{6, 1}}) {
-    const int NH = heads.first, NKV = heads.second;
-    const int B = 3, T = 11, C = 24, kvC = NKV * (C / NH), QKV = C + 2 * kvC;
+  struct Shape {
+    int C, T, NH, NKV;
+  };
+  for (const Shape sh : {Shape{24, 11, 4, 4}, Shape{24, 11, 4, 2}, Shape{24, 11, 6, 2}, Shape{24, 11, 4, 1},
+                         Shape{24, 11, 6, 1}, Shape{128, 70, 8, 2}, Shape{128, 70, 4, 4}, Shape{128, 70, 2, 1}}) {
+    const int NH = sh.NH, NKV = sh.NKV, B = 3, T = sh.T, C = sh.C, kvC = NKV * (C / NH), QKV = C + 2 * kvC;
     Rng rng(77);
     const std::vector<float> qkv = cast<float>(rng.normals(B * T * QKV));
-    std::vector<float> full(B * T * C), att(B * NH * T * T), kc(B * T * kvC), vc(B * T * kvC), step(B * T * C),
+    std::vector<float> full(B * T * C), att(B * NH * T * T), kc(revenant::kv_cache_floats(B, T, kvC)), vc(kc.size()), step(B * T * C),
         rows(B * T * QKV);
     cpu::attention_forward(full.data(), att.data(), qkv.data(), B, T, C, NH, NKV);
     // Positions [t0, t0 + n) of every row through the cache; returns the largest difference from `full`.
@@ -440,7 +445,7 @@ void attention_decode_check() {
     for (int t = 0; t < T; ++t) one = std::fmax(one, cached(t, 1));
     // Same arithmetic in the same order, but the compiler may contract a*b+c into an FMA in one
     // loop and not the other (-march=native, -ffp-contract=fast): equal to float32 rounding.
-    const std::string tag = " (NH " + std::to_string(NH) + ", NKV " + std::to_string(NKV) + ")";
+    const std::string tag = " (C " + std::to_string(C) + ", NH " + std::to_string(NH) + ", NKV " + std::to_string(NKV) + ")";
     check(one <= 1e-6, "attention_decode equals attention_forward row by row" + tag, "max diff " + std::to_string(one));
     check(prefill <= 1e-6, "attention_decode: a 4-position prefill then steps equals attention_forward" + tag,
           "max diff " + std::to_string(prefill));

@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/kv_cache.h"
 #include "core/memory.h"
 #include "core/philox.h"
 
@@ -174,7 +175,7 @@ static ShapeCost decode_cost(const ModelConfig& c, std::size_t rows, std::size_t
 }
 
 ShapeCost generate_cost(const ModelConfig& c, std::size_t B, std::size_t prefill, std::size_t positions) {
-  return decode_cost(c, B * prefill, B, B * positions * static_cast<std::size_t>(model_dims(c).kvC), positions);
+  return decode_cost(c, B * prefill, B, kv_cache_floats(B, static_cast<int>(positions), model_dims(c).kvC), positions);
 }
 
 void check_optim(const char* op, const OptimConfig& o) {
@@ -1034,7 +1035,7 @@ void Model::own_trained() {
 // The pooled buffers, grown to fit B rows, a prefill of `prefill` positions and caches of
 // `positions` per row. A request that fits what is held allocates nothing.
 Model::Decode& Model::decode_for(int B, int prefill, int positions) {
-  const std::size_t uB = B, rows = uB * prefill, cache = uB * positions * static_cast<std::size_t>(d_.kvC);
+  const std::size_t uB = B, rows = uB * prefill, cache = kv_cache_floats(uB, positions, d_.kvC);
   const std::size_t span = positions;
   if (decode_ && rows <= decode_->rows && uB <= decode_->batch && cache <= decode_->cache && span <= decode_->span)
     return *decode_;
@@ -1081,7 +1082,7 @@ Model::Decode& Model::decode_for(int B, int prefill, int positions) {
 // Every block over B rows of T positions from pos0, on the input embedded in s.x; each layer's
 // caches hold B rows of `positions` positions (this request's layout of the pooled buffers).
 void Model::decode_blocks(Decode& s, int B, int T, int pos0, int positions) {
-  const std::size_t per_layer = static_cast<std::size_t>(B) * positions * d_.kvC;
+  const std::size_t per_layer = kv_cache_floats(B, positions, d_.kvC);
   const BlockIO io = s.io();
   for (int l = 0; l < cfg_.layers; ++l)
     block_forward(layer(params_.get(), l), l, io, s.x.get(), B, T, pos0, s.kcache.get() + l * per_layer,

@@ -30,9 +30,9 @@
 //   qkv[B,T,C + 2*NKV*hs] rows are q | k | v -> out[B,T,C]; att[B,NH,T,T] saved softmax.
 // attention_decode: attention with a KV cache, for T new positions pos0..pos0+T-1 of B rows (T == 1:
 //   one decoding step; T > 1: a prompt's prefill): stores k,v of qkv[B,T,C + 2*NKV*hs] in the caches,
-//   then attends each query over positions 0..its own. vcache is [B,Tmax,NKV*hs]; kcache holds the
-//   keys transposed, [B,NKV,hs,Tmax], so a query's scores read contiguous positions and are summed
-//   exactly as attention_forward sums them.
+//   then attends each query over positions 0..its own. The caches (kv_cache_floats(B, Tmax, kvC)
+//   floats each) have the layout of core/kv_cache.h: keys in blocks of positions, values as rows, one
+//   contiguous run per (row, kv head); each score is summed exactly as attention_forward sums it.
 // rope: rotary position embeddings (Hugging Face "rotate_half" pairs i, i + hd/2; angle
 //   pos * theta^(-2i/hd)) applied IN PLACE to the first `heads` heads of width hd of each of the
 //   B*T rows of x (rows `stride` floats apart; row (b,t) at position pos0 + t). The backward

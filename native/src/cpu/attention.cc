@@ -5,8 +5,10 @@
 // output belongs to one task: no races and no order-dependent sums. With NKV == NH the arithmetic
 // is exactly that of plain multi-head attention.
 #include <cmath>
+#include <cstring>
 #include <vector>
 
+#include "core/kv_cache.h"
 #include "cpu/fast_exp.h"
 #include "cpu/ops.h"
 
@@ -257,27 +259,92 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* att, int 
   });
 }
 
-// Stores k and v of T new positions (pos0 onward) of each row: v as rows, k transposed, so that a
-// row's keys for one kv head form an [hs][Tmax] block like the [hs][T] copy attention_forward gathers.
+// Stores k and v of T new positions (pos0 onward) of each row in the caches (core/kv_cache.h).
 template <typename T>
 static void kv_store(T* kcache, T* vcache, const T* qkv, const QkvLayout& L, int B, int Tn, int pos0, int Tmax) {
   for (int b = 0; b < B; ++b)
     for (int t = 0; t < Tn; ++t) {
-      const long row = static_cast<long>(b) * Tn + t, at = pos0 + t;
-      const T* v = qkv + L.v(row, 0);
-      T* vc = vcache + (static_cast<long>(b) * Tmax + at) * L.kvC;
-      for (int c = 0; c < L.kvC; ++c) vc[c] = v[c];
+      const long row = static_cast<long>(b) * Tn + t;
+      const int at = pos0 + t;
       for (int g = 0; g < L.NKV; ++g) {
         const T* k = qkv + L.k(row, g);
-        T* kt = kcache + (static_cast<long>(b) * L.NKV + g) * L.hs * Tmax + at;
-        for (int i = 0; i < L.hs; ++i) kt[static_cast<long>(i) * Tmax] = k[i];
+        const T* v = qkv + L.v(row, g);
+        T* kc = kcache + kcache_at(b, g, 0, at, L.NKV, L.hs, Tmax);
+        T* vc = vcache + vcache_at(b, g, at, L.NKV, L.hs, Tmax);
+        for (int i = 0; i < L.hs; ++i) {
+          kc[i * kKvBlock] = k[i];
+          vc[i] = v[i];
+        }
       }
     }
 }
 
-// Same arithmetic, in the same order, as the rows of attention_forward (dot_rows over the
-// transposed keys, then the softmax and the weighted sum of v), so cached decoding and a batched
-// prefill give the numbers a full forward pass gives. Split by (batch, query head) like the forward.
+// kKvBlock lanes of T: the scores of one key block, or kKvBlock channels of a value row.
+template <typename T>
+struct KvLanes {
+  typedef T type __attribute__((vector_size(kKvBlock * sizeof(T))));
+};
+
+template <typename T>
+static typename KvLanes<T>::type load_lanes(const T* p) {
+  typename KvLanes<T>::type v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// Scores of a query against NB blocks of keys: kKvBlock sums per block, each over i in order as
+// dot_rows sums it, in registers, the NB blocks' chains side by side (one block's chain alone
+// would wait on each add in turn).
+template <int NB, typename T>
+static void dot_blocks(T* scores, const T* q, const T* kb, int hs) {
+  typename KvLanes<T>::type acc[NB] = {};
+  for (int i = 0; i < hs; ++i) {
+    const T qi = q[i];
+    for (int j = 0; j < NB; ++j) acc[j] += qi * load_lanes(kb + (static_cast<long>(j) * hs + i) * kKvBlock);
+  }
+  std::memcpy(scores, acc, sizeof acc);
+}
+
+// scores[t2] = q . k[t2] for the positions of the first n keys' blocks (the last block's positions
+// past n are computed from whatever the cache holds there and never read).
+template <typename T>
+static void dot_cached(T* scores, const T* q, const T* kb, int n, int hs) {
+  const int blocks = (n + kKvBlock - 1) / kKvBlock;
+  const long block = static_cast<long>(hs) * kKvBlock;
+  int j = 0;
+  for (; j + 4 <= blocks; j += 4) dot_blocks<4>(scores + j * kKvBlock, q, kb + j * block, hs);
+  for (; j < blocks; ++j) dot_blocks<1>(scores + j * kKvBlock, q, kb + j * block, hs);
+}
+
+// weighted_rows over contiguous value rows of hs = CH * kKvBlock channels, the sums in registers:
+// each channel still sums over t2 in order.
+template <int CH, typename T>
+static void weighted_lanes(T* o, const T* a, const T* v, int n) {
+  typename KvLanes<T>::type acc[CH] = {};
+  for (int t2 = 0; t2 < n; ++t2) {
+    const T w = a[t2];
+    for (int c = 0; c < CH; ++c) acc[c] += w * load_lanes(v + (static_cast<long>(t2) * CH + c) * kKvBlock);
+  }
+  std::memcpy(o, acc, sizeof acc);
+}
+
+// o = sum over the first n positions of a[t2] * v[t2], v the cache's rows of hs values.
+template <typename T>
+static void weighted_cached(T* o, T* acc, const T* a, const T* v, int n, int hs) {
+  switch (hs % kKvBlock == 0 ? hs / kKvBlock : 0) {
+    case 1: return weighted_lanes<1>(o, a, v, n);
+    case 2: return weighted_lanes<2>(o, a, v, n);
+    case 4: return weighted_lanes<4>(o, a, v, n);
+    case 6: return weighted_lanes<6>(o, a, v, n);
+    case 8: return weighted_lanes<8>(o, a, v, n);
+    default: return weighted_rows(o, acc, a, v, n, hs, hs);
+  }
+}
+
+// Each score summed over i in order, then the softmax and the weighted sum of v as the rows of
+// attention_forward run them, so cached decoding and a batched prefill give the numbers a full
+// forward pass gives. Split by (batch, query head) like the forward; the query heads of a kv head
+// follow each other, so the second reads that head's keys and values from cache.
 template <typename T>
 void attention_decode(T* out, T* kcache, T* vcache, const T* qkv, int B, int Tn, int C, int NH, int NKV,
                       int pos0, int Tmax) {
@@ -286,17 +353,17 @@ void attention_decode(T* out, T* kcache, T* vcache, const T* qkv, int B, int Tn,
   const T scale = T(1) / std::sqrt(T(hs));
   kv_store(kcache, vcache, qkv, L, B, Tn, pos0, Tmax);
   for_chunks(B * NH, double(B) * NH * Tn * end_pos * hs * 4, [&](int begin, int end) {
-    std::vector<T> a(end_pos), acc(hs);
+    std::vector<T> a(kv_positions(end_pos)), acc(hs);
     for (int bh = begin; bh < end; ++bh) {
       const int b = bh / NH, h = bh % NH, g = L.group(h);
-      const T* kt = kcache + (static_cast<long>(b) * NKV + g) * hs * Tmax;
-      const T* vrows = vcache + static_cast<long>(b) * Tmax * L.kvC + g * hs;
+      const T* kb = kcache + kcache_at(b, g, 0, 0, NKV, hs, Tmax);
+      const T* vrows = vcache + vcache_at(b, g, 0, NKV, hs, Tmax);
       for (int t = 0; t < Tn; ++t) {
         const int n = pos0 + t + 1;  // positions this query sees
         const long row = static_cast<long>(b) * Tn + t;
-        dot_rows(a.data(), qkv + L.q(row, h), kt, n, Tmax, hs);
+        dot_cached(a.data(), qkv + L.q(row, h), kb, n, hs);
         causal_softmax_row(a.data(), n - 1, n, scale);
-        weighted_rows(out + row * C + h * hs, acc.data(), a.data(), vrows, n, L.kvC, hs);
+        weighted_cached(out + row * C + h * hs, acc.data(), a.data(), vrows, n, hs);
       }
     }
   });

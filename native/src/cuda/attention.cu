@@ -3,6 +3,7 @@
 // h / (NH / NKV). Forward: one thread per (batch, head, query) row with a fused
 // score/softmax/weighted-sum. Backward: one thread per query row for dq, then one per key row for
 // dk/dv (summing its group's query heads in order), so no row needs atomics.
+#include "core/kv_cache.h"
 #include "cuda/ops.cuh"
 
 namespace revenant::cuda {
@@ -116,18 +117,18 @@ __global__ void attention_backward_key_kernel(float* dqkv, const float* dots, co
   }
 }
 
-// One thread per (row, new position, kv channel). The caches hold the kv heads only: vcache
-// [B, Tmax, NKV * hs]; kcache transposed, [B, NKV, hs, Tmax], the layout the CPU backend uses.
+// One thread per (row, new position, kv channel), into the layout of core/kv_cache.h (the CPU
+// backend's).
 __global__ void kv_store_kernel(float* kcache, float* vcache, const float* qkv, int B, int T, int C, int NH, int NKV,
                                 int pos0, int Tmax) {
   const QkvLayout L(C, NH, NKV);
   const long i = static_cast<long>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= static_cast<long>(B) * T * L.kvC) return;
   const int c = static_cast<int>(i % L.kvC), t = static_cast<int>(i / L.kvC % T), b = static_cast<int>(i / L.kvC / T);
-  const long row = static_cast<long>(b) * T + t, at = pos0 + t;
-  const int g = c / L.hs, d = c % L.hs;
-  kcache[((static_cast<long>(b) * NKV + g) * L.hs + d) * Tmax + at] = qkv[L.k(row, 0) + c];
-  vcache[(static_cast<long>(b) * Tmax + at) * L.kvC + c] = qkv[L.v(row, 0) + c];
+  const long row = static_cast<long>(b) * T + t;
+  const int at = pos0 + t, g = c / L.hs, d = c % L.hs;
+  kcache[kcache_at(b, g, d, at, NKV, L.hs, Tmax)] = qkv[L.k(row, 0) + c];
+  vcache[vcache_at(b, g, at, NKV, L.hs, Tmax) + d] = qkv[L.v(row, 0) + c];
 }
 
 // One thread per (batch, head, new position): max, normaliser, then the weighted sum, recomputing
@@ -138,14 +139,16 @@ __global__ void attention_decode_kernel(float* out, const float* kcache, const f
   if (idx >= static_cast<long>(B) * NH * T) return;
   const QkvLayout L(C, NH, NKV);
   const int t = static_cast<int>(idx % T), bh = static_cast<int>(idx / T), h = bh % NH, b = bh / NH, g = L.group(h);
-  const int hs = L.hs, kvC = L.kvC, pos = pos0 + t;
+  const int hs = L.hs, pos = pos0 + t;
   const long row = static_cast<long>(b) * T + t;
   const float scale = rsqrtf(static_cast<float>(hs));
   const float* q = qkv + L.q(row, h);
-  const float* kt = kcache + (static_cast<long>(b) * NKV + g) * hs * Tmax;
+  const float* kb = kcache + kcache_at(b, g, 0, 0, NKV, hs, Tmax);
+  const float* vrows = vcache + vcache_at(b, g, 0, NKV, hs, Tmax);
   auto score = [&](int t2) {
+    const float* k = kb + static_cast<long>(t2 / kKvBlock) * hs * kKvBlock + t2 % kKvBlock;
     float dot = 0;
-    for (int i = 0; i < hs; ++i) dot += q[i] * kt[static_cast<long>(i) * Tmax + t2];
+    for (int i = 0; i < hs; ++i) dot += q[i] * k[i * kKvBlock];
     return dot * scale;
   };
   float maxv = -INFINITY;
@@ -156,7 +159,7 @@ __global__ void attention_decode_kernel(float* out, const float* kcache, const f
   for (int i = 0; i < hs; ++i) o[i] = 0;
   for (int t2 = 0; t2 <= pos; ++t2) {
     const float a = expf(score(t2) - maxv) / sum;
-    const float* v = vcache + (static_cast<long>(b) * Tmax + t2) * kvC + g * hs;
+    const float* v = vrows + static_cast<long>(t2) * hs;
     for (int i = 0; i < hs; ++i) o[i] += a * v[i];
   }
 }
