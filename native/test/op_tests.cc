@@ -586,6 +586,41 @@ void exp_check() {
   check_close("exp_branchless vs float64 exp on [-87, 88] (relative)", worst, 5e-7);
 }
 
+// Each draw is the inverse of the softmax's CDF at the row's Philox uniform: the id j whose mass
+// interval [cdf(j-1), cdf(j)) holds u (within float rounding, float64 reference), over several
+// blocks of the row's weights and a ragged last one, never an id the filter removed (-infinity).
+void sampling_inverse_cdf_check() {
+  const int V = 53, N = 3000;
+  const uint64_t seed = 5;
+  const int step = 3;
+  Rng rng(11);
+  const std::vector<double> normal = rng.normals(V);
+  std::vector<float> row(V);
+  for (int j = 0; j < V; ++j) row[j] = j % 7 == 3 ? -INFINITY : float(2 * normal[j]);
+  std::vector<float> logits(static_cast<std::size_t>(N) * V);
+  for (int n = 0; n < N; ++n) std::copy(row.begin(), row.end(), logits.begin() + static_cast<long>(n) * V);
+  std::vector<int> out(N);
+  cpu::sampling_forward(out.data(), logits.data(), N, V, 0.7f, seed, step);
+  double maxv = -INFINITY, z = 0;
+  for (float x : row) maxv = std::fmax(maxv, x);
+  std::vector<double> cdf(V + 1, 0.0);
+  for (int j = 0; j < V; ++j) cdf[j + 1] = cdf[j] + std::exp((double(row[j]) - maxv) / 0.7);
+  z = cdf[V];
+  int bad = 0, removed = 0;
+  for (int n = 0; n < N; ++n) {
+    const double u = revenant::philox_uniform(revenant::philox4x32(seed, static_cast<uint32_t>(n), step, 0, 0).v[0]);
+    const int j = out[n];
+    if (j < 0 || j >= V || row[j] == -INFINITY) {
+      ++removed;
+      continue;
+    }
+    if (u < cdf[j] / z - 1e-5 || u > cdf[j + 1] / z + 1e-5) ++bad;
+  }
+  check(removed == 0, "sampling_forward never draws an id the filter removed", std::to_string(removed) + " of " + std::to_string(N));
+  check(bad == 0, "sampling_forward draws the inverse CDF at each row's uniform (53 ids: 4 blocks)",
+        std::to_string(bad) + " of " + std::to_string(N) + " draws outside their mass interval");
+}
+
 void sampling_check() {
   const int V = 5, N = 4000;
   std::vector<float> logits(static_cast<std::size_t>(N) * V);
@@ -696,6 +731,7 @@ void run_op_tests() {
   adamw_probe_check();
   exp_check();
   sampling_check();
+  sampling_inverse_cdf_check();
   gemm_check();
   skinny_product_check(2001, true);
   skinny_product_check(2000, true);

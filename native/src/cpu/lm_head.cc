@@ -23,33 +23,16 @@
 #include <type_traits>
 
 #include "cpu/fast_exp.h"
+#include "cpu/lanes.h"
 #include "cpu/ops.h"
 
 namespace revenant::cpu {
 namespace {
 
-// Lanes of the row sums: independent partial sums the compiler can keep in one vector register,
-// combined in a fixed order at the end (the same for every thread count).
-constexpr int kLanes = 8;
-
-// In lanes too: a max is exact in any order, and the lanes let the compiler use vector maxima.
-template <typename T>
-T chunk_max(const T* x, int n, T scale) {
-  T lm[kLanes];
-  for (int l = 0; l < kLanes; ++l) lm[l] = -INFINITY;
-  int j = 0;
-  for (; j + kLanes <= n; j += kLanes)
-    for (int l = 0; l < kLanes; ++l) lm[l] = x[j + l] * scale > lm[l] ? x[j + l] * scale : lm[l];
-  for (int l = 0; j < n; ++j, ++l) lm[l] = x[j] * scale > lm[l] ? x[j] * scale : lm[l];
-  T m = lm[0];
-  for (int l = 1; l < kLanes; ++l) m = lm[l] > m ? lm[l] : m;
-  return m;
-}
-
 // Folds one chunk of a row's logits into its running (m, s, e).
 template <typename T>
 void fold_chunk(const T* x, int n, T scale, bool want_e, T& m, T& s, T& e) {
-  const T m_new = std::fmax(m, chunk_max(x, n, scale));
+  const T m_new = std::fmax(m, lane_max(x, n, scale));
   const T rescale = std::exp(m - m_new);  // m = -inf on the first chunk: 0, and s = e = 0 anyway
   T ls[kLanes] = {}, le[kLanes] = {};
   int j = 0;

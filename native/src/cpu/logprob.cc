@@ -3,18 +3,16 @@
 // scalars per token (computed on the host), and this op turns their gradients into dlogits.
 #include <cmath>
 
+#include "cpu/lanes.h"
 #include "cpu/ops.h"
 
 namespace revenant::cpu {
 
+// The row's log-sum-exp: max and sum in lanes, exp_fast for float.
 template <typename T>
 static T log_sum_exp(const T* x, int V) {
-  T maxv = x[0];
-  for (int j = 1; j < V; ++j)
-    if (x[j] > maxv) maxv = x[j];
-  T sum = 0;
-  for (int j = 0; j < V; ++j) sum += std::exp(x[j] - maxv);
-  return maxv + std::log(sum);
+  const T maxv = lane_max(x, V);
+  return maxv + std::log(lane_sum_exp(x, V, maxv));
 }
 
 template <typename T>
