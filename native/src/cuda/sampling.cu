@@ -1,5 +1,8 @@
 // sampling: one token per row from softmax(logits / temperature) with Philox(seed, row, step)
-// uniforms (CUDA mirror of cpu/sampling.cc); temperature 0 is greedy.
+// uniforms (CUDA mirror of cpu/sampling.cc: the same draw, the inverse CDF at the row's uniform);
+// temperature 0 is greedy. The CPU sums its weights by blocks of 16 ids with a vectorised exp; one
+// thread here sums them in order with expf, so a draw can differ from the CPU's only where u falls
+// within rounding of a boundary between two ids.
 #include "core/philox.h"
 #include "cuda/ops.cuh"
 
