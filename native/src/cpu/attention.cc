@@ -292,51 +292,42 @@ static typename KvLanes<T>::type load_lanes(const T* p) {
   return v;
 }
 
-// Scores of a query against NB blocks of keys: kKvBlock sums per block, each over i in order as
-// dot_rows sums it, in registers, the NB blocks' chains side by side (one block's chain alone
-// would wait on each add in turn).
-template <int NB, typename T>
-static void dot_blocks(T* scores, const T* q, const T* kb, int hs) {
-  typename KvLanes<T>::type acc[NB] = {};
-  for (int i = 0; i < hs; ++i) {
-    const T qi = q[i];
-    for (int j = 0; j < NB; ++j) acc[j] += qi * load_lanes(kb + (static_cast<long>(j) * hs + i) * kKvBlock);
+// R runs of kKvBlock lanes, kept in registers: out[r * kKvBlock + l] = sum over k < n, in order,
+// of s[k] * x[k * k_stride + r * r_stride + l]. The R runs' chains of adds go side by side (one
+// chain alone would wait on each add in turn). Scores: s the query, k a channel, r a key block;
+// weighted sums: s the softmax row, k a position, r a run of channels.
+template <int R, typename T>
+static void lanes_sums(T* out, const T* s, int n, const T* x, long k_stride, long r_stride) {
+  typename KvLanes<T>::type acc[R] = {};
+  for (int k = 0; k < n; ++k) {
+    const T sk = s[k];
+    for (int r = 0; r < R; ++r) acc[r] += sk * load_lanes(x + k * k_stride + r * r_stride);
   }
-  std::memcpy(scores, acc, sizeof acc);
+  std::memcpy(out, acc, sizeof acc);
 }
 
-// scores[t2] = q . k[t2] for the positions of the first n keys' blocks (the last block's positions
-// past n are computed from whatever the cache holds there and never read).
+// scores[t2] = q . k[t2] for the positions of the first n keys' blocks, each summed over the
+// channels in order as dot_rows sums it (the last block's positions past n are computed from
+// whatever the cache holds there and never read).
 template <typename T>
 static void dot_cached(T* scores, const T* q, const T* kb, int n, int hs) {
   const int blocks = (n + kKvBlock - 1) / kKvBlock;
   const long block = static_cast<long>(hs) * kKvBlock;
   int j = 0;
-  for (; j + 4 <= blocks; j += 4) dot_blocks<4>(scores + j * kKvBlock, q, kb + j * block, hs);
-  for (; j < blocks; ++j) dot_blocks<1>(scores + j * kKvBlock, q, kb + j * block, hs);
-}
-
-// weighted_rows over contiguous value rows of hs = CH * kKvBlock channels, the sums in registers:
-// each channel still sums over t2 in order.
-template <int CH, typename T>
-static void weighted_lanes(T* o, const T* a, const T* v, int n) {
-  typename KvLanes<T>::type acc[CH] = {};
-  for (int t2 = 0; t2 < n; ++t2) {
-    const T w = a[t2];
-    for (int c = 0; c < CH; ++c) acc[c] += w * load_lanes(v + (static_cast<long>(t2) * CH + c) * kKvBlock);
-  }
-  std::memcpy(o, acc, sizeof acc);
+  for (; j + 4 <= blocks; j += 4) lanes_sums<4>(scores + j * kKvBlock, q, hs, kb + j * block, kKvBlock, block);
+  for (; j < blocks; ++j) lanes_sums<1>(scores + j * kKvBlock, q, hs, kb + j * block, kKvBlock, block);
 }
 
 // o = sum over the first n positions of a[t2] * v[t2], v the cache's rows of hs values.
+// Heads of a whole number of lane runs (up to 8) sum in registers, each channel over t2 in order.
 template <typename T>
 static void weighted_cached(T* o, T* acc, const T* a, const T* v, int n, int hs) {
   switch (hs % kKvBlock == 0 ? hs / kKvBlock : 0) {
-    case 1: return weighted_lanes<1>(o, a, v, n);
-    case 2: return weighted_lanes<2>(o, a, v, n);
-    case 4: return weighted_lanes<4>(o, a, v, n);
-    case 6: return weighted_lanes<6>(o, a, v, n);
-    case 8: return weighted_lanes<8>(o, a, v, n);
+    case 1: return lanes_sums<1>(o, a, n, v, hs, kKvBlock);
+    case 2: return lanes_sums<2>(o, a, n, v, hs, kKvBlock);
+    case 4: return lanes_sums<4>(o, a, n, v, hs, kKvBlock);
+    case 6: return lanes_sums<6>(o, a, n, v, hs, kKvBlock);
+    case 8: return lanes_sums<8>(o, a, n, v, hs, kKvBlock);
     default: return weighted_rows(o, acc, a, v, n, hs, hs);
   }
 }
