@@ -89,7 +89,7 @@ int sample_row(const float* x, int V, float temperature, float u, RowScratch& s)
 void sampling_forward(int* out, const float* logits, int N, int V, float temperature,
                       uint64_t seed, int step) {
   for_chunks(N, double(N) * V * 4, [&](int begin, int end) {
-    RowScratch scratch(V);
+    RowScratch scratch(temperature > 0.0f ? V : 0);  // greedy rows weigh nothing
     for (int n = begin; n < end; ++n) {
       const Philox4 r = philox4x32(seed, static_cast<uint32_t>(n), static_cast<uint32_t>(step), 0, 0);
       out[n] = sample_row(logits + static_cast<long>(n) * V, V, temperature, philox_uniform(r.v[0]), scratch);
