@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <utility>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -91,6 +92,14 @@ void pack_b(float* dst, const float* B, int ldb, bool trans, int N, int j0, int 
       dst[k * nr + j] = (j0 + j < N) ? at(B, ldb, trans, k0 + k, j0 + j) : 0.0f;
 }
 
+// x in every lane, as one broadcast load. `vfloat{} + x` read as a scalar add of 0 (kept: it
+// turns -0 into +0) and a broadcast from a register, which shares the FMA units' ports.
+template <std::size_t... I>
+inline vfloat splat_lanes(float x, std::index_sequence<I...>) {
+  return vfloat{((void)I, x)...};
+}
+inline vfloat splat(float x) { return splat_lanes(x, std::make_index_sequence<VW>{}); }
+
 // acc[MR][NV] = sum over k of A(i, k) * B(k, j), NV vectors (NV*VW columns) wide. A is read in
 // place: A(i, k) = a[i*rs + k*ks] (rows of A, of A^T, or of a packed edge block all fit); B is a
 // packed panel. NV = 1 serves matrices narrower than one vector pair (the LM head).
@@ -104,7 +113,7 @@ inline void micro_kernel(int kc, const float* __restrict a, long rs, long ks, co
     for (int v = 0; v < NV; ++v) bv[v] = *reinterpret_cast<const vfloat*>(b + (k * NV + v) * VW);
     const float* ak = a + k * ks;
     for (int i = 0; i < MR; ++i) {
-      const vfloat ai = vfloat{} + ak[RS_IS_ONE ? i : i * rs];
+      const vfloat ai = splat(ak[RS_IS_ONE ? i : i * rs]);
       for (int v = 0; v < NV; ++v) c[i][v] += ai * bv[v];
     }
   }
