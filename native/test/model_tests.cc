@@ -5,6 +5,9 @@
 // tensor layout (Hugging Face names and shapes) and config validation.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
@@ -318,9 +321,48 @@ void chunked_init_check() {
         "a fresh model holds initial_params() bit for bit (filled in chunks)", std::to_string(m.num_params()) + " weights");
 }
 
+// Host buffers: zero-filled at every size; those of 2 MiB or more start on a huge-page boundary
+// (cpu_backend.cc maps them on their own) and give their memory back when released.
+void cpu_buffer_checks() {
+  auto be = make_cpu_backend();
+  const std::size_t huge = std::size_t{2} << 20;
+  bool zeroed = true, aligned = true;
+  for (std::size_t bytes : {std::size_t{1}, std::size_t{4096}, huge - 1, huge, 3 * huge + 5}) {
+    unsigned char* p = static_cast<unsigned char*>(be->alloc(bytes));
+    for (std::size_t i = 0; i < bytes; ++i) zeroed = zeroed && p[i] == 0;
+    if (bytes >= huge) aligned = aligned && reinterpret_cast<std::uintptr_t>(p) % huge == 0;
+    std::memset(p, 0xab, bytes);  // the whole length is writable
+    be->release(p);
+  }
+  check(zeroed, "cpu buffers: zero-filled from 1 byte to 6 MiB", "");
+  check(aligned, "cpu buffers: 2 MiB or more start on a 2 MiB boundary", "");
+#if defined(__linux__)
+  // 64 MiB touched, then released: the resident size falls back (a leaked mapping would keep it).
+  auto rss = [] {
+    std::FILE* f = std::fopen("/proc/self/statm", "r");
+    long pages = 0, resident = 0;
+    if (f) {
+      if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+      std::fclose(f);
+    }
+    return static_cast<double>(resident) * 4096 / (1 << 20);
+  };
+  const double before = rss();
+  for (int round = 0; round < 4; ++round) {
+    void* p = be->alloc(std::size_t{64} << 20);
+    std::memset(p, 1, std::size_t{64} << 20);
+    be->release(p);
+  }
+  const double after = rss();
+  check(after - before < 32, "cpu buffers: 4 x 64 MiB touched and released leave the resident size",
+        "before " + std::to_string(before) + " MiB, after " + std::to_string(after) + " MiB");
+#endif
+}
+
 void run_model_tests() {
   std::printf("== model (cpu)\n");
   chunked_init_check();
+  cpu_buffer_checks();
   for (const auto& [label, cfg] : model_configs()) {
     whole_model_gradients(label, cfg);
     generation_checks(label, cfg);
