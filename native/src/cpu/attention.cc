@@ -167,6 +167,53 @@ void attention_forward(T* out, T* att, const T* qkv, int B, int Tn, int C, int N
   });
 }
 
+template <typename T>
+struct KvLanes {
+  typedef T type __attribute__((vector_size(kKvBlock * sizeof(T))));
+};
+
+template <typename T>
+static typename KvLanes<T>::type load_lanes(const T* p) {
+  typename KvLanes<T>::type v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// R runs of kKvBlock lanes, kept in registers: out[r * kKvBlock + l] = sum over k < n, in order,
+// of s[k] * x[k * k_stride + r * r_stride + l]. The R runs' chains of adds go side by side (one
+// chain alone would wait on each add in turn). Scores: s the query, k a channel, r a key block;
+// weighted sums: s the softmax row, k a position, r a run of channels.
+template <int R, typename T>
+static void lanes_sums(T* out, const T* s, int n, const T* x, long k_stride, long r_stride, bool onto_out = false) {
+  typename KvLanes<T>::type acc[R] = {};
+  if (onto_out) std::memcpy(acc, out, sizeof acc);  // out += the sums, each term added in order
+  for (int k = 0; k < n; ++k) {
+    const T sk = s[k];
+    for (int r = 0; r < R; ++r) acc[r] += sk * load_lanes(x + k * k_stride + r * r_stride);
+  }
+  std::memcpy(out, acc, sizeof acc);
+}
+
+// dst[i] += sum over t2 < n of w[t2] * x[t2 * stride + i], each term added in order onto dst's
+// value. Heads of a whole number of lane runs (up to 8) keep dst in registers; a loop that loads
+// and stores dst[i] for every t2 waits on its own store each time (a third of attention's
+// backward pass went there).
+template <typename T>
+static void add_weighted(T* __restrict dst, const T* w, int n, const T* x, long stride, int hs) {
+  switch (hs % kKvBlock == 0 ? hs / kKvBlock : 0) {
+    case 1: return lanes_sums<1>(dst, w, n, x, stride, kKvBlock, true);
+    case 2: return lanes_sums<2>(dst, w, n, x, stride, kKvBlock, true);
+    case 4: return lanes_sums<4>(dst, w, n, x, stride, kKvBlock, true);
+    case 6: return lanes_sums<6>(dst, w, n, x, stride, kKvBlock, true);
+    case 8: return lanes_sums<8>(dst, w, n, x, stride, kKvBlock, true);
+    default:
+      for (int t2 = 0; t2 < n; ++t2) {
+        const T* __restrict row = x + t2 * stride;
+        for (int i = 0; i < hs; ++i) dst[i] += w[t2] * row[i];
+      }
+  }
+}
+
 // dst[i] += sum over j of w[j] * x[j][i] for j = j0..rows-1, added in order of j: each element
 // gets the terms row j of a group would have added one row after another. A whole group of R
 // rows does it with one load and one store for all of them, where rows one at a time make one
@@ -195,7 +242,7 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* att, int 
   for_chunks(B * NKV, double(B) * NH * Tn * Tn * hs * 4, [&](int begin, int end) {
     // Per row of a group: datt (its scores' gradient), then dpre (the pre-softmax gradient).
     std::vector<T> datt(static_cast<std::size_t>(R) * Tn), dpre(static_cast<std::size_t>(R) * Tn),
-        vt(static_cast<std::size_t>(hs) * Tn), dq_acc(hs);
+        vt(static_cast<std::size_t>(hs) * Tn);
     for (int bg = begin; bg < end; ++bg) {
       const int b = bg / NKV, g = bg % NKV;
       const long row0 = static_cast<long>(b) * Tn;
@@ -233,17 +280,8 @@ void attention_backward(T* dqkv, const T* dout, const T* qkv, const T* att, int 
             T dot = 0;
             for (int t2 = 0; t2 <= last; ++t2) dot += a[j][t2] * dt[j][t2];
             T* pre = dpre.data() + static_cast<long>(j) * Tn;
-            // dq accumulates in a local row (dq and dk both point into dqkv, so the compiler could
-            // not keep it in registers); the sum over t2 runs in the same order either way.
-            T* dq = dqkv + L.q(row0 + last, h);
-            T* __restrict dqa = dq_acc.data();
-            for (int i = 0; i < hs; ++i) dqa[i] = dq[i];
-            for (int t2 = 0; t2 <= last; ++t2) {
-              pre[t2] = a[j][t2] * (dt[j][t2] - dot) * scale;
-              const T* __restrict k = qkv + L.k(row0 + t2, g);
-              for (int i = 0; i < hs; ++i) dqa[i] += pre[t2] * k[i];
-            }
-            for (int i = 0; i < hs; ++i) dq[i] = dqa[i];
+            for (int t2 = 0; t2 <= last; ++t2) pre[t2] = a[j][t2] * (dt[j][t2] - dot) * scale;
+            add_weighted(dqkv + L.q(row0 + last, h), pre, last + 1, qkv + L.k(row0, g), L.stride, hs);
           }
           // dk[t2] += dpre[t2] * q, the group's rows together.
           for (int t2 = 0; t2 < n; ++t2) {
@@ -280,32 +318,6 @@ static void kv_store(T* kcache, T* vcache, const T* qkv, const QkvLayout& L, int
 }
 
 // kKvBlock lanes of T: the scores of one key block, or kKvBlock channels of a value row.
-template <typename T>
-struct KvLanes {
-  typedef T type __attribute__((vector_size(kKvBlock * sizeof(T))));
-};
-
-template <typename T>
-static typename KvLanes<T>::type load_lanes(const T* p) {
-  typename KvLanes<T>::type v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-// R runs of kKvBlock lanes, kept in registers: out[r * kKvBlock + l] = sum over k < n, in order,
-// of s[k] * x[k * k_stride + r * r_stride + l]. The R runs' chains of adds go side by side (one
-// chain alone would wait on each add in turn). Scores: s the query, k a channel, r a key block;
-// weighted sums: s the softmax row, k a position, r a run of channels.
-template <int R, typename T>
-static void lanes_sums(T* out, const T* s, int n, const T* x, long k_stride, long r_stride) {
-  typename KvLanes<T>::type acc[R] = {};
-  for (int k = 0; k < n; ++k) {
-    const T sk = s[k];
-    for (int r = 0; r < R; ++r) acc[r] += sk * load_lanes(x + k * k_stride + r * r_stride);
-  }
-  std::memcpy(out, acc, sizeof acc);
-}
-
 // scores[t2] = q . k[t2] for the positions of the first n keys' blocks, each summed over the
 // channels in order as dot_rows sums it (the last block's positions past n are computed from
 // whatever the cache holds there and never read).
