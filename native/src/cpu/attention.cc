@@ -167,6 +167,7 @@ void attention_forward(T* out, T* att, const T* qkv, int B, int Tn, int C, int N
   });
 }
 
+// kKvBlock lanes of T: the scores of one key block, or kKvBlock channels of a value row.
 template <typename T>
 struct KvLanes {
   typedef T type __attribute__((vector_size(kKvBlock * sizeof(T))));
@@ -317,7 +318,6 @@ static void kv_store(T* kcache, T* vcache, const T* qkv, const QkvLayout& L, int
     }
 }
 
-// kKvBlock lanes of T: the scores of one key block, or kKvBlock channels of a value row.
 // scores[t2] = q . k[t2] for the positions of the first n keys' blocks, each summed over the
 // channels in order as dot_rows sums it (the last block's positions past n are computed from
 // whatever the cache holds there and never read).
